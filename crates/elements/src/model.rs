@@ -1,0 +1,264 @@
+//! The definition file, as Rust types. Field names are the YAML keys (camelCase).
+
+use serde::{Deserialize, Serialize};
+
+/// One element: a connector to one vendor API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ElementDefinition {
+    /// Stable key used in URLs and instance bodies (`bigcommerce`).
+    pub key: String,
+    /// Cloud Elements' numeric id, kept so existing clients keep working.
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The hub whose paths this element serves (`ecommerce`, `crm`, ...).
+    pub hub: String,
+    pub authentication: Authentication,
+    pub protocol: Protocol,
+    /// Template of the vendor base URL, e.g. `{store.url}`.
+    pub base_url: String,
+    /// Named vendor quirks the engine applies (see [`Behaviour`]).
+    #[serde(default)]
+    pub behaviours: Vec<Behaviour>,
+    pub configuration: Vec<ConfigParameter>,
+    /// The cheap vendor call that proves the credentials work.
+    pub check: VendorCall,
+    pub paging: Paging,
+    pub resources: Vec<Resource>,
+    #[serde(default)]
+    pub events: EventsSupport,
+}
+
+/// How the engine authenticates to the vendor. Values are templates over the
+/// instance configuration (`{password}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Authentication {
+    /// HTTP Basic with the rendered user name and password.
+    Basic { username: String, password: String },
+}
+
+impl Authentication {
+    /// The Cloud Elements name of the scheme, as shown in `authentication.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Authentication::Basic { .. } => "basic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    RestJson,
+}
+
+/// A vendor quirk with a name. Each one is implemented once in the engine, by
+/// this name, and opted into by definitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// A list answered with 204 and no body is an empty list (BigCommerce v2).
+    #[serde(rename = "empty-list-is-204")]
+    EmptyListIs204,
+}
+
+/// A configuration parameter of the element, as Cloud Elements lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigParameter {
+    pub key: String,
+    /// The UI label.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ParameterType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub default_value: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub hide_from_console: bool,
+    /// What a well-formed value looks like; checked at instance creation.
+    #[serde(default)]
+    pub format: Option<ValueFormat>,
+    /// The allowed values of a `COMBO`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParameterType {
+    #[serde(rename = "TEXTFIELD_32")]
+    Textfield32,
+    #[serde(rename = "TEXTFIELD_64")]
+    Textfield64,
+    #[serde(rename = "TEXTFIELD_128")]
+    Textfield128,
+    #[serde(rename = "TEXTFIELD_1000")]
+    Textfield1000,
+    Textarea,
+    Password,
+    Boolean,
+    Combo,
+}
+
+impl ParameterType {
+    /// The longest value the type holds, in characters, where it has a limit.
+    pub fn max_len(self) -> Option<usize> {
+        match self {
+            ParameterType::Textfield32 => Some(32),
+            ParameterType::Textfield64 => Some(64),
+            ParameterType::Textfield128 => Some(128),
+            ParameterType::Textfield1000 => Some(1000),
+            ParameterType::Textarea | ParameterType::Password => Some(64 * 1024),
+            ParameterType::Boolean | ParameterType::Combo => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// An absolute http(s) URL; also checked against the outbound policy when
+    /// the engine calls it.
+    Url,
+    /// A number (integer or decimal).
+    Number,
+    /// A JSON document.
+    Json,
+}
+
+/// One call to the vendor, relative to the base URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VendorCall {
+    pub method: String,
+    pub path: String,
+}
+
+/// How the vendor pages lists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "style", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Paging {
+    /// `?{pageParam}=N&{sizeParam}=M`, pages counted from `firstPage`.
+    #[serde(rename_all = "camelCase")]
+    Page {
+        page_param: String,
+        size_param: String,
+        first_page: u64,
+        max_page_size: u64,
+    },
+}
+
+impl Paging {
+    pub fn max_page_size(&self) -> u64 {
+        match self {
+            Paging::Page { max_page_size, .. } => *max_page_size,
+        }
+    }
+}
+
+/// One hub resource and the vendor calls behind it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resource {
+    /// Hub path under `/hubs/{hub}`; `{name}` segments capture path parameters.
+    pub path: String,
+    /// Vendor path under the base URL, using the same `{name}` parameters.
+    pub vendor_path: String,
+    pub operations: Vec<Operation>,
+    #[serde(default)]
+    pub description: String,
+    /// Vendor method used for a hub `PATCH` (vendors without PATCH take `PUT`).
+    #[serde(default = "default_update_method")]
+    pub update_method: String,
+    /// Dotted path of the records array in a list answer; absent: the body is the array.
+    #[serde(default)]
+    pub records_path: Option<String>,
+}
+
+fn default_update_method() -> String {
+    "PUT".to_owned()
+}
+
+impl Resource {
+    pub fn supports(&self, op: Operation) -> bool {
+        self.operations.contains(&op)
+    }
+
+    /// The resource's short name: its last literal path segment (`orders`, `groups`).
+    pub fn name(&self) -> &str {
+        self.path
+            .rsplit('/')
+            .find(|s| !s.is_empty() && !s.starts_with('{'))
+            .unwrap_or("")
+    }
+}
+
+/// What a hub caller can do with a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// `GET path` -> array.
+    List,
+    /// `POST path` -> created object.
+    Create,
+    /// `GET path/{id}`.
+    Get,
+    /// `PATCH path/{id}` -> vendor `updateMethod`.
+    Update,
+    /// `DELETE path/{id}`.
+    Delete,
+    /// `GET path/count` -> `{"count": N}`.
+    Count,
+    /// `GET path` -> the vendor's object as is (ping, store information).
+    Read,
+}
+
+impl Operation {
+    /// The hub method and the suffix appended to the resource path.
+    pub fn hub_shape(self) -> (&'static str, &'static str) {
+        match self {
+            Operation::List => ("GET", ""),
+            Operation::Create => ("POST", ""),
+            Operation::Get => ("GET", "/{id}"),
+            Operation::Update => ("PATCH", "/{id}"),
+            Operation::Delete => ("DELETE", "/{id}"),
+            Operation::Count => ("GET", "/count"),
+            Operation::Read => ("GET", ""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsSupport {
+    #[serde(default)]
+    pub supported: bool,
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+impl ElementDefinition {
+    pub fn parameter(&self, key: &str) -> Option<&ConfigParameter> {
+        self.configuration.iter().find(|p| p.key == key)
+    }
+
+    /// True for values that must be encrypted at rest and masked in answers.
+    pub fn is_secret(&self, key: &str) -> bool {
+        is_always_secret(key)
+            || self
+                .parameter(key)
+                .is_some_and(|p| p.kind == ParameterType::Password)
+    }
+}
+
+/// Keys that hold credentials whatever an element declares about them.
+pub fn is_always_secret(key: &str) -> bool {
+    matches!(key, "oauth.user.token" | "oauth.user.refresh_token")
+}
