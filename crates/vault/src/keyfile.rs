@@ -91,7 +91,10 @@ fn parse_key_file(bytes: &[u8]) -> Result<KeyRing, String> {
     for (index, entry) in repr.keys.iter().enumerate() {
         let n = index + 1;
         let Some(decoded) = decode_key_b64(&entry.key) else {
-            return Err(format!("key entry {n} (id {}) is not valid base64", entry.id));
+            return Err(format!(
+                "key entry {n} (id {}) is not valid base64",
+                entry.id
+            ));
         };
         let Ok(bytes) = <[u8; KEY_LEN]>::try_from(decoded.as_slice()) else {
             return Err(format!(
@@ -241,7 +244,8 @@ impl KeyRing {
             return Err(key_file_error("is not a regular file".to_owned()));
         }
         check_permissions(path, &meta)?;
-        let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_KEY_FILE_LEN) as usize));
+        let mut bytes =
+            Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_KEY_FILE_LEN) as usize));
         file.take(MAX_KEY_FILE_LEN + 1)
             .read_to_end(&mut bytes)
             .map_err(io_error(path))?;
@@ -279,9 +283,7 @@ impl KeyRing {
                 sync_dir(parent_dir(path)).map_err(io_error(path))?;
                 Ok((ring, true))
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Ok((KeyRing::load(path)?, false))
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok((KeyRing::load(path)?, false)),
             Err(e) => Err(io_error(path)(e)),
         }
     }

@@ -370,6 +370,13 @@ impl KeyRing {
             Err(other) => Err(other),
         }
     }
+
+    /// Checks a canary ([`KeyRing::verify_canary`]) and returns a new one
+    /// under the current key, for the re-encryption pass of a rotation.
+    pub fn reencrypt_canary(&self, canary: &[u8]) -> Result<Vec<u8>> {
+        self.verify_canary(canary)?;
+        Ok(self.make_canary())
+    }
 }
 
 pub(crate) fn bytes_to_secret(bytes: Vec<u8>) -> Result<Secret> {

@@ -163,6 +163,12 @@ impl Vault {
     pub fn verify_canary(&self, canary: &[u8]) -> Result<()> {
         self.with_retry(|ring| ring.verify_canary(canary))
     }
+
+    /// See [`KeyRing::reencrypt_canary`]; re-reads the key file once if the
+    /// canary's key is missing.
+    pub fn reencrypt_canary(&self, canary: &[u8]) -> Result<Vec<u8>> {
+        self.with_retry(|ring| ring.reencrypt_canary(canary))
+    }
 }
 
 impl fmt::Debug for Vault {

@@ -131,13 +131,20 @@ fn refuses_files_others_can_read_or_write() {
             "{mode:o}: {err:?}"
         );
         let msg = err.to_string();
-        assert!(msg.contains("chmod 600") && msg.contains("keys.json"), "{msg}");
+        assert!(
+            msg.contains("chmod 600") && msg.contains("keys.json"),
+            "{msg}"
+        );
         // load_or_create must not replace it either.
         assert!(KeyRing::load_or_create(&path).is_err());
     }
     for mode in [0o600, 0o400, 0o640, 0o440] {
         set_mode(&path, mode);
-        assert_eq!(KeyRing::load(&path).unwrap().key_ids(), ring.key_ids(), "{mode:o}");
+        assert_eq!(
+            KeyRing::load(&path).unwrap().key_ids(),
+            ring.key_ids(),
+            "{mode:o}"
+        );
     }
 }
 
@@ -167,7 +174,10 @@ fn bad_key_files_get_clear_errors_without_key_material() {
     let id = key_id(&[4; KEY_LEN]);
 
     let msg = load_error("not json");
-    assert!(msg.contains("not valid JSON") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("not valid JSON") && msg.contains("line 1"),
+        "{msg}"
+    );
     assert!(load_error("").contains("not valid JSON"));
 
     let msg = load_error(r#"{"version":2,"current":1,"keys":[],"newThing":true}"#);
@@ -185,13 +195,19 @@ fn bad_key_files_get_clear_errors_without_key_material() {
     let msg = load_error(&format!(
         r#"{{"version":1,"current":{id},"keys":[{{"id":{id},"key":"{good}","kee":"{good}"}}]}}"#
     ));
-    assert!(msg.contains("expected structure") && !msg.contains(&good), "{msg}");
+    assert!(
+        msg.contains("expected structure") && !msg.contains(&good),
+        "{msg}"
+    );
 
     let bad = "SECRET!!SECRET";
     let msg = load_error(&format!(
         r#"{{"version":1,"current":{id},"keys":[{{"id":{id},"key":"{bad}"}}]}}"#
     ));
-    assert!(msg.contains("key entry 1") && msg.contains("not valid base64"), "{msg}");
+    assert!(
+        msg.contains("key entry 1") && msg.contains("not valid base64"),
+        "{msg}"
+    );
     assert!(!msg.contains("SECRET"), "{msg}");
 
     let short = encode_key_b64(&[4; KEY_LEN]).to_string();
@@ -199,13 +215,19 @@ fn bad_key_files_get_clear_errors_without_key_material() {
     let msg = load_error(&format!(
         r#"{{"version":1,"current":{id},"keys":[{{"id":{id},"key":"{short}"}}]}}"#
     ));
-    assert!(msg.contains("decodes to 15 bytes, expected 32") && !msg.contains(short), "{msg}");
+    assert!(
+        msg.contains("decodes to 15 bytes, expected 32") && !msg.contains(short),
+        "{msg}"
+    );
 
     let wrong = id.wrapping_add(1);
     let msg = load_error(&format!(
         r#"{{"version":1,"current":{wrong},"keys":[{{"id":{wrong},"key":"{good}"}}]}}"#
     ));
-    assert!(msg.contains(&format!("says id {wrong} but its key has id {id}")), "{msg}");
+    assert!(
+        msg.contains(&format!("says id {wrong} but its key has id {id}")),
+        "{msg}"
+    );
     assert!(!msg.contains(&good), "{msg}");
 
     let msg = load_error(&format!(
@@ -216,7 +238,10 @@ fn bad_key_files_get_clear_errors_without_key_material() {
     let msg = load_error(&format!(
         r#"{{"version":1,"current":7,"keys":[{{"id":{id},"key":"{good}"}}]}}"#
     ));
-    assert!(msg.contains("current key id 7 is not one of its keys"), "{msg}");
+    assert!(
+        msg.contains("current key id 7 is not one of its keys"),
+        "{msg}"
+    );
     assert!(msg.contains(&id.to_string()), "{msg}");
 
     // createdAt is optional; a hand-written file with just keys loads.

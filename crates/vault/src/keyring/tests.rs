@@ -12,7 +12,12 @@ fn ring_with_key(byte: u8) -> (KeyRing, String) {
 #[test]
 fn round_trip() {
     let ring = KeyRing::generate();
-    for plaintext in [&b""[..], b"x", b"correct horse battery staple", &[0u8; 1000]] {
+    for plaintext in [
+        &b""[..],
+        b"x",
+        b"correct horse battery staple",
+        &[0u8; 1000],
+    ] {
         let blob = ring.encrypt(plaintext, AAD);
         assert_eq!(blob.len(), MIN_BLOB_LEN + plaintext.len());
         assert_eq!(blob[0], BLOB_VERSION);
@@ -27,7 +32,10 @@ fn string_round_trip_and_not_utf8() {
     let blob = ring.encrypt_str("pässwörd", AAD);
     assert_eq!(ring.decrypt_str(&blob, AAD).unwrap().expose(), "pässwörd");
     let blob = ring.encrypt(&[0xff, 0xfe], AAD);
-    assert!(matches!(ring.decrypt_str(&blob, AAD), Err(VaultError::NotUtf8)));
+    assert!(matches!(
+        ring.decrypt_str(&blob, AAD),
+        Err(VaultError::NotUtf8)
+    ));
 }
 
 #[test]
@@ -44,7 +52,10 @@ fn aad_mismatch_fails() {
     let ring = KeyRing::generate();
     let blob = ring.encrypt(b"secret", b"instance:42:password");
     for other in [&b"instance:43:password"[..], b"instance:42:token", b""] {
-        assert!(matches!(ring.decrypt(&blob, other), Err(VaultError::Tampered)));
+        assert!(matches!(
+            ring.decrypt(&blob, other),
+            Err(VaultError::Tampered)
+        ));
     }
 }
 
@@ -82,8 +93,14 @@ fn truncated_and_extended_blobs_fail() {
     }
     let mut longer = blob.clone();
     longer.push(0);
-    assert!(matches!(ring.decrypt(&longer, AAD), Err(VaultError::Tampered)));
-    assert!(matches!(ring.decrypt(&[], AAD), Err(VaultError::Malformed("empty"))));
+    assert!(matches!(
+        ring.decrypt(&longer, AAD),
+        Err(VaultError::Tampered)
+    ));
+    assert!(matches!(
+        ring.decrypt(&[], AAD),
+        Err(VaultError::Malformed("empty"))
+    ));
 }
 
 #[test]
@@ -140,7 +157,10 @@ fn reencrypt_moves_blobs_to_current_key() {
     assert_eq!(ring.decrypt(&moved, AAD).unwrap(), b"value");
     assert!(matches!(ring.decrypt(&blob, AAD), Err(VaultError::UnknownKey(id)) if id == old_id));
     // Re-encryption checks the AAD like decryption does.
-    assert!(matches!(ring.reencrypt(&moved, b"other"), Err(VaultError::Tampered)));
+    assert!(matches!(
+        ring.reencrypt(&moved, b"other"),
+        Err(VaultError::Tampered)
+    ));
     assert!(!ring.needs_reencrypt(b"garbage"));
 }
 
@@ -149,7 +169,10 @@ fn remove_refuses_current_and_unknown() {
     let mut ring = KeyRing::generate();
     let id = ring.current_id();
     assert!(matches!(ring.remove(id), Err(VaultError::RemoveCurrent(x)) if x == id));
-    assert!(matches!(ring.remove(id ^ 1), Err(VaultError::UnknownKey(_))));
+    assert!(matches!(
+        ring.remove(id ^ 1),
+        Err(VaultError::UnknownKey(_))
+    ));
     assert_eq!(ring.key_ids(), vec![id]);
 }
 
@@ -159,7 +182,10 @@ fn base64_list_parsing() {
     let b = URL_SAFE_NO_PAD.encode([2u8; KEY_LEN]);
     let ring = KeyRing::from_base64_list(&format!(" {a} ,\n{b}\n")).unwrap();
     assert_eq!(ring.current_id(), key_id(&[1u8; KEY_LEN]));
-    assert_eq!(ring.key_ids(), vec![key_id(&[1u8; KEY_LEN]), key_id(&[2u8; KEY_LEN])]);
+    assert_eq!(
+        ring.key_ids(),
+        vec![key_id(&[1u8; KEY_LEN]), key_id(&[2u8; KEY_LEN])]
+    );
     // Export gives the same list back, current first.
     let exported = ring.to_base64_list();
     let again = KeyRing::from_base64_list(exported.expose()).unwrap();
@@ -182,11 +208,17 @@ fn base64_list_errors_are_clear_and_leak_nothing() {
     let bad = "SECRETSECRET!!SECRET$$SECRETSECRETSECRETSE";
     let msg = list_error(&format!("{good},{bad}"));
     assert!(msg.contains("entry 2 is not valid base64"), "{msg}");
-    assert!(!msg.contains("SECRET") && !msg.contains(&good) && !msg.contains('!'), "{msg}");
+    assert!(
+        !msg.contains("SECRET") && !msg.contains(&good) && !msg.contains('!'),
+        "{msg}"
+    );
 
     let short = STANDARD.encode([5u8; 16]);
     let msg = list_error(&short);
-    assert!(msg.contains("entry 1 decodes to 16 bytes") && msg.contains("32"), "{msg}");
+    assert!(
+        msg.contains("entry 1 decodes to 16 bytes") && msg.contains("32"),
+        "{msg}"
+    );
     assert!(!msg.contains(&short), "{msg}");
 
     let long = STANDARD.encode([5u8; 33]);
@@ -222,7 +254,9 @@ fn canary_with_right_and_wrong_ring() {
     ring.verify_canary(&canary).unwrap();
     // ...and after re-encrypting it and dropping the old key.
     let first = ring.key_ids()[0];
-    let moved = ring.reencrypt(&canary, CANARY_AAD).unwrap();
+    assert!(ring.needs_reencrypt(&canary));
+    let moved = ring.reencrypt_canary(&canary).unwrap();
+    assert!(!ring.needs_reencrypt(&moved));
     ring.remove(first).unwrap();
     ring.verify_canary(&moved).unwrap();
 
@@ -243,10 +277,27 @@ fn canary_with_right_and_wrong_ring() {
     let mut bad = moved.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    assert!(matches!(ring.verify_canary(&bad), Err(VaultError::Tampered)));
+    assert!(matches!(
+        ring.verify_canary(&bad),
+        Err(VaultError::Tampered)
+    ));
     let not_canary = ring.encrypt(b"hello", CANARY_AAD);
-    assert!(matches!(ring.verify_canary(&not_canary), Err(VaultError::Malformed(_))));
-    assert!(matches!(ring.verify_canary(b""), Err(VaultError::Malformed(_))));
+    assert!(matches!(
+        ring.verify_canary(&not_canary),
+        Err(VaultError::Malformed(_))
+    ));
+    assert!(matches!(
+        ring.verify_canary(b""),
+        Err(VaultError::Malformed(_))
+    ));
+    assert!(matches!(
+        ring.reencrypt_canary(&bad),
+        Err(VaultError::Tampered)
+    ));
+    assert!(matches!(
+        other.reencrypt_canary(&moved),
+        Err(VaultError::WrongKeyRing { .. })
+    ));
 }
 
 #[test]

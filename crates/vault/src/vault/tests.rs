@@ -40,10 +40,16 @@ fn unknown_key_still_unknown_after_reread() {
         Vault::open(&path).unwrap()
     };
     let stranger = KeyRing::generate().encrypt(b"x", AAD);
-    assert!(matches!(vault.decrypt(&stranger, AAD), Err(VaultError::UnknownKey(_))));
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::UnknownKey(_))
+    ));
     // Other errors do not trigger a re-read and pass through.
     let blob = vault.encrypt(b"x", AAD);
-    assert!(matches!(vault.decrypt(&blob, b"other"), Err(VaultError::Tampered)));
+    assert!(matches!(
+        vault.decrypt(&blob, b"other"),
+        Err(VaultError::Tampered)
+    ));
 }
 
 #[test]
@@ -55,7 +61,10 @@ fn reread_failure_is_reported_and_ring_kept() {
     let ids = vault.key_ids();
     fs::remove_file(&path).unwrap();
     let stranger = KeyRing::generate().encrypt(b"x", AAD);
-    assert!(matches!(vault.decrypt(&stranger, AAD), Err(VaultError::Io { .. })));
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::Io { .. })
+    ));
     assert!(vault.reload().is_err());
     assert_eq!(vault.key_ids(), ids);
     let blob = vault.encrypt(b"still works", AAD);
@@ -68,7 +77,10 @@ fn without_key_file_unknown_key_is_immediate() {
     assert!(vault.key_file().is_none());
     vault.reload().unwrap();
     let stranger = KeyRing::generate().encrypt(b"x", AAD);
-    assert!(matches!(vault.decrypt(&stranger, AAD), Err(VaultError::UnknownKey(_))));
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::UnknownKey(_))
+    ));
 }
 
 #[test]
