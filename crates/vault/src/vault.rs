@@ -1,0 +1,184 @@
+//! A shared, reloadable key ring for servers.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Result, VaultError};
+use crate::keyring::{bytes_to_secret, KeyRing};
+use crate::secret::Secret;
+
+/// A [`KeyRing`] shared between threads, optionally backed by a key file.
+///
+/// Cheap to clone (clones share the ring). When a value needs a key id the
+/// ring lacks and there is a key file, the vault re-reads the file once
+/// and retries, so a running server picks up keys that
+/// `switchyard rotate-key` added from another process. The re-read ring
+/// replaces the old one, so from then on new values use its current key.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ring: RwLock<KeyRing>,
+    key_file: Option<PathBuf>,
+}
+
+impl Vault {
+    /// A vault over a ring with no key file (e.g. from
+    /// `SWITCHYARD_MASTER_KEY`): unknown key ids are errors straight away.
+    pub fn new(ring: KeyRing) -> Vault {
+        Vault::build(ring, None)
+    }
+
+    /// A vault over a ring that was loaded from `key_file`.
+    pub fn with_key_file(ring: KeyRing, key_file: impl Into<PathBuf>) -> Vault {
+        Vault::build(ring, Some(key_file.into()))
+    }
+
+    /// Loads `key_file` ([`KeyRing::load`]) into a vault that re-reads it.
+    pub fn open(key_file: impl Into<PathBuf>) -> Result<Vault> {
+        let key_file = key_file.into();
+        let ring = KeyRing::load(&key_file)?;
+        Ok(Vault::with_key_file(ring, key_file))
+    }
+
+    fn build(ring: KeyRing, key_file: Option<PathBuf>) -> Vault {
+        Vault {
+            inner: Arc::new(Inner {
+                ring: RwLock::new(ring),
+                key_file,
+            }),
+        }
+    }
+
+    /// The key file this vault re-reads, if any.
+    pub fn key_file(&self) -> Option<&Path> {
+        self.inner.key_file.as_deref()
+    }
+
+    // A panic while holding the lock cannot leave a ring half-updated
+    // (it is replaced whole), so a poisoned lock is still good.
+    fn read(&self) -> RwLockReadGuard<'_, KeyRing> {
+        self.inner.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, KeyRing> {
+        self.inner.ring.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the ring as it is now.
+    pub fn snapshot(&self) -> KeyRing {
+        self.read().clone()
+    }
+
+    /// Re-reads the key file now (no-op without one). On error the ring in
+    /// use is kept.
+    pub fn reload(&self) -> Result<()> {
+        let Some(path) = self.key_file() else {
+            return Ok(());
+        };
+        let ring = KeyRing::load(path)?;
+        *self.write() = ring;
+        Ok(())
+    }
+
+    /// Re-reads the key file unless another thread already brought `id` in.
+    fn reload_for(&self, id: u32) -> Result<()> {
+        let Some(path) = self.key_file() else {
+            return Ok(());
+        };
+        let mut ring = self.write();
+        if !ring.contains(id) {
+            *ring = KeyRing::load(path)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `op`; if it fails for want of a key and there is a key file,
+    /// re-reads the file once and runs `op` again. If the re-read itself
+    /// fails, that error is returned (it says more than "unknown key").
+    fn with_retry<T>(&self, op: impl Fn(&KeyRing) -> Result<T>) -> Result<T> {
+        let first = op(&self.read());
+        let missing = match &first {
+            Err(VaultError::UnknownKey(id)) => *id,
+            Err(VaultError::WrongKeyRing { needed, .. }) => *needed,
+            _ => return first,
+        };
+        if self.key_file().is_none() {
+            return first;
+        }
+        self.reload_for(missing)?;
+        op(&self.read())
+    }
+
+    /// See [`KeyRing::encrypt`].
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.read().encrypt(plaintext, aad)
+    }
+
+    /// See [`KeyRing::encrypt_str`].
+    pub fn encrypt_str(&self, plaintext: &str, aad: &[u8]) -> Vec<u8> {
+        self.read().encrypt_str(plaintext, aad)
+    }
+
+    /// See [`KeyRing::decrypt`]; re-reads the key file on an unknown key.
+    pub fn decrypt(&self, blob: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.with_retry(|ring| ring.decrypt(blob, aad))
+    }
+
+    /// See [`KeyRing::decrypt_str`]; re-reads the key file on an unknown key.
+    pub fn decrypt_str(&self, blob: &[u8], aad: &[u8]) -> Result<Secret> {
+        bytes_to_secret(self.decrypt(blob, aad)?)
+    }
+
+    /// See [`KeyRing::reencrypt`]; re-reads the key file on an unknown key.
+    pub fn reencrypt(&self, blob: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.with_retry(|ring| ring.reencrypt(blob, aad))
+    }
+
+    /// See [`KeyRing::needs_reencrypt`].
+    pub fn needs_reencrypt(&self, blob: &[u8]) -> bool {
+        self.read().needs_reencrypt(blob)
+    }
+
+    /// See [`KeyRing::current_id`].
+    pub fn current_id(&self) -> u32 {
+        self.read().current_id()
+    }
+
+    /// See [`KeyRing::key_ids`].
+    pub fn key_ids(&self) -> Vec<u32> {
+        self.read().key_ids()
+    }
+
+    /// See [`KeyRing::make_canary`].
+    pub fn make_canary(&self) -> Vec<u8> {
+        self.read().make_canary()
+    }
+
+    /// See [`KeyRing::verify_canary`]; re-reads the key file once if the
+    /// canary's key is missing.
+    pub fn verify_canary(&self, canary: &[u8]) -> Result<()> {
+        self.with_retry(|ring| ring.verify_canary(canary))
+    }
+
+    /// See [`KeyRing::reencrypt_canary`]; re-reads the key file once if the
+    /// canary's key is missing.
+    pub fn reencrypt_canary(&self, canary: &[u8]) -> Result<Vec<u8>> {
+        self.with_retry(|ring| ring.reencrypt_canary(canary))
+    }
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("ring", &*self.read())
+            .field("key_file", &self.inner.key_file)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+use super::*;
+use std::fs;
+
+const AAD: &[u8] = b"instance:7:clientSecret";
+
+#[test]
+fn rereads_key_file_on_unknown_key_id() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    let (ring, _) = KeyRing::load_or_create(&path).unwrap();
+    let first_id = ring.current_id();
+    let server = Vault::with_key_file(ring, &path);
+    let clone = server.clone();
+    let old_blob = server.encrypt(b"old", AAD);
+
+    // `switchyard rotate-key` in another process.
+    let mut other = KeyRing::load(&path).unwrap();
+    let new_id = other.rotate();
+    other.save(&path).unwrap();
+    let new_blob = other.encrypt(b"new", AAD);
+
+    assert_eq!(server.current_id(), first_id);
+    assert_eq!(server.decrypt(&new_blob, AAD).unwrap(), b"new");
+    // The re-read ring replaced the old one, in every clone.
+    assert_eq!(clone.current_id(), new_id);
+    assert_eq!(clone.key_ids(), vec![first_id, new_id]);
+    assert_eq!(clone.decrypt(&old_blob, AAD).unwrap(), b"old");
+    assert!(clone.needs_reencrypt(&old_blob));
+    let moved = clone.reencrypt(&old_blob, AAD).unwrap();
+    assert_eq!(KeyRing::key_id_of(&moved), Some(new_id));
+    assert_eq!(server.decrypt_str(&moved, AAD).unwrap().expose(), "old");
+}
+
+#[test]
+fn unknown_key_still_unknown_after_reread() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    let vault = {
+        KeyRing::load_or_create(&path).unwrap();
+        Vault::open(&path).unwrap()
+    };
+    let stranger = KeyRing::generate().encrypt(b"x", AAD);
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::UnknownKey(_))
+    ));
+    // Other errors do not trigger a re-read and pass through.
+    let blob = vault.encrypt(b"x", AAD);
+    assert!(matches!(
+        vault.decrypt(&blob, b"other"),
+        Err(VaultError::Tampered)
+    ));
+}
+
+#[test]
+fn reread_failure_is_reported_and_ring_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    KeyRing::load_or_create(&path).unwrap();
+    let vault = Vault::open(&path).unwrap();
+    let ids = vault.key_ids();
+    fs::remove_file(&path).unwrap();
+    let stranger = KeyRing::generate().encrypt(b"x", AAD);
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::Io { .. })
+    ));
+    assert!(vault.reload().is_err());
+    assert_eq!(vault.key_ids(), ids);
+    let blob = vault.encrypt(b"still works", AAD);
+    assert_eq!(vault.decrypt(&blob, AAD).unwrap(), b"still works");
+}
+
+#[test]
+fn without_key_file_unknown_key_is_immediate() {
+    let vault = Vault::new(KeyRing::generate());
+    assert!(vault.key_file().is_none());
+    vault.reload().unwrap();
+    let stranger = KeyRing::generate().encrypt(b"x", AAD);
+    assert!(matches!(
+        vault.decrypt(&stranger, AAD),
+        Err(VaultError::UnknownKey(_))
+    ));
+}
+
+#[test]
+fn canary_through_vault_rereads_once() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    let (ring, _) = KeyRing::load_or_create(&path).unwrap();
+    let vault = Vault::with_key_file(ring, &path);
+    vault.verify_canary(&vault.make_canary()).unwrap();
+
+    // Database made with a ring this vault's file does not have.
+    let foreign = KeyRing::generate();
+    let err = vault.verify_canary(&foreign.make_canary()).unwrap_err();
+    match &err {
+        VaultError::WrongKeyRing { needed, available } => {
+            assert_eq!(*needed, foreign.current_id());
+            assert_eq!(available, &vault.key_ids());
+        }
+        e => panic!("expected WrongKeyRing, got {e:?}"),
+    }
+
+    // Key added to the file by another process: found after the re-read.
+    let mut other = KeyRing::load(&path).unwrap();
+    other.rotate();
+    other.save(&path).unwrap();
+    vault.verify_canary(&other.make_canary()).unwrap();
+}
+
+#[test]
+fn debug_shows_ids_not_keys() {
+    let ring = KeyRing::generate();
+    let material = ring.to_base64_list();
+    let vault = Vault::new(ring);
+    let debug = format!("{vault:?}");
+    assert!(debug.contains(&vault.current_id().to_string()), "{debug}");
+    assert!(!debug.contains(material.expose()), "{debug}");
+    assert_eq!(vault.snapshot().key_ids(), vault.key_ids());
+}
+
+#[test]
+fn shared_between_threads() {
+    let vault = Vault::new(KeyRing::generate());
+    let handles: Vec<_> = (0..4u8)
+        .map(|i| {
+            let vault = vault.clone();
+            std::thread::spawn(move || {
+                let aad = [i];
+                let blob = vault.encrypt(&[i; 10], &aad);
+                vault.decrypt(&blob, &aad).unwrap()
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), vec![i as u8; 10]);
+    }
+}
