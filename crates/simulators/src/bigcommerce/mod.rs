@@ -1,0 +1,250 @@
+//! A BigCommerce v2 ("legacy") API simulator.
+//!
+//! One [`BigCommerceSimulator`] hosts many stores on one port, addressed by path:
+//!
+//! * legacy mode: `http://HOST/stores/{hash}/api/v2/...` with HTTP Basic `username:api_token`;
+//! * token mode:  `http://HOST/stores/{hash}/v2/...` with `X-Auth-Token: api_token`.
+//!
+//! The data of each store lives in memory and is seeded deterministically from its
+//! [`StoreConfig`]. Rate limits and faults can be configured per store, at start or at
+//! run time (through the methods here or the JSON control API under `/_sim`).
+
+mod api;
+mod catalog;
+mod control;
+mod customers;
+mod data;
+mod fmt;
+mod http;
+mod orders;
+mod query;
+mod rng;
+mod seed;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The fixed API token of the demo store (`hash` `abc123`, username `sandbox`).
+pub const DEMO_API_TOKEN: &str = "sandbox-demo-token-0123456789abcdef";
+/// The hash of the demo store.
+pub const DEMO_STORE_HASH: &str = "abc123";
+/// The username of the demo store.
+pub const DEMO_USERNAME: &str = "sandbox";
+
+/// The vendor's default rate-limit window.
+pub const DEFAULT_QUOTA_WINDOW: Duration = Duration::from_millis(30_000);
+
+/// One simulated store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The store hash, the `{hash}` in `/stores/{hash}/...`.
+    pub hash: String,
+    /// The API user name (legacy Basic auth).
+    pub username: String,
+    /// The API token: the Basic password in legacy mode, `X-Auth-Token` in token mode.
+    pub api_token: String,
+    /// How many orders to seed.
+    pub seed_orders: usize,
+    /// How many customers to seed.
+    pub seed_customers: usize,
+    /// How many products to seed.
+    pub seed_products: usize,
+    /// A request quota per window; `None` means unlimited and no rate-limit headers.
+    pub quota: Option<Quota>,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for StoreConfig {
+    /// The demo store: hash `abc123`, username `sandbox`, token [`DEMO_API_TOKEN`],
+    /// 120 orders, 40 customers, 30 products, no quota, no faults.
+    fn default() -> Self {
+        StoreConfig {
+            hash: DEMO_STORE_HASH.to_string(),
+            username: DEMO_USERNAME.to_string(),
+            api_token: DEMO_API_TOKEN.to_string(),
+            seed_orders: 120,
+            seed_customers: 40,
+            seed_products: 30,
+            quota: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// A rate limit: at most `requests` per `window` (a fixed window, as the vendor's).
+#[derive(Clone, Debug)]
+pub struct Quota {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl Quota {
+    /// The vendor's Standard/Plus plan quota: 150 requests per 30 s.
+    pub fn standard() -> Self {
+        Quota { requests: 150, window: DEFAULT_QUOTA_WINDOW }
+    }
+}
+
+/// Faults injected into the answers of one store.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Wait this long before answering.
+    pub latency: Option<Duration>,
+    /// Share (0..=1) of requests answered with a 5xx error array.
+    pub error_rate: f64,
+    /// Share (0..=1) of requests whose connection is dropped without an answer.
+    pub drop_rate: f64,
+    /// Stream the body in chunks, taking about this long in total.
+    pub slow_body: Option<Duration>,
+}
+
+/// The run-time state of one store.
+pub(crate) struct StoreState {
+    pub(crate) cfg: RwLock<StoreConfig>,
+    pub(crate) data: RwLock<data::StoreData>,
+    pub(crate) requests: AtomicU64,
+    pub(crate) window: Mutex<QuotaWindow>,
+}
+
+pub(crate) struct QuotaWindow {
+    pub(crate) start: Instant,
+    pub(crate) used: u32,
+}
+
+impl StoreState {
+    fn new(cfg: StoreConfig) -> Self {
+        let data = seed::seed_store(&cfg);
+        StoreState {
+            cfg: RwLock::new(cfg),
+            data: RwLock::new(data),
+            requests: AtomicU64::new(0),
+            window: Mutex::new(QuotaWindow { start: Instant::now(), used: 0 }),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) stores: RwLock<HashMap<String, Arc<StoreState>>>,
+}
+
+/// The simulator: a cheap handle (an `Arc` inside) shared by the router and the caller.
+#[derive(Clone)]
+pub struct BigCommerceSimulator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BigCommerceSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stores = read(&self.inner.stores);
+        let mut hashes: Vec<&String> = stores.keys().collect();
+        hashes.sort();
+        f.debug_struct("BigCommerceSimulator").field("stores", &hashes).finish()
+    }
+}
+
+/// Locks never stay poisoned here: every critical section leaves the data consistent,
+/// so a panic elsewhere must not take the simulator down.
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl BigCommerceSimulator {
+    /// A simulator hosting the given stores (a later store with the same hash wins).
+    pub fn new(stores: Vec<StoreConfig>) -> Self {
+        let sim = BigCommerceSimulator { inner: Arc::new(Inner { stores: RwLock::new(HashMap::new()) }) };
+        for s in stores {
+            sim.add_store(s);
+        }
+        sim
+    }
+
+    /// One demo store, see [`StoreConfig::default`].
+    pub fn demo() -> Self {
+        Self::new(vec![StoreConfig::default()])
+    }
+
+    /// The axum router serving every store and the `/_sim` control API.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// Adds (or replaces, with fresh seed data) a store.
+    pub fn add_store(&self, cfg: StoreConfig) {
+        let hash = cfg.hash.clone();
+        let state = Arc::new(StoreState::new(cfg));
+        write(&self.inner.stores).insert(hash, state);
+    }
+
+    /// Removes a store; true if it existed.
+    pub fn remove_store(&self, hash: &str) -> bool {
+        write(&self.inner.stores).remove(hash).is_some()
+    }
+
+    /// The hashes of all stores, sorted.
+    pub fn store_hashes(&self) -> Vec<String> {
+        let mut v: Vec<String> = read(&self.inner.stores).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The current configuration of a store (with its current faults and quota).
+    pub fn store(&self, hash: &str) -> Option<StoreConfig> {
+        self.state(hash).map(|s| read(&s.cfg).clone())
+    }
+
+    /// Replaces the faults of a store (no-op for an unknown store).
+    pub fn set_faults(&self, hash: &str, faults: Faults) {
+        if let Some(s) = self.state(hash) {
+            write(&s.cfg).faults = faults;
+        }
+    }
+
+    /// Replaces the quota of a store and starts a fresh window (no-op for an unknown store).
+    pub fn set_quota(&self, hash: &str, quota: Option<Quota>) {
+        if let Some(s) = self.state(hash) {
+            write(&s.cfg).quota = quota;
+            *lock(&s.window) = QuotaWindow { start: Instant::now(), used: 0 };
+        }
+    }
+
+    /// Requests seen for a store (every request addressed to it, whatever the answer).
+    pub fn request_count(&self, hash: &str) -> u64 {
+        self.state(hash).map(|s| s.requests.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Puts a store's data back to its seed (the request counter and quota window stay).
+    pub fn reset_data(&self, hash: &str) -> bool {
+        match self.state(hash) {
+            Some(s) => {
+                let fresh = seed::seed_store(&read(&s.cfg));
+                *write(&s.data) = fresh;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn state(&self, hash: &str) -> Option<Arc<StoreState>> {
+        read(&self.inner.stores).get(hash).cloned()
+    }
+}
+
+/// Serves the simulator on `listener` until the task is dropped or accepting fails.
+///
+/// Unlike mounting [`BigCommerceSimulator::router`] in another server, this server can
+/// drop a connection without writing a byte (the `drop_rate` fault).
+pub async fn serve(listener: tokio::net::TcpListener, sim: BigCommerceSimulator) -> std::io::Result<()> {
+    http::serve(listener, sim).await
+}
