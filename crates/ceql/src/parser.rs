@@ -13,7 +13,7 @@
 //! field     := plain identifier | backquoted identifier
 //! ```
 
-use crate::ast::{Expr, Field, Literal, Number};
+use crate::ast::{CompareOp, Expr, Field, Literal, Number};
 use crate::display::is_keyword;
 use crate::error::{ParseError, ParseErrorKind as K};
 use crate::lexer::{Lexer, Tok, Token};
@@ -219,6 +219,14 @@ impl Parser<'_> {
         let t = self.bump()?;
         match t.tok {
             Tok::Op(op) => {
+                if op == CompareOp::Eq && self.peek()?.tok == Tok::Op(CompareOp::Eq) {
+                    let pos = self.peek()?.pos;
+                    return Err(self.err(
+                        pos,
+                        K::UnexpectedToken,
+                        "'==' is not an operator; use '='",
+                    ));
+                }
                 let value = self.value(&format!("after '{op}'"))?;
                 Ok(Expr::Compare { field, op, value })
             }
