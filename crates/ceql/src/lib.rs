@@ -57,3 +57,8 @@ pub use display::{quote_field, quote_string};
 pub use error::{ParseError, ParseErrorKind};
 pub use eval::{like_match, parse_instant};
 pub use parser::{parse, MAX_DEPTH, MAX_INPUT_LEN};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
