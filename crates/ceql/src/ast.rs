@@ -292,6 +292,12 @@ impl From<&str> for Field {
     }
 }
 
+impl From<String> for Field {
+    fn from(s: String) -> Self {
+        Field(s)
+    }
+}
+
 impl CompareOp {
     /// The operator as CEQL writes it (`!=` for [`CompareOp::Ne`]).
     pub fn as_str(self) -> &'static str {

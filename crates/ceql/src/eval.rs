@@ -134,10 +134,15 @@ fn compare(value: Option<&Value>, lit: &Literal) -> Outcome {
         (Value::Number(n), Literal::Number(l)) => numeric(&n.to_string(), l.as_str()),
         (Value::String(s), Literal::Number(l)) => numeric(s, l.as_str()),
         (Value::Number(n), Literal::String(l)) => numeric(&n.to_string(), l),
-        (Value::String(s), Literal::String(l)) => match (parse_instant(s), parse_instant(l)) {
-            (Some(a), Some(b)) => Outcome::Ordered(a.cmp(&b)),
-            _ => Outcome::Ordered(s.as_str().cmp(l.as_str())),
-        },
+        (Value::String(s), Literal::String(l)) => {
+            // The literal is parsed first: it is rarely a date, and when it
+            // is not, the record's value need not be tried.
+            let instants = parse_instant(l).and_then(|b| Some((parse_instant(s)?, b)));
+            match instants {
+                Some((a, b)) => Outcome::Ordered(a.cmp(&b)),
+                None => Outcome::Ordered(s.as_str().cmp(l.as_str())),
+            }
+        }
         (Value::Bool(b), Literal::Bool(l)) => Outcome::EqualityOnly(b == l),
         (Value::String(s), Literal::Bool(l)) => match parse_bool(s) {
             Some(b) => Outcome::EqualityOnly(b == *l),
