@@ -1,0 +1,287 @@
+//! Property tests: encode/decode round trips, and decoding never panics.
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use switchyard_xmlrpc::{
+    decode_call, decode_response, encode_call, encode_response, Fault, MethodCall, MethodResponse,
+    Value,
+};
+
+/// Characters with a bias towards the ones escaping has to get right.
+fn text() -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        3 => any::<char>(),
+        2 => prop::sample::select(vec![
+            '<', '>', '&', ';', '#', ']', '"', '\'', ' ', '\t', '\n', '\r', '\0', '\u{1}',
+            '\u{1f}', '\u{7f}', '\u{85}', '\u{a0}', '\u{feff}', '\u{fffe}', '\u{ffff}', 'é', '😀',
+        ]),
+        2 => proptest::char::range('a', 'z'),
+    ];
+    vec(ch, 0..24).prop_map(String::from_iter)
+}
+
+fn datetime() -> impl Strategy<Value = NaiveDateTime> {
+    (0i32..=9999, 1u32..=366, 0u32..86_400).prop_map(|(y, day, secs)| {
+        let date = NaiveDate::from_yo_opt(y, day)
+            .or_else(|| NaiveDate::from_yo_opt(y, 365))
+            .unwrap();
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, 0).unwrap();
+        NaiveDateTime::new(date, time)
+    })
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        any::<i32>().prop_map(Value::Int),
+        any::<bool>().prop_map(Value::Boolean),
+        text().prop_map(Value::String),
+        any::<f64>()
+            .prop_filter("finite", |d| d.is_finite())
+            .prop_map(Value::Double),
+        datetime().prop_map(Value::DateTime),
+        vec(any::<u8>(), 0..40).prop_map(Value::Base64),
+        Just(Value::Nil),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(Value::Array),
+            vec((text(), inner), 0..6)
+                .prop_map(|members| Value::Struct(members.into_iter().collect())),
+        ]
+    })
+}
+
+/// Hand-written XML-RPC `<value>` text from the grammar, with the scalar
+/// types and contents mixed at random: mostly valid, exercising the lenient
+/// paths (untyped strings, `int`/`i8`, date forms, CDATA, references).
+fn xml_value() -> impl Strategy<Value = String> {
+    let ty = prop::sample::select(vec![
+        "i4",
+        "int",
+        "i8",
+        "ex:i8",
+        "boolean",
+        "string",
+        "double",
+        "dateTime.iso8601",
+        "base64",
+        "nil",
+        "ex:nil",
+        "bogus",
+    ]);
+    let content = prop::sample::select(vec![
+        "",
+        "1",
+        "-7",
+        " 42 ",
+        "2.5",
+        "1e3",
+        "true",
+        "0",
+        "20261123T10:15:00",
+        "2026-11-23T10:15:00",
+        "aGk=",
+        "aG\nk",
+        "x",
+        " a b ",
+        "&amp;&lt;",
+        "&#0;",
+        "&#xD;",
+        "\r\n",
+        "<![CDATA[<&>]]>",
+        "9007199254740992",
+        "<!-- c -->",
+        "&bogus;",
+    ]);
+    let space = prop::sample::select(vec!["", "", " ", "\n  "]);
+    let leaf = prop_oneof![
+        (ty, content.clone(), space.clone())
+            .prop_map(|(t, c, s)| format!("<value>{s}<{t}>{c}</{t}>{s}</value>")),
+        content.prop_map(|c| format!("<value>{c}</value>")),
+        Just("<value/>".to_string()),
+        Just("<value><nil/></value>".to_string()),
+    ];
+    leaf.prop_recursive(4, 32, 5, move |inner| {
+        let name = prop::sample::select(vec![
+            "Id",
+            "a",
+            "",
+            " x ",
+            "&amp;",
+            "faultCode",
+            "faultString",
+        ]);
+        prop_oneof![
+            vec(inner.clone(), 0..5).prop_map(|vs| format!(
+                "<value><array><data>{}</data></array></value>",
+                vs.concat()
+            )),
+            vec((name, inner, any::<bool>()), 0..5).prop_map(|ms| {
+                let members: String = ms
+                    .into_iter()
+                    .map(|(n, v, swap)| {
+                        if swap {
+                            format!("<member>{v}<name>{n}</name></member>")
+                        } else {
+                            format!("<member><name>{n}</name>{v}</member>")
+                        }
+                    })
+                    .collect();
+                format!("<value><struct>{members}</struct></value>")
+            }),
+        ]
+    })
+}
+
+/// Equality that also requires struct members in the same order.
+fn same_ordered(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Struct(x), Value::Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_ordered(va, vb))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_ordered(p, q))
+        }
+        // Bit-exact for doubles (also tells -0.0 from 0.0).
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// If the bytes decode, the result must survive another encode/decode.
+fn check_stable(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(call) = decode_call(bytes) {
+        let again = decode_call(encode_call(&call).as_bytes());
+        prop_assert_eq!(again.as_ref(), Ok(&call));
+        let again = again.unwrap();
+        for (p, q) in call.params.iter().zip(&again.params) {
+            prop_assert!(same_ordered(p, q));
+        }
+    }
+    if let Ok(resp) = decode_response(bytes) {
+        let again = decode_response(encode_response(&resp).as_bytes());
+        prop_assert_eq!(again, Ok(resp));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn response_round_trip(v in value()) {
+        let xml = encode_response(&MethodResponse::Success(v.clone()));
+        let back = decode_response(xml.as_bytes());
+        let Ok(MethodResponse::Success(back)) = back else {
+            return Err(TestCaseError::fail(format!("{back:?} from {xml}")));
+        };
+        prop_assert!(same_ordered(&v, &back), "{:?} != {:?}", v, back);
+    }
+
+    #[test]
+    fn call_round_trip(
+        method in "[A-Za-z][A-Za-z0-9_.:/]{0,24}",
+        params in vec(value(), 0..4),
+    ) {
+        let call = MethodCall { method, params };
+        let back = decode_call(encode_call(&call).as_bytes()).unwrap();
+        prop_assert_eq!(&back.method, &call.method);
+        prop_assert_eq!(back.params.len(), call.params.len());
+        for (p, q) in call.params.iter().zip(&back.params) {
+            prop_assert!(same_ordered(p, q), "{:?} != {:?}", p, q);
+        }
+    }
+
+    #[test]
+    fn fault_round_trip(code in any::<i32>(), message in text()) {
+        let resp = MethodResponse::Fault(Fault { code, message });
+        prop_assert_eq!(decode_response(encode_response(&resp).as_bytes()), Ok(resp));
+    }
+
+    #[test]
+    fn json_round_trip_of_json_shaped_values(v in value()) {
+        // to_json then from_json is the identity on what JSON can carry;
+        // applying both twice must be stable.
+        let once = Value::from_json(&v.to_json());
+        prop_assert_eq!(Value::from_json(&once.to_json()), once);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
+        check_stable(&bytes)?;
+    }
+
+    /// Valid documents with bytes flipped, inserted or removed.
+    #[test]
+    fn mutated_documents_never_panic(
+        v in value(),
+        fault in any::<bool>(),
+        edits in vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..6),
+    ) {
+        let xml = if fault {
+            encode_call(&MethodCall::new("DataService.query", vec![v]))
+        } else {
+            encode_response(&MethodResponse::Success(v))
+        };
+        let mut bytes = xml.into_bytes();
+        for (at, op, byte) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ if i < bytes.len() => { bytes.remove(i); }
+                _ => {}
+            }
+        }
+        check_stable(&bytes)?;
+    }
+
+    /// Documents stitched from XML-RPC's own vocabulary reach deep into the
+    /// decoder far more often than random bytes do.
+    #[test]
+    fn token_soup_never_panics(
+        tokens in vec(prop::sample::select(vec![
+            "<value>", "</value>", "<value/>", "<struct>", "</struct>", "<member>", "</member>",
+            "<name>", "</name>", "<array>", "</array>", "<data>", "</data>", "<i4>", "</i4>",
+            "<int>", "</int>", "<i8>", "</i8>", "<string>", "</string>", "<double>", "</double>",
+            "<boolean>", "</boolean>", "<base64>", "</base64>", "<nil/>", "<ex:nil/>",
+            "<dateTime.iso8601>", "</dateTime.iso8601>", "<fault>", "</fault>", "<params>",
+            "</params>", "<param>", "</param>", "<methodName>", "</methodName>",
+            "faultCode", "faultString", "1", "-7", "2.5", "1e999", "20261123T10:15:00",
+            "2026-11-23T10:15:00", "aGk=", " ", "\n", "\r\n", "x", "&amp;", "&#0;", "&#xD;",
+            "&bogus;", "<![CDATA[<]]>", "<!-- c -->", "<?pi x?>", "<!DOCTYPE x>",
+        ]), 0..40),
+        call in any::<bool>(),
+    ) {
+        let body: String = tokens.concat();
+        let doc = if call {
+            format!("<methodCall><methodName>m</methodName><params><param>{body}</param></params></methodCall>")
+        } else {
+            format!("<methodResponse><params><param>{body}</param></params></methodResponse>")
+        };
+        check_stable(doc.as_bytes())?;
+        check_stable(format!("<methodResponse>{body}</methodResponse>").as_bytes())?;
+    }
+
+    #[test]
+    fn grammar_documents_decode_stably(values in vec(xml_value(), 0..4), fault in any::<bool>()) {
+        let params: String = values.iter().map(|v| format!("<param>{v}</param>")).collect();
+        let call = format!("<methodCall><methodName>m</methodName><params>{params}</params></methodCall>");
+        check_stable(call.as_bytes())?;
+        let first = values.first().cloned().unwrap_or_default();
+        let resp = if fault {
+            format!("<methodResponse><fault>{first}</fault></methodResponse>")
+        } else {
+            format!("<methodResponse><params><param>{first}</param></params></methodResponse>")
+        };
+        check_stable(resp.as_bytes())?;
+    }
+}
