@@ -1,1 +1,119 @@
-//! switchyard-server
+//! The HTTP API: `/elements/api-v2/...` plus `/healthz` and `/readyz`.
+//!
+//! Every response carries `Elements-Request-Id`; every error has the Cloud
+//! Elements body. Handlers get the authenticated [`caller::Caller`] from an
+//! extractor, so a route cannot forget to authenticate.
+
+pub mod caller;
+mod elements;
+mod error;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use switchyard_elements::Catalog;
+use switchyard_store::Store;
+
+pub use error::ApiError;
+
+/// Largest request body accepted (larger: 413).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
+    pub sandbox: Option<Value>,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/elements", get(elements::list))
+        .route("/elements/{key_or_id}", get(elements::get))
+        .route("/elements/{key_or_id}/metadata", get(elements::metadata))
+        .route("/sandbox", get(sandbox));
+    Router::new()
+        .nest("/elements/api-v2", api)
+        .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
+        .route("/readyz", get(ready))
+        .fallback(|| async { ApiError::not_found("No such resource") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "database unreachable");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Database unreachable"))
+        }
+    }
+}
+
+async fn sandbox(
+    State(state): State<AppState>,
+    _caller: caller::Caller,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .sandbox
+        .clone()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("This server runs without --sandbox"))
+}
+
+/// Gives each request an id, puts it on the response, and renders error bodies
+/// with it (so a user can quote the id and an operator can find the log line).
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = new_request_id();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        let mut body = json!({"message": error.message, "requestId": id});
+        if let Some(p) = error.provider_message {
+            body["providerMessage"] = Value::String(p);
+        }
+        response = (error.status, Json(body)).into_response();
+    } else if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        || response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+    {
+        // axum's own rejections (body limit, content type) get the same shape.
+        let status = response.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("Request body larger than {MAX_BODY_BYTES} bytes")
+        } else {
+            "Expected Content-Type: application/json".to_owned()
+        };
+        response = (status, Json(json!({"message": message, "requestId": id}))).into_response();
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("Elements-Request-Id", value);
+    }
+    tracing::debug!(id = %id, %method, %path, status = response.status().as_u16(), "answered");
+    response
+}
+
+fn new_request_id() -> String {
+    use rand::Rng;
+    let n: u128 = rand::thread_rng().gen();
+    format!("{n:032x}")
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -36,6 +36,12 @@ pub trait Sealer: Send + Sync {
     fn seal(&self, instance_id: i64, key: &str, plaintext: &str) -> (Vec<u8>, u32);
 }
 
+/// The associated data that binds a sealed configuration value to its row, so a
+/// blob copied into another row or instance fails to open.
+pub fn config_aad(instance_id: i64, key: &str) -> Vec<u8> {
+    format!("instance:{instance_id}:{key}").into_bytes()
+}
+
 /// A configuration value on its way into the store.
 #[derive(Clone)]
 pub enum NewValue {
@@ -115,6 +121,16 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(self.meta_get(key).await?.unwrap_or_default())
+    }
+
+    /// Overwrites one meta value (key rotation re-seals the canary).
+    pub async fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // ---- tenants ----

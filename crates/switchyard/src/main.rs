@@ -1,1 +1,177 @@
-fn main() {}
+//! The `switchyard` command. Each role is a subcommand; secrets go to standard
+//! output once, the log goes to standard error and never holds one.
+
+mod database;
+mod sandbox;
+mod serve;
+mod tenants;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "A self-hosted integration platform that speaks the Cloud Elements API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives and the key that opens it; shared by every command that
+/// touches the database.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseOptions {
+    /// Database URL (embedded SQLite).
+    #[arg(long = "database", env = "SWITCHYARD_DATABASE_URL", default_value = "sqlite://switchyard.db")]
+    pub database_url: String,
+    /// Master key ring file; created with mode 0600 on first start.
+    /// [default: switchyard.key beside the database]
+    #[arg(long, env = "SWITCHYARD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    // The key itself may come from SWITCHYARD_MASTER_KEY (base64 of 32 bytes, or a
+    // comma list with the current key first); it is read from the environment only,
+    // never from a flag, so it cannot show in `ps`.
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server under /elements/api-v2. On an empty database it first
+    /// creates an organization and user and prints their secrets on stdout.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Run the vendor simulators inside this process and make them the
+        /// default vendor endpoints of the built-in elements (a demo, offline).
+        #[arg(long)]
+        sandbox: bool,
+        /// Also load element definitions (*.yaml, *.json) from this directory.
+        #[arg(long, env = "SWITCHYARD_ELEMENTS_DIR")]
+        elements_dir: Option<PathBuf>,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Create the first organization and user; prints their secrets once.
+    Init {
+        /// Print JSON: {"organization":{..},"user":{..},"authorization":".."}.
+        #[arg(long)]
+        json: bool,
+        /// Name of the organization.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Email address of the first user.
+        #[arg(long, default_value = "admin@localhost")]
+        email: String,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Manage organizations.
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Add a new current master key and re-encrypt every secret under it.
+    RotateKey {
+        /// Rows re-encrypted per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Run the vendor simulators (BigCommerce) on loopback for offline development.
+    Sandbox {
+        /// Print the demo credentials as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Address of the BigCommerce simulator.
+        #[arg(long, env = "SWITCHYARD_LISTEN_BIGCOMMERCE", default_value = "127.0.0.1:0")]
+        listen_bigcommerce: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Create an organization and its first user; prints their secrets once.
+    Create {
+        name: String,
+        #[arg(long, default_value = "admin@localhost")]
+        email: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Replace an organization's secret (e.g. after a leak); prints the new one once.
+    ResetSecret {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user in an organization; prints the user's secret once.
+    Create {
+        #[arg(long = "org")]
+        org: i64,
+        email: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Replace a user's secret; prints the new one once.
+    ResetSecret {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Cli::parse().command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { listen, sandbox, elements_dir, db } => {
+            serve::run(&db, listen, sandbox, elements_dir.as_deref()).await
+        }
+        Command::Init { json, name, email, db } => tenants::init(&db, &name, &email, json).await,
+        Command::Orgs(OrgsCommand::Create { name, email, json, db }) => {
+            tenants::create_organization(&db, &name, &email, json).await
+        }
+        Command::Orgs(OrgsCommand::ResetSecret { id, json, db }) => {
+            tenants::reset_organization_secret(&db, id, json).await
+        }
+        Command::Users(UsersCommand::Create { org, email, json, db }) => {
+            tenants::create_user(&db, org, &email, json).await
+        }
+        Command::Users(UsersCommand::ResetSecret { id, json, db }) => {
+            tenants::reset_user_secret(&db, id, json).await
+        }
+        Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
+        Command::Sandbox { json, listen_bigcommerce } => sandbox::run(listen_bigcommerce, json).await,
+    }
+}

@@ -1,0 +1,91 @@
+//! Who is calling: `Authorization: User <secret>, Organization <secret>[, Element <token>]`.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, AppState};
+
+/// An authenticated platform caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: i64,
+    pub organization_id: i64,
+    pub email: String,
+    /// The `Element` token, when the header carries one (hub calls).
+    pub element_token: Option<String>,
+}
+
+/// The parts of the header, by name. Unknown parts or repeats are refused.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub organization: String,
+    pub element: Option<String>,
+}
+
+pub fn parse_authorization(header: &str) -> Option<Credentials> {
+    let (mut user, mut organization, mut element) = (None, None, None);
+    for part in header.split(',') {
+        let (kind, value) = part.trim().split_once(' ')?;
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let slot = match kind {
+            "User" => &mut user,
+            "Organization" => &mut organization,
+            "Element" => &mut element,
+            _ => return None,
+        };
+        if slot.replace(value.to_owned()).is_some() {
+            return None;
+        }
+    }
+    Some(Credentials { user: user?, organization: organization?, element })
+}
+
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("Missing Authorization header"))?;
+        let credentials = header.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
+            ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")
+        })?;
+        let found = state
+            .store
+            .authenticate(&hash_secret(&credentials.user), &hash_secret(&credentials.organization))
+            .await?;
+        let caller = found.ok_or_else(|| ApiError::unauthorized("Invalid user or organization secret"))?;
+        Ok(Caller {
+            user_id: caller.user_id,
+            organization_id: caller.organization_id,
+            email: caller.email,
+            element_token: credentials.element,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_cloud_elements_header() {
+        let c = parse_authorization("User u1, Organization o1, Element e1").unwrap();
+        assert_eq!((c.user.as_str(), c.organization.as_str(), c.element.as_deref()), ("u1", "o1", Some("e1")));
+        let c = parse_authorization("Organization o1,User u1").unwrap();
+        assert_eq!(c.element, None);
+        for bad in ["", "User u1", "User u1, Organization", "User u1, User u2, Organization o", "Bearer x", "User u1, Organization o1, Other z"] {
+            assert_eq!(parse_authorization(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `GET /elements`, `/elements/{keyOrId}`, `/elements/{keyOrId}/metadata`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+use switchyard_elements::{ElementDefinition, Operation};
+
+use crate::caller::Caller;
+use crate::{ApiError, AppState};
+
+/// The summary Cloud Elements lists for every element.
+pub fn summary(def: &ElementDefinition) -> Value {
+    json!({
+        "id": def.id,
+        "key": def.key,
+        "name": def.name,
+        "hub": def.hub,
+        "description": def.description,
+        "active": true,
+        "authentication": {"type": def.authentication.type_name()},
+    })
+}
+
+fn detail(def: &ElementDefinition) -> Value {
+    let mut value = summary(def);
+    value["configuration"] = def
+        .configuration
+        .iter()
+        .map(|p| {
+            json!({
+                "key": p.key,
+                "name": p.name,
+                "type": p.kind,
+                "required": p.required,
+                "defaultValue": p.default_value,
+                "description": p.description,
+                "hideFromConsole": p.hide_from_console,
+            })
+        })
+        .collect();
+    let mut resources = Vec::new();
+    for r in &def.resources {
+        for op in &r.operations {
+            let (method, suffix) = op.hub_shape();
+            let vendor_method = match op {
+                Operation::Create => "POST".to_owned(),
+                Operation::Update => r.update_method.clone(),
+                Operation::Delete => "DELETE".to_owned(),
+                _ => "GET".to_owned(),
+            };
+            resources.push(json!({
+                "method": method,
+                "path": format!("/hubs/{}{}{}", def.hub, r.path, suffix),
+                "vendorMethod": vendor_method,
+                "vendorPath": format!("{}{}", r.vendor_path, suffix),
+                "description": r.description,
+            }));
+        }
+    }
+    value["resources"] = Value::Array(resources);
+    value
+}
+
+fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinition, ApiError> {
+    state
+        .catalog
+        .get(key_or_id)
+        .map(|d| d.as_ref())
+        .ok_or_else(|| ApiError::not_found(format!("No element with key or id '{key_or_id}'")))
+}
+
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    Json(state.catalog.iter().map(|d| summary(d)).collect())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(key_or_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(detail(find(&state, &key_or_id)?)))
+}
+
+pub async fn metadata(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(key_or_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let def = find(&state, &key_or_id)?;
+    Ok(Json(json!({
+        "id": def.id,
+        "key": def.key,
+        "events": {"supported": def.events.supported, "methods": def.events.methods},
+        "bulk": {"supported": false},
+        "paging": {"max": def.paging.max_page_size()},
+        "hub": def.hub,
+    })))
+}

@@ -1,0 +1,45 @@
+//! The Cloud Elements error body: `{"message", "requestId", "providerMessage"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An error a handler answers with. Internal detail goes to the log, never here.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// What the vendor said, when it said something.
+    pub provider_message: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), provider_message: None }
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    /// A failure of ours: logged in full, answered with a generic message.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log")
+    }
+}
+
+impl From<switchyard_store::StoreError> for ApiError {
+    fn from(e: switchyard_store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The request-id middleware renders the body, so it can carry the id.
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}

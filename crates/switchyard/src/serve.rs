@@ -1,0 +1,82 @@
+//! `switchyard serve`: the API server, optionally with the simulators inside.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+use switchyard_elements::Catalog;
+use switchyard_server::AppState;
+use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
+
+use crate::{database, tenants, DatabaseOptions};
+
+pub async fn run(
+    db: &DatabaseOptions,
+    listen: SocketAddr,
+    sandbox: bool,
+    elements_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    if opened.store.organization_count().await? == 0 {
+        // The first start: the operator needs credentials to do anything at all.
+        let created = tenants::new_organization(&opened.store, "default", "admin@localhost").await?;
+        println!("{created}");
+        tracing::info!("created the first organization and user; their secrets are on standard output only");
+    }
+
+    let mut catalog = Catalog::builtin();
+    if let Some(dir) = elements_dir {
+        let n = catalog.load_dir(dir).with_context(|| format!("loading elements from {}", dir.display()))?;
+        tracing::info!(count = n, dir = %dir.display(), "loaded element definitions");
+    }
+
+    let sandbox_credentials = if sandbox {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(bigcommerce::serve(listener, BigCommerceSimulator::demo()));
+        let store_url = format!("http://{addr}/stores/{}/api/v2", bigcommerce::DEMO_STORE_HASH);
+        catalog.set_default("bigcommerce", "store.url", &store_url);
+        catalog.set_default("bigcommerce", "username", bigcommerce::DEMO_USERNAME);
+        catalog.set_default("bigcommerce", "password", bigcommerce::DEMO_API_TOKEN);
+        let credentials = json!({"bigcommerce": {
+            "storeUrl": store_url,
+            "username": bigcommerce::DEMO_USERNAME,
+            "apiToken": bigcommerce::DEMO_API_TOKEN,
+        }});
+        println!("{}", json!({"sandbox": credentials}));
+        tracing::info!(%addr, "BigCommerce simulator running in this process");
+        Some(credentials)
+    } else {
+        None
+    };
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
+    let state = AppState { store: opened.store.clone(), catalog: Arc::new(catalog), sandbox: sandbox_credentials };
+    switchyard_server::serve(listener, state, shutdown_signal()).await?;
+    opened.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,135 @@
+//! Organizations and users. Their secrets are 256 random bits, shown once on
+//! standard output and stored only as SHA-256 hashes (a fast hash is enough for
+//! secrets this long: nobody can guess one to test against the hash).
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use switchyard_store::{Organization, StoreError, User};
+
+use crate::database;
+use crate::DatabaseOptions;
+
+/// A fresh secret: 32 random bytes, base64url without padding (43 characters).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn authorization(user_secret: &str, org_secret: &str) -> String {
+    format!("User {user_secret}, Organization {org_secret}")
+}
+
+fn user_json(user: &User, secret: &str) -> Value {
+    json!({"id": user.id, "emailAddress": user.email, "secret": secret})
+}
+
+fn organization_json(org: &Organization, secret: &str) -> Value {
+    json!({"id": org.id, "name": org.name, "secret": secret})
+}
+
+/// Prints what a command created: JSON, or the same facts as lines for a person.
+fn print(value: &Value, json: bool) {
+    if json {
+        println!("{value}");
+        return;
+    }
+    if let Some(org) = value.get("organization") {
+        println!("organization {} ({}) secret: {}", org["id"], org["name"].as_str().unwrap_or(""), org["secret"].as_str().unwrap_or(""));
+    }
+    if let Some(user) = value.get("user") {
+        println!("user {} ({}) secret: {}", user["id"], user["emailAddress"].as_str().unwrap_or(""), user["secret"].as_str().unwrap_or(""));
+    }
+    if let Some(auth) = value.get("authorization").and_then(Value::as_str) {
+        println!("Authorization: {auth}");
+    }
+    println!("These secrets are shown once; only their hashes are stored.");
+}
+
+/// Creates an organization with its first user and returns the JSON printed for it.
+pub async fn new_organization(
+    store: &switchyard_store::Store,
+    name: &str,
+    email: &str,
+) -> anyhow::Result<Value> {
+    let (org_secret, user_secret) = (new_secret(), new_secret());
+    let (org, user) = store
+        .create_organization(name, &hash_secret(&org_secret), email, &hash_secret(&user_secret))
+        .await?;
+    Ok(json!({
+        "organization": organization_json(&org, &org_secret),
+        "user": user_json(&user, &user_secret),
+        "authorization": authorization(&user_secret, &org_secret),
+    }))
+}
+
+/// `switchyard init`: the first organization of a new database, once.
+pub async fn init(db: &DatabaseOptions, name: &str, email: &str, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    if opened.store.organization_count().await? > 0 {
+        bail!(
+            "the database {} already has organizations; use `switchyard orgs create NAME` \
+             or `switchyard orgs reset-secret ID`",
+            db.database_url
+        );
+    }
+    let created = new_organization(&opened.store, name, email).await?;
+    opened.store.close().await;
+    print(&created, json);
+    Ok(())
+}
+
+pub async fn create_organization(db: &DatabaseOptions, name: &str, email: &str, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    let created = new_organization(&opened.store, name, email).await?;
+    opened.store.close().await;
+    print(&created, json);
+    Ok(())
+}
+
+pub async fn create_user(db: &DatabaseOptions, org: i64, email: &str, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    let secret = new_secret();
+    let user = match opened.store.create_user(org, email, &hash_secret(&secret)).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict(message)) => bail!(message),
+        Err(e) => return Err(e.into()),
+    };
+    opened.store.close().await;
+    print(
+        &json!({"user": user_json(&user, &secret), "authorization": format!("User {secret}, Organization <organization secret>")}),
+        json,
+    );
+    Ok(())
+}
+
+pub async fn reset_organization_secret(db: &DatabaseOptions, id: i64, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    let secret = new_secret();
+    let found = opened.store.reset_organization_secret(id, &hash_secret(&secret)).await?;
+    opened.store.close().await;
+    if !found {
+        bail!("no organization {id}");
+    }
+    print(&json!({"organization": {"id": id, "secret": secret}}), json);
+    Ok(())
+}
+
+pub async fn reset_user_secret(db: &DatabaseOptions, id: i64, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await.context("opening the database")?;
+    let secret = new_secret();
+    let found = opened.store.reset_user_secret(id, &hash_secret(&secret)).await?;
+    opened.store.close().await;
+    if !found {
+        bail!("no user {id}");
+    }
+    print(&json!({"user": {"id": id, "secret": secret}}), json);
+    Ok(())
+}

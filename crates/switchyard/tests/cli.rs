@@ -1,0 +1,188 @@
+//! The `switchyard` binary, run as a user runs it: tenants, the vault's key file,
+//! key rotation, and the sandbox over real HTTP on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).args(args).env_remove("SWITCHYARD_MASTER_KEY");
+    cmd.env_remove("SWITCHYARD_MASTER_KEY_FILE").env_remove("SWITCHYARD_DATABASE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run switchyard")
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+#[test]
+fn init_prints_the_pinned_shape_once_and_stores_only_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["init", "--json"], &[]);
+    let v = ok_json(&out);
+    let org_secret = v["organization"]["secret"].as_str().unwrap().to_owned();
+    let user_secret = v["user"]["secret"].as_str().unwrap().to_owned();
+    assert!(v["organization"]["id"].is_i64() && v["user"]["id"].is_i64());
+    assert!(v["organization"]["name"].is_string() && v["user"]["emailAddress"].is_string());
+    assert_eq!(
+        v["authorization"].as_str().unwrap(),
+        format!("User {user_secret}, Organization {org_secret}")
+    );
+    // 256 bits of randomness, base64url: 43 characters.
+    assert_eq!(org_secret.len(), 43);
+    assert_ne!(org_secret, user_secret);
+
+    // The log (stderr) and the database never hold a secret.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&org_secret) && !stderr.contains(&user_secret), "{stderr}");
+    let db = std::fs::read(dir.path().join("switchyard.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("switchyard.db-wal")).unwrap_or_default();
+    for file in [&db, &wal] {
+        assert!(!contains(file, org_secret.as_bytes()) && !contains(file, user_secret.as_bytes()));
+    }
+
+    // The key file was created beside the database, readable by its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("switchyard.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A second init refuses instead of minting a second first organization.
+    let again = run(dir.path(), &["init", "--json"], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has organizations"));
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn orgs_and_users_are_created_and_secrets_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    ok_json(&run(dir.path(), &["init", "--json"], &[]));
+    let org = ok_json(&run(dir.path(), &["orgs", "create", "Acme", "--json"], &[]));
+    assert_eq!(org["organization"]["name"], "Acme");
+    let org_id = org["organization"]["id"].as_i64().unwrap().to_string();
+
+    let user = ok_json(&run(dir.path(), &["users", "create", "--org", &org_id, "dev@acme.test", "--json"], &[]));
+    assert_eq!(user["user"]["emailAddress"], "dev@acme.test");
+    assert!(user["authorization"].as_str().unwrap().starts_with("User "));
+
+    // The same email twice in one organization, and an unknown organization, are refused.
+    let dup = run(dir.path(), &["users", "create", "--org", &org_id, "dev@acme.test", "--json"], &[]);
+    assert!(!dup.status.success());
+    let nobody = run(dir.path(), &["users", "create", "--org", "999", "x@y.test", "--json"], &[]);
+    assert!(!nobody.status.success());
+
+    let reset = ok_json(&run(dir.path(), &["orgs", "reset-secret", &org_id, "--json"], &[]));
+    assert_ne!(reset["organization"]["secret"], org["organization"]["secret"]);
+    let user_id = user["user"]["id"].as_i64().unwrap().to_string();
+    let reset = ok_json(&run(dir.path(), &["users", "reset-secret", &user_id, "--json"], &[]));
+    assert_ne!(reset["user"]["secret"], user["user"]["secret"]);
+    assert!(!run(dir.path(), &["orgs", "reset-secret", "999"], &[]).status.success());
+}
+
+#[test]
+fn a_database_refuses_a_key_that_is_not_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    ok_json(&run(dir.path(), &["init", "--json"], &[]));
+
+    // Another key in the environment: refused, with a message that says so.
+    let other = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let out = run(dir.path(), &["orgs", "create", "X", "--json"], &[("SWITCHYARD_MASTER_KEY", other)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("master key does not open the database"), "{err}");
+    assert!(!err.contains(other));
+
+    // The key file gone: refused, and no new key is quietly made for old secrets.
+    std::fs::remove_file(dir.path().join("switchyard.key")).unwrap();
+    let out = run(dir.path(), &["orgs", "create", "X", "--json"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be read"));
+    assert!(!dir.path().join("switchyard.key").exists());
+}
+
+#[test]
+fn rotate_key_adds_a_current_key_and_moves_the_database_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    ok_json(&run(dir.path(), &["init", "--json"], &[]));
+    let rotated = ok_json(&run(dir.path(), &["rotate-key"], &[]));
+    let new_id = rotated["currentKeyId"].as_u64().unwrap();
+    assert_ne!(Some(new_id), rotated["previousKeyId"].as_u64());
+
+    let key_file: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("switchyard.key")).unwrap()).unwrap();
+    assert_eq!(key_file["current"].as_u64(), Some(new_id));
+    assert_eq!(key_file["keys"].as_array().unwrap().len(), 2);
+
+    // With only the new key left, the database still opens: everything moved.
+    let new_key = key_file["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"].as_u64() == Some(new_id))
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run(dir.path(), &["orgs", "create", "After", "--json"], &[("SWITCHYARD_MASTER_KEY", &new_key)]);
+    ok_json(&out);
+}
+
+#[test]
+fn sandbox_serves_the_demo_store_on_loopback() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let creds: Value = serde_json::from_str(&line).expect("first line is the credentials JSON");
+    let bc = &creds["bigcommerce"];
+    let store_url = bc["storeUrl"].as_str().unwrap().to_owned();
+    assert!(store_url.starts_with("http://127.0.0.1:") && store_url.ends_with("/stores/abc123/api/v2"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let time = http
+            .get(format!("{store_url}/time"))
+            .basic_auth(bc["username"].as_str().unwrap(), bc["apiToken"].as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(time.status(), 200);
+        assert!(time.json::<Value>().await.unwrap()["time"].is_i64());
+
+        let orders = http
+            .get(format!("{store_url}/orders?limit=5"))
+            .basic_auth(bc["username"].as_str().unwrap(), bc["apiToken"].as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(orders.status(), 200);
+        assert_eq!(orders.json::<Value>().await.unwrap().as_array().unwrap().len(), 5);
+
+        let anonymous = http.get(format!("{store_url}/orders")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let body: Value = anonymous.json().await.unwrap();
+        assert_eq!(body[0]["status"], 401);
+    });
+    child.kill().ok();
+    child.wait().ok();
+}
