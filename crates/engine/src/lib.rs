@@ -1,1 +1,3 @@
-//! switchyard-engine
+//! switchyard-engine: outbound policy and the vendor HTTP client.
+
+pub mod outbound;
