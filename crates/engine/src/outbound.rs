@@ -154,7 +154,7 @@ impl OutboundPolicy {
     /// Whether a host name is explicitly allow-listed (exact, case-insensitive).
     pub fn host_allowed(&self, host: &str) -> bool {
         let h = normalize_host(host);
-        self.hosts.iter().any(|x| *x == h)
+        self.hosts.contains(&h)
     }
 
     fn net_allowed(&self, ip: IpAddr) -> bool {
