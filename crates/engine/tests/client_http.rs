@@ -1,0 +1,251 @@
+//! The vendor client over real HTTP against a local axum server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::{any, get};
+use axum::Router;
+use switchyard_engine::outbound::{OutboundPolicy, PolicyError};
+use switchyard_engine::{VendorClient, VendorError, VendorRequest};
+
+async fn echo(
+    method: Method,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let custom = headers
+        .get("x-custom")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let out = serde_json::json!({"method": method.as_str(), "auth": auth, "custom": custom, "body": body});
+    (StatusCode::CREATED, [("x-test", "yes")], out.to_string())
+}
+
+async fn server() -> SocketAddr {
+    let app = Router::new()
+        .route("/echo", any(echo))
+        .route("/big", get(|| async { "x".repeat(1000) }))
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 100]));
+                Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/to-private",
+            get(|| async { (StatusCode::FOUND, [("location", "http://10.0.0.1/")], "") }),
+        )
+        .route(
+            "/to-echo",
+            get(|| async { (StatusCode::FOUND, [("location", "/echo")], "") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
+}
+
+fn loopback_client() -> VendorClient {
+    VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn send_with_allow_loopback_returns_status_headers_body() {
+    let addr = server().await;
+    let client = loopback_client();
+    let mut req = VendorRequest::new(Method::POST, format!("http://{addr}/echo"))
+        .header("X-Custom", "hello")
+        .body("payload");
+    req.basic_auth = Some(("alice".into(), "pw".into()));
+    let resp = client.send(req).await.unwrap();
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.headers.get("x-test").unwrap(), "yes");
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["custom"], "hello");
+    assert_eq!(v["body"], "payload");
+    assert_eq!(v["auth"], "Basic YWxpY2U6cHc=");
+
+    // By name, too: `localhost` is allow-listed by allow_loopback.
+    let resp = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://localhost:{}/echo", addr.port()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 201);
+}
+
+#[tokio::test]
+async fn loopback_refused_without_allow() {
+    let addr = server().await;
+    let client = VendorClient::new(OutboundPolicy::default(), Duration::from_secs(5));
+    assert!(client.policy().is_empty());
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://{addr}/echo"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VendorError::Refused(PolicyError::Refused { .. })),
+        "{err:?}"
+    );
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("https://[::ffff:127.0.0.1]:{}/", addr.port()),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VendorError::Refused(PolicyError::Refused { .. })),
+        "{err:?}"
+    );
+    // A name: passes check_url (https), refused by the resolver at connect time.
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("https://localhost:{}/", addr.port()),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VendorError::Refused(PolicyError::Refused { ref host, .. }) if host == "localhost"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--outbound-allow"));
+}
+
+#[tokio::test]
+async fn resolver_accepts_allowed_cidrs() {
+    let addr = server().await;
+    // CIDRs only (name not listed): the resolver lets loopback through, so the
+    // failure is the TLS handshake against a plain-HTTP server, not the policy.
+    let client = VendorClient::new(
+        OutboundPolicy::parse("127.0.0.0/8,::1").unwrap(),
+        Duration::from_secs(5),
+    );
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("https://localhost:{}/", addr.port()),
+        ))
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, VendorError::Refused(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn body_over_limit_is_too_large() {
+    let addr = server().await;
+    let client = loopback_client();
+    for path in ["big", "stream"] {
+        let mut req = VendorRequest::new(Method::GET, format!("http://{addr}/{path}"));
+        req.max_body = 100;
+        let err = client.send(req).await.unwrap_err();
+        assert!(matches!(err, VendorError::TooLarge(100)), "{path}: {err:?}");
+        let mut req = VendorRequest::new(Method::GET, format!("http://{addr}/{path}"));
+        req.max_body = 1000;
+        let resp = client.send(req).await.unwrap();
+        assert_eq!(resp.body.len(), 1000, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn slow_server_times_out() {
+    let addr = server().await;
+    let client = VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://{addr}/slow"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Timeout), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn connection_refused_is_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err = loopback_client()
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://127.0.0.1:{port}/"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Connect(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_rechecked() {
+    let addr = server().await;
+    let client = loopback_client();
+    let resp = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://{addr}/to-echo"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 201);
+    let err = client
+        .send(VendorRequest::new(
+            Method::GET,
+            format!("http://{addr}/to-private"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VendorError::Refused(PolicyError::Refused { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_urls_refused_before_sending() {
+    let client = loopback_client();
+    for (url, check) in [
+        ("ftp://127.0.0.1/", "scheme"),
+        ("https://u:SECRETPW@127.0.0.1/", "userinfo"),
+        ("https://169.254.169.254/latest/meta-data", "metadata"),
+    ] {
+        let err = client
+            .send(VendorRequest::new(Method::GET, url))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VendorError::Refused(_)), "{check}: {err:?}");
+        assert!(!err.to_string().contains("SECRETPW"));
+    }
+    let req = VendorRequest::new(Method::GET, "http://127.0.0.1:1/").header("bad name", "v");
+    assert!(matches!(
+        client.send(req).await,
+        Err(VendorError::Protocol(_))
+    ));
+}
