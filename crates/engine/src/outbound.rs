@@ -236,9 +236,7 @@ impl OutboundPolicy {
             return Ok(());
         }
         let port = url.port_or_known_default().unwrap_or(443);
-        let addrs = self.resolve_filtered(&name, port).await?;
-        debug_assert!(!addrs.is_empty());
-        Ok(())
+        self.resolve_strict(&name, port).await.map(|_| ())
     }
 
     fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), PolicyError> {
@@ -252,16 +250,7 @@ impl OutboundPolicy {
         }
     }
 
-    /// Resolves `name` and returns its addresses.
-    ///
-    /// For an allow-listed name every address is returned. Otherwise every
-    /// address must be allowed; the first refused one yields
-    /// [`PolicyError::Refused`].
-    pub async fn resolve_filtered(
-        &self,
-        name: &str,
-        port: u16,
-    ) -> Result<Vec<std::net::SocketAddr>, PolicyError> {
+    async fn lookup(name: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, PolicyError> {
         let host = name.trim_end_matches('.');
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
             .await
@@ -270,19 +259,61 @@ impl OutboundPolicy {
         if addrs.is_empty() {
             return Err(PolicyError::Resolve(format!("{host}: no addresses")));
         }
-        if self.host_allowed(host) {
+        Ok(addrs)
+    }
+
+    /// Resolves `name` and requires every address to be allowed (unless the
+    /// name is allow-listed); returns the addresses.
+    pub async fn resolve_strict(
+        &self,
+        name: &str,
+        port: u16,
+    ) -> Result<Vec<std::net::SocketAddr>, PolicyError> {
+        let addrs = Self::lookup(name, port).await?;
+        if self.host_allowed(name) {
             return Ok(addrs);
         }
-        for a in &addrs {
-            if !self.ip_allowed(a.ip()) {
-                tracing::warn!(host, ip = %a.ip(), "outbound request refused by policy");
-                return Err(PolicyError::Refused {
-                    host: host.to_string(),
-                    ip: a.ip(),
-                });
-            }
+        if let Some(bad) = addrs.iter().find(|a| !self.ip_allowed(a.ip())) {
+            tracing::warn!(host = name, ip = %bad.ip(), "outbound request refused by policy");
+            return Err(PolicyError::Refused {
+                host: name.trim_end_matches('.').to_string(),
+                ip: bad.ip(),
+            });
         }
         Ok(addrs)
+    }
+
+    /// Resolves `name` and keeps only allowed addresses (all of them when the
+    /// name is allow-listed). Used at connect time by the vendor client.
+    /// [`PolicyError::Refused`] names the first refused address when none is left.
+    pub async fn resolve_filtered(
+        &self,
+        name: &str,
+        port: u16,
+    ) -> Result<Vec<std::net::SocketAddr>, PolicyError> {
+        let addrs = Self::lookup(name, port).await?;
+        if self.host_allowed(name) {
+            return Ok(addrs);
+        }
+        let first = addrs[0].ip();
+        let kept: Vec<std::net::SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| {
+                let ok = self.ip_allowed(a.ip());
+                if !ok {
+                    tracing::debug!(host = name, ip = %a.ip(), "resolved address dropped by outbound policy");
+                }
+                ok
+            })
+            .collect();
+        if kept.is_empty() {
+            tracing::warn!(host = name, ip = %first, "outbound request refused by policy");
+            return Err(PolicyError::Refused {
+                host: name.trim_end_matches('.').to_string(),
+                ip: first,
+            });
+        }
+        Ok(kept)
     }
 }
 
@@ -592,6 +623,24 @@ mod tests {
             .check_resolved(&url)
             .await
             .is_ok());
+
+        // Only ::1 allowed: strict refuses whenever localhost has an IPv4
+        // address; filtering keeps exactly the ::1 addresses, if any.
+        let v6 = OutboundPolicy::parse("::1").unwrap();
+        let all = OutboundPolicy::lookup("localhost", 0).await.unwrap();
+        match v6.resolve_filtered("localhost", 0).await {
+            Ok(kept) => {
+                assert!(!kept.is_empty() && kept.iter().all(|a| a.ip() == ip("::1")));
+                assert!(all.iter().any(|a| a.ip() == ip("::1")));
+            }
+            Err(e) => {
+                assert!(matches!(e, PolicyError::Refused { .. }));
+                assert!(all.iter().all(|a| a.ip() != ip("::1")));
+            }
+        }
+        if all.iter().any(|a| a.is_ipv4()) {
+            assert!(v6.check_resolved(&url).await.is_err());
+        }
 
         let lit = url::Url::parse("https://127.0.0.1/").unwrap();
         assert!(d.check_resolved(&lit).await.is_err());
