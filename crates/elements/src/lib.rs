@@ -7,8 +7,10 @@
 
 mod catalog;
 mod model;
+mod route;
 mod template;
 
 pub use catalog::{Catalog, CatalogError};
 pub use model::*;
+pub use route::{RouteError, RouteMatch};
 pub use template::{render, Template, TemplateError};

@@ -85,7 +85,7 @@ mod tests {
     fn renders_placeholders_and_literals() {
         let t = Template::parse("/orders/{id}/products").unwrap();
         assert_eq!(t.placeholders().collect::<Vec<_>>(), vec!["id"]);
-        let out = t.render(|n| (n == "id").then(|| Cow::Borrowed("7"))).unwrap();
+        let out = t.render(|n| (n == "id").then_some(Cow::Borrowed("7"))).unwrap();
         assert_eq!(out, "/orders/7/products");
     }
 

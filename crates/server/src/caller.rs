@@ -45,6 +45,17 @@ pub fn parse_authorization(header: &str) -> Option<Credentials> {
     Some(Credentials { user: user?, organization: organization?, element })
 }
 
+/// A fresh secret or token: 32 random bytes, base64url without padding (43
+/// characters). Stored only as its SHA-256: a fast hash is enough for secrets
+/// this long, since nobody can guess one to test against the hash.
+pub fn new_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }

@@ -7,6 +7,9 @@
 pub mod caller;
 mod elements;
 mod error;
+mod hub;
+mod instances;
+mod json_body;
 
 use std::sync::Arc;
 
@@ -14,12 +17,13 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
 use switchyard_store::Store;
 
+pub use caller::new_secret;
 pub use error::ApiError;
 
 /// Largest request body accepted (larger: 413).
@@ -29,7 +33,13 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Opens and seals instance secrets.
+    pub vault: switchyard_vault::Vault,
+    /// All outbound HTTP, behind the outbound policy.
+    pub client: switchyard_engine::client::VendorClient,
     pub catalog: Arc<Catalog>,
+    /// Signs hub `nextPage` tokens so a forged or altered one is refused.
+    pub paging_key: Arc<Vec<u8>>,
     /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
     pub sandbox: Option<Value>,
 }
@@ -40,6 +50,12 @@ pub fn router(state: AppState) -> Router {
         .route("/elements", get(elements::list))
         .route("/elements/{key_or_id}", get(elements::get))
         .route("/elements/{key_or_id}/metadata", get(elements::metadata))
+        .route("/elements/{key_or_id}/instances", post(instances::create_for_element))
+        .route("/instances", get(instances::list).post(instances::create))
+        .route("/instances/{id}", get(instances::get).delete(instances::delete))
+        .route("/instances/{id}/configuration", get(instances::configuration))
+        .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/hubs/{hub}/{*path}", any(hub::call))
         .route("/sandbox", get(sandbox));
     Router::new()
         .nest("/elements/api-v2", api)

@@ -46,6 +46,14 @@ enum Command {
         /// default vendor endpoints of the built-in elements (a demo, offline).
         #[arg(long)]
         sandbox: bool,
+        /// Private, loopback or link-local vendor and callback addresses that may
+        /// be called anyway (comma list of hosts and CIDRs, e.g. 127.0.0.0/8,::1).
+        /// Allow-listed hosts may also use plain http. [default: none]
+        #[arg(long, env = "SWITCHYARD_OUTBOUND_ALLOW", default_value = "")]
+        outbound_allow: String,
+        /// Seconds a vendor call may take before it is abandoned (504).
+        #[arg(long, env = "SWITCHYARD_VENDOR_TIMEOUT", default_value_t = 30)]
+        vendor_timeout: u64,
         /// Also load element definitions (*.yaml, *.json) from this directory.
         #[arg(long, env = "SWITCHYARD_ELEMENTS_DIR")]
         elements_dir: Option<PathBuf>,
@@ -155,8 +163,15 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, sandbox, elements_dir, db } => {
-            serve::run(&db, listen, sandbox, elements_dir.as_deref()).await
+        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, db } => {
+            let options = serve::ServeOptions {
+                listen,
+                sandbox,
+                outbound_allow,
+                vendor_timeout: std::time::Duration::from_secs(vendor_timeout),
+                elements_dir,
+            };
+            serve::run(&db, options).await
         }
         Command::Init { json, name, email, db } => tenants::init(&db, &name, &email, json).await,
         Command::Orgs(OrgsCommand::Create { name, email, json, db }) => {

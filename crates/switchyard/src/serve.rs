@@ -1,23 +1,35 @@
 //! `switchyard serve`: the API server, optionally with the simulators inside.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
 use switchyard_elements::Catalog;
+use switchyard_engine::client::VendorClient;
+use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 
 use crate::{database, tenants, DatabaseOptions};
 
-pub async fn run(
-    db: &DatabaseOptions,
-    listen: SocketAddr,
-    sandbox: bool,
-    elements_dir: Option<&Path>,
-) -> anyhow::Result<()> {
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub sandbox: bool,
+    pub outbound_allow: String,
+    pub vendor_timeout: Duration,
+    pub elements_dir: Option<PathBuf>,
+}
+
+pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
+    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir } = options;
+    let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
+    if sandbox {
+        // The simulators run on loopback; allowing it is what --sandbox means.
+        policy.extend(&OutboundPolicy::allow_loopback());
+    }
     let opened = database::open(db).await?;
     if opened.store.organization_count().await? == 0 {
         // The first start: the operator needs credentials to do anything at all.
@@ -27,7 +39,7 @@ pub async fn run(
     }
 
     let mut catalog = Catalog::builtin();
-    if let Some(dir) = elements_dir {
+    if let Some(dir) = elements_dir.as_deref() {
         let n = catalog.load_dir(dir).with_context(|| format!("loading elements from {}", dir.display()))?;
         tracing::info!(count = n, dir = %dir.display(), "loaded element definitions");
     }
@@ -57,7 +69,21 @@ pub async fn run(
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
-    let state = AppState { store: opened.store.clone(), catalog: Arc::new(catalog), sandbox: sandbox_credentials };
+    let paging_key = {
+        use rand::RngCore;
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        // One key per database, so tokens survive restarts and work across servers.
+        opened.store.meta_get_or_insert("paging.key", &fresh).await?
+    };
+    let state = AppState {
+        paging_key: Arc::new(paging_key),
+        store: opened.store.clone(),
+        vault: opened.vault.clone(),
+        client: VendorClient::new(policy, vendor_timeout),
+        catalog: Arc::new(catalog),
+        sandbox: sandbox_credentials,
+    };
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
     opened.store.close().await;
     tracing::info!("stopped");

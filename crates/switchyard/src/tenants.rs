@@ -1,27 +1,14 @@
 //! Organizations and users. Their secrets are 256 random bits, shown once on
-//! standard output and stored only as SHA-256 hashes (a fast hash is enough for
-//! secrets this long: nobody can guess one to test against the hash).
+//! standard output and stored only as hashes (see `caller::new_secret`).
 
 use anyhow::{bail, Context};
-use base64::Engine;
-use rand::RngCore;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use switchyard_store::{Organization, StoreError, User};
 
 use crate::database;
 use crate::DatabaseOptions;
 
-/// A fresh secret: 32 random bytes, base64url without padding (43 characters).
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
+pub use switchyard_server::caller::{hash_secret, new_secret};
 
 fn authorization(user_secret: &str, org_secret: &str) -> String {
     format!("User {user_secret}, Organization {org_secret}")

@@ -1,0 +1,355 @@
+//! Element instances: one authenticated connection of an element to one vendor
+//! account. Creation validates in a fixed order and stores nothing on failure:
+//! required keys, well-formed values, the outbound policy, then one vendor call.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
+use switchyard_engine::client::{provider_message, VendorError, VendorRequest};
+use switchyard_store::{config_aad, InstanceRow, NewInstance, NewValue, Sealer};
+use switchyard_vault::{KeyRing, Vault};
+
+use crate::caller::{hash_secret, Caller};
+use crate::json_body::JsonBody;
+use crate::{elements, ApiError, AppState};
+
+/// What a secret looks like in every answer; sent back, it keeps the stored value.
+pub const MASK: &str = "********";
+
+/// Seals configuration values with the vault, bound to their row.
+pub struct VaultSealer<'a>(pub &'a Vault);
+
+impl Sealer for VaultSealer<'_> {
+    fn seal(&self, instance_id: i64, key: &str, plaintext: &str) -> (Vec<u8>, u32) {
+        let blob = self.0.encrypt_str(plaintext, &config_aad(instance_id, key));
+        let key_id = KeyRing::key_id_of(&blob).unwrap_or_default();
+        (blob, key_id)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceBody {
+    #[serde(default)]
+    element: Option<ElementRef>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    configuration: Option<Map<String, Value>>,
+    #[serde(default)]
+    provider_data: Option<Value>,
+    /// Accepted for Cloud Elements compatibility; not stored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ElementRef {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    id: Option<i64>,
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// Configuration values are strings, as in Cloud Elements; numbers and booleans
+/// are accepted and kept as their text.
+fn as_config_strings(config: Map<String, Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    config
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Bool(b) => Ok((k, b.to_string())),
+            Value::Number(n) => Ok((k, n.to_string())),
+            other => Err(bad_request(format!(
+                "configuration '{k}' must be a string, number or boolean, not {}",
+                match other {
+                    Value::Null => "null",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                }
+            ))),
+        })
+        .collect()
+}
+
+/// The value a key has for this instance: given, else the element's default.
+fn effective<'a>(def: &'a ElementDefinition, given: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    given
+        .get(key)
+        .map(String::as_str)
+        .or_else(|| def.parameter(key).and_then(|p| p.default_value.as_deref()))
+        .filter(|v| !v.is_empty())
+}
+
+/// Required keys first (one message naming all that are missing), then formats.
+fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let missing: Vec<&str> = def
+        .configuration
+        .iter()
+        .filter(|p| p.required && effective(def, given, &p.key).is_none())
+        .map(|p| p.key.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad_request(format!("Missing required configuration: {}", missing.join(", "))));
+    }
+    for (key, value) in given {
+        let Some(param) = def.parameter(key) else { continue };
+        if let Some(max) = param.kind.max_len() {
+            if value.chars().count() > max {
+                return Err(bad_request(format!("configuration '{key}' is longer than {max} characters")));
+            }
+        }
+        let ok = match (param.kind, param.format) {
+            (ParameterType::Boolean, _) => matches!(value.as_str(), "true" | "false"),
+            (ParameterType::Combo, _) if !param.options.is_empty() => param.options.iter().any(|o| o == value),
+            (_, Some(ValueFormat::Url)) => url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            (_, Some(ValueFormat::Number)) => value.parse::<f64>().is_ok_and(f64::is_finite),
+            (_, Some(ValueFormat::Json)) => serde_json::from_str::<Value>(value).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            let expected = match (param.kind, param.format) {
+                (ParameterType::Boolean, _) => "true or false".to_owned(),
+                (ParameterType::Combo, _) => format!("one of {}", param.options.join(", ")),
+                (_, Some(ValueFormat::Url)) => "an http(s) URL".to_owned(),
+                (_, Some(ValueFormat::Number)) => "a number".to_owned(),
+                _ => "JSON".to_owned(),
+            };
+            return Err(bad_request(format!("configuration '{key}' must be {expected}")));
+        }
+    }
+    Ok(())
+}
+
+/// Renders an element template over the instance's effective configuration.
+fn render(def: &ElementDefinition, given: &BTreeMap<String, String>, template: &str) -> Result<String, ApiError> {
+    switchyard_elements::render(template, |name| effective(def, given, name).map(std::borrow::Cow::Borrowed))
+        .map_err(|e| bad_request(format!("configuration incomplete: {e}")))
+}
+
+/// The outbound policy on the vendor base URL, then the element's cheap check
+/// call with the credentials. A vendor refusal is a 400 with its words.
+async fn check_vendor(state: &AppState, def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let base = render(def, given, &def.base_url)?;
+    let url = format!("{}{}", base.trim_end_matches('/'), def.check.path);
+    state
+        .client
+        .policy()
+        .check_url(&url)
+        .map_err(|e| bad_request(format!("The vendor URL is not allowed: {e}")))?;
+    let switchyard_elements::Authentication::Basic { username, password } = &def.authentication;
+    let request = VendorRequest {
+        method: def.check.method.parse().map_err(|_| ApiError::internal("bad check method"))?,
+        url,
+        headers: vec![("Accept".into(), "application/json".into())],
+        basic_auth: Some((render(def, given, username)?, render(def, given, password)?)),
+        body: None,
+        max_body: 1024 * 1024,
+    };
+    match state.client.send(request).await {
+        Ok(r) if (200..300).contains(&r.status) => Ok(()),
+        Ok(r) => {
+            let mut e = bad_request(format!("The vendor refused the credentials (status {})", r.status));
+            e.provider_message = provider_message(&r.body);
+            Err(e)
+        }
+        Err(VendorError::Refused(p)) => Err(bad_request(format!("The vendor URL is not allowed: {p}"))),
+        Err(e) => {
+            let mut err = bad_request("The vendor could not be reached to check the credentials");
+            err.provider_message = Some(e.to_string());
+            Err(err)
+        }
+    }
+}
+
+fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDefinition, ApiError> {
+    let key = match (&r.key, r.id) {
+        (Some(k), _) => k.clone(),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => return Err(bad_request("element needs a key or an id")),
+    };
+    state
+        .catalog
+        .get(&key)
+        .map(|d| d.as_ref())
+        .ok_or_else(|| ApiError::not_found(format!("No element with key or id '{key}'")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    let element = body.element.as_ref().ok_or_else(|| bad_request("element is required"))?;
+    let def = find_element(&state, element)?.clone();
+    create_instance(&state, &caller, &def, body).await
+}
+
+pub async fn create_for_element(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key_or_id): Path<String>,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    let def = find_element(&state, &ElementRef { key: Some(key_or_id), id: None })?.clone();
+    create_instance(&state, &caller, &def, body).await
+}
+
+async fn create_instance(
+    state: &AppState,
+    caller: &Caller,
+    def: &ElementDefinition,
+    body: InstanceBody,
+) -> Result<Json<Value>, ApiError> {
+    let name = body.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| bad_request("name is required"))?;
+    if body.provider_data.is_some() {
+        return Err(bad_request(format!("element {} does not take providerData", def.key)));
+    }
+    let given = as_config_strings(body.configuration.unwrap_or_default())?;
+    if given.values().any(|v| v == MASK) {
+        return Err(bad_request(format!("'{MASK}' keeps a stored secret; a new instance has none")));
+    }
+    validate(def, &given)?;
+    check_vendor(state, def, &given).await?;
+
+    let token = crate::new_secret();
+    let config: Vec<(String, NewValue)> = given
+        .iter()
+        .map(|(k, v)| (k.clone(), if def.is_secret(k) { NewValue::Secret(v.clone()) } else { NewValue::Plain(v.clone()) }))
+        .collect();
+    let new = NewInstance {
+        organization_id: caller.organization_id,
+        user_id: caller.user_id,
+        element_key: def.key.clone(),
+        name,
+        token_hash: hash_secret(&token),
+        tags: body.tags.unwrap_or_default(),
+        events_enabled: given.get("event.notification.enabled").is_some_and(|v| v == "true"),
+    };
+    let id = state.store.create_instance(&new, &config, &VaultSealer(&state.vault)).await?;
+    let row = state.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
+    let mut value = instance_json(state, caller, &row).await?;
+    // The token is shown once, here; only its hash is kept.
+    value["token"] = Value::String(token);
+    Ok(Json(value))
+}
+
+/// The Cloud Elements view of an instance, secrets masked.
+async fn instance_json(state: &AppState, caller: &Caller, row: &InstanceRow) -> Result<Value, ApiError> {
+    let def = state.catalog.get(&row.element_key);
+    let mut configuration = Map::new();
+    for c in state.store.configuration(row.id).await? {
+        let value = if c.secret.is_some() { MASK.to_owned() } else { c.value.unwrap_or_default() };
+        configuration.insert(c.key, Value::String(value));
+    }
+    let element = match def {
+        Some(d) => elements::summary(d),
+        None => json!({"key": row.element_key}),
+    };
+    Ok(json!({
+        "id": row.id,
+        "name": row.name,
+        "element": {"id": element["id"], "key": element["key"], "name": element["name"], "hub": element["hub"], "authentication": element["authentication"]},
+        "configuration": configuration,
+        "tags": row.tags,
+        "valid": row.valid,
+        "disabled": row.disabled,
+        "eventsEnabled": row.events_enabled,
+        "user": {"id": row.user_id, "emailAddress": if row.user_id == caller.user_id { Value::String(caller.email.clone()) } else { Value::Null }},
+        "createdDate": row.created_at,
+        "updatedDate": row.updated_at,
+    }))
+}
+
+/// The instance named by `{id}`, or the `Element` token where the path has no id.
+async fn owned(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<InstanceRow, ApiError> {
+    let row = match id {
+        Some(id) => state.store.instance(caller.organization_id, id).await?,
+        None => {
+            let token = caller.element_token.as_deref().ok_or_else(|| bad_request("No instance id and no Element token"))?;
+            match state.store.instance_by_token(&hash_secret(token)).await? {
+                Some(row) if row.organization_id == caller.organization_id => Some(row),
+                _ => return Err(ApiError::unauthorized("Invalid Element token")),
+            }
+        }
+    };
+    // Another organization's id is indistinguishable from a missing one.
+    row.ok_or_else(|| ApiError::not_found("No such instance"))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    if caller.element_token.is_some() {
+        let row = owned(&state, &caller, None).await?;
+        return Ok(Json(instance_json(&state, &caller, &row).await?));
+    }
+    // `tags[]` repeats, which serde_urlencoded's maps cannot hold: collect by hand.
+    let tags: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "tags[]" || k == "tags")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let mut out = Vec::new();
+    for row in state.store.instances(caller.organization_id, &tags).await? {
+        out.push(instance_json(&state, &caller, &row).await?);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    Ok(Json(instance_json(&state, &caller, &row).await?))
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    state.store.delete_instance(caller.organization_id, row.id).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn configuration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    let rows = state.store.configuration(row.id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|c| {
+                let value = if c.secret.is_some() { MASK.to_owned() } else { c.value.unwrap_or_default() };
+                json!({"id": c.id, "key": c.key, "propertyValue": value})
+            })
+            .collect(),
+    ))
+}
+
+pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    set_disabled(state, caller, id, false).await
+}
+
+pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    set_disabled(state, caller, id, true).await
+}
+
+async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<Value>, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    state.store.set_disabled(caller.organization_id, row.id, disabled).await?;
+    let row = owned(&state, &caller, Some(id)).await?;
+    Ok(Json(instance_json(&state, &caller, &row).await?))
+}
