@@ -45,17 +45,21 @@ async fn instance(state: &AppState, caller: &Caller) -> Result<InstanceRow, ApiE
     Ok(row)
 }
 
-/// The instance's configuration with secrets opened, plus the element defaults.
+/// The element's default configuration values.
+pub(crate) fn defaults(def: &ElementDefinition) -> BTreeMap<String, String> {
+    def.configuration
+        .iter()
+        .filter_map(|p| Some((p.key.clone(), p.default_value.clone()?)))
+        .collect()
+}
+
+/// The instance's configuration with secrets opened, over the element defaults.
 async fn open_configuration(
     state: &AppState,
     def: &ElementDefinition,
     row: &InstanceRow,
 ) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut config: BTreeMap<String, String> = def
-        .configuration
-        .iter()
-        .filter_map(|p| Some((p.key.clone(), p.default_value.clone()?)))
-        .collect();
+    let mut config = defaults(def);
     for c in state.store.configuration(row.id).await? {
         let value = match (c.value, c.secret) {
             (Some(v), _) => v,
@@ -110,7 +114,6 @@ pub async fn call(
         }
     })?;
     let config = open_configuration(&state, &def, &row).await?;
-    let base = render(&def.base_url, &config)?;
     let mut vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
         route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
     })
@@ -119,7 +122,7 @@ pub async fn call(
         vendor_path.push('/');
         vendor_path.push_str(&encode_segment(id));
     }
-    let vendor = Vendor { state: &state, def: &def, config: &config, base: base.trim_end_matches('/').to_owned() };
+    let vendor = Vendor::new(&state, &def, &config)?;
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
 
@@ -153,17 +156,26 @@ pub async fn call(
 }
 
 /// One instance's view of its vendor.
-struct Vendor<'a> {
+pub(crate) struct Vendor<'a> {
     state: &'a AppState,
     def: &'a ElementDefinition,
     config: &'a BTreeMap<String, String>,
     base: String,
 }
 
-impl Vendor<'_> {
+impl<'a> Vendor<'a> {
+    pub(crate) fn new(
+        state: &'a AppState,
+        def: &'a ElementDefinition,
+        config: &'a BTreeMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
+        Ok(Vendor { state, def, config, base })
+    }
+
     /// Sends one call; vendor errors become hub errors (4xx passed through with the
     /// vendor's words, 5xx as 502, timeouts as 504).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,

@@ -10,16 +10,23 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
-use switchyard_engine::client::{provider_message, VendorError, VendorRequest};
 use switchyard_store::{config_aad, InstanceRow, NewInstance, NewValue, Sealer};
 use switchyard_vault::{KeyRing, Vault};
 
 use crate::caller::{hash_secret, Caller};
 use crate::json_body::JsonBody;
-use crate::{elements, ApiError, AppState};
+use crate::{elements, hub, ApiError, AppState};
 
 /// What a secret looks like in every answer; sent back, it keeps the stored value.
 pub const MASK: &str = "********";
+
+/// A stored value as answers show it: secrets masked.
+fn shown(row: &switchyard_store::ConfigRow) -> String {
+    match (&row.secret, &row.value) {
+        (Some(_), _) => MASK.to_owned(),
+        (None, value) => value.clone().unwrap_or_default(),
+    }
+}
 
 /// Seals configuration values with the vault, bound to their row.
 pub struct VaultSealer<'a>(pub &'a Vault);
@@ -134,42 +141,20 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
     Ok(())
 }
 
-/// Renders an element template over the instance's effective configuration.
-fn render(def: &ElementDefinition, given: &BTreeMap<String, String>, template: &str) -> Result<String, ApiError> {
-    switchyard_elements::render(template, |name| effective(def, given, name).map(std::borrow::Cow::Borrowed))
-        .map_err(|e| bad_request(format!("configuration incomplete: {e}")))
-}
-
-/// The outbound policy on the vendor base URL, then the element's cheap check
-/// call with the credentials. A vendor refusal is a 400 with its words.
+/// The element's cheap check call with the credentials given (over the
+/// element defaults), through the outbound policy. Any refusal is a 400; the
+/// vendor's words stay in `providerMessage`.
 async fn check_vendor(state: &AppState, def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    let base = render(def, given, &def.base_url)?;
-    let url = format!("{}{}", base.trim_end_matches('/'), def.check.path);
-    state
-        .client
-        .policy()
-        .check_url(&url)
-        .map_err(|e| bad_request(format!("The vendor URL is not allowed: {e}")))?;
-    let switchyard_elements::Authentication::Basic { username, password } = &def.authentication;
-    let request = VendorRequest {
-        method: def.check.method.parse().map_err(|_| ApiError::internal("bad check method"))?,
-        url,
-        headers: vec![("Accept".into(), "application/json".into())],
-        basic_auth: Some((render(def, given, username)?, render(def, given, password)?)),
-        body: None,
-        max_body: 1024 * 1024,
-    };
-    match state.client.send(request).await {
-        Ok(r) if (200..300).contains(&r.status) => Ok(()),
-        Ok(r) => {
-            let mut e = bad_request(format!("The vendor refused the credentials (status {})", r.status));
-            e.provider_message = provider_message(&r.body);
-            Err(e)
-        }
-        Err(VendorError::Refused(p)) => Err(bad_request(format!("The vendor URL is not allowed: {p}"))),
+    let mut config = hub::defaults(def);
+    config.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let vendor = hub::Vendor::new(state, def, &config)?;
+    let method = def.check.method.parse().map_err(ApiError::internal)?;
+    match vendor.send(method, &def.check.path, &[], None).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status == StatusCode::BAD_REQUEST => Err(e),
         Err(e) => {
-            let mut err = bad_request("The vendor could not be reached to check the credentials");
-            err.provider_message = Some(e.to_string());
+            let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
+            err.provider_message = e.provider_message;
             Err(err)
         }
     }
@@ -252,8 +237,7 @@ async fn instance_json(state: &AppState, caller: &Caller, row: &InstanceRow) -> 
     let def = state.catalog.get(&row.element_key);
     let mut configuration = Map::new();
     for c in state.store.configuration(row.id).await? {
-        let value = if c.secret.is_some() { MASK.to_owned() } else { c.value.unwrap_or_default() };
-        configuration.insert(c.key, Value::String(value));
+        configuration.insert(c.key.clone(), Value::String(shown(&c)));
     }
     let element = match def {
         Some(d) => elements::summary(d),
@@ -331,10 +315,7 @@ pub async fn configuration(
     let rows = state.store.configuration(row.id).await?;
     Ok(Json(
         rows.into_iter()
-            .map(|c| {
-                let value = if c.secret.is_some() { MASK.to_owned() } else { c.value.unwrap_or_default() };
-                json!({"id": c.id, "key": c.key, "propertyValue": value})
-            })
+            .map(|c| json!({"id": c.id, "key": c.key, "propertyValue": shown(&c)}))
             .collect(),
     ))
 }
