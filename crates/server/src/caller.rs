@@ -12,6 +12,8 @@ pub struct Caller {
     pub user_id: i64,
     pub organization_id: i64,
     pub email: String,
+    pub first_name: String,
+    pub last_name: String,
     /// The `Element` token, when the header carries one (hub calls).
     pub element_token: Option<String>,
 }
@@ -80,6 +82,8 @@ impl FromRequestParts<AppState> for Caller {
             user_id: caller.user_id,
             organization_id: caller.organization_id,
             email: caller.email,
+            first_name: caller.first_name,
+            last_name: caller.last_name,
             element_token: credentials.element,
         })
     }

@@ -252,7 +252,11 @@ async fn instance_json(state: &AppState, caller: &Caller, row: &InstanceRow) -> 
         "valid": row.valid,
         "disabled": row.disabled,
         "eventsEnabled": row.events_enabled,
-        "user": {"id": row.user_id, "emailAddress": if row.user_id == caller.user_id { Value::String(caller.email.clone()) } else { Value::Null }},
+        "user": if row.user_id == caller.user_id {
+            json!({"id": row.user_id, "emailAddress": caller.email, "firstName": caller.first_name, "lastName": caller.last_name})
+        } else {
+            json!({"id": row.user_id})
+        },
         "createdDate": row.created_at,
         "updatedDate": row.updated_at,
     }))

@@ -225,6 +225,8 @@ async fn instances_validate_in_order_store_secrets_sealed_and_stay_in_their_orga
     assert_eq!(created["element"]["key"], "bigcommerce");
     assert_eq!(created["valid"], true);
     assert_eq!(created["disabled"], false);
+    assert_eq!(created["user"]["emailAddress"], tenant["user"]["emailAddress"]);
+    assert!(created["user"]["firstName"].is_string() && created["user"]["lastName"].is_string());
     let got: Value = http.get(format!("{api}/instances/{id}")).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["configuration"]["password"], "********");
     assert!(got.get("token").is_none(), "the token is shown once");
