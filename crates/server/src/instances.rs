@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
-use switchyard_store::{config_aad, InstanceRow, NewInstance, NewValue, Sealer};
+use switchyard_store::{config_aad, InstanceRow, InstanceUpdate, NewInstance, NewValue, Sealer};
 use switchyard_vault::{KeyRing, Vault};
 
 use crate::caller::{hash_secret, Caller};
@@ -39,7 +39,7 @@ impl Sealer for VaultSealer<'_> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceBody {
     #[serde(default)]
@@ -315,13 +315,18 @@ pub async fn configuration(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = owned(&state, &caller, Some(id)).await?;
+    configuration_of(&state, &caller, Some(id)).await
+}
+
+/// `GET /instances/configuration` for the instance named by the `Element` token.
+pub async fn configuration_current(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    configuration_of(&state, &caller, None).await
+}
+
+async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Json<Value>, ApiError> {
+    let row = owned(state, caller, id).await?;
     let rows = state.store.configuration(row.id).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|c| json!({"id": c.id, "key": c.key, "propertyValue": shown(&c)}))
-            .collect(),
-    ))
+    Ok(Json(rows.iter().map(configuration_json).collect()))
 }
 
 pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
@@ -337,4 +342,191 @@ async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) 
     state.store.set_disabled(caller.organization_id, row.id, disabled).await?;
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_json(&state, &caller, &row).await?))
+}
+
+/// What an update does with what the body leaves out: `PUT` replaces the
+/// instance (absent configuration keys are removed, absent tags cleared), `PATCH`
+/// merges into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateMode {
+    Replace,
+    Merge,
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    update(&state, &caller, Some(id), body, UpdateMode::Replace).await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    update(&state, &caller, Some(id), body, UpdateMode::Merge).await
+}
+
+/// `PUT /instances` on the instance named by the `Element` token.
+pub async fn put_current(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    update(&state, &caller, None, body, UpdateMode::Replace).await
+}
+
+/// `PATCH /instances` on the instance named by the `Element` token.
+pub async fn patch_current(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<InstanceBody>,
+) -> Result<Json<Value>, ApiError> {
+    update(&state, &caller, None, body, UpdateMode::Merge).await
+}
+
+/// The new configuration: the body's values over the stored ones (`Merge`) or
+/// alone (`Replace`), a `"********"` keeping the stored secret.
+fn merge_configuration(
+    def: &ElementDefinition,
+    stored: &BTreeMap<String, String>,
+    given: BTreeMap<String, String>,
+    mode: UpdateMode,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut config = match mode {
+        UpdateMode::Replace => BTreeMap::new(),
+        UpdateMode::Merge => stored.clone(),
+    };
+    for (key, value) in given {
+        let value = if value == MASK {
+            match stored.get(&key) {
+                Some(old) if def.is_secret(&key) => old.clone(),
+                _ => return Err(bad_request(format!("'{MASK}' keeps a stored secret, and '{key}' has none"))),
+            }
+        } else {
+            value
+        };
+        config.insert(key, value);
+    }
+    Ok(config)
+}
+
+/// Whether anything the vendor sees changed: every key but the `event.*` ones,
+/// which only concern Switchyard's side.
+fn vendor_facing_change(stored: &BTreeMap<String, String>, config: &BTreeMap<String, String>) -> bool {
+    let vendor_facing = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+        m.iter().filter(|(k, _)| !k.starts_with("event.")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    vendor_facing(stored) != vendor_facing(config)
+}
+
+/// Updates in the order creation checks (required keys, formats, then the vendor,
+/// called only when a vendor-facing value changed) and writes nothing on failure.
+async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<i64>,
+    body: InstanceBody,
+    mode: UpdateMode,
+) -> Result<Json<Value>, ApiError> {
+    let row = owned(state, caller, id).await?;
+    let def = state
+        .catalog
+        .get(&row.element_key)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))?;
+    if let Some(element) = &body.element {
+        if find_element(state, element)?.key != def.key {
+            return Err(bad_request(format!("An instance cannot change its element (this one is {})", def.key)));
+        }
+    }
+    if body.provider_data.is_some() {
+        return Err(bad_request(format!("element {} does not take providerData", def.key)));
+    }
+    let name = match (body.name, mode) {
+        (Some(n), _) if n.trim().is_empty() => return Err(bad_request("name must not be empty")),
+        (None, UpdateMode::Replace) => return Err(bad_request("name is required")),
+        (name, _) => name,
+    };
+    let given = as_config_strings(body.configuration.unwrap_or_default())?;
+    let stored = hub::stored_configuration(state, row.id).await?;
+    let config = merge_configuration(&def, &stored, given, mode)?;
+    validate(&def, &config)?;
+    let checked = vendor_facing_change(&stored, &config);
+    if checked {
+        check_vendor(state, &def, &config).await?;
+    }
+
+    let values: Vec<(String, NewValue)> = config
+        .iter()
+        .map(|(k, v)| {
+            let value = match (def.is_secret(k), stored.get(k) == Some(v)) {
+                (true, true) => NewValue::Keep,
+                (true, false) => NewValue::Secret(v.clone()),
+                (false, _) => NewValue::Plain(v.clone()),
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    let update = InstanceUpdate {
+        name,
+        tags: match mode {
+            UpdateMode::Replace => Some(body.tags.unwrap_or_default()),
+            UpdateMode::Merge => body.tags,
+        },
+        events_enabled: Some(config.get("event.notification.enabled").is_some_and(|v| v == "true")),
+        // Credentials the vendor just accepted make the instance valid again.
+        valid: checked.then_some(true),
+    };
+    let sealer = VaultSealer(&state.vault);
+    if !state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await? {
+        return Err(ApiError::not_found("No such instance"));
+    }
+    let row = owned(state, caller, Some(row.id)).await?;
+    Ok(Json(instance_json(state, caller, &row).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigurationValueBody {
+    property_value: Value,
+}
+
+/// `PATCH /instances/{id}/configuration/{configId}`: one value, checked as a
+/// `PATCH` of the instance carrying it would be.
+pub async fn patch_configuration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, config_id)): Path<(i64, i64)>,
+    JsonBody(body): JsonBody<ConfigurationValueBody>,
+) -> Result<Json<Value>, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    let key = state
+        .store
+        .configuration(row.id)
+        .await?
+        .into_iter()
+        .find(|c| c.id == config_id)
+        .map(|c| c.key)
+        .ok_or_else(|| ApiError::not_found(format!("Instance {id} has no configuration {config_id}")))?;
+    let mut configuration = Map::new();
+    configuration.insert(key.clone(), body.property_value);
+    let body = InstanceBody { configuration: Some(configuration), ..InstanceBody::default() };
+    let _updated = update(&state, &caller, Some(row.id), body, UpdateMode::Merge).await?;
+    let c = state
+        .store
+        .configuration(row.id)
+        .await?
+        .into_iter()
+        .find(|c| c.key == key)
+        .ok_or_else(|| ApiError::internal("configuration row vanished"))?;
+    Ok(Json(configuration_json(&c)))
+}
+
+fn configuration_json(c: &switchyard_store::ConfigRow) -> Value {
+    json!({"id": c.id, "key": c.key, "propertyValue": shown(c)})
 }

@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get, patch, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
@@ -51,9 +51,17 @@ pub fn router(state: AppState) -> Router {
         .route("/elements/{key_or_id}", get(elements::get))
         .route("/elements/{key_or_id}/metadata", get(elements::metadata))
         .route("/elements/{key_or_id}/instances", post(instances::create_for_element))
-        .route("/instances", get(instances::list).post(instances::create))
-        .route("/instances/{id}", get(instances::get).delete(instances::delete))
+        .route(
+            "/instances",
+            get(instances::list).post(instances::create).put(instances::put_current).patch(instances::patch_current),
+        )
+        .route("/instances/configuration", get(instances::configuration_current))
+        .route(
+            "/instances/{id}",
+            get(instances::get).put(instances::put).patch(instances::patch).delete(instances::delete),
+        )
         .route("/instances/{id}/configuration", get(instances::configuration))
+        .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
         .route("/hubs/{hub}/{*path}", any(hub::call))
         .route("/sandbox", get(sandbox));

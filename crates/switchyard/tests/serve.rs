@@ -368,3 +368,101 @@ async fn hub_calls_reach_the_bigcommerce_simulator_with_exact_paging() {
     assert_eq!(get(format!("{hub}/orders?pageSize=1")).await.status(), 200);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_update_by_put_patch_and_configuration_id_checking_the_vendor_on_credential_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--sandbox"]);
+    let auth = server.stdout.iter().find(|v| v.get("authorization").is_some()).unwrap()["authorization"].as_str().unwrap().to_owned();
+    let bc = server.stdout.iter().find(|v| v.get("sandbox").is_some()).unwrap()["sandbox"]["bigcommerce"].clone();
+    let api = server.base.clone();
+    let http = reqwest::Client::new();
+    let created: Value = http.post(format!("{api}/instances")).header("Authorization", &auth)
+        .json(&serde_json::json!({"element": {"key": "bigcommerce"}, "name": "shop", "tags": ["a"], "configuration": {
+            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}}))
+        .send().await.unwrap().json().await.unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let hub_auth = format!("{auth}, Element {}", created["token"].as_str().unwrap());
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        let (http, url, auth) = (http.clone(), format!("{api}{path}"), auth.clone());
+        async move { http.request(method, url).header("Authorization", auth).json(&body).send().await.unwrap() }
+    };
+    let hub_works = || {
+        let (http, url, hub_auth) = (http.clone(), format!("{api}/hubs/ecommerce/orders?pageSize=1"), hub_auth.clone());
+        async move { http.get(url).header("Authorization", hub_auth).send().await.unwrap().status() == 200 }
+    };
+    let patch = reqwest::Method::PATCH;
+    let put = reqwest::Method::PUT;
+
+    // PATCH: name and tags replaced, configuration merged, secrets still masked.
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"name": "renamed", "tags": ["b", "c"]})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["name"].as_str(), v["tags"].clone()), (Some("renamed"), serde_json::json!(["b", "c"])));
+    assert_eq!(v["configuration"]["password"], "********");
+    assert_eq!(v["configuration"]["username"], bc["username"]);
+
+    // A wrong credential is checked with the vendor and refused; nothing changes.
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"password": "wrong-token"}})).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["providerMessage"].is_string() && !body.to_string().contains("wrong-token"), "{body}");
+    assert!(hub_works().await, "the stored credentials are untouched");
+    // `********` keeps a stored secret; on a key without one it is refused.
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"password": "********", "event.notification.enabled": true}})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["eventsEnabled"], true);
+    assert!(hub_works().await);
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"username": "********"}})).await;
+    assert_eq!(r.status(), 400);
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"element": {"key": "nope"}})).await;
+    assert_eq!(r.status(), 404);
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"name": "  "})).await;
+    assert_eq!(r.status(), 400);
+
+    // PUT replaces: name required, absent tags cleared.
+    let r = send(put.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {}})).await;
+    assert_eq!(r.status(), 400);
+    let r = send(put.clone(), &format!("/instances/{id}"), serde_json::json!({"name": "whole", "configuration": {
+        "username": bc["username"], "password": "********", "store.url": bc["storeUrl"]}})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["name"].as_str(), v["tags"].clone(), v["eventsEnabled"].clone()), (Some("whole"), serde_json::json!([]), Value::Bool(false)));
+    assert!(hub_works().await);
+
+    // One configuration value by its id.
+    let config: Value = http.get(format!("{api}/instances/{id}/configuration")).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
+    let config_id = |key: &str| config.as_array().unwrap().iter().find(|c| c["key"] == key).unwrap()["id"].as_i64().unwrap();
+    let r = send(patch.clone(), &format!("/instances/{id}/configuration/{}", config_id("username")), serde_json::json!({"propertyValue": "intruder"})).await;
+    assert_eq!(r.status(), 400, "the vendor refuses another user");
+    let r = send(patch.clone(), &format!("/instances/{id}/configuration/{}", config_id("password")), serde_json::json!({"propertyValue": bc["apiToken"]})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["key"].as_str(), v["propertyValue"].as_str(), v["id"].as_i64()), (Some("password"), Some("********"), Some(config_id("password"))));
+    let r = send(patch.clone(), &format!("/instances/{id}/configuration/999999"), serde_json::json!({"propertyValue": "x"})).await;
+    assert_eq!(r.status(), 404);
+    let r = send(patch.clone(), &format!("/instances/{id}/configuration/{}", config_id("password")), serde_json::json!({"value": "x"})).await;
+    assert_eq!(r.status(), 400);
+
+    // The id-less variants act on the instance the Element token names.
+    let r = http.patch(format!("{api}/instances")).header("Authorization", &hub_auth).json(&serde_json::json!({"name": "by-token"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], id);
+    let r = http.get(format!("{api}/instances/configuration")).header("Authorization", &hub_auth).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap().as_array().unwrap().iter().any(|c| c["key"] == "store.url"));
+    let r = http.put(format!("{api}/instances")).header("Authorization", &auth).json(&serde_json::json!({"name": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 400, "no id and no Element token");
+    let got: Value = http.get(format!("{api}/instances/{id}")).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["name"], "by-token");
+
+    // Another organization cannot touch it.
+    let other = Command::new(BIN).current_dir(dir.path()).args(["orgs", "create", "Other", "--json"]).output().unwrap();
+    let other: Value = serde_json::from_slice(&other.stdout).unwrap();
+    let r = http.patch(format!("{api}/instances/{id}")).header("Authorization", other["authorization"].as_str().unwrap())
+        .json(&serde_json::json!({"name": "stolen"})).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let log = server.stop();
+    assert!(!log.contains(bc["apiToken"].as_str().unwrap()) && !log.contains("wrong-token"));
+}

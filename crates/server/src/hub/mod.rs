@@ -59,12 +59,19 @@ async fn open_configuration(
     row: &InstanceRow,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let mut config = defaults(def);
-    for c in state.store.configuration(row.id).await? {
+    config.extend(stored_configuration(state, row.id).await?);
+    Ok(config)
+}
+
+/// The values stored for an instance, secrets opened (no element defaults).
+pub(crate) async fn stored_configuration(state: &AppState, instance_id: i64) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut config = BTreeMap::new();
+    for c in state.store.configuration(instance_id).await? {
         let value = match (c.value, c.secret) {
             (Some(v), _) => v,
             (None, Some(blob)) => state
                 .vault
-                .decrypt_str(&blob, &config_aad(row.id, &c.key))
+                .decrypt_str(&blob, &config_aad(instance_id, &c.key))
                 .map_err(ApiError::internal)?
                 .expose()
                 .to_owned(),
