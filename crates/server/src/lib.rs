@@ -10,6 +10,7 @@ mod error;
 mod hub;
 mod instances;
 mod json_body;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -69,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/elements/api-v2", api)
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::render))
+        .route_layer(middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::not_found("No such resource") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
@@ -139,5 +142,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    metrics::spawn_upkeep();
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

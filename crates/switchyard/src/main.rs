@@ -14,8 +14,18 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "A self-hosted integration platform that speaks the Cloud Elements API")]
 struct Cli {
+    /// Log format on standard error: `text` for people, `json` (one object a
+    /// line) for log collectors. The level comes from SWITCHYARD_LOG (default info).
+    #[arg(long, global = true, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where the data lives and the key that opens it; shared by every command that
@@ -145,14 +155,15 @@ enum UsersCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(Cli::parse().command).await {
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into()));
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
+    match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchyard: {e:#}");

@@ -43,7 +43,8 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
         seen.push('\n');
         if let Some(at) = line.find("serving the API at http://") {
             let rest = &line[at + "serving the API at ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
+            // The address ends at a space (text logs) or a quote (JSON logs).
+            break rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
         }
     };
     // Everything printed on stdout before listening is one JSON document a line.
@@ -293,7 +294,7 @@ async fn instances_validate_in_order_store_secrets_sealed_and_stay_in_their_orga
 #[tokio::test(flavor = "multi_thread")]
 async fn hub_calls_reach_the_bigcommerce_simulator_with_exact_paging() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--sandbox"]);
+    let server = start(dir.path(), &["--sandbox", "--log-format", "json"]);
     let auth = server.stdout.iter().find(|v| v.get("authorization").is_some()).unwrap()["authorization"].as_str().unwrap().to_owned();
     let api = server.base.clone();
     let http = reqwest::Client::new();
@@ -366,7 +367,29 @@ async fn hub_calls_reach_the_bigcommerce_simulator_with_exact_paging() {
     assert_eq!(get(format!("{hub}/orders")).await.status(), 403);
     http.put(format!("{api}/instances/{id}/enabled")).header("Authorization", &auth).send().await.unwrap();
     assert_eq!(get(format!("{hub}/orders?pageSize=1")).await.status(), 200);
-    server.stop();
+
+    // Metrics: requests by route template and status, latency histograms, vendor calls.
+    let root = api.trim_end_matches("/elements/api-v2");
+    let r = http.get(format!("{root}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let has = |needle: &[&str]| text.lines().any(|l| needle.iter().all(|n| l.contains(n)));
+    assert!(has(&["switchyard_http_requests_total{", "route=\"/elements/api-v2/hubs/{hub}/{*path}\"", "status=\"403\""]), "{text}");
+    assert!(has(&["switchyard_http_requests_total{", "route=\"/elements/api-v2/instances\"", "method=\"POST\"", "status=\"200\""]), "{text}");
+    assert!(has(&["switchyard_http_request_duration_seconds_bucket{", "le=\"0.005\""]), "{text}");
+    assert!(has(&["switchyard_vendor_calls_total{", "element=\"bigcommerce\"", "outcome=\"200\""]), "{text}");
+    assert!(has(&["switchyard_vendor_calls_total{", "outcome=\"404\""]), "{text}");
+    assert!(has(&["switchyard_vendor_call_duration_seconds_count{", "element=\"bigcommerce\""]), "{text}");
+    assert!(!text.contains(&format!("/instances/{id}/enabled")), "series are per route template, not per id");
+
+    // --log-format json: every log line is one JSON object.
+    let log = server.stop();
+    assert!(log.lines().count() >= 1, "the drain is logged");
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -65,7 +65,16 @@ impl<'a> Vendor<'a> {
             body,
             max_body: MAX_VENDOR_BODY,
         };
-        let response = self.state.client.send(request).await.map_err(|e| match e {
+        let started = std::time::Instant::now();
+        let sent = self.state.client.send(request).await;
+        let outcome = match &sent {
+            Ok(r) => Cow::Owned(r.status.to_string()),
+            Err(VendorError::Timeout) => Cow::Borrowed("timeout"),
+            Err(VendorError::Refused(_)) => Cow::Borrowed("refused"),
+            Err(_) => Cow::Borrowed("error"),
+        };
+        crate::metrics::vendor_call(&self.def.key, &outcome, started.elapsed());
+        let response = sent.map_err(|e| match e {
             VendorError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "The vendor did not answer in time"),
             VendorError::Refused(p) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, format!("The vendor URL is not allowed: {p}"))
