@@ -69,10 +69,14 @@ fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinitio
         .ok_or_else(|| ApiError::not_found(format!("No element with key or id '{key_or_id}'")))
 }
 
+#[utoipa::path(get, path = "/elements", operation_id = "listElements", tag = "elements",
+    responses((status = 200, description = "Every element: id, key, name, hub, description, active, authentication", body = Vec<Object>), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     Json(state.catalog.iter().map(|d| summary(d)).collect())
 }
 
+#[utoipa::path(get, path = "/elements/{keyOrId}", operation_id = "getElement", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
+    responses((status = 200, description = "The element with its configuration parameters and hub resources", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -81,6 +85,8 @@ pub async fn get(
     Ok(Json(detail(find(&state, &key_or_id)?)))
 }
 
+#[utoipa::path(get, path = "/elements/{keyOrId}/metadata", operation_id = "getElementMetadata", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
+    responses((status = 200, description = "Events, bulk and paging support", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn metadata(
     State(state): State<AppState>,
     _caller: Caller,

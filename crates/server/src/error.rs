@@ -1,6 +1,8 @@
 //! The Cloud Elements error body: `{"message", "requestId", "providerMessage"}`.
 
 use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 use axum::response::{IntoResponse, Response};
 
 /// An error a handler answers with. Internal detail goes to the log, never here.
@@ -42,4 +44,16 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub message: String,
+    /// The `Elements-Request-Id` of the call, to quote when asking for help.
+    pub request_id: String,
+    /// What the vendor said, when the error came from the vendor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_message: Option<String>,
 }

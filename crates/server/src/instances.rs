@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use serde_json::{json, Map, Value};
 use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
 use switchyard_store::{config_aad, InstanceRow, InstanceUpdate, NewInstance, NewValue, Sealer};
@@ -15,7 +16,7 @@ use switchyard_vault::{KeyRing, Vault};
 
 use crate::caller::{hash_secret, Caller};
 use crate::json_body::JsonBody;
-use crate::{elements, hub, ApiError, AppState};
+use crate::{hub, ApiError, AppState};
 
 /// What a secret looks like in every answer; sent back, it keeps the stored value.
 pub const MASK: &str = "********";
@@ -39,7 +40,8 @@ impl Sealer for VaultSealer<'_> {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of `POST`, `PUT` and `PATCH` on instances.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceBody {
     #[serde(default)]
@@ -48,9 +50,13 @@ pub struct InstanceBody {
     name: Option<String>,
     #[serde(default)]
     tags: Option<Vec<String>>,
+    /// Values by configuration key: strings (numbers and booleans are kept as their text).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     configuration: Option<Map<String, Value>>,
+    /// For OAuth elements: `{"code": "..."}` from the vendor's redirect.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     provider_data: Option<Value>,
     /// Accepted for Cloud Elements compatibility; not stored.
     #[serde(default)]
@@ -58,9 +64,9 @@ pub struct InstanceBody {
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ElementRef {
+pub struct ElementRef {
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
@@ -173,22 +179,27 @@ fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDe
         .ok_or_else(|| ApiError::not_found(format!("No element with key or id '{key}'")))
 }
 
+#[utoipa::path(post, path = "/instances", operation_id = "createInstance", tag = "instances", request_body = InstanceBody,
+    responses((status = 200, description = "Created; the token is shown only here", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     let element = body.element.as_ref().ok_or_else(|| bad_request("element is required"))?;
     let def = find_element(&state, element)?.clone();
     create_instance(&state, &caller, &def, body).await
 }
 
+#[utoipa::path(post, path = "/elements/{keyOrId}/instances", operation_id = "createElementInstance", tag = "instances", request_body = InstanceBody,
+    params(("keyOrId" = String, Path, description = "Element key or id")),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn create_for_element(
     State(state): State<AppState>,
     caller: Caller,
     Path(key_or_id): Path<String>,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     let def = find_element(&state, &ElementRef { key: Some(key_or_id), id: None })?.clone();
     create_instance(&state, &caller, &def, body).await
 }
@@ -198,7 +209,7 @@ async fn create_instance(
     caller: &Caller,
     def: &ElementDefinition,
     body: InstanceBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     let name = body.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| bad_request("name is required"))?;
     if body.provider_data.is_some() {
         return Err(bad_request(format!("element {} does not take providerData", def.key)));
@@ -226,40 +237,112 @@ async fn create_instance(
     };
     let id = state.store.create_instance(&new, &config, &VaultSealer(&state.vault)).await?;
     let row = state.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
-    let mut value = instance_json(state, caller, &row).await?;
+    let mut view = instance_view(state, caller, &row).await?;
     // The token is shown once, here; only its hash is kept.
-    value["token"] = Value::String(token);
-    Ok(Json(value))
+    view.token = Some(token);
+    Ok(Json(view))
 }
 
-/// The Cloud Elements view of an instance, secrets masked.
-async fn instance_json(state: &AppState, caller: &Caller, row: &InstanceRow) -> Result<Value, ApiError> {
-    let def = state.catalog.get(&row.element_key);
-    let mut configuration = Map::new();
-    for c in state.store.configuration(row.id).await? {
-        configuration.insert(c.key.clone(), Value::String(shown(&c)));
+/// An instance as every answer shows it, secrets masked.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    id: i64,
+    name: String,
+    /// The instance token for hub calls (`Element <token>`), shown once: in the
+    /// creation answer. Only its hash is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    element: ElementSummaryView,
+    /// Values by key; secrets (PASSWORD parameters and tokens) as `********`.
+    configuration: BTreeMap<String, String>,
+    tags: Vec<String>,
+    valid: bool,
+    disabled: bool,
+    events_enabled: bool,
+    user: UserView,
+    created_date: String,
+    updated_date: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ElementSummaryView {
+    id: i64,
+    key: String,
+    name: String,
+    hub: String,
+    /// `{"type": "basic" | "oauth2" | ...}`
+    #[schema(value_type = Object)]
+    authentication: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    id: i64,
+    /// Present when the instance's user is the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_name: Option<String>,
+}
+
+/// One configuration value, as `GET /instances/{id}/configuration` lists it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationView {
+    id: i64,
+    key: String,
+    /// `********` for secrets.
+    property_value: String,
+}
+
+impl From<&switchyard_store::ConfigRow> for ConfigurationView {
+    fn from(c: &switchyard_store::ConfigRow) -> Self {
+        ConfigurationView { id: c.id, key: c.key.clone(), property_value: shown(c) }
     }
-    let element = match def {
-        Some(d) => elements::summary(d),
-        None => json!({"key": row.element_key}),
-    };
-    Ok(json!({
-        "id": row.id,
-        "name": row.name,
-        "element": {"id": element["id"], "key": element["key"], "name": element["name"], "hub": element["hub"], "authentication": element["authentication"]},
-        "configuration": configuration,
-        "tags": row.tags,
-        "valid": row.valid,
-        "disabled": row.disabled,
-        "eventsEnabled": row.events_enabled,
-        "user": if row.user_id == caller.user_id {
-            json!({"id": row.user_id, "emailAddress": caller.email, "firstName": caller.first_name, "lastName": caller.last_name})
-        } else {
-            json!({"id": row.user_id})
+}
+
+async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> Result<InstanceView, ApiError> {
+    let configuration = state.store.configuration(row.id).await?.iter().map(|c| (c.key.clone(), shown(c))).collect();
+    let element = match state.catalog.get(&row.element_key) {
+        Some(d) => ElementSummaryView {
+            id: d.id,
+            key: d.key.clone(),
+            name: d.name.clone(),
+            hub: d.hub.clone(),
+            authentication: json!({"type": d.authentication.type_name()}),
         },
-        "createdDate": row.created_at,
-        "updatedDate": row.updated_at,
-    }))
+        None => ElementSummaryView {
+            id: 0,
+            key: row.element_key.clone(),
+            name: row.element_key.clone(),
+            hub: String::new(),
+            authentication: json!({}),
+        },
+    };
+    let mine = row.user_id == caller.user_id;
+    Ok(InstanceView {
+        id: row.id,
+        name: row.name.clone(),
+        token: None,
+        element,
+        configuration,
+        tags: row.tags.clone(),
+        valid: row.valid,
+        disabled: row.disabled,
+        events_enabled: row.events_enabled,
+        user: UserView {
+            id: row.user_id,
+            email_address: mine.then(|| caller.email.clone()),
+            first_name: mine.then(|| caller.first_name.clone()),
+            last_name: mine.then(|| caller.last_name.clone()),
+        },
+        created_date: row.created_at.clone(),
+        updated_date: row.updated_at.clone(),
+    })
 }
 
 /// The instance named by `{id}`, or the `Element` token where the path has no id.
@@ -278,6 +361,9 @@ async fn owned(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Ins
     row.ok_or_else(|| ApiError::not_found("No such instance"))
 }
 
+#[utoipa::path(get, path = "/instances", operation_id = "listInstances", tag = "instances",
+    params(("tags[]" = Option<Vec<String>>, Query, description = "Only instances with every tag given")),
+    responses((status = 200, description = "The organization's instances; with an `Element` token, that instance alone", body = Vec<InstanceView>), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -285,7 +371,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     if caller.element_token.is_some() {
         let row = owned(&state, &caller, None).await?;
-        return Ok(Json(instance_json(&state, &caller, &row).await?));
+        return Ok(Json(to_value(instance_view(&state, &caller, &row).await?)?));
     }
     // `tags[]` repeats, which serde_urlencoded's maps cannot hold: collect by hand.
     let tags: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -294,54 +380,66 @@ pub async fn list(
         .collect();
     let mut out = Vec::new();
     for row in state.store.instances(caller.organization_id, &tags).await? {
-        out.push(instance_json(&state, &caller, &row).await?);
+        out.push(to_value(instance_view(&state, &caller, &row).await?)?);
     }
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/instances/{id}", operation_id = "getInstance", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
-    Ok(Json(instance_json(&state, &caller, &row).await?))
+    Ok(Json(instance_view(&state, &caller, &row).await?))
 }
 
+#[utoipa::path(delete, path = "/instances/{id}", operation_id = "deleteInstance", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.store.delete_instance(caller.organization_id, row.id).await?;
     Ok(StatusCode::OK)
 }
 
+#[utoipa::path(get, path = "/instances/{id}/configuration", operation_id = "getInstanceConfiguration", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<ConfigurationView>), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn configuration(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     configuration_of(&state, &caller, Some(id)).await
 }
 
 /// `GET /instances/configuration` for the instance named by the `Element` token.
-pub async fn configuration_current(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/instances/configuration", operation_id = "getCurrentInstanceConfiguration", tag = "instances",
+    responses((status = 200, description = "The configuration of the instance the `Element` token names", body = Vec<ConfigurationView>), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn configuration_current(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     configuration_of(&state, &caller, None).await
 }
 
-async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Json<Value>, ApiError> {
+async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     let row = owned(state, caller, id).await?;
     let rows = state.store.configuration(row.id).await?;
-    Ok(Json(rows.iter().map(configuration_json).collect()))
+    Ok(Json(rows.iter().map(ConfigurationView::from).collect()))
 }
 
-pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(put, path = "/instances/{id}/enabled", operation_id = "enableInstance", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, false).await
 }
 
-pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(delete, path = "/instances/{id}/enabled", operation_id = "disableInstance", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, description = "Disabled: hub calls answer 403", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, true).await
 }
 
-async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<Value>, ApiError> {
+async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.store.set_disabled(caller.organization_id, row.id, disabled).await?;
     let row = owned(&state, &caller, Some(id)).await?;
-    Ok(Json(instance_json(&state, &caller, &row).await?))
+    Ok(Json(instance_view(&state, &caller, &row).await?))
 }
 
 /// What an update does with what the body leaves out: `PUT` replaces the
@@ -353,39 +451,47 @@ enum UpdateMode {
     Merge,
 }
 
+#[utoipa::path(put, path = "/instances/{id}", operation_id = "replaceInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
+    responses((status = 200, description = "Replaced; `********` keeps a stored secret", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     update(&state, &caller, Some(id), body, UpdateMode::Replace).await
 }
 
+#[utoipa::path(patch, path = "/instances/{id}", operation_id = "updateInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
+    responses((status = 200, description = "Merged: name and tags replaced, configuration merged", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     update(&state, &caller, Some(id), body, UpdateMode::Merge).await
 }
 
 /// `PUT /instances` on the instance named by the `Element` token.
+#[utoipa::path(put, path = "/instances", operation_id = "replaceCurrentInstance", tag = "instances", request_body = InstanceBody,
+    responses((status = 200, description = "Replaces the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn put_current(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     update(&state, &caller, None, body, UpdateMode::Replace).await
 }
 
 /// `PATCH /instances` on the instance named by the `Element` token.
+#[utoipa::path(patch, path = "/instances", operation_id = "updateCurrentInstance", tag = "instances", request_body = InstanceBody,
+    responses((status = 200, description = "Merges into the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn patch_current(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     update(&state, &caller, None, body, UpdateMode::Merge).await
 }
 
@@ -432,7 +538,7 @@ async fn update(
     id: Option<i64>,
     body: InstanceBody,
     mode: UpdateMode,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(state, caller, id).await?;
     let def = state
         .catalog
@@ -487,23 +593,27 @@ async fn update(
         return Err(ApiError::not_found("No such instance"));
     }
     let row = owned(state, caller, Some(row.id)).await?;
-    Ok(Json(instance_json(state, caller, &row).await?))
+    Ok(Json(instance_view(state, caller, &row).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigurationValueBody {
+    #[schema(value_type = String)]
     property_value: Value,
 }
 
 /// `PATCH /instances/{id}/configuration/{configId}`: one value, checked as a
 /// `PATCH` of the instance carrying it would be.
+#[utoipa::path(patch, path = "/instances/{id}/configuration/{configId}", operation_id = "updateInstanceConfiguration", tag = "instances", request_body = ConfigurationValueBody,
+    params(("id" = i64, Path), ("configId" = i64, Path)),
+    responses((status = 200, body = ConfigurationView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn patch_configuration(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, config_id)): Path<(i64, i64)>,
     JsonBody(body): JsonBody<ConfigurationValueBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfigurationView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     let key = state
         .store
@@ -524,9 +634,9 @@ pub async fn patch_configuration(
         .into_iter()
         .find(|c| c.key == key)
         .ok_or_else(|| ApiError::internal("configuration row vanished"))?;
-    Ok(Json(configuration_json(&c)))
+    Ok(Json(ConfigurationView::from(&c)))
 }
 
-fn configuration_json(c: &switchyard_store::ConfigRow) -> Value {
-    json!({"id": c.id, "key": c.key, "propertyValue": shown(c)})
+fn to_value(view: InstanceView) -> Result<Value, ApiError> {
+    serde_json::to_value(view).map_err(ApiError::internal)
 }

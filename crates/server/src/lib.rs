@@ -11,6 +11,7 @@ mod hub;
 mod instances;
 mod json_body;
 pub mod metrics;
+mod openapi;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use switchyard_elements::Catalog;
 use switchyard_store::Store;
 
 pub use caller::new_secret;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 /// Largest request body accepted (larger: 413).
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -65,7 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
         .route("/hubs/{hub}/{*path}", any(hub::call))
-        .route("/sandbox", get(sandbox));
+        .route("/sandbox", get(sandbox))
+        .route("/docs", get(openapi::document));
     Router::new()
         .nest("/elements/api-v2", api)
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
@@ -88,6 +90,9 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/sandbox", operation_id = "getSandbox", tag = "sandbox",
+    responses((status = 200, description = "The demo credentials of the simulators (`serve --sandbox` only)", body = Object),
+        (status = 404, description = "This server runs without --sandbox", body = ErrorBody)))]
 async fn sandbox(
     State(state): State<AppState>,
     _caller: caller::Caller,
@@ -106,10 +111,7 @@ async fn request_id(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        let mut body = json!({"message": error.message, "requestId": id});
-        if let Some(p) = error.provider_message {
-            body["providerMessage"] = Value::String(p);
-        }
+        let body = ErrorBody { message: error.message, request_id: id.clone(), provider_message: error.provider_message };
         response = (error.status, Json(body)).into_response();
     } else if response.status() == StatusCode::PAYLOAD_TOO_LARGE
         || response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -121,7 +123,7 @@ async fn request_id(request: Request, next: Next) -> Response {
         } else {
             "Expected Content-Type: application/json".to_owned()
         };
-        response = (status, Json(json!({"message": message, "requestId": id}))).into_response();
+        response = (status, Json(ErrorBody { message, request_id: id.clone(), provider_message: None })).into_response();
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("Elements-Request-Id", value);

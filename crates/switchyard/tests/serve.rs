@@ -128,6 +128,11 @@ async fn first_start_prints_credentials_and_the_api_answers_callers() {
     let creds: Value = http.get(format!("{api}/sandbox")).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
     assert_eq!(creds, sandbox["sandbox"]);
 
+    // The platform API's own OpenAPI document, public like any API reference.
+    let doc: Value = http.get(format!("{api}/docs")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["servers"][0]["url"], "/elements/api-v2");
+    assert!(doc["paths"]["/instances/{id}/configuration/{configId}"]["patch"].is_object());
+
     // Health.
     let root = api.trim_end_matches("/elements/api-v2");
     assert_eq!(http.get(format!("{root}/healthz")).send().await.unwrap().status(), 200);
@@ -208,7 +213,9 @@ async fn instances_validate_in_order_store_secrets_sealed_and_stay_in_their_orga
     let r = http.post(format!("{api}/instances")).header("Authorization", &auth).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 415);
     let big = vec![b' '; 11 * 1024 * 1024];
-    let r = http.post(format!("{api}/instances")).header("Authorization", &auth)
+    // Its own client: the server answers 413 without reading the body and then
+    // closes that connection, which a pooled client could otherwise pick up again.
+    let r = reqwest::Client::new().post(format!("{api}/instances")).header("Authorization", &auth)
         .header("Content-Type", "application/json").body(big).send().await.unwrap();
     assert_eq!(r.status(), 413);
 

@@ -91,6 +91,21 @@ fn encode_segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
+/// Every hub call has this shape; the element's data says which resources and
+/// operations exist (see `GET /elements/{keyOrId}` and its `resources`).
+#[utoipa::path(method(get, post, put, patch, delete), path = "/hubs/{hub}/{path}", operation_id = "hubCall", tag = "hubs",
+    request_body(content = Option<Object>, description = "For create and update: the record, as the vendor names its fields"),
+    params(("hub" = String, Path, description = "The element's hub, e.g. ecommerce"),
+        ("path" = String, Path, description = "Resource path, e.g. orders, orders/{id}, orders/count"),
+        ("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200"),
+        ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
+        ("where" = Option<String>, Query, description = "CEQL filter")),
+    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 502, description = "The vendor failed; its status and words in providerMessage", body = crate::error::ErrorBody),
+        (status = 504, description = "The vendor did not answer in time", body = crate::error::ErrorBody)))]
 pub async fn call(
     State(state): State<AppState>,
     caller: Caller,
