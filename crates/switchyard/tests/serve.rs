@@ -496,3 +496,69 @@ async fn instances_update_by_put_patch_and_configuration_id_checking_the_vendor_
     let log = server.stop();
     assert!(!log.contains(bc["apiToken"].as_str().unwrap()) && !log.contains("wrong-token"));
 }
+
+/// `switchyard sandbox` in its own process, so the vendor outlives server restarts.
+struct Sandbox(Child, Value);
+
+impl Sandbox {
+    fn start() -> Sandbox {
+        let mut child = Command::new(BIN).args(["sandbox", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        Sandbox(child, serde_json::from_str(&line).expect("sandbox credentials"))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_while_serving_moves_every_secret_and_new_ones_follow_the_new_key() {
+    let sandbox = Sandbox::start();
+    let bc = sandbox.1["bigcommerce"].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--outbound-allow", "127.0.0.1"]);
+    let auth = server.stdout.iter().find(|v| v.get("authorization").is_some()).unwrap()["authorization"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let create = |api: String, name: &str| {
+        let body = serde_json::json!({"element": {"key": "bigcommerce"}, "name": name, "configuration": {
+            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}});
+        let (http, auth) = (http.clone(), auth.clone());
+        async move {
+            let v: Value = http.post(format!("{api}/instances")).header("Authorization", &auth).json(&body).send().await.unwrap().json().await.unwrap();
+            format!("{auth}, Element {}", v["token"].as_str().expect("created"))
+        }
+    };
+    let hub_status = |api: String, hub_auth: String| {
+        let http = http.clone();
+        async move { http.get(format!("{api}/hubs/ecommerce/orders?pageSize=1")).header("Authorization", hub_auth).send().await.unwrap().status() }
+    };
+    let first = create(server.base.clone(), "before").await;
+
+    // Rotate while the server runs: the existing secret moves to the new key...
+    let out = Command::new(BIN).current_dir(dir.path()).arg("rotate-key").env_remove("SWITCHYARD_MASTER_KEY").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rotated["reencrypted"], 1);
+    // ...the server seals what it writes from now on under the new key (before
+    // it has met that key in any row)...
+    let second = create(server.base.clone(), "after").await;
+    // ...and, meeting a key id it does not know, reads the key file again.
+    assert_eq!(hub_status(server.base.clone(), first.clone()).await, 200);
+    server.stop();
+
+    // Proof: with the old key gone from the file, both instances still work.
+    let path = dir.path().join("switchyard.key");
+    let mut key_file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let current = key_file["current"].clone();
+    key_file["keys"].as_array_mut().unwrap().retain(|k| k["id"] == current);
+    std::fs::write(&path, serde_json::to_vec(&key_file).unwrap()).unwrap();
+    let server = start(dir.path(), &["--outbound-allow", "127.0.0.1"]);
+    assert_eq!(hub_status(server.base.clone(), first).await, 200);
+    assert_eq!(hub_status(server.base.clone(), second).await, 200);
+    server.stop();
+}

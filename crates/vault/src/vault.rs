@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
 
 use crate::error::{Result, VaultError};
 use crate::keyring::{bytes_to_secret, KeyRing};
@@ -23,6 +24,9 @@ pub struct Vault {
 struct Inner {
     ring: RwLock<KeyRing>,
     key_file: Option<PathBuf>,
+    /// When the key file was last seen changed, so `encrypt` notices a
+    /// rotation made by another process and seals under the new current key.
+    key_file_modified: Mutex<Option<SystemTime>>,
 }
 
 impl Vault {
@@ -45,10 +49,12 @@ impl Vault {
     }
 
     fn build(ring: KeyRing, key_file: Option<PathBuf>) -> Vault {
+        let modified = key_file.as_deref().and_then(modified_at);
         Vault {
             inner: Arc::new(Inner {
                 ring: RwLock::new(ring),
                 key_file,
+                key_file_modified: Mutex::new(modified),
             }),
         }
     }
@@ -113,14 +119,29 @@ impl Vault {
         op(&self.read())
     }
 
-    /// See [`KeyRing::encrypt`].
+    /// See [`KeyRing::encrypt`]. A key file changed since it was loaded
+    /// (`switchyard rotate-key` in another process) is read again first, so new
+    /// secrets land under the new current key; a file that cannot be read now
+    /// leaves the loaded ring in use (its keys still open everything stored).
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.follow_key_file();
         self.read().encrypt(plaintext, aad)
     }
 
-    /// See [`KeyRing::encrypt_str`].
+    /// See [`KeyRing::encrypt_str`] and [`Vault::encrypt`].
     pub fn encrypt_str(&self, plaintext: &str, aad: &[u8]) -> Vec<u8> {
+        self.follow_key_file();
         self.read().encrypt_str(plaintext, aad)
+    }
+
+    /// One `stat` per encryption, which happens only when configuration is written.
+    fn follow_key_file(&self) {
+        let Some(path) = self.key_file() else { return };
+        let now = modified_at(path);
+        let mut seen = self.inner.key_file_modified.lock().unwrap_or_else(|e| e.into_inner());
+        if now.is_some() && now != *seen && self.reload().is_ok() {
+            *seen = now;
+        }
     }
 
     /// See [`KeyRing::decrypt`]; re-reads the key file on an unknown key.
@@ -169,6 +190,10 @@ impl Vault {
     pub fn reencrypt_canary(&self, canary: &[u8]) -> Result<Vec<u8>> {
         self.with_retry(|ring| ring.reencrypt_canary(canary))
     }
+}
+
+fn modified_at(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl fmt::Debug for Vault {

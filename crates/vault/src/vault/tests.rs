@@ -137,3 +137,26 @@ fn shared_between_threads() {
         assert_eq!(h.join().unwrap(), vec![i as u8; 10]);
     }
 }
+
+#[test]
+fn encrypts_under_a_key_rotated_by_another_process() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    let (ring, _) = KeyRing::load_or_create(&path).unwrap();
+    let server = Vault::with_key_file(ring, &path);
+    let before = server.encrypt(b"a", AAD);
+
+    let mut other = KeyRing::load(&path).unwrap();
+    let new_id = other.rotate();
+    other.save(&path).unwrap();
+
+    let after = server.encrypt(b"b", AAD);
+    assert_ne!(KeyRing::key_id_of(&before), Some(new_id));
+    assert_eq!(KeyRing::key_id_of(&after), Some(new_id), "sealed under the rotated key");
+    assert_eq!(server.decrypt(&before, AAD).unwrap(), b"a");
+
+    // A key file that vanished leaves the loaded ring sealing.
+    fs::remove_file(&path).unwrap();
+    let still = server.encrypt(b"c", AAD);
+    assert_eq!(KeyRing::key_id_of(&still), Some(new_id));
+}
