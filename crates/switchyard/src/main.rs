@@ -1,6 +1,7 @@
 //! The `switchyard` command. Each role is a subcommand; secrets go to standard
 //! output once, the log goes to standard error and never holds one.
 
+mod bench;
 mod database;
 mod sandbox;
 mod serve;
@@ -97,6 +98,20 @@ enum Command {
         batch: i64,
         #[command(flatten)]
         db: DatabaseOptions,
+    },
+    /// Measure Switchyard against the simulator it fronts: the same load straight
+    /// at the simulator and through a hub, each in its own process; prints a table
+    /// of requests/s, p50, p99, their ratio and Switchyard's resident memory.
+    Bench {
+        /// Requests per measured run.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent clients, a comma list.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        concurrency: Vec<usize>,
+        /// Records per list call.
+        #[arg(long, default_value_t = 50)]
+        page_size: usize,
     },
     /// Run the vendor simulators (BigCommerce) on loopback for offline development.
     Sandbox {
@@ -198,6 +213,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tenants::reset_user_secret(&db, id, json).await
         }
         Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
+        Command::Bench { requests, concurrency, page_size } => {
+            bench::run(bench::BenchOptions { requests, concurrency, page_size }).await
+        }
         Command::Sandbox { json, listen_bigcommerce } => sandbox::run(listen_bigcommerce, json).await,
     }
 }
