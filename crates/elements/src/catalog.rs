@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::model::{ElementDefinition, Operation};
+use crate::model::{ElementDefinition, FieldType, Operation, Resource};
 use crate::template::Template;
 
 /// The definitions shipped in the binary, as (file name, contents).
@@ -152,6 +152,61 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
         }
         if r.supports(Operation::Read) && r.supports(Operation::List) {
             return Err(format!("resource {}: 'read' and 'list' both answer GET", r.path));
+        }
+        validate_queries(def, r).map_err(|e| format!("resource {}: {e}", r.path))?;
+    }
+    Ok(())
+}
+
+/// The `model`, `where` and `orderBy` declarations of one resource.
+fn validate_queries(def: &ElementDefinition, r: &Resource) -> Result<(), String> {
+    let model = match &r.model {
+        Some(name) => Some(def.models.get(name).ok_or_else(|| format!("model '{name}' is not declared in models"))?),
+        None => None,
+    };
+    if !r.where_map.is_empty() && !r.supports(Operation::List) {
+        return Err("'where' on a resource without 'list'".into());
+    }
+    let mut params = std::collections::HashSet::new();
+    for (field, filter) in &r.where_map {
+        let Some(model) = model else {
+            return Err(format!("where.{field}: a resource with 'where' declares its 'model'"));
+        };
+        // A declared field, or a sub-field of a declared object (filtered as text).
+        let t = match model.get(field.as_str()) {
+            Some(t) => *t,
+            None => {
+                let parent = field.rsplit_once('.').map(|(p, _)| p);
+                match parent.and_then(|p| model.get(p)) {
+                    Some(FieldType::Object) => FieldType::String,
+                    _ => return Err(format!("where.{field}: the model has no such field")),
+                }
+            }
+        };
+        if filter.params().next().is_none() {
+            return Err(format!("where.{field}: names no vendor parameter (eq, min or max)"));
+        }
+        if (filter.min.is_some() || filter.max.is_some()) && !t.is_ordered() {
+            return Err(format!("where.{field}: min/max on a {} field, which has no order", t.as_str()));
+        }
+        if !t.is_scalar() {
+            return Err(format!("where.{field}: a {} field cannot be filtered by value", t.as_str()));
+        }
+        for p in filter.params() {
+            if p.is_empty() || !params.insert(p.to_owned()) {
+                return Err(format!("where.{field}: vendor parameter '{p}' is empty or used twice"));
+            }
+        }
+    }
+    if let Some(sort) = &r.order_by {
+        if !r.supports(Operation::List) {
+            return Err("'orderBy' on a resource without 'list'".into());
+        }
+        if sort.param.is_empty() || sort.fields.is_empty() {
+            return Err("orderBy needs 'param' and 'fields'".into());
+        }
+        if let Some(f) = model.and_then(|m| sort.fields.iter().find(|f| !m.contains_key(f.as_str()))) {
+            return Err(format!("orderBy field '{f}' is not in the model"));
         }
     }
     Ok(())

@@ -5,12 +5,16 @@
 //! directory. Nothing in here talks to the network: the engine interprets these
 //! definitions.
 
+mod behaviour;
 mod catalog;
 mod model;
+mod query;
 mod route;
 mod template;
 
-pub use catalog::{Catalog, CatalogError};
+pub use catalog::{parse, Catalog, CatalogError};
+pub use behaviour::{format_vendor_date, is_link_object, prepare_write_body};
 pub use model::*;
+pub use query::{parse_fields, plan_order_by, plan_where, project, QueryError, VendorQuery};
 pub use route::{RouteError, RouteMatch};
 pub use template::{render, Template, TemplateError};

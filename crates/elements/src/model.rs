@@ -1,5 +1,7 @@
 //! The definition file, as Rust types. Field names are the YAML keys (camelCase).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One element: a connector to one vendor API.
@@ -27,8 +29,58 @@ pub struct ElementDefinition {
     pub check: VendorCall,
     pub paging: Paging,
     pub resources: Vec<Resource>,
+    /// Record models by name: field path -> type. A resource naming a model
+    /// gets typed CEQL checks, `fields` validation and vendor filter translation.
+    #[serde(default)]
+    pub models: BTreeMap<String, Model>,
     #[serde(default)]
     pub events: EventsSupport,
+}
+
+/// A record's fields and their types, as the vendor sends them.
+pub type Model = BTreeMap<String, FieldType>;
+
+/// The type of a record field, as the vendor writes it in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Integer,
+    /// A decimal; BigCommerce sends money as a string (`"336.3200"`, see `decimal-strings`).
+    Decimal,
+    String,
+    Boolean,
+    /// A date and time; BigCommerce v2 writes RFC 2822 (see `rfc2822-dates`).
+    Date,
+    /// A nested object; its sub-fields (`billing_address.email`) are untyped.
+    Object,
+    Array,
+    /// A reference to another vendor resource, `{"url": ..., "resource": ...}` (see `link-objects`).
+    Link,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Integer => "integer",
+            FieldType::Decimal => "decimal",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+            FieldType::Object => "object",
+            FieldType::Array => "array",
+            FieldType::Link => "link",
+        }
+    }
+
+    /// Whether values of this type are ordered (`<`, `>`, vendor `min_`/`max_`).
+    pub fn is_ordered(self) -> bool {
+        matches!(self, FieldType::Integer | FieldType::Decimal | FieldType::Date)
+    }
+
+    /// Whether values of this type are single values (`=`, `IN`).
+    pub fn is_scalar(self) -> bool {
+        !matches!(self, FieldType::Object | FieldType::Array | FieldType::Link)
+    }
 }
 
 /// How the engine authenticates to the vendor. Values are templates over the
@@ -63,6 +115,18 @@ pub enum Behaviour {
     /// A list answered with 204 and no body is an empty list (BigCommerce v2).
     #[serde(rename = "empty-list-is-204")]
     EmptyListIs204,
+    /// The vendor writes and reads dates as RFC 2822 (`Wed, 10 Jan 2018 21:05:30 +0000`):
+    /// date bounds sent as filters, and `date` fields of write bodies given in
+    /// another format, are rewritten to RFC 2822.
+    #[serde(rename = "rfc2822-dates")]
+    Rfc2822Dates,
+    /// The vendor keeps decimals as strings (`"336.3200"`): `decimal` fields compare
+    /// numerically in CEQL, and JSON numbers in write bodies are sent as strings.
+    DecimalStrings,
+    /// The vendor links related resources with `{"url", "resource"}` objects. They
+    /// are read-only references: removed from write bodies, so an object read from
+    /// the hub can be sent back; in CEQL only `IS [NOT] NULL` and their sub-fields apply.
+    LinkObjects,
 }
 
 /// A configuration parameter of the element, as Cloud Elements lists it.
@@ -180,6 +244,54 @@ pub struct Resource {
     /// Dotted path of the records array in a list answer; absent: the body is the array.
     #[serde(default)]
     pub records_path: Option<String>,
+    /// Name of the record model in `models` (absent: fields are untyped and any
+    /// field name is accepted in CEQL and `fields`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// CEQL -> vendor query parameters, by record field (see `elements/README.md`).
+    #[serde(default, rename = "where")]
+    pub where_map: BTreeMap<String, VendorFilter>,
+    /// How `orderBy` maps to the vendor's sort parameter; absent: `orderBy` is a 400.
+    #[serde(default)]
+    pub order_by: Option<VendorSort>,
+}
+
+/// The vendor query parameters that filter one record field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VendorFilter {
+    /// Parameter for `field = value`.
+    #[serde(default)]
+    pub eq: Option<String>,
+    /// Parameter for an inclusive lower bound (`>=`; `>` on integers is `+1`).
+    #[serde(default)]
+    pub min: Option<String>,
+    /// Parameter for an inclusive upper bound.
+    #[serde(default)]
+    pub max: Option<String>,
+    /// The vendor's match is looser than CEQL's (e.g. case-insensitive): the engine
+    /// checks the clause again on every record the vendor returns.
+    #[serde(default)]
+    pub recheck: bool,
+}
+
+impl VendorFilter {
+    /// The parameter names, for validation and the pass-through form.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        [&self.eq, &self.min, &self.max].into_iter().flatten().map(String::as_str)
+    }
+}
+
+/// The vendor's sort parameter: `{param}={field}{separator}{asc|desc}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VendorSort {
+    /// Query parameter name (`sort`).
+    pub param: String,
+    /// Between the field and the direction (`:` gives `date_created:desc`).
+    pub separator: String,
+    /// Record fields the vendor sorts by.
+    pub fields: Vec<String>,
 }
 
 fn default_update_method() -> String {

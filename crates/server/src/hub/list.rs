@@ -8,7 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use switchyard_elements::{Behaviour, Paging};
+use switchyard_elements::{parse_fields, plan_order_by, plan_where, project, Behaviour, Paging, QueryError, Resource, VendorQuery};
 use switchyard_store::InstanceRow;
 
 use super::vendor::{parse_json, Vendor};
@@ -18,15 +18,37 @@ use crate::ApiError;
 /// Default hub page size, as in Cloud Elements.
 const DEFAULT_PAGE_SIZE: u64 = 200;
 
+/// Most vendor pages one hub call reads while the engine filters. A filter that
+/// rarely matches cannot hold a request (and the vendor's quota) for long: at the
+/// cap the call answers with what it found and a `nextPage` token that resumes
+/// the scan where it stopped, as Cloud Elements does.
+pub(crate) const MAX_SCAN_PAGES: u64 = 20;
+
 /// Where a hub page starts, as the opaque `nextPage` token says or `page` implies.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PageToken {
     /// Instance and hub path the token was made for.
     i: i64,
     p: String,
-    /// Offset of the first record, and the page size.
-    o: u64,
+    /// Hash of the `where` and `orderBy` the token was made for.
+    q: String,
+    /// The page size.
     s: u64,
+    /// Without engine filtering: offset of the first record in the vendor's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<u64>,
+    /// With engine filtering: the vendor page (from 0, of the vendor's largest
+    /// size), the record within it where the scan resumes, and how many matches
+    /// are still to be skipped (`page=N` reached by scanning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<(u64, u64, u64)>,
+}
+
+/// Binds a token to the query it pages through, so it cannot be replayed with another.
+fn query_hash(where_text: &str, order_by: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new().chain_update(where_text.trim()).chain_update([0]).chain_update(order_by.trim()).finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..12])
 }
 
 fn sign(key: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -52,7 +74,32 @@ fn decode_token(key: &[u8], text: &str) -> Option<PageToken> {
     serde_json::from_slice(&payload).ok()
 }
 
-#[allow(clippy::too_many_arguments)]
+fn query_error(e: QueryError) -> ApiError {
+    bad_request(e.to_string())
+}
+
+/// One vendor page of records (the `empty-list-is-204` behaviour and `recordsPath` applied).
+async fn vendor_page(
+    vendor: &Vendor<'_>,
+    vendor_path: &str,
+    resource: &Resource,
+    query: &[(String, String)],
+) -> Result<Vec<Value>, ApiError> {
+    let r = vendor.send(Method::GET, vendor_path, query, None).await?;
+    if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
+        return Ok(Vec::new());
+    }
+    let value = parse_json(&r)?;
+    let value = match resource.records_path.as_deref() {
+        Some(p) => p.split('.').try_fold(&value, |v, k| v.get(k)).cloned().unwrap_or(Value::Null),
+        None => value,
+    };
+    match value {
+        Value::Array(items) => Ok(items),
+        _ => Err(ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array")),
+    }
+}
+
 pub(super) async fn list(
     vendor: &Vendor<'_>,
     row: &InstanceRow,
@@ -60,23 +107,43 @@ pub(super) async fn list(
     path: &str,
     vendor_path: &str,
     params: &[(String, String)],
-    records_path: Option<&str>,
+    resource: &Resource,
 ) -> Result<Response, ApiError> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if get("where").is_some_and(|w| !w.trim().is_empty()) {
-        return Err(bad_request("where (CEQL) is not supported on this resource yet; nothing was filtered"));
-    }
-    let Paging::Page { page_param, size_param, first_page, max_page_size } = &vendor.def.paging;
+    let def = vendor.def;
+    let where_text = get("where").unwrap_or("");
+    let order_text = get("orderBy").unwrap_or("");
+    let plan = if where_text.trim().is_empty() {
+        VendorQuery::default()
+    } else {
+        plan_where(def, resource, where_text).map_err(query_error)?
+    };
+    let mut filters = plan.params;
+    filters.extend(plan_order_by(resource, order_text).map_err(query_error)?);
+    let fields = match get("fields").filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(parse_fields(def, resource, f).map_err(query_error)?),
+        None => None,
+    };
+
+    let Paging::Page { page_param, size_param, first_page, max_page_size } = &def.paging;
     let hub_path = format!("{hub}/{path}");
+    let q = query_hash(where_text, order_text);
     let key = vendor.state.paging_key.as_slice();
-    let (offset, size) = match get("nextPage").filter(|t| !t.is_empty()) {
+    let token = match get("nextPage").filter(|t| !t.is_empty()) {
         Some(text) => {
             let t = decode_token(key, text).ok_or_else(|| bad_request("nextPage is not a token this server issued"))?;
             if t.i != row.id || t.p != hub_path {
                 return Err(bad_request("nextPage belongs to another instance or resource"));
             }
-            (t.o, t.s)
+            if t.q != q {
+                return Err(bad_request("nextPage was issued for another where or orderBy; send the same ones"));
+            }
+            Some(t)
         }
+        None => None,
+    };
+    let (size, page) = match &token {
+        Some(t) => (t.s, 1),
         None => {
             let number = |name: &str, default: u64| -> Result<u64, ApiError> {
                 match get(name) {
@@ -84,51 +151,97 @@ pub(super) async fn list(
                     Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| bad_request(format!("{name} must be a whole number from 1"))),
                 }
             };
-            let size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(*max_page_size);
-            let page = number("page", 1)?;
-            ((page - 1).saturating_mul(size), size)
+            (number("pageSize", DEFAULT_PAGE_SIZE)?.min(*max_page_size).max(1), number("page", 1)?)
+        }
+    };
+    let vendor_query = |page: u64, limit: u64| {
+        let mut query = filters.clone();
+        query.push((page_param.clone(), (page + first_page).to_string()));
+        query.push((size_param.clone(), limit.to_string()));
+        query
+    };
+
+    let (mut records, next) = match &plan.residual {
+        None => {
+            // The vendor filters exactly: read one record past the page to know whether
+            // another exists. Vendor pages of size `want` align with the first hub page,
+            // so the common case is one vendor call; other offsets take at most two.
+            let offset = match &token {
+                Some(t) => t.o.ok_or_else(|| bad_request("nextPage was issued for another where or orderBy; send the same ones"))?,
+                None => (page - 1).saturating_mul(size),
+            };
+            let want = size + 1;
+            let vendor_size = want.min(*max_page_size);
+            let first = offset / vendor_size;
+            let last = (offset + want - 1) / vendor_size;
+            let mut records = Vec::new();
+            let mut skip = (offset - first * vendor_size) as usize;
+            for page in first..=last {
+                let batch = vendor_page(vendor, vendor_path, resource, &vendor_query(page, vendor_size)).await?;
+                let full = batch.len() as u64 == vendor_size;
+                records.extend(batch.into_iter().skip(skip));
+                skip = 0;
+                if !full {
+                    break;
+                }
+            }
+            let next = (records.len() as u64 > size).then(|| PageToken { i: row.id, p: hub_path.clone(), q: q.clone(), s: size, o: Some(offset + size), v: None });
+            records.truncate(size as usize);
+            (records, next)
+        }
+        Some(residual) => {
+            // The engine filters: scan the vendor's pages (its largest size, so a token's
+            // position stays valid) one at a time, keeping only the matches of this page.
+            let (mut vp, mut at, mut skip) = match &token {
+                Some(t) => t.v.ok_or_else(|| bad_request("nextPage was issued for another where or orderBy; send the same ones"))?,
+                None => (0, 0, (page - 1).saturating_mul(size)),
+            };
+            let vendor_size = *max_page_size;
+            let mut out = Vec::new();
+            let mut next = None;
+            let mut scanned = 0;
+            let resume = |v| PageToken { i: row.id, p: hub_path.clone(), q: q.clone(), s: size, o: None, v: Some(v) };
+            'scan: loop {
+                if scanned == MAX_SCAN_PAGES {
+                    next = Some(resume((vp, at, skip)));
+                    break;
+                }
+                let batch = vendor_page(vendor, vendor_path, resource, &vendor_query(vp, vendor_size)).await?;
+                scanned += 1;
+                let full = batch.len() as u64 == vendor_size;
+                for (index, record) in batch.into_iter().enumerate().skip(at as usize) {
+                    if !residual.matches(&record) {
+                        continue;
+                    }
+                    if skip > 0 {
+                        skip -= 1;
+                    } else if out.len() as u64 == size {
+                        // A match past the page: there is a next page, and it starts here.
+                        next = Some(resume((vp, index as u64, 0)));
+                        break 'scan;
+                    } else {
+                        out.push(record);
+                    }
+                }
+                if !full {
+                    break;
+                }
+                vp += 1;
+                at = 0;
+            }
+            (out, next)
         }
     };
 
-    // Read one record past the page to know, exactly, whether another page exists.
-    // Vendor pages of size `want` align with the first hub page, so the common
-    // case is one vendor call; other offsets take at most two.
-    let want = size + 1;
-    let vendor_size = want.min(*max_page_size);
-    let first = offset / vendor_size;
-    let last = (offset + want - 1) / vendor_size;
-    let mut records = Vec::new();
-    let mut skip = (offset - first * vendor_size) as usize;
-    for page in first..=last {
-        let query = vec![(page_param.clone(), (page + first_page).to_string()), (size_param.clone(), vendor_size.to_string())];
-        let r = vendor.send(Method::GET, vendor_path, &query, None).await?;
-        let batch = if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
-            Vec::new()
-        } else {
-            let value = parse_json(&r)?;
-            let value = match records_path {
-                Some(p) => p.split('.').try_fold(&value, |v, k| v.get(k)).cloned().unwrap_or(Value::Null),
-                None => value,
-            };
-            match value {
-                Value::Array(items) => items,
-                _ => return Err(ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array")),
-            }
-        };
-        let full = batch.len() as u64 == vendor_size;
-        records.extend(batch.into_iter().skip(skip));
-        skip = 0;
-        if !full {
-            break;
+    if let Some(fields) = &fields {
+        for r in records.iter_mut() {
+            *r = project(r, fields);
         }
     }
-    let more = records.len() as u64 > size;
-    records.truncate(size as usize);
     let mut headers = HeaderMap::new();
     headers.insert("Elements-Returned-Count", HeaderValue::from(records.len()));
-    if more {
-        let token = encode_token(key, &PageToken { i: row.id, p: hub_path, o: offset + size, s: size });
-        if let Ok(v) = HeaderValue::from_str(&token) {
+    if let Some(next) = next {
+        if let Ok(v) = HeaderValue::from_str(&encode_token(key, &next)) {
             headers.insert("Elements-Next-Page-Token", v);
         }
     }
@@ -142,9 +255,11 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_refuse_tampering() {
         let key = [7u8; 32];
-        let t = encode_token(&key, &PageToken { i: 1, p: "ecommerce/orders".into(), o: 50, s: 50 });
+        let q = query_hash("", "");
+        let t = encode_token(&key, &PageToken { i: 1, p: "ecommerce/orders".into(), q, s: 50, o: Some(50), v: None });
         let back = decode_token(&key, &t).unwrap();
-        assert_eq!((back.i, back.o, back.s), (1, 50, 50));
+        assert_eq!((back.i, back.o, back.s), (1, Some(50), 50));
+        assert_ne!(back.q, query_hash("id > 5", ""), "bound to the query");
         assert!(decode_token(&[8u8; 32], &t).is_none(), "another key");
         let (payload, mac) = t.split_once('.').unwrap();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

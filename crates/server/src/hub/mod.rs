@@ -143,7 +143,7 @@ pub async fn call(
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
 
     match route.operation {
-        Operation::List => list::list(&vendor, &row, &hub, &path, &vendor_path, &params, route.resource.records_path.as_deref()).await,
+        Operation::List => list::list(&vendor, &row, &hub, &path, &vendor_path, &params, route.resource).await,
         Operation::Count => {
             let r = vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?;
             Ok(Json(parse_json(&r)?).into_response())
@@ -153,9 +153,13 @@ pub async fn call(
             Ok(Json(parse_json(&r)?).into_response())
         }
         Operation::Create | Operation::Update => {
-            if serde_json::from_slice::<Value>(&body).is_err() {
-                return Err(bad_request("The body must be a JSON object"));
-            }
+            let mut value = match serde_json::from_slice::<Value>(&body) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => return Err(bad_request("The body must be a JSON object")),
+            };
+            // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
+            switchyard_elements::prepare_write_body(&def, route.resource, &mut value);
+            let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
             let m = if route.operation == Operation::Create {
                 Method::POST
             } else {

@@ -1,0 +1,92 @@
+//! Planning CEQL, orderBy and fields against the BigCommerce element's declarations.
+
+use switchyard_elements::{parse, plan_order_by, plan_where, Catalog, QueryError};
+
+fn plan(path: &str, where_text: &str) -> (Vec<(String, String)>, Option<String>) {
+    let catalog = Catalog::builtin();
+    let bc = catalog.get("bigcommerce").unwrap();
+    let r = bc.resources.iter().find(|r| r.path == path).unwrap();
+    let q = plan_where(bc, r, where_text).unwrap_or_else(|e| panic!("{where_text}: {e}"));
+    (q.params, q.residual.map(|e| e.to_string()))
+}
+
+fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn vendor_filters_take_what_they_can_exactly() {
+    assert_eq!(plan("/orders", "payment_method = 'Manual'"), (p(&[("payment_method", "Manual")]), None));
+    assert_eq!(plan("/orders", "id > 5 AND id <= 9"), (p(&[("min_id", "6"), ("max_id", "9")]), None));
+    assert_eq!(plan("/orders", "id > 5 AND id >= 8"), (p(&[("min_id", "8")]), None), "the tighter bound");
+    assert_eq!(plan("/orders", "id = 7"), (p(&[("min_id", "7"), ("max_id", "7")]), None));
+    assert_eq!(plan("/products", "is_visible = TRUE"), (p(&[("is_visible", "true")]), None));
+    // The vendor's parameter names, as Cloud Elements users wrote them: vendor semantics.
+    assert_eq!(
+        plan("/orders", "min_date_modified = '2024-01-02T03:04:05Z' AND email = 'A@b.c'"),
+        (p(&[("min_date_modified", "Tue, 2 Jan 2024 03:04:05 +0000"), ("email", "A@b.c")]), None)
+    );
+}
+
+#[test]
+fn inexact_vendor_filters_are_checked_again_by_the_engine() {
+    // Dates: inclusive vendor bound, strict `>` kept; empty dates count as null.
+    assert_eq!(
+        plan("/orders", "date_modified > 'Wed, 10 Jan 2018 21:05:30 +0000'"),
+        (p(&[("min_date_modified", "Wed, 10 Jan 2018 21:05:30 +0000")]),
+         Some("date_modified > 'Wed, 10 Jan 2018 21:05:30 +0000' AND date_modified != ''".into()))
+    );
+    // Decimals likewise; `>=` is exact.
+    assert_eq!(plan("/orders", "total_inc_tax >= 10.5"), (p(&[("min_total", "10.5")]), None));
+    assert_eq!(plan("/orders", "total_inc_tax > 10.5").1.as_deref(), Some("total_inc_tax > 10.5"));
+    // The vendor matches e-mails ignoring case; CEQL does not.
+    assert_eq!(plan("/customers", "email = 'a@b.c'"), (p(&[("email", "a@b.c")]), Some("email = 'a@b.c'".into())));
+}
+
+#[test]
+fn the_rest_is_left_to_the_engine() {
+    let (params, rest) = plan("/orders", "status_id = 1 OR status_id = 2");
+    assert!(params.is_empty());
+    assert_eq!(rest.as_deref(), Some("status_id = 1 OR status_id = 2"));
+    let (params, rest) = plan("/orders", "status_id = 1 AND status LIKE 'S%' AND staff_notes IS NULL");
+    assert_eq!(params, p(&[("status_id", "1")]));
+    assert_eq!(rest.as_deref(), Some("status LIKE 'S%' AND staff_notes IS NULL"));
+    // No model (ping has none): anything goes to the engine.
+    assert_eq!(plan("/ping", "anything = 1"), (vec![], Some("anything = 1".into())));
+}
+
+#[test]
+fn unhonourable_clauses_name_field_and_operator() {
+    let catalog = Catalog::builtin();
+    let bc = catalog.get("bigcommerce").unwrap();
+    let orders = bc.resources.iter().find(|r| r.path == "/orders").unwrap();
+    let err = |w: &str| match plan_where(bc, orders, w).unwrap_err() {
+        QueryError::Unhonourable { field, operator, .. } => (field, operator),
+        other => panic!("{w}: {other}"),
+    };
+    assert_eq!(err("nope = 1"), ("nope".into(), "=".into()));
+    assert_eq!(err("id = 1 AND (status = 'x' OR id NOT LIKE 'x')"), ("id".into(), "NOT LIKE".into()));
+    assert_eq!(err("customer_id = 'abc'"), ("customer_id".into(), "=".into()));
+    assert_eq!(err("coupons IN ('a')"), ("coupons".into(), "IN".into()));
+    assert_eq!(err("max_id IS NULL"), ("max_id".into(), "IS NULL".into()));
+    assert!(matches!(plan_where(bc, orders, "id ="), Err(QueryError::Syntax(_))));
+    assert_eq!(plan_order_by(orders, "date_created DESC").unwrap(), p(&[("sort", "date_created:desc")]));
+    assert!(plan_order_by(orders, "id, status_id").is_err());
+}
+
+#[test]
+fn bad_declarations_are_refused_at_load() {
+    let base = include_str!("../../../elements/bigcommerce.yaml");
+    for (from, to, says) in [
+        ("      payment_method: {eq: payment_method}", "      nosuch: {eq: payment_method}", "no such field"),
+        ("      payment_method: {eq: payment_method}", "      payment_method: {min: min_pm}", "no order"),
+        ("      payment_method: {eq: payment_method}", "      payment_method: {eq: status_id}", "used twice"),
+        ("      payment_method: {eq: payment_method}", "      payment_method: {recheck: true}", "names no vendor parameter"),
+        ("    model: order\n", "    model: nothing\n", "not declared"),
+        ("fields: [id, customer_id,", "fields: [idd, customer_id,", "not in the model"),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let err = parse("x.yaml", &base.replacen(from, to, 1)).unwrap_err().to_string();
+        assert!(err.contains(says), "{to}: {err}");
+    }
+}
