@@ -7,12 +7,14 @@
 
 mod behaviour;
 mod catalog;
+mod docs;
 mod model;
 mod query;
 mod route;
 mod template;
 
 pub use catalog::{parse, Catalog, CatalogError};
+pub use docs::openapi;
 pub use behaviour::{format_vendor_date, is_link_object, prepare_write_body};
 pub use model::*;
 pub use query::{parse_fields, plan_order_by, plan_where, project, QueryError, VendorQuery};

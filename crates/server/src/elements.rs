@@ -102,3 +102,15 @@ pub async fn metadata(
         "hub": def.hub,
     })))
 }
+
+#[utoipa::path(get, path = "/elements/{keyOrId}/docs", operation_id = "getElementDocs", tag = "elements",
+    params(("keyOrId" = String, Path, description = "Element key or id")),
+    responses((status = 200, description = "OpenAPI 3.0 document of the element's hub resources and record models", body = Object),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn docs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(key_or_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(switchyard_elements::openapi(find(&state, &key_or_id)?)))
+}

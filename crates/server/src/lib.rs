@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/elements", get(elements::list))
         .route("/elements/{key_or_id}", get(elements::get))
         .route("/elements/{key_or_id}/metadata", get(elements::metadata))
+        .route("/elements/{key_or_id}/docs", get(elements::docs))
         .route("/elements/{key_or_id}/instances", post(instances::create_for_element))
         .route(
             "/instances",

@@ -21,6 +21,7 @@ use crate::{elements, hub, instances};
         elements::list,
         elements::get,
         elements::metadata,
+        elements::docs,
         instances::create,
         instances::create_for_element,
         instances::list,

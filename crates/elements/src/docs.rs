@@ -1,0 +1,239 @@
+//! An element's own OpenAPI document (`GET /elements/{keyOrId}/docs`): its hub
+//! resources, their operations and record models, written from the definition
+//! alone, so a new element file documents itself.
+
+use serde_json::{json, Map, Value};
+
+use crate::{Behaviour, ElementDefinition, FieldType, Operation, Resource};
+
+/// OpenAPI 3.0 for the element's hub API under `/elements/api-v2`.
+pub fn openapi(def: &ElementDefinition) -> Value {
+    let mut paths = Map::new();
+    for resource in &def.resources {
+        for &op in &resource.operations {
+            let (method, suffix) = op.hub_shape();
+            let path = format!("/hubs/{}{}{suffix}", def.hub, resource.path);
+            let entry = paths.entry(path.clone()).or_insert_with(|| json!({}));
+            entry[method.to_ascii_lowercase()] = operation(def, resource, op, &path);
+        }
+    }
+    let mut schemas = Map::new();
+    for (name, model) in &def.models {
+        let mut properties = Map::new();
+        for (field, kind) in model {
+            insert_field(&mut properties, field, field_schema(def, *kind));
+        }
+        schemas.insert(schema_name(name), json!({"type": "object", "properties": properties}));
+    }
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["message", "requestId"], "properties": {
+            "message": {"type": "string"},
+            "requestId": {"type": "string"},
+            "providerMessage": {"type": "string", "description": "What the vendor said"}}}),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": format!("{} hub API ({})", def.name, def.key),
+            "version": "1",
+            "description": format!(
+                "Element {} (id {}), hub `{}`. Calls carry `Authorization: User <secret>, Organization <secret>, Element <instance token>`. {}",
+                def.key, def.id, def.hub, def.description
+            ),
+        },
+        "servers": [{"url": "/elements/api-v2"}],
+        "security": [{"Authorization": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"Authorization": {"type": "apiKey", "in": "header", "name": "Authorization"}},
+        },
+    })
+}
+
+/// `customerAddress` -> `CustomerAddress`.
+fn schema_name(model: &str) -> String {
+    let mut chars = model.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+/// A field of a model; a dotted name (`billing_address.email`) nests under its parent.
+fn insert_field(properties: &mut Map<String, Value>, field: &str, schema: Value) {
+    match field.split_once('.') {
+        None => {
+            properties.insert(field.to_owned(), schema);
+        }
+        Some((parent, rest)) => {
+            let parent = properties.entry(parent.to_owned()).or_insert_with(|| json!({"type": "object"}));
+            if !parent["properties"].is_object() {
+                parent["properties"] = json!({});
+            }
+            if let Some(children) = parent["properties"].as_object_mut() {
+                insert_field(children, rest, schema);
+            }
+        }
+    }
+}
+
+/// The JSON the vendor (and so the hub) uses for a field type, honouring the
+/// element's behaviours (decimal strings, RFC 2822 dates, link objects).
+fn field_schema(def: &ElementDefinition, kind: FieldType) -> Value {
+    let has = |b: Behaviour| def.behaviours.contains(&b);
+    match kind {
+        FieldType::Integer => json!({"type": "integer"}),
+        FieldType::Decimal if has(Behaviour::DecimalStrings) => {
+            json!({"type": "string", "format": "decimal", "example": "12.5000"})
+        }
+        FieldType::Decimal => json!({"type": "number"}),
+        FieldType::String => json!({"type": "string"}),
+        FieldType::Boolean => json!({"type": "boolean"}),
+        FieldType::Date if has(Behaviour::Rfc2822Dates) => {
+            json!({"type": "string", "format": "rfc2822", "example": "Tue, 20 Nov 2012 00:00:00 +0000"})
+        }
+        FieldType::Date => json!({"type": "string", "format": "date-time"}),
+        FieldType::Object => json!({"type": "object"}),
+        FieldType::Array => json!({"type": "array", "items": {}}),
+        FieldType::Link => json!({"type": "object", "readOnly": true, "description": "A link to a related resource",
+            "properties": {"url": {"type": "string"}, "resource": {"type": "string"}}}),
+    }
+}
+
+fn operation(def: &ElementDefinition, resource: &Resource, op: Operation, path: &str) -> Value {
+    let model = resource.model.as_deref().map(|m| json!({"$ref": format!("#/components/schemas/{}", schema_name(m))}));
+    let record = model.clone().unwrap_or_else(|| json!({"type": "object"}));
+    let name = resource.name();
+    let (summary, answer) = match op {
+        Operation::List => (format!("List {name}"), json!({"type": "array", "items": record})),
+        Operation::Create => (format!("Create one of {name}"), record.clone()),
+        Operation::Get => (format!("Retrieve one of {name}"), record.clone()),
+        Operation::Update => (
+            format!("Update one of {name} (sent to the vendor as {})", resource.update_method),
+            record.clone(),
+        ),
+        Operation::Delete => (format!("Delete one of {name}"), json!({})),
+        Operation::Count => (
+            format!("Count {name}"),
+            json!({"type": "object", "properties": {"count": {"type": "integer"}}}),
+        ),
+        Operation::Read => (format!("Read {name}"), json!({"type": "object"})),
+    };
+    let mut parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if op == Operation::List {
+        parameters.extend(list_parameters(def, resource));
+    }
+    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut responses = Map::new();
+    let ok = if op == Operation::Delete {
+        json!({"description": "Deleted"})
+    } else {
+        json!({"description": "OK", "content": {"application/json": {"schema": answer}}})
+    };
+    responses.insert("200".into(), ok);
+    for (status, why) in [
+        ("400", "Bad input (e.g. a CEQL clause that cannot be honoured)"),
+        ("401", "Missing or wrong credentials"),
+        ("403", "The instance is disabled"),
+        ("404", "No such record or resource"),
+        ("502", "The vendor failed; its status and words in providerMessage"),
+        ("504", "The vendor did not answer in time"),
+    ] {
+        let mut e = error.clone();
+        e["description"] = Value::String(why.to_owned());
+        responses.insert(status.into(), e);
+    }
+    let mut operation = json!({
+        "tags": [name],
+        "summary": summary,
+        "operationId": format!("{}{}", op_verb(op), path_name(&resource.path, op)),
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if !resource.description.is_empty() {
+        operation["description"] = Value::String(resource.description.clone());
+    }
+    if matches!(op, Operation::Create | Operation::Update) {
+        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": record}}});
+    }
+    operation
+}
+
+fn list_parameters(def: &ElementDefinition, resource: &Resource) -> Vec<Value> {
+    let mut where_help = "CEQL filter, e.g. `id > 5 AND status = 'Shipped'`.".to_owned();
+    if !resource.where_map.is_empty() {
+        let fields: Vec<&str> = resource.where_map.keys().map(String::as_str).collect();
+        where_help.push_str(&format!(
+            " Sent to the vendor as its own filters: {}; other clauses are filtered by Switchyard.",
+            fields.join(", ")
+        ));
+    }
+    let mut out = vec![
+        json!({"name": "where", "in": "query", "schema": {"type": "string"}, "description": where_help}),
+        json!({"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": def.paging.max_page_size(), "default": 200}}),
+        json!({"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}}),
+        json!({"name": "nextPage", "in": "query", "schema": {"type": "string"},
+            "description": "The Elements-Next-Page-Token of the previous page"}),
+        json!({"name": "fields", "in": "query", "schema": {"type": "string"}, "description": "Comma list of fields to return"}),
+    ];
+    if let Some(sort) = &resource.order_by {
+        out.push(json!({"name": "orderBy", "in": "query", "schema": {"type": "string"},
+            "description": format!("`field asc|desc`, one of: {}", sort.fields.join(", "))}));
+    }
+    out
+}
+
+fn op_verb(op: Operation) -> &'static str {
+    match op {
+        Operation::List => "list",
+        Operation::Create => "create",
+        Operation::Get => "get",
+        Operation::Update => "update",
+        Operation::Delete => "delete",
+        Operation::Count => "count",
+        Operation::Read => "read",
+    }
+}
+
+/// `/orders/{orderId}/shipments` -> `OrdersShipments`: unique per resource path.
+fn path_name(path: &str, op: Operation) -> String {
+    let name: String = path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).map(schema_name).collect();
+    if op == Operation::Count {
+        format!("{name}Count")
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalog;
+
+    #[test]
+    fn bigcommerce_documents_every_resource_with_its_model() {
+        let catalog = Catalog::builtin();
+        let def = catalog.get("bigcommerce").unwrap();
+        let doc = openapi(def);
+        let paths = doc["paths"].as_object().unwrap();
+        let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        let declared: usize = def.resources.iter().map(|r| r.operations.len()).sum();
+        assert_eq!(operations, declared, "one OpenAPI operation per declared operation");
+        let patch = &doc["paths"]["/hubs/ecommerce/orders/{id}"]["patch"];
+        assert_eq!(patch["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Order");
+        assert!(patch["summary"].as_str().unwrap().contains("PUT"));
+        let order = &doc["components"]["schemas"]["Order"]["properties"];
+        assert_eq!(order["date_created"]["format"], "rfc2822");
+        assert_eq!(order["total_inc_tax"]["type"], "string", "decimal strings");
+        let list = &doc["paths"]["/hubs/ecommerce/orders"]["get"];
+        assert!(list["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "orderBy"));
+        let ids: Vec<&str> = paths.values().flat_map(|p| p.as_object().unwrap().values()).map(|o| o["operationId"].as_str().unwrap()).collect();
+        let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
+        let shipments = &doc["paths"]["/hubs/ecommerce/orders/{orderId}/shipments/{id}"]["get"]["parameters"];
+        assert_eq!(shipments.as_array().unwrap().len(), 2, "both path parameters");
+    }
+}
