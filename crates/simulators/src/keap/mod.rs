@@ -148,11 +148,14 @@ impl Window {
     }
 }
 
-/// Keap's two limits: the long quota and the short throttle.
+/// Keap's two limits: the long quota and the short throttle. In JSON an omitted part
+/// is unlimited (only [`Limits::default`] has Keap's numbers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
+    #[serde(default)]
     pub quota: Option<Window>,
+    #[serde(default)]
     pub throttle: Option<Window>,
 }
 
