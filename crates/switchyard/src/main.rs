@@ -88,7 +88,7 @@ enum Command {
         #[command(flatten)]
         db: DatabaseOptions,
     },
-    /// Run the vendor simulators (BigCommerce) on loopback for offline development.
+    /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
         /// Print the demo credentials as JSON.
         #[arg(long)]
@@ -96,6 +96,9 @@ enum Command {
         /// Address of the BigCommerce simulator.
         #[arg(long, env = "SWITCHYARD_LISTEN_BIGCOMMERCE", default_value = "127.0.0.1:0")]
         listen_bigcommerce: SocketAddr,
+        /// Address of the Keap simulator.
+        #[arg(long, env = "SWITCHYARD_LISTEN_KEAP", default_value = "127.0.0.1:0")]
+        listen_keap: SocketAddr,
     },
 }
 
@@ -187,6 +190,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tenants::reset_user_secret(&db, id, json).await
         }
         Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
-        Command::Sandbox { json, listen_bigcommerce } => sandbox::run(listen_bigcommerce, json).await,
+        Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }
 }
