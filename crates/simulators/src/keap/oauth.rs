@@ -299,7 +299,8 @@ fn invalid_client() -> Response {
 }
 
 /// The client's credentials: HTTP Basic, or `client_id`/`client_secret` in the form.
-fn client_credentials(headers: &HeaderMap, p: &HashMap<String, String>) -> Result<Option<(String, String)>, Response> {
+/// `Err` is a malformed `Authorization` header.
+fn client_credentials(headers: &HeaderMap, p: &HashMap<String, String>) -> Result<Option<(String, String)>, ()> {
     if let Some(h) = headers.get(AUTHORIZATION) {
         let decoded = h
             .to_str()
@@ -309,7 +310,7 @@ fn client_credentials(headers: &HeaderMap, p: &HashMap<String, String>) -> Resul
             .and_then(|b| String::from_utf8(b).ok());
         return match decoded.as_deref().and_then(|s| s.split_once(':')) {
             Some((id, secret)) => Ok(Some((id.to_owned(), secret.to_owned()))),
-            None => Err(invalid_client()),
+            None => Err(()),
         };
     }
     match (p.get("client_id"), p.get("client_secret")) {
@@ -335,10 +336,7 @@ pub(crate) async fn token(State(sim): State<KeapSimulator>, headers: HeaderMap, 
     if let Some(app) = named.and_then(|id| sim.state(&id)) {
         lock(&app.token_calls).count(grant_type.as_deref());
     }
-    let creds = match creds {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let Ok(creds) = creds else { return invalid_client() };
     match grant_type.as_deref() {
         None | Some("") => return token_error(StatusCode::BAD_REQUEST, "invalid_request", "The grant_type parameter is missing."),
         Some("authorization_code" | "refresh_token") => {}

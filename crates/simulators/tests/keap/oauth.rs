@@ -217,3 +217,20 @@ async fn unknown_or_missing_bearer_tokens_get_401() {
         assert_eq!(a.json()["fault"]["faultstring"], "Invalid Access Token");
     }
 }
+
+#[tokio::test]
+async fn a_malformed_basic_header_is_invalid_client() {
+    let s = demo().await;
+    let a = s
+        .http
+        .post(s.url("/token"))
+        .header("authorization", "Basic !!!not-base64")
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 401);
+    assert!(a.headers().contains_key("www-authenticate"));
+    assert_eq!(a.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
+    assert_eq!(s.sim.token_calls().refresh_token, 1);
+}
