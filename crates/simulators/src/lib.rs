@@ -5,3 +5,5 @@
 //! run them as `switchyard sandbox`; the test suites run elements against them.
 
 pub mod bigcommerce;
+pub mod keap;
+mod rng;

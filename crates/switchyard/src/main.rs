@@ -113,7 +113,7 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         page_size: usize,
     },
-    /// Run the vendor simulators (BigCommerce) on loopback for offline development.
+    /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
         /// Print the demo credentials as JSON.
         #[arg(long)]
@@ -121,6 +121,9 @@ enum Command {
         /// Address of the BigCommerce simulator.
         #[arg(long, env = "SWITCHYARD_LISTEN_BIGCOMMERCE", default_value = "127.0.0.1:0")]
         listen_bigcommerce: SocketAddr,
+        /// Address of the Keap simulator.
+        #[arg(long, env = "SWITCHYARD_LISTEN_KEAP", default_value = "127.0.0.1:0")]
+        listen_keap: SocketAddr,
     },
 }
 
@@ -216,6 +219,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench { requests, concurrency, page_size } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size }).await
         }
-        Command::Sandbox { json, listen_bigcommerce } => sandbox::run(listen_bigcommerce, json).await,
+        Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }
 }

@@ -12,8 +12,9 @@ use switchyard_engine::client::VendorClient;
 use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
+use switchyard_simulators::keap::KeapSimulator;
 
-use crate::{database, tenants, DatabaseOptions};
+use crate::{database, sandbox, tenants, DatabaseOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -52,13 +53,27 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         catalog.set_default("bigcommerce", "store.url", &store_url);
         catalog.set_default("bigcommerce", "username", bigcommerce::DEMO_USERNAME);
         catalog.set_default("bigcommerce", "password", bigcommerce::DEMO_API_TOKEN);
-        let credentials = json!({"bigcommerce": {
-            "storeUrl": store_url,
-            "username": bigcommerce::DEMO_USERNAME,
-            "apiToken": bigcommerce::DEMO_API_TOKEN,
-        }});
+        let keap_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let keap_addr = keap_listener.local_addr()?;
+        tokio::spawn(switchyard_simulators::keap::serve(keap_listener, KeapSimulator::demo()));
+        let keap = sandbox::keap_credentials(keap_addr);
+        // The Infusionsoft elements' vendor endpoints (platform-api.md keys); a no-op
+        // for elements this build does not have.
+        for element in ["infusionsoftcrm", "infusionsoftmarketing"] {
+            for (key, field) in [("oauth.authorization.url", "authorizeUrl"), ("oauth.token.url", "tokenUrl"), ("base.url", "baseUrl")] {
+                catalog.set_default(element, key, keap[field].as_str().unwrap_or_default());
+            }
+        }
+        let credentials = json!({
+            "bigcommerce": {
+                "storeUrl": store_url,
+                "username": bigcommerce::DEMO_USERNAME,
+                "apiToken": bigcommerce::DEMO_API_TOKEN,
+            },
+            "keap": keap,
+        });
         println!("{}", json!({"sandbox": credentials}));
-        tracing::info!(%addr, "BigCommerce simulator running in this process");
+        tracing::info!(%addr, %keap_addr, "BigCommerce and Keap simulators running in this process");
         Some(credentials)
     } else {
         None

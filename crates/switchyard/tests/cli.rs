@@ -186,3 +186,75 @@ fn sandbox_serves_the_demo_store_on_loopback() {
     child.kill().ok();
     child.wait().ok();
 }
+
+#[test]
+fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--json", "--listen-keap", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let creds: Value = serde_json::from_str(&line).expect("first line is the credentials JSON");
+    assert!(creds["bigcommerce"]["storeUrl"].is_string());
+    let keap = &creds["keap"];
+    let keys: Vec<&str> = keap.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["authorizeUrl", "tokenUrl", "baseUrl", "clientId", "clientSecret", "privateKey"]);
+    let base = keap["baseUrl"].as_str().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/crm"), "{base}");
+    let origin = base.trim_end_matches("/crm").to_owned();
+    assert_eq!(keap["authorizeUrl"], format!("{origin}/app/oauth/authorize"));
+    assert_eq!(keap["tokenUrl"], format!("{origin}/token"));
+    let text = |k: &str| keap[k].as_str().unwrap().to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let set = http.put(format!("{origin}/_sim/settings")).json(&serde_json::json!({ "auto_approve": true })).send().await.unwrap();
+        assert_eq!(set.status(), 200);
+        let authorize = http
+            .get(text("authorizeUrl"))
+            .query(&[("client_id", text("clientId").as_str()), ("redirect_uri", "http://127.0.0.1:9/cb"), ("response_type", "code"), ("scope", "full"), ("state", "s1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(authorize.status(), 302);
+        let location = authorize.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with("http://127.0.0.1:9/cb?code=") && location.ends_with("&state=s1"), "{location}");
+        let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        let token = http
+            .post(text("tokenUrl"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("client_id", text("clientId").as_str()),
+                ("client_secret", text("clientSecret").as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), 200);
+        let token: Value = token.json().await.unwrap();
+        let call = format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>DataService.echo</methodName><params>\
+             <param><value><string>{}</string></value></param><param><value><string>hi</string></value></param></params></methodCall>",
+            text("privateKey")
+        );
+        let echo = http
+            .post(format!("{base}/xmlrpc/v1"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .header("content-type", "text/xml")
+            .body(call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(echo.status(), 200);
+        let body = echo.text().await.unwrap();
+        assert!(body.contains("<string>hi</string>") && !body.contains("<fault>"), "{body}");
+    });
+    child.kill().ok();
+    child.wait().ok();
+}

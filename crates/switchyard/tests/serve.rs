@@ -127,6 +127,12 @@ async fn first_start_prints_credentials_and_the_api_answers_callers() {
     assert_eq!(r.status(), 401);
     let creds: Value = http.get(format!("{api}/sandbox")).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
     assert_eq!(creds, sandbox["sandbox"]);
+    // The Keap simulator runs in the process too, and its app is in the credentials.
+    let keap_base = creds["keap"]["baseUrl"].as_str().unwrap().to_owned();
+    assert!(keap_base.starts_with("http://127.0.0.1:") && keap_base.ends_with("/crm"));
+    assert_eq!(creds["keap"]["clientId"], "sandbox-keap-client");
+    let keap_health = http.get(format!("{}/_sim/health", keap_base.trim_end_matches("/crm"))).send().await.unwrap();
+    assert_eq!(keap_health.status(), 200);
 
     // The platform API's own OpenAPI document, public like any API reference.
     let doc: Value = http.get(format!("{api}/docs")).send().await.unwrap().json().await.unwrap();

@@ -18,7 +18,7 @@ mod fmt;
 mod http;
 mod orders;
 mod query;
-mod rng;
+use crate::rng;
 mod seed;
 mod table;
 

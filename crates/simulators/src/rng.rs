@@ -1,4 +1,4 @@
-//! A tiny deterministic generator (SplitMix64) for seed data, so that the same store
+//! A tiny deterministic generator (SplitMix64) for seed data, so that the same store (or Keap app)
 //! configuration gives the same data on every platform and with every `rand` release.
 
 pub(crate) struct Rng(u64);

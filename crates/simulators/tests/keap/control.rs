@@ -1,0 +1,62 @@
+//! The `/_sim` control API.
+
+use reqwest::Method;
+use serde_json::json;
+use switchyard_simulators::keap::DEMO_CLIENT_ID;
+
+use crate::common::{demo, json_app};
+
+#[tokio::test]
+async fn apps_can_be_added_listed_reset_and_removed() {
+    let s = demo().await;
+    assert_eq!(s.control(Method::GET, "/_sim/health", None).await.json(), json!({ "ok": true }));
+    let mut body = json_app("tiny", "tiny-key");
+    body["seed"] = json!({ "users": 1, "companies": 1, "contacts": 3, "opportunities": 2, "actions": 2 });
+    let added = s.control(Method::POST, "/_sim/apps", Some(body)).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    assert_eq!(added.json()["records"]["Contact"], 3);
+    assert_eq!(added.json()["app_name"], "App tiny");
+
+    let list = s.control(Method::GET, "/_sim/apps", None).await.json();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|a| a["client_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [DEMO_CLIENT_ID, "tiny"]);
+
+    let demo_app = s.control(Method::GET, &format!("/_sim/apps/{DEMO_CLIENT_ID}"), None).await.json();
+    assert_eq!(demo_app["records"], json!({ "Contact": 60, "Company": 20, "Lead": 30, "ContactAction": 80, "User": 4 }));
+    assert_eq!(demo_app["limits"]["quota"], json!({ "limit": 150000, "interval": 1, "time_unit": "day" }));
+
+    let (t, _) = s.tokens().await;
+    let key = switchyard_simulators::keap::DEMO_PRIVATE_KEY;
+    s.call_keyed(&t, "DataService.delete", vec![key.into(), "Contact".into(), 2.into()]).await.unwrap();
+    let reset = s.control(Method::POST, &format!("/_sim/apps/{DEMO_CLIENT_ID}/reset"), None).await;
+    assert_eq!(reset.json()["records"]["Contact"], 60);
+    assert_eq!(reset.json()["rpc_count"], 1);
+
+    assert_eq!(s.control(Method::DELETE, "/_sim/apps/tiny", None).await.status, 204);
+    assert_eq!(s.control(Method::GET, "/_sim/apps/tiny", None).await.status, 404);
+    assert_eq!(s.control(Method::DELETE, "/_sim/apps/tiny", None).await.status, 404);
+}
+
+#[tokio::test]
+async fn control_refuses_bad_input() {
+    let s = demo().await;
+    for body in [
+        json!({ "client_id": "" }),
+        json!({ "client_id": "a b" }),
+        json!({ "client_id": "x", "unknown": 1 }),
+        json!({ "client_id": "x", "seed": { "contacts": 1_000_000 } }),
+    ] {
+        let a = s.control(Method::POST, "/_sim/apps", Some(body.clone())).await;
+        assert_eq!(a.status, 400, "{body}");
+        assert!(a.json()["error"].is_string());
+    }
+    let bad = s.control(Method::PUT, &format!("/_sim/apps/{DEMO_CLIENT_ID}/limits"), Some(json!({ "quota": { "limit": 1, "time_unit": "week" } }))).await;
+    assert_eq!(bad.status, 400);
+    let bad = s.control(Method::PUT, "/_sim/settings", Some(json!({ "auto_approve": "yes" }))).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(s.control(Method::POST, "/_sim/apps/nobody/expire-tokens", None).await.status, 404);
+    assert_eq!(s.control(Method::GET, "/nowhere", None).await.status, 404);
+
+    let settings = s.control(Method::PUT, "/_sim/settings", Some(json!({ "auto_approve": true }))).await.json();
+    assert_eq!(settings, json!({ "auto_approve": true, "access_token_lifetime_s": 86400, "code_lifetime_s": 600 }));
+}

@@ -1,0 +1,7 @@
+//! Black-box tests of the Keap simulator over real HTTP on 127.0.0.1: the OAuth dance,
+//! the XML-RPC DataService, faults, limits and the control API.
+
+mod common;
+mod control;
+mod oauth;
+mod rpc;
