@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::model::{ElementDefinition, FieldType, Operation, Resource};
+use crate::model::{ElementDefinition, FieldType, Operation, Protocol, Resource};
 use crate::template::Template;
 
 /// The definitions shipped in the binary, as (file name, contents).
-const BUILTIN: &[(&str, &str)] = &[(
-    "bigcommerce.yaml",
-    include_str!("../../../elements/bigcommerce.yaml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    ("bigcommerce.yaml", include_str!("../../../elements/bigcommerce.yaml")),
+    ("infusionsoftcrm.yaml", include_str!("../../../elements/infusionsoftcrm.yaml")),
+    ("infusionsoftmarketing.yaml", include_str!("../../../elements/infusionsoftmarketing.yaml")),
+];
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
@@ -122,6 +123,16 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
             config_templates.push(("authentication.username", username));
             config_templates.push(("authentication.password", password));
         }
+        crate::Authentication::OAuth2(o) => {
+            config_templates.push(("authentication.authorizationUrl", &o.authorization_url));
+            config_templates.push(("authentication.tokenUrl", &o.token_url));
+            config_templates.push(("authentication.clientId", &o.client_id));
+            config_templates.push(("authentication.clientSecret", &o.client_secret));
+            config_templates.push(("authentication.callbackUrl", &o.callback_url));
+        }
+    }
+    if let Some(key) = def.xml_rpc.as_ref().and_then(|x| x.key.as_deref()) {
+        config_templates.push(("xmlRpc.key", key));
     }
     for (what, text) in config_templates {
         let t = Template::parse(text).map_err(|e| format!("{what}: {e}"))?;
@@ -136,6 +147,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
             return Err(format!("configuration key '{}' is declared twice", p.key));
         }
     }
+    validate_protocol(def)?;
     for r in &def.resources {
         let hub = Template::parse(&r.path).map_err(|e| format!("resource {}: {e}", r.path))?;
         let vendor =
@@ -144,7 +156,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
         if let Some(p) = vendor.placeholders().find(|p| !hub_params.contains(p)) {
             return Err(format!("resource {}: vendorPath uses '{{{p}}}' that the path lacks", r.path));
         }
-        if !r.path.starts_with('/') || !r.vendor_path.starts_with('/') {
+        if !r.path.starts_with('/') || (def.protocol == Protocol::RestJson && !r.vendor_path.starts_with('/')) {
             return Err(format!("resource {}: paths start with '/'", r.path));
         }
         if r.operations.is_empty() {
@@ -154,6 +166,63 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
             return Err(format!("resource {}: 'read' and 'list' both answer GET", r.path));
         }
         validate_queries(def, r).map_err(|e| format!("resource {}: {e}", r.path))?;
+    }
+    Ok(())
+}
+
+/// What each protocol needs: `rest-json` resources name vendor paths; `xml-rpc`
+/// resources name tables (and the model whose fields are selected) or, for `read`,
+/// the method to call.
+fn validate_protocol(def: &ElementDefinition) -> Result<(), String> {
+    match def.protocol {
+        Protocol::RestJson => {
+            if def.xml_rpc.is_some() {
+                return Err("'xmlRpc' on a rest-json element".into());
+            }
+            if let Some(r) = def.resources.iter().find(|r| r.table.is_some() || r.rpc_method.is_some() || !r.fixed.is_empty()) {
+                return Err(format!("resource {}: 'table', 'fixed' and 'rpcMethod' are for xml-rpc elements", r.path));
+            }
+            if !def.check.path.starts_with('/') {
+                return Err("check.path starts with '/'".into());
+            }
+        }
+        Protocol::XmlRpc => {
+            let x = def.xml_rpc.as_ref().ok_or("an xml-rpc element declares 'xmlRpc' (endpoint, service)")?;
+            if !x.endpoint.starts_with('/') || x.service.is_empty() {
+                return Err("xmlRpc.endpoint starts with '/' and xmlRpc.service is named".into());
+            }
+            if def.check.method.is_empty() {
+                return Err("check.method names the XML-RPC method that proves the credentials".into());
+            }
+            for r in &def.resources {
+                let what = |m: &str| format!("resource {}: {m}", r.path);
+                if !r.vendor_path.is_empty() {
+                    return Err(what("xml-rpc resources name a 'table', not a 'vendorPath'"));
+                }
+                if r.path.contains('{') {
+                    return Err(what("xml-rpc resources have no path parameters"));
+                }
+                if r.supports(Operation::Read) {
+                    if r.operations.len() != 1 || r.rpc_method.is_none() || r.table.is_some() {
+                        return Err(what("a 'read' names its 'rpcMethod' and nothing else"));
+                    }
+                    continue;
+                }
+                if r.table.is_none() || r.rpc_method.is_some() {
+                    return Err(what("names its 'table' (and no 'rpcMethod')"));
+                }
+                let model = r.model.as_deref().and_then(|m| def.models.get(m)).ok_or_else(|| what("names a 'model': its fields are the ones selected"))?;
+                if !model.contains_key(def.id_field.as_str()) {
+                    return Err(what(&format!("the model lacks the id field '{}'", def.id_field)));
+                }
+                if let Some(f) = r.fixed.keys().find(|f| !model.contains_key(f.as_str())) {
+                    return Err(what(&format!("fixed field '{f}' is not in the model")));
+                }
+                if !r.where_map.is_empty() {
+                    return Err(what("xml-rpc lists send every model field to queryData; 'where' is for rest-json"));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -242,6 +311,52 @@ mod tests {
         ] {
             assert!(bc.parameter(key).is_some(), "{key} missing");
         }
+    }
+
+    #[test]
+    fn infusionsoft_elements_keep_the_seed_ids_keys_and_defaults() {
+        let catalog = Catalog::builtin();
+        for (key, id, hub) in [("infusionsoftcrm", 191, "crm"), ("infusionsoftmarketing", 192, "marketing")] {
+            let def = catalog.get(key).unwrap();
+            assert_eq!((def.id, def.hub.as_str(), def.authentication.type_name()), (id, hub, "oauth2"));
+            assert_eq!(catalog.get(&id.to_string()).unwrap().key, key);
+            let default = |k: &str| def.parameter(k).unwrap().default_value.clone();
+            assert_eq!(default("oauth.authorization.url").as_deref(), Some("https://accounts.infusionsoft.com/app/oauth/authorize"));
+            assert_eq!(default("oauth.token.url").as_deref(), Some("https://api.infusionsoft.com/token"));
+            assert_eq!(default("base.url").as_deref(), Some("https://api.infusionsoft.com/crm"));
+            for secret in ["infusionsoft.private.key", "oauth.api.secret", "oauth.user.token", "oauth.user.refresh_token"] {
+                assert!(def.is_secret(secret), "{key}: {secret}");
+            }
+            for k in ["oauth.api.key", "oauth.callback.url", "oauth.user.refresh_time", "oauth.user.refresh_interval", "event.poller.configuration"] {
+                assert!(def.parameter(k).is_some(), "{key}: {k}");
+                assert!(!def.is_secret(k));
+            }
+            let required: Vec<&str> = def.configuration.iter().filter(|p| p.required).map(|p| p.key.as_str()).collect();
+            assert_eq!(required, ["infusionsoft.private.key", "oauth.api.key", "oauth.api.secret", "oauth.callback.url"]);
+        }
+        let tables = |key: &str| -> Vec<(String, String)> {
+            let def = catalog.get(key).unwrap();
+            def.resources.iter().filter_map(|r| Some((r.path.clone(), r.table.clone()?))).collect()
+        };
+        let crm = tables("infusionsoftcrm");
+        for (path, table) in [("/accounts", "Company"), ("/contacts", "Contact"), ("/opportunities", "Lead"), ("/users", "User")] {
+            assert!(crm.contains(&(path.into(), table.into())), "{path}");
+        }
+        let marketing = tables("infusionsoftmarketing");
+        for (path, table) in [("/accounts", "Company"), ("/contacts", "Contact"), ("/leads", "Lead"), ("/notes", "ContactAction")] {
+            assert!(marketing.contains(&(path.into(), table.into())), "{path}");
+        }
+    }
+
+    #[test]
+    fn xml_rpc_declarations_are_checked() {
+        let text = include_str!("../../../elements/infusionsoftcrm.yaml");
+        let err = |from: &str, to: &str| parse("x.yaml", &text.replacen(from, to, 1)).unwrap_err().to_string();
+        assert!(err("    table: Company\n", "    vendorPath: /Company\n").contains("table"));
+        assert!(err("xmlRpc: {endpoint: /xmlrpc/v1, service: DataService, key: \"{infusionsoft.private.key}\"}", "").contains("xmlRpc"));
+        assert!(err("key: \"{infusionsoft.private.key}\"}", "key: \"{private.key}\"}").contains("private.key"));
+        assert!(err("tokenUrl: \"{oauth.token.url}\"", "tokenUrl: \"{oauth.token}\"").contains("oauth.token"));
+        assert!(err("idField: Id", "idField: Key").contains("id field"));
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub struct ElementDefinition {
     pub hub: String,
     pub authentication: Authentication,
     pub protocol: Protocol,
+    /// How calls are framed when `protocol` is `xml-rpc`.
+    #[serde(default)]
+    pub xml_rpc: Option<XmlRpc>,
+    /// The vendor's record key. When it is not `id` (Keap's `Id`), the engine adds
+    /// `id` beside it in every record it answers, as Cloud Elements did.
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
     /// Template of the vendor base URL, e.g. `{store.url}`.
     pub base_url: String,
     /// Named vendor quirks the engine applies (see [`Behaviour`]).
@@ -90,6 +97,44 @@ impl FieldType {
 pub enum Authentication {
     /// HTTP Basic with the rendered user name and password.
     Basic { username: String, password: String },
+    /// OAuth 2.0 authorization code grant with refresh tokens. The access token is
+    /// sent as `Authorization: Bearer`; tokens live in the instance configuration
+    /// (`oauth.user.token`, `oauth.user.refresh_token`, `oauth.user.refresh_time`,
+    /// `oauth.user.refresh_interval`), written only by the engine.
+    #[serde(rename = "oauth2", rename_all = "camelCase")]
+    OAuth2(OAuth2),
+}
+
+/// An OAuth 2.0 client, as templates over the instance configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuth2 {
+    /// The vendor's authorize page (`{oauth.authorization.url}`).
+    pub authorization_url: String,
+    /// The token endpoint, for the code exchange and refreshes (`{oauth.token.url}`).
+    pub token_url: String,
+    /// The app's client id (`{oauth.api.key}`).
+    pub client_id: String,
+    /// The app's client secret (`{oauth.api.secret}`).
+    pub client_secret: String,
+    /// The redirect URI registered with the app (`{oauth.callback.url}`).
+    pub callback_url: String,
+    /// The scope asked for when the caller names none.
+    #[serde(default)]
+    pub scope: String,
+    /// How refreshes present the client: `basic` (HTTP Basic, RFC 6749's preferred
+    /// way and Keap's documented one) or `form` (`client_id`/`client_secret` fields).
+    #[serde(default)]
+    pub refresh_auth: ClientAuth,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Form,
 }
 
 impl Authentication {
@@ -97,14 +142,44 @@ impl Authentication {
     pub fn type_name(&self) -> &'static str {
         match self {
             Authentication::Basic { .. } => "basic",
+            Authentication::OAuth2(_) => "oauth2",
+        }
+    }
+
+    /// The OAuth 2.0 client, for elements that use it.
+    pub fn oauth2(&self) -> Option<&OAuth2> {
+        match self {
+            Authentication::OAuth2(o) => Some(o),
+            Authentication::Basic { .. } => None,
         }
     }
 }
 
+/// How hub operations become vendor calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
+    /// REST with JSON bodies: resources name vendor paths, operations HTTP methods.
     RestJson,
+    /// XML-RPC over `POST {baseUrl}{xmlRpc.endpoint}`: resources name tables of a
+    /// data service (Keap's `DataService`), operations its methods.
+    XmlRpc,
+}
+
+/// The framing of an `xml-rpc` element's calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct XmlRpc {
+    /// Path of the endpoint under the base URL (`/xmlrpc/v1`).
+    pub endpoint: String,
+    /// Template of the first parameter of every call (Keap's private key,
+    /// `{infusionsoft.private.key}`); absent: calls start with their own parameters.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The service whose methods the operations call (`DataService`):
+    /// list `query`, get `load`, create `add` then `load`, update `update` then
+    /// `load`, delete `delete`, count `count`.
+    pub service: String,
 }
 
 /// A vendor quirk with a name. Each one is implemented once in the engine, by
@@ -197,11 +272,13 @@ pub enum ValueFormat {
     Json,
 }
 
-/// One call to the vendor, relative to the base URL.
+/// One call to the vendor, relative to the base URL. For `xml-rpc` elements
+/// `method` is the XML-RPC method (`DataService.echo`) and `path` is unused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VendorCall {
     pub method: String,
+    #[serde(default)]
     pub path: String,
 }
 
@@ -233,8 +310,21 @@ impl Paging {
 pub struct Resource {
     /// Hub path under `/hubs/{hub}`; `{name}` segments capture path parameters.
     pub path: String,
-    /// Vendor path under the base URL, using the same `{name}` parameters.
+    /// Vendor path under the base URL, using the same `{name}` parameters
+    /// (`rest-json` elements).
+    #[serde(default)]
     pub vendor_path: String,
+    /// The table behind the resource (`xml-rpc` elements: Keap's `Contact`).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Field values that make a record part of this resource (`ObjectType: Note`
+    /// for notes in `ContactAction`): added to every query, written into every
+    /// create, and checked on every record read by id (another one is a 404).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fixed: BTreeMap<String, String>,
+    /// The XML-RPC method a `read` operation calls (`DataService.echo` for ping).
+    #[serde(default)]
+    pub rpc_method: Option<String>,
     pub operations: Vec<Operation>,
     #[serde(default)]
     pub description: String,
@@ -296,6 +386,10 @@ pub struct VendorSort {
 
 fn default_update_method() -> String {
     "PUT".to_owned()
+}
+
+fn default_id_field() -> String {
+    "id".to_owned()
 }
 
 impl Resource {

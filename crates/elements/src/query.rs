@@ -13,7 +13,7 @@ use switchyard_ceql::{parse_instant, CompareOp, Expr, Field, Literal};
 use thiserror::Error;
 
 use crate::behaviour::format_vendor_date;
-use crate::model::{ElementDefinition, FieldType, Model, Resource};
+use crate::model::{ElementDefinition, FieldType, Model, Protocol, Resource};
 
 /// Why a list query cannot be honoured; every one is the caller's mistake (400).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -148,6 +148,11 @@ fn guard_empty_dates(e: Expr, model: Option<&Model>) -> Expr {
 pub fn plan_where(def: &ElementDefinition, resource: &Resource, text: &str) -> Result<VendorQuery, QueryError> {
     let expr = switchyard_ceql::parse(text).map_err(|e| QueryError::Syntax(e.to_string()))?;
     let model = model(def, resource);
+    // `id`, which the engine adds beside a vendor key of another name (Keap's `Id`).
+    let expr = match id_alias(def, model) {
+        Some(key) => rewrite_leaves(expr, &mut |leaf| rename_field(leaf, "id", key)),
+        None => expr,
+    };
 
     // The vendor-parameter form (`min_date_modified='...'`, as Cloud Elements users
     // wrote it): rewritten to the clause on the record field it filters.
@@ -213,6 +218,13 @@ pub fn plan_where(def: &ElementDefinition, resource: &Resource, text: &str) -> R
     let mut params: Vec<(String, String, Option<Bound>)> = Vec::new();
     let mut residual = Vec::new();
     for clause in expr.into_conjuncts() {
+        if def.protocol == Protocol::XmlRpc {
+            match query_data(model, &clause, &mut params) {
+                Some(true) => {}
+                _ => residual.push(clause),
+            }
+            continue;
+        }
         let trusted = vendor_form.contains(&clause);
         match translate(def, resource, model, &clause, &mut params) {
             Some(exact) if exact || trusted => {}
@@ -221,6 +233,73 @@ pub fn plan_where(def: &ElementDefinition, resource: &Resource, text: &str) -> R
     }
     let residual = Expr::all(residual.into_iter().map(|e| guard_empty_dates(e, model)));
     Ok(VendorQuery { params: params.into_iter().map(|(k, v, _)| (k, v)).collect(), residual })
+}
+
+/// The vendor key that `id` stands for, when the element names its key otherwise
+/// and the model has no `id` of its own.
+fn id_alias<'a>(def: &'a ElementDefinition, model: Option<&Model>) -> Option<&'a str> {
+    (def.id_field != "id" && !model.is_some_and(|m| m.contains_key("id"))).then_some(def.id_field.as_str())
+}
+
+fn rename_field(leaf: Expr, from: &str, to: &str) -> Expr {
+    match leaf {
+        Expr::Compare { field, op, value } if field.as_str() == from => Expr::Compare { field: Field::new(to), op, value },
+        Expr::Like { field, pattern, negated } if field.as_str() == from => Expr::Like { field: Field::new(to), pattern, negated },
+        Expr::In { field, values, negated } if field.as_str() == from => Expr::In { field: Field::new(to), values, negated },
+        Expr::IsNull { field, negated } if field.as_str() == from => Expr::IsNull { field: Field::new(to), negated },
+        other => other,
+    }
+}
+
+/// One top-level clause as a member of Keap's `queryData` (`xml-rpc` elements):
+/// `=` as the value, `LIKE` as its `%` pattern, `!=` `<` `<=` `>` `>=` as `~op~value`,
+/// `IS NULL` as `~null~`, `IS NOT NULL` as `~<>~`. One member per field: a second
+/// clause on a field stays with the engine. `None`: the vendor cannot take it;
+/// `Some(exact)`: sent, and whether the vendor's answer is exactly the clause.
+/// Text compares case-insensitively at Keap (MySQL collation) and dates have whole
+/// seconds, so text and date clauses are also checked again by the engine.
+fn query_data(model: Option<&Model>, clause: &Expr, params: &mut Vec<(String, String, Option<Bound>)>) -> Option<bool> {
+    let field = clause.field()?.as_str();
+    let t = *model?.get(field)?;
+    if !t.is_scalar() || params.iter().any(|(k, _, _)| k == field) {
+        return None;
+    }
+    // A text value that Keap would read as an operator or a pattern is not sent.
+    let plain = |s: &str| !s.contains('%') && !s.trim_start().starts_with('~');
+    let operand = |lit: &Literal| -> Option<String> {
+        match (t, lit) {
+            (FieldType::Integer, l) => Some(l.to_plain_string().parse::<i64>().ok()?.to_string()),
+            (FieldType::Decimal, l) => {
+                let text = l.to_plain_string();
+                switchyard_ceql::Number::is_valid(&text).then_some(text)
+            }
+            (FieldType::Date, Literal::String(s)) => {
+                let instant = parse_instant(s)?;
+                (instant.timestamp_subsec_nanos() == 0).then(|| instant.format("%Y-%m-%d %H:%M:%S").to_string())
+            }
+            (FieldType::String, Literal::String(s)) if plain(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let recheck = matches!(t, FieldType::String | FieldType::Date);
+    let value = match clause {
+        Expr::Compare { op, value, .. } => {
+            let v = operand(value)?;
+            match op {
+                CompareOp::Eq if v.is_empty() => return None, // Keap's "" also matches an empty field
+                CompareOp::Eq => v,
+                op => format!("~{}~{v}", if *op == CompareOp::Ne { "<>" } else { op.as_str() }),
+            }
+        }
+        Expr::Like { pattern, negated: false, .. } if t == FieldType::String && !pattern.trim_start().starts_with('~') => {
+            pattern.clone()
+        }
+        Expr::IsNull { negated: false, .. } => "~null~".to_owned(),
+        Expr::IsNull { negated: true, .. } => "~<>~".to_owned(),
+        _ => return None,
+    };
+    params.push((field.to_owned(), value, None));
+    Some(!recheck)
 }
 
 fn rewrite_leaves(e: Expr, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
@@ -407,7 +486,8 @@ pub fn plan_order_by(resource: &Resource, text: &str) -> Result<Vec<(String, Str
 pub fn parse_fields(def: &ElementDefinition, resource: &Resource, text: &str) -> Result<Vec<String>, QueryError> {
     let fields: Vec<String> = text.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
     if let Some(m) = model(def, resource) {
-        if let Some(f) = fields.iter().find(|f| field_type(m, f).is_none()) {
+        let alias = id_alias(def, Some(m)).is_some();
+        if let Some(f) = fields.iter().find(|f| field_type(m, f).is_none() && !(alias && f.as_str() == "id")) {
             return Err(QueryError::Fields(format!("{} has no field '{f}'", resource.name())));
         }
     }

@@ -90,3 +90,61 @@ fn bad_declarations_are_refused_at_load() {
         assert!(err.contains(says), "{to}: {err}");
     }
 }
+
+/// Plans `where` on an Infusionsoft (XML-RPC) resource: (queryData members, residual).
+fn plan_keap(element: &str, path: &str, where_text: &str) -> Result<(Vec<(String, String)>, Option<String>), QueryError> {
+    let catalog = Catalog::builtin();
+    let def = catalog.get(element).unwrap();
+    let r = def.resources.iter().find(|r| r.path == path).unwrap();
+    let q = plan_where(def, r, where_text)?;
+    Ok((q.params, q.residual.map(|e| e.to_string())))
+}
+
+#[test]
+fn xml_rpc_where_becomes_query_data() {
+    let k = |w: &str| plan_keap("infusionsoftcrm", "/contacts", w).unwrap_or_else(|e| panic!("{w}: {e}"));
+    // Integers are exact; `id` stands for Keap's `Id`.
+    assert_eq!(k("Id > 10 AND OwnerID = 2"), (p(&[("Id", "~>~10"), ("OwnerID", "2")]), None));
+    assert_eq!(k("id <= 8"), (p(&[("Id", "~<=~8")]), None));
+    // Text is case-insensitive at Keap: sent, and checked again.
+    assert_eq!(k("FirstName = 'Ann'"), (p(&[("FirstName", "Ann")]), Some("FirstName = 'Ann'".into())));
+    assert_eq!(k("Email LIKE '%@example.com'"), (p(&[("Email", "%@example.com")]), Some("Email LIKE '%@example.com'".into())));
+    assert_eq!(k("City != 'Paris'"), (p(&[("City", "~<>~Paris")]), Some("City != 'Paris'".into())));
+    assert_eq!(k("Company IS NULL").0, p(&[("Company", "~null~")]));
+    assert_eq!(k("Company IS NOT NULL").0, p(&[("Company", "~<>~")]));
+    // Dates in Keap's form, whole seconds, in UTC.
+    assert_eq!(
+        k("LastUpdated >= '2024-05-01T10:15:00+02:00'").0,
+        p(&[("LastUpdated", "~>=~2024-05-01 08:15:00")])
+    );
+    // One member per field: the second bound stays with the engine.
+    assert_eq!(k("Id > 10 AND Id < 20"), (p(&[("Id", "~>~10")]), Some("Id < 20".into())));
+    // What queryData cannot say is filtered by the engine.
+    assert_eq!(k("FirstName = 'a' OR LastName = 'b'").0, vec![]);
+    assert_eq!(k("FirstName = '50%'").0, vec![], "a literal % would be a pattern at Keap");
+    assert_eq!(k("FirstName = '~<~x'").0, vec![], "a leading ~ would be an operator at Keap");
+    assert_eq!(k("FirstName NOT LIKE 'A%'").0, vec![]);
+    assert_eq!(k("Id IN (2, 4)").0, vec![]);
+    assert_eq!(k("FirstName = ''").0, vec![], "Keap's empty value also matches a missing field");
+}
+
+#[test]
+fn xml_rpc_where_is_checked_against_the_model() {
+    let e = plan_keap("infusionsoftcrm", "/contacts", "Nope = 1").unwrap_err();
+    assert!(e.to_string().contains("Nope"), "{e}");
+    let e = plan_keap("infusionsoftcrm", "/contacts", "Id LIKE 'x%'").unwrap_err();
+    assert!(e.to_string().contains("LIKE"), "{e}");
+    let e = plan_keap("infusionsoftmarketing", "/notes", "CreationDate > 'yesterday'").unwrap_err();
+    assert!(e.to_string().contains("CreationDate"), "{e}");
+}
+
+#[test]
+fn xml_rpc_order_by_and_fields() {
+    let catalog = Catalog::builtin();
+    let def = catalog.get("infusionsoftcrm").unwrap();
+    let r = def.resources.iter().find(|r| r.path == "/contacts").unwrap();
+    assert_eq!(plan_order_by(r, "LastUpdated desc").unwrap(), p(&[("orderBy", "LastUpdated desc")]));
+    assert!(plan_order_by(r, "Email").is_err());
+    assert_eq!(switchyard_elements::parse_fields(def, r, "id,Email").unwrap(), vec!["id", "Email"]);
+    assert!(switchyard_elements::parse_fields(def, r, "Nope").is_err());
+}
