@@ -13,6 +13,7 @@ use sqlx::{Row, SqlitePool};
 use thiserror::Error;
 
 pub mod model;
+mod oauth;
 pub use model::*;
 
 #[derive(Debug, Error)]

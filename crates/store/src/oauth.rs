@@ -1,0 +1,134 @@
+//! OAuth 2.0 refresh bookkeeping: the per-instance refresh lease, the commit of a
+//! rotated token pair, and the refusal that makes an instance invalid.
+//!
+//! A lease is a row, not a lock: it is taken with one conditional upsert, held
+//! for a short time the holder keeps renewing while its token call runs, and
+//! taken over once it lapses (a crashed holder blocks others for at most one
+//! lease time). Nothing is locked while the vendor is being called.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+use crate::{now, write_configuration, NewValue, Result, Sealer, Store};
+
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// Takes (or renews) the refresh lease of `instance_id` for `holder` until
+    /// `ttl_ms` from now. False when another holder has an unexpired lease.
+    pub async fn take_refresh_lease(&self, instance_id: i64, holder: &str, ttl_ms: i64) -> Result<bool> {
+        let now = epoch_ms();
+        let done = sqlx::query(
+            "INSERT INTO oauth_refresh (instance_id, holder, lease_until) VALUES (?, ?, ?)
+             ON CONFLICT(instance_id) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+             WHERE oauth_refresh.lease_until <= ? OR oauth_refresh.holder = excluded.holder",
+        )
+        .bind(instance_id)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the lease up (if `holder` still has it).
+    pub async fn release_refresh_lease(&self, instance_id: i64, holder: &str) -> Result<()> {
+        sqlx::query("UPDATE oauth_refresh SET holder = NULL, lease_until = 0 WHERE instance_id = ? AND holder = ?")
+            .bind(instance_id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a token pair the vendor just issued, in one transaction that also
+    /// marks the instance valid, forgets any refusal and releases `holder`'s
+    /// lease. Committed with `synchronous=FULL`: a rotated refresh token is the
+    /// one value whose loss (even to a power cut) loses the connection.
+    pub async fn commit_tokens(
+        &self,
+        instance_id: i64,
+        holder: &str,
+        values: &[(String, NewValue)],
+        sealer: &dyn Sealer,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let written = async {
+            let mut tx = conn.begin().await?;
+            write_configuration(&mut tx, instance_id, values, sealer).await?;
+            sqlx::query("UPDATE instances SET valid = 1, updated_at = ? WHERE id = ?")
+                .bind(now())
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO oauth_refresh (instance_id, holder, lease_until, refused) VALUES (?, NULL, 0, NULL)
+                 ON CONFLICT(instance_id) DO UPDATE SET refused = NULL,
+                   holder = CASE WHEN holder = ? THEN NULL ELSE holder END,
+                   lease_until = CASE WHEN holder = ? THEN 0 ELSE lease_until END",
+            )
+            .bind(instance_id)
+            .bind(holder)
+            .bind(holder)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<(), crate::StoreError>(())
+        }
+        .await;
+        // The connection goes back to the pool; it must not keep FULL (or a failed
+        // transaction's state) for other work.
+        let reset = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+        written?;
+        reset?;
+        Ok(())
+    }
+
+    /// The vendor refused the refresh token: the instance becomes invalid, with the
+    /// vendor's words kept for the answers of later hub calls. Releases the lease.
+    pub async fn refuse_refresh(&self, instance_id: i64, holder: &str, words: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE instances SET valid = 0, updated_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO oauth_refresh (instance_id, holder, lease_until, refused) VALUES (?, NULL, 0, ?)
+             ON CONFLICT(instance_id) DO UPDATE SET refused = excluded.refused,
+               holder = CASE WHEN holder = ? THEN NULL ELSE holder END,
+               lease_until = CASE WHEN holder = ? THEN 0 ELSE lease_until END",
+        )
+        .bind(instance_id)
+        .bind(words)
+        .bind(holder)
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What the vendor said when it last refused this instance's refresh token.
+    pub async fn refresh_refusal(&self, instance_id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT refused FROM oauth_refresh WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    /// Forgets a refusal (the instance was authorized again).
+    pub async fn clear_refresh_refusal(&self, instance_id: i64) -> Result<()> {
+        sqlx::query("UPDATE oauth_refresh SET refused = NULL WHERE instance_id = ?")
+            .bind(instance_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
