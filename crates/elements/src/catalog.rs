@@ -191,6 +191,9 @@ fn validate_protocol(def: &ElementDefinition) -> Result<(), String> {
             if !x.endpoint.starts_with('/') || x.service.is_empty() {
                 return Err("xmlRpc.endpoint starts with '/' and xmlRpc.service is named".into());
             }
+            if let Some((kind, status)) = x.faults.iter().find(|(_, s)| !(400..=599).contains(*s)) {
+                return Err(format!("xmlRpc.faults.{kind}: {status} is not an error status"));
+            }
             if def.check.method.is_empty() {
                 return Err("check.method names the XML-RPC method that proves the credentials".into());
             }
@@ -353,8 +356,8 @@ mod tests {
         let text = include_str!("../../../elements/infusionsoftcrm.yaml");
         let err = |from: &str, to: &str| parse("x.yaml", &text.replacen(from, to, 1)).unwrap_err().to_string();
         assert!(err("    table: Company\n", "    vendorPath: /Company\n").contains("table"));
-        assert!(err("xmlRpc: {endpoint: /xmlrpc/v1, service: DataService, key: \"{infusionsoft.private.key}\"}", "").contains("xmlRpc"));
-        assert!(err("key: \"{infusionsoft.private.key}\"}", "key: \"{private.key}\"}").contains("private.key"));
+        assert!(err("  endpoint: /xmlrpc/v1\n", "  endpoint: xmlrpc/v1\n").contains("xmlRpc"));
+        assert!(err("key: \"{infusionsoft.private.key}\"", "key: \"{private.key}\"").contains("private.key"));
         assert!(err("tokenUrl: \"{oauth.token.url}\"", "tokenUrl: \"{oauth.token}\"").contains("oauth.token"));
         assert!(err("idField: Id", "idField: Key").contains("id field"));
     }

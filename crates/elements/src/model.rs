@@ -180,6 +180,11 @@ pub struct XmlRpc {
     /// list `query`, get `load`, create `add` then `load`, update `update` then
     /// `load`, delete `delete`, count `count`.
     pub service: String,
+    /// Hub status by fault kind, the `[Kind]` that starts a fault string
+    /// (`[RecordNotFound]Record not found`). Other faults are 502s; the fault
+    /// string is always the `providerMessage`.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u16>,
 }
 
 /// A vendor quirk with a name. Each one is implemented once in the engine, by

@@ -10,12 +10,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use serde_json::{json, Map, Value};
-use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
+use switchyard_elements::{ElementDefinition, ParameterType, Protocol, ValueFormat};
 use switchyard_store::{config_aad, InstanceRow, InstanceUpdate, NewInstance, NewValue, Sealer};
 use switchyard_vault::{KeyRing, Vault};
 
 use crate::caller::{hash_secret, Caller};
 use crate::json_body::JsonBody;
+use crate::oauth::{self, is_token_key, TokenPair};
 use crate::{hub, ApiError, AppState};
 
 /// What a secret looks like in every answer; sent back, it keeps the stored value.
@@ -154,8 +155,14 @@ async fn check_vendor(state: &AppState, def: &ElementDefinition, given: &BTreeMa
     let mut config = hub::defaults(def);
     config.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     let vendor = hub::Vendor::new(state, def, &config)?;
-    let method = def.check.method.parse().map_err(ApiError::internal)?;
-    match vendor.send(method, &def.check.path, &[], None).await {
+    let checked = match def.protocol {
+        Protocol::XmlRpc => hub::xmlrpc::check(&vendor).await,
+        Protocol::RestJson => {
+            let method = def.check.method.parse().map_err(ApiError::internal)?;
+            vendor.send(method, &def.check.path, &[], None).await.map(|_| ())
+        }
+    };
+    match checked {
         Ok(_) => Ok(()),
         Err(e) if e.status == StatusCode::BAD_REQUEST => Err(e),
         Err(e) => {
@@ -164,6 +171,40 @@ async fn check_vendor(state: &AppState, def: &ElementDefinition, given: &BTreeMa
             Err(err)
         }
     }
+}
+
+/// `providerData.code` for OAuth 2.0 elements (required there, refused elsewhere).
+fn provider_code(def: &ElementDefinition, provider_data: Option<Value>) -> Result<Option<String>, ApiError> {
+    let oauth = def.authentication.oauth2().is_some();
+    match provider_data {
+        None => Ok(None),
+        Some(_) if !oauth => Err(bad_request(format!("element {} does not take providerData", def.key))),
+        Some(data) => match data.get("code").and_then(Value::as_str).map(str::trim) {
+            Some(code) if !code.is_empty() => Ok(Some(code.to_owned())),
+            _ => Err(bad_request("providerData.code must be the authorization code from the vendor's redirect")),
+        },
+    }
+}
+
+/// The tokens of OAuth 2.0 elements are written by the code exchange and refreshes
+/// only; a body may carry them back unchanged (as read, or `********`), nothing else.
+fn check_token_keys(def: &ElementDefinition, given: &BTreeMap<String, String>, stored: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if def.authentication.oauth2().is_none() {
+        return Ok(());
+    }
+    match given.iter().find(|(k, v)| is_token_key(k) && v.as_str() != MASK && stored.get(*k) != Some(*v)) {
+        Some((k, _)) => Err(bad_request(format!(
+            "'{k}' is written by Switchyard from the vendor's answers; send providerData.code to authorize again"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The OAuth 2.0 code exchange for `config` (over the element defaults).
+async fn exchange(state: &AppState, def: &ElementDefinition, config: &BTreeMap<String, String>, code: &str) -> Result<TokenPair, ApiError> {
+    let mut full = hub::defaults(def);
+    full.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
+    oauth::exchange_code(state, def, &full, code).await
 }
 
 fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDefinition, ApiError> {
@@ -211,14 +252,24 @@ async fn create_instance(
     body: InstanceBody,
 ) -> Result<Json<InstanceView>, ApiError> {
     let name = body.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| bad_request("name is required"))?;
-    if body.provider_data.is_some() {
-        return Err(bad_request(format!("element {} does not take providerData", def.key)));
-    }
-    let given = as_config_strings(body.configuration.unwrap_or_default())?;
+    let code = provider_code(def, body.provider_data)?;
+    let mut given = as_config_strings(body.configuration.unwrap_or_default())?;
     if given.values().any(|v| v == MASK) {
         return Err(bad_request(format!("'{MASK}' keeps a stored secret; a new instance has none")));
     }
+    check_token_keys(def, &given, &BTreeMap::new())?;
     validate(def, &given)?;
+    if def.authentication.oauth2().is_some() {
+        let code = code.ok_or_else(|| {
+            bad_request(format!(
+                "element {key} is authorized with OAuth 2.0: send providerData.code, the code of the vendor's \
+                 redirect (GET /elements/{key}/oauth/url gives the authorize URL)",
+                key = def.key
+            ))
+        })?;
+        let pair = exchange(state, def, &given, &code).await?;
+        given.extend(pair.values());
+    }
     check_vendor(state, def, &given).await?;
 
     let token = crate::new_secret();
@@ -550,9 +601,7 @@ async fn update(
             return Err(bad_request(format!("An instance cannot change its element (this one is {})", def.key)));
         }
     }
-    if body.provider_data.is_some() {
-        return Err(bad_request(format!("element {} does not take providerData", def.key)));
-    }
+    let code = provider_code(&def, body.provider_data)?;
     let name = match (body.name, mode) {
         (Some(n), _) if n.trim().is_empty() => return Err(bad_request("name must not be empty")),
         (None, UpdateMode::Replace) => return Err(bad_request("name is required")),
@@ -560,14 +609,41 @@ async fn update(
     };
     let given = as_config_strings(body.configuration.unwrap_or_default())?;
     let stored = hub::stored_configuration(state, row.id).await?;
-    let config = merge_configuration(&def, &stored, given, mode)?;
+    check_token_keys(&def, &given, &stored)?;
+    let mut config = merge_configuration(&def, &stored, given, mode)?;
+    let oauth = def.authentication.oauth2().is_some();
+    if oauth {
+        // Tokens are never written back from what was read: a refresh may rotate
+        // them meanwhile. They change only by a new code (below).
+        config.retain(|k, _| !is_token_key(k));
+    }
     validate(&def, &config)?;
-    let checked = vendor_facing_change(&stored, &config);
+    let pair = match &code {
+        Some(code) => Some(exchange(state, &def, &config, code).await?),
+        None => None,
+    };
+    let mut before = stored.clone();
+    if oauth {
+        before.retain(|k, _| !is_token_key(k));
+    }
+    let checked = pair.is_some() || vendor_facing_change(&before, &config);
     if checked {
-        check_vendor(state, &def, &config).await?;
+        let mut check_config = config.clone();
+        match &pair {
+            Some(pair) => check_config.extend(pair.values()),
+            None if oauth => {
+                check_config.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone())));
+                let mut full = hub::defaults(&def);
+                full.extend(check_config);
+                oauth::ensure_fresh(state, &def, row.id, &mut full).await?;
+                check_config = full;
+            }
+            None => {}
+        }
+        check_vendor(state, &def, &check_config).await?;
     }
 
-    let values: Vec<(String, NewValue)> = config
+    let mut values: Vec<(String, NewValue)> = config
         .iter()
         .map(|(k, v)| {
             let value = match (def.is_secret(k), stored.get(k) == Some(v)) {
@@ -578,6 +654,15 @@ async fn update(
             (k.clone(), value)
         })
         .collect();
+    if oauth {
+        match &pair {
+            Some(pair) => values.extend(pair.values().into_iter().map(|(k, v)| {
+                let v = if def.is_secret(&k) { NewValue::Secret(v) } else { NewValue::Plain(v) };
+                (k, v)
+            })),
+            None => values.extend(stored.keys().filter(|k| is_token_key(k)).map(|k| (k.clone(), NewValue::Keep))),
+        }
+    }
     let update = InstanceUpdate {
         name,
         tags: match mode {
@@ -591,6 +676,9 @@ async fn update(
     let sealer = VaultSealer(&state.vault);
     if !state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await? {
         return Err(ApiError::not_found("No such instance"));
+    }
+    if pair.is_some() {
+        state.store.clear_refresh_refusal(row.id).await?;
     }
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))

@@ -11,6 +11,7 @@ mod hub;
 mod instances;
 mod json_body;
 pub mod metrics;
+pub mod oauth;
 mod openapi;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub paging_key: Arc<Vec<u8>>,
     /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
     pub sandbox: Option<Value>,
+    /// OAuth 2.0 refresh settings and the per-instance single flight.
+    pub oauth: oauth::OAuthRuntime,
 }
 
 /// The whole HTTP application.
@@ -53,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/elements/{key_or_id}", get(elements::get))
         .route("/elements/{key_or_id}/metadata", get(elements::metadata))
         .route("/elements/{key_or_id}/docs", get(elements::docs))
+        .route("/elements/{key_or_id}/oauth/url", get(oauth::url))
         .route("/elements/{key_or_id}/instances", post(instances::create_for_element))
         .route(
             "/instances",

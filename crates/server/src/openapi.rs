@@ -22,6 +22,7 @@ use crate::{elements, hub, instances};
         elements::get,
         elements::metadata,
         elements::docs,
+        crate::oauth::url,
         instances::create,
         instances::create_for_element,
         instances::list,

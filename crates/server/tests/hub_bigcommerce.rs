@@ -65,6 +65,7 @@ async fn start(store: StoreConfig) -> Hub {
         catalog: Arc::new(Catalog::builtin()),
         paging_key: Arc::new(vec![9u8; 32]),
         sandbox: None,
+        oauth: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -68,6 +68,14 @@ enum Command {
         /// Also load element definitions (*.yaml, *.json) from this directory.
         #[arg(long, env = "SWITCHYARD_ELEMENTS_DIR")]
         elements_dir: Option<PathBuf>,
+        /// Seconds before expiry at which OAuth access tokens are refreshed (at most
+        /// half a token's lifetime).
+        #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_MARGIN", default_value_t = 300)]
+        oauth_refresh_margin: u64,
+        /// Seconds a token refresh lease lasts without renewal: how long other
+        /// servers on the database wait for a refreshing server that died.
+        #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_LEASE", default_value_t = 30)]
+        oauth_refresh_lease: u64,
         #[command(flatten)]
         db: DatabaseOptions,
     },
@@ -192,13 +200,15 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, db } => {
+        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, oauth_refresh_margin, oauth_refresh_lease, db } => {
             let options = serve::ServeOptions {
                 listen,
                 sandbox,
                 outbound_allow,
                 vendor_timeout: std::time::Duration::from_secs(vendor_timeout),
                 elements_dir,
+                oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
+                oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
             };
             serve::run(&db, options).await
         }

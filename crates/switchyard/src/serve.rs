@@ -22,10 +22,15 @@ pub struct ServeOptions {
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
     pub elements_dir: Option<PathBuf>,
+    /// Refresh OAuth access tokens this long before they expire.
+    pub oauth_refresh_margin: Duration,
+    /// How long another server waits for a refresh whose server stopped answering.
+    pub oauth_refresh_lease: Duration,
 }
 
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
-    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir } = options;
+    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, oauth_refresh_margin, oauth_refresh_lease } =
+        options;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -98,6 +103,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         client: VendorClient::new(policy, vendor_timeout),
         catalog: Arc::new(catalog),
         sandbox: sandbox_credentials,
+        oauth: switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease),
     };
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
     opened.store.close().await;

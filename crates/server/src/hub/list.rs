@@ -8,7 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use switchyard_elements::{parse_fields, plan_order_by, plan_where, project, Behaviour, Paging, QueryError, Resource, VendorQuery};
+use switchyard_elements::{parse_fields, plan_order_by, plan_where, project, Behaviour, Paging, Protocol, QueryError, Resource, VendorQuery};
 use switchyard_store::InstanceRow;
 
 use super::vendor::{parse_json, Vendor};
@@ -85,6 +85,9 @@ async fn vendor_page(
     resource: &Resource,
     query: &[(String, String)],
 ) -> Result<Vec<Value>, ApiError> {
+    if vendor.def.protocol == Protocol::XmlRpc {
+        return super::xmlrpc::query_page(vendor, resource, query).await;
+    }
     let r = vendor.send(Method::GET, vendor_path, query, None).await?;
     if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
         return Ok(Vec::new());

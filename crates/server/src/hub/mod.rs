@@ -6,6 +6,7 @@
 
 mod list;
 mod vendor;
+pub(crate) mod xmlrpc;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -16,12 +17,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use switchyard_elements::{ElementDefinition, Operation, RouteError};
+use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
 use crate::{ApiError, AppState};
-pub(crate) use vendor::Vendor;
+pub(crate) use vendor::{render, unreached, Vendor};
 use vendor::parse_json;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -53,7 +54,7 @@ pub(crate) fn defaults(def: &ElementDefinition) -> BTreeMap<String, String> {
 }
 
 /// The instance's configuration with secrets opened, over the element defaults.
-async fn open_configuration(
+pub(crate) async fn open_configuration(
     state: &AppState,
     def: &ElementDefinition,
     row: &InstanceRow,
@@ -129,7 +130,20 @@ pub async fn call(
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}"))
         }
     })?;
-    let config = open_configuration(&state, &def, &row).await?;
+    let mut config = open_configuration(&state, &def, &row).await?;
+    if def.authentication.oauth2().is_some() {
+        // A refused refresh token: nothing to call the vendor with until re-authorized.
+        if !row.valid {
+            return Err(crate::oauth::reauthorize_error(&state, row.id).await);
+        }
+        crate::oauth::ensure_fresh(&state, &def, row.id, &mut config).await?;
+    }
+    let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+    if def.protocol == Protocol::XmlRpc {
+        return xmlrpc::operation(&vendor, &row, &hub, &path, &route, &params, &body).await;
+    }
     let mut vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
         route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
     })
@@ -138,9 +152,6 @@ pub async fn call(
         vendor_path.push('/');
         vendor_path.push_str(&encode_segment(id));
     }
-    let vendor = Vendor::new(&state, &def, &config)?;
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
 
     match route.operation {
         Operation::List => list::list(&vendor, &row, &hub, &path, &vendor_path, &params, route.resource).await,

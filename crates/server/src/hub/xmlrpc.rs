@@ -1,0 +1,348 @@
+//! The `xml-rpc` protocol: hub operations as methods of the element's data service
+//! (Keap's `DataService`) at `POST {baseUrl}{xmlRpc.endpoint}`, the key declared
+//! by the element (Keap's Encrypted Key) as the first parameter of every call.
+//!
+//! list `query` (paged by `list.rs`, CEQL as `queryData`), get `load`, create
+//! `add` then `load`, update `update` then `load`, delete `delete`, count `count`,
+//! read the resource's `rpcMethod`. Records keep the vendor's field names; `id`
+//! is added beside the vendor's key. Faults become statuses by the element's
+//! `xmlRpc.faults`, with the fault string as `providerMessage`.
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use serde_json::{json, Map, Value};
+use switchyard_elements::{plan_where, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
+use switchyard_store::InstanceRow;
+use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value as Rpc};
+
+use super::vendor::{check_status, render, Extras, Vendor};
+use super::{bad_request, list};
+use crate::ApiError;
+
+/// What the check and ping calls send after the key (an echo answers it back).
+const PING_VALUE: &str = "switchyard";
+
+/// Calls `{service}.{method}` (or a full method name) with the element's key first.
+pub(crate) async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result<Rpc, ApiError> {
+    let x = vendor.def.xml_rpc.as_ref().ok_or_else(|| ApiError::internal("an xml-rpc element without xmlRpc"))?;
+    let method = if method.contains('.') { method.to_owned() } else { format!("{}.{method}", x.service) };
+    let mut all = Vec::with_capacity(params.len() + 1);
+    if let Some(key) = &x.key {
+        all.push(Rpc::String(render(key, vendor.config)?));
+    }
+    all.extend(params);
+    let body = Bytes::from(encode_call(&MethodCall::new(method, all)));
+    let extras = Extras { body: Some(body), content_type: Some("text/xml"), accept: Some("text/xml"), ..Extras::default() };
+    let response = check_status(vendor.exchange(Method::POST, &x.endpoint, extras).await?)?;
+    match decode_response(&response.body) {
+        Ok(MethodResponse::Success(v)) => Ok(v),
+        Ok(MethodResponse::Fault(f)) => Err(fault_error(vendor.def, &f)),
+        Err(e) => {
+            // The codec's messages quote at most 40 characters and never the document.
+            let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed XML-RPC");
+            err.provider_message = Some(e.to_string());
+            Err(err)
+        }
+    }
+}
+
+/// A fault as the hub answers it: the element's status for its kind, else 502.
+fn fault_error(def: &ElementDefinition, fault: &Fault) -> ApiError {
+    let kind = fault.keap_kind();
+    let status = kind
+        .and_then(|k| def.xml_rpc.as_ref()?.faults.get(k))
+        .and_then(|s| StatusCode::from_u16(*s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut err = ApiError::new(status, format!("The vendor refused the call ({})", kind.unwrap_or("fault")));
+    err.provider_message = Some(fault.message.clone());
+    err
+}
+
+/// The element's cheap credential check: `check.method` with the key and a value.
+pub(crate) async fn check(vendor: &Vendor<'_>) -> Result<(), ApiError> {
+    call(vendor, &vendor.def.check.method, vec![Rpc::from(PING_VALUE)]).await.map(|_| ())
+}
+
+/// A vendor struct as a hub record: the vendor's fields, `id` beside its key.
+pub(crate) fn record(def: &ElementDefinition, value: &Rpc) -> Value {
+    let Value::Object(fields) = value.to_json() else { return value.to_json() };
+    if def.id_field == "id" {
+        return Value::Object(fields);
+    }
+    let mut out = Map::with_capacity(fields.len() + 1);
+    for (k, v) in fields {
+        let is_key = k == def.id_field;
+        out.insert(k, v.clone());
+        if is_key {
+            out.insert("id".to_owned(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+fn model<'a>(def: &'a ElementDefinition, resource: &Resource) -> Option<&'a switchyard_elements::Model> {
+    resource.model.as_deref().and_then(|m| def.models.get(m))
+}
+
+/// The fields `query` and `load` select: the model's.
+fn selected(def: &ElementDefinition, resource: &Resource) -> Rpc {
+    Rpc::Array(model(def, resource).map(|m| m.keys().map(|k| Rpc::from(k.as_str())).collect()).unwrap_or_default())
+}
+
+fn table(resource: &Resource) -> Result<Rpc, ApiError> {
+    resource.table.as_deref().map(Rpc::from).ok_or_else(|| ApiError::internal("an xml-rpc resource without a table"))
+}
+
+/// A date as the vendor's `dateTime.iso8601` (no zone): a time with an offset is
+/// taken to UTC, one without is kept as given, a bare date is midnight.
+fn vendor_date(text: &str) -> Option<NaiveDateTime> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.naive_utc());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, format) {
+            return Some(d);
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+}
+
+/// A hub write body as the vendor's struct, typed by the model: `date` fields as
+/// `dateTime.iso8601`, integers as `int`, decimals as `double`, `null` clears.
+/// The vendor's key and the added `id` are left out (a record read from the hub
+/// can be sent back); a fixed field may only be given its fixed value.
+fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, ApiError> {
+    let Value::Object(fields) = body else { return Err(bad_request("The body must be a JSON object")) };
+    let model = model(def, resource);
+    let mut out = Struct::new();
+    for (k, v) in fields {
+        if k == "id" || *k == def.id_field {
+            continue;
+        }
+        if let Some(fixed) = resource.fixed.get(k) {
+            if v.as_str() != Some(fixed.as_str()) {
+                return Err(bad_request(format!("{} always have {k} '{fixed}'", resource.name())));
+            }
+        }
+        let wrong = |what: &str| bad_request(format!("{k} must be {what}"));
+        let value = match (model.and_then(|m| m.get(k)).copied(), v) {
+            (_, Value::Null) => Rpc::Nil,
+            (Some(FieldType::Date), Value::String(s)) if s.is_empty() => Rpc::from(""),
+            (Some(FieldType::Date), Value::String(s)) => {
+                Rpc::DateTime(vendor_date(s).ok_or_else(|| wrong("a date such as 2024-05-01T10:15:00"))?)
+            }
+            (Some(FieldType::Date), _) => return Err(wrong("a date such as 2024-05-01T10:15:00")),
+            (Some(FieldType::Integer), v) => {
+                let n = match v {
+                    Value::Number(n) => n.as_i64(),
+                    Value::String(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                };
+                Rpc::Int(n.and_then(|n| i32::try_from(n).ok()).ok_or_else(|| wrong("a 32-bit integer"))?)
+            }
+            (Some(FieldType::Decimal), v) => {
+                let n = match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                Rpc::Double(n.filter(|n| n.is_finite()).ok_or_else(|| wrong("a number"))?)
+            }
+            (Some(FieldType::String), Value::String(s)) => Rpc::from(s.as_str()),
+            (Some(FieldType::String), Value::Number(n)) => Rpc::from(n.to_string()),
+            (Some(FieldType::String), _) => return Err(wrong("a string")),
+            (_, Value::Object(_) | Value::Array(_)) => return Err(wrong("a single value")),
+            // Not in the model: as JSON says, and the vendor judges the name.
+            (_, v) => Rpc::from_json(v),
+        };
+        out.insert(k.clone(), value);
+    }
+    Ok(out)
+}
+
+/// The resource's fixed fields as `queryData` members.
+fn fixed_query(resource: &Resource) -> Struct {
+    resource.fixed.iter().map(|(k, v)| (k.clone(), Rpc::from(v.as_str()))).collect()
+}
+
+/// One page of `query`: `params` are what `list.rs` asks for (the planned
+/// `queryData` members, the sort, and the page and size under the paging names).
+pub(crate) async fn query_page(
+    vendor: &Vendor<'_>,
+    resource: &Resource,
+    params: &[(String, String)],
+) -> Result<Vec<Value>, ApiError> {
+    let def = vendor.def;
+    let Paging::Page { page_param, size_param, .. } = &def.paging;
+    let sort_param = resource.order_by.as_ref().map(|s| s.param.as_str());
+    let (mut page, mut limit, mut sort) = (0, 0, None);
+    let mut data = fixed_query(resource);
+    for (k, v) in params {
+        if k == page_param {
+            page = v.parse::<i32>().map_err(|_| bad_request("page is too large"))?;
+        } else if k == size_param {
+            limit = v.parse::<i32>().map_err(ApiError::internal)?;
+        } else if Some(k.as_str()) == sort_param {
+            sort = Some(v.clone());
+        } else {
+            data.insert(k.clone(), Rpc::from(v.as_str()));
+        }
+    }
+    let mut args = vec![table(resource)?, Rpc::Int(limit), Rpc::Int(page), Rpc::Struct(data), selected(def, resource)];
+    if let Some(sort) = sort {
+        let (field, direction) = sort.split_once(' ').unwrap_or((sort.as_str(), "asc"));
+        args.push(Rpc::from(field));
+        args.push(Rpc::Boolean(direction != "desc"));
+    }
+    match call(vendor, "query", args).await? {
+        Rpc::Array(items) => Ok(items.iter().map(|r| record(def, r)).collect()),
+        _ => Err(ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
+    }
+}
+
+/// A hub id as the vendor's integer key; anything else names no record.
+fn record_id(resource: &Resource, id: &str) -> Result<i32, ApiError> {
+    id.parse::<i32>().map_err(|_| ApiError::not_found(format!("No {} with id '{id}'", resource.name())))
+}
+
+/// `load` of one record, which must carry the resource's fixed fields (a task
+/// is not a note: 404).
+async fn load(vendor: &Vendor<'_>, resource: &Resource, id: i32) -> Result<Value, ApiError> {
+    let got = call(vendor, "load", vec![table(resource)?, Rpc::Int(id), selected(vendor.def, resource)]).await?;
+    let fits = resource.fixed.iter().all(|(k, v)| got.as_struct().and_then(|s| s.get(k)).and_then(Rpc::as_str) == Some(v.as_str()));
+    if !fits {
+        return Err(ApiError::not_found(format!("No {} with id {id}", resource.name())));
+    }
+    Ok(record(vendor.def, &got))
+}
+
+/// One hub call on an `xml-rpc` element.
+pub(super) async fn operation(
+    vendor: &Vendor<'_>,
+    row: &InstanceRow,
+    hub: &str,
+    path: &str,
+    route: &RouteMatch<'_>,
+    params: &[(String, String)],
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let def = vendor.def;
+    let resource = route.resource;
+    let id = || route.id.as_deref().map(|id| record_id(resource, id)).transpose()?.ok_or_else(|| ApiError::internal("route without an id"));
+    let json_body = || match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(bad_request("The body must be a JSON object")),
+    };
+    match route.operation {
+        Operation::List => list::list(vendor, row, hub, path, "", params, resource).await,
+        Operation::Read => {
+            let method = resource.rpc_method.as_deref().unwrap_or(&def.check.method);
+            let answer = call(vendor, method, vec![Rpc::from(PING_VALUE)]).await?;
+            Ok(Json(json!({"method": method, "result": answer.to_json()})).into_response())
+        }
+        Operation::Get => Ok(Json(load(vendor, resource, id()?).await?).into_response()),
+        Operation::Create => {
+            let mut fields = write_struct(def, resource, &json_body()?)?;
+            for (k, v) in &resource.fixed {
+                fields.insert(k.clone(), Rpc::from(v.as_str()));
+            }
+            let created = call(vendor, "add", vec![table(resource)?, Rpc::Struct(fields)]).await?;
+            let new_id = created
+                .as_i32()
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's add answer is not an id"))?;
+            Ok(Json(load(vendor, resource, new_id).await?).into_response())
+        }
+        Operation::Update => {
+            let id = id()?;
+            let fields = write_struct(def, resource, &json_body()?)?;
+            if !resource.fixed.is_empty() {
+                load(vendor, resource, id).await?; // only records of this resource
+            }
+            call(vendor, "update", vec![table(resource)?, Rpc::Int(id), Rpc::Struct(fields)]).await?;
+            Ok(Json(load(vendor, resource, id).await?).into_response())
+        }
+        Operation::Delete => {
+            let id = id()?;
+            if !resource.fixed.is_empty() {
+                load(vendor, resource, id).await?;
+            }
+            call(vendor, "delete", vec![table(resource)?, Rpc::Int(id)]).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        Operation::Count => {
+            // `where` on counts: only what queryData says exactly.
+            let mut data = fixed_query(resource);
+            let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
+            if !where_text.trim().is_empty() {
+                let plan = plan_where(def, resource, where_text).map_err(|e| bad_request(e.to_string()))?;
+                if let Some(rest) = plan.residual {
+                    return Err(bad_request(format!("A count can only filter what the vendor filters exactly; not '{rest}'")));
+                }
+                data.extend(plan.params.into_iter().map(|(k, v)| (k, Rpc::from(v))));
+            }
+            let n = call(vendor, "count", vec![table(resource)?, Rpc::Struct(data)]).await?;
+            let n = n.as_i32().ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's count answer is not a number"))?;
+            Ok(Json(json!({"count": n})).into_response())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_written_as_the_vendor_keeps_them() {
+        let d = |s: &str| vendor_date(s).map(|d| d.to_string());
+        assert_eq!(d("2024-05-01T10:15:00").as_deref(), Some("2024-05-01 10:15:00"), "as given, no zone");
+        assert_eq!(d("2024-05-01T10:15:00+02:00").as_deref(), Some("2024-05-01 08:15:00"), "an offset to UTC");
+        assert_eq!(d("2024-05-01").as_deref(), Some("2024-05-01 00:00:00"));
+        assert_eq!(d("yesterday"), None);
+    }
+
+    #[test]
+    fn records_carry_id_beside_the_vendor_key_and_bodies_drop_both() {
+        let catalog = switchyard_elements::Catalog::builtin();
+        let def = catalog.get("infusionsoftmarketing").unwrap();
+        let mut s = Struct::new();
+        s.insert("Id".into(), Rpc::Int(12));
+        s.insert("ActionDate".into(), Rpc::DateTime(vendor_date("2026-11-23T10:15:00").unwrap()));
+        let r = record(def, &Rpc::Struct(s));
+        assert_eq!(r, json!({"Id": 12, "id": 12, "ActionDate": "2026-11-23T10:15:00"}));
+        assert_eq!(r.as_object().unwrap().keys().collect::<Vec<_>>(), ["Id", "id", "ActionDate"]);
+
+        let notes = def.resources.iter().find(|r| r.path == "/notes").unwrap();
+        let body = json!({"Id": 12, "id": 12, "ContactId": "4", "ActionDate": "2026-11-23T10:15:00", "Priority": null, "ObjectType": "Note"});
+        let s = write_struct(def, notes, &body).unwrap();
+        assert_eq!(s.keys().collect::<Vec<_>>(), ["ContactId", "ActionDate", "Priority", "ObjectType"]);
+        assert_eq!(s["ContactId"], Rpc::Int(4));
+        assert_eq!(s["Priority"], Rpc::Nil);
+        let err = write_struct(def, notes, &json!({"ObjectType": "Task"})).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(write_struct(def, notes, &json!({"ActionDate": "soon"})).is_err());
+        assert!(write_struct(def, notes, &json!({"ContactId": 1.5})).is_err());
+        assert!(write_struct(def, notes, &json!({"CreationNotes": {"a": 1}})).is_err());
+    }
+
+    #[test]
+    fn faults_map_by_kind_with_the_vendor_words() {
+        let catalog = switchyard_elements::Catalog::builtin();
+        let def = catalog.get("infusionsoftcrm").unwrap();
+        for (text, status) in [
+            ("[RecordNotFound]Record not found: Contact 9", 404),
+            ("[InvalidParameter]Bad limit", 400),
+            ("[NoFieldFound]No field found: Contact.Nope", 400),
+            ("[NoTableAccess]No access", 403),
+            ("[InvalidKey]Invalid key", 401),
+            ("[DatabaseError]Boom", 502),
+            ("No such handler: DataService.nope", 502),
+        ] {
+            let e = fault_error(def, &Fault::new(2, text));
+            assert_eq!((e.status.as_u16(), e.provider_message.as_deref()), (status, Some(text)));
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! OAuth 2.0, the authentication scheme an element declares with
+//! `authentication: {type: oauth2, ...}`: the authorize URL, the code exchange at
+//! instance creation, and token refresh.
+//!
+//! Refresh tokens may rotate (Keap's do: the old one dies the moment a new pair is
+//! issued), so a refresh must happen once, and its answer must be kept:
+//! - **single flight**: in this process, one refresh per instance at a time (an
+//!   async mutex per instance); across processes sharing the database, a lease row
+//!   (`oauth_refresh`, see `switchyard-store`) taken before the token call and
+//!   renewed while it runs. A caller that waited finds the token changed and uses it.
+//! - **commit first**: the new pair is written (one `synchronous=FULL` SQLite
+//!   transaction) the moment the vendor answers, before it is used. The window in
+//!   which a crash loses the rotated token is the vendor's answer in flight plus
+//!   that commit (docs/choices.md).
+//! - a refused refresh (`invalid_grant`) makes the instance `valid: false`; hub calls
+//!   then answer 401 with the vendor's words until a new code re-authorizes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+use switchyard_elements::{ClientAuth, ElementDefinition, OAuth2};
+use switchyard_engine::client::{provider_message, VendorRequest};
+use switchyard_store::NewValue;
+
+use crate::caller::Caller;
+use crate::hub::{self, render};
+use crate::instances::VaultSealer;
+use crate::{ApiError, AppState};
+
+/// The configuration keys the engine writes (platform-api.md, "Configuration keys").
+pub const ACCESS_TOKEN: &str = "oauth.user.token";
+pub const REFRESH_TOKEN: &str = "oauth.user.refresh_token";
+/// Epoch milliseconds of the last code exchange or refresh.
+pub const REFRESH_TIME: &str = "oauth.user.refresh_time";
+/// Seconds the access token lives (the vendor's `expires_in`).
+pub const REFRESH_INTERVAL: &str = "oauth.user.refresh_interval";
+
+/// Whether a configuration key is one the engine keeps for OAuth (callers cannot set them).
+pub fn is_token_key(key: &str) -> bool {
+    matches!(key, ACCESS_TOKEN | REFRESH_TOKEN | REFRESH_TIME | REFRESH_INTERVAL)
+}
+
+/// Largest token endpoint answer read.
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+/// How often a process waiting for another's lease looks again.
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
+/// Refresh settings and the in-process single flight. Cheap to clone.
+#[derive(Clone)]
+pub struct OAuthRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    margin: Duration,
+    lease: Duration,
+    /// This process's name on leases.
+    holder: String,
+    locks: std::sync::Mutex<HashMap<i64, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl OAuthRuntime {
+    /// Refresh 5 minutes before expiry.
+    pub const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
+    /// A refresh lease lasts 30 s and is renewed every 10 s while its token call runs.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+    /// `margin`: how long before expiry a token is refreshed (at most half its
+    /// lifetime, so short-lived tokens are not refreshed on every call); `lease`:
+    /// how long another process waits for a refresh holder that stopped answering.
+    pub fn new(margin: Duration, lease: Duration) -> Self {
+        use rand::Rng;
+        let holder = format!("{}-{:016x}", std::process::id(), rand::thread_rng().gen::<u64>());
+        let lease = lease.max(Duration::from_millis(300));
+        OAuthRuntime { inner: Arc::new(Inner { margin, lease, holder, locks: Default::default() }) }
+    }
+
+    fn lock_for(&self, instance_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = locks.get(&instance_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.retain(|_, l| l.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(instance_id, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Whether stored tokens are due for a refresh now.
+    fn due(&self, t: &Tokens) -> bool {
+        let (Some(issued), Some(lifetime)) = (t.issued_ms, t.lifetime_s) else {
+            return false; // unknown lifetime: the vendor's 401 says when
+        };
+        let lifetime_ms = lifetime.saturating_mul(1000);
+        let margin = (self.inner.margin.as_millis() as i64).min(lifetime_ms / 2);
+        epoch_ms() >= issued.saturating_add(lifetime_ms).saturating_sub(margin)
+    }
+}
+
+impl Default for OAuthRuntime {
+    fn default() -> Self {
+        OAuthRuntime::new(Self::DEFAULT_MARGIN, Self::DEFAULT_LEASE)
+    }
+}
+
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Test hook: `SWITCHYARD_DEBUG_CRASH=<point>` aborts the process at that point of a
+/// refresh (`oauth-before-token-call`, `oauth-after-token-commit`). Read only in
+/// debug builds; a release build has no such switch.
+fn crash_point(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("SWITCHYARD_DEBUG_CRASH").is_ok_and(|v| v == point) {
+        tracing::error!(point, "SWITCHYARD_DEBUG_CRASH: aborting at this point");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
+/// The stored tokens of an instance.
+struct Tokens {
+    access: String,
+    refresh: String,
+    issued_ms: Option<i64>,
+    lifetime_s: Option<i64>,
+}
+
+impl Tokens {
+    fn of(config: &BTreeMap<String, String>) -> Option<Tokens> {
+        let get = |k: &str| config.get(k).filter(|v| !v.is_empty());
+        Some(Tokens {
+            access: get(ACCESS_TOKEN)?.clone(),
+            refresh: get(REFRESH_TOKEN).cloned().unwrap_or_default(),
+            issued_ms: get(REFRESH_TIME).and_then(|v| v.parse().ok()),
+            lifetime_s: get(REFRESH_INTERVAL).and_then(|v| v.parse().ok()),
+        })
+    }
+}
+
+/// A token pair the vendor issued.
+pub(crate) struct TokenPair {
+    access: String,
+    refresh: String,
+    expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenPair {{ access: ***, refresh: ***, expires_in: {} }}", self.expires_in)
+    }
+}
+
+impl TokenPair {
+    /// The configuration values to store for it, issued now.
+    pub(crate) fn values(&self) -> Vec<(String, String)> {
+        vec![
+            (ACCESS_TOKEN.to_owned(), self.access.clone()),
+            (REFRESH_TOKEN.to_owned(), self.refresh.clone()),
+            (REFRESH_TIME.to_owned(), epoch_ms().to_string()),
+            (REFRESH_INTERVAL.to_owned(), self.expires_in.to_string()),
+        ]
+    }
+}
+
+/// Why the token endpoint gave no pair.
+enum TokenFailure {
+    /// It answered 4xx: `error` is the OAuth error code, `words` its description.
+    Refused { error: String, words: Option<String> },
+    /// No usable answer.
+    Failed(ApiError),
+}
+
+fn oauth2(def: &ElementDefinition) -> Result<&OAuth2, ApiError> {
+    def.authentication
+        .oauth2()
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("Element {} does not use OAuth 2.0", def.key)))
+}
+
+/// One `POST` to the token endpoint (`oauth.token.url`, through the outbound policy).
+/// Sent once: a grant whose answer is lost cannot be replayed (codes are single-use,
+/// refresh tokens rotate), so there is nothing to retry.
+async fn token_call(
+    state: &AppState,
+    def: &ElementDefinition,
+    config: &BTreeMap<String, String>,
+    mut form: Vec<(&'static str, String)>,
+    client_auth: ClientAuth,
+) -> Result<TokenPair, TokenFailure> {
+    let o = oauth2(def).map_err(TokenFailure::Failed)?;
+    let rendered = |t: &str| render(t, config).map_err(TokenFailure::Failed);
+    let (url, client_id, client_secret) = (rendered(&o.token_url)?, rendered(&o.client_id)?, rendered(&o.client_secret)?);
+    let basic_auth = match client_auth {
+        ClientAuth::Basic => Some((client_id, client_secret)),
+        ClientAuth::Form => {
+            form.push(("client_id", client_id));
+            form.push(("client_secret", client_secret));
+            None
+        }
+    };
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&form).finish();
+    let request = VendorRequest {
+        method: Method::POST,
+        url,
+        headers: vec![
+            ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+            ("Accept".to_owned(), "application/json".to_owned()),
+        ],
+        basic_auth,
+        body: Some(body.into()),
+        max_body: MAX_TOKEN_BODY,
+    };
+    let response = state.client.send(request).await.map_err(|e| TokenFailure::Failed(hub::unreached(e)))?;
+    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
+    match response.status {
+        200..=299 => {
+            let (access, refresh) = (field("access_token"), field("refresh_token"));
+            let expires_in = parsed.as_ref().and_then(|v| v.get("expires_in")).and_then(Value::as_i64).unwrap_or(0);
+            if access.is_empty() || refresh.is_empty() {
+                return Err(TokenFailure::Failed(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "The token endpoint answered without an access and a refresh token",
+                )));
+            }
+            Ok(TokenPair { access, refresh, expires_in })
+        }
+        400..=499 => Err(TokenFailure::Refused { error: field("error"), words: provider_message(&response.body) }),
+        status => {
+            let mut err = ApiError::new(StatusCode::BAD_GATEWAY, format!("The token endpoint failed with status {status}"));
+            err.provider_message = provider_message(&response.body);
+            Err(TokenFailure::Failed(err))
+        }
+    }
+}
+
+/// Exchanges an authorization code (instance creation and re-authorization). Any
+/// failure is a 400 carrying the vendor's words; nothing is stored by this call.
+pub(crate) async fn exchange_code(
+    state: &AppState,
+    def: &ElementDefinition,
+    config: &BTreeMap<String, String>,
+    code: &str,
+) -> Result<TokenPair, ApiError> {
+    let o = oauth2(def)?;
+    let redirect_uri = render(&o.callback_url, config)?;
+    let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri)];
+    // Keap documents client_id and client_secret as form fields for the exchange.
+    token_call(state, def, config, form, ClientAuth::Form).await.map_err(|failure| match failure {
+        TokenFailure::Refused { error, words } => {
+            let mut err = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("The vendor refused the authorization code{}", if error.is_empty() { String::new() } else { format!(" ({error})") }),
+            );
+            err.provider_message = words;
+            err
+        }
+        TokenFailure::Failed(e) => {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, format!("The authorization code could not be exchanged: {}", e.message));
+            err.provider_message = e.provider_message;
+            err
+        }
+    })
+}
+
+/// The 401 of every hub call on an instance whose refresh token was refused.
+pub(crate) async fn reauthorize_error(state: &AppState, instance_id: i64) -> ApiError {
+    let words = state.store.refresh_refusal(instance_id).await.ok().flatten();
+    reauthorize(instance_id, words)
+}
+
+fn reauthorize(instance_id: i64, words: Option<String>) -> ApiError {
+    let mut err = ApiError::unauthorized(format!(
+        "Instance {instance_id} must be re-authenticated: the vendor refused its refresh token. \
+         Authorize again and send the new code as providerData.code in PATCH /instances/{instance_id}"
+    ));
+    err.provider_message = words.filter(|w| !w.is_empty());
+    err
+}
+
+/// The stored configuration over the element defaults, secrets opened.
+async fn current(state: &AppState, def: &ElementDefinition, instance_id: i64) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut config = hub::defaults(def);
+    config.extend(hub::stored_configuration(state, instance_id).await?);
+    Ok(config)
+}
+
+/// Before a hub call: refreshes the access token in `config` when it is due.
+pub(crate) async fn ensure_fresh(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    config: &mut BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let Some(t) = Tokens::of(config) else {
+        return Err(ApiError::unauthorized(format!(
+            "Instance {instance_id} has no access token; authorize it (providerData.code in PATCH /instances/{instance_id})"
+        )));
+    };
+    if state.oauth.due(&t) {
+        let fresh = refresh(state, def, instance_id, &t.access, false).await?;
+        config.insert(ACCESS_TOKEN.to_owned(), fresh);
+    }
+    Ok(())
+}
+
+/// After the vendor refused `used` (401): a new access token, refreshed at most once
+/// however many calls saw the 401.
+pub(crate) async fn refresh_after_401(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    used: &str,
+) -> Result<String, ApiError> {
+    refresh(state, def, instance_id, used, true).await
+}
+
+/// Aborts the lease renewal when the refresh ends, however it ends.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Single flight: returns a token other than `seen` if one was stored meanwhile
+/// (by this process or another), else refreshes under the lease. `force`: refresh
+/// even if the clock says the token is still good (the vendor said 401).
+async fn refresh(state: &AppState, def: &ElementDefinition, instance_id: i64, seen: &str, force: bool) -> Result<String, ApiError> {
+    let rt = &state.oauth;
+    let lock = rt.lock_for(instance_id);
+    let _in_process = lock.lock().await;
+    let lease_ms = rt.inner.lease.as_millis() as i64;
+    // A live holder renews its lease only while its token call runs, which the
+    // vendor timeout bounds; past this, something is wrong with the database.
+    let give_up = tokio::time::Instant::now() + rt.inner.lease * 4 + Duration::from_secs(60);
+    loop {
+        let config = current(state, def, instance_id).await?;
+        let t = Tokens::of(&config).ok_or_else(|| reauthorize(instance_id, None))?;
+        if t.access != seen || (!force && !rt.due(&t)) {
+            return Ok(t.access);
+        }
+        if let Some(words) = state.store.refresh_refusal(instance_id).await? {
+            return Err(reauthorize(instance_id, Some(words)));
+        }
+        if state.store.take_refresh_lease(instance_id, &rt.inner.holder, lease_ms).await? {
+            // Another process may have committed between our read and the lease.
+            let config = current(state, def, instance_id).await?;
+            let t = Tokens::of(&config).ok_or_else(|| reauthorize(instance_id, None))?;
+            if t.access != seen {
+                state.store.release_refresh_lease(instance_id, &rt.inner.holder).await?;
+                return Ok(t.access);
+            }
+            return refresh_holding_lease(state, def, instance_id, &config, t).await;
+        }
+        if tokio::time::Instant::now() > give_up {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Another server is refreshing this instance's tokens; try again"));
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+async fn refresh_holding_lease(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    config: &BTreeMap<String, String>,
+    t: Tokens,
+) -> Result<String, ApiError> {
+    let rt = &state.oauth;
+    let holder = rt.inner.holder.clone();
+    let _renewal = {
+        let (store, holder, lease) = (state.store.clone(), holder.clone(), rt.inner.lease);
+        Renewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if !matches!(store.take_refresh_lease(instance_id, &holder, lease.as_millis() as i64).await, Ok(true)) {
+                    break;
+                }
+            }
+        }))
+    };
+    let o = oauth2(def)?;
+    crash_point("oauth-before-token-call");
+    let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
+    match token_call(state, def, config, form, o.refresh_auth).await {
+        Ok(pair) => {
+            let values: Vec<(String, NewValue)> = pair
+                .values()
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if def.is_secret(&k) { NewValue::Secret(v) } else { NewValue::Plain(v) };
+                    (k, v)
+                })
+                .collect();
+            // The old refresh token is dead now: this commit is the connection.
+            let mut attempt = 0;
+            loop {
+                match state.store.commit_tokens(instance_id, &holder, &values, &VaultSealer(&state.vault)).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 5 => {
+                        attempt += 1;
+                        tracing::warn!(instance_id, error = %e, attempt, "storing refreshed tokens failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(instance_id, error = %e, "refreshed tokens could not be stored; the instance must be re-authorized");
+                        return Err(e.into());
+                    }
+                }
+            }
+            crash_point("oauth-after-token-commit");
+            tracing::info!(instance_id, expires_in = pair.expires_in, "refreshed the OAuth tokens");
+            Ok(pair.access)
+        }
+        Err(TokenFailure::Refused { error, words }) if error == "invalid_grant" => {
+            // Under the lease nobody else should have rotated it; if someone did
+            // anyway (a lease that lapsed mid-call), theirs is the live token.
+            let now = current(state, def, instance_id).await?;
+            if let Some(other) = Tokens::of(&now).filter(|n| n.refresh != t.refresh) {
+                state.store.release_refresh_lease(instance_id, &holder).await?;
+                return Ok(other.access);
+            }
+            let words = words.unwrap_or_else(|| "invalid_grant".to_owned());
+            tracing::warn!(instance_id, "the vendor refused the refresh token; the instance is now invalid");
+            state.store.refuse_refresh(instance_id, &holder, &words).await?;
+            Err(reauthorize(instance_id, Some(words)))
+        }
+        Err(failure) => {
+            state.store.release_refresh_lease(instance_id, &holder).await?;
+            Err(match failure {
+                TokenFailure::Refused { error, words } => {
+                    let mut err = ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        format!("The vendor refused to refresh the tokens ({})", if error.is_empty() { "no reason" } else { &error }),
+                    );
+                    err.provider_message = words;
+                    err
+                }
+                TokenFailure::Failed(e) => e,
+            })
+        }
+    }
+}
+
+/// `GET /elements/{keyOrId}/oauth/url?apiKey&apiSecret&callbackUrl&state&scope`: the
+/// vendor's authorize URL for the caller's app, built on the element's
+/// `oauth.authorization.url`.
+#[utoipa::path(get, path = "/elements/{keyOrId}/oauth/url", operation_id = "getElementOAuthUrl", tag = "elements",
+    params(("keyOrId" = String, Path, description = "Element key or id"),
+        ("apiKey" = String, Query, description = "The app's client id (oauth.api.key)"),
+        ("apiSecret" = Option<String>, Query, description = "Accepted as Cloud Elements did; not used to build the URL"),
+        ("callbackUrl" = String, Query, description = "The redirect URI registered with the app"),
+        ("state" = Option<String>, Query), ("scope" = Option<String>, Query, description = "Default: the element's scope")),
+    responses((status = 200, description = "`{\"oauthUrl\", \"element\"}`", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn url(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(key_or_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let def = state
+        .catalog
+        .get(&key_or_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("No element with key or id '{key_or_id}'")))?;
+    let o = oauth2(&def)?;
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
+    let missing: Vec<&str> = ["apiKey", "callbackUrl"].into_iter().filter(|k| get(k).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("Missing query parameters: {}", missing.join(", "))));
+    }
+    let (api_key, callback) = (get("apiKey").unwrap_or_default(), get("callbackUrl").unwrap_or_default());
+    if !url::Url::parse(callback).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "callbackUrl must be an http(s) URL"));
+    }
+    let mut config = hub::defaults(&def);
+    config.insert("oauth.api.key".to_owned(), api_key.to_owned());
+    config.insert("oauth.callback.url".to_owned(), callback.to_owned());
+    let base = render(&o.authorization_url, &config)?;
+    let mut authorize = url::Url::parse(&base)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("The element's authorization URL is not a URL: {base}")))?;
+    {
+        let mut q = authorize.query_pairs_mut();
+        q.append_pair("client_id", api_key)
+            .append_pair("redirect_uri", callback)
+            .append_pair("response_type", "code")
+            .append_pair("scope", get("scope").unwrap_or(&o.scope));
+        if let Some(s) = get("state") {
+            q.append_pair("state", s);
+        }
+    }
+    Ok(Json(json!({"oauthUrl": authorize.to_string(), "element": def.key})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(issued_ms: i64, lifetime_s: i64) -> Tokens {
+        Tokens { access: "a".into(), refresh: "r".into(), issued_ms: Some(issued_ms), lifetime_s: Some(lifetime_s) }
+    }
+
+    #[test]
+    fn tokens_are_due_a_margin_before_expiry_but_not_before_half_their_life() {
+        let rt = OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(30));
+        let now = epoch_ms();
+        assert!(!rt.due(&tokens(now, 86_400)));
+        assert!(rt.due(&tokens(now - (86_400 - 299) * 1000, 86_400)), "inside the margin");
+        assert!(!rt.due(&tokens(now - 20_000, 60)), "a 60 s token is refreshed after 30 s, not on every call");
+        assert!(rt.due(&tokens(now - 31_000, 60)));
+        assert!(rt.due(&tokens(now, 0)), "expired on arrival");
+        let unknown = Tokens { access: "a".into(), refresh: "r".into(), issued_ms: None, lifetime_s: None };
+        assert!(!rt.due(&unknown), "no lifetime known: the vendor's 401 decides");
+    }
+
+    #[test]
+    fn one_lock_per_instance_while_in_use() {
+        let rt = OAuthRuntime::default();
+        let a = rt.lock_for(1);
+        assert!(Arc::ptr_eq(&a, &rt.lock_for(1)));
+        assert!(!Arc::ptr_eq(&a, &rt.lock_for(2)));
+        drop(a);
+        let _b = rt.lock_for(3);
+        assert_eq!(rt.inner.locks.lock().unwrap().len(), 1, "unused locks are dropped");
+    }
+
+    #[test]
+    fn token_pairs_never_print_their_tokens() {
+        let p = TokenPair { access: "SECRET-A".into(), refresh: "SECRET-R".into(), expires_in: 60 };
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("60"), "{shown}");
+    }
+}
