@@ -91,8 +91,11 @@ fn bad_declarations_are_refused_at_load() {
     }
 }
 
-/// Plans `where` on an Infusionsoft (XML-RPC) resource: (queryData members, residual).
-fn plan_keap(element: &str, path: &str, where_text: &str) -> Result<(Vec<(String, String)>, Option<String>), QueryError> {
+/// queryData members and the residual the engine checks.
+type Planned = (Vec<(String, String)>, Option<String>);
+
+/// Plans `where` on an Infusionsoft (XML-RPC) resource.
+fn plan_keap(element: &str, path: &str, where_text: &str) -> Result<Planned, QueryError> {
     let catalog = Catalog::builtin();
     let def = catalog.get(element).unwrap();
     let r = def.resources.iter().find(|r| r.path == path).unwrap();

@@ -1,0 +1,528 @@
+//! The Infusionsoft elements over HTTP against the Keap simulator: the OAuth dance
+//! (authorize URL, auto-approved consent, code, `POST /instances`), hub CRUD on every
+//! resource through XML-RPC, CEQL and paging, token refresh (single flight, refused
+//! refresh tokens) and the bad inputs. The router runs in this process on 127.0.0.1:0,
+//! the simulator on another loopback port, every call through the real outbound client.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use switchyard_elements::Catalog;
+use switchyard_engine::client::VendorClient;
+use switchyard_engine::outbound::OutboundPolicy;
+use switchyard_server::caller::hash_secret;
+use switchyard_server::oauth::OAuthRuntime;
+use switchyard_server::{new_secret, AppState};
+use switchyard_simulators::keap::{self, KeapSimulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY};
+
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+
+struct Platform {
+    api: String,
+    auth: String,
+    http: reqwest::Client,
+    sim: KeapSimulator,
+    /// `http://127.0.0.1:PORT` of the simulator.
+    keap: String,
+    store: switchyard_store::Store,
+    org: i64,
+    _dir: tempfile::TempDir,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn ok(self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        self.body
+    }
+    /// An error in the Cloud Elements shape.
+    fn error(&self, status: StatusCode) -> (String, Option<String>) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body["requestId"].is_string(), "{}", self.body);
+        (self.body["message"].as_str().unwrap().to_owned(), self.body["providerMessage"].as_str().map(str::to_owned))
+    }
+    fn next(&self) -> Option<String> {
+        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+/// The server (refresh margin 300 s, a short lease) with the Keap simulator's
+/// endpoints as the Infusionsoft elements' defaults, as `serve --sandbox` does.
+async fn start() -> Platform {
+    let sim = KeapSimulator::demo();
+    sim.set_auto_approve(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let keap = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(keap::serve(listener, sim.clone()));
+
+    let mut catalog = Catalog::builtin();
+    for element in ["infusionsoftcrm", "infusionsoftmarketing"] {
+        assert!(catalog.set_default(element, "oauth.authorization.url", &format!("{keap}/app/oauth/authorize")));
+        assert!(catalog.set_default(element, "oauth.token.url", &format!("{keap}/token")));
+        assert!(catalog.set_default(element, "base.url", &format!("{keap}/crm")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+    let (org_secret, user_secret) = (new_secret(), new_secret());
+    let (org, _) = store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
+    let state = AppState {
+        store: store.clone(),
+        vault: switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        client: VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
+        catalog: Arc::new(catalog),
+        paging_key: Arc::new(vec![9u8; 32]),
+        sandbox: None,
+        oauth: OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2)),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Platform {
+        api: format!("http://{addr}/elements/api-v2"),
+        auth: format!("User {user_secret}, Organization {org_secret}"),
+        http,
+        sim,
+        keap,
+        store,
+        org: org.id,
+        _dir: dir,
+    }
+}
+
+fn app_config() -> Value {
+    json!({
+        "oauth.api.key": DEMO_CLIENT_ID,
+        "oauth.api.secret": DEMO_CLIENT_SECRET,
+        "oauth.callback.url": CALLBACK,
+        "infusionsoft.private.key": DEMO_PRIVATE_KEY,
+    })
+}
+
+impl Platform {
+    async fn request(&self, method: Method, url: &str, auth: &str, body: Option<Value>) -> Answer {
+        let mut r = self.http.request(method, url).header("Authorization", auth);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, headers, body }
+    }
+
+    async fn platform(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.request(method, &format!("{}{path}", self.api), &self.auth, body).await
+    }
+
+    /// `GET /elements/{key}/oauth/url`, then the vendor's page (auto-approved): the code.
+    async fn authorize(&self, element: &str, state: &str) -> String {
+        let q = format!("apiKey={DEMO_CLIENT_ID}&apiSecret={DEMO_CLIENT_SECRET}&callbackUrl={}&state={state}", urlencode(CALLBACK));
+        let answer = self.platform(Method::GET, &format!("/elements/{element}/oauth/url?{q}"), None).await.ok();
+        assert_eq!(answer["element"], element);
+        let url = url::Url::parse(answer["oauthUrl"].as_str().unwrap()).unwrap();
+        assert_eq!(format!("{}{}", url.origin().ascii_serialization(), url.path()), format!("{}/app/oauth/authorize", self.keap));
+        let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        for (k, v) in [("client_id", DEMO_CLIENT_ID), ("redirect_uri", CALLBACK), ("response_type", "code"), ("scope", "full"), ("state", state)] {
+            assert!(q.contains(&(k.to_owned(), v.to_owned())), "{k} in {url}");
+        }
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(location.as_str().starts_with(CALLBACK), "{location}");
+        let got: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        assert!(got.contains(&("state".into(), state.into())));
+        got.into_iter().find(|(k, _)| k == "code").unwrap().1
+    }
+
+    /// The whole dance; answers the instance and its hub authorization.
+    async fn connect(&self, element: &str) -> (Value, String) {
+        let code = self.authorize(element, "xyz").await;
+        let created = self
+            .platform(Method::POST, "/instances", Some(json!({"element": {"key": element}, "name": "keap",
+                "configuration": app_config(), "providerData": {"code": code}})))
+            .await
+            .ok();
+        let auth = format!("{}, Element {}", self.auth, created["token"].as_str().unwrap());
+        (created, auth)
+    }
+
+    async fn hub(&self, auth: &str, method: Method, hub_path: &str, body: Option<Value>) -> Answer {
+        self.request(method, &format!("{}/hubs/{hub_path}", self.api), auth, body).await
+    }
+
+    async fn configuration(&self, id: i64) -> Value {
+        self.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["configuration"].clone()
+    }
+
+    /// Moves the stored issue time of the tokens a day back (what a day of waiting does).
+    async fn age_tokens(&self, id: i64) {
+        struct Plain;
+        impl switchyard_store::Sealer for Plain {
+            fn seal(&self, _: i64, _: &str, _: &str) -> (Vec<u8>, u32) {
+                unreachable!("only plain values are written")
+            }
+        }
+        let issued: i64 = self.configuration(id).await["oauth.user.refresh_time"].as_str().unwrap().parse().unwrap();
+        let aged = vec![("oauth.user.refresh_time".to_owned(), switchyard_store::NewValue::Plain((issued - 86_400_000).to_string()))];
+        let update = switchyard_store::InstanceUpdate::default();
+        assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
+    }
+
+    async fn instance_count(&self) -> usize {
+        self.platform(Method::GET, "/instances", None).await.ok().as_array().unwrap().len()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array().unwrap_or_else(|| panic!("not a list: {list}")).iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dance_then_crud_on_every_crm_resource() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    assert_eq!(created["valid"], true);
+    assert_eq!(created["element"]["authentication"]["type"], "oauth2");
+    let config = &created["configuration"];
+    for secret in ["oauth.user.token", "oauth.user.refresh_token", "oauth.api.secret", "infusionsoft.private.key"] {
+        assert_eq!(config[secret], "********", "{secret}");
+    }
+    assert_eq!(config["oauth.user.refresh_interval"], "86400");
+    assert!(config["oauth.user.refresh_time"].as_str().unwrap().parse::<i64>().unwrap() > 1_700_000_000_000);
+    let text = created.to_string();
+    assert!(!text.contains(DEMO_CLIENT_SECRET) && !text.contains(DEMO_PRIVATE_KEY));
+    assert_eq!(p.sim.token_calls().authorization_code, 1);
+
+    let ping = p.hub(&auth, Method::GET, "crm/ping", None).await.ok();
+    assert_eq!(ping["result"], "switchyard");
+
+    // Each CRUD resource: create (answered with Keap's fields and `id` beside `Id`),
+    // get, PATCH, count, list, delete.
+    for (resource, body, field, new_value) in [
+        ("accounts", json!({"Company": "Acme Widgets", "City": "Lyon"}), "City", json!("Paris")),
+        ("contacts", json!({"FirstName": "Zoë", "LastName": "Quill", "Email": "zoe@example.com", "Birthday": "1990-04-01T00:00:00"}), "LastName", json!("Quillon")),
+        ("opportunities", json!({"OpportunityTitle": "Big deal", "ContactID": 2, "ProjectedRevenueHigh": 1500.5, "EstimatedCloseDate": "2026-12-01T09:30:00"}), "ProjectedRevenueHigh", json!(2500.25)),
+    ] {
+        let before = p.hub(&auth, Method::GET, &format!("crm/{resource}/count"), None).await.ok()["count"].as_i64().unwrap();
+        let made = p.hub(&auth, Method::POST, &format!("crm/{resource}"), Some(body.clone())).await.ok();
+        let id = made["Id"].as_i64().unwrap_or_else(|| panic!("{resource}: {made}"));
+        assert_eq!(made["id"], id);
+        for (k, v) in body.as_object().unwrap() {
+            assert_eq!(&made[k], v, "{resource}.{k}");
+        }
+        assert!(made["DateCreated"].as_str().unwrap().len() == 19, "dateTime.iso8601 shown as given: {made}");
+        let got = p.hub(&auth, Method::GET, &format!("crm/{resource}/{id}"), None).await.ok();
+        assert_eq!(got, made);
+        // A record read from the hub can be sent back with a change.
+        let mut changed = got.clone();
+        changed[field] = new_value.clone();
+        let patched = p.hub(&auth, Method::PATCH, &format!("crm/{resource}/{id}"), Some(changed)).await.ok();
+        assert_eq!(patched[field], new_value);
+        assert_eq!(p.hub(&auth, Method::GET, &format!("crm/{resource}/count"), None).await.ok()["count"], before + 1);
+        let listed = p.hub(&auth, Method::GET, &format!("crm/{resource}?where=Id%20%3D%20{id}"), None).await.ok();
+        assert_eq!(listed, json!([patched]));
+        let deleted = p.hub(&auth, Method::DELETE, &format!("crm/{resource}/{id}"), None).await;
+        assert_eq!(deleted.status, StatusCode::OK);
+        let (_, words) = p.hub(&auth, Method::GET, &format!("crm/{resource}/{id}"), None).await.error(StatusCode::NOT_FOUND);
+        assert!(words.as_deref().unwrap_or("").contains("[RecordNotFound]"), "{words:?}");
+    }
+
+    // Users: read-only.
+    let users = p.hub(&auth, Method::GET, "crm/users", None).await.ok();
+    assert_eq!(ids(&users), [1, 2, 3, 4]);
+    let one = p.hub(&auth, Method::GET, "crm/users/2", None).await.ok();
+    assert_eq!(one["Id"], 2);
+    assert_eq!(p.hub(&auth, Method::POST, "crm/users", Some(json!({"FirstName": "x"}))).await.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Vendor faults as statuses with the fault string.
+    let (_, words) = p.hub(&auth, Method::POST, "crm/contacts", Some(json!({"Nope": "x"}))).await.error(StatusCode::BAD_REQUEST);
+    assert!(words.as_deref().unwrap_or("").contains("[NoFieldFound]"), "{words:?}");
+    let (m, _) = p.hub(&auth, Method::POST, "crm/contacts", Some(json!({"OwnerID": "many"}))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("OwnerID"), "{m}");
+    p.hub(&auth, Method::GET, "crm/contacts/abc", None).await.error(StatusCode::NOT_FOUND);
+    p.hub(&auth, Method::POST, "crm/opportunities", Some(json!({"OpportunityTitle": "no contact"}))).await.error(StatusCode::BAD_REQUEST);
+    p.hub(&auth, Method::GET, "marketing/contacts", None).await.error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn marketing_leads_and_notes_keep_to_their_records() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftmarketing").await;
+    assert_eq!(p.hub(&auth, Method::GET, "marketing/ping", None).await.ok()["result"], "switchyard");
+
+    let lead = p.hub(&auth, Method::POST, "marketing/leads", Some(json!({"OpportunityTitle": "Webinar", "ContactID": 4}))).await.ok();
+    assert_eq!(lead["OpportunityTitle"], "Webinar");
+    let lead_id = lead["id"].as_i64().unwrap();
+    p.hub(&auth, Method::PATCH, &format!("marketing/leads/{lead_id}"), Some(json!({"StageID": 3}))).await.ok();
+    assert_eq!(p.hub(&auth, Method::DELETE, &format!("marketing/leads/{lead_id}"), None).await.status, StatusCode::OK);
+
+    // Notes are the ContactAction records whose ObjectType is Note.
+    let notes = p.hub(&auth, Method::GET, "marketing/notes?pageSize=200", None).await.ok();
+    let notes = notes.as_array().unwrap();
+    assert!(!notes.is_empty() && notes.iter().all(|n| n["ObjectType"] == "Note"));
+    let count = p.hub(&auth, Method::GET, "marketing/notes/count", None).await.ok()["count"].as_i64().unwrap();
+    assert_eq!(count as usize, notes.len());
+    let made = p
+        .hub(&auth, Method::POST, "marketing/notes", Some(json!({"ContactId": 2, "ActionDescription": "Called", "CreationNotes": "Wants a demo", "ActionDate": "2026-11-23T10:15:00"})))
+        .await
+        .ok();
+    assert_eq!((made["ObjectType"].as_str(), made["ActionDate"].as_str()), (Some("Note"), Some("2026-11-23T10:15:00")));
+    let id = made["id"].as_i64().unwrap();
+    let patched = p.hub(&auth, Method::PATCH, &format!("marketing/notes/{id}"), Some(json!({"CreationNotes": "Demo booked"}))).await.ok();
+    assert_eq!(patched["CreationNotes"], "Demo booked");
+    let (m, _) = p.hub(&auth, Method::PATCH, &format!("marketing/notes/{id}"), Some(json!({"ObjectType": "Task"}))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("ObjectType"), "{m}");
+    p.hub(&auth, Method::POST, "marketing/notes", Some(json!({"ContactId": 2, "ObjectType": "Task"}))).await.error(StatusCode::BAD_REQUEST);
+    assert_eq!(p.hub(&auth, Method::GET, "marketing/notes/count", None).await.ok()["count"], count + 1);
+
+    // A task is not a note, whatever its id.
+    let tasks = p.hub(&auth, Method::GET, "marketing/notes?where=Id%20%3E%200", None).await.ok();
+    let note_ids: BTreeSet<i64> = ids(&tasks).into_iter().collect();
+    let task_id = (1..200).find(|i| !note_ids.contains(i)).unwrap();
+    p.hub(&auth, Method::GET, &format!("marketing/notes/{task_id}"), None).await.error(StatusCode::NOT_FOUND);
+    p.hub(&auth, Method::DELETE, &format!("marketing/notes/{task_id}"), None).await.error(StatusCode::NOT_FOUND);
+    assert_eq!(p.hub(&auth, Method::DELETE, &format!("marketing/notes/{id}"), None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ceql_and_exact_paging_over_query() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    let all = p.hub(&auth, Method::GET, "crm/contacts?pageSize=1000", None).await.ok();
+    let every: Vec<i64> = ids(&all);
+    assert_eq!(every.len(), 60, "the demo app's contacts");
+
+    // Paging through nextPage tokens: exact pages, every record once, in Id order.
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let q = match &next {
+            Some(t) => format!("crm/contacts?nextPage={t}"),
+            None => "crm/contacts?pageSize=7".to_owned(),
+        };
+        let page = p.hub(&auth, Method::GET, &q, None).await;
+        let n = page.headers["Elements-Returned-Count"].to_str().unwrap().parse::<usize>().unwrap();
+        next = page.next();
+        let got = ids(&page.ok());
+        assert_eq!(got.len(), n);
+        assert!(got.len() == 7 || next.is_none());
+        seen.extend(got);
+        if next.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, every);
+    let page3 = ids(&p.hub(&auth, Method::GET, "crm/contacts?pageSize=7&page=3", None).await.ok());
+    assert_eq!(page3, every[14..21]);
+
+    let model = |w: &str| -> Vec<Value> {
+        let clause = switchyard_ceql::parse(w).unwrap();
+        all.as_array().unwrap().iter().filter(|r| clause.matches(r)).cloned().collect()
+    };
+    for w in [
+        "Id > 20 AND Id <= 60",
+        "id >= 100",
+        "FirstName LIKE 'A%'",
+        "Email LIKE '%example%' AND Id < 50",
+        "FirstName = 'ALICE' OR LastName LIKE 'S%'",
+        "CompanyID IS NULL",
+        "CompanyID IS NOT NULL AND Id != 10",
+        "DateCreated >= '2024-06-01T00:00:00Z'",
+        "LastUpdated < '2024-09-01' AND City IN ('Boston', 'Denver')",
+    ] {
+        let want = model(w);
+        let got = p.hub(&auth, Method::GET, &format!("crm/contacts?pageSize=1000&where={}", urlencode(w)), None).await.ok();
+        assert_eq!(got.as_array().unwrap(), &want, "{w}");
+        if want.len() > 3 {
+            // The same query in pages of 3, with tokens bound to it.
+            let first = p.hub(&auth, Method::GET, &format!("crm/contacts?pageSize=3&where={}", urlencode(w)), None).await;
+            let token = first.next().expect("a second page");
+            let second = p.hub(&auth, Method::GET, &format!("crm/contacts?nextPage={token}&where={}", urlencode(w)), None).await.ok();
+            assert_eq!(ids(&second), ids(&Value::Array(want[3..want.len().min(6)].to_vec())), "{w}");
+        }
+    }
+    let sorted = p.hub(&auth, Method::GET, "crm/contacts?pageSize=5&orderBy=Id%20desc&fields=id,Email", None).await.ok();
+    assert_eq!(ids(&sorted), every.iter().rev().take(5).copied().collect::<Vec<_>>());
+    assert!(sorted[0].as_object().unwrap().keys().all(|k| k == "id" || k == "Email"), "{sorted}");
+    let count = p.hub(&auth, Method::GET, "crm/contacts/count?where=Id%20%3E%2020", None).await.ok();
+    assert_eq!(count["count"], every.iter().filter(|i| **i > 20).count());
+
+    for (w, word) in [("Nope = 1", "Nope"), ("Id LIKE '1%'", "LIKE"), ("DateCreated > 'soon'", "DateCreated")] {
+        let (m, _) = p.hub(&auth, Method::GET, &format!("crm/contacts?where={}", urlencode(w)), None).await.error(StatusCode::BAD_REQUEST);
+        assert!(m.contains(word), "{w}: {m}");
+    }
+    p.hub(&auth, Method::GET, "crm/contacts?orderBy=Email", None).await.error(StatusCode::BAD_REQUEST);
+    p.hub(&auth, Method::GET, "crm/contacts/count?where=FirstName%20%3D%20%27x%27%20OR%20Id%20%3D%202", None).await.error(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_calls_on_an_expired_token_refresh_it_once() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+
+    // The vendor expires the token before our clock says so: every call meets a 401.
+    assert_eq!(p.sim.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let before = p.configuration(id).await;
+    let calls = (0..200).map(|_| p.hub(&auth, Method::GET, "crm/users?pageSize=1", None));
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    assert_eq!(p.sim.token_calls().refresh_token, 1, "one refresh for 200 calls that saw a 401");
+    let after = p.configuration(id).await;
+    assert!(after["oauth.user.refresh_time"].as_str() > before["oauth.user.refresh_time"].as_str());
+
+    // Our clock says the token is due (as if a day had passed): refreshed before calling,
+    // though the vendor would still take it.
+    p.age_tokens(id).await;
+    let calls = (0..200).map(|_| p.hub(&auth, Method::GET, "crm/ping", None));
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    assert_eq!(p.sim.token_calls().refresh_token, 2, "one more refresh, before the calls");
+    let fresh: i64 = p.configuration(id).await["oauth.user.refresh_time"].as_str().unwrap().parse().unwrap();
+    assert!(fresh > 1_700_000_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+    assert!(p.sim.revoke_tokens(DEMO_CLIENT_ID) >= 2);
+
+    let answer = p.hub(&auth, Method::GET, "crm/contacts", None).await;
+    let (m, words) = answer.error(StatusCode::UNAUTHORIZED);
+    assert!(m.contains("re-authenticated") && m.contains(&id.to_string()), "{m}");
+    let words = words.expect("the vendor's words");
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+    let instance = p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok();
+    assert_eq!(instance["valid"], false);
+
+    // No retry loop: later calls answer at once, without another token call.
+    for path in ["crm/ping", "crm/contacts/2"] {
+        let again = p.hub(&auth, Method::GET, path, None).await;
+        let (m, w) = again.error(StatusCode::UNAUTHORIZED);
+        assert!(m.contains("re-authenticated"));
+        assert_eq!(w.as_deref(), Some(words.as_str()));
+    }
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+
+    // A new code re-authorizes it.
+    let code = p.authorize("infusionsoftcrm", "back").await;
+    let patched = p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": code}}))).await.ok();
+    assert_eq!(patched["valid"], true);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_are_400s_with_the_vendors_words_and_nothing_stored() {
+    let p = start().await;
+    let create = |config: Value, provider: Value| {
+        json!({"element": {"key": "infusionsoftcrm"}, "name": "bad", "configuration": config, "providerData": provider})
+    };
+
+    // A code that is not one.
+    let (m, words) = p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": "nope"})))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("authorization code"), "{m}");
+    assert!(words.is_some());
+    // A wrong client secret (the code is consumed all the same, as at Keap).
+    let code = p.authorize("infusionsoftcrm", "s").await;
+    let mut wrong = app_config();
+    wrong["oauth.api.secret"] = json!("not-the-secret");
+    let a = p.platform(Method::POST, "/instances", Some(create(wrong, json!({"code": code})))).await;
+    let (_, words) = a.error(StatusCode::BAD_REQUEST);
+    assert!(words.is_some());
+    assert!(!a.body.to_string().contains("not-the-secret"));
+    // A wrong Encrypted Key: the exchange works, the XML-RPC check does not.
+    let code = p.authorize("infusionsoftcrm", "s").await;
+    let mut wrong = app_config();
+    wrong["infusionsoft.private.key"] = json!("wrong-key");
+    let a = p.platform(Method::POST, "/instances", Some(create(wrong, json!({"code": code})))).await;
+    let (_, words) = a.error(StatusCode::BAD_REQUEST);
+    assert!(words.unwrap().contains("[InvalidKey]"), "{}", a.body);
+    assert!(!a.body.to_string().contains("wrong-key"));
+    // The same code twice: single use.
+    let code = p.authorize("infusionsoftcrm", "s").await;
+    p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": code.clone()})))).await.ok();
+    let (_, words) = p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": code})))).await.error(StatusCode::BAD_REQUEST);
+    assert!(words.is_some());
+    assert_eq!(p.instance_count().await, 1, "only the good one was stored");
+
+    // No code, an empty code, tokens given by hand, missing keys.
+    let (m, _) = p.platform(Method::POST, "/instances", Some(json!({"element": {"key": "infusionsoftcrm"}, "name": "x", "configuration": app_config()}))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("providerData.code") && m.contains("oauth/url"), "{m}");
+    p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": ""})))).await.error(StatusCode::BAD_REQUEST);
+    let mut by_hand = app_config();
+    by_hand["oauth.user.token"] = json!("t");
+    let (m, _) = p.platform(Method::POST, "/instances", Some(create(by_hand, json!({"code": "c"})))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("oauth.user.token"), "{m}");
+    let (m, _) = p.platform(Method::POST, "/instances", Some(create(json!({"oauth.api.key": "x"}), json!({"code": "c"})))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("infusionsoft.private.key") && m.contains("oauth.callback.url"), "{m}");
+    // A token URL the outbound policy refuses.
+    let mut elsewhere = app_config();
+    elsewhere["oauth.token.url"] = json!("http://10.1.2.3/token");
+    let (m, _) = p.platform(Method::POST, "/instances", Some(create(elsewhere, json!({"code": "c"})))).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("not allowed"), "{m}");
+    assert_eq!(p.instance_count().await, 1);
+
+    // The authorize URL: required parameters, OAuth elements only.
+    let (m, _) = p.platform(Method::GET, "/elements/infusionsoftcrm/oauth/url?state=x", None).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("apiKey") && m.contains("callbackUrl"), "{m}");
+    p.platform(Method::GET, "/elements/infusionsoftcrm/oauth/url?apiKey=a&callbackUrl=ftp://x", None).await.error(StatusCode::BAD_REQUEST);
+    p.platform(Method::GET, "/elements/bigcommerce/oauth/url?apiKey=a&callbackUrl=https://x", None).await.error(StatusCode::BAD_REQUEST);
+    p.platform(Method::GET, "/elements/nope/oauth/url?apiKey=a&callbackUrl=https://x", None).await.error(StatusCode::NOT_FOUND);
+    let by_id = p.platform(Method::GET, "/elements/192/oauth/url?apiKey=a&callbackUrl=https://x.example/cb&scope=full", None).await.ok();
+    assert_eq!(by_id["element"], "infusionsoftmarketing");
+    assert!(p.platform(Method::GET, "/elements/192/oauth/url?apiKey=a&callbackUrl=https://x", None).await.status == StatusCode::OK);
+    let r = p.http.get(format!("{}/elements/192/oauth/url?apiKey=a&callbackUrl=https://x", p.api)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_keep_tokens_out_of_callers_hands() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+    // Sent back as read (masks, the same times): accepted; the tokens stay.
+    let mut config = created["configuration"].clone();
+    config["oauth.api.secret"] = json!("********");
+    let replaced = p.platform(Method::PUT, &format!("/instances/{id}"), Some(json!({"name": "renamed", "configuration": config}))).await.ok();
+    assert_eq!(replaced["configuration"]["oauth.user.refresh_token"], "********");
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    // A PUT without them keeps them too (the engine owns them).
+    let mut bare = app_config();
+    bare["oauth.api.secret"] = json!("********");
+    bare["infusionsoft.private.key"] = json!("********");
+    p.platform(Method::PUT, &format!("/instances/{id}"), Some(json!({"name": "bare", "configuration": bare}))).await.ok();
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    // A different token value is refused.
+    let (m, _) = p
+        .platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"configuration": {"oauth.user.refresh_token": "mine"}})))
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("oauth.user.refresh_token"), "{m}");
+    // A new Encrypted Key is checked with the stored token; a wrong one is refused, nothing written.
+    let a = p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"configuration": {"infusionsoft.private.key": "wrong"}}))).await;
+    let (_, words) = a.error(StatusCode::BAD_REQUEST);
+    assert!(words.unwrap().contains("[InvalidKey]"));
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    // A bad new code: 400, the instance untouched.
+    p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": "bad"}}))).await.error(StatusCode::BAD_REQUEST);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    assert_eq!(p.sim.token_calls().refresh_token, 0);
+}
