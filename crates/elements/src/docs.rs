@@ -108,7 +108,7 @@ fn operation(def: &ElementDefinition, resource: &Resource, op: Operation, path: 
         Operation::Create => (format!("Create one of {name}"), record.clone()),
         Operation::Get => (format!("Retrieve one of {name}"), record.clone()),
         Operation::Update => (
-            format!("Update one of {name} (sent to the vendor as {})", resource.update_method),
+            format!("Update one of {name} (sent to the vendor as {})", def.vendor_call(resource, op).0),
             record.clone(),
         ),
         Operation::Delete => (format!("Delete one of {name}"), json!({})),
@@ -164,7 +164,12 @@ fn operation(def: &ElementDefinition, resource: &Resource, op: Operation, path: 
 
 fn list_parameters(def: &ElementDefinition, resource: &Resource) -> Vec<Value> {
     let mut where_help = "CEQL filter, e.g. `id > 5 AND status = 'Shipped'`.".to_owned();
-    if !resource.where_map.is_empty() {
+    if def.protocol == crate::Protocol::XmlRpc {
+        where_help.push_str(
+            " `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `IS [NOT] NULL` joined by AND are sent to the vendor's queryData \
+             (one clause per field); the rest is filtered by Switchyard.",
+        );
+    } else if !resource.where_map.is_empty() {
         let fields: Vec<&str> = resource.where_map.keys().map(String::as_str).collect();
         where_help.push_str(&format!(
             " Sent to the vendor as its own filters: {}; other clauses are filtered by Switchyard.",

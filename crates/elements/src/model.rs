@@ -456,6 +456,36 @@ pub struct EventsSupport {
 }
 
 impl ElementDefinition {
+    /// The vendor call behind one operation of `resource`, as element listings
+    /// show it: `(method, path)`. REST: the HTTP method and vendor path; XML-RPC:
+    /// the method (`DataService.query`) and the table.
+    pub fn vendor_call(&self, resource: &Resource, op: Operation) -> (String, String) {
+        match (self.protocol, &self.xml_rpc) {
+            (Protocol::XmlRpc, Some(x)) => {
+                let method = match op {
+                    Operation::List => "query",
+                    Operation::Create => "add",
+                    Operation::Get => "load",
+                    Operation::Update => "update",
+                    Operation::Delete => "delete",
+                    Operation::Count => "count",
+                    Operation::Read => return (resource.rpc_method.clone().unwrap_or_default(), String::new()),
+                };
+                (format!("{}.{method}", x.service), resource.table.clone().unwrap_or_default())
+            }
+            _ => {
+                let method = match op {
+                    Operation::Create => "POST".to_owned(),
+                    Operation::Update => resource.update_method.clone(),
+                    Operation::Delete => "DELETE".to_owned(),
+                    _ => "GET".to_owned(),
+                };
+                let suffix = op.hub_shape().1;
+                (method, format!("{}{suffix}", resource.vendor_path))
+            }
+        }
+    }
+
     pub fn parameter(&self, key: &str) -> Option<&ConfigParameter> {
         self.configuration.iter().find(|p| p.key == key)
     }

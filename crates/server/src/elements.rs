@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Value};
-use switchyard_elements::{ElementDefinition, Operation};
+use switchyard_elements::ElementDefinition;
 
 use crate::caller::Caller;
 use crate::{ApiError, AppState};
@@ -42,17 +42,12 @@ fn detail(def: &ElementDefinition) -> Value {
     for r in &def.resources {
         for op in &r.operations {
             let (method, suffix) = op.hub_shape();
-            let vendor_method = match op {
-                Operation::Create => "POST".to_owned(),
-                Operation::Update => r.update_method.clone(),
-                Operation::Delete => "DELETE".to_owned(),
-                _ => "GET".to_owned(),
-            };
+            let (vendor_method, vendor_path) = def.vendor_call(r, *op);
             resources.push(json!({
                 "method": method,
                 "path": format!("/hubs/{}{}{}", def.hub, r.path, suffix),
                 "vendorMethod": vendor_method,
-                "vendorPath": format!("{}{}", r.vendor_path, suffix),
+                "vendorPath": vendor_path,
                 "description": r.description,
             }));
         }

@@ -526,3 +526,27 @@ async fn updates_keep_tokens_out_of_callers_hands() {
     assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
     assert_eq!(p.sim.token_calls().refresh_token, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_elements_describe_their_keys_and_vendor_calls() {
+    let p = start().await;
+    for (key, id, hub, table_path) in [("infusionsoftcrm", 191, "crm", "opportunities"), ("infusionsoftmarketing", 192, "marketing", "leads")] {
+        let def = p.platform(Method::GET, &format!("/elements/{id}"), None).await.ok();
+        assert_eq!((def["key"].as_str(), def["hub"].as_str()), (Some(key), Some(hub)));
+        assert_eq!(def["authentication"]["type"], "oauth2");
+        let param = |k: &str| def["configuration"].as_array().unwrap().iter().find(|c| c["key"] == k).cloned().unwrap_or_else(|| panic!("{k}"));
+        assert_eq!(param("infusionsoft.private.key")["type"], "PASSWORD");
+        assert_eq!(param("oauth.api.secret")["type"], "PASSWORD");
+        assert_eq!(param("base.url")["defaultValue"], format!("{}/crm", p.keap), "pointed at the simulator");
+        let resources = def["resources"].as_array().unwrap();
+        let find = |method: &str, path: &str| resources.iter().find(|r| r["method"] == method && r["path"] == path).cloned().unwrap_or_else(|| panic!("{method} {path}"));
+        assert_eq!(find("GET", &format!("/hubs/{hub}/{table_path}"))["vendorMethod"], "DataService.query");
+        assert_eq!(find("GET", &format!("/hubs/{hub}/{table_path}"))["vendorPath"], "Lead");
+        assert_eq!(find("PATCH", &format!("/hubs/{hub}/contacts/{{id}}"))["vendorMethod"], "DataService.update");
+        assert_eq!(find("GET", &format!("/hubs/{hub}/ping"))["vendorMethod"], "DataService.echo");
+        let docs = p.platform(Method::GET, &format!("/elements/{key}/docs"), None).await.ok();
+        assert!(docs["paths"][format!("/hubs/{hub}/contacts")]["get"].is_object(), "{docs}");
+        let meta = p.platform(Method::GET, &format!("/elements/{key}/metadata"), None).await.ok();
+        assert_eq!(meta["paging"]["max"], 1000);
+    }
+}
