@@ -635,7 +635,12 @@ async fn update(
                 check_config.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone())));
                 let mut full = hub::defaults(&def);
                 full.extend(check_config);
-                oauth::ensure_fresh(state, &def, row.id, &mut full).await?;
+                // A platform call: a token the vendor refuses is bad input here, not a 401.
+                oauth::ensure_fresh(state, &def, row.id, &mut full).await.map_err(|e| {
+                    let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
+                    err.provider_message = e.provider_message;
+                    err
+                })?;
                 check_config = full;
             }
             None => {}

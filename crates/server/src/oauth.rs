@@ -134,6 +134,14 @@ struct Tokens {
 }
 
 impl Tokens {
+    /// Whether the vendor's lifetime is over (unknown lifetimes never are).
+    fn expired(&self) -> bool {
+        match (self.issued_ms, self.lifetime_s) {
+            (Some(issued), Some(lifetime)) => epoch_ms() >= issued.saturating_add(lifetime.saturating_mul(1000)),
+            _ => false,
+        }
+    }
+
     fn of(config: &BTreeMap<String, String>) -> Option<Tokens> {
         let get = |k: &str| config.get(k).filter(|v| !v.is_empty());
         Some(Tokens {
@@ -305,8 +313,17 @@ pub(crate) async fn ensure_fresh(
         )));
     };
     if state.oauth.due(&t) {
-        let fresh = refresh(state, def, instance_id, &t.access, false).await?;
-        config.insert(ACCESS_TOKEN.to_owned(), fresh);
+        match refresh(state, def, instance_id, &t.access, false).await {
+            Ok(fresh) => {
+                config.insert(ACCESS_TOKEN.to_owned(), fresh);
+            }
+            // Refreshing early failed for a reason that may pass (the token endpoint
+            // is down): the old token is still good for the rest of the margin.
+            Err(e) if e.status != StatusCode::UNAUTHORIZED && !t.expired() => {
+                tracing::warn!(instance_id, error = %e.message, "refreshing before expiry failed; using the current token");
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -377,7 +394,7 @@ async fn refresh_holding_lease(
 ) -> Result<String, ApiError> {
     let rt = &state.oauth;
     let holder = rt.inner.holder.clone();
-    let _renewal = {
+    let renewal = {
         let (store, holder, lease) = (state.store.clone(), holder.clone(), rt.inner.lease);
         Renewal(tokio::spawn(async move {
             loop {
@@ -391,7 +408,10 @@ async fn refresh_holding_lease(
     let o = oauth2(def)?;
     crash_point("oauth-before-token-call");
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
-    match token_call(state, def, config, form, o.refresh_auth).await {
+    let answer = token_call(state, def, config, form, o.refresh_auth).await;
+    // Stopped before the commit releases the lease, so it cannot take it back after.
+    drop(renewal);
+    match answer {
         Ok(pair) => {
             let values: Vec<(String, NewValue)> = pair
                 .values()

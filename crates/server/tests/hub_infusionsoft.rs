@@ -166,6 +166,10 @@ impl Platform {
 
     /// Moves the stored issue time of the tokens a day back (what a day of waiting does).
     async fn age_tokens(&self, id: i64) {
+        self.age_tokens_by(id, 86_400_000).await;
+    }
+
+    async fn age_tokens_by(&self, id: i64, ms: i64) {
         struct Plain;
         impl switchyard_store::Sealer for Plain {
             fn seal(&self, _: i64, _: &str, _: &str) -> (Vec<u8>, u32) {
@@ -173,7 +177,7 @@ impl Platform {
             }
         }
         let issued: i64 = self.configuration(id).await["oauth.user.refresh_time"].as_str().unwrap().parse().unwrap();
-        let aged = vec![("oauth.user.refresh_time".to_owned(), switchyard_store::NewValue::Plain((issued - 86_400_000).to_string()))];
+        let aged = vec![("oauth.user.refresh_time".to_owned(), switchyard_store::NewValue::Plain((issued - ms).to_string()))];
         let update = switchyard_store::InstanceUpdate::default();
         assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
     }
@@ -549,4 +553,25 @@ async fn the_elements_describe_their_keys_and_vendor_calls() {
         let meta = p.platform(Method::GET, &format!("/elements/{key}/metadata"), None).await.ok();
         assert_eq!(meta["paging"]["max"], 1000);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_early_refresh_that_fails_keeps_the_token_until_it_expires() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+    // The token endpoint becomes unreachable (nothing listens on port 1).
+    p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"configuration": {"oauth.token.url": "http://127.0.0.1:1/token"}})))
+        .await
+        .ok();
+    // Inside the margin (100 s left): the refresh fails, the call goes on with the current token.
+    p.age_tokens_by(id, (86_400 - 100) * 1000).await;
+    let answer = p.hub(&auth, Method::GET, "crm/ping", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Past expiry there is no token left to use: the failure is the answer.
+    p.age_tokens_by(id, 200_000).await;
+    let (m, _) = p.hub(&auth, Method::GET, "crm/ping", None).await.error(StatusCode::BAD_GATEWAY);
+    assert!(m.contains("could not be reached"), "{m}");
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true, "a failure that may pass");
+    assert_eq!(p.sim.token_calls().refresh_token, 0);
 }
