@@ -69,9 +69,7 @@ impl Dispatcher {
             drop(slot);
             if let (Some(id), Ok(r)) = (instance, &result) {
                 // A used-up quota or a 429 pauses the whole instance, not only this call.
-                let pause = quota_reset(&r.headers, self.retry.max_vendor_wait).or_else(|| {
-                    (r.status == 429).then(|| vendor_wait(&r.headers, self.retry.max_vendor_wait)).flatten()
-                });
+                let pause = quota_reset(&r.headers).or_else(|| (r.status == 429).then(|| vendor_wait(&r.headers)).flatten());
                 if let Some(wait) = pause {
                     self.limits.pause(id, wait);
                 }
@@ -81,9 +79,10 @@ impl Dispatcher {
             }
             let unit: f64 = rand::thread_rng().gen();
             let wait = self.retry.delay(retries, unit, result.as_ref().ok().map(|r| &r.headers));
-            if Instant::now() + wait >= deadline {
+            let Some(wait) = wait.filter(|w| Instant::now() + *w < deadline) else {
+                // The vendor asks for longer than we wait, or the budget is spent: answer now.
                 return Dispatched { result, retries, elapsed: started.elapsed() };
-            }
+            };
             tracing::debug!(retry = retries + 1, wait_ms = wait.as_millis() as u64, "retrying a vendor call");
             tokio::time::sleep(wait).await;
             retries += 1;

@@ -21,19 +21,24 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Upper bound of the drawn backoff.
     pub max_backoff: Duration,
-    /// Upper bound of a wait the vendor asks for; a longer request is clamped to this.
+    /// The longest wait the vendor may ask for before a retry; when it asks for more, the
+    /// call gives up at once and answers (retrying sooner would only be refused again).
     pub max_vendor_wait: Duration,
+    /// Time one platform request may spend on vendor calls, waits and retries included;
+    /// a wait that would pass it is not made and the last answer stands.
+    pub call_budget: Duration,
 }
 
 impl Default for RetryPolicy {
     /// 4 attempts, 250 ms base, backoff up to 8 s, vendor waits up to 30 s (BigCommerce's
-    /// whole quota window, so a throttled store is waited out, not failed).
+    /// whole quota window, so a throttled store is waited out, not failed), 60 s per request.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             max_vendor_wait: Duration::from_secs(30),
+            call_budget: Duration::from_secs(60),
         }
     }
 }
@@ -74,30 +79,31 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<f64> {
         .filter(|n| n.is_finite() && *n >= 0.0)
 }
 
+/// Longest wait read from a header; anything beyond is a vendor bug, not a plan.
+const HEADER_WAIT_LIMIT: f64 = 24.0 * 3600.0;
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.min(HEADER_WAIT_LIMIT))
+}
+
 /// The wait the vendor asks for, if any: the longer of `X-Retry-After` / `Retry-After`
 /// (seconds; an HTTP date is not honoured and falls back to backoff) and
-/// `X-Rate-Limit-Time-Reset-Ms`, clamped to `max`.
-pub fn vendor_wait(headers: &HeaderMap, max: Duration) -> Option<Duration> {
-    let seconds = ["x-retry-after", "retry-after"]
-        .iter()
-        .filter_map(|n| header_number(headers, n))
-        .map(|s| Duration::from_secs_f64(s.min(max.as_secs_f64())))
-        .max();
-    let reset = header_number(headers, "x-rate-limit-time-reset-ms")
-        .map(|ms| Duration::from_secs_f64((ms / 1000.0).min(max.as_secs_f64())));
-    seconds.into_iter().chain(reset).max().map(|d| d.min(max))
+/// `X-Rate-Limit-Time-Reset-Ms`.
+pub fn vendor_wait(headers: &HeaderMap) -> Option<Duration> {
+    let retry_after = ["x-retry-after", "retry-after"].iter().filter_map(|n| header_number(headers, n)).map(seconds);
+    let reset = header_number(headers, "x-rate-limit-time-reset-ms").map(|ms| seconds(ms / 1000.0));
+    retry_after.chain(reset).max()
 }
 
 /// When the answer says the quota is used up (`X-Rate-Limit-Requests-Left: 0`), how long
-/// until it refills (`X-Rate-Limit-Time-Reset-Ms`, clamped to `max`). `None` while
-/// requests are left or the vendor sends no such headers.
-pub fn quota_reset(headers: &HeaderMap, max: Duration) -> Option<Duration> {
+/// until it refills (`X-Rate-Limit-Time-Reset-Ms`). `None` while requests are left or
+/// the vendor sends no such headers.
+pub fn quota_reset(headers: &HeaderMap) -> Option<Duration> {
     let left = header_number(headers, "x-rate-limit-requests-left")?;
     if left > 0.0 {
         return None;
     }
-    let ms = header_number(headers, "x-rate-limit-time-reset-ms")?;
-    Some(Duration::from_secs_f64((ms / 1000.0).min(max.as_secs_f64())))
+    header_number(headers, "x-rate-limit-time-reset-ms").map(|ms| seconds(ms / 1000.0))
 }
 
 impl RetryPolicy {
@@ -113,12 +119,14 @@ impl RetryPolicy {
     }
 
     /// The wait before the n-th retry: the jittered backoff, but never less than what
-    /// the vendor asked for in `headers` (clamped to `max_vendor_wait`).
-    pub fn delay(&self, retry: u32, unit: f64, headers: Option<&HeaderMap>) -> Duration {
+    /// the vendor asked for in `headers`. `None` (give up) when the vendor asks for more
+    /// than `max_vendor_wait`.
+    pub fn delay(&self, retry: u32, unit: f64, headers: Option<&HeaderMap>) -> Option<Duration> {
         let backoff = self.backoff(retry, unit);
-        match headers.and_then(|h| vendor_wait(h, self.max_vendor_wait)) {
-            Some(asked) => asked.max(backoff),
-            None => backoff,
+        match headers.and_then(vendor_wait) {
+            Some(asked) if asked > self.max_vendor_wait => None,
+            Some(asked) => Some(asked.max(backoff)),
+            None => Some(backoff),
         }
     }
 }
@@ -147,6 +155,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
             max_vendor_wait: Duration::from_secs(30),
+            call_budget: Duration::from_secs(60),
         };
         let ceilings: Vec<u64> = (0..6).map(|n| p.backoff_ceiling(n).as_millis() as u64).collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
@@ -163,47 +172,50 @@ mod tests {
     }
 
     #[test]
-    fn the_vendor_wait_is_the_longer_header_and_is_clamped() {
-        let max = Duration::from_secs(30);
-        assert_eq!(vendor_wait(&headers(&[("x-retry-after", "2")]), max), Some(Duration::from_secs(2)));
+    fn the_vendor_wait_is_the_longer_header() {
+        assert_eq!(vendor_wait(&headers(&[("x-retry-after", "2")])), Some(Duration::from_secs(2)));
         assert_eq!(
-            vendor_wait(&headers(&[("x-retry-after", "1"), ("x-rate-limit-time-reset-ms", "1500")]), max),
+            vendor_wait(&headers(&[("x-retry-after", "1"), ("x-rate-limit-time-reset-ms", "1500")])),
             Some(Duration::from_millis(1500))
         );
         assert_eq!(
-            vendor_wait(&headers(&[("x-retry-after", "3"), ("x-rate-limit-time-reset-ms", "1500")]), max),
+            vendor_wait(&headers(&[("x-retry-after", "3"), ("x-rate-limit-time-reset-ms", "1500")])),
             Some(Duration::from_secs(3))
         );
-        assert_eq!(vendor_wait(&headers(&[("retry-after", "4")]), max), Some(Duration::from_secs(4)));
-        assert_eq!(vendor_wait(&headers(&[("x-retry-after", "86400")]), max), Some(max));
-        assert_eq!(vendor_wait(&headers(&[("x-rate-limit-time-reset-ms", "999999999")]), max), Some(max));
+        assert_eq!(vendor_wait(&headers(&[("retry-after", "4")])), Some(Duration::from_secs(4)));
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(vendor_wait(&headers(&[("x-retry-after", "1e300")])), Some(day), "bounded");
         for junk in ["-1", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "NaN", "inf"] {
-            assert_eq!(vendor_wait(&headers(&[("x-retry-after", junk)]), max), None, "{junk}");
+            assert_eq!(vendor_wait(&headers(&[("x-retry-after", junk)])), None, "{junk}");
         }
-        assert_eq!(vendor_wait(&HeaderMap::new(), max), None);
+        assert_eq!(vendor_wait(&HeaderMap::new()), None);
     }
 
     #[test]
     fn delay_is_at_least_what_the_vendor_asked() {
         let p = RetryPolicy::default();
         let h = headers(&[("x-retry-after", "1"), ("x-rate-limit-time-reset-ms", "2500")]);
-        assert_eq!(p.delay(0, 0.99, Some(&h)), Duration::from_millis(2500));
+        assert_eq!(p.delay(0, 0.99, Some(&h)), Some(Duration::from_millis(2500)));
         // A backoff longer than the asked wait wins.
         let p = RetryPolicy { base_delay: Duration::from_secs(4), ..RetryPolicy::default() };
-        assert_eq!(p.delay(1, 1.0, Some(&h)), Duration::from_secs(8));
-        assert_eq!(p.delay(1, 0.5, None), Duration::from_secs(4));
+        assert_eq!(p.delay(1, 1.0, Some(&h)), Some(Duration::from_secs(8)));
+        assert_eq!(p.delay(1, 0.5, None), Some(Duration::from_secs(4)));
+        // Asked for more than the documented maximum: give up rather than retry early.
+        let h = headers(&[("x-retry-after", "31")]);
+        assert_eq!(p.delay(0, 0.5, Some(&h)), None);
+        let h = headers(&[("x-retry-after", "30")]);
+        assert_eq!(p.delay(0, 0.0, Some(&h)), Some(Duration::from_secs(30)));
     }
 
     #[test]
     fn quota_reset_only_when_nothing_is_left() {
-        let max = Duration::from_secs(30);
         let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "740")]);
-        assert_eq!(quota_reset(&h, max), Some(Duration::from_millis(740)));
+        assert_eq!(quota_reset(&h), Some(Duration::from_millis(740)));
         let h = headers(&[("x-rate-limit-requests-left", "3"), ("x-rate-limit-time-reset-ms", "740")]);
-        assert_eq!(quota_reset(&h, max), None);
-        assert_eq!(quota_reset(&headers(&[("x-rate-limit-requests-left", "0")]), max), None);
+        assert_eq!(quota_reset(&h), None);
+        assert_eq!(quota_reset(&headers(&[("x-rate-limit-requests-left", "0")])), None);
         let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "90000")]);
-        assert_eq!(quota_reset(&h, max), Some(max));
+        assert_eq!(quota_reset(&h), Some(Duration::from_secs(90)), "the truth, not clamped: the pause is real");
     }
 
     #[test]

@@ -4,12 +4,16 @@
 //! Elements body. Handlers get the authenticated [`caller::Caller`] from an
 //! extractor, so a route cannot forget to authenticate.
 
+pub mod call_log;
 pub mod caller;
 mod elements;
 mod error;
 mod hub;
+mod idempotency;
 mod instances;
 mod json_body;
+mod logs;
+mod proxy;
 
 use std::sync::Arc;
 
@@ -37,6 +41,10 @@ pub struct AppState {
     pub vault: switchyard_vault::Vault,
     /// All outbound HTTP, behind the outbound policy.
     pub client: switchyard_engine::client::VendorClient,
+    /// Vendor calls: `client` with retries and per-instance limits.
+    pub vendors: switchyard_engine::Dispatcher,
+    /// Where vendor calls are logged (written in the background).
+    pub call_log: call_log::CallLog,
     pub catalog: Arc<Catalog>,
     /// Signs hub `nextPage` tokens so a forged or altered one is refused.
     pub paging_key: Arc<Vec<u8>>,
@@ -55,7 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}", get(instances::get).delete(instances::delete))
         .route("/instances/{id}/configuration", get(instances::configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/instances/{id}/logs", get(logs::list))
         .route("/hubs/{hub}/{*path}", any(hub::call))
+        .route("/proxy/{*path}", any(proxy::call))
         .route("/sandbox", get(sandbox));
     Router::new()
         .nest("/elements/api-v2", api)

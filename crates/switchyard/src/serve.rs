@@ -10,6 +10,8 @@ use serde_json::json;
 use switchyard_elements::Catalog;
 use switchyard_engine::client::VendorClient;
 use switchyard_engine::outbound::OutboundPolicy;
+use switchyard_engine::{Dispatcher, InstanceLimits, RetryPolicy};
+use switchyard_server::call_log::{CallLog, Retention};
 use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 
@@ -20,11 +22,12 @@ pub struct ServeOptions {
     pub sandbox: bool,
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
+    pub vendor_concurrency: usize,
     pub elements_dir: Option<PathBuf>,
 }
 
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
-    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir } = options;
+    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir } = options;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -76,11 +79,14 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         // One key per database, so tokens survive restarts and work across servers.
         opened.store.meta_get_or_insert("paging.key", &fresh).await?
     };
+    let client = VendorClient::new(policy, vendor_timeout);
     let state = AppState {
         paging_key: Arc::new(paging_key),
         store: opened.store.clone(),
         vault: opened.vault.clone(),
-        client: VendorClient::new(policy, vendor_timeout),
+        vendors: Dispatcher::new(client.clone(), RetryPolicy::default(), InstanceLimits::new(vendor_concurrency)),
+        call_log: CallLog::spawn(opened.store.clone(), Retention::default()),
+        client,
         catalog: Arc::new(catalog),
         sandbox: sandbox_credentials,
     };
