@@ -12,7 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use thiserror::Error;
 
+pub mod calls;
 pub mod model;
+pub use calls::*;
 pub use model::*;
 
 #[derive(Debug, Error)]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
@@ -21,7 +21,7 @@ use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
 use crate::{ApiError, AppState};
-pub(crate) use vendor::Vendor;
+pub(crate) use vendor::{Extras, Vendor};
 use vendor::parse_json;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -29,7 +29,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// The instance named by the caller's `Element` token, usable for hub calls.
-async fn instance(state: &AppState, caller: &Caller) -> Result<InstanceRow, ApiError> {
+pub(crate) async fn instance(state: &AppState, caller: &Caller) -> Result<InstanceRow, ApiError> {
     let token = caller
         .element_token
         .as_deref()
@@ -53,7 +53,7 @@ pub(crate) fn defaults(def: &ElementDefinition) -> BTreeMap<String, String> {
 }
 
 /// The instance's configuration with secrets opened, over the element defaults.
-async fn open_configuration(
+pub(crate) async fn open_configuration(
     state: &AppState,
     def: &ElementDefinition,
     row: &InstanceRow,
@@ -112,6 +112,7 @@ pub async fn call(
     method: Method,
     Path((hub, path)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let row = instance(&state, &caller).await?;
@@ -138,7 +139,7 @@ pub async fn call(
         vendor_path.push('/');
         vendor_path.push_str(&encode_segment(id));
     }
-    let vendor = Vendor::new(&state, &def, &config)?;
+    let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
 
@@ -165,8 +166,23 @@ pub async fn call(
             } else {
                 route.resource.update_method.parse().map_err(ApiError::internal)?
             };
-            let r = vendor.send(m, &vendor_path, &[], Some(body)).await?;
-            Ok(Json(parse_json(&r)?).into_response())
+            let send = || async {
+                let r = vendor.send(m, &vendor_path, &[], Some(body.clone())).await?;
+                Ok(Json(parse_json(&r)?).into_response())
+            };
+            if route.operation != Operation::Create {
+                return send().await;
+            }
+            let hub_path = format!("/hubs/{hub}/{path}");
+            let request = crate::idempotency::Request {
+                organization_id: caller.organization_id,
+                instance_id: row.id,
+                method: method.as_str(),
+                path: &hub_path,
+                query: query.as_deref().unwrap_or(""),
+                body: &body,
+            };
+            crate::idempotency::once(&state, &headers, request, send, || vendor.maybe_reached()).await
         }
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
