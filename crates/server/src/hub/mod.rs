@@ -22,7 +22,7 @@ use switchyard_store::{config_aad, InstanceRow};
 use crate::caller::{hash_secret, Caller};
 use crate::{ApiError, AppState};
 pub(crate) use vendor::{Extras, Vendor};
-use vendor::parse_json;
+use vendor::{json_passthrough, parse_json};
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -145,14 +145,8 @@ pub async fn call(
 
     match route.operation {
         Operation::List => list::list(&vendor, &row, &hub, &path, &vendor_path, &params, route.resource).await,
-        Operation::Count => {
-            let r = vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?;
-            Ok(Json(parse_json(&r)?).into_response())
-        }
-        Operation::Get | Operation::Read => {
-            let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
-            Ok(Json(parse_json(&r)?).into_response())
-        }
+        Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
+        Operation::Get | Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
         Operation::Create | Operation::Update => {
             let mut value = match serde_json::from_slice::<Value>(&body) {
                 Ok(v @ Value::Object(_)) => v,

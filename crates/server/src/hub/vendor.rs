@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::http::{Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde_json::{json, Value};
 use switchyard_elements::{Authentication, ElementDefinition};
 use switchyard_engine::client::{provider_message, VendorError, VendorRequest, VendorResponse};
@@ -201,9 +203,23 @@ fn log_entry(
     }
 }
 
+fn malformed() -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON")
+}
+
 pub(super) fn parse_json(r: &VendorResponse) -> Result<Value, ApiError> {
     if r.body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&r.body).map_err(|_| ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON"))
+    serde_json::from_slice(&r.body).map_err(|_| malformed())
+}
+
+/// A vendor answer that needs no rewriting, passed on as its bytes: checked to
+/// be JSON without building it, never parsed into values and written again.
+pub(super) fn json_passthrough(r: VendorResponse) -> Result<Response, ApiError> {
+    if r.body.is_empty() {
+        return Ok(Json(json!({})).into_response());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).map_err(|_| malformed())?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], r.body).into_response())
 }
