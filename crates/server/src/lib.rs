@@ -4,6 +4,7 @@
 //! Elements body. Handlers get the authenticated [`caller::Caller`] from an
 //! extractor, so a route cannot forget to authenticate.
 
+mod cache;
 pub mod call_log;
 pub mod caller;
 mod elements;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub paging_key: Arc<Vec<u8>>,
     /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
     pub sandbox: Option<Value>,
+    /// Callers and instances looked up recently (see `cache`).
+    pub cache: cache::LookupCache,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             catalog: Arc::new(catalog),
             paging_key: Arc::new(paging_key),
             sandbox: None,
+            cache: cache::LookupCache::default(),
         }
     }
 }

@@ -66,14 +66,8 @@ pub async fn call(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = vendor_path(&path)?;
-    let row = hub::instance(&state, &caller).await?;
-    let def = state
-        .catalog
-        .get(&row.element_key)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))?;
-    let config = hub::open_configuration(&state, &def, &row).await?;
-    let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
+    let (open, def) = hub::open_instance(&state, &caller).await?;
+    let vendor = Vendor::new(&state, &def, &open.config)?.for_instance(open.row.id);
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -104,6 +104,13 @@ fn raw_records(body: &[u8], records_path: Option<&str>) -> Result<RawRecords, Ap
     if body.is_empty() {
         return Err(no_array());
     }
+    if records_path.is_none() {
+        // The common case, in one pass over the body.
+        return serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => no_array(),
+            Err(_) => malformed(),
+        });
+    }
     let mut raw: Box<RawValue> = serde_json::from_slice(body).map_err(|_| malformed())?;
     for key in records_path.into_iter().flat_map(|p| p.split('.')) {
         let mut object: std::collections::HashMap<String, Box<RawValue>> =

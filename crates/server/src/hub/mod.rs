@@ -9,6 +9,7 @@ mod vendor;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -20,6 +21,7 @@ use switchyard_elements::{ElementDefinition, Operation, RouteError};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
+use crate::cache::OpenInstance;
 use crate::{ApiError, AppState};
 pub(crate) use vendor::{Extras, Vendor};
 use vendor::{json_passthrough, parse_json};
@@ -28,20 +30,44 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-/// The instance named by the caller's `Element` token, usable for hub calls.
-pub(crate) async fn instance(state: &AppState, caller: &Caller) -> Result<InstanceRow, ApiError> {
+/// The instance named by the caller's `Element` token, usable for hub calls: its
+/// element and its configuration opened (remembered briefly, see `cache`).
+pub(crate) async fn open_instance(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<(Arc<OpenInstance>, Arc<ElementDefinition>), ApiError> {
     let token = caller
         .element_token
         .as_deref()
         .ok_or_else(|| ApiError::unauthorized("Hub calls need 'Element <token>' in Authorization"))?;
-    let row = match state.store.instance_by_token(&hash_secret(token)).await? {
-        Some(row) if row.organization_id == caller.organization_id => row,
-        _ => return Err(ApiError::unauthorized("Invalid Element token")),
+    let token_hash = hash_secret(token);
+    let open = match state.cache.instance(&token_hash) {
+        Some(open) => open,
+        None => {
+            let Some(row) = state.store.instance_by_token(&token_hash).await? else {
+                return Err(ApiError::unauthorized("Invalid Element token"));
+            };
+            let def = element_of(state, &row)?;
+            let config = open_configuration(state, &def, &row).await?;
+            state.cache.remember_instance(token_hash, OpenInstance { row, config })
+        }
     };
-    if row.disabled {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Instance {} is disabled", row.id)));
+    if open.row.organization_id != caller.organization_id {
+        return Err(ApiError::unauthorized("Invalid Element token"));
     }
-    Ok(row)
+    if open.row.disabled {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Instance {} is disabled", open.row.id)));
+    }
+    let def = element_of(state, &open.row)?;
+    Ok((open, def))
+}
+
+fn element_of(state: &AppState, row: &InstanceRow) -> Result<Arc<ElementDefinition>, ApiError> {
+    state
+        .catalog
+        .get(&row.element_key)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))
 }
 
 /// The element's default configuration values.
@@ -115,12 +141,8 @@ pub async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let row = instance(&state, &caller).await?;
-    let def = state
-        .catalog
-        .get(&row.element_key)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))?;
+    let (open, def) = open_instance(&state, &caller).await?;
+    let (row, config) = (&open.row, &open.config);
     if def.hub != hub {
         return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }
@@ -130,7 +152,6 @@ pub async fn call(
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}"))
         }
     })?;
-    let config = open_configuration(&state, &def, &row).await?;
     let mut vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
         route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
     })
