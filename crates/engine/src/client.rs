@@ -152,6 +152,10 @@ pub enum VendorError {
     /// Anything else at the HTTP level (invalid header, broken response, ...).
     #[error("vendor protocol error: {0}")]
     Protocol(String),
+    /// The vendor's quota for this account is used up for longer than the time left
+    /// (how long it stays used up); nothing was sent.
+    #[error("the vendor's rate limit is used up for another {} s", .0.as_secs_f64().ceil())]
+    Throttled(Duration),
 }
 
 impl From<PolicyError> for VendorError {

@@ -73,11 +73,16 @@ impl FromRequestParts<AppState> for Caller {
         let credentials = header.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
             ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")
         })?;
-        let found = state
-            .store
-            .authenticate(&hash_secret(&credentials.user), &hash_secret(&credentials.organization))
-            .await?;
-        let caller = found.ok_or_else(|| ApiError::unauthorized("Invalid user or organization secret"))?;
+        let (user_hash, org_hash) = (hash_secret(&credentials.user), hash_secret(&credentials.organization));
+        let caller = match state.cache.caller(&user_hash, &org_hash) {
+            Some(caller) => (*caller).clone(),
+            None => {
+                let found = state.store.authenticate(&user_hash, &org_hash).await?;
+                let caller = found.ok_or_else(|| ApiError::unauthorized("Invalid user or organization secret"))?;
+                state.cache.remember_caller(user_hash, org_hash, caller.clone());
+                caller
+            }
+        };
         Ok(Caller {
             user_id: caller.user_id,
             organization_id: caller.organization_id,

@@ -448,6 +448,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.store.delete_instance(caller.organization_id, row.id).await?;
+    state.cache.forget_instances();
     Ok(StatusCode::OK)
 }
 
@@ -489,6 +490,7 @@ pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Pa
 async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.store.set_disabled(caller.organization_id, row.id, disabled).await?;
+    state.cache.forget_instances();
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
 }
@@ -685,6 +687,7 @@ async fn update(
     if pair.is_some() {
         state.store.clear_refresh_refusal(row.id).await?;
     }
+    state.cache.forget_instances();
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))
 }

@@ -4,15 +4,20 @@
 //! Elements body. Handlers get the authenticated [`caller::Caller`] from an
 //! extractor, so a route cannot forget to authenticate.
 
+pub mod cache;
+pub mod call_log;
 pub mod caller;
 mod elements;
 mod error;
 mod hub;
+mod idempotency;
 mod instances;
 mod json_body;
 pub mod metrics;
 pub mod oauth;
 mod openapi;
+mod logs;
+mod proxy;
 
 use std::sync::Arc;
 
@@ -40,13 +45,45 @@ pub struct AppState {
     pub vault: switchyard_vault::Vault,
     /// All outbound HTTP, behind the outbound policy.
     pub client: switchyard_engine::client::VendorClient,
+    /// Vendor calls: `client` with retries and per-instance limits.
+    pub vendors: switchyard_engine::Dispatcher,
+    /// Where vendor calls are logged (written in the background).
+    pub call_log: call_log::CallLog,
     pub catalog: Arc<Catalog>,
     /// Signs hub `nextPage` tokens so a forged or altered one is refused.
     pub paging_key: Arc<Vec<u8>>,
     /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
     pub sandbox: Option<Value>,
+    /// Callers and instances looked up recently (see `cache`).
+    pub cache: cache::LookupCache,
     /// OAuth 2.0 refresh settings and the per-instance single flight.
     pub oauth: oauth::OAuthRuntime,
+}
+
+impl AppState {
+    /// The state with default vendor retries and limits, the call log writing
+    /// to `store`, and no sandbox; adjust the public fields after.
+    pub fn new(
+        store: Store,
+        vault: switchyard_vault::Vault,
+        client: switchyard_engine::client::VendorClient,
+        catalog: Catalog,
+        paging_key: Vec<u8>,
+    ) -> AppState {
+        use switchyard_engine::{InstanceLimits, RetryPolicy};
+        AppState {
+            vendors: switchyard_engine::Dispatcher::new(client.clone(), RetryPolicy::default(), InstanceLimits::default()),
+            call_log: call_log::CallLog::spawn(store.clone(), call_log::Retention::default()),
+            store,
+            vault,
+            client,
+            catalog: Arc::new(catalog),
+            paging_key: Arc::new(paging_key),
+            sandbox: None,
+            cache: cache::LookupCache::default(),
+            oauth: oauth::OAuthRuntime::default(),
+        }
+    }
 }
 
 /// The whole HTTP application.
@@ -70,9 +107,11 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/configuration", get(instances::configuration))
         .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/instances/{id}/logs", get(logs::list))
         .route("/hubs/{hub}/{*path}", any(hub::call))
-        .route("/sandbox", get(sandbox))
-        .route("/docs", get(openapi::document));
+        .route("/docs", get(openapi::document))
+        .route("/proxy/{*path}", any(proxy::call))
+        .route("/sandbox", get(sandbox));
     Router::new()
         .nest("/elements/api-v2", api)
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))

@@ -108,7 +108,7 @@ impl Default for OAuthRuntime {
     }
 }
 
-fn epoch_ms() -> i64 {
+pub(crate) fn epoch_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -314,7 +314,7 @@ pub(crate) async fn ensure_fresh(
     };
     if state.oauth.due(&t) {
         match refresh(state, def, instance_id, &t.access, false).await {
-            Ok(fresh) => {
+            Ok((fresh, _)) => {
                 config.insert(ACCESS_TOKEN.to_owned(), fresh);
             }
             // Refreshing early failed for a reason that may pass (the token endpoint
@@ -328,14 +328,15 @@ pub(crate) async fn ensure_fresh(
     Ok(())
 }
 
-/// After the vendor refused `used` (401): a new access token, refreshed at most once
-/// however many calls saw the 401.
+/// After the vendor refused `used` (401): another access token, refreshed at most
+/// once however many calls saw the 401, and whether this call refreshed it (a token
+/// merely found stored may be stale too: see `Vendor::exchange`).
 pub(crate) async fn refresh_after_401(
     state: &AppState,
     def: &ElementDefinition,
     instance_id: i64,
     used: &str,
-) -> Result<String, ApiError> {
+) -> Result<(String, bool), ApiError> {
     refresh(state, def, instance_id, used, true).await
 }
 
@@ -348,10 +349,18 @@ impl Drop for Renewal {
     }
 }
 
-/// Single flight: returns a token other than `seen` if one was stored meanwhile
-/// (by this process or another), else refreshes under the lease. `force`: refresh
-/// even if the clock says the token is still good (the vendor said 401).
-async fn refresh(state: &AppState, def: &ElementDefinition, instance_id: i64, seen: &str, force: bool) -> Result<String, ApiError> {
+/// Single flight: returns a stored token other than `seen` (another refresh, by this
+/// process or another, or simply newer than the caller's view), else refreshes under
+/// the lease. `force`: refresh even if the clock says the token is still good (the
+/// vendor said 401). The flag says whether this call made the token call.
+async fn refresh(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    seen: &str,
+    force: bool,
+) -> Result<(String, bool), ApiError> {
+    let newer = |t: &Tokens| t.access != seen;
     let rt = &state.oauth;
     let lock = rt.lock_for(instance_id);
     let _in_process = lock.lock().await;
@@ -362,8 +371,8 @@ async fn refresh(state: &AppState, def: &ElementDefinition, instance_id: i64, se
     loop {
         let config = current(state, def, instance_id).await?;
         let t = Tokens::of(&config).ok_or_else(|| reauthorize(instance_id, None))?;
-        if t.access != seen || (!force && !rt.due(&t)) {
-            return Ok(t.access);
+        if newer(&t) || (!force && !rt.due(&t)) {
+            return Ok((t.access, false));
         }
         if let Some(words) = state.store.refresh_refusal(instance_id).await? {
             return Err(reauthorize(instance_id, Some(words)));
@@ -372,11 +381,11 @@ async fn refresh(state: &AppState, def: &ElementDefinition, instance_id: i64, se
             // Another process may have committed between our read and the lease.
             let config = current(state, def, instance_id).await?;
             let t = Tokens::of(&config).ok_or_else(|| reauthorize(instance_id, None))?;
-            if t.access != seen {
+            if newer(&t) {
                 state.store.release_refresh_lease(instance_id, &rt.inner.holder).await?;
-                return Ok(t.access);
+                return Ok((t.access, false));
             }
-            return refresh_holding_lease(state, def, instance_id, &config, t).await;
+            return refresh_holding_lease(state, def, instance_id, &config, t).await.map(|token| (token, true));
         }
         if tokio::time::Instant::now() > give_up {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Another server is refreshing this instance's tokens; try again"));
@@ -425,7 +434,11 @@ async fn refresh_holding_lease(
             let mut attempt = 0;
             loop {
                 match state.store.commit_tokens(instance_id, &holder, &values, &VaultSealer(&state.vault)).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        // This process's short memory of instances holds the old token.
+                        state.cache.forget_instances();
+                        break;
+                    }
                     Err(e) if attempt < 5 => {
                         attempt += 1;
                         tracing::warn!(instance_id, error = %e, attempt, "storing refreshed tokens failed; trying again");
@@ -452,6 +465,7 @@ async fn refresh_holding_lease(
             let words = words.unwrap_or_else(|| "invalid_grant".to_owned());
             tracing::warn!(instance_id, "the vendor refused the refresh token; the instance is now invalid");
             state.store.refuse_refresh(instance_id, &holder, &words).await?;
+            state.cache.forget_instances();
             Err(reauthorize(instance_id, Some(words)))
         }
         Err(failure) => {

@@ -2,7 +2,6 @@
 //! process on 127.0.0.1:0, the simulator on another loopback port, and every call
 //! goes through the real outbound client (loopback allowed explicitly).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -58,15 +57,13 @@ async fn start(store: StoreConfig) -> Hub {
     let store_db = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
     let (org_secret, user_secret) = (new_secret(), new_secret());
     store_db.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
-    let state = AppState {
-        store: store_db,
-        vault: switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
-        client: VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
-        catalog: Arc::new(Catalog::builtin()),
-        paging_key: Arc::new(vec![9u8; 32]),
-        sandbox: None,
-        oauth: Default::default(),
-    };
+    let state = AppState::new(
+        store_db,
+        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
+        Catalog::builtin(),
+        vec![9u8; 32],
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));

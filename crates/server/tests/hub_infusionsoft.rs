@@ -5,7 +5,6 @@
 //! the simulator on another loopback port, every call through the real outbound client.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -28,6 +27,8 @@ struct Platform {
     /// `http://127.0.0.1:PORT` of the simulator.
     keap: String,
     store: switchyard_store::Store,
+    /// The server's short memory of instances, forgotten after writes made behind its back.
+    cache: switchyard_server::cache::LookupCache,
     org: i64,
     _dir: tempfile::TempDir,
 }
@@ -73,15 +74,15 @@ async fn start() -> Platform {
     let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
     let (org_secret, user_secret) = (new_secret(), new_secret());
     let (org, _) = store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
-    let state = AppState {
-        store: store.clone(),
-        vault: switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
-        client: VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
-        catalog: Arc::new(catalog),
-        paging_key: Arc::new(vec![9u8; 32]),
-        sandbox: None,
-        oauth: OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2)),
-    };
+    let mut state = AppState::new(
+        store.clone(),
+        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
+        catalog,
+        vec![9u8; 32],
+    );
+    state.oauth = OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2));
+    let cache = state.cache.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
@@ -93,6 +94,7 @@ async fn start() -> Platform {
         sim,
         keap,
         store,
+        cache,
         org: org.id,
         _dir: dir,
     }
@@ -180,6 +182,8 @@ impl Platform {
         let aged = vec![("oauth.user.refresh_time".to_owned(), switchyard_store::NewValue::Plain((issued - ms).to_string()))];
         let update = switchyard_store::InstanceUpdate::default();
         assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
+        // As any write through the server would.
+        self.cache.forget_instances();
     }
 
     async fn instance_count(&self) -> usize {

@@ -12,8 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use thiserror::Error;
 
+pub mod calls;
 pub mod model;
 mod oauth;
+pub use calls::*;
 pub use model::*;
 
 #[derive(Debug, Error)]

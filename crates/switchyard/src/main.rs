@@ -65,6 +65,9 @@ enum Command {
         /// Seconds a vendor call may take before it is abandoned (504).
         #[arg(long, env = "SWITCHYARD_VENDOR_TIMEOUT", default_value_t = 30)]
         vendor_timeout: u64,
+        /// Vendor calls in flight at once per instance; more wait their turn.
+        #[arg(long, env = "SWITCHYARD_VENDOR_CONCURRENCY", default_value_t = switchyard_engine::throttle::DEFAULT_PER_INSTANCE)]
+        vendor_concurrency: usize,
         /// Also load element definitions (*.yaml, *.json) from this directory.
         #[arg(long, env = "SWITCHYARD_ELEMENTS_DIR")]
         elements_dir: Option<PathBuf>,
@@ -200,12 +203,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, oauth_refresh_margin, oauth_refresh_lease, db } => {
+        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, db } => {
             let options = serve::ServeOptions {
                 listen,
                 sandbox,
                 outbound_allow,
                 vendor_timeout: std::time::Duration::from_secs(vendor_timeout),
+                vendor_concurrency,
                 elements_dir,
                 oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +9,7 @@ use serde_json::json;
 use switchyard_elements::Catalog;
 use switchyard_engine::client::VendorClient;
 use switchyard_engine::outbound::OutboundPolicy;
+use switchyard_engine::{Dispatcher, InstanceLimits, RetryPolicy};
 use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 use switchyard_simulators::keap::KeapSimulator;
@@ -21,6 +21,7 @@ pub struct ServeOptions {
     pub sandbox: bool,
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
+    pub vendor_concurrency: usize,
     pub elements_dir: Option<PathBuf>,
     /// Refresh OAuth access tokens this long before they expire.
     pub oauth_refresh_margin: Duration,
@@ -29,8 +30,16 @@ pub struct ServeOptions {
 }
 
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
-    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, oauth_refresh_margin, oauth_refresh_lease } =
-        options;
+    let ServeOptions {
+        listen,
+        sandbox,
+        outbound_allow,
+        vendor_timeout,
+        vendor_concurrency,
+        elements_dir,
+        oauth_refresh_margin,
+        oauth_refresh_lease,
+    } = options;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -96,15 +105,11 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         // One key per database, so tokens survive restarts and work across servers.
         opened.store.meta_get_or_insert("paging.key", &fresh).await?
     };
-    let state = AppState {
-        paging_key: Arc::new(paging_key),
-        store: opened.store.clone(),
-        vault: opened.vault.clone(),
-        client: VendorClient::new(policy, vendor_timeout),
-        catalog: Arc::new(catalog),
-        sandbox: sandbox_credentials,
-        oauth: switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease),
-    };
+    let client = VendorClient::new(policy, vendor_timeout);
+    let mut state = AppState::new(opened.store.clone(), opened.vault.clone(), client.clone(), catalog, paging_key);
+    state.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
+    state.sandbox = sandbox_credentials;
+    state.oauth = switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
     opened.store.close().await;
     tracing::info!("stopped");

@@ -1,17 +1,17 @@
 //! Hub lists: exact pages over the vendor's paging, and opaque, signed
 //! `nextPage` tokens bound to the instance and the hub path.
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
 use switchyard_elements::{parse_fields, plan_order_by, plan_where, project, Behaviour, Paging, Protocol, QueryError, Resource, VendorQuery};
 use switchyard_store::InstanceRow;
 
-use super::vendor::{parse_json, Vendor};
+use super::vendor::Vendor;
 use super::bad_request;
 use crate::ApiError;
 
@@ -78,7 +78,7 @@ fn query_error(e: QueryError) -> ApiError {
     bad_request(e.to_string())
 }
 
-/// One vendor page of records (the `empty-list-is-204` behaviour and `recordsPath` applied).
+/// One vendor page of records as values, for the engine to filter.
 async fn vendor_page(
     vendor: &Vendor<'_>,
     vendor_path: &str,
@@ -88,19 +88,71 @@ async fn vendor_page(
     if vendor.def.protocol == Protocol::XmlRpc {
         return super::xmlrpc::query_page(vendor, resource, query).await;
     }
+    vendor_page_raw(vendor, vendor_path, resource, query)
+        .await?
+        .iter()
+        .map(|r| serde_json::from_str(r.get()).map_err(ApiError::internal))
+        .collect()
+}
+
+/// Records as the vendor wrote them: each one's JSON text, checked but not built
+/// into values. Pages the engine neither filters nor projects pass through so,
+/// never parsed into trees and written again.
+type RawRecords = Vec<Box<RawValue>>;
+
+/// The records array of a list answer, by `recordsPath`, as raw JSON texts.
+fn raw_records(body: &[u8], records_path: Option<&str>) -> Result<RawRecords, ApiError> {
+    let no_array = || ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array");
+    let malformed = || ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON");
+    if body.is_empty() {
+        return Err(no_array());
+    }
+    if records_path.is_none() {
+        // The common case, in one pass over the body.
+        return serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => no_array(),
+            Err(_) => malformed(),
+        });
+    }
+    let mut raw: Box<RawValue> = serde_json::from_slice(body).map_err(|_| malformed())?;
+    for key in records_path.into_iter().flat_map(|p| p.split('.')) {
+        let mut object: std::collections::HashMap<String, Box<RawValue>> =
+            serde_json::from_str(raw.get()).map_err(|_| no_array())?;
+        raw = object.remove(key).ok_or_else(no_array)?;
+    }
+    serde_json::from_str(raw.get()).map_err(|_| no_array())
+}
+
+/// One vendor page of raw records (the `empty-list-is-204` behaviour and `recordsPath` applied).
+async fn vendor_page_raw(
+    vendor: &Vendor<'_>,
+    vendor_path: &str,
+    resource: &Resource,
+    query: &[(String, String)],
+) -> Result<RawRecords, ApiError> {
+    if vendor.def.protocol == Protocol::XmlRpc {
+        let records = super::xmlrpc::query_page(vendor, resource, query).await?;
+        return records.iter().map(|r| serde_json::value::to_raw_value(r).map_err(ApiError::internal)).collect();
+    }
     let r = vendor.send(Method::GET, vendor_path, query, None).await?;
     if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
         return Ok(Vec::new());
     }
-    let value = parse_json(&r)?;
-    let value = match resource.records_path.as_deref() {
-        Some(p) => p.split('.').try_fold(&value, |v, k| v.get(k)).cloned().unwrap_or(Value::Null),
-        None => value,
-    };
-    match value {
-        Value::Array(items) => Ok(items),
-        _ => Err(ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array")),
+    raw_records(&r.body, resource.records_path.as_deref())
+}
+
+/// `[a,b,...]` from raw records, byte for byte as the vendor wrote them.
+fn join_raw(records: &[Box<RawValue>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + records.iter().map(|r| r.get().len() + 1).sum::<usize>());
+    out.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r.get().as_bytes());
     }
+    out.push(b']');
+    out
 }
 
 pub(super) async fn list(
@@ -164,7 +216,7 @@ pub(super) async fn list(
         query
     };
 
-    let (mut records, next) = match &plan.residual {
+    let (body, count, next) = match &plan.residual {
         None => {
             // The vendor filters exactly: read one record past the page to know whether
             // another exists. Vendor pages of size `want` align with the first hub page,
@@ -180,7 +232,7 @@ pub(super) async fn list(
             let mut records = Vec::new();
             let mut skip = (offset - first * vendor_size) as usize;
             for page in first..=last {
-                let batch = vendor_page(vendor, vendor_path, resource, &vendor_query(page, vendor_size)).await?;
+                let batch = vendor_page_raw(vendor, vendor_path, resource, &vendor_query(page, vendor_size)).await?;
                 let full = batch.len() as u64 == vendor_size;
                 records.extend(batch.into_iter().skip(skip));
                 skip = 0;
@@ -190,7 +242,18 @@ pub(super) async fn list(
             }
             let next = (records.len() as u64 > size).then(|| PageToken { i: row.id, p: hub_path.clone(), q: q.clone(), s: size, o: Some(offset + size), v: None });
             records.truncate(size as usize);
-            (records, next)
+            let body = match &fields {
+                None => join_raw(&records),
+                Some(fields) => {
+                    let mut values = Vec::with_capacity(records.len());
+                    for r in &records {
+                        let value: Value = serde_json::from_str(r.get()).map_err(ApiError::internal)?;
+                        values.push(project(&value, fields));
+                    }
+                    serde_json::to_vec(&values).map_err(ApiError::internal)?
+                }
+            };
+            (body, records.len(), next)
         }
         Some(residual) => {
             // The engine filters: scan the vendor's pages (its largest size, so a token's
@@ -232,23 +295,24 @@ pub(super) async fn list(
                 vp += 1;
                 at = 0;
             }
-            (out, next)
+            if let Some(fields) = &fields {
+                for r in out.iter_mut() {
+                    *r = project(r, fields);
+                }
+            }
+            (serde_json::to_vec(&out).map_err(ApiError::internal)?, out.len(), next)
         }
     };
 
-    if let Some(fields) = &fields {
-        for r in records.iter_mut() {
-            *r = project(r, fields);
-        }
-    }
     let mut headers = HeaderMap::new();
-    headers.insert("Elements-Returned-Count", HeaderValue::from(records.len()));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("Elements-Returned-Count", HeaderValue::from(count));
     if let Some(next) = next {
         if let Ok(v) = HeaderValue::from_str(&encode_token(key, &next)) {
             headers.insert("Elements-Next-Page-Token", v);
         }
     }
-    Ok((headers, Json(Value::Array(records))).into_response())
+    Ok((headers, body).into_response())
 }
 
 #[cfg(test)]
@@ -269,5 +333,19 @@ mod tests {
         let forged = String::from_utf8(b64.decode(payload).unwrap()).unwrap().replace("50", "99");
         assert!(decode_token(&key, &format!("{}.{mac}", b64.encode(forged))).is_none());
         assert!(decode_token(&key, "garbage").is_none());
+    }
+
+    #[test]
+    fn raw_records_pass_through_byte_for_byte() {
+        let body = br#"[{"id":1,"total":"1.5000"}, {"id":2,"x":{"y":[1,2]}}]"#;
+        let records = raw_records(body, None).unwrap();
+        assert_eq!(String::from_utf8(join_raw(&records)).unwrap(), r#"[{"id":1,"total":"1.5000"},{"id":2,"x":{"y":[1,2]}}]"#);
+        let nested = raw_records(br#"{"data":{"items":[{"id":3}]},"count":1}"#, Some("data.items")).unwrap();
+        assert_eq!(join_raw(&nested), br#"[{"id":3}]"#);
+        assert_eq!(join_raw(&[]), b"[]");
+        for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json"] {
+            assert_eq!(raw_records(bad, None).unwrap_err().status, StatusCode::BAD_GATEWAY);
+        }
+        assert!(raw_records(br#"{"data":[]}"#, Some("items")).is_err(), "a missing records path");
     }
 }

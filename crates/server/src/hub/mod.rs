@@ -10,10 +10,11 @@ pub(crate) mod xmlrpc;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
@@ -21,28 +22,53 @@ use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
+use crate::cache::OpenInstance;
 use crate::{ApiError, AppState};
-pub(crate) use vendor::{render, unreached, Vendor};
-use vendor::parse_json;
+pub(crate) use vendor::{render, unreached, Extras, Vendor};
+use vendor::{json_passthrough, parse_json};
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-/// The instance named by the caller's `Element` token, usable for hub calls.
-async fn instance(state: &AppState, caller: &Caller) -> Result<InstanceRow, ApiError> {
+/// The instance named by the caller's `Element` token, usable for hub calls: its
+/// element and its configuration opened (remembered briefly, see `cache`).
+pub(crate) async fn open_instance(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<(Arc<OpenInstance>, Arc<ElementDefinition>), ApiError> {
     let token = caller
         .element_token
         .as_deref()
         .ok_or_else(|| ApiError::unauthorized("Hub calls need 'Element <token>' in Authorization"))?;
-    let row = match state.store.instance_by_token(&hash_secret(token)).await? {
-        Some(row) if row.organization_id == caller.organization_id => row,
-        _ => return Err(ApiError::unauthorized("Invalid Element token")),
+    let token_hash = hash_secret(token);
+    let open = match state.cache.instance(&token_hash) {
+        Some(open) => open,
+        None => {
+            let Some(row) = state.store.instance_by_token(&token_hash).await? else {
+                return Err(ApiError::unauthorized("Invalid Element token"));
+            };
+            let def = element_of(state, &row)?;
+            let config = open_configuration(state, &def, &row).await?;
+            state.cache.remember_instance(token_hash, OpenInstance { row, config })
+        }
     };
-    if row.disabled {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Instance {} is disabled", row.id)));
+    if open.row.organization_id != caller.organization_id {
+        return Err(ApiError::unauthorized("Invalid Element token"));
     }
-    Ok(row)
+    if open.row.disabled {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Instance {} is disabled", open.row.id)));
+    }
+    let def = element_of(state, &open.row)?;
+    Ok((open, def))
+}
+
+fn element_of(state: &AppState, row: &InstanceRow) -> Result<Arc<ElementDefinition>, ApiError> {
+    state
+        .catalog
+        .get(&row.element_key)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))
 }
 
 /// The element's default configuration values.
@@ -113,14 +139,11 @@ pub async fn call(
     method: Method,
     Path((hub, path)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let row = instance(&state, &caller).await?;
-    let def = state
-        .catalog
-        .get(&row.element_key)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))?;
+    let (open, def) = open_instance(&state, &caller).await?;
+    let (row, config) = (&open.row, &open.config);
     if def.hub != hub {
         return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }
@@ -130,19 +153,33 @@ pub async fn call(
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}"))
         }
     })?;
-    let mut config = open_configuration(&state, &def, &row).await?;
+    // OAuth 2.0: a refused refresh token leaves nothing to call the vendor with until
+    // the instance is authorized again; a token near its expiry is refreshed first.
+    let mut config = Cow::Borrowed(config);
     if def.authentication.oauth2().is_some() {
-        // A refused refresh token: nothing to call the vendor with until re-authorized.
         if !row.valid {
             return Err(crate::oauth::reauthorize_error(&state, row.id).await);
         }
-        crate::oauth::ensure_fresh(&state, &def, row.id, &mut config).await?;
+        crate::oauth::ensure_fresh(&state, &def, row.id, config.to_mut()).await?;
     }
     let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     if def.protocol == Protocol::XmlRpc {
-        return xmlrpc::operation(&vendor, &row, &hub, &path, &route, &params, &body).await;
+        let call = || xmlrpc::operation(&vendor, row, &hub, &path, &route, &params, &body);
+        if route.operation != Operation::Create {
+            return call().await;
+        }
+        let hub_path = format!("/hubs/{hub}/{path}");
+        let request = crate::idempotency::Request {
+            organization_id: caller.organization_id,
+            instance_id: row.id,
+            method: method.as_str(),
+            path: &hub_path,
+            query: query.as_deref().unwrap_or(""),
+            body: &body,
+        };
+        return crate::idempotency::once(&state, &headers, request, call, || vendor.maybe_reached()).await;
     }
     let mut vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
         route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
@@ -154,15 +191,9 @@ pub async fn call(
     }
 
     match route.operation {
-        Operation::List => list::list(&vendor, &row, &hub, &path, &vendor_path, &params, route.resource).await,
-        Operation::Count => {
-            let r = vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?;
-            Ok(Json(parse_json(&r)?).into_response())
-        }
-        Operation::Get | Operation::Read => {
-            let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
-            Ok(Json(parse_json(&r)?).into_response())
-        }
+        Operation::List => list::list(&vendor, row, &hub, &path, &vendor_path, &params, route.resource).await,
+        Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
+        Operation::Get | Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
         Operation::Create | Operation::Update => {
             let mut value = match serde_json::from_slice::<Value>(&body) {
                 Ok(v @ Value::Object(_)) => v,
@@ -176,8 +207,23 @@ pub async fn call(
             } else {
                 route.resource.update_method.parse().map_err(ApiError::internal)?
             };
-            let r = vendor.send(m, &vendor_path, &[], Some(body)).await?;
-            Ok(Json(parse_json(&r)?).into_response())
+            let send = || async {
+                let r = vendor.send(m, &vendor_path, &[], Some(body.clone())).await?;
+                Ok(Json(parse_json(&r)?).into_response())
+            };
+            if route.operation != Operation::Create {
+                return send().await;
+            }
+            let hub_path = format!("/hubs/{hub}/{path}");
+            let request = crate::idempotency::Request {
+                organization_id: caller.organization_id,
+                instance_id: row.id,
+                method: method.as_str(),
+                path: &hub_path,
+                query: query.as_deref().unwrap_or(""),
+                body: &body,
+            };
+            crate::idempotency::once(&state, &headers, request, send, || vendor.maybe_reached()).await
         }
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;

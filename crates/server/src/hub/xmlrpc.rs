@@ -35,7 +35,12 @@ pub(crate) async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) ->
     }
     all.extend(params);
     let body = Bytes::from(encode_call(&MethodCall::new(method, all)));
-    let extras = Extras { body: Some(body), content_type: Some("text/xml"), accept: Some("text/xml"), ..Extras::default() };
+    let extras = Extras {
+        body: Some(body),
+        content_type: Some("text/xml".to_owned()),
+        accept: Some("text/xml".to_owned()),
+        ..Extras::default()
+    };
     let response = check_status(vendor.exchange(Method::POST, &x.endpoint, extras).await?)?;
     match decode_response(&response.body) {
         Ok(MethodResponse::Success(v)) => Ok(v),

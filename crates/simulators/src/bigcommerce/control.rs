@@ -38,6 +38,10 @@ struct FaultsDto {
     drop_rate: f64,
     #[serde(default)]
     slow_body_ms: Option<u64>,
+    #[serde(default)]
+    error_status: Option<u16>,
+    #[serde(default)]
+    max_errors: Option<u64>,
 }
 
 impl FaultsDto {
@@ -47,11 +51,16 @@ impl FaultsDto {
                 return Err(format!("{name} must be between 0 and 1"));
             }
         }
+        if self.error_status.is_some_and(|s| !(500..=599).contains(&s)) {
+            return Err("error_status must be from 500 to 599".into());
+        }
         Ok(Faults {
             latency: self.latency_ms.map(Duration::from_millis),
             error_rate: self.error_rate,
             drop_rate: self.drop_rate,
             slow_body: self.slow_body_ms.map(Duration::from_millis),
+            error_status: self.error_status,
+            max_errors: self.max_errors,
         })
     }
 
@@ -61,6 +70,8 @@ impl FaultsDto {
             error_rate: f.error_rate,
             drop_rate: f.drop_rate,
             slow_body_ms: f.slow_body.map(|d| d.as_millis() as u64),
+            error_status: f.error_status,
+            max_errors: f.max_errors,
         }
     }
 }

@@ -166,11 +166,19 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         }
         None => None,
     };
-    if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {
-        let (status, message) = if rand::random::<bool>() {
-            (StatusCode::INTERNAL_SERVER_ERROR, "An internal error occurred. Please try again later.")
+    if faults.error_rate > 0.0
+        && rand::random::<f64>() < faults.error_rate
+        && faults.max_errors.is_none_or(|max| store.injected.fetch_add(1, Ordering::Relaxed) < max)
+    {
+        let status = match faults.error_status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            Some(s) => s,
+            None if rand::random::<bool>() => StatusCode::INTERNAL_SERVER_ERROR,
+            None => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "The service is temporarily unavailable. Please try again later."
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "The service is temporarily unavailable. Please try again later.")
+            "An internal error occurred. Please try again later."
         };
         return respond(ApiError::new(status, message).reply(), rate.as_ref());
     }

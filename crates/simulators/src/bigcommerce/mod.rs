@@ -100,6 +100,11 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Stream the body in chunks, taking about this long in total.
     pub slow_body: Option<Duration>,
+    /// The status of injected errors (500..=599); `None` picks 500 or 503 at random.
+    pub error_status: Option<u16>,
+    /// Inject at most this many errors, counted from when these faults were set; then
+    /// answer normally (a vendor that recovers). `None`: no limit.
+    pub max_errors: Option<u64>,
 }
 
 /// The run-time state of one store.
@@ -107,6 +112,8 @@ pub(crate) struct StoreState {
     pub(crate) cfg: RwLock<StoreConfig>,
     pub(crate) data: RwLock<data::StoreData>,
     pub(crate) requests: AtomicU64,
+    /// Errors injected since the faults were last set.
+    pub(crate) injected: AtomicU64,
     pub(crate) window: Mutex<QuotaWindow>,
 }
 
@@ -122,6 +129,7 @@ impl StoreState {
             cfg: RwLock::new(cfg),
             data: RwLock::new(data),
             requests: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
             window: Mutex::new(QuotaWindow { start: Instant::now(), used: 0 }),
         }
     }
@@ -208,6 +216,7 @@ impl BigCommerceSimulator {
     pub fn set_faults(&self, hash: &str, faults: Faults) {
         if let Some(s) = self.state(hash) {
             write(&s.cfg).faults = faults;
+            s.injected.store(0, Ordering::Relaxed);
         }
     }
 

@@ -1,0 +1,88 @@
+//! Writes the vendor call log off the request path: handlers hand entries to a channel,
+//! one task writes them in batches (one transaction each) and prunes old rows.
+
+use std::time::Duration;
+
+use switchyard_store::{NewCall, Store};
+use tokio::sync::mpsc;
+
+/// How long log rows and what else the writer prunes are kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Rows older than this are removed.
+    pub max_age: Duration,
+    /// Each instance keeps at most this many newest rows.
+    pub per_instance: u64,
+    /// How often pruning runs.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    /// 7 days, 10,000 rows per instance, pruned every 10 minutes.
+    fn default() -> Self {
+        Retention { max_age: Duration::from_secs(7 * 24 * 3600), per_instance: 10_000, every: Duration::from_secs(600) }
+    }
+}
+
+/// Entries waiting to be written; past this the newest are dropped (and counted in the
+/// server log) rather than slowing hub calls or growing without bound.
+const QUEUE: usize = 10_000;
+/// Entries written per transaction at most.
+const BATCH: usize = 500;
+/// Pause between writes of the log.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The sending side; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CallLog {
+    tx: mpsc::Sender<NewCall>,
+}
+
+impl CallLog {
+    /// Starts the writer task on the current tokio runtime. It ends when every
+    /// `CallLog` clone is dropped, after writing what is queued.
+    pub fn spawn(store: Store, retention: Retention) -> CallLog {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(store, retention, rx));
+        CallLog { tx }
+    }
+
+    /// Queues one entry; never waits.
+    pub fn record(&self, call: NewCall) {
+        if let Err(e) = self.tx.try_send(call) {
+            tracing::warn!(error = %e, "vendor call log queue full or closed; entry dropped");
+        }
+    }
+}
+
+async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<NewCall>) {
+    let mut prune = tokio::time::interval(retention.every);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                if let Err(e) = store.record_calls(&batch).await {
+                    tracing::warn!(error = %e, dropped = batch.len(), "could not write the vendor call log");
+                }
+                batch.clear();
+                // Let calls gather: under load a few large writes cost far less than
+                // many small ones, and a log line this late is still in time.
+                tokio::time::sleep(GATHER).await;
+            }
+            _ = prune.tick() => {
+                match store.prune_calls(retention.max_age, retention.per_instance).await {
+                    Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned the vendor call log"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune the vendor call log"),
+                }
+                if let Err(e) = store.prune_idempotency().await {
+                    tracing::warn!(error = %e, "could not prune expired idempotency keys");
+                }
+            }
+        }
+    }
+}

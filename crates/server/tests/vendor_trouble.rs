@@ -1,0 +1,318 @@
+//! Vendor trouble over HTTP: the server router in process, the BigCommerce simulator
+//! on 127.0.0.1:0, retries, quotas, the proxy, Idempotency-Key and the call log.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_elements::Catalog;
+use switchyard_engine::{Dispatcher, InstanceLimits, OutboundPolicy, RetryPolicy, VendorClient};
+use switchyard_server::caller::hash_secret;
+use switchyard_server::{new_secret, AppState};
+use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator, Faults, Quota, StoreConfig, DEMO_API_TOKEN};
+use switchyard_store::Store;
+
+const ATTEMPTS: u32 = 4;
+
+struct App {
+    _dir: tempfile::TempDir,
+    api: String,
+    auth: String,
+    sim: BigCommerceSimulator,
+    sim_base: String,
+    http: reqwest::Client,
+    store: Store,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let sim = BigCommerceSimulator::demo();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(bigcommerce::serve(listener, sim.clone()));
+
+    let (org_secret, user_secret) = (new_secret(), new_secret());
+    store.create_organization("acme", &hash_secret(&org_secret), "a@acme.test", &hash_secret(&user_secret)).await.unwrap();
+    let client = VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(10));
+    // Fast retries so the tests are quick; waits the vendor asks for are still honoured.
+    let retry = RetryPolicy {
+        max_attempts: ATTEMPTS,
+        base_delay: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        max_vendor_wait: Duration::from_secs(5),
+        call_budget: Duration::from_secs(20),
+    };
+    let mut state = AppState::new(
+        store.clone(),
+        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        client.clone(),
+        Catalog::builtin(),
+        vec![9u8; 32],
+    );
+    state.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}/elements/api-v2", listener.local_addr().unwrap());
+    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
+    App {
+        _dir: dir,
+        api,
+        auth: format!("User {user_secret}, Organization {org_secret}"),
+        sim,
+        sim_base,
+        http: reqwest::Client::new(),
+        store,
+    }
+}
+
+impl App {
+    /// Creates an instance on store `hash`; returns (id, Authorization with the Element token).
+    async fn instance(&self, hash: &str) -> (i64, String) {
+        let body = json!({"element": {"key": "bigcommerce"}, "name": hash, "configuration": {
+            "username": "sandbox", "password": DEMO_API_TOKEN,
+            "store.url": format!("{}/stores/{hash}/api/v2", self.sim_base)}});
+        let r = self.http.post(format!("{}/instances", self.api)).header("Authorization", &self.auth).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        (v["id"].as_i64().unwrap(), format!("{}, Element {}", self.auth, v["token"].as_str().unwrap()))
+    }
+
+    fn get(&self, auth: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.api)).header("Authorization", auth)
+    }
+
+    fn post(&self, auth: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.api)).header("Authorization", auth).json(body)
+    }
+
+    /// The instance's log once it holds at least `n` entries (it is written in the background).
+    async fn logs(&self, id: i64, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            let v: Value = self.get(&self.auth, &format!("/instances/{id}/logs?pageSize=500")).send().await.unwrap().json().await.unwrap();
+            if v.as_array().unwrap().len() >= n {
+                return v.as_array().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the log never reached {n} entries");
+    }
+}
+
+fn faults(status: u16, max_errors: Option<u64>) -> Faults {
+    Faults { error_rate: 1.0, error_status: Some(status), max_errors, ..Faults::default() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_store_still_answers_fifty_sequential_lists() {
+    let app = app().await;
+    let (_, auth) = app.instance("abc123").await;
+    app.sim.set_quota("abc123", Some(Quota { requests: 5, window: Duration::from_secs(1) }));
+    for i in 0..50 {
+        let r = app.get(&auth, "/hubs/ecommerce/orders?pageSize=2").send().await.unwrap();
+        assert_eq!(r.status(), 200, "call {i}: {}", r.text().await.unwrap());
+        assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_whose_quota_outlasts_the_budget_is_not_hammered_and_others_proceed() {
+    let app = app().await;
+    app.sim.add_store(StoreConfig { hash: "other".into(), ..StoreConfig::default() });
+    let (_, slow) = app.instance("abc123").await;
+    let (_, other) = app.instance("other").await;
+    // One request per 60 s: the next window is beyond the 20 s budget.
+    app.sim.set_quota("abc123", Some(Quota { requests: 1, window: Duration::from_secs(60) }));
+    assert_eq!(app.get(&slow, "/hubs/ecommerce/orders?pageSize=1").send().await.unwrap().status(), 200);
+    let seen = app.sim.request_count("abc123");
+    let r = app.get(&slow, "/hubs/ecommerce/orders?pageSize=1").send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("rate limit"), "{body}");
+    assert_eq!(app.sim.request_count("abc123"), seen, "a used-up quota is waited for, not hammered");
+    // The other store's instance is not held up.
+    assert_eq!(app.get(&other, "/hubs/ecommerce/orders?pageSize=1").send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vendor_5xx_is_retried_for_reads_and_mapped_after_the_retries() {
+    let app = app().await;
+    let (id, auth) = app.instance("abc123").await;
+
+    // Two 503s, then the vendor recovers: the client sees 200.
+    app.sim.set_faults("abc123", faults(503, Some(2)));
+    let before = app.sim.request_count("abc123");
+    let r = app.get(&auth, "/hubs/ecommerce/orders?pageSize=3").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.sim.request_count("abc123") - before, 3);
+    let log = app.logs(id, 1).await;
+    assert_eq!((log[0]["status"].as_i64(), log[0]["retries"].as_i64()), (Some(200), Some(2)), "{log:?}");
+
+    // A persistent 500: not a retry status; 502 with the vendor's status and words.
+    app.sim.set_faults("abc123", faults(500, None));
+    let r = app.get(&auth, "/hubs/ecommerce/orders/100").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    let pm = body["providerMessage"].as_str().unwrap();
+    assert!(pm.contains("500") && pm.contains("internal error"), "{body}");
+
+    // A persistent 503: every attempt, then 502 naming 503.
+    app.sim.set_faults("abc123", faults(503, None));
+    let before = app.sim.request_count("abc123");
+    let r = app.get(&auth, "/hubs/ecommerce/customers/1").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(app.sim.request_count("abc123") - before, u64::from(ATTEMPTS));
+    assert!(r.json::<Value>().await.unwrap()["providerMessage"].as_str().unwrap().contains("503"));
+
+    // A POST is not retried on 503 (the vendor may have acted).
+    app.sim.set_faults("abc123", faults(503, Some(1)));
+    let before = app.sim.request_count("abc123");
+    let r = app.post(&auth, "/hubs/ecommerce/products/brands", &json!({"name": "Once"})).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(app.sim.request_count("abc123") - before, 1);
+
+    // A vendor 4xx keeps its status, with the vendor's words.
+    app.sim.set_faults("abc123", Faults::default());
+    let r = app.get(&auth, "/hubs/ecommerce/orders/999999").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.json::<Value>().await.unwrap()["providerMessage"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_reaches_unmapped_vendor_paths_and_stays_under_the_base() {
+    let app = app().await;
+    let (_, auth) = app.instance("abc123").await;
+
+    let r = app.get(&auth, "/proxy/time").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(r.json::<Value>().await.unwrap()["time"].is_number());
+
+    // Query passed through; the vendor's own status and error shape come back.
+    let r = app.get(&auth, "/proxy/orders?limit=3&sort=id:desc").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let orders: Value = r.json().await.unwrap();
+    assert_eq!(orders.as_array().unwrap().len(), 3);
+    assert!(orders[0]["id"].as_i64() > orders[1]["id"].as_i64());
+    let r = app.get(&auth, "/proxy/orders/999999").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.json::<Value>().await.unwrap()[0]["message"].is_string(), "the vendor's v2 error array");
+
+    // POST with a body: the vendor's 201 and object.
+    let r = app.post(&auth, "/proxy/brands", &json!({"name": "Proxied"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let brand: Value = r.json().await.unwrap();
+    assert_eq!(brand["name"], "Proxied");
+    assert!(r_headers_clean(&app, &auth).await);
+
+    // Climbing out of the base is refused before any vendor call.
+    let before = app.sim.request_count("abc123");
+    for path in ["/proxy/..%2F..%2F_sim%2Fstores", "/proxy/orders/%2E%2E/%2E%2E/x", "/proxy/a/../../b"] {
+        let r = app.get(&auth, path).send().await.unwrap();
+        assert!(r.status() == 400 || r.status() == 404, "{path}: {}", r.status());
+    }
+    let r = app.get(&auth, "/proxy/..%2F..%2F_sim%2Fstores").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.sim.request_count("abc123"), before);
+
+    // Without the Element token: 401.
+    assert_eq!(app.get(&app.auth, "/proxy/time").send().await.unwrap().status(), 401);
+}
+
+/// The proxy never hands back the vendor's credential challenge.
+async fn r_headers_clean(app: &App, auth: &str) -> bool {
+    app.sim.add_store(StoreConfig { hash: "abc123".into(), api_token: "changed".into(), ..StoreConfig::default() });
+    let r = app.get(auth, "/proxy/time").send().await.unwrap();
+    let clean = r.status() == 401 && !r.headers().contains_key("www-authenticate");
+    app.sim.add_store(StoreConfig::default());
+    clean
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_replay_refuse_mismatches_and_in_flight_repeats() {
+    let app = app().await;
+    let (_, auth) = app.instance("abc123").await;
+    let post = |path: &str, body: Value, key: &str| app.post(&auth, path, &body).header("Idempotency-Key", key).send();
+
+    let r = post("/hubs/ecommerce/products/brands", json!({"name": "Acme"}), "k-1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first: Value = r.json().await.unwrap();
+    let seen = app.sim.request_count("abc123");
+    let r = post("/hubs/ecommerce/products/brands", json!({"name": "Acme"}), "k-1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    assert_eq!(r.json::<Value>().await.unwrap(), first);
+    assert_eq!(app.sim.request_count("abc123"), seen, "the repeat made no vendor call");
+
+    // Same key, other body or other path: 422; no vendor call.
+    assert_eq!(post("/hubs/ecommerce/products/brands", json!({"name": "Other"}), "k-1").await.unwrap().status(), 422);
+    assert_eq!(post("/hubs/ecommerce/products/categories", json!({"name": "Acme"}), "k-1").await.unwrap().status(), 422);
+    assert_eq!(app.sim.request_count("abc123"), seen);
+
+    // A vendor refusal is an answer too: replayed, not re-sent.
+    let r = post("/hubs/ecommerce/products/brands", json!({"name": "Acme"}), "k-2").await.unwrap();
+    assert_eq!(r.status(), 409, "duplicate brand name");
+    let seen = app.sim.request_count("abc123");
+    let r = post("/hubs/ecommerce/products/brands", json!({"name": "Acme"}), "k-2").await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.json::<Value>().await.unwrap()["providerMessage"].is_string());
+    assert_eq!(app.sim.request_count("abc123"), seen);
+
+    // A repeat while the first is in flight: 409.
+    app.sim.set_faults("abc123", Faults { latency: Some(Duration::from_secs(2)), ..Faults::default() });
+    let before = app.sim.request_count("abc123");
+    let first = tokio::spawn(post("/hubs/ecommerce/products/brands", json!({"name": "Slow"}), "k-3"));
+    for _ in 0..1000 {
+        if app.sim.request_count("abc123") > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = post("/hubs/ecommerce/products/brands", json!({"name": "Slow"}), "k-3").await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+
+    // A bad key is a 400.
+    let r = app.post(&auth, "/hubs/ecommerce/products/brands", &json!({"name": "X"})).header("Idempotency-Key", "").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_call_log_records_calls_without_secrets_and_pages() {
+    let app = app().await;
+    let (id, auth) = app.instance("abc123").await;
+    let element_token = auth.rsplit("Element ").next().unwrap().to_owned();
+    app.get(&auth, "/hubs/ecommerce/orders?pageSize=2").send().await.unwrap();
+    app.get(&auth, "/proxy/customers?email=private-person%40example.com").send().await.unwrap();
+    app.post(&auth, "/hubs/ecommerce/products/brands", &json!({"name": "Logged"})).send().await.unwrap();
+    let log = app.logs(id, 3).await;
+    assert_eq!(log[0]["method"], "POST");
+    assert_eq!(log[0]["path"], "/brands");
+    assert_eq!(log[1]["path"], "/customers");
+    assert_eq!(log[1]["queryParameters"], json!(["email"]));
+    assert_eq!(log[2]["queryParameters"], json!(["page", "limit"]));
+    for entry in &log {
+        assert!(entry["durationMs"].is_number() && entry["createdDate"].is_string() && entry["retries"] == 0, "{entry}");
+    }
+    let text = app.get(&app.auth, &format!("/instances/{id}/logs")).send().await.unwrap().text().await.unwrap();
+    for secret in [DEMO_API_TOKEN, "private-person", "example.com", element_token.as_str(), "Logged"] {
+        assert!(!text.contains(secret), "{secret} in the log: {text}");
+    }
+
+    // Paging: 2 + the rest, the same as one page, newest first.
+    let r = app.get(&app.auth, &format!("/instances/{id}/logs?pageSize=2")).send().await.unwrap();
+    let token = r.headers()["elements-next-page-token"].to_str().unwrap().to_owned();
+    let page1: Value = r.json().await.unwrap();
+    let r = app.get(&app.auth, &format!("/instances/{id}/logs?pageSize=2&nextPage={token}")).send().await.unwrap();
+    assert!(!r.headers().contains_key("elements-next-page-token"));
+    let page2: Value = r.json().await.unwrap();
+    let ids: Vec<&Value> = page1.as_array().unwrap().iter().chain(page2.as_array().unwrap()).map(|e| &e["id"]).collect();
+    assert_eq!(ids, log.iter().map(|e| &e["id"]).collect::<Vec<_>>());
+    let r = app.get(&app.auth, &format!("/instances/{id}/logs?nextPage=forged.token")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Another organization's caller: 404, as for an id that does not exist.
+    let (o, u) = (new_secret(), new_secret());
+    app.store.create_organization("other", &hash_secret(&o), "b@other.test", &hash_secret(&u)).await.unwrap();
+    let stranger = format!("User {u}, Organization {o}");
+    assert_eq!(app.get(&stranger, &format!("/instances/{id}/logs")).send().await.unwrap().status(), 404);
+    assert_eq!(app.get(&app.auth, "/instances/99999/logs").send().await.unwrap().status(), 404);
+}

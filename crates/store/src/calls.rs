@@ -1,0 +1,289 @@
+//! The vendor call log and hub `Idempotency-Key` answers.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row;
+
+use crate::{Result, Store};
+
+/// One vendor call on its way into the log.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub instance_id: i64,
+    pub method: String,
+    /// Vendor path relative to the instance's base URL, without the query.
+    pub path: String,
+    /// Names of the query parameters sent (never their values).
+    pub query_names: Vec<String>,
+    pub status: Option<u16>,
+    /// `answered`, or what went wrong: `timeout`, `unreachable`, `refused`, `throttled`, ...
+    pub outcome: String,
+    pub duration_ms: u64,
+    pub retries: u32,
+    pub at: SystemTime,
+}
+
+/// A logged vendor call.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub id: i64,
+    pub instance_id: i64,
+    pub method: String,
+    pub path: String,
+    pub query_names: Vec<String>,
+    pub status: Option<i64>,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub retries: i64,
+    pub created_at: String,
+}
+
+/// Where a page of the log starts: below a row id (keyset, for `nextPage`), or at an offset.
+#[derive(Debug, Clone, Copy)]
+pub enum CallsFrom {
+    Below(i64),
+    Offset(u64),
+}
+
+/// The key of an `Idempotency-Key` record.
+#[derive(Debug, Clone)]
+pub struct IdempotencyScope<'a> {
+    pub organization_id: i64,
+    pub instance_id: i64,
+    pub key: &'a str,
+}
+
+/// A stored first answer.
+#[derive(Debug, Clone)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The body is an error (`{message, providerMessage}`), not the vendor's object.
+    pub is_error: bool,
+}
+
+/// What [`Store::idempotency_begin`] found.
+#[derive(Debug, Clone)]
+pub enum IdempotencyBegin {
+    /// No live record: one is now held for this request, which must finish or release it.
+    Started,
+    /// The same request is being answered right now.
+    InFlight,
+    /// The key was used for a different request.
+    Mismatch,
+    /// The first answer to the same request.
+    Replay(StoredAnswer),
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// Appends calls in one transaction; calls of an instance deleted meanwhile are skipped.
+    pub async fn record_calls(&self, calls: &[NewCall]) -> Result<()> {
+        // One statement for the whole batch: the rows travel as one JSON array,
+        // so a busy log costs one round trip to the database thread, not one a row.
+        let rows: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "i": c.instance_id, "m": c.method, "p": c.path, "q": c.query_names,
+                    "s": c.status, "o": c.outcome, "d": c.duration_ms.min(i64::MAX as u64),
+                    "r": c.retries, "t": rfc3339(c.at),
+                })
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO vendor_calls (instance_id, method, path, query_names, status, outcome,
+                                       duration_ms, retries, created_at)
+             SELECT json_extract(j.value, '$.i'), json_extract(j.value, '$.m'), json_extract(j.value, '$.p'),
+                    json_extract(j.value, '$.q'), json_extract(j.value, '$.s'), json_extract(j.value, '$.o'),
+                    json_extract(j.value, '$.d'), json_extract(j.value, '$.r'), json_extract(j.value, '$.t')
+             FROM json_each(?) j
+             WHERE EXISTS (SELECT 1 FROM instances WHERE id = json_extract(j.value, '$.i'))
+             ORDER BY j.key",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` logged calls of the organization's instance, newest first.
+    pub async fn calls(&self, org_id: i64, instance_id: i64, from: CallsFrom, limit: u64) -> Result<Vec<CallRow>> {
+        let (below, offset) = match from {
+            CallsFrom::Below(id) => (id, 0),
+            CallsFrom::Offset(n) => (i64::MAX, n),
+        };
+        let rows = sqlx::query(
+            "SELECT c.id, c.instance_id, c.method, c.path, c.query_names, c.status, c.outcome,
+                    c.duration_ms, c.retries, c.created_at
+             FROM vendor_calls c JOIN instances i ON i.id = c.instance_id
+             WHERE i.organization_id = ? AND c.instance_id = ? AND c.id < ?
+             ORDER BY c.id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(org_id)
+        .bind(instance_id)
+        .bind(below)
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .bind(offset.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let names: String = r.try_get("query_names")?;
+                Ok(CallRow {
+                    id: r.try_get("id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    method: r.try_get("method")?,
+                    path: r.try_get("path")?,
+                    query_names: serde_json::from_str(&names).unwrap_or_default(),
+                    status: r.try_get("status")?,
+                    outcome: r.try_get("outcome")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    retries: r.try_get("retries")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops log rows older than `max_age`, and all but the newest `keep_per_instance`
+    /// rows of each instance. Returns the rows removed.
+    pub async fn prune_calls(&self, max_age: Duration, keep_per_instance: u64) -> Result<u64> {
+        let cutoff = rfc3339(SystemTime::now().checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH));
+        let mut removed = sqlx::query("DELETE FROM vendor_calls WHERE created_at < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let keep = keep_per_instance.min(i64::MAX as u64) as i64;
+        let crowded: Vec<i64> =
+            sqlx::query_scalar("SELECT instance_id FROM vendor_calls GROUP BY instance_id HAVING COUNT(*) > ?")
+                .bind(keep)
+                .fetch_all(&self.pool)
+                .await?;
+        for instance in crowded {
+            removed += sqlx::query(
+                "DELETE FROM vendor_calls WHERE instance_id = ?1 AND id <= (
+                     SELECT id FROM vendor_calls WHERE instance_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )
+            .bind(instance)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// Claims `scope` for a request with `fingerprint`, or says why not.
+    ///
+    /// A record past `ttl` is gone; an in-flight record older than `lease` (its server
+    /// died mid-call) is taken over, so a key cannot stay stuck in flight.
+    pub async fn idempotency_begin(
+        &self,
+        scope: &IdempotencyScope<'_>,
+        fingerprint: &[u8],
+        ttl: Duration,
+        lease: Duration,
+    ) -> Result<IdempotencyBegin> {
+        let now = epoch_ms(SystemTime::now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE organization_id = ? AND instance_id = ? AND key = ?
+             AND (expires_ms <= ? OR (status IS NULL AND created_ms <= ?))",
+        )
+        .bind(scope.organization_id)
+        .bind(scope.instance_id)
+        .bind(scope.key)
+        .bind(now)
+        .bind(now - lease.as_millis() as i64)
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (organization_id, instance_id, key, fingerprint, created_ms, expires_ms)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(scope.organization_id)
+        .bind(scope.instance_id)
+        .bind(scope.key)
+        .bind(fingerprint)
+        .bind(now)
+        .bind(now + ttl.as_millis() as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let found = if inserted == 1 {
+            IdempotencyBegin::Started
+        } else {
+            let row = sqlx::query(
+                "SELECT fingerprint, status, body, is_error FROM idempotency_keys
+                 WHERE organization_id = ? AND instance_id = ? AND key = ?",
+            )
+            .bind(scope.organization_id)
+            .bind(scope.instance_id)
+            .bind(scope.key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let stored: Vec<u8> = row.try_get("fingerprint")?;
+            let status: Option<i64> = row.try_get("status")?;
+            match status {
+                _ if stored != fingerprint => IdempotencyBegin::Mismatch,
+                None => IdempotencyBegin::InFlight,
+                Some(status) => IdempotencyBegin::Replay(StoredAnswer {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: row.try_get::<Option<Vec<u8>>, _>("body")?.unwrap_or_default(),
+                    is_error: row.try_get("is_error")?,
+                }),
+            }
+        };
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Stores the first answer of a claimed key.
+    pub async fn idempotency_finish(&self, scope: &IdempotencyScope<'_>, answer: &StoredAnswer) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = ?, body = ?, is_error = ?
+             WHERE organization_id = ? AND instance_id = ? AND key = ? AND status IS NULL",
+        )
+        .bind(i64::from(answer.status))
+        .bind(&answer.body)
+        .bind(answer.is_error)
+        .bind(scope.organization_id)
+        .bind(scope.instance_id)
+        .bind(scope.key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Frees a claimed key whose request never reached the vendor, so it can be used again.
+    pub async fn idempotency_release(&self, scope: &IdempotencyScope<'_>) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE organization_id = ? AND instance_id = ? AND key = ? AND status IS NULL",
+        )
+        .bind(scope.organization_id)
+        .bind(scope.instance_id)
+        .bind(scope.key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes expired idempotency records; returns how many.
+    pub async fn prune_idempotency(&self) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM idempotency_keys WHERE expires_ms <= ?")
+            .bind(epoch_ms(SystemTime::now()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
