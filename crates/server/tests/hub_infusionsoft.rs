@@ -579,3 +579,26 @@ async fn an_early_refresh_that_fails_keeps_the_token_until_it_expires() {
     assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true, "a failure that may pass");
     assert_eq!(p.sim.token_calls().refresh_token, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_create_with_an_idempotency_key_adds_one_record() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftmarketing").await;
+    let before = p.hub(&auth, Method::GET, "marketing/contacts/count", None).await.ok()["count"].as_i64().unwrap();
+    let post = || async {
+        let r = p
+            .http
+            .post(format!("{}/hubs/marketing/contacts", p.api))
+            .header("Authorization", &auth)
+            .header("Idempotency-Key", "contact-1")
+            .json(&json!({"FirstName": "Once"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()
+    };
+    let (first, second) = (post().await, post().await);
+    assert_eq!(first, second);
+    assert_eq!(p.hub(&auth, Method::GET, "marketing/contacts/count", None).await.ok()["count"], before + 1);
+}
