@@ -1,13 +1,14 @@
 //! The `switchyard` binary, run as a user runs it: tenants, the vault's key file,
 //! key rotation, and the sandbox over real HTTP on 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+mod common;
+
+use common::BIN;
 
 fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -144,15 +145,8 @@ fn rotate_key_adds_a_current_key_and_moves_the_database_to_it() {
 
 #[test]
 fn sandbox_serves_the_demo_store_on_loopback() {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let creds: Value = serde_json::from_str(&line).expect("first line is the credentials JSON");
+    let sandbox = common::Sandbox::start(&[]);
+    let creds = &sandbox.credentials;
     let bc = &creds["bigcommerce"];
     let store_url = bc["storeUrl"].as_str().unwrap().to_owned();
     assert!(store_url.starts_with("http://127.0.0.1:") && store_url.ends_with("/stores/abc123/api/v2"));
@@ -183,21 +177,12 @@ fn sandbox_serves_the_demo_store_on_loopback() {
         let body: Value = anonymous.json().await.unwrap();
         assert_eq!(body[0]["status"], 401);
     });
-    child.kill().ok();
-    child.wait().ok();
 }
 
 #[test]
 fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--json", "--listen-keap", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let creds: Value = serde_json::from_str(&line).expect("first line is the credentials JSON");
+    let sandbox = common::Sandbox::start(&["--listen-keap", "127.0.0.1:0"]);
+    let creds = &sandbox.credentials;
     assert!(creds["bigcommerce"]["storeUrl"].is_string());
     let keap = &creds["keap"];
     let keys: Vec<&str> = keap.as_object().unwrap().keys().map(String::as_str).collect();
@@ -255,6 +240,4 @@ fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
         let body = echo.text().await.unwrap();
         assert!(body.contains("<string>hi</string>") && !body.contains("<fault>"), "{body}");
     });
-    child.kill().ok();
-    child.wait().ok();
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+mod common;
+
+use common::BIN;
 
 struct Server {
     child: Child,
@@ -505,29 +507,10 @@ async fn instances_update_by_put_patch_and_configuration_id_checking_the_vendor_
     assert!(!log.contains(bc["apiToken"].as_str().unwrap()) && !log.contains("wrong-token"));
 }
 
-/// `switchyard sandbox` in its own process, so the vendor outlives server restarts.
-struct Sandbox(Child, Value);
-
-impl Sandbox {
-    fn start() -> Sandbox {
-        let mut child = Command::new(BIN).args(["sandbox", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        Sandbox(child, serde_json::from_str(&line).expect("sandbox credentials"))
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rotate_key_while_serving_moves_every_secret_and_new_ones_follow_the_new_key() {
-    let sandbox = Sandbox::start();
-    let bc = sandbox.1["bigcommerce"].clone();
+    let sandbox = common::Sandbox::start(&[]);
+    let bc = sandbox.credentials["bigcommerce"].clone();
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--outbound-allow", "127.0.0.1"]);
     let auth = server.stdout.iter().find(|v| v.get("authorization").is_some()).unwrap()["authorization"].as_str().unwrap().to_owned();
