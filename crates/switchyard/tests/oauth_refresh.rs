@@ -3,15 +3,17 @@
 //! switch `SWITCHYARD_DEBUG_CRASH` just before the token call and just after the
 //! commit of the new pair.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::BIN;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 /// A child process killed when dropped (a failing test leaves nothing running).
@@ -24,27 +26,19 @@ impl Drop for Proc {
     }
 }
 
-/// `switchyard sandbox --json`: the Keap simulator's URLs and demo app.
+/// `switchyard sandbox --json` (the shared helper) and its Keap simulator's URLs.
 struct Sandbox {
-    _proc: Proc,
+    _proc: common::Sandbox,
     keap: Value,
     /// `http://127.0.0.1:PORT` of the Keap simulator.
     root: String,
 }
 
 fn sandbox() -> Sandbox {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let credentials: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    let keap = credentials["keap"].clone();
+    let proc = common::Sandbox::start(&[]);
+    let keap = proc.credentials["keap"].clone();
     let root = keap["baseUrl"].as_str().unwrap().trim_end_matches("/crm").to_owned();
-    Sandbox { _proc: Proc(child), keap, root }
+    Sandbox { _proc: proc, keap, root }
 }
 
 /// One `serve` process on the database in `dir`; `crash` sets `SWITCHYARD_DEBUG_CRASH`.
