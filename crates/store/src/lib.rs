@@ -14,6 +14,8 @@ use thiserror::Error;
 
 pub mod model;
 pub use model::*;
+mod events;
+pub use events::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
