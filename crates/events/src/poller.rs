@@ -46,6 +46,8 @@ pub struct HubError {
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What [`HubLister::list_page`] returns.
+pub type BoxFutureHub<'a> = BoxFuture<'a, Result<HubPage, HubError>>;
 
 /// Hub list calls on behalf of an instance. The server implements it with its own
 /// hub call code, so polling gets the element's paging, CEQL translation and rate
@@ -59,7 +61,7 @@ pub trait HubLister: Send + Sync + 'static {
         instance: &'a InstanceRow,
         path: &'a str,
         query: &'a [(String, String)],
-    ) -> BoxFuture<'a, Result<HubPage, HubError>>;
+    ) -> BoxFutureHub<'a>;
 }
 
 #[derive(Debug, Clone)]

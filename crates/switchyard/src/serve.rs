@@ -13,7 +13,7 @@ use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 
-use crate::{database, tenants, DatabaseOptions};
+use crate::{database, tenants, DatabaseOptions, EventOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -21,10 +21,12 @@ pub struct ServeOptions {
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
     pub elements_dir: Option<PathBuf>,
+    pub events: EventOptions,
 }
 
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
-    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir } = options;
+    let ServeOptions { listen, sandbox, outbound_allow, vendor_timeout, elements_dir, events } = options;
+    let (delivery_settings, poller_settings) = event_settings(&events)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -80,14 +82,59 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         paging_key: Arc::new(paging_key),
         store: opened.store.clone(),
         vault: opened.vault.clone(),
-        client: VendorClient::new(policy, vendor_timeout),
+        client: VendorClient::new(policy.clone(), vendor_timeout),
         catalog: Arc::new(catalog),
         sandbox: sandbox_credentials,
     };
+
+    // Events: the delivery worker and the poller run beside the API and stop with it.
+    let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
+    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
+    let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
+    let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
+    let polling = tokio::spawn(poller.run(stopped(stop_rx)));
+
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = polling.await;
+    let _ = delivery.await;
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The event settings from the flags; refuses values that make no sense.
+fn event_settings(o: &EventOptions) -> anyhow::Result<(switchyard_events::DeliverySettings, switchyard_events::PollerSettings)> {
+    let seconds = |name: &str, v: f64, min: f64| -> anyhow::Result<Duration> {
+        if !v.is_finite() || v < min || v > 86_400.0 {
+            anyhow::bail!("--{name} must be a number of seconds from {min} to 86400, not {v}");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    if o.event_max_attempts == 0 || o.event_delivery_concurrency == 0 || o.event_poll_concurrency == 0 {
+        anyhow::bail!("--event-max-attempts, --event-delivery-concurrency and --event-poll-concurrency must be at least 1");
+    }
+    let delivery = switchyard_events::DeliverySettings {
+        retry: switchyard_events::RetryPolicy {
+            base: seconds("event-retry-base", o.event_retry_base, 0.001)?,
+            max_attempts: o.event_max_attempts,
+            ..Default::default()
+        },
+        timeout: seconds("event-delivery-timeout", o.event_delivery_timeout, 0.1)?,
+        concurrency: o.event_delivery_concurrency,
+        ..Default::default()
+    };
+    let poller = switchyard_events::PollerSettings {
+        overlap: seconds("event-poll-overlap", o.event_poll_overlap, 0.0)?,
+        concurrency: o.event_poll_concurrency,
+        ..Default::default()
+    };
+    Ok((delivery, poller))
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.

@@ -167,3 +167,34 @@ mod tests {
         assert_eq!(encode_segment(".."), "%2E%2E");
     }
 }
+
+/// A hub list call made by the platform itself for an instance (the event poller):
+/// the same routing, vendor call and paging as a caller's `GET /hubs/...`.
+pub(crate) async fn list_for_instance(
+    state: &AppState,
+    row: &InstanceRow,
+    hub_path: &str,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let def = state
+        .catalog
+        .get(&row.element_key)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("instance {} names unknown element {}", row.id, row.element_key)))?;
+    let rest = hub_path.strip_prefix("/hubs/").ok_or_else(|| bad_request(format!("'{hub_path}' is not a hub path")))?;
+    let (hub, path) = rest.split_once('/').ok_or_else(|| bad_request(format!("'{hub_path}' names no resource")))?;
+    if def.hub != hub {
+        return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
+    }
+    let route = def.route("GET", path).map_err(|_| ApiError::not_found(format!("No list at {hub_path}")))?;
+    if route.operation != Operation::List {
+        return Err(bad_request(format!("{hub_path} is not a list")));
+    }
+    let config = open_configuration(state, &def, row).await?;
+    let vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
+        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
+    })
+    .map_err(ApiError::internal)?;
+    let vendor = Vendor::new(state, &def, &config)?;
+    list::list(&vendor, row, hub, path, &vendor_path, params, route.resource.records_path.as_deref()).await
+}
