@@ -420,13 +420,13 @@ impl Poller {
                 };
                 polling.push(instance.id);
                 let interval = cfg.refresh_interval;
-                if !slots.contains_key(&instance.id) {
+                if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(instance.id) {
                     if let Err(e) = self.start_marks(instance.id, &cfg).await {
                         tracing::warn!(instance = instance.id, error = %e, "polling cannot start");
                         continue;
                     }
                     let first = now + interval.mul_f64(rand::thread_rng().gen::<f64>());
-                    slots.insert(instance.id, Slot { next_due: first, interval, running: Default::default() });
+                    vacant.insert(Slot { next_due: first, interval, running: Default::default() });
                 }
                 let slot = slots.get_mut(&instance.id).expect("inserted above");
                 if slot.interval != interval {

@@ -80,11 +80,14 @@ pub struct Received {
     pub body: Bytes,
 }
 
+/// A status and extra headers.
+pub type Answer = (u16, Vec<(&'static str, &'static str)>);
+
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub seen: Arc<Mutex<Vec<Received>>>,
     /// Answers to give, in order; 200 when none is left.
-    pub script: Arc<Mutex<VecDeque<(u16, Vec<(&'static str, &'static str)>)>>>,
+    pub script: Arc<Mutex<VecDeque<Answer>>>,
     /// Answer to give once the script is used up.
     pub then: Arc<Mutex<u16>>,
 }
@@ -99,7 +102,7 @@ impl Receiver {
     pub fn answer(&self, status: u16) {
         *self.then.lock().unwrap() = status;
     }
-    pub fn script(&self, answers: &[(u16, Vec<(&'static str, &'static str)>)]) {
+    pub fn script(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().cloned());
     }
 }

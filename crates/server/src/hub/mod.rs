@@ -156,18 +156,6 @@ pub async fn call(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_cannot_escape_their_path_segment() {
-        assert_eq!(encode_segment("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
-        assert_eq!(encode_segment("a b"), "a%20b");
-        assert_eq!(encode_segment(".."), "%2E%2E");
-    }
-}
-
 /// A hub list call made by the platform itself for an instance (the event poller):
 /// the same routing, vendor call and paging as a caller's `GET /hubs/...`.
 pub(crate) async fn list_for_instance(
@@ -197,4 +185,16 @@ pub(crate) async fn list_for_instance(
     .map_err(ApiError::internal)?;
     let vendor = Vendor::new(state, &def, &config)?;
     list::list(&vendor, row, hub, path, &vendor_path, params, route.resource.records_path.as_deref()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_their_path_segment() {
+        assert_eq!(encode_segment("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
+        assert_eq!(encode_segment("a b"), "a%20b");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+    }
 }
