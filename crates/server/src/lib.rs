@@ -9,6 +9,7 @@ pub mod call_log;
 pub mod caller;
 mod elements;
 mod error;
+pub mod events;
 mod hub;
 mod idempotency;
 mod instances;
@@ -100,6 +101,12 @@ pub fn router(state: AppState) -> Router {
             get(instances::list).post(instances::create).put(instances::put_current).patch(instances::patch_current),
         )
         .route("/instances/configuration", get(instances::configuration_current))
+        .route("/instances/events", get(events::list_all))
+        .route("/instances/events/{event_id}", get(events::get))
+        .route("/instances/events/{event_id}/redeliver", post(events::redeliver))
+        .route("/instances/{id}/events", get(events::list_instance))
+        .route("/instances/{id}/events/redeliver", post(events::redeliver_instance))
+        .route("/instances/{id}/events/{event_id}", get(events::get_for_instance))
         .route(
             "/instances/{id}",
             get(instances::get).put(instances::put).patch(instances::patch).delete(instances::delete),

@@ -17,6 +17,8 @@ pub mod model;
 mod oauth;
 pub use calls::*;
 pub use model::*;
+mod events;
+pub use events::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

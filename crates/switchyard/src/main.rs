@@ -45,6 +45,34 @@ pub struct DatabaseOptions {
     // never from a flag, so it cannot show in `ps`.
 }
 
+/// Event polling and delivery (see crates/events/README.md).
+#[derive(Args, Clone, Debug)]
+pub struct EventOptions {
+    /// Seconds of the retry unit: after x failed attempts the next comes about
+    /// BASE * 4^x seconds later (±20 % jitter, at most an hour, later if the
+    /// receiver sent Retry-After). Fractions allowed.
+    #[arg(long, env = "SWITCHYARD_EVENT_RETRY_BASE", default_value_t = 1.0)]
+    pub event_retry_base: f64,
+    /// Delivery attempts per event; after the last failure the event stays queued
+    /// (state failed) until redelivered through the API.
+    #[arg(long, env = "SWITCHYARD_EVENT_MAX_ATTEMPTS", default_value_t = 9)]
+    pub event_max_attempts: u32,
+    /// Seconds a callback may take to answer before the attempt counts as failed.
+    /// A claimed job is leased for twice this plus 5 s.
+    #[arg(long, env = "SWITCHYARD_EVENT_DELIVERY_TIMEOUT", default_value_t = 15.0)]
+    pub event_delivery_timeout: f64,
+    /// Callback requests in flight at once.
+    #[arg(long, env = "SWITCHYARD_EVENT_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    pub event_delivery_concurrency: usize,
+    /// Seconds each poll looks back before the last change it saw (vendor clocks
+    /// and second-resolution dates); what it sees again is not announced twice.
+    #[arg(long, env = "SWITCHYARD_EVENT_POLL_OVERLAP", default_value_t = 120.0)]
+    pub event_poll_overlap: f64,
+    /// Polls running at once (each instance polls at most once at a time).
+    #[arg(long, env = "SWITCHYARD_EVENT_POLL_CONCURRENCY", default_value_t = 16)]
+    pub event_poll_concurrency: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server under /elements/api-v2. On an empty database it first
@@ -79,6 +107,8 @@ enum Command {
         /// servers on the database wait for a refreshing server that died.
         #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_LEASE", default_value_t = 30)]
         oauth_refresh_lease: u64,
+        #[command(flatten)]
+        events: EventOptions,
         #[command(flatten)]
         db: DatabaseOptions,
     },
@@ -203,7 +233,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, db } => {
+        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, events, db } => {
             let options = serve::ServeOptions {
                 listen,
                 sandbox,
@@ -213,6 +243,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 elements_dir,
                 oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
+                events,
             };
             serve::run(&db, options).await
         }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 use switchyard_simulators::keap::KeapSimulator;
 
-use crate::{database, sandbox, tenants, DatabaseOptions};
+use crate::{database, sandbox, tenants, DatabaseOptions, EventOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -27,6 +28,7 @@ pub struct ServeOptions {
     pub oauth_refresh_margin: Duration,
     /// How long another server waits for a refresh whose server stopped answering.
     pub oauth_refresh_lease: Duration,
+    pub events: EventOptions,
 }
 
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
@@ -39,7 +41,9 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         elements_dir,
         oauth_refresh_margin,
         oauth_refresh_lease,
+        events,
     } = options;
+    let (delivery_settings, poller_settings) = event_settings(&events)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -105,15 +109,60 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         // One key per database, so tokens survive restarts and work across servers.
         opened.store.meta_get_or_insert("paging.key", &fresh).await?
     };
-    let client = VendorClient::new(policy, vendor_timeout);
+    let client = VendorClient::new(policy.clone(), vendor_timeout);
     let mut state = AppState::new(opened.store.clone(), opened.vault.clone(), client.clone(), catalog, paging_key);
     state.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
     state.oauth = switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
+
+    // Events: the delivery worker and the poller run beside the API and stop with it.
+    let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
+    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
+    let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
+    let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
+    let polling = tokio::spawn(poller.run(stopped(stop_rx)));
+
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = polling.await;
+    let _ = delivery.await;
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The event settings from the flags; refuses values that make no sense.
+fn event_settings(o: &EventOptions) -> anyhow::Result<(switchyard_events::DeliverySettings, switchyard_events::PollerSettings)> {
+    let seconds = |name: &str, v: f64, min: f64| -> anyhow::Result<Duration> {
+        if !v.is_finite() || v < min || v > 86_400.0 {
+            anyhow::bail!("--{name} must be a number of seconds from {min} to 86400, not {v}");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    if o.event_max_attempts == 0 || o.event_delivery_concurrency == 0 || o.event_poll_concurrency == 0 {
+        anyhow::bail!("--event-max-attempts, --event-delivery-concurrency and --event-poll-concurrency must be at least 1");
+    }
+    let delivery = switchyard_events::DeliverySettings {
+        retry: switchyard_events::RetryPolicy {
+            base: seconds("event-retry-base", o.event_retry_base, 0.001)?,
+            max_attempts: o.event_max_attempts,
+            ..Default::default()
+        },
+        timeout: seconds("event-delivery-timeout", o.event_delivery_timeout, 0.1)?,
+        concurrency: o.event_delivery_concurrency,
+        ..Default::default()
+    };
+    let poller = switchyard_events::PollerSettings {
+        overlap: seconds("event-poll-overlap", o.event_poll_overlap, 0.0)?,
+        concurrency: o.event_poll_concurrency,
+        ..Default::default()
+    };
+    Ok((delivery, poller))
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.

@@ -232,6 +232,42 @@ pub async fn call(
     }
 }
 
+/// A hub list call made by the platform itself for an instance (the event poller):
+/// the same routing, vendor call and paging as a caller's `GET /hubs/...`.
+pub(crate) async fn list_for_instance(
+    state: &AppState,
+    row: &InstanceRow,
+    hub_path: &str,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let def = element_of(state, row)?;
+    let rest = hub_path.strip_prefix("/hubs/").ok_or_else(|| bad_request(format!("'{hub_path}' is not a hub path")))?;
+    let (hub, path) = rest.split_once('/').ok_or_else(|| bad_request(format!("'{hub_path}' names no resource")))?;
+    if def.hub != hub {
+        return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
+    }
+    let route = def.route("GET", path).map_err(|_| ApiError::not_found(format!("No list at {hub_path}")))?;
+    if route.operation != Operation::List {
+        return Err(bad_request(format!("{hub_path} is not a list")));
+    }
+    let mut config = open_configuration(state, &def, row).await?;
+    if def.authentication.oauth2().is_some() {
+        if !row.valid {
+            return Err(crate::oauth::reauthorize_error(state, row.id).await);
+        }
+        crate::oauth::ensure_fresh(state, &def, row.id, &mut config).await?;
+    }
+    let vendor = Vendor::new(state, &def, &config)?.for_instance(row.id);
+    if def.protocol == Protocol::XmlRpc {
+        return xmlrpc::operation(&vendor, row, hub, path, &route, params, &Bytes::new()).await;
+    }
+    let vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
+        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
+    })
+    .map_err(ApiError::internal)?;
+    list::list(&vendor, row, hub, path, &vendor_path, params, route.resource).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,273 @@
+//! The delivery worker against a real receiver over loopback HTTP and a real
+//! SQLite store: signatures (checked with ring, a second HMAC implementation),
+//! the retry schedule, Retry-After, 410, the outbound policy, a receiver that is
+//! down and comes back, and redelivery.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+use switchyard_engine::outbound::OutboundPolicy;
+use switchyard_events::message::{new_event_id, notified_event};
+use switchyard_events::{now_ms, Deliverer, DeliverySettings, RetryPolicy};
+use switchyard_store::{InstanceRow, NewEvent};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn settings(base_ms: u64, attempts: u32) -> DeliverySettings {
+    DeliverySettings {
+        retry: RetryPolicy { base: Duration::from_millis(base_ms), max_attempts: attempts, ..Default::default() },
+        timeout: Duration::from_secs(5),
+        idle_poll: Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+async fn queue(s: &Setup, instance: &InstanceRow, n: usize) -> Vec<String> {
+    let events: Vec<NewEvent> = (0..n)
+        .map(|i| {
+            let raw = json!({"id": i, "objectType": "orders"});
+            NewEvent {
+                event_id: new_event_id(),
+                organization_id: instance.organization_id,
+                instance_id: instance.id,
+                element_key: instance.element_key.clone(),
+                source: "polling".into(),
+                status: "NEW".into(),
+                event_date: switchyard_events::iso_ms(now_ms()),
+                provider_data: json!({"id": i}).to_string(),
+                notified_data: json!([notified_event("UPDATED", "orders", &i.to_string(), "2025-01-01T00:00:00.000Z")]).to_string(),
+                raw: raw.to_string(),
+            }
+        })
+        .collect();
+    s.ctx.store.insert_events(&events, now_ms()).await.unwrap();
+    events.into_iter().map(|e| e.event_id).collect()
+}
+
+/// Runs a worker until the returned sender is dropped or sent to.
+fn run(deliverer: &Deliverer) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(deliverer.clone().run(async move {
+        let _ = rx.await;
+    }));
+    tx
+}
+
+async fn delivery(s: &Setup, event_id: &str) -> switchyard_store::EventRow {
+    s.ctx.store.event(s.org, None, event_id).await.unwrap().unwrap()
+}
+
+fn ring_hmac(key: &[u8], data: &[u8]) -> String {
+    B64.encode(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), data).as_ref())
+}
+
+#[tokio::test]
+async fn messages_are_signed_both_ways_and_marked_notified() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    for key in ["plain key", "whsec_c2VjcmV0LWJ5dGVzLWZvci10aGUtc3RhbmRhcmQ="] {
+        let instance = s
+            .instance(&[
+                ("event.notification.enabled", "true"),
+                ("event.notification.callback.url", &url),
+                ("event.notification.signature.key", key),
+            ])
+            .await;
+        let before = receiver.count();
+        let ids = queue(&s, &instance, 1).await;
+        let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(receiver.count(), before + 1);
+        let got = receiver.requests().pop().unwrap();
+        let h = |n: &str| got.headers.get(n).unwrap_or_else(|| panic!("header {n}")).to_str().unwrap().to_owned();
+
+        // The Cloud Elements body.
+        let body: Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(body["message"]["eventId"], ids[0].as_str());
+        assert_eq!(body["message"]["instanceId"], instance.id);
+        assert_eq!(body["message"]["elementKey"], "bigcommerce");
+        assert_eq!(body["message"]["events"][0]["eventType"], "UPDATED");
+        assert_eq!(body["message"]["raw"]["objectType"], "orders");
+        assert_eq!(h("elements-webhook-id"), ids[0]);
+        assert_eq!(h("content-type"), "application/json");
+
+        // Cloud Elements: HMAC-SHA256 of the raw body with the key's bytes as written.
+        assert_eq!(h("elements-webhook-signature"), format!("sha256={}", ring_hmac(key.as_bytes(), &got.body)));
+        // Standard Webhooks: over "id.timestamp.body", a whsec_ key base64-decoded first.
+        let std_key = match key.strip_prefix("whsec_") {
+            Some(b64) => B64.decode(b64).unwrap(),
+            None => key.as_bytes().to_vec(),
+        };
+        let signed = [h("webhook-id").as_bytes(), b".", h("webhook-timestamp").as_bytes(), b".", &got.body].concat();
+        assert_eq!(h("webhook-id"), ids[0]);
+        assert!((h("webhook-timestamp").parse::<i64>().unwrap() - now_ms() / 1000).abs() < 300);
+        assert_eq!(h("webhook-signature"), format!("v1,{}", ring_hmac(&std_key, &signed)));
+
+        let row = delivery(&s, &ids[0]).await;
+        assert_eq!((row.status.as_str(), row.delivery_state.as_str(), row.attempts, row.last_status), ("NOTIFIED", "delivered", 1, Some(200)));
+    }
+
+    // Without a key: no signature headers at all.
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    queue(&s, &instance, 1).await;
+    Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9)).run_once().await.unwrap();
+    let got = receiver.requests().pop().unwrap();
+    assert!(got.headers.contains_key("elements-webhook-id"));
+    for h in ["elements-webhook-signature", "webhook-id", "webhook-timestamp", "webhook-signature"] {
+        assert!(!got.headers.contains_key(h), "{h} without a key");
+    }
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_then_kept_for_redelivery() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    receiver.answer(500);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 1).await;
+    let base = 40u64;
+    let attempts = 4u32;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(base, attempts));
+    let stop = run(&worker);
+    until_async(Duration::from_secs(30), "the last attempt", || async { delivery(&s, &ids[0]).await.delivery_state == "failed" }).await;
+    let seen = receiver.requests();
+    assert_eq!(seen.len(), attempts as usize, "exactly the configured attempts");
+    // Attempt x+1 comes about base * 4^x after attempt x: never before 80 % of it.
+    let policy = worker.settings().retry;
+    for (x, pair) in seen.windows(2).enumerate() {
+        let gap = pair[1].at - pair[0].at;
+        let nominal = policy.nominal_delay(x as u32 + 1);
+        assert!(gap >= nominal.mul_f64(0.8) - Duration::from_millis(5), "gap {x}: {gap:?} < 80% of {nominal:?}");
+    }
+    let row = delivery(&s, &ids[0]).await;
+    assert_eq!((row.status.as_str(), row.attempts, row.last_status, row.next_attempt_at.is_none()), ("DISPATCHED", 4, Some(500), true));
+    assert_eq!(row.last_error.as_deref(), Some("the callback answered 500"));
+
+    // The event stays queued; redelivering sends it again with a fresh schedule.
+    receiver.answer(200);
+    assert!(s.ctx.store.redeliver_event(s.org, &ids[0], now_ms()).await.unwrap());
+    until(Duration::from_secs(10), "the redelivery", || receiver.count() == attempts as usize + 1).await;
+    until_async(Duration::from_secs(10), "the outcome", || async { delivery(&s, &ids[0]).await.delivery_state == "delivered" }).await;
+    let row = delivery(&s, &ids[0]).await;
+    assert_eq!((row.delivery_state.as_str(), row.status.as_str(), row.attempts), ("delivered", "NOTIFIED", 1));
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn retry_after_postpones_the_next_attempt() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    receiver.script(&[(429, vec![("retry-after", "1")])]);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    queue(&s, &instance, 1).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(5, 9));
+    let stop = run(&worker);
+    until(Duration::from_secs(10), "the second attempt", || receiver.count() == 2).await;
+    let seen = receiver.requests();
+    // The schedule alone says 20 ms; the receiver asked for a second.
+    assert!(seen[1].at - seen[0].at >= Duration::from_millis(990), "{:?}", seen[1].at - seen[0].at);
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn gone_stops_delivery_to_that_url_until_redelivered() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    receiver.answer(410);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let first = queue(&s, &instance, 1).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+    worker.run_once().await.unwrap();
+    let row = delivery(&s, &first[0]).await;
+    assert_eq!((row.delivery_state.as_str(), row.attempts, row.last_status), ("stopped", 1, Some(410)));
+    // A later event for the same URL is not sent at all.
+    let second = queue(&s, &instance, 1).await;
+    worker.run_once().await.unwrap();
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(delivery(&s, &second[0]).await.delivery_state, "stopped");
+    // Redelivering is the user saying the URL works again.
+    receiver.answer(200);
+    assert_eq!(s.ctx.store.redeliver_instance(s.org, instance.id, now_ms()).await.unwrap(), Some(2));
+    worker.run_once().await.unwrap();
+    assert_eq!(receiver.count(), 3);
+    assert_eq!(delivery(&s, &second[0]).await.delivery_state, "delivered");
+    // Another organization cannot touch them.
+    assert_eq!(s.ctx.store.redeliver_instance(s.org + 1, instance.id, now_ms()).await.unwrap(), None);
+    assert!(!s.ctx.store.redeliver_event(s.org + 1, &first[0], now_ms()).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_private_callback_is_refused_without_allow_listing() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 1).await;
+    // The default policy: nothing private, loopback or plain-http allowed.
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::default(), settings(10, 9));
+    worker.run_once().await.unwrap();
+    assert_eq!(receiver.count(), 0, "nothing reached the loopback receiver");
+    let row = delivery(&s, &ids[0]).await;
+    assert_eq!(row.delivery_state, "failed", "a refusal is final until redelivered");
+    assert!(row.last_error.as_deref().unwrap().contains("outbound policy"), "{:?}", row.last_error);
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_then_up_gets_everything() {
+    let s = setup().await;
+    // A free port with nobody listening yet.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = format!("http://{addr}/hook");
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 50).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(20, 9));
+    let stop = run(&worker);
+    // Wait until every event failed at least once.
+    until_async(Duration::from_secs(20), "first failures", || async {
+        let q = switchyard_store::EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 100 };
+        s.ctx.store.events(&q).await.unwrap().iter().all(|e| e.attempts >= 1 && e.last_error.is_some())
+    })
+    .await;
+    let receiver = Receiver::default();
+    start_receiver(&addr.to_string(), receiver.clone()).await;
+    until(Duration::from_secs(60), "every event", || {
+        let got: std::collections::HashSet<String> = receiver
+            .requests()
+            .iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["message"]["eventId"].as_str().unwrap().to_owned())
+            .collect();
+        ids.iter().all(|id| got.contains(id))
+    })
+    .await;
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn health_messages_go_out_the_same_way() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let quiet = s.instance(&[("event.notification.callback.url", &url)]).await;
+    let none = switchyard_events::notify_instance_health(&s.ctx, &quiet, false, None, None).await.unwrap();
+    assert!(none.is_none(), "events off: nothing queued");
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let id = switchyard_events::notify_instance_health(&s.ctx, &instance, false, Some("refresh refused"), None).await.unwrap().unwrap();
+    Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9)).run_once().await.unwrap();
+    let body: Value = serde_json::from_slice(&receiver.requests()[0].body).unwrap();
+    assert_eq!(body["message"]["eventId"], id.as_str());
+    let e = &body["message"]["events"][0];
+    assert_eq!((e["eventType"].as_str(), e["objectType"].as_str()), (Some("INSTANCE_INVALID"), Some("instance")));
+    assert_eq!(e["objectId"], instance.id.to_string());
+    assert_eq!(body["message"]["raw"]["valid"], false);
+}

@@ -1,0 +1,189 @@
+//! The poller over a real store, listing a vendor through the `HubLister`
+//! boundary. The vendor here is a small in-memory record set that honours the
+//! BigCommerce `min_date_modified` filter of the element's default configuration
+//! (the server's lister, over the real simulator, is tested in the switchyard
+//! crate's serve tests).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::{json, Value};
+use switchyard_events::{BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
+use switchyard_store::{EventQuery, InstanceRow};
+
+#[derive(Default, Clone)]
+struct Vendor {
+    records: Arc<Mutex<Vec<Value>>>,
+    wheres: Arc<Mutex<Vec<String>>>,
+}
+
+fn rfc2822(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S %z").to_string()
+}
+
+impl Vendor {
+    fn put(&self, id: i64, created: DateTime<Utc>, modified: DateTime<Utc>) {
+        let mut records = self.records.lock().unwrap();
+        records.retain(|r| r["id"] != id);
+        records.push(json!({"id": id, "date_created": rfc2822(created), "date_modified": rfc2822(modified)}));
+        records.sort_by_key(|r| r["id"].as_i64());
+    }
+}
+
+impl HubLister for Vendor {
+    fn list_page<'a>(&'a self, _instance: &'a InstanceRow, path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            if path != "/hubs/ecommerce/orders" {
+                return Ok(HubPage::default());
+            }
+            let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let clause = get("where").ok_or(HubError { status: 400, message: "no where".into() })?;
+            self.wheres.lock().unwrap().push(clause.clone());
+            let since = clause
+                .strip_prefix("min_date_modified='")
+                .and_then(|s| s.strip_suffix('\''))
+                .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
+                .ok_or(HubError { status: 400, message: format!("bad where {clause}") })?;
+            let size: usize = get("pageSize").unwrap().parse().unwrap();
+            let offset: usize = get("nextPage").map(|t| t.parse().unwrap()).unwrap_or(0);
+            let matching: Vec<Value> = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap() >= since)
+                .cloned()
+                .collect();
+            let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
+            let next_page = (offset + size < matching.len()).then(|| (offset + size).to_string());
+            Ok(HubPage { records: page, next_page })
+        })
+    }
+}
+
+fn poller(s: &Setup, vendor: &Vendor) -> Poller {
+    let settings = PollerSettings { overlap: Duration::from_secs(60), page_size: 7, ..Default::default() };
+    Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None)
+}
+
+async fn events(s: &Setup) -> Vec<(String, String)> {
+    let q = EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 10_000 };
+    let mut out: Vec<(String, String)> = s
+        .ctx
+        .store
+        .events(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let n: Value = serde_json::from_str(&e.notified_data).unwrap();
+            (n[0]["objectId"].as_str().unwrap().to_owned(), n[0]["eventType"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn each_change_is_announced_once_across_restarts() {
+    let s = setup().await;
+    let instance = s
+        .instance(&[
+            ("event.notification.enabled", "true"),
+            ("event.notification.callback.url", "https://example.com/hook"),
+            ("event.objects", "orders"),
+        ])
+        .await;
+    let vendor = Vendor::default();
+    let long_ago = Utc::now() - chrono::Duration::days(30);
+    for id in 1..=20 {
+        vendor.put(id, long_ago, long_ago);
+    }
+
+    // The first poll starts the mark: the vendor's history is not announced.
+    let p = poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    let clause = vendor.wheres.lock().unwrap()[0].clone();
+    assert!(clause.starts_with("min_date_modified='") && clause.ends_with('\''), "{clause}");
+
+    // Changes: 3 created, 2 of the old ones updated; 3 (more than a page of 7) in all 5.
+    let now = Utc::now();
+    for id in 21..=23 {
+        vendor.put(id, now, now);
+    }
+    vendor.put(2, long_ago, now);
+    vendor.put(5, long_ago, now);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 5);
+    let got = events(&s).await;
+    let expect: Vec<(String, String)> = [("2", "UPDATED"), ("21", "CREATED"), ("22", "CREATED"), ("23", "CREATED"), ("5", "UPDATED")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, expect);
+    // The overlap window lists them again; nothing is repeated.
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+
+    // A "restart": a new poller over the same database. 100 changes made while it was
+    // down (50 created, 50 updated, some created then updated) give one event each.
+    drop(p);
+    let later = Utc::now() + chrono::Duration::seconds(2);
+    for id in 100..150 {
+        vendor.put(id, later, later);
+    }
+    for id in 100..110 {
+        vendor.put(id, later, later + chrono::Duration::seconds(1));
+    }
+    for id in (1..=20).chain(21..=23).chain(200..227) {
+        vendor.put(id, if id >= 200 { later } else { long_ago.min(now) }, later);
+    }
+    let p = poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 100);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    let got = events(&s).await;
+    assert_eq!(got.len(), 105);
+    let mut per_object: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, kind) in &got {
+        per_object.entry(id).or_default().push(kind);
+    }
+    for id in 100..150 {
+        assert_eq!(per_object[id.to_string().as_str()], ["CREATED"], "object {id}");
+    }
+    assert_eq!(per_object["21"], ["CREATED", "UPDATED"]);
+    assert_eq!(per_object["7"], ["UPDATED"]);
+}
+
+#[tokio::test]
+async fn a_late_record_inside_the_overlap_is_still_announced() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let vendor = Vendor::default();
+    let p = poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    let now = Utc::now();
+    vendor.put(1, now, now);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+    // A record that becomes visible late, dated 30 s before the newest one seen
+    // (a vendor clock or replica lag): inside the 60 s overlap, so not lost.
+    let skewed = now - chrono::Duration::seconds(30);
+    vendor.put(2, skewed, skewed);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+    assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string()), ("2".to_string(), "CREATED".to_string())]);
+}
+
+#[tokio::test]
+async fn a_bad_configuration_is_an_error_naming_the_problem() {
+    let s = setup().await;
+    let instance = s
+        .instance(&[
+            ("event.notification.enabled", "true"),
+            ("event.poller.configuration", r#"{"orders":{"url":"/hubs/ecommerce/orders?where=x>'${date:kk}'"}}"#),
+        ])
+        .await;
+    let err = poller(&s, &Vendor::default()).poll_instance(&instance).await.unwrap_err().to_string();
+    assert!(err.contains("'k' is not supported"), "{err}");
+}

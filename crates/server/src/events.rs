@@ -1,0 +1,231 @@
+//! The event log (`/instances/events`, `/instances/{id}/events`), the redeliver
+//! calls, and the hub lister the event poller lists vendors through.
+//!
+//! Every read is scoped by the caller's organization in the store: another
+//! organization's event or instance is a 404, like a missing one.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use switchyard_events::{BoxFutureHub, HubError, HubLister, HubPage};
+use switchyard_store::{EventQuery, EventRow, InstanceRow};
+
+use crate::caller::Caller;
+use crate::{hub, ApiError, AppState};
+
+/// Default and largest page of the event log.
+const DEFAULT_PAGE_SIZE: i64 = 200;
+const MAX_PAGE_SIZE: i64 = 500;
+/// Largest hub page body the poller reads back.
+const MAX_HUB_PAGE_BYTES: usize = 64 * 1024 * 1024;
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn iso(ms: i64) -> String {
+    switchyard_events::iso_ms(ms)
+}
+
+/// An event as the log shows it.
+fn event_json(e: &EventRow) -> Value {
+    json!({
+        "id": e.event_id,
+        "instanceId": e.instance_id,
+        "elementKey": e.element_key,
+        "source": e.source,
+        "eventDate": e.event_date,
+        "status": e.status,
+        "providerData": e.provider_data,
+        "notifiedData": serde_json::from_str::<Value>(&e.notified_data).unwrap_or(Value::Array(Vec::new())),
+        "delivery": {
+            "state": e.delivery_state,
+            "attempts": e.attempts,
+            "nextAttemptAt": if e.delivery_state == "pending" { e.next_attempt_at.map(iso) } else { None },
+            "lastAttemptAt": e.last_attempt_at.map(iso),
+            "lastStatus": e.last_status,
+            "lastError": e.last_error,
+        },
+    })
+}
+
+/// Where a page of the log starts: keyset (`nextPage`) or offset (`page`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PageToken {
+    /// The scope the token was made for (organization and instance).
+    s: String,
+    /// Only events with a row id below this.
+    b: i64,
+    /// Page size.
+    n: i64,
+}
+
+fn sign(key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"events:");
+    mac.update(payload);
+    mac.finalize().into_bytes()[..16].to_vec()
+}
+
+fn encode_token(key: &[u8], token: &PageToken) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = serde_json::to_vec(token).unwrap_or_default();
+    format!("{}.{}", b64.encode(&payload), b64.encode(sign(key, &payload)))
+}
+
+fn decode_token(key: &[u8], text: &str) -> Option<PageToken> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (payload, mac) = text.split_once('.')?;
+    let payload = b64.decode(payload).ok()?;
+    let mut check = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    check.update(b"events:");
+    check.update(&payload);
+    check.verify_truncated_left(&b64.decode(mac).ok()?).ok()?;
+    serde_json::from_slice(&payload).ok()
+}
+
+async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query: Option<String>) -> Result<Response, ApiError> {
+    if let Some(id) = instance_id {
+        if state.store.instance(caller.organization_id, id).await?.is_none() {
+            return Err(ApiError::not_found("No such instance"));
+        }
+    }
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let number = |name: &str, default: i64| -> Result<i64, ApiError> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| bad_request(format!("{name} must be a whole number from 1"))),
+        }
+    };
+    let scope = format!("{}:{}", caller.organization_id, instance_id.map(|i| i.to_string()).unwrap_or_else(|| "*".into()));
+    let key = state.paging_key.as_slice();
+    let (before, offset, size) = match get("nextPage") {
+        Some(text) => {
+            let t = decode_token(key, text).ok_or_else(|| bad_request("nextPage is not a token this server issued"))?;
+            if t.s != scope {
+                return Err(bad_request("nextPage belongs to another event list"));
+            }
+            (Some(t.b), 0, t.n)
+        }
+        None => {
+            let size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
+            let page = number("page", 1)?;
+            (None, (page - 1).saturating_mul(size), size)
+        }
+    };
+    let q = EventQuery { organization_id: caller.organization_id, instance_id, before, offset, limit: size + 1 };
+    let mut rows = state.store.events(&q).await?;
+    let more = rows.len() as i64 > size;
+    rows.truncate(size as usize);
+    let mut headers = HeaderMap::new();
+    headers.insert("Elements-Returned-Count", HeaderValue::from(rows.len()));
+    if let (true, Some(last)) = (more, rows.last()) {
+        let token = encode_token(key, &PageToken { s: scope, b: last.id, n: size });
+        if let Ok(v) = HeaderValue::from_str(&token) {
+            headers.insert("Elements-Next-Page-Token", v);
+        }
+    }
+    Ok((headers, Json(Value::Array(rows.iter().map(event_json).collect()))).into_response())
+}
+
+/// `GET /instances/events`: the organization's events, newest first.
+pub async fn list_all(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    list(&state, &caller, None, query).await
+}
+
+/// `GET /instances/{id}/events`.
+pub async fn list_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    list(&state, &caller, Some(id), query).await
+}
+
+async fn one(state: &AppState, caller: &Caller, instance_id: Option<i64>, event_id: &str) -> Result<Json<Value>, ApiError> {
+    let row = state.store.event(caller.organization_id, instance_id, event_id).await?;
+    row.map(|e| Json(event_json(&e))).ok_or_else(|| ApiError::not_found("No such event"))
+}
+
+/// `GET /instances/events/{eventId}`.
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    one(&state, &caller, None, &event_id).await
+}
+
+/// `GET /instances/{id}/events/{eventId}`.
+pub async fn get_for_instance(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, event_id)): Path<(i64, String)>,
+) -> Result<Json<Value>, ApiError> {
+    one(&state, &caller, Some(id), &event_id).await
+}
+
+/// `POST /instances/events/{eventId}/redeliver`: queues the event again now, with a
+/// full set of attempts, and lifts a 410 stop on the instance's callback.
+pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    if !state.store.redeliver_event(caller.organization_id, &event_id, switchyard_events::now_ms()).await? {
+        return Err(ApiError::not_found("No such event"));
+    }
+    one(&state, &caller, None, &event_id).await
+}
+
+/// `POST /instances/{id}/events/redeliver`: every undelivered event of the instance.
+pub async fn redeliver_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    match state.store.redeliver_instance(caller.organization_id, id, switchyard_events::now_ms()).await? {
+        Some(n) => Ok(Json(json!({"instanceId": id, "redelivered": n}))),
+        None => Err(ApiError::not_found("No such instance")),
+    }
+}
+
+/// The poller's view of the hub: list calls made exactly as a caller's would be.
+pub struct ServerHubLister {
+    state: AppState,
+}
+
+impl ServerHubLister {
+    pub fn new(state: AppState) -> Self {
+        ServerHubLister { state }
+    }
+}
+
+impl HubLister for ServerHubLister {
+    fn list_page<'a>(
+        &'a self,
+        instance: &'a InstanceRow,
+        path: &'a str,
+        query: &'a [(String, String)],
+    ) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            let failed = |e: ApiError| HubError {
+                status: e.status.as_u16(),
+                message: match e.provider_message {
+                    Some(p) => format!("{} ({p})", e.message),
+                    None => e.message,
+                },
+            };
+            let response = hub::list_for_instance(&self.state, instance, path, query).await.map_err(failed)?;
+            let next_page = response
+                .headers()
+                .get("Elements-Next-Page-Token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = axum::body::to_bytes(response.into_body(), MAX_HUB_PAGE_BYTES)
+                .await
+                .map_err(|e| HubError { status: 502, message: format!("reading the hub page: {e}") })?;
+            let records = match serde_json::from_slice(&body) {
+                Ok(Value::Array(items)) => items,
+                _ => return Err(HubError { status: 502, message: "the hub list answered no JSON array".into() }),
+            };
+            Ok(HubPage { records, next_page })
+        })
+    }
+}
