@@ -207,6 +207,20 @@ async fn exchange(state: &AppState, def: &ElementDefinition, config: &BTreeMap<S
     oauth::exchange_code(state, def, &full, code).await
 }
 
+/// Where events are delivered must pass the outbound policy, as vendor URLs do,
+/// checked when it is saved (and again at every delivery, after DNS).
+async fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let Some(url) = config.get("event.notification.callback.url").filter(|u| !u.trim().is_empty()) else {
+        return Ok(());
+    };
+    let policy = state.client.policy();
+    let refused = |e: switchyard_engine::outbound::PolicyError| {
+        bad_request(format!("configuration 'event.notification.callback.url' is not allowed: {e}"))
+    };
+    let parsed = policy.check_url(url).map_err(refused)?;
+    policy.check_resolved(&parsed).await.map_err(refused)
+}
+
 fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDefinition, ApiError> {
     let key = match (&r.key, r.id) {
         (Some(k), _) => k.clone(),
@@ -259,6 +273,7 @@ async fn create_instance(
     }
     check_token_keys(def, &given, &BTreeMap::new())?;
     validate(def, &given)?;
+    check_callback_url(state, &given).await?;
     if def.authentication.oauth2().is_some() {
         let code = code.ok_or_else(|| {
             bad_request(format!(
@@ -620,6 +635,7 @@ async fn update(
         config.retain(|k, _| !is_token_key(k));
     }
     validate(&def, &config)?;
+    check_callback_url(state, &config).await?;
     let pair = match &code {
         Some(code) => Some(exchange(state, &def, &config, code).await?),
         None => None,

@@ -455,6 +455,12 @@ async fn instances_update_by_put_patch_and_configuration_id_checking_the_vendor_
     assert!(hub_works().await);
     let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"username": "********"}})).await;
     assert_eq!(r.status(), 400);
+    // The events callback passes the outbound policy when it is saved.
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"event.notification.callback.url": "http://10.0.0.7/hook"}})).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("callback.url"));
+    let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"configuration": {"event.notification.callback.url": "http://127.0.0.1:9/hook"}})).await;
+    assert_eq!(r.status(), 200, "loopback is allowed under --sandbox");
     let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"element": {"key": "nope"}})).await;
     assert_eq!(r.status(), 404);
     let r = send(patch.clone(), &format!("/instances/{id}"), serde_json::json!({"name": "  "})).await;
