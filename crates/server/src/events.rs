@@ -8,10 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use switchyard_events::{BoxFutureHub, HubError, HubLister, HubPage};
 use switchyard_store::{EventQuery, EventRow, InstanceRow};
 
@@ -65,28 +62,12 @@ struct PageToken {
     n: i64,
 }
 
-fn sign(key: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"events:");
-    mac.update(payload);
-    mac.finalize().into_bytes()[..16].to_vec()
-}
-
 fn encode_token(key: &[u8], token: &PageToken) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = serde_json::to_vec(token).unwrap_or_default();
-    format!("{}.{}", b64.encode(&payload), b64.encode(sign(key, &payload)))
+    crate::page_token::encode(key, "events", token)
 }
 
 fn decode_token(key: &[u8], text: &str) -> Option<PageToken> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (payload, mac) = text.split_once('.')?;
-    let payload = b64.decode(payload).ok()?;
-    let mut check = Hmac::<Sha256>::new_from_slice(key).ok()?;
-    check.update(b"events:");
-    check.update(&payload);
-    check.verify_truncated_left(&b64.decode(mac).ok()?).ok()?;
-    serde_json::from_slice(&payload).ok()
+    crate::page_token::decode(key, "events", text)
 }
 
 async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query: Option<String>) -> Result<Response, ApiError> {

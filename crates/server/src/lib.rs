@@ -17,6 +17,7 @@ mod json_body;
 pub mod metrics;
 pub mod oauth;
 mod openapi;
+mod page_token;
 mod logs;
 mod proxy;
 

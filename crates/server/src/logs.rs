@@ -5,10 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use switchyard_store::CallsFrom;
 
 use crate::caller::Caller;
@@ -21,32 +18,16 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-/// A keyset cursor (`instance`, `below` row id), signed with the paging key so it
-/// cannot be forged or moved to another instance. Written here rather than shared
-/// with hub paging because that token names offsets, and a log page must not shift
-/// when new calls arrive.
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(b"logs:");
-    m.update(payload.as_bytes());
-    m
-}
-
+/// A keyset cursor (`instance`, `below` row id), signed so it cannot be forged or
+/// moved to another instance. A cursor rather than hub paging's offsets, because a
+/// log page must not shift when new calls arrive.
 fn encode_cursor(key: &[u8], instance: i64, below: i64) -> String {
-    let payload = format!("{instance}.{below}");
-    let tag = mac(key, &payload).finalize().into_bytes();
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!("{}.{}", b64.encode(&payload), b64.encode(&tag[..16]))
+    crate::page_token::encode(key, "logs", &(instance, below))
 }
 
 fn decode_cursor(key: &[u8], instance: i64, text: &str) -> Option<i64> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (payload, tag) = text.split_once('.')?;
-    let payload = String::from_utf8(b64.decode(payload).ok()?).ok()?;
-    mac(key, &payload).verify_truncated_left(&b64.decode(tag).ok()?).ok()?;
-    let (i, below) = payload.split_once('.')?;
-    (i.parse::<i64>().ok()? == instance).then_some(())?;
-    below.parse().ok()
+    let (i, below): (i64, i64) = crate::page_token::decode(key, "logs", text)?;
+    (i == instance).then_some(below)
 }
 
 #[utoipa::path(get, path = "/instances/{id}/logs", operation_id = "listInstanceLogs", tag = "instances",
@@ -120,9 +101,7 @@ mod tests {
         assert_eq!(decode_cursor(&key, 5, &t), Some(1234));
         assert_eq!(decode_cursor(&key, 6, &t), None, "another instance");
         assert_eq!(decode_cursor(&[4u8; 32], 5, &t), None, "another key");
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (_, tag) = t.split_once('.').unwrap();
-        assert_eq!(decode_cursor(&key, 5, &format!("{}.{tag}", b64.encode("5.99999"))), None, "altered");
+        assert_eq!(decode_cursor(&key, 5, &crate::page_token::encode(&key, "hub", &(5, 1234))), None, "another purpose");
         assert_eq!(decode_cursor(&key, 5, "junk"), None);
     }
 }
