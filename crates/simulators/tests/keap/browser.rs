@@ -1,0 +1,194 @@
+//! The authorize page in a real browser: headless Chromium, driven over WebDriver by
+//! chromedriver, clicks Approve and lands on a loopback receiver with the code.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
+//! them the test fails and says so: a silently skipped browser test is no test.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::Html;
+use axum::routing::get;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::Method;
+use serde_json::json;
+use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::common::demo;
+
+/// A failsafe against a hung browser, not a performance bound: the waits below end as
+/// soon as the awaited thing happens.
+const GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Looks a program up on `PATH`, as a shell would (a `which` crate for five lines is
+/// not worth a dependency).
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+fn required(program: &str) -> PathBuf {
+    on_path(program).unwrap_or_else(|| {
+        panic!(
+            "`{program}` is not on PATH: the headless browser test needs Debian's `chromium` and \
+             `chromium-driver` packages; install them with \
+             `DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver` (.ci/run does this)"
+        )
+    })
+}
+
+/// chromedriver on a loopback port it picks itself (`--port=0`, read back from its
+/// banner), so there is no window in which another process could take a port we chose.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start(program: &Path) -> ChromeDriver {
+        let mut child = Command::new(program)
+            .args(["--port=0", "--allowed-ips=127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // The last resort if the test is torn down before `stop`.
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = "started successfully on port ";
+        let port = tokio::time::timeout(GIVE_UP, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(at) = line.find(banner) {
+                    return line[at + banner.len()..].trim_end_matches('.').parse::<u16>().unwrap();
+                }
+            }
+            panic!("chromedriver exited without saying which port it listens on");
+        })
+        .await
+        .expect("chromedriver did not start");
+        // Keep draining its output so a chatty driver never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ChromeDriver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn session(&self, chromium: &Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    // New headless mode: the same browser as a headed one, no window.
+                    "--headless=new",
+                    // CI runs as root, and Chromium refuses to start its sandbox as root.
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    // This machine's network is closed: no update checks, sync or
+                    // first-run fetches that would fail and clutter the log.
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            }),
+        );
+        // chromedriver listens on loopback in plain HTTP: a TLS connector would only add
+        // a crypto provider to the build.
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver at {} gave no Chromium session: {e}", self.url))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The redirect_uri's owner: a loopback server that hands each callback's query to the
+/// test and shows the browser a small page.
+async fn receiver() -> (String, mpsc::UnboundedReceiver<HashMap<String, String>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new()
+        .route(
+            "/oauth/callback",
+            get(|State(tx): State<mpsc::UnboundedSender<HashMap<String, String>>>, Query(q): Query<HashMap<String, String>>| async move {
+                let _ = tx.send(q);
+                Html("<!DOCTYPE html><title>Connected</title><p id=\"done\">Connected</p>")
+            }),
+        )
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/oauth/callback"), rx)
+}
+
+/// What the person at the browser does: read the page, then click Approve.
+async fn approve_in_browser(browser: Client, authorize_url: String, callback: String) {
+    browser.goto(&authorize_url).await.unwrap();
+    assert!(browser.title().await.unwrap().contains(DEMO_APP_NAME));
+    let app = browser.find(Locator::Id("app-name")).await.unwrap();
+    assert_eq!(app.text().await.unwrap(), DEMO_APP_NAME);
+    let scope = browser.find(Locator::Id("scope")).await.unwrap();
+    assert_eq!(scope.attr("data-scope").await.unwrap().as_deref(), Some("full"));
+    assert!(scope.text().await.unwrap().starts_with("Full access to your Keap account"));
+    assert!(browser.find(Locator::Id("deny")).await.unwrap().is_displayed().await.unwrap());
+
+    browser.find(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+    // The browser followed the redirect to the receiver and rendered its page.
+    let done = browser.wait().at_most(GIVE_UP).for_element(Locator::Id("done")).await.unwrap();
+    assert_eq!(done.text().await.unwrap(), "Connected");
+    assert!(browser.current_url().await.unwrap().as_str().starts_with(&format!("{callback}?")));
+}
+
+#[tokio::test]
+async fn chromium_clicks_approve_and_the_code_buys_a_token() {
+    let (chromium, chromedriver) = (required("chromium"), required("chromedriver"));
+    let s = demo().await;
+    let settings = s.control(Method::GET, "/_sim/settings", None).await.json();
+    assert_eq!(settings["auto_approve"], false, "the page must be shown, not skipped");
+    let (callback, mut callbacks) = receiver().await;
+    let state = "st-4 ünïcode&more";
+    let authorize_url = s.authorize_url(DEMO_CLIENT_ID, &callback, state).await;
+
+    let driver = ChromeDriver::start(&chromedriver).await;
+    let browser = driver.session(&chromium).await;
+    // The browser part runs in its own task so the session and the driver are shut
+    // down whether or not its assertions hold; the failure is raised afterwards.
+    let outcome = tokio::spawn(approve_in_browser(browser.clone(), authorize_url, callback.clone())).await;
+    let _ = browser.close().await;
+    driver.stop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+
+    let q = tokio::time::timeout(GIVE_UP, callbacks.recv()).await.expect("no callback").expect("receiver closed");
+    assert_eq!(q["state"], state);
+    assert!(!q.contains_key("error"), "{q:?}");
+    let code = q.get("code").expect("a code in the callback");
+    assert!(callbacks.try_recv().is_err(), "exactly one callback");
+
+    let t = s
+        .post_form(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", &callback)],
+            Some((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)),
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let v = t.json();
+    assert!(v["access_token"].as_str().is_some_and(|a| !a.is_empty()));
+    assert_eq!(v["token_type"], "bearer");
+    // And the token works on the API.
+    assert!(s.call(v["access_token"].as_str().unwrap(), "DataService.echo", vec!["hi".into()]).await.is_ok());
+}
