@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError};
+use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError, RouteMatch};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
@@ -171,20 +171,10 @@ pub async fn call(
             return call().await;
         }
         let hub_path = format!("/hubs/{hub}/{path}");
-        let request = crate::idempotency::Request {
-            organization_id: caller.organization_id,
-            instance_id: row.id,
-            method: method.as_str(),
-            path: &hub_path,
-            query: query.as_deref().unwrap_or(""),
-            body: &body,
-        };
+        let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
         return crate::idempotency::once(&state, &headers, request, call, || vendor.maybe_reached()).await;
     }
-    let mut vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
-        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
-    })
-    .map_err(ApiError::internal)?;
+    let mut vendor_path = resource_path(&route)?;
     if let Some(id) = &route.id {
         vendor_path.push('/');
         vendor_path.push_str(&encode_segment(id));
@@ -215,20 +205,41 @@ pub async fn call(
                 return send().await;
             }
             let hub_path = format!("/hubs/{hub}/{path}");
-            let request = crate::idempotency::Request {
-                organization_id: caller.organization_id,
-                instance_id: row.id,
-                method: method.as_str(),
-                path: &hub_path,
-                query: query.as_deref().unwrap_or(""),
-                body: &body,
-            };
+            let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
             crate::idempotency::once(&state, &headers, request, send, || vendor.maybe_reached()).await
         }
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
             Ok(StatusCode::OK.into_response())
         }
+    }
+}
+
+/// The resource's vendor path with the route's parameters filled in, each
+/// encoded as one path segment.
+fn resource_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
+    switchyard_elements::render(&route.resource.vendor_path, |n| {
+        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
+    })
+    .map_err(ApiError::internal)
+}
+
+/// What `Idempotency-Key` remembers a hub create by.
+fn idempotency_request<'a>(
+    caller: &Caller,
+    row: &InstanceRow,
+    method: &'a Method,
+    hub_path: &'a str,
+    query: Option<&'a str>,
+    body: &'a Bytes,
+) -> crate::idempotency::Request<'a> {
+    crate::idempotency::Request {
+        organization_id: caller.organization_id,
+        instance_id: row.id,
+        method: method.as_str(),
+        path: hub_path,
+        query: query.unwrap_or(""),
+        body,
     }
 }
 
@@ -261,11 +272,7 @@ pub(crate) async fn list_for_instance(
     if def.protocol == Protocol::XmlRpc {
         return xmlrpc::operation(&vendor, row, hub, path, &route, params, &Bytes::new()).await;
     }
-    let vendor_path = switchyard_elements::render(&route.resource.vendor_path, |n| {
-        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
-    })
-    .map_err(ApiError::internal)?;
-    list::list(&vendor, row, hub, path, &vendor_path, params, route.resource).await
+    list::list(&vendor, row, hub, path, &resource_path(&route)?, params, route.resource).await
 }
 
 #[cfg(test)]
