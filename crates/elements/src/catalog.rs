@@ -117,22 +117,12 @@ pub fn parse(file: &str, text: &str) -> Result<ElementDefinition, CatalogError> 
 
 fn validate(def: &ElementDefinition) -> Result<(), String> {
     let known = |name: &str| def.parameter(name).is_some();
-    let mut config_templates = vec![("baseUrl", def.base_url.as_str())];
-    match &def.authentication {
-        crate::Authentication::Basic { username, password } => {
-            config_templates.push(("authentication.username", username));
-            config_templates.push(("authentication.password", password));
-        }
-        crate::Authentication::OAuth2(o) => {
-            config_templates.push(("authentication.authorizationUrl", &o.authorization_url));
-            config_templates.push(("authentication.tokenUrl", &o.token_url));
-            config_templates.push(("authentication.clientId", &o.client_id));
-            config_templates.push(("authentication.clientSecret", &o.client_secret));
-            config_templates.push(("authentication.callbackUrl", &o.callback_url));
-        }
-    }
+    let auth_templates = def.authentication.templates();
+    let mut config_templates = vec![("baseUrl".to_owned(), def.base_url.as_str())];
+    config_templates.extend(auth_templates.into_iter().map(|(what, t)| (format!("authentication.{what}"), t)));
+    validate_auth(def)?;
     if let Some(key) = def.xml_rpc.as_ref().and_then(|x| x.key.as_deref()) {
-        config_templates.push(("xmlRpc.key", key));
+        config_templates.push(("xmlRpc.key".to_owned(), key));
     }
     for (what, text) in config_templates {
         let t = Template::parse(text).map_err(|e| format!("{what}: {e}"))?;
@@ -148,6 +138,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
         }
     }
     validate_protocol(def)?;
+    validate_webhooks(def)?;
     for r in &def.resources {
         let hub = Template::parse(&r.path).map_err(|e| format!("resource {}: {e}", r.path))?;
         let vendor =
@@ -166,6 +157,68 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
             return Err(format!("resource {}: 'read' and 'list' both answer GET", r.path));
         }
         validate_queries(def, r).map_err(|e| format!("resource {}: {e}", r.path))?;
+    }
+    Ok(())
+}
+
+/// A choice picks among simple schemes by a COMBO key the element declares, whose
+/// options are exactly the modes; OAuth 2.0 is not a mode (its flows are the
+/// element's, not an instance's).
+fn validate_auth(def: &ElementDefinition) -> Result<(), String> {
+    let crate::Authentication::Choice(choice) = &def.authentication else {
+        return Ok(());
+    };
+    if choice.modes.is_empty() {
+        return Err("authentication: a choice needs modes".into());
+    }
+    if let Some((mode, _)) = choice
+        .modes
+        .iter()
+        .find(|(_, a)| matches!(a, crate::Authentication::OAuth2(_) | crate::Authentication::Choice(_)))
+    {
+        return Err(format!("authentication mode '{mode}': only basic and custom schemes can be modes"));
+    }
+    let param = def
+        .parameter(&choice.key)
+        .ok_or_else(|| format!("authentication.key '{}' is not a configuration key", choice.key))?;
+    let mut options = param.options.clone();
+    options.sort();
+    let modes: Vec<String> = choice.modes.keys().cloned().collect();
+    if options != modes {
+        return Err(format!("configuration '{}' must offer exactly the modes {}", choice.key, modes.join(", ")));
+    }
+    if param.default_value.as_deref().is_none_or(|d| !choice.modes.contains_key(d)) {
+        return Err(format!("configuration '{}' needs a default naming a mode", choice.key));
+    }
+    Ok(())
+}
+
+/// Webhook objects are hub resources that can be read one by one (events are
+/// enriched with the record), and event types are the three Cloud Elements has.
+fn validate_webhooks(def: &ElementDefinition) -> Result<(), String> {
+    let Some(w) = &def.events.webhooks else {
+        return Ok(());
+    };
+    let bad = |m: String| Err(format!("events.webhooks: {m}"));
+    for object in w.objects.keys() {
+        let readable = def.route("GET", &format!("{}/1", object.trim_start_matches('/'))).is_ok_and(|r| r.operation == Operation::Get);
+        if !readable {
+            return bad(format!("object '{object}' is not a hub resource with a get by id"));
+        }
+    }
+    if let Some((_, t)) = w.event_types.iter().find(|(_, t)| !matches!(t.as_str(), "CREATED" | "UPDATED" | "DELETED")) {
+        return bad(format!("event type '{t}' is not CREATED, UPDATED or DELETED"));
+    }
+    if let Some(k) = w.requires.keys().find(|k| def.parameter(k).is_none()) {
+        return bad(format!("requires '{k}', which is not a configuration key"));
+    }
+    for call in [&w.register, &w.remove] {
+        if !matches!(call.method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") || !call.path.starts_with('/') {
+            return bad(format!("'{} {}' is not a method and a path starting with '/'", call.method, call.path));
+        }
+    }
+    if !w.body.is_object() {
+        return bad("body must be a JSON object".into());
     }
     Ok(())
 }

@@ -97,12 +97,30 @@ impl FieldType {
 pub enum Authentication {
     /// HTTP Basic with the rendered user name and password.
     Basic { username: String, password: String },
+    /// Rendered request headers (BigCommerce token mode: `X-Auth-Client`, `X-Auth-Token`).
+    /// Cloud Elements calls this scheme `custom`.
+    #[serde(rename = "custom")]
+    Headers { headers: BTreeMap<String, String> },
+    /// One of several schemes, picked per instance by a configuration key
+    /// (BigCommerce's `authentication.type`: `basic` or `custom`). A mode is
+    /// `basic` or `custom`; OAuth 2.0 elements have one scheme.
+    Choice(AuthChoice),
     /// OAuth 2.0 authorization code grant with refresh tokens. The access token is
     /// sent as `Authorization: Bearer`; tokens live in the instance configuration
     /// (`oauth.user.token`, `oauth.user.refresh_token`, `oauth.user.refresh_time`,
     /// `oauth.user.refresh_interval`), written only by the engine.
     #[serde(rename = "oauth2", rename_all = "camelCase")]
     OAuth2(OAuth2),
+}
+
+/// Schemes picked per instance by the value of a configuration key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthChoice {
+    /// The configuration key whose value names the mode (its default applies when unset).
+    pub key: String,
+    /// Mode name -> scheme.
+    pub modes: BTreeMap<String, Authentication>,
 }
 
 /// An OAuth 2.0 client, as templates over the instance configuration.
@@ -138,11 +156,14 @@ pub enum ClientAuth {
 }
 
 impl Authentication {
-    /// The Cloud Elements name of the scheme, as shown in `authentication.type`.
-    pub fn type_name(&self) -> &'static str {
+    /// The Cloud Elements name of the scheme, as shown in `authentication.type`;
+    /// a choice shows its first mode's.
+    pub fn type_name(&self) -> &str {
         match self {
             Authentication::Basic { .. } => "basic",
+            Authentication::Headers { .. } => "custom",
             Authentication::OAuth2(_) => "oauth2",
+            Authentication::Choice(c) => c.modes.values().next().map_or("basic", Authentication::type_name),
         }
     }
 
@@ -150,7 +171,41 @@ impl Authentication {
     pub fn oauth2(&self) -> Option<&OAuth2> {
         match self {
             Authentication::OAuth2(o) => Some(o),
-            Authentication::Basic { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The scheme an instance uses: a choice resolved by `mode_of` (the value of
+    /// its key for the instance, defaults applied); `None` names no known mode.
+    pub fn resolve<'a>(&'a self, mode_of: impl FnOnce(&str) -> Option<&'a str>) -> Option<&'a Authentication> {
+        match self {
+            Authentication::Choice(c) => {
+                let mode = mode_of(&c.key)?;
+                c.modes.get(mode)
+            }
+            other => Some(other),
+        }
+    }
+
+    /// The configuration keys this scheme renders (every mode's, for a choice).
+    pub fn templates(&self) -> Vec<(String, &str)> {
+        match self {
+            Authentication::Basic { username, password } => {
+                vec![("username".into(), username.as_str()), ("password".into(), password.as_str())]
+            }
+            Authentication::Headers { headers } => headers.iter().map(|(k, v)| (format!("headers.{k}"), v.as_str())).collect(),
+            Authentication::OAuth2(o) => vec![
+                ("authorizationUrl".into(), o.authorization_url.as_str()),
+                ("tokenUrl".into(), o.token_url.as_str()),
+                ("clientId".into(), o.client_id.as_str()),
+                ("clientSecret".into(), o.client_secret.as_str()),
+                ("callbackUrl".into(), o.callback_url.as_str()),
+            ],
+            Authentication::Choice(c) => c
+                .modes
+                .iter()
+                .flat_map(|(mode, a)| a.templates().into_iter().map(move |(what, t)| (format!("modes.{mode}.{what}"), t)))
+                .collect(),
         }
     }
 }
@@ -453,6 +508,57 @@ pub struct EventsSupport {
     pub supported: bool,
     #[serde(default)]
     pub methods: Vec<String>,
+    /// How vendor webhooks are registered, removed and read, when the vendor has them.
+    #[serde(default)]
+    pub webhooks: Option<Webhooks>,
+}
+
+/// Vendor webhooks, as data: the calls that register and remove one hook per
+/// watched hub resource, and where the vendor's calls carry what changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Webhooks {
+    /// Configuration values an instance needs before it can register hooks
+    /// (BigCommerce: `authentication.type: custom`, hooks exist in token mode only).
+    #[serde(default)]
+    pub requires: BTreeMap<String, String>,
+    /// Registers one hook. Its path is appended to the base URL and dot segments
+    /// resolve (RFC 3986), so `/../v3/hooks` turns `.../v2` into `.../v3/hooks`.
+    pub register: VendorCall,
+    /// The registration body: JSON whose strings (keys too) are templates over
+    /// `{scope}`, `{destination}`, `{secretHeader}` and `{secret}`.
+    pub body: serde_json::Value,
+    /// JSON pointer to the new hook's id in the vendor's answer.
+    pub id_pointer: String,
+    /// Removes one hook; `{id}` is its id.
+    pub remove: VendorCall,
+    /// Hub resource -> the vendor scope registered for it.
+    pub objects: BTreeMap<String, String>,
+    /// JSON pointers into the vendor's call: the scope and the changed object's id.
+    pub scope_pointer: String,
+    pub object_id_pointer: String,
+    /// The scope's last segment (`created`, `statusUpdated`) -> CREATED, UPDATED or DELETED.
+    pub event_types: BTreeMap<String, String>,
+}
+
+impl Webhooks {
+    /// The hub resource a vendor scope belongs to: the object whose registered
+    /// scope equals it or, for a wildcard (`store/order/*`), prefixes it.
+    pub fn object_of(&self, scope: &str) -> Option<&str> {
+        self.objects.iter().find_map(|(object, registered)| {
+            let hit = match registered.strip_suffix('*') {
+                Some(prefix) => scope.starts_with(prefix),
+                None => scope == registered,
+            };
+            hit.then_some(object.as_str())
+        })
+    }
+
+    /// CREATED, UPDATED or DELETED for a vendor scope, by its last segment.
+    pub fn event_type_of(&self, scope: &str) -> Option<&str> {
+        let last = scope.rsplit('/').next()?;
+        self.event_types.get(last).map(String::as_str)
+    }
 }
 
 impl ElementDefinition {
@@ -484,6 +590,47 @@ impl ElementDefinition {
                 (method, format!("{}{suffix}", resource.vendor_path))
             }
         }
+    }
+
+    /// The value a key has for an instance: given, else the element's default.
+    pub fn effective<'a>(&'a self, config: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+        config
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| self.parameter(key).and_then(|p| p.default_value.as_deref()))
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The scheme an instance with this configuration uses; `None` when a choice's
+    /// key names no mode.
+    pub fn authentication_for<'a>(&'a self, config: &'a BTreeMap<String, String>) -> Option<&'a Authentication> {
+        self.authentication.resolve(|key| self.effective(config, key))
+    }
+
+    /// The keys an instance with this configuration must have: those declared
+    /// `required`, except credentials only other authentication modes use, plus
+    /// every key the mode in use renders.
+    pub fn required_keys(&self, config: &BTreeMap<String, String>) -> Vec<&str> {
+        let Authentication::Choice(choice) = &self.authentication else {
+            return self.configuration.iter().filter(|p| p.required).map(|p| p.key.as_str()).collect();
+        };
+        let keys_of = |a: &Authentication| -> Vec<String> {
+            a.templates()
+                .iter()
+                .filter_map(|(_, t)| crate::Template::parse(t).ok())
+                .flat_map(|t| t.placeholders().map(str::to_owned).collect::<Vec<_>>())
+                .collect()
+        };
+        let of_any_mode: Vec<String> = choice.modes.values().flat_map(keys_of).collect();
+        let of_this_mode: Vec<String> = self.authentication_for(config).map(keys_of).unwrap_or_default();
+        self.configuration
+            .iter()
+            .filter(|p| {
+                let credential = of_any_mode.contains(&p.key);
+                (p.required && !credential) || of_this_mode.contains(&p.key)
+            })
+            .map(|p| p.key.as_str())
+            .collect()
     }
 
     pub fn parameter(&self, key: &str) -> Option<&ConfigParameter> {

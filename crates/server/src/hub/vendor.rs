@@ -135,8 +135,19 @@ impl<'a> Vendor<'a> {
         if extras.body.is_some() {
             headers.push(("Content-Type".to_owned(), extras.content_type.unwrap_or_else(|| "application/json".to_owned())));
         }
-        let basic_auth = match &self.def.authentication {
+        let auth = self.def.authentication_for(self.config).ok_or_else(|| {
+            bad_request(format!("Instance configuration names no authentication mode of element {}", self.def.key))
+        })?;
+        let basic_auth = match auth {
             Authentication::Basic { username, password } => Some((render(username, self.config)?, render(password, self.config)?)),
+            Authentication::Headers { headers: templates } => {
+                for (name, template) in templates {
+                    headers.push((name.clone(), render(template, self.config)?));
+                }
+                None
+            }
+            // Resolved above: a choice is never the scheme in use.
+            Authentication::Choice(_) => None,
             Authentication::OAuth2(_) => {
                 let token = self.access_token().filter(|t| !t.is_empty()).ok_or_else(|| {
                     ApiError::unauthorized("The instance has no access token; authorize it again (providerData.code)")
