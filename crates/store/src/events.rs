@@ -39,6 +39,9 @@ pub struct ClaimedDelivery {
     pub element_key: String,
     pub notified_data: String,
     pub raw: String,
+    /// The log status: `RECEIVED` means a vendor webhook's thin payload, not yet
+    /// enriched with the record.
+    pub status: String,
     /// Attempts made before this one.
     pub attempts: i64,
     /// The lease this claim holds; an outcome for an older lease is ignored
@@ -61,6 +64,9 @@ pub struct DeliveryOutcome {
     pub attempted_at: i64,
     /// A 410 answer: stop sending to this URL for the instance.
     pub stop_url: Option<String>,
+    /// `message.raw` as sent, when this attempt enriched a `RECEIVED` event (kept,
+    /// so later attempts and the log show the record).
+    pub raw: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +136,7 @@ const EVENT_SELECT: &str = "SELECT e.id, e.event_id, e.organization_id, e.instan
     d.last_attempt_at
     FROM events e JOIN event_deliveries d ON d.event_row = e.id";
 
-async fn insert_event(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent, due_at: i64) -> Result<()> {
+pub(crate) async fn insert_event(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent, due_at: i64) -> Result<()> {
     let row: i64 = sqlx::query_scalar(
         "INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
                              event_date, provider_data, notified_data, raw)
@@ -167,6 +173,7 @@ impl FromRow<'_, SqliteRow> for ClaimedDelivery {
             element_key: row.try_get("element_key")?,
             notified_data: row.try_get("notified_data")?,
             raw: row.try_get("raw")?,
+            status: row.try_get("status")?,
             attempts: row.try_get("attempts")?,
             lease_until: row.try_get("lease_until")?,
         })
@@ -212,7 +219,7 @@ impl Store {
         let ids = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
         let claimed = sqlx::query_as(
             "SELECT e.id, e.event_id, e.organization_id, e.instance_id, e.element_key, e.notified_data,
-                    e.raw, d.attempts, d.lease_until
+                    e.raw, e.status, d.attempts, d.lease_until
              FROM events e JOIN event_deliveries d ON d.event_row = e.id
              WHERE e.id IN (SELECT value FROM json_each(?)) ORDER BY e.id",
         )
@@ -260,14 +267,22 @@ impl Store {
             if done.rows_affected() == 0 {
                 continue;
             }
-            // The log's status: NOTIFIED once acknowledged, DISPATCHED once tried.
+            if let Some(raw) = &o.raw {
+                sqlx::query("UPDATE events SET raw = ?, status = 'DISPATCHED' WHERE id = ? AND status = 'RECEIVED'")
+                    .bind(raw)
+                    .bind(o.event_row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The log's status: NOTIFIED once acknowledged, DISPATCHED once tried
+            // (a webhook's event stays RECEIVED until its record was read).
             let status = match (o.state, o.last_status.is_some() || o.last_error.is_some()) {
                 (DeliveryState::Delivered, _) => Some("NOTIFIED"),
                 (_, true) => Some("DISPATCHED"),
                 _ => None,
             };
             if let Some(status) = status {
-                sqlx::query("UPDATE events SET status = ? WHERE id = ? AND status <> 'NOTIFIED'")
+                sqlx::query("UPDATE events SET status = ? WHERE id = ? AND status NOT IN ('NOTIFIED', 'RECEIVED')")
                     .bind(status)
                     .bind(o.event_row)
                     .execute(&mut *tx)

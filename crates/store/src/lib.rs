@@ -19,6 +19,8 @@ pub use calls::*;
 pub use model::*;
 mod events;
 pub use events::*;
+mod webhooks;
+pub use webhooks::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -72,11 +74,28 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// Puts a [`Store::full_sync_connection`] back to NORMAL before the pool reuses it
+/// (it must not keep FULL, or a failed transaction's state, for other work).
+async fn end_full_sync<T>(mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>, written: Result<T>) -> Result<T> {
+    let reset = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+    let value = written?;
+    reset?;
+    Ok(value)
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl Store {
+    /// A pooled connection whose commits fsync (`synchronous=FULL`), for the few
+    /// writes that must survive a power cut; give it back through [`end_full_sync`].
+    async fn full_sync_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        Ok(conn)
+    }
+
     /// Opens (creating if needed) the database and runs the migrations.
     pub async fn open(url: &str) -> Result<Store> {
         if !url.starts_with("sqlite:") {
@@ -245,6 +264,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         write_configuration(&mut tx, id, config, sealer).await?;
+        if let Some(w) = &new.webhook {
+            webhooks::write_webhook(&mut tx, id, Some(w)).await?;
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -324,6 +346,9 @@ impl Store {
             .await?;
         }
         write_configuration(&mut tx, id, config, sealer).await?;
+        if let Some(w) = &update.webhook {
+            webhooks::write_webhook(&mut tx, id, w.as_ref()).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

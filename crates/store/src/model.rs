@@ -39,6 +39,8 @@ pub struct NewInstance {
     pub token_hash: Vec<u8>,
     pub tags: Vec<String>,
     pub events_enabled: bool,
+    /// Vendor webhooks registered for it, stored in the same transaction.
+    pub webhook: Option<crate::WebhookRow>,
 }
 
 /// Fields of an instance to change; `None` keeps the stored value.
@@ -48,6 +50,8 @@ pub struct InstanceUpdate {
     pub tags: Option<Vec<String>>,
     pub events_enabled: Option<bool>,
     pub valid: Option<bool>,
+    /// `Some(None)` removes the instance's webhook row, `Some(Some(_))` replaces it.
+    pub webhook: Option<Option<crate::WebhookRow>>,
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
 
-use crate::{now, write_configuration, NewValue, Result, Sealer, Store};
+use crate::{end_full_sync, now, write_configuration, NewValue, Result, Sealer, Store};
 
 fn epoch_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -56,8 +56,7 @@ impl Store {
         values: &[(String, NewValue)],
         sealer: &dyn Sealer,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let mut conn = self.full_sync_connection().await?;
         let written = async {
             let mut tx = conn.begin().await?;
             write_configuration(&mut tx, instance_id, values, sealer).await?;
@@ -81,12 +80,7 @@ impl Store {
             Ok::<(), crate::StoreError>(())
         }
         .await;
-        // The connection goes back to the pool; it must not keep FULL (or a failed
-        // transaction's state) for other work.
-        let reset = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-        written?;
-        reset?;
-        Ok(())
+        end_full_sync(conn, written).await
     }
 
     /// The vendor refused the refresh token: the instance becomes invalid, with the

@@ -25,6 +25,7 @@ async fn store_with_instances() -> (tempfile::TempDir, Store, [(i64, i64); 2]) {
             token_hash: format!("t{n}").into_bytes(),
             tags: vec![],
             events_enabled: false,
+            webhook: None,
         };
         *slot = (org.id, s.create_instance(&new, &[], &NoSeal).await.unwrap());
     }

@@ -21,6 +21,7 @@ async fn instance() -> (tempfile::TempDir, Store, i64) {
         token_hash: b"t".to_vec(),
         tags: vec![],
         events_enabled: false,
+        webhook: None,
     };
     let config = vec![("oauth.user.refresh_token".to_string(), NewValue::Secret("r1".into()))];
     let id = s.create_instance(&new, &config, &PlainSealer).await.unwrap();

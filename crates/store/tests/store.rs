@@ -25,6 +25,7 @@ fn new_instance(org: i64, user: i64, token: &[u8], tags: &[&str]) -> NewInstance
         token_hash: token.to_vec(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         events_enabled: false,
+        webhook: None,
     }
 }
 
