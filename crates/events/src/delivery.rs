@@ -22,7 +22,7 @@ use crate::config::EventConfig;
 use crate::message::message_body;
 use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::sign::{elements_signature, standard_webhooks_signature};
-use crate::{now_ms, Context, EventWaker, EventsError};
+use crate::{now_ms, Context, EventWaker, EventsError, HubLister};
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -72,6 +72,8 @@ struct Inner {
     client: VendorClient,
     settings: DeliverySettings,
     waker: EventWaker,
+    /// Reads the records that vendor webhooks name (see [`Deliverer::enriching_with`]).
+    hub: Option<Arc<dyn HubLister>>,
 }
 
 impl Deliverer {
@@ -79,7 +81,21 @@ impl Deliverer {
     /// policy: private and loopback addresses refused unless allow-listed).
     pub fn new(ctx: Context, policy: OutboundPolicy, settings: DeliverySettings) -> Deliverer {
         let client = VendorClient::new(policy, settings.timeout);
-        Deliverer { inner: Arc::new(Inner { ctx, client, settings, waker: EventWaker::default() }) }
+        Deliverer { inner: Arc::new(Inner { ctx, client, settings, waker: EventWaker::default(), hub: None }) }
+    }
+
+    /// The same worker, reading through `hub` the records that vendor webhooks'
+    /// thin payloads name. Without it, such events go out with the payload as is.
+    pub fn enriching_with(self, hub: Arc<dyn HubLister>) -> Deliverer {
+        let i = &self.inner;
+        let inner = Inner {
+            ctx: i.ctx.clone(),
+            client: i.client.clone(),
+            settings: i.settings.clone(),
+            waker: i.waker.clone(),
+            hub: Some(hub),
+        };
+        Deliverer { inner: Arc::new(inner) }
     }
 
     /// Wakes this worker; hand it to whatever stores events in this process.
@@ -214,18 +230,22 @@ impl Deliverer {
         };
         if stopped {
             return DeliveryOutcome {
-                event_row: job.event_row,
-                lease_until: job.lease_until,
-                state: DeliveryState::Stopped,
-                attempts: job.attempts,
-                next_attempt_at: None,
-                last_status: None,
                 last_error: Some("the callback URL answered 410 Gone before; delivery to it is stopped".into()),
-                attempted_at: started,
-                stop_url: None,
+                ..outcome(&job, DeliveryState::Stopped, job.attempts, started)
             };
         }
-        let body = message_body(&job.event_id, job.instance_id, &job.element_key, &job.notified_data, &job.raw);
+        // A vendor webhook's thin payload becomes the record, read through the hub,
+        // before the first attempt; a read that fails is a failed attempt.
+        let enriched = if job.status == "RECEIVED" {
+            match self.enrich(&job).await {
+                Ok(raw) => Some(raw),
+                Err(error) => return self.failure(&job, started, None, error, None),
+            }
+        } else {
+            None
+        };
+        let raw = enriched.as_deref().unwrap_or(&job.raw);
+        let body = message_body(&job.event_id, job.instance_id, &job.element_key, &job.notified_data, raw);
         let mut request = VendorRequest::new(http::Method::POST, url.clone())
             .header("Content-Type", "application/json")
             .header("Elements-Webhook-Id", job.event_id.clone());
@@ -239,28 +259,16 @@ impl Deliverer {
         }
         request.max_body = self.inner.settings.max_response_body;
         request.body = Some(body.into());
-        match self.inner.client.send(request).await {
-            Ok(r) if (200..300).contains(&r.status) => DeliveryOutcome {
-                event_row: job.event_row,
-                lease_until: job.lease_until,
-                state: DeliveryState::Delivered,
-                attempts: job.attempts + 1,
-                next_attempt_at: None,
-                last_status: Some(r.status.into()),
-                last_error: None,
-                attempted_at: started,
-                stop_url: None,
-            },
+        let sent = job.attempts + 1;
+        let done = match self.inner.client.send(request).await {
+            Ok(r) if (200..300).contains(&r.status) => {
+                DeliveryOutcome { last_status: Some(r.status.into()), ..outcome(&job, DeliveryState::Delivered, sent, started) }
+            }
             Ok(r) if r.status == 410 => DeliveryOutcome {
-                event_row: job.event_row,
-                lease_until: job.lease_until,
-                state: DeliveryState::Stopped,
-                attempts: job.attempts + 1,
-                next_attempt_at: None,
                 last_status: Some(410),
                 last_error: Some("the callback URL answered 410 Gone; delivery to it is stopped".into()),
-                attempted_at: started,
                 stop_url: Some(url),
+                ..outcome(&job, DeliveryState::Stopped, sent, started)
             },
             Ok(r) => {
                 let retry_after = r
@@ -273,17 +281,37 @@ impl Deliverer {
             }
             // The policy will refuse this URL every time: no point in a schedule.
             Err(VendorError::Refused(p)) => DeliveryOutcome {
-                event_row: job.event_row,
-                lease_until: job.lease_until,
-                state: DeliveryState::Failed,
-                attempts: job.attempts + 1,
-                next_attempt_at: None,
-                last_status: None,
                 last_error: Some(format!("the callback URL is refused by the outbound policy: {p}")),
-                attempted_at: started,
-                stop_url: None,
+                ..outcome(&job, DeliveryState::Failed, sent, started)
             },
             Err(e) => self.failure(&job, started, None, e.to_string(), None),
+        };
+        DeliveryOutcome { raw: enriched, ..done }
+    }
+
+    /// `message.raw` for a vendor webhook's event: the record read through the hub
+    /// with `objectType` added, or the stored thin payload when there is nothing to
+    /// read (a deletion, a record gone since, or no hub to read from).
+    async fn enrich(&self, job: &ClaimedDelivery) -> Result<String, String> {
+        let Some(hub) = &self.inner.hub else {
+            return Ok(job.raw.clone());
+        };
+        let events: Vec<serde_json::Value> = serde_json::from_str(&job.notified_data).unwrap_or_default();
+        let Some(event) = events.first() else {
+            return Ok(job.raw.clone());
+        };
+        let field = |name: &str| event.get(name).and_then(serde_json::Value::as_str).unwrap_or_default();
+        let (event_type, object, id) = (field("eventType"), field("objectType"), field("objectId"));
+        if event_type == "DELETED" || object.is_empty() || id.is_empty() {
+            return Ok(job.raw.clone());
+        }
+        match hub.get_record(job.organization_id, job.instance_id, object, id).await {
+            Ok(Some(serde_json::Value::Object(mut record))) => {
+                record.insert("objectType".into(), object.into());
+                Ok(serde_json::Value::Object(record).to_string())
+            }
+            Ok(_) => Ok(job.raw.clone()),
+            Err(e) => Err(format!("reading {object} {id} through the hub failed: {e}")),
         }
     }
 
@@ -306,16 +334,27 @@ impl Deliverer {
         };
         tracing::debug!(event = %job.event_id, attempt = failed, %error, "event delivery failed");
         DeliveryOutcome {
-            event_row: job.event_row,
-            lease_until: job.lease_until,
-            state,
-            attempts: failed.into(),
             next_attempt_at: next,
             last_status: status,
             last_error: Some(error),
-            attempted_at: started,
-            stop_url: None,
+            ..outcome(job, state, failed.into(), started)
         }
+    }
+}
+
+/// An attempt's outcome with nothing but its state and count set.
+fn outcome(job: &ClaimedDelivery, state: DeliveryState, attempts: i64, started: i64) -> DeliveryOutcome {
+    DeliveryOutcome {
+        event_row: job.event_row,
+        lease_until: job.lease_until,
+        state,
+        attempts,
+        next_attempt_at: None,
+        last_status: None,
+        last_error: None,
+        attempted_at: started,
+        stop_url: None,
+        raw: None,
     }
 }
 

@@ -29,7 +29,7 @@ use switchyard_vault::Vault;
 pub use config::{EventConfig, VendorType};
 pub use delivery::{Deliverer, DeliverySettings};
 pub use health::notify_instance_health;
-pub use poller::{BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
+pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
 pub use retry::RetryPolicy;
 
 /// What the event machinery reads: the database, the vault that opens sealed

@@ -62,6 +62,16 @@ pub trait HubLister: Send + Sync + 'static {
         path: &'a str,
         query: &'a [(String, String)],
     ) -> BoxFutureHub<'a>;
+
+    /// One record, `GET /hubs/{hub}/{object}/{id}`, for the delivery worker to enrich
+    /// a vendor webhook's event with; `Ok(None)` when the vendor has no such record.
+    fn get_record<'a>(
+        &'a self,
+        organization_id: i64,
+        instance_id: i64,
+        object: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, HubError>>;
 }
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::{json, Value};
-use switchyard_events::{BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
+use switchyard_events::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
 use switchyard_store::{EventQuery, InstanceRow};
 
 #[derive(Default, Clone)]
@@ -62,6 +62,13 @@ impl HubLister for Vendor {
             let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
             let next_page = (offset + size < matching.len()).then(|| (offset + size).to_string());
             Ok(HubPage { records: page, next_page })
+        })
+    }
+
+    fn get_record<'a>(&'a self, _org: i64, _instance: i64, object: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        Box::pin(async move {
+            let records = self.records.lock().unwrap();
+            Ok(records.iter().find(|r| object == "orders" && r["id"].to_string() == id).cloned())
         })
     }
 }

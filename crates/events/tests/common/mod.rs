@@ -59,6 +59,7 @@ impl Setup {
             token_hash: rand_hash(),
             tags: vec![],
             events_enabled: config.iter().any(|(k, v)| *k == "event.notification.enabled" && *v == "true"),
+            webhook: None,
         };
         let id = self.ctx.store.create_instance(&new, &values, &VaultSealer(self.ctx.vault.clone())).await.unwrap();
         self.ctx.store.instance(self.org, id).await.unwrap().unwrap()
