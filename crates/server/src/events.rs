@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use switchyard_events::{BoxFutureHub, HubError, HubLister, HubPage};
+use switchyard_events::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage};
 use switchyard_store::{EventQuery, EventRow, InstanceRow};
 
 use crate::caller::Caller;
@@ -178,6 +178,17 @@ impl ServerHubLister {
     }
 }
 
+/// A hub error as the poller and the delivery worker report it.
+fn hub_error(e: ApiError) -> HubError {
+    HubError {
+        status: e.status.as_u16(),
+        message: match e.provider_message {
+            Some(p) => format!("{} ({p})", e.message),
+            None => e.message,
+        },
+    }
+}
+
 impl HubLister for ServerHubLister {
     fn list_page<'a>(
         &'a self,
@@ -186,14 +197,7 @@ impl HubLister for ServerHubLister {
         query: &'a [(String, String)],
     ) -> BoxFutureHub<'a> {
         Box::pin(async move {
-            let failed = |e: ApiError| HubError {
-                status: e.status.as_u16(),
-                message: match e.provider_message {
-                    Some(p) => format!("{} ({p})", e.message),
-                    None => e.message,
-                },
-            };
-            let response = hub::list_for_instance(&self.state, instance, path, query).await.map_err(failed)?;
+            let response = hub::read_for_instance(&self.state, instance, path, query).await.map_err(hub_error)?;
             let next_page = response
                 .headers()
                 .get("Elements-Next-Page-Token")
@@ -207,6 +211,33 @@ impl HubLister for ServerHubLister {
                 _ => return Err(HubError { status: 502, message: "the hub list answered no JSON array".into() }),
             };
             Ok(HubPage { records, next_page })
+        })
+    }
+
+    fn get_record<'a>(
+        &'a self,
+        organization_id: i64,
+        instance_id: i64,
+        object: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        Box::pin(async move {
+            let gone = || HubError { status: 404, message: format!("instance {instance_id} no longer exists") };
+            let row = self.state.store.instance(organization_id, instance_id).await.map_err(|e| hub_error(e.into()))?;
+            let row = row.ok_or_else(gone)?;
+            let def = self.state.catalog.get(&row.element_key).ok_or_else(gone)?;
+            let path = format!("/hubs/{}/{}/{}", def.hub, object.trim_matches('/'), hub::encode_segment(id));
+            let response = match hub::read_for_instance(&self.state, &row, &path, &[]).await {
+                Ok(r) => r,
+                Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(None),
+                Err(e) => return Err(hub_error(e)),
+            };
+            let body = axum::body::to_bytes(response.into_body(), MAX_HUB_PAGE_BYTES)
+                .await
+                .map_err(|e| HubError { status: 502, message: format!("reading the record: {e}") })?;
+            serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|_| HubError { status: 502, message: "the hub answered no JSON record".into() })
         })
     }
 }

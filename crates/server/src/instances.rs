@@ -17,7 +17,7 @@ use switchyard_vault::{KeyRing, Vault};
 use crate::caller::{hash_secret, Caller};
 use crate::json_body::JsonBody;
 use crate::oauth::{self, is_token_key, TokenPair};
-use crate::{hub, ApiError, AppState};
+use crate::{hub, webhooks, ApiError, AppState};
 
 /// What a secret looks like in every answer; sent back, it keeps the stored value.
 pub const MASK: &str = "********";
@@ -99,23 +99,9 @@ fn as_config_strings(config: Map<String, Value>) -> Result<BTreeMap<String, Stri
         .collect()
 }
 
-/// The value a key has for this instance: given, else the element's default.
-fn effective<'a>(def: &'a ElementDefinition, given: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    given
-        .get(key)
-        .map(String::as_str)
-        .or_else(|| def.parameter(key).and_then(|p| p.default_value.as_deref()))
-        .filter(|v| !v.is_empty())
-}
-
 /// Required keys first (one message naming all that are missing), then formats.
 fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    let missing: Vec<&str> = def
-        .configuration
-        .iter()
-        .filter(|p| p.required && effective(def, given, &p.key).is_none())
-        .map(|p| p.key.as_str())
-        .collect();
+    let missing: Vec<&str> = def.required_keys(given).into_iter().filter(|k| def.effective(given, k).is_none()).collect();
     if !missing.is_empty() {
         return Err(bad_request(format!("Missing required configuration: {}", missing.join(", "))));
     }
@@ -273,6 +259,7 @@ async fn create_instance(
     }
     check_token_keys(def, &given, &BTreeMap::new())?;
     validate(def, &given)?;
+    let wanted_hooks = webhooks::wanted(def, &given)?;
     check_callback_url(state, &given).await?;
     if def.authentication.oauth2().is_some() {
         let code = code.ok_or_else(|| {
@@ -286,6 +273,14 @@ async fn create_instance(
         given.extend(pair.values());
     }
     check_vendor(state, def, &given).await?;
+    let webhook = match wanted_hooks.is_empty() {
+        true => None,
+        false => {
+            let mut full = hub::defaults(def);
+            full.extend(given.clone());
+            Some((webhooks::register(state, def, &full, None, &wanted_hooks).await?, full))
+        }
+    };
 
     let token = crate::new_secret();
     let config: Vec<(String, NewValue)> = given
@@ -300,8 +295,17 @@ async fn create_instance(
         token_hash: hash_secret(&token),
         tags: body.tags.unwrap_or_default(),
         events_enabled: given.get("event.notification.enabled").is_some_and(|v| v == "true"),
+        webhook: webhook.as_ref().map(|(w, _)| w.clone()),
     };
-    let id = state.store.create_instance(&new, &config, &VaultSealer(&state.vault)).await?;
+    let id = match state.store.create_instance(&new, &config, &VaultSealer(&state.vault)).await {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some((w, full)) = &webhook {
+                webhooks::remove(state, def, full, None, &w.hooks).await;
+            }
+            return Err(e.into());
+        }
+    };
     let row = state.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
     let mut view = instance_view(state, caller, &row).await?;
     // The token is shown once, here; only its hash is kept.
@@ -462,8 +466,21 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i
     responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
+    // The vendor hooks go too; their ids and the credentials to remove them with
+    // are read before the rows are.
+    let hooks = match state.store.webhook(row.id).await? {
+        Some(w) => {
+            let def = hub::element_of(&state, &row)?;
+            let config = hub::open_configuration(&state, &def, &row).await?;
+            Some((w, def, config))
+        }
+        None => None,
+    };
     state.store.delete_instance(caller.organization_id, row.id).await?;
     state.cache.forget_instances();
+    if let Some((w, def, config)) = hooks {
+        webhooks::remove(&state, &def, &config, None, &w.hooks).await;
+    }
     Ok(StatusCode::OK)
 }
 
@@ -635,6 +652,7 @@ async fn update(
         config.retain(|k, _| !is_token_key(k));
     }
     validate(&def, &config)?;
+    let wanted_hooks = webhooks::wanted(&def, &config)?;
     check_callback_url(state, &config).await?;
     let pair = match &code {
         Some(code) => Some(exchange(state, &def, &config, code).await?),
@@ -665,6 +683,23 @@ async fn update(
         }
         check_vendor(state, &def, &check_config).await?;
     }
+    // Vendor hooks follow the configuration: registered anew when what is watched,
+    // the address or the credentials changed (new ones first, so a refusal leaves
+    // the old ones working), the old ones removed once the change is stored.
+    let current_hooks = state.store.webhook(row.id).await?;
+    let rehook = checked || !webhooks::serves(current_hooks.as_ref(), &wanted_hooks, state, &def);
+    let new_hooks = match (rehook, wanted_hooks.is_empty()) {
+        (true, false) => {
+            let mut full = hub::defaults(&def);
+            full.extend(config.clone());
+            match &pair {
+                Some(pair) => full.extend(pair.values()),
+                None => full.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone()))),
+            }
+            Some((webhooks::register(state, &def, &full, Some(row.id), &wanted_hooks).await?, full))
+        }
+        _ => None,
+    };
 
     let mut values: Vec<(String, NewValue)> = config
         .iter()
@@ -695,10 +730,20 @@ async fn update(
         events_enabled: Some(config.get("event.notification.enabled").is_some_and(|v| v == "true")),
         // Credentials the vendor just accepted make the instance valid again.
         valid: checked.then_some(true),
+        webhook: rehook.then(|| new_hooks.as_ref().map(|(w, _)| w.clone())),
     };
     let sealer = VaultSealer(&state.vault);
-    if !state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await? {
-        return Err(ApiError::not_found("No such instance"));
+    let stored_ok = state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await;
+    if !matches!(stored_ok, Ok(true)) {
+        if let Some((w, full)) = &new_hooks {
+            webhooks::remove(state, &def, full, Some(row.id), &w.hooks).await;
+        }
+        return Err(stored_ok.err().map(ApiError::from).unwrap_or_else(|| ApiError::not_found("No such instance")));
+    }
+    if let (true, Some(old)) = (rehook, current_hooks) {
+        let mut before = hub::defaults(&def);
+        before.extend(stored.clone());
+        webhooks::remove(state, &def, &before, Some(row.id), &old.hooks).await;
     }
     if pair.is_some() {
         state.store.clear_refresh_refusal(row.id).await?;

@@ -20,6 +20,7 @@ mod openapi;
 mod page_token;
 mod logs;
 mod proxy;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -60,6 +61,13 @@ pub struct AppState {
     pub cache: cache::LookupCache,
     /// OAuth 2.0 refresh settings and the per-instance single flight.
     pub oauth: oauth::OAuthRuntime,
+    /// Where vendors reach this server (`http://host:port`, no path): vendor
+    /// webhooks are registered to `{public_url}/elements/api-v2/events/...`.
+    pub public_url: String,
+    /// Wakes the event delivery worker when an event is stored here.
+    pub event_waker: switchyard_events::EventWaker,
+    /// Stores vendor webhook calls' events, many per durable commit.
+    pub intake: webhooks::Intake,
 }
 
 impl AppState {
@@ -84,6 +92,9 @@ impl AppState {
             sandbox: None,
             cache: cache::LookupCache::default(),
             oauth: oauth::OAuthRuntime::default(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            event_waker: switchyard_events::EventWaker::default(),
+            intake: webhooks::Intake::default(),
         }
     }
 }
@@ -102,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             get(instances::list).post(instances::create).put(instances::put_current).patch(instances::patch_current),
         )
         .route("/instances/configuration", get(instances::configuration_current))
+        .route("/events/{element_key}/{instance_key}", post(webhooks::ingest))
         .route("/instances/events", get(events::list_all))
         .route("/instances/events/{event_id}", get(events::get))
         .route("/instances/events/{event_id}/redeliver", post(events::redeliver))

@@ -63,7 +63,7 @@ pub(crate) async fn open_instance(
     Ok((open, def))
 }
 
-fn element_of(state: &AppState, row: &InstanceRow) -> Result<Arc<ElementDefinition>, ApiError> {
+pub(crate) fn element_of(state: &AppState, row: &InstanceRow) -> Result<Arc<ElementDefinition>, ApiError> {
     state
         .catalog
         .get(&row.element_key)
@@ -111,7 +111,7 @@ pub(crate) async fn stored_configuration(state: &AppState, instance_id: i64) -> 
 
 /// A path segment with everything but unreserved characters percent-encoded,
 /// so an id cannot climb out of its resource (`..`, `/`, `?`).
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     if s == "." || s == ".." {
         return s.replace('.', "%2E");
     }
@@ -243,9 +243,10 @@ fn idempotency_request<'a>(
     }
 }
 
-/// A hub list call made by the platform itself for an instance (the event poller):
-/// the same routing, vendor call and paging as a caller's `GET /hubs/...`.
-pub(crate) async fn list_for_instance(
+/// A hub read made by the platform itself for an instance (the event poller's
+/// lists, the delivery worker's records): the same routing, vendor call and paging
+/// as a caller's `GET /hubs/...`.
+pub(crate) async fn read_for_instance(
     state: &AppState,
     row: &InstanceRow,
     hub_path: &str,
@@ -257,10 +258,7 @@ pub(crate) async fn list_for_instance(
     if def.hub != hub {
         return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }
-    let route = def.route("GET", path).map_err(|_| ApiError::not_found(format!("No list at {hub_path}")))?;
-    if route.operation != Operation::List {
-        return Err(bad_request(format!("{hub_path} is not a list")));
-    }
+    let route = def.route("GET", path).map_err(|_| ApiError::not_found(format!("No resource at {hub_path}")))?;
     let mut config = open_configuration(state, &def, row).await?;
     if def.authentication.oauth2().is_some() {
         if !row.valid {
@@ -272,7 +270,16 @@ pub(crate) async fn list_for_instance(
     if def.protocol == Protocol::XmlRpc {
         return xmlrpc::operation(&vendor, row, hub, path, &route, params, &Bytes::new()).await;
     }
-    list::list(&vendor, row, hub, path, &resource_path(&route)?, params, route.resource).await
+    let mut vendor_path = resource_path(&route)?;
+    match (route.operation, &route.id) {
+        (Operation::List, _) => list::list(&vendor, row, hub, path, &vendor_path, params, route.resource).await,
+        (Operation::Get, Some(id)) => {
+            vendor_path.push('/');
+            vendor_path.push_str(&encode_segment(id));
+            json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?)
+        }
+        _ => Err(bad_request(format!("{hub_path} is not a list or a record"))),
+    }
 }
 
 #[cfg(test)]

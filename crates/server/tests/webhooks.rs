@@ -1,0 +1,343 @@
+//! BigCommerce token mode and vendor webhooks over HTTP: the router and the event
+//! delivery worker run in this process, the BigCommerce simulator (which registers
+//! v3 hooks and calls them on every change) on another loopback port, and a
+//! receiver on a third.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchyard_elements::Catalog;
+use switchyard_engine::client::VendorClient;
+use switchyard_engine::outbound::OutboundPolicy;
+use switchyard_server::caller::hash_secret;
+use switchyard_server::events::ServerHubLister;
+use switchyard_server::webhooks::SECRET_HEADER;
+use switchyard_server::{new_secret, AppState};
+use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
+
+/// What the receiver got: the message bodies, in order.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
+
+async fn receive(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> &'static str {
+    r.0.lock().unwrap().push((headers, serde_json::from_slice(&body).unwrap()));
+    "ok"
+}
+
+struct World {
+    api: String,
+    auth: String,
+    http: reqwest::Client,
+    sim: String,
+    received: Received,
+    callback: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = format!("http://{}", sim_listener.local_addr().unwrap());
+    let simulator = BigCommerceSimulator::demo();
+    tokio::spawn(bigcommerce::serve(sim_listener, simulator));
+
+    let received = Received::default();
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/hook", hook_listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(received.clone());
+    tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+    let (org_secret, user_secret) = (new_secret(), new_secret());
+    store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
+    let vault = switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate());
+    let catalog = Catalog::builtin();
+    let mut state = AppState::new(
+        store.clone(),
+        vault.clone(),
+        VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
+        catalog,
+        vec![9u8; 32],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    state.public_url = format!("http://{addr}");
+    let ctx = switchyard_events::Context { store, vault, catalog: state.catalog.clone() };
+    let settings = switchyard_events::DeliverySettings {
+        retry: switchyard_events::RetryPolicy { base: Duration::from_millis(20), ..Default::default() },
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let deliverer = switchyard_events::Deliverer::new(ctx, OutboundPolicy::allow_loopback(), settings)
+        .enriching_with(Arc::new(ServerHubLister::new(state.clone())));
+    state.event_waker = deliverer.waker();
+    tokio::spawn(deliverer.run(std::future::pending()));
+    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
+
+    World {
+        api: format!("http://{addr}/elements/api-v2"),
+        auth: format!("User {user_secret}, Organization {org_secret}"),
+        http: reqwest::Client::new(),
+        sim,
+        received,
+        callback,
+        _dir: dir,
+    }
+}
+
+const HASH: &str = bigcommerce::DEMO_STORE_HASH;
+
+impl World {
+    /// Token mode on the demo store, over `extra`.
+    fn token_mode(&self, extra: Value) -> Value {
+        let mut config = json!({
+            "authentication.type": "custom",
+            "oauth.api.key": "client-1",
+            "oauth.user.token": bigcommerce::DEMO_API_TOKEN,
+            "store.url": format!("{}/stores/{HASH}/v2", self.sim),
+        });
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        config
+    }
+
+    fn with_events(&self, extra: Value) -> Value {
+        let mut events = json!({
+            "event.notification.enabled": true,
+            "event.vendor.type": "webhook",
+            "event.notification.callback.url": self.callback,
+            "event.notification.signature.key": "k3y",
+        });
+        events.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        self.token_mode(events)
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, auth: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.api)).header("Authorization", auth);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn create(&self, config: Value) -> (StatusCode, Value) {
+        let body = json!({"element": {"key": "bigcommerce"}, "name": "shop", "configuration": config});
+        self.send(reqwest::Method::POST, "/instances", &self.auth, Some(body)).await
+    }
+
+    /// The hooks the simulated store has, as the vendor lists them.
+    async fn vendor_hooks(&self) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/stores/{HASH}/v3/hooks", self.sim))
+            .header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
+            .header("X-Auth-Client", "client-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body["data"].as_array().unwrap().clone()
+    }
+
+    async fn until_received(&self, n: usize) -> Vec<(HeaderMap, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.received.0.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{} of {n} messages arrived", got.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_mode_needs_its_own_credentials_and_reaches_the_vendor() {
+    let w = world().await;
+    // Basic mode (the default) still needs the legacy account.
+    let (status, body) = w.create(json!({"store.url": format!("{}/stores/{HASH}/api/v2", w.sim)})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let m = body["message"].as_str().unwrap();
+    assert!(m.contains("username") && m.contains("password") && !m.contains("oauth.user.token"), "{m}");
+    // Token mode needs the client id and token, and not the legacy account.
+    let (status, body) = w.create(json!({"authentication.type": "custom", "store.url": format!("{}/stores/{HASH}/v2", w.sim)})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let m = body["message"].as_str().unwrap();
+    assert!(m.contains("oauth.api.key") && m.contains("oauth.user.token") && !m.contains("username"), "{m}");
+    let (status, body) = w.create(w.token_mode(json!({"authentication.type": "token"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("authentication.type"), "{body}");
+    // A token the vendor refuses is a 400 with the vendor's words.
+    let (status, body) = w.create(w.token_mode(json!({"oauth.user.token": "wrong"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["providerMessage"].as_str().unwrap().contains("X-Auth-Token"), "{body}");
+
+    let (status, created) = w.create(w.token_mode(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["configuration"]["oauth.user.token"], "********");
+    assert_eq!(created["configuration"]["authentication.type"], "custom");
+    let auth = format!("{}, Element {}", w.auth, created["token"].as_str().unwrap());
+    let (status, orders) = w.send(reqwest::Method::GET, "/hubs/ecommerce/orders?pageSize=3", &auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{orders}");
+    assert_eq!(orders.as_array().unwrap().len(), 3);
+    // The secret never comes back.
+    assert!(!created.to_string().contains(bigcommerce::DEMO_API_TOKEN));
+}
+
+#[tokio::test]
+async fn webhooks_need_token_mode_and_watchable_objects() {
+    let w = world().await;
+    let basic = json!({"username": bigcommerce::DEMO_USERNAME, "password": bigcommerce::DEMO_API_TOKEN,
+        "store.url": format!("{}/stores/{HASH}/api/v2", w.sim), "event.notification.enabled": true,
+        "event.vendor.type": "webhook", "event.notification.callback.url": w.callback});
+    let (status, body) = w.create(basic).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("authentication.type=custom"), "{body}");
+    let (status, body) = w.create(w.with_events(json!({"event.objects": "orders,coupons"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("coupons"), "{body}");
+    // Nothing was registered by the refused attempts.
+    assert!(w.vendor_hooks().await.is_empty());
+}
+
+#[tokio::test]
+async fn vendor_changes_arrive_enriched_and_signed() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let auth = format!("{}, Element {}", w.auth, created["token"].as_str().unwrap());
+
+    let hooks = w.vendor_hooks().await;
+    let mut scopes: Vec<&str> = hooks.iter().map(|h| h["scope"].as_str().unwrap()).collect();
+    scopes.sort();
+    assert_eq!(scopes, ["store/customer/*", "store/order/*", "store/product/*"]);
+    for h in &hooks {
+        let destination = h["destination"].as_str().unwrap();
+        assert!(destination.starts_with(&format!("{}/events/bigcommerce/", w.api)), "{destination}");
+        assert!(h["headers"][SECRET_HEADER].is_string(), "{h}");
+        assert_eq!(h["is_active"], true);
+    }
+
+    // A change at the vendor (through the hub) comes back as a signed, enriched event.
+    let order = json!({"customer_id": 0, "billing_address": {"first_name": "Ada", "last_name": "L", "street_1": "1 Main",
+        "city": "Austin", "state": "Texas", "zip": "78701", "country": "United States", "email": "ada@example.com"},
+        "products": [{"name": "Widget", "quantity": 1, "price_inc_tax": 10, "price_ex_tax": 10}]});
+    let (status, made) = w.send(reqwest::Method::POST, "/hubs/ecommerce/orders", &auth, Some(order)).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    let order_id = made["id"].as_i64().unwrap();
+    let got = w.until_received(1).await;
+    let (headers, body) = &got[0];
+    let message = &body["message"];
+    assert_eq!(message["instanceId"], id);
+    assert_eq!(message["elementKey"], "bigcommerce");
+    assert_eq!(message["events"][0]["eventType"], "CREATED");
+    assert_eq!(message["events"][0]["objectType"], "orders");
+    assert_eq!(message["events"][0]["objectId"], order_id.to_string());
+    assert_eq!(message["raw"]["id"], order_id, "the record, read through the hub: {message}");
+    assert_eq!(message["raw"]["objectType"], "orders");
+    assert_eq!(message["raw"]["billing_address"]["email"], "ada@example.com");
+    assert!(headers.get("elements-webhook-signature").unwrap().to_str().unwrap().starts_with("sha256="));
+    assert!(headers.get("webhook-signature").unwrap().to_str().unwrap().starts_with("v1,"));
+
+    let (status, _) =
+        w.send(reqwest::Method::PATCH, &format!("/hubs/ecommerce/orders/{order_id}"), &auth, Some(json!({"staff_notes": "rush"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let got = w.until_received(2).await;
+    assert_eq!(got[1].1["message"]["events"][0]["eventType"], "UPDATED");
+    assert_eq!(got[1].1["message"]["raw"]["staff_notes"], "rush");
+
+    // The log keeps the vendor's call as it came and the record as it was sent.
+    let (status, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    for e in log {
+        assert_eq!(e["status"], "NOTIFIED", "{e}");
+        assert!(e["providerData"].as_str().unwrap().contains("store/order/"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_intake_refuses_strangers_and_stores_nothing_for_them() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "customers"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let hooks = w.vendor_hooks().await;
+    assert_eq!(hooks.len(), 1);
+    let destination = hooks[0]["destination"].as_str().unwrap().to_owned();
+    let secret = hooks[0]["headers"][SECRET_HEADER].as_str().unwrap().to_owned();
+    let call = json!({"scope": "store/customer/updated", "store_id": "1", "producer": format!("stores/{HASH}"),
+        "created_at": 1_700_000_000, "hash": "x", "data": {"type": "customer", "id": 1}});
+    let post = |url: String, secret: Option<&str>, body: String| {
+        let mut r = w.http.post(url).header("Content-Type", "application/json").body(body);
+        if let Some(s) = secret {
+            r = r.header(SECRET_HEADER, s);
+        }
+        async move { r.send().await.unwrap().status() }
+    };
+    assert_eq!(post(destination.clone(), None, call.to_string()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(destination.clone(), Some("wrong"), call.to_string()).await, StatusCode::UNAUTHORIZED);
+    let (base, key) = destination.rsplit_once('/').unwrap();
+    assert_eq!(post(format!("{base}/{key}x"), Some(&secret), call.to_string()).await, StatusCode::NOT_FOUND);
+    let other_element = destination.replace("/bigcommerce/", "/infusionsoftcrm/");
+    assert_eq!(post(other_element, Some(&secret), call.to_string()).await, StatusCode::NOT_FOUND);
+    assert_eq!(post(destination.clone(), Some(&secret), "not json".into()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(post(destination.clone(), Some(&secret), json!({"data": {"id": 1}}).to_string()).await, StatusCode::BAD_REQUEST);
+    let (_, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
+    assert_eq!(log, json!([]), "nothing stored for refused calls");
+
+    assert_eq!(post(destination, Some(&secret), call.to_string()).await, StatusCode::OK);
+    let got = w.until_received(1).await;
+    assert_eq!(got[0].1["message"]["events"][0]["objectType"], "customers");
+    assert_eq!(got[0].1["message"]["raw"]["id"], 1);
+    assert!(got[0].1["message"]["raw"]["email"].is_string(), "enriched: {}", got[0].1);
+}
+
+#[tokio::test]
+async fn hooks_follow_the_configuration_and_go_with_the_instance() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let first = w.vendor_hooks().await;
+    assert_eq!(first.len(), 1);
+    let old_destination = first[0]["destination"].as_str().unwrap().to_owned();
+    let old_secret = first[0]["headers"][SECRET_HEADER].as_str().unwrap().to_owned();
+
+    // Watching more: registered anew, the old hook removed, its address dead.
+    let patch = json!({"configuration": {"event.objects": "orders,products"}});
+    let (status, body) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hooks = w.vendor_hooks().await;
+    assert_eq!(hooks.len(), 2);
+    assert!(hooks.iter().all(|h| h["destination"] != old_destination.as_str()));
+    let call = json!({"scope": "store/order/created", "data": {"type": "order", "id": 100}});
+    let r = w.http.post(&old_destination).header(SECRET_HEADER, &old_secret).json(&call).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Events off: no hooks. On again: back.
+    let off = json!({"configuration": {"event.notification.enabled": false}});
+    let (status, _) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(off)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.vendor_hooks().await.is_empty());
+    let on = json!({"configuration": {"event.notification.enabled": true}});
+    let (status, _) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(on)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w.vendor_hooks().await.len(), 2);
+
+    // Deleting the instance removes them at the vendor.
+    let (status, _) = w.send(reqwest::Method::DELETE, &format!("/instances/{id}"), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.vendor_hooks().await.is_empty());
+}
