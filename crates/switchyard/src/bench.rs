@@ -24,7 +24,13 @@ pub struct BenchOptions {
 }
 
 /// A child process killed when dropped, so a failed run leaves nothing behind.
-struct Process(Child);
+pub(crate) struct Process(Child);
+
+impl Process {
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -120,7 +126,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         }
     }
     println!();
-    match rss_kib(server.0.id()) {
+    match rss_kib(server.id()) {
         Some(kib) => println!("Switchyard resident memory after the runs: {:.1} MB", kib as f64 / 1024.0),
         None => println!("Switchyard resident memory: unavailable (no /proc here)"),
     }
@@ -129,11 +135,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn text(v: &Value, key: &str) -> anyhow::Result<String> {
+pub(crate) fn text(v: &Value, key: &str) -> anyhow::Result<String> {
     v[key].as_str().map(str::to_owned).with_context(|| format!("'{key}' missing in {v}"))
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -180,7 +186,7 @@ async fn first_order_id(http: &reqwest::Client, store_url: &str, user: &str, tok
     orders[0]["id"].as_i64().context("the simulator has no orders")
 }
 
-fn start_sandbox(exe: &Path) -> anyhow::Result<(Process, Value)> {
+pub(crate) fn start_sandbox(exe: &Path) -> anyhow::Result<(Process, Value)> {
     let mut child = Command::new(exe)
         .args(["sandbox", "--json"])
         .stdout(Stdio::piped())
@@ -194,12 +200,17 @@ fn start_sandbox(exe: &Path) -> anyhow::Result<(Process, Value)> {
     Ok((process, serde_json::from_str(&line).context("the sandbox's credentials line")?))
 }
 
-/// `serve` on a fresh database in `dir`, loopback allowed; its API base and the
-/// first tenant's Authorization.
 fn start_server(exe: &Path, dir: &Path) -> anyhow::Result<(Process, String, String)> {
+    start_server_with(exe, dir, &[])
+}
+
+/// `serve` on a fresh database in `dir`, loopback allowed, with `extra` flags; its
+/// API base and the first tenant's Authorization.
+pub(crate) fn start_server_with(exe: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<(Process, String, String)> {
     let mut child = Command::new(exe)
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--outbound-allow", "127.0.0.1"])
+        .args(extra)
         .env("NO_COLOR", "1")
         .env("SWITCHYARD_LOG", "warn,switchyard=info")
         .env_remove("SWITCHYARD_MASTER_KEY")
@@ -236,7 +247,7 @@ fn start_server(exe: &Path, dir: &Path) -> anyhow::Result<(Process, String, Stri
 }
 
 /// Resident set size of a process, from /proc (Linux).
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

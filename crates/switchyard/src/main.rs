@@ -2,6 +2,7 @@
 //! output once, the log goes to standard error and never holds one.
 
 mod bench;
+mod bench_events;
 mod database;
 mod sandbox;
 mod serve;
@@ -81,6 +82,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where vendors reach this server (scheme, host, port; no path), for the
+        /// webhooks it registers at them. [default: http:// and the listen address]
+        #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Run the vendor simulators inside this process and make them the
         /// default vendor endpoints of the built-in elements (a demo, offline).
         #[arg(long)]
@@ -153,6 +158,20 @@ enum Command {
         /// Records per list call.
         #[arg(long, default_value_t = 50)]
         page_size: usize,
+    },
+    /// Measure events: vendor webhook calls into Switchyard at a fixed rate, each
+    /// enriched through the hub and delivered signed to a local receiver; prints
+    /// events/s and end-to-end p50/p99, with a healthy and a failing receiver.
+    BenchEvents {
+        /// Vendor webhook calls per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds of calls per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Share of deliveries the failing receiver answers with 500.
+        #[arg(long, default_value_t = 0.2)]
+        fail_share: f64,
     },
     /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
@@ -233,9 +252,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, events, db } => {
+        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, events, db } => {
             let options = serve::ServeOptions {
                 listen,
+                public_url,
                 sandbox,
                 outbound_allow,
                 vendor_timeout: std::time::Duration::from_secs(vendor_timeout),
@@ -263,6 +283,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
         Command::Bench { requests, concurrency, page_size } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size }).await
+        }
+        Command::BenchEvents { rate, seconds, fail_share } => {
+            bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share }).await
         }
         Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }

@@ -19,6 +19,7 @@ use crate::{database, sandbox, tenants, DatabaseOptions, EventOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
+    pub public_url: Option<String>,
     pub sandbox: bool,
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
@@ -34,6 +35,7 @@ pub struct ServeOptions {
 pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<()> {
     let ServeOptions {
         listen,
+        public_url,
         sandbox,
         outbound_allow,
         vendor_timeout,
@@ -114,11 +116,13 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
     state.oauth = switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
+    state.public_url = public_url_for(public_url.as_deref(), addr)?;
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
-    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
     let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
+    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings).enriching_with(lister.clone());
+    state.event_waker = deliverer.waker();
     let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -134,6 +138,24 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--public-url` checked (an http(s) origin, no path), or the listen address
+/// (`0.0.0.0` and `::` read as loopback: a vendor cannot call "any address").
+fn public_url_for(given: Option<&str>, listen: SocketAddr) -> anyhow::Result<String> {
+    let Some(given) = given else {
+        let ip = match listen.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        return Ok(format!("http://{}", SocketAddr::new(ip, listen.port())));
+    };
+    let url = url::Url::parse(given).with_context(|| format!("--public-url '{given}'"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || url.path() != "/" || url.query().is_some() {
+        anyhow::bail!("--public-url must be an http(s) origin such as https://switchyard.example.com, not '{given}'");
+    }
+    Ok(given.trim_end_matches('/').to_owned())
 }
 
 /// The event settings from the flags; refuses values that make no sense.
