@@ -5,6 +5,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::data::StoreData;
+use super::events::Event;
 use super::fmt;
 use super::query::Query;
 use super::table::{ApiError, Reply};
@@ -19,9 +20,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) body: &'a [u8],
 }
 
-/// Routes `segs` (the path after the base, split on `/`) to a resource.
-pub(crate) fn dispatch(store: &StoreState, method: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Reply {
+/// Routes `segs` (the path after the base, split on `/`) to a resource; gives the answer
+/// and the changes it made, for the webhooks (none when it failed).
+pub(crate) fn dispatch(store: &StoreState, method: &Method, segs: &[&str], ctx: &Ctx<'_>) -> (Reply, Vec<Event>) {
     let read_only = method == Method::GET || method == Method::HEAD;
+    let mut events = Vec::new();
     let result = match segs.first().copied() {
         Some("time") if segs.len() == 1 => {
             if read_only {
@@ -45,11 +48,17 @@ pub(crate) fn dispatch(store: &StoreState, method: &Method, segs: &[&str], ctx: 
         }
         Some(_) => {
             let mut data = write(&store.data);
-            route(&mut Data::Write(&mut data), method, segs, ctx)
+            let result = route(&mut Data::Write(&mut data), method, segs, ctx);
+            // Taken under the lock, so each request fires exactly its own changes.
+            let changes = std::mem::take(&mut data.events);
+            if result.is_ok() {
+                events = changes;
+            }
+            result
         }
         None => Err(ApiError::not_found()),
     };
-    result.unwrap_or_else(Reply::from)
+    (result.unwrap_or_else(Reply::from), events)
 }
 
 /// The store data under a read or a write lock.

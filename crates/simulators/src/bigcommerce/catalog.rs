@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{apply, body_object, id, max_len, not_allowed, require, Ctx, Data, CREATED, T};
 use super::data::StoreData;
+use super::events;
 use super::fmt::{money, rfc2822};
 use super::query::{filters, matches, select, F};
 use super::table::{link, obj, ApiError, ChildTable, Record, Reply, Table};
@@ -547,6 +548,7 @@ fn products(d: &mut Data<'_>, m: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Resul
             require(&body, &["name", "price", "categories", "type", "availability", "weight"])?;
             let d = d.get_mut()?;
             let pid = write_product(d, None, &body, ctx.now)?;
+            d.emit(events::PRODUCT_CREATED, pid);
             Ok(Reply::record(CREATED, d.products.get(pid).ok_or_else(ApiError::not_found)?, ctx.base))
         }
         (1, &Method::DELETE) => {
@@ -554,6 +556,7 @@ fn products(d: &mut Data<'_>, m: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Resul
             let ids: Vec<u64> = d.products.rows.keys().copied().collect();
             for pid in ids {
                 remove_product(d, pid);
+                d.emit(events::PRODUCT_DELETED, pid);
             }
             Ok(Reply::no_content())
         }
@@ -583,6 +586,7 @@ fn products(d: &mut Data<'_>, m: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Resul
                         return Err(ApiError::not_found());
                     }
                     write_product(d, Some(pid), &body, ctx.now)?;
+                    d.emit(events::PRODUCT_UPDATED, pid);
                     Ok(Reply::record(StatusCode::OK, d.products.get(pid).ok_or_else(ApiError::not_found)?, ctx.base))
                 }
                 Method::DELETE => {
@@ -591,6 +595,7 @@ fn products(d: &mut Data<'_>, m: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Resul
                         return Err(ApiError::not_found());
                     }
                     remove_product(d, pid);
+                    d.emit(events::PRODUCT_DELETED, pid);
                     Ok(Reply::no_content())
                 }
                 _ => not_allowed(),

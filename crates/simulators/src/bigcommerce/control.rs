@@ -1,5 +1,6 @@
 //! The control API under `/_sim`: JSON endpoints to add stores, set faults and quotas,
-//! read request counts and reset data, for tests and tools in other processes.
+//! read request counts, reset data, and tune and watch webhook deliveries, for tests and
+//! tools in other processes.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::http::{control_error, control_json};
-use super::{BigCommerceSimulator, Faults, Quota, StoreConfig, DEFAULT_QUOTA_WINDOW};
+use super::{BigCommerceSimulator, Delivery, Faults, Quota, StoreConfig, DEFAULT_QUOTA_WINDOW};
 
 pub(crate) fn routes() -> Router<BigCommerceSimulator> {
     Router::new()
@@ -24,6 +25,8 @@ pub(crate) fn routes() -> Router<BigCommerceSimulator> {
         .route("/_sim/stores/{hash}/quota", put(set_quota))
         .route("/_sim/stores/{hash}/requests", get(requests))
         .route("/_sim/stores/{hash}/reset", post(reset))
+        .route("/_sim/stores/{hash}/webhooks", put(set_webhooks))
+        .route("/_sim/stores/{hash}/webhooks/deliveries", get(deliveries))
 }
 
 /// Faults as JSON: durations in milliseconds.
@@ -112,6 +115,35 @@ struct StoreDto {
     quota: Option<QuotaDto>,
     #[serde(default)]
     faults: Option<FaultsDto>,
+    /// A number or a string of digits.
+    #[serde(default)]
+    store_id: Option<Value>,
+    #[serde(default)]
+    webhook_time_scale: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksDto {
+    time_scale: f64,
+}
+
+fn check_time_scale(scale: f64) -> Result<f64, String> {
+    if scale.is_finite() && scale >= 0.0 {
+        Ok(scale)
+    } else {
+        Err("time_scale must be a number >= 0".into())
+    }
+}
+
+/// A store id: a positive number, as JSON number or string of digits.
+fn store_id(v: &Value) -> Result<u64, String> {
+    let id = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        _ => None,
+    };
+    id.filter(|i| *i > 0).ok_or_else(|| "store_id must be a positive number (or a string of digits)".to_string())
 }
 
 fn summary(sim: &BigCommerceSimulator, cfg: &StoreConfig) -> Value {
@@ -125,8 +157,11 @@ fn summary(sim: &BigCommerceSimulator, cfg: &StoreConfig) -> Value {
         "quota": cfg.quota.as_ref().map(|q| json!({ "requests": q.requests, "window_ms": q.window.as_millis() as u64 })),
         "faults": FaultsDto::of(&cfg.faults),
         "request_count": sim.request_count(&cfg.hash),
+        "store_id": sim.store_id(&cfg.hash),
+        "webhook_time_scale": cfg.webhook_time_scale,
         "legacy_base_path": format!("/stores/{}/api/v2", cfg.hash),
         "token_base_path": format!("/stores/{}/v2", cfg.hash),
+        "hooks_path": format!("/stores/{}/v3/hooks", cfg.hash),
     })
 }
 
@@ -156,6 +191,14 @@ async fn add(State(sim): State<BigCommerceSimulator>, body: Bytes) -> Response {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => return control_error(StatusCode::BAD_REQUEST, &e),
     };
+    let store_id = match dto.store_id.as_ref().map(store_id).transpose() {
+        Ok(i) => i,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let webhook_time_scale = match dto.webhook_time_scale.map(check_time_scale).transpose() {
+        Ok(t) => t.unwrap_or(demo.webhook_time_scale),
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, &e),
+    };
     let cfg = StoreConfig {
         hash: dto.hash,
         username: dto.username.unwrap_or(demo.username),
@@ -165,6 +208,8 @@ async fn add(State(sim): State<BigCommerceSimulator>, body: Bytes) -> Response {
         seed_products: dto.seed_products.unwrap_or(demo.seed_products),
         quota,
         faults,
+        store_id,
+        webhook_time_scale,
     };
     if cfg.seed_orders > 100_000 || cfg.seed_customers > 100_000 || cfg.seed_products > 100_000 {
         return control_error(StatusCode::BAD_REQUEST, "seed sizes are limited to 100000 records each");
@@ -235,4 +280,42 @@ async fn reset(State(sim): State<BigCommerceSimulator>, Path(hash): Path<String>
     } else {
         control_error(StatusCode::NOT_FOUND, "no such store")
     }
+}
+
+async fn set_webhooks(State(sim): State<BigCommerceSimulator>, Path(hash): Path<String>, body: Bytes) -> Response {
+    if sim.store(&hash).is_none() {
+        return control_error(StatusCode::NOT_FOUND, "no such store");
+    }
+    let dto: WebhooksDto = match parse(&body) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    match check_time_scale(dto.time_scale) {
+        Ok(scale) => {
+            sim.set_webhook_time_scale(&hash, scale);
+            show(State(sim), Path(hash)).await
+        }
+        Err(e) => control_error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+fn delivery_json(d: &Delivery) -> Value {
+    let at_ms = d.at.duration_since(std::time::UNIX_EPOCH).map(|t| t.as_millis() as u64).unwrap_or(0);
+    json!({
+        "hook_id": d.hook_id,
+        "scope": d.scope,
+        "object_id": d.object_id,
+        "attempt": d.attempt,
+        "status": d.status,
+        "error": d.error,
+        "at": at_ms,
+    })
+}
+
+async fn deliveries(State(sim): State<BigCommerceSimulator>, Path(hash): Path<String>) -> Response {
+    if sim.store(&hash).is_none() {
+        return control_error(StatusCode::NOT_FOUND, "no such store");
+    }
+    let log: Vec<Value> = sim.webhook_deliveries(&hash).iter().map(delivery_json).collect();
+    control_json(StatusCode::OK, &Value::Array(log))
 }

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{apply, body_object, id, not_allowed, require, valid_email, Ctx, Data, CREATED, T};
 use super::data::StoreData;
+use super::events;
 use super::fmt::{iso8601, rfc2822};
 use super::orders::fill_country;
 use super::query::{filters, matches, select, F};
@@ -153,6 +154,7 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
             for cid in ids {
                 d.customers.rows.remove(&cid);
                 d.addresses.remove_parent(cid);
+                d.emit(events::CUSTOMER_DELETED, cid);
             }
             Ok(Reply::no_content())
         }
@@ -171,6 +173,7 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
                     let d = d.get_mut()?;
                     d.customers.rows.remove(&cid).ok_or_else(ApiError::not_found)?;
                     d.addresses.remove_parent(cid);
+                    d.emit(events::CUSTOMER_DELETED, cid);
                     Ok(Reply::no_content())
                 }
                 _ => not_allowed(),
@@ -220,20 +223,24 @@ fn create_customer(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> 
     check_customer(d, &body, None)?;
     let mut input = Map::new();
     apply(&mut input, &body, CUSTOMER_FIELDS)?;
+    // Addresses are checked before anything is inserted, so a bad one leaves no customer behind.
+    let mut addresses = Vec::new();
+    if let Some(Value::Array(addrs)) = body.get("addresses") {
+        for a in addrs.iter().filter_map(Value::as_object) {
+            let mut input = Map::new();
+            apply(&mut input, a, ADDRESS_FIELDS)?;
+            addresses.push(input);
+        }
+    }
     let cid = d.customers.alloc();
     let v = customer_value(cid, ctx.now, ctx.now, &input);
     d.customers.insert(Record::new(cid, ctx.now, ctx.now, v));
-    if let Some(Value::Array(addrs)) = body.get("addresses") {
-        for a in addrs {
-            if let Value::Object(a) = a {
-                let mut input = Map::new();
-                apply(&mut input, a, ADDRESS_FIELDS)?;
-                let aid = d.addresses.alloc();
-                let av = address_value(aid, cid, &input);
-                d.addresses.insert(cid, Record::new(aid, ctx.now, ctx.now, av));
-            }
-        }
+    for input in addresses {
+        let aid = d.addresses.alloc();
+        let av = address_value(aid, cid, &input);
+        d.addresses.insert(cid, Record::new(aid, ctx.now, ctx.now, av));
     }
+    d.emit(events::CUSTOMER_CREATED, cid);
     Ok(Reply::record(CREATED, d.customers.get(cid).ok_or_else(ApiError::not_found)?, ctx.base))
 }
 
@@ -252,7 +259,8 @@ fn update_customer(d: &mut StoreData, cid: u64, ctx: &Ctx<'_>) -> Result<Reply, 
     let mut v = r.value.clone();
     apply(&mut v, &body, CUSTOMER_FIELDS)?;
     touch_value(r, v, ctx.now);
-    Ok(Reply::record(StatusCode::OK, r, ctx.base))
+    d.emit(events::CUSTOMER_UPDATED, cid);
+    Ok(Reply::record(StatusCode::OK, d.customers.get(cid).ok_or_else(ApiError::not_found)?, ctx.base))
 }
 
 /// Replaces a record's value and moves its `date_modified` to `now`.

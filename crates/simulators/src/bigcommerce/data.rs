@@ -1,9 +1,10 @@
 //! The data of one store.
 
+use super::events::Event;
 use super::table::{ChildTable, Table};
 
 pub(crate) struct StoreInfo {
-    pub(crate) store_id: i64,
+    pub(crate) store_id: u64,
     pub(crate) name: String,
     pub(crate) first_name: String,
     pub(crate) last_name: String,
@@ -32,6 +33,8 @@ pub(crate) struct StoreData {
     pub(crate) brands: Table,
     pub(crate) categories: Table,
     pub(crate) options: Table,
+    /// Changes made by the request holding the write lock, for the webhooks.
+    pub(crate) events: Vec<Event>,
 }
 
 impl StoreData {
@@ -55,6 +58,12 @@ impl StoreData {
             brands: Table::new(1),
             categories: Table::new(18),
             options: Table::new(1),
+            events: Vec::new(),
         }
+    }
+
+    /// Records a change for the store's webhooks.
+    pub(crate) fn emit(&mut self, scope: &'static str, id: u64) {
+        self.events.push(Event::new(scope, id));
     }
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::api::{self, Ctx};
+use super::hooks;
 use super::query::Query;
 use super::table::{ApiError, Reply};
 use super::{control, fmt, lock, read, BigCommerceSimulator, Quota, QuotaWindow, StoreConfig, StoreState};
@@ -32,6 +33,27 @@ enum Mode {
     Legacy,
     /// `/stores/{hash}/v2`, `X-Auth-Token`.
     Token,
+    /// `/stores/{hash}/v3` (the hooks API), `X-Auth-Token`; errors in the v3 shape.
+    V3,
+}
+
+impl Mode {
+    /// The base path after `/stores/{hash}/`.
+    fn base(self) -> &'static str {
+        match self {
+            Mode::Legacy => "api/v2",
+            Mode::Token => "v2",
+            Mode::V3 => "v3",
+        }
+    }
+
+    /// An error in the shape of this API version.
+    fn error(self, e: &ApiError) -> Reply {
+        match self {
+            Mode::V3 => e.v3_reply(),
+            Mode::Legacy | Mode::Token => e.reply(),
+        }
+    }
 }
 
 /// Lets a handler close its connection without answering (set by [`serve`]).
@@ -42,6 +64,7 @@ pub(crate) fn router(sim: BigCommerceSimulator) -> Router {
     Router::new()
         .route("/stores/{hash}/api/v2/{*rest}", any(legacy))
         .route("/stores/{hash}/v2/{*rest}", any(token))
+        .route("/stores/{hash}/v3/{*rest}", any(v3))
         .merge(control::routes())
         .fallback(fallback)
         .with_state(sim)
@@ -53,6 +76,10 @@ async fn legacy(State(sim): State<BigCommerceSimulator>, Path((hash, rest)): Pat
 
 async fn token(State(sim): State<BigCommerceSimulator>, Path((hash, rest)): Path<(String, String)>, req: Request) -> Response {
     handle(sim, Mode::Token, hash, rest, req).await
+}
+
+async fn v3(State(sim): State<BigCommerceSimulator>, Path((hash, rest)): Path<(String, String)>, req: Request) -> Response {
+    handle(sim, Mode::V3, hash, rest, req).await
 }
 
 async fn fallback() -> Response {
@@ -76,7 +103,7 @@ fn check_auth(cfg: &StoreConfig, mode: Mode, headers: &HeaderMap) -> Result<(), 
                 _ => Err(unauthorized("The username or API token supplied is invalid.")),
             }
         }
-        Mode::Token => match headers.get("x-auth-token").and_then(|h| h.to_str().ok()) {
+        Mode::Token | Mode::V3 => match headers.get("x-auth-token").and_then(|h| h.to_str().ok()) {
             None => Err(unauthorized("No X-Auth-Token header was supplied with the request.")),
             Some(t) if t == cfg.api_token => Ok(()),
             Some(_) => Err(unauthorized("The X-Auth-Token supplied is invalid or has been revoked.")),
@@ -128,7 +155,7 @@ fn respond(reply: Reply, rate: Option<&[(HeaderName, HeaderValue); 4]>) -> Respo
 
 async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: String, req: Request) -> Response {
     let Some(store) = sim.state(&hash) else {
-        return respond(ApiError::new(StatusCode::NOT_FOUND, format!("The store '{hash}' was not found.")).reply(), None);
+        return respond(mode.error(&ApiError::new(StatusCode::NOT_FOUND, format!("The store '{hash}' was not found."))), None);
     };
     store.requests.fetch_add(1, Ordering::Relaxed);
     let (auth, faults, quota) = {
@@ -143,7 +170,7 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         return drop_connection(req.extensions().get::<ConnKill>().cloned()).await;
     }
     if let Err(e) = auth {
-        let mut reply = e.reply();
+        let mut reply = mode.error(&e);
         if mode == Mode::Legacy {
             reply.extra = Some((WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"BigCommerce API\"")));
         }
@@ -154,11 +181,10 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
             let (allowed, left, reset) = take_quota(&store, q);
             let headers = rate_headers(q, left, reset);
             if !allowed {
-                let mut reply = ApiError::new(
+                let mut reply = mode.error(&ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "You have exceeded your request quota. Wait for the time given in X-Retry-After before retrying.",
-                )
-                .reply();
+                ));
                 reply.extra = Some((HeaderName::from_static("x-retry-after"), HeaderValue::from(reset.div_ceil(1000).max(1))));
                 return respond(reply, Some(&headers));
             }
@@ -180,14 +206,14 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         } else {
             "An internal error occurred. Please try again later."
         };
-        return respond(ApiError::new(status, message).reply(), rate.as_ref());
+        return respond(mode.error(&ApiError::new(status, message)), rate.as_ref());
     }
 
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            return respond(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.").reply(), rate.as_ref());
+            return respond(mode.error(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.")), rate.as_ref());
         }
     };
     let host = parts
@@ -201,13 +227,19 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         Some("https") => "https",
         _ => "http",
     };
-    let base = format!("{scheme}://{host}/stores/{hash}/{}", if mode == Mode::Legacy { "api/v2" } else { "v2" });
+    let base = format!("{scheme}://{host}/stores/{hash}/{}", mode.base());
     let mut segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if let Some(last) = segs.last_mut() {
         *last = last.strip_suffix(".json").unwrap_or(last);
     }
     let ctx = Ctx { base: &base, now: fmt::now(), query: Query::parse(parts.uri.query()), body: &body };
-    let reply = api::dispatch(&store, &parts.method, &segs, &ctx);
+    let reply = if mode == Mode::V3 {
+        hooks::dispatch(&sim, &store, &hash, &parts.method, &segs, &ctx)
+    } else {
+        let (reply, events) = api::dispatch(&store, &parts.method, &segs, &ctx);
+        sim.inner.webhooks.fire(&store, &hash, events);
+        reply
+    };
 
     match (faults.slow_body, reply.body.clone()) {
         (Some(total), Some(bytes)) if !bytes.is_empty() => {

@@ -1,20 +1,25 @@
-//! A BigCommerce v2 ("legacy") API simulator.
+//! A BigCommerce v2 ("legacy") API simulator, with the v3 hooks API and webhook deliveries.
 //!
 //! One [`BigCommerceSimulator`] hosts many stores on one port, addressed by path:
 //!
 //! * legacy mode: `http://HOST/stores/{hash}/api/v2/...` with HTTP Basic `username:api_token`;
-//! * token mode:  `http://HOST/stores/{hash}/v2/...` with `X-Auth-Token: api_token`.
+//! * token mode:  `http://HOST/stores/{hash}/v2/...` with `X-Auth-Token: api_token`, and
+//!   `http://HOST/stores/{hash}/v3/hooks` for webhooks.
 //!
 //! The data of each store lives in memory and is seeded deterministically from its
 //! [`StoreConfig`]. Rate limits and faults can be configured per store, at start or at
-//! run time (through the methods here or the JSON control API under `/_sim`).
+//! run time (through the methods here or the JSON control API under `/_sim`). Writes to
+//! orders, products and customers fire the store's webhooks (see `crates/simulators/README.md`).
 
 mod api;
 mod catalog;
 mod control;
 mod customers;
 mod data;
+mod delivery;
+mod events;
 mod fmt;
+mod hooks;
 mod http;
 mod orders;
 mod query;
@@ -27,12 +32,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+pub use delivery::Delivery;
+
 /// The fixed API token of the demo store (`hash` `abc123`, username `sandbox`).
 pub const DEMO_API_TOKEN: &str = "sandbox-demo-token-0123456789abcdef";
 /// The hash of the demo store.
 pub const DEMO_STORE_HASH: &str = "abc123";
 /// The username of the demo store.
 pub const DEMO_USERNAME: &str = "sandbox";
+
+/// How many webhook delivery attempts a store's log keeps.
+pub const WEBHOOK_LOG_SIZE: usize = delivery::LOG_SIZE;
 
 /// The vendor's default rate-limit window.
 pub const DEFAULT_QUOTA_WINDOW: Duration = Duration::from_millis(30_000);
@@ -56,11 +66,17 @@ pub struct StoreConfig {
     pub quota: Option<Quota>,
     /// Faults to inject.
     pub faults: Faults,
+    /// The store's numeric id (`/store`'s `store_id`, the `store_id` of webhook payloads);
+    /// `None` takes the one seeded from the hash.
+    pub store_id: Option<u64>,
+    /// Compresses the webhook retry schedule: 0.001 turns the 60 s wait into 60 ms.
+    pub webhook_time_scale: f64,
 }
 
 impl Default for StoreConfig {
     /// The demo store: hash `abc123`, username `sandbox`, token [`DEMO_API_TOKEN`],
-    /// 120 orders, 40 customers, 30 products, no quota, no faults.
+    /// 120 orders, 40 customers, 30 products, no quota, no faults, the seeded store id,
+    /// the vendor's webhook schedule (time scale 1).
     fn default() -> Self {
         StoreConfig {
             hash: DEMO_STORE_HASH.to_string(),
@@ -71,6 +87,8 @@ impl Default for StoreConfig {
             seed_products: 30,
             quota: None,
             faults: Faults::default(),
+            store_id: None,
+            webhook_time_scale: 1.0,
         }
     }
 }
@@ -115,6 +133,8 @@ pub(crate) struct StoreState {
     /// Errors injected since the faults were last set.
     pub(crate) injected: AtomicU64,
     pub(crate) window: Mutex<QuotaWindow>,
+    pub(crate) hooks: Mutex<hooks::Hooks>,
+    pub(crate) deliveries: Mutex<delivery::Log>,
 }
 
 pub(crate) struct QuotaWindow {
@@ -131,12 +151,17 @@ impl StoreState {
             requests: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             window: Mutex::new(QuotaWindow { start: Instant::now(), used: 0 }),
+            hooks: Mutex::new(hooks::Hooks::new()),
+            deliveries: Mutex::new(delivery::Log::new()),
         }
     }
 }
 
 pub(crate) struct Inner {
     pub(crate) stores: RwLock<HashMap<String, Arc<StoreState>>>,
+    /// Hook ids are unique across the simulator's stores, as across the vendor's.
+    pub(crate) next_hook_id: AtomicU64,
+    pub(crate) webhooks: delivery::Dispatcher,
 }
 
 /// The simulator: a cheap handle (an `Arc` inside) shared by the router and the caller.
@@ -171,7 +196,8 @@ pub(crate) fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl BigCommerceSimulator {
     /// A simulator hosting the given stores (a later store with the same hash wins).
     pub fn new(stores: Vec<StoreConfig>) -> Self {
-        let sim = BigCommerceSimulator { inner: Arc::new(Inner { stores: RwLock::new(HashMap::new()) }) };
+        let inner = Inner { stores: RwLock::new(HashMap::new()), next_hook_id: AtomicU64::new(1), webhooks: delivery::Dispatcher::new() };
+        let sim = BigCommerceSimulator { inner: Arc::new(inner) };
         for s in stores {
             sim.add_store(s);
         }
@@ -233,7 +259,32 @@ impl BigCommerceSimulator {
         self.state(hash).map(|s| s.requests.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
-    /// Puts a store's data back to its seed (the request counter and quota window stay).
+    /// Sets how fast a store's webhook retries come: the vendor's waits (60 s, 180 s, ...
+    /// after the first attempt) times `scale`. Waits already running keep their length.
+    /// False for an unknown store or a scale that is not a finite number >= 0.
+    pub fn set_webhook_time_scale(&self, hash: &str, scale: f64) -> bool {
+        match self.state(hash) {
+            Some(s) if scale.is_finite() && scale >= 0.0 => {
+                write(&s.cfg).webhook_time_scale = scale;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A store's webhook delivery attempts, oldest first (the last
+    /// [`WEBHOOK_LOG_SIZE`]); empty for an unknown store.
+    pub fn webhook_deliveries(&self, hash: &str) -> Vec<Delivery> {
+        self.state(hash).map(|s| delivery::log(&s)).unwrap_or_default()
+    }
+
+    /// A store's numeric id as webhook payloads carry it (`"1025646"`).
+    pub fn store_id(&self, hash: &str) -> Option<String> {
+        self.state(hash).map(|s| read(&s.data).info.store_id.to_string())
+    }
+
+    /// Puts a store's data back to its seed (the request counter, quota window, webhooks and
+    /// their delivery log stay).
     pub fn reset_data(&self, hash: &str) -> bool {
         match self.state(hash) {
             Some(s) => {

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{self, apply, body_object, id, not_allowed, require, Ctx, Data, T};
 use super::data::StoreData;
+use super::events::{self, Event};
 use super::fmt::{money, parse_money, rfc2822};
 use super::query::{filters, select, sort, F};
 use super::table::{link, obj, ApiError, Record, Reply};
@@ -376,6 +377,7 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
             let ids: Vec<u64> = d.orders.rows.keys().copied().collect();
             for oid in ids {
                 remove(d, oid);
+                d.emit(events::ORDER_ARCHIVED, oid);
             }
             Ok(Reply::no_content())
         }
@@ -396,6 +398,7 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
                         return Err(ApiError::not_found());
                     }
                     remove(d, oid);
+                    d.emit(events::ORDER_ARCHIVED, oid);
                     Ok(Reply::no_content())
                 }
                 _ => not_allowed(),
@@ -596,6 +599,9 @@ fn create(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let discount = money_field("discount_amount")?;
     let text = |f: &str| body.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    // Checked before anything is inserted, so a bad value leaves no order behind.
+    let mut text_fields = Map::new();
+    apply(&mut text_fields, &body, ORDER_TEXT_FIELDS)?;
     let order = NewOrder {
         customer_id,
         status_id,
@@ -620,9 +626,10 @@ fn create(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let oid = insert(d, order);
     if let Some(r) = d.orders.get_mut(oid) {
-        apply(&mut r.value, &body, ORDER_TEXT_FIELDS)?;
+        r.value.extend(text_fields);
         r.refresh();
     }
+    d.emit(events::ORDER_CREATED, oid);
     let r = d.orders.get(oid).ok_or_else(ApiError::not_found)?;
     Ok(Reply::record(api::CREATED, r, ctx.base))
 }
@@ -686,6 +693,7 @@ fn update(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, ApiError>
         .map(|l| (l.num("price_ex_tax").unwrap_or(0.0), l.int("quantity").unwrap_or(0)))
         .collect();
     let r = d.orders.get_mut(oid).ok_or_else(ApiError::not_found)?;
+    let old_status = r.int("status_id");
     let mut v = r.value.clone();
     apply(&mut v, &body, ORDER_TEXT_FIELDS)?;
     if let Some(c) = body.get("customer_id").and_then(Value::as_i64) {
@@ -740,6 +748,9 @@ fn update(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, ApiError>
     v.insert("date_modified".into(), json!(rfc2822(r.modified)));
     r.value = v;
     r.refresh();
+    d.emit(events::ORDER_UPDATED, oid);
+    status_changed(d, oid, old_status);
+    let r = d.orders.get(oid).ok_or_else(ApiError::not_found)?;
     Ok(Reply::record(StatusCode::OK, r, ctx.base))
 }
 
@@ -749,6 +760,17 @@ fn touch(d: &mut StoreData, oid: u64, now: i64) {
         r.modified = now.max(r.modified);
         r.value.insert("date_modified".into(), json!(rfc2822(r.modified)));
         r.refresh();
+        d.emit(events::ORDER_UPDATED, oid);
+    }
+}
+
+/// Emits `store/order/statusUpdated` when the order's status is no longer `before`.
+fn status_changed(d: &mut StoreData, oid: u64, before: Option<i64>) {
+    let now = d.orders.get(oid).and_then(|r| r.int("status_id"));
+    if let (Some(previous), Some(new)) = (before, now) {
+        if previous != new {
+            d.events.push(Event { scope: events::ORDER_STATUS_UPDATED, id: oid, status: Some((previous, new)) });
+        }
     }
 }
 
@@ -945,6 +967,7 @@ fn create_shipment(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, 
         a.refresh();
     }
     let all_shipped = d.order_products.of(oid).all(|l| l.int("quantity_shipped") >= l.int("quantity"));
+    let old_status = d.orders.get(oid).and_then(|o| o.int("status_id"));
     if let Some(o) = d.orders.get_mut(oid) {
         let s = o.int("items_shipped").unwrap_or(0) + shipped_now;
         o.value.insert("items_shipped".into(), json!(s));
@@ -955,6 +978,7 @@ fn create_shipment(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, 
         o.value.insert("date_shipped".into(), json!(rfc2822(ctx.now)));
     }
     touch(d, oid, ctx.now);
+    status_changed(d, oid, old_status);
     let r = d.shipments.get(oid, sid).ok_or_else(ApiError::not_found)?;
     Ok(Reply::record(api::CREATED, r, ctx.base))
 }

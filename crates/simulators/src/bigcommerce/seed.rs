@@ -169,8 +169,10 @@ fn person(rng: &mut Rng, n: usize) -> Person {
 pub(crate) fn seed_store(cfg: &StoreConfig) -> StoreData {
     let mut rng = Rng::from_text(&cfg.hash, (cfg.seed_orders as u64) << 40 ^ (cfg.seed_customers as u64) << 20 ^ cfg.seed_products as u64);
     let owner = person(&mut rng, 0);
+    // Drawn even when configured, so the rest of the seed stays the same.
+    let seeded_id = 1_000_000 + rng.range(1, 999_999) as u64;
     let info = StoreInfo {
-        store_id: 1_000_000 + rng.range(1, 999_999),
+        store_id: cfg.store_id.unwrap_or(seeded_id),
         name: format!("{}'s Home Goods", owner.first),
         first_name: owner.first.clone(),
         last_name: owner.last.clone(),

@@ -279,6 +279,18 @@ impl ApiError {
     pub(crate) fn reply(&self) -> Reply {
         Reply::json(self.status, &self.body())
     }
+
+    /// The same error in the v3 shape, `{"status", "title", "type", "errors"}`; `details`
+    /// become `errors` (field name -> reason).
+    pub(crate) fn v3_reply(&self) -> Reply {
+        let body = json!({
+            "status": self.status.as_u16(),
+            "title": self.message,
+            "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes",
+            "errors": self.details.clone().unwrap_or_else(|| json!({})),
+        });
+        Reply::json(self.status, &body)
+    }
 }
 
 impl From<ApiError> for Reply {

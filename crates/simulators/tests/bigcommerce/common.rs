@@ -71,9 +71,27 @@ impl Sim {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap();
-        Answer { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+        answer(req).await
     }
+
+    /// A token-mode call to the demo store: `version` is `v2` or `v3`.
+    pub async fn token_call(&self, version: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let url = self.url(&format!("/stores/abc123/{version}{path}"));
+        let mut req = self.client.request(method, url).header("X-Auth-Token", DEMO_API_TOKEN).header("X-Auth-Client", "sandbox-client");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        answer(req).await
+    }
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn answer(req: reqwest::RequestBuilder) -> Answer {
+    let resp = req.send().await.unwrap();
+    Answer { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+}
+
+impl Sim {
 
     pub async fn get(&self, path: &str) -> Answer {
         self.call(Method::GET, path, None).await

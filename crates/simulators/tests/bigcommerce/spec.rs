@@ -107,6 +107,23 @@ pub fn check(file: &str, path: &str, method: &str, status: &str, instance: &Valu
     validate(&format!("{method} {path} {status}"), &schema, instance);
 }
 
+/// Validates a webhook callback body against the vendor's payload schema of its scope:
+/// `_all.yml` must list the scope (its entry names the callback file `store_order_created.yml`
+/// for `store/order/created`), and the schema of that name in `webhooks.v3.yml`'s
+/// components must accept the body.
+pub fn check_callback(payload: &Value) {
+    let scope = payload["scope"].as_str().unwrap_or_else(|| panic!("callback without a scope: {payload}"));
+    let name = scope.replace('/', "_");
+    let entry = &cached("_all.yml")["properties"][scope];
+    assert!(entry.is_object(), "_all.yml does not list the scope {scope}");
+    let r = entry["properties"]["allOf"][0]["$ref"].as_str().unwrap_or("");
+    assert!(r.ends_with(&format!("/{name}.yml")), "_all.yml names {r} for {scope}");
+    let root = cached("webhooks.v3.yml");
+    let schema = &root["components"]["schemas"][&name];
+    assert!(schema.is_object(), "webhooks.v3.yml has no schema {name}");
+    validate(&format!("callback {scope}"), &prepare(root, schema, 0), payload);
+}
+
 /// Checks a v2 catalog object against the field names and types of
 /// `v2-catalog-facts.json`: every listed field is present (except `absent`) and has its
 /// type; `nullable` fields may be null.
@@ -164,6 +181,10 @@ fn specs_load_and_prepare() {
         ("customers.v2.yml", "/customers", "get", "200"),
         ("brands.v2.yaml", "/brands", "get", "200"),
         ("custom-fields.v2.yml", "/products/{product_id}/custom_fields", "get", "200"),
+        ("webhooks.v3.yml", "/hooks", "get", "200"),
+        ("webhooks.v3.yml", "/hooks", "post", "200"),
+        ("webhooks.v3.yml", "/hooks", "post", "422"),
+        ("webhooks.v3.yml", "/hooks/{webhook_id}", "get", "404"),
     ] {
         let s = response_schema(file, path, method, status);
         jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&s).unwrap();
