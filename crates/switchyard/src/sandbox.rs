@@ -7,6 +7,17 @@ use serde_json::{json, Value};
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 use switchyard_simulators::keap::{self, KeapSimulator};
 
+/// The demo store's credentials: the legacy API path with user and token, and the
+/// token-mode path (`authentication.type=custom`, where vendor webhooks exist).
+pub fn bigcommerce_credentials(addr: std::net::SocketAddr) -> Value {
+    json!({
+        "storeUrl": format!("http://{addr}/stores/{}/api/v2", bigcommerce::DEMO_STORE_HASH),
+        "tokenStoreUrl": format!("http://{addr}/stores/{}/v2", bigcommerce::DEMO_STORE_HASH),
+        "username": bigcommerce::DEMO_USERNAME,
+        "apiToken": bigcommerce::DEMO_API_TOKEN,
+    })
+}
+
 /// The demo Keap app as the sandbox prints it: what an Infusionsoft instance needs.
 pub fn keap_credentials(addr: SocketAddr) -> Value {
     json!({
@@ -29,11 +40,7 @@ pub async fn run(listen_bigcommerce: SocketAddr, listen_keap: SocketAddr, json: 
         .with_context(|| format!("binding the Keap simulator to {listen_keap}"))?;
     let keap_addr = keap_listener.local_addr()?;
     let credentials = json!({
-        "bigcommerce": {
-            "storeUrl": format!("http://{addr}/stores/{}/api/v2", bigcommerce::DEMO_STORE_HASH),
-            "username": bigcommerce::DEMO_USERNAME,
-            "apiToken": bigcommerce::DEMO_API_TOKEN,
-        },
+        "bigcommerce": bigcommerce_credentials(addr),
         "keap": keap_credentials(keap_addr),
     });
     if json {
@@ -45,6 +52,7 @@ pub async fn run(listen_bigcommerce: SocketAddr, listen_keap: SocketAddr, json: 
         println!("  API Path  (store.url): {}", field(&credentials["bigcommerce"], "storeUrl"));
         println!("  Username  (username) : {}", bigcommerce::DEMO_USERNAME);
         println!("  API Token (password) : {}", bigcommerce::DEMO_API_TOKEN);
+        println!("  token mode: authentication.type=custom, store.url {}, oauth.user.token the API token, oauth.api.key any", field(&credentials["bigcommerce"], "tokenStoreUrl"));
         println!("Keap simulator on http://{keap_addr} (app \"{}\", account {})", keap::DEMO_APP_NAME, keap::DEMO_ACCOUNT);
         println!("  Authorize URL (oauth.authorization.url): {}", field(k, "authorizeUrl"));
         println!("  Token URL     (oauth.token.url)        : {}", field(k, "tokenUrl"));

@@ -85,11 +85,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
             }
         }
         let credentials = json!({
-            "bigcommerce": {
-                "storeUrl": store_url,
-                "username": bigcommerce::DEMO_USERNAME,
-                "apiToken": bigcommerce::DEMO_API_TOKEN,
-            },
+            "bigcommerce": sandbox::bigcommerce_credentials(addr),
             "keap": keap,
         });
         println!("{}", json!({"sandbox": credentials}));
