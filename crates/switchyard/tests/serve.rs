@@ -559,3 +559,69 @@ async fn rotate_key_while_serving_moves_every_secret_and_new_ones_follow_the_new
     assert_eq!(hub_status(server.base.clone(), second).await, 200);
     server.stop();
 }
+
+/// `serve --sandbox` wires vendor webhooks end to end: the in-process simulator calls
+/// the address the server registered (its listen address, no --public-url), and the
+/// delivery worker reads the record through the hub before sending it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_webhooks_reach_the_callback_enriched() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--sandbox", "--event-retry-base", "0.05"]);
+    let auth = server.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
+    let bc = server.stdout.iter().find(|v| v.get("sandbox").is_some()).unwrap()["sandbox"]["bigcommerce"].clone();
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/hook", listener.local_addr().unwrap());
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<Value>| async move {
+            sink.lock().unwrap().push(body.0);
+            "ok"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let http = reqwest::Client::new();
+    let api = server.base.clone();
+    let created: Value = http
+        .post(format!("{api}/instances"))
+        .header("Authorization", &auth)
+        .json(&serde_json::json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
+            "authentication.type": "custom", "oauth.api.key": "demo-client", "oauth.user.token": bc["apiToken"],
+            "store.url": bc["tokenStoreUrl"], "event.notification.enabled": true, "event.vendor.type": "webhook",
+            "event.objects": "customers", "event.notification.callback.url": callback}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap_or_else(|| panic!("{created}"));
+    let customer = serde_json::json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@example.com"});
+    let made: Value = http
+        .post(format!("{api}/hubs/ecommerce/customers"))
+        .header("Authorization", format!("{auth}, Element {token}"))
+        .json(&customer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_i64().unwrap_or_else(|| panic!("{made}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let message = loop {
+        if let Some(m) = received.lock().unwrap().first().cloned() {
+            break m["message"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no event arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(message["events"][0]["eventType"], "CREATED");
+    assert_eq!(message["events"][0]["objectId"], id.to_string());
+    assert_eq!(message["raw"]["email"], "grace@example.com");
+    assert_eq!(message["raw"]["objectType"], "customers");
+    server.stop();
+}
