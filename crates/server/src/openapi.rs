@@ -13,7 +13,7 @@ use crate::{elements, hub, instances};
 #[openapi(
     info(
         title = "Switchyard platform API",
-        description = "The Cloud Elements platform API as Switchyard serves it: elements, instances and hub calls.",
+        description = "The Cloud Elements platform API as Switchyard serves it: elements, instances, hub calls and events.",
         license(name = "Apache-2.0")
     ),
     servers((url = "/elements/api-v2")),
@@ -38,6 +38,13 @@ use crate::{elements, hub, instances};
         instances::enable,
         instances::disable,
         crate::logs::list,
+        crate::events::list_all,
+        crate::events::list_instance,
+        crate::events::get,
+        crate::events::get_for_instance,
+        crate::events::redeliver,
+        crate::events::redeliver_instance,
+        crate::webhooks::ingest,
         hub::call,
         crate::proxy::call,
         crate::sandbox,

@@ -214,6 +214,17 @@ fn hook_id(body: &[u8], pointer: &str) -> Result<String, ApiError> {
 /// `POST /elements/api-v2/events/{elementKey}/{instanceKey}`: a vendor's webhook call.
 /// Unknown keys are a 404 and a missing or wrong secret header a 401, with nothing
 /// stored; a known call is answered 200 once its event is durably stored.
+#[utoipa::path(post, path = "/events/{elementKey}/{instanceKey}", operation_id = "receiveVendorWebhook", tag = "events",
+    description = "Called by vendors, at the address Switchyard registered: no caller authorization, the secret header instead.",
+    params(("elementKey" = String, Path), ("instanceKey" = String, Path, description = "Random, per registration"),
+        ("X-Switchyard-Webhook-Secret" = String, Header, description = "The value given to the vendor at registration")),
+    request_body(content = Object, description = "The vendor's call, e.g. BigCommerce's {scope, data: {type, id}, ...}"),
+    security(()),
+    responses((status = 200, description = "Stored durably: `{eventId}` (or `{ignored: scope}` for a scope the element does not map)", body = Object),
+        (status = 400, description = "Not JSON, or no scope or object id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong secret header", body = crate::error::ErrorBody),
+        (status = 404, description = "No webhook registered at this address", body = crate::error::ErrorBody),
+        (status = 503, description = "Not stored; the vendor should call again", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(state): State<AppState>,
     Path((element_key, instance_key)): Path<(String, String)>,
