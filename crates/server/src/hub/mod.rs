@@ -162,57 +162,86 @@ pub async fn call(
         }
         crate::oauth::ensure_fresh(&state, &def, row.id, config.to_mut()).await?;
     }
+    if route.operation == Operation::Create {
+        // Run as its own task under Idempotency-Key, so it owns what it uses.
+        let hub_path = format!("/hubs/{hub}/{path}");
+        let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
+        let job = create(state.clone(), def.clone(), open.clone(), config.into_owned(), hub.clone(), path.clone(), body.clone());
+        return crate::idempotency::once(&state, &headers, request, job).await;
+    }
     let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     if def.protocol == Protocol::XmlRpc {
-        let call = || xmlrpc::operation(&vendor, row, &hub, &path, &route, &params, &body);
-        if route.operation != Operation::Create {
-            return call().await;
-        }
-        let hub_path = format!("/hubs/{hub}/{path}");
-        let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
-        return crate::idempotency::once(&state, &headers, request, call, || vendor.maybe_reached()).await;
+        return xmlrpc::operation(&vendor, row, &hub, &path, &route, &params, &body).await;
     }
-    let mut vendor_path = resource_path(&route)?;
-    if let Some(id) = &route.id {
-        vendor_path.push('/');
-        vendor_path.push_str(&encode_segment(id));
-    }
-
+    let vendor_path = vendor_path(&route)?;
     match route.operation {
         Operation::List => list::list(&vendor, row, &hub, &path, &vendor_path, &params, route.resource).await,
         Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
         Operation::Get | Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
-        Operation::Create | Operation::Update => {
-            let mut value = match serde_json::from_slice::<Value>(&body) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => return Err(bad_request("The body must be a JSON object")),
-            };
-            // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
-            switchyard_elements::prepare_write_body(&def, route.resource, &mut value);
-            let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-            let m = if route.operation == Operation::Create {
-                Method::POST
-            } else {
-                route.resource.update_method.parse().map_err(ApiError::internal)?
-            };
-            let send = || async {
-                let r = vendor.send(m, &vendor_path, &[], Some(body.clone())).await?;
-                Ok(Json(parse_json(&r)?).into_response())
-            };
-            if route.operation != Operation::Create {
-                return send().await;
-            }
-            let hub_path = format!("/hubs/{hub}/{path}");
-            let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
-            crate::idempotency::once(&state, &headers, request, send, || vendor.maybe_reached()).await
-        }
+        Operation::Create | Operation::Update => write(&vendor, &route, &body).await,
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
             Ok(StatusCode::OK.into_response())
         }
     }
+}
+
+/// A hub create, owning all it uses so that it can run in a task of its own (see
+/// `crate::idempotency::once`); reports whether the vendor may have acted.
+async fn create(
+    state: AppState,
+    def: Arc<ElementDefinition>,
+    open: Arc<OpenInstance>,
+    config: BTreeMap<String, String>,
+    hub: String,
+    path: String,
+    body: Bytes,
+) -> crate::idempotency::Attempt {
+    let vendor = match Vendor::new(&state, &def, &config) {
+        Ok(v) => v.for_instance(open.row.id),
+        Err(e) => return crate::idempotency::Attempt { answer: Err(e), reached: false },
+    };
+    let answer = async {
+        // Routed again here: a route borrows the element it came from.
+        let route = def.route(Method::POST.as_str(), &path).map_err(|_| ApiError::internal("a create that no longer routes"))?;
+        match def.protocol {
+            Protocol::XmlRpc => xmlrpc::operation(&vendor, &open.row, &hub, &path, &route, &[], &body).await,
+            Protocol::RestJson => write(&vendor, &route, &body).await,
+        }
+    }
+    .await;
+    crate::idempotency::Attempt { answer, reached: vendor.maybe_reached() }
+}
+
+/// A REST create or update: the body checked and rewritten by the element's
+/// behaviours, sent with the resource's method, the vendor's record answered.
+async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Result<Response, ApiError> {
+    let mut value = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(bad_request("The body must be a JSON object")),
+    };
+    // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
+    switchyard_elements::prepare_write_body(vendor.def, route.resource, &mut value);
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+    let method = if route.operation == Operation::Create {
+        Method::POST
+    } else {
+        route.resource.update_method.parse().map_err(ApiError::internal)?
+    };
+    let r = vendor.send(method, &vendor_path(route)?, &[], Some(body)).await?;
+    Ok(Json(parse_json(&r)?).into_response())
+}
+
+/// The route's vendor path, with the record id as the last segment when it has one.
+fn vendor_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
+    let mut path = resource_path(route)?;
+    if let Some(id) = &route.id {
+        path.push('/');
+        path.push_str(&encode_segment(id));
+    }
+    Ok(path)
 }
 
 /// The resource's vendor path with the route's parameters filled in, each
