@@ -602,3 +602,18 @@ async fn a_repeated_create_with_an_idempotency_key_adds_one_record() {
     assert_eq!(first, second);
     assert_eq!(p.hub(&auth, Method::GET, "marketing/contacts/count", None).await.ok()["count"], before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrieve_takes_fields_as_lists_do() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    let full = p.hub(&auth, Method::GET, "crm/contacts/2", None).await.ok();
+    let some = p.hub(&auth, Method::GET, "crm/contacts/2?fields=id,Email,FirstName", None).await.ok();
+    let keys: Vec<&String> = some.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "Email", "FirstName"]);
+    for k in keys {
+        assert_eq!(some[k], full[k], "{k}");
+    }
+    let (m, _) = p.hub(&auth, Method::GET, "crm/contacts/2?fields=id,Nope", None).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("fields") && m.contains("Nope"), "{m}");
+}

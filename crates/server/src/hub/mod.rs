@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError, RouteMatch};
+use switchyard_elements::{parse_fields, project, ElementDefinition, Operation, Protocol, Resource, RouteError, RouteMatch};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
@@ -126,7 +126,8 @@ fn encode_segment(s: &str) -> String {
         ("path" = String, Path, description = "Resource path, e.g. orders, orders/{id}, orders/count"),
         ("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200"),
         ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
-        ("where" = Option<String>, Query, description = "CEQL filter")),
+        ("where" = Option<String>, Query, description = "CEQL filter"),
+        ("fields" = Option<String>, Query, description = "Lists and retrieve: the fields to keep, comma-separated (dotted paths keep their nesting)")),
     responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
@@ -179,7 +180,15 @@ pub async fn call(
     match route.operation {
         Operation::List => list::list(&vendor, row, &hub, &path, &vendor_path, &params, route.resource).await,
         Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
-        Operation::Get | Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
+        Operation::Get => {
+            let fields = requested_fields(&def, route.resource, &params)?;
+            let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
+            match fields {
+                Some(fields) => Ok(Json(project(&parse_json(&r)?, &fields)).into_response()),
+                None => json_passthrough(r),
+            }
+        }
+        Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
         Operation::Create | Operation::Update => write(&vendor, &route, &body).await,
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
@@ -232,6 +241,19 @@ async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Res
     };
     let r = vendor.send(method, &vendor_path(route)?, &[], Some(body)).await?;
     Ok(Json(parse_json(&r)?).into_response())
+}
+
+/// The `fields` the caller asked for, checked against the resource's model (an
+/// unknown one is a 400, before any vendor call); `None` when not given.
+pub(super) fn requested_fields(
+    def: &ElementDefinition,
+    resource: &Resource,
+    params: &[(String, String)],
+) -> Result<Option<Vec<String>>, ApiError> {
+    match params.iter().find(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).filter(|f| !f.trim().is_empty()) {
+        Some(f) => parse_fields(def, resource, f).map(Some).map_err(|e| bad_request(e.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// The route's vendor path, with the record id as the last segment when it has one.
