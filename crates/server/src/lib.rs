@@ -60,6 +60,9 @@ pub struct AppState {
     pub cache: cache::LookupCache,
     /// OAuth 2.0 refresh settings and the per-instance single flight.
     pub oauth: oauth::OAuthRuntime,
+    /// Wakes the event delivery worker when a health message is queued (none: it
+    /// finds the message at its next look at the database).
+    pub event_waker: Option<switchyard_events::EventWaker>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             sandbox: None,
             cache: cache::LookupCache::default(),
             oauth: oauth::OAuthRuntime::default(),
+            event_waker: None,
         }
     }
 }

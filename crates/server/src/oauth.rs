@@ -12,8 +12,10 @@
 //!   transaction) the moment the vendor answers, before it is used. The window in
 //!   which a crash loses the rotated token is the vendor's answer in flight plus
 //!   that commit (docs/choices.md).
-//! - a refused refresh (`invalid_grant`) makes the instance `valid: false`; hub calls
-//!   then answer 401 with the vendor's words until a new code re-authorizes it.
+//! - a refresh refused for good (`invalid_grant`, or the app's own credentials:
+//!   `invalid_client`, `unauthorized_client`) makes the instance `valid: false` and
+//!   sends `INSTANCE_INVALID`; hub calls then answer 401 with the vendor's words until
+//!   a new code re-authorizes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -286,8 +288,9 @@ pub(crate) async fn reauthorize_error(state: &AppState, instance_id: i64) -> Api
 
 fn reauthorize(instance_id: i64, words: Option<String>) -> ApiError {
     let mut err = ApiError::unauthorized(format!(
-        "Instance {instance_id} must be re-authenticated: the vendor refused its refresh token. \
-         Authorize again and send the new code as providerData.code in PATCH /instances/{instance_id}"
+        "Instance {instance_id} must be re-authenticated: the vendor refused to refresh its tokens. \
+         Authorize again and send the new code as providerData.code in PATCH /instances/{instance_id} \
+         (with the app's oauth.api.key and oauth.api.secret corrected if the vendor refused those)"
     ));
     err.provider_message = words.filter(|w| !w.is_empty());
     err
@@ -454,7 +457,7 @@ async fn refresh_holding_lease(
             tracing::info!(instance_id, expires_in = pair.expires_in, "refreshed the OAuth tokens");
             Ok(pair.access)
         }
-        Err(TokenFailure::Refused { error, words }) if error == "invalid_grant" => {
+        Err(TokenFailure::Refused { error, words }) if refused_for_good(&error) => {
             // Under the lease nobody else should have rotated it; if someone did
             // anyway (a lease that lapsed mid-call), theirs is the live token.
             let now = current(state, def, instance_id).await?;
@@ -462,10 +465,11 @@ async fn refresh_holding_lease(
                 state.store.release_refresh_lease(instance_id, &holder).await?;
                 return Ok(other.access);
             }
-            let words = words.unwrap_or_else(|| "invalid_grant".to_owned());
-            tracing::warn!(instance_id, "the vendor refused the refresh token; the instance is now invalid");
+            let words = words.unwrap_or(error);
+            tracing::warn!(instance_id, "the vendor refused to refresh the tokens; the instance is now invalid");
             state.store.refuse_refresh(instance_id, &holder, &words).await?;
             state.cache.forget_instances();
+            announce_invalid(state, instance_id, &words).await;
             Err(reauthorize(instance_id, Some(words)))
         }
         Err(failure) => {
@@ -482,6 +486,30 @@ async fn refresh_holding_lease(
                 TokenFailure::Failed(e) => e,
             })
         }
+    }
+}
+
+/// Whether a refused refresh can never pass as things are (RFC 6749 5.2): the
+/// refresh token is dead (`invalid_grant`), or the app's id or secret is wrong or
+/// revoked (`invalid_client`, `unauthorized_client`). Other refusals may pass.
+fn refused_for_good(error: &str) -> bool {
+    matches!(error, "invalid_grant" | "invalid_client" | "unauthorized_client")
+}
+
+/// Queues `INSTANCE_INVALID` for the instance's event callback (if it has events on).
+/// The instance is already invalid whatever happens here, so a failure is only logged.
+async fn announce_invalid(state: &AppState, instance_id: i64, words: &str) {
+    let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
+    let sent = match state.store.instance_by_id(instance_id).await {
+        Ok(Some(row)) => switchyard_events::notify_instance_health(&ctx, &row, false, Some(words), state.event_waker.as_ref())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(()), // deleted meanwhile: nobody to tell
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(instance_id, error = %e, "could not queue the INSTANCE_INVALID message");
     }
 }
 
@@ -567,6 +595,16 @@ mod tests {
         drop(a);
         let _b = rt.lock_for(3);
         assert_eq!(rt.inner.locks.lock().unwrap().len(), 1, "unused locks are dropped");
+    }
+
+    #[test]
+    fn only_dead_grants_and_refused_clients_are_final() {
+        for final_ in ["invalid_grant", "invalid_client", "unauthorized_client"] {
+            assert!(refused_for_good(final_), "{final_}");
+        }
+        for passing in ["invalid_request", "invalid_scope", "unsupported_grant_type", "temporarily_unavailable", ""] {
+            assert!(!refused_for_good(passing), "{passing}");
+        }
     }
 
     #[test]

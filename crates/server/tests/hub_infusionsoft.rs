@@ -158,6 +158,26 @@ impl Platform {
         (created, auth)
     }
 
+    /// The dance, with events on (so health messages are kept in the event log).
+    async fn connect_with_events(&self, element: &str) -> (i64, String) {
+        let code = self.authorize(element, "xyz").await;
+        let mut config = app_config();
+        config["event.notification.enabled"] = json!("true");
+        config["event.notification.callback.url"] = json!("http://127.0.0.1:9/events");
+        let created = self
+            .platform(Method::POST, "/instances", Some(json!({"element": {"key": element}, "name": "keap",
+                "configuration": config, "providerData": {"code": code}})))
+            .await
+            .ok();
+        (created["id"].as_i64().unwrap(), format!("{}, Element {}", self.auth, created["token"].as_str().unwrap()))
+    }
+
+    /// The event types in the instance's event log, newest first.
+    async fn event_types(&self, id: i64) -> Vec<String> {
+        let log = self.platform(Method::GET, &format!("/instances/{id}/events"), None).await.ok();
+        log.as_array().unwrap().iter().map(|e| e["notifiedData"][0]["eventType"].as_str().unwrap().to_owned()).collect()
+    }
+
     async fn hub(&self, auth: &str, method: Method, hub_path: &str, body: Option<Value>) -> Answer {
         self.request(method, &format!("{}/hubs/{hub_path}", self.api), auth, body).await
     }
@@ -409,8 +429,7 @@ async fn two_hundred_calls_on_an_expired_token_refresh_it_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
     let p = start().await;
-    let (created, auth) = p.connect("infusionsoftcrm").await;
-    let id = created["id"].as_i64().unwrap();
+    let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
     assert!(p.sim.revoke_tokens(DEMO_CLIENT_ID) >= 2);
 
     let answer = p.hub(&auth, Method::GET, "crm/contacts", None).await;
@@ -420,6 +439,7 @@ async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
     assert_eq!(p.sim.token_calls().refresh_token, 1);
     let instance = p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok();
     assert_eq!(instance["valid"], false);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_INVALID"]);
 
     // No retry loop: later calls answer at once, without another token call.
     for path in ["crm/ping", "crm/contacts/2"] {
@@ -616,4 +636,33 @@ async fn retrieve_takes_fields_as_lists_do() {
     }
     let (m, _) = p.hub(&auth, Method::GET, "crm/contacts/2?fields=id,Nope", None).await.error(StatusCode::BAD_REQUEST);
     assert!(m.contains("fields") && m.contains("Nope"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_refused_for_the_apps_credentials_makes_the_instance_invalid_too() {
+    let p = start().await;
+    let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
+    // A wrong app secret is stored (the access token still works, so the check passes)...
+    let patched = p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"configuration": {"oauth.api.secret": "not-the-secret"}}))).await.ok();
+    assert_eq!(patched["valid"], true);
+    // ...and shows when the token must be refreshed: Keap answers 401 invalid_client.
+    assert_eq!(p.sim.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let (m, words) = p.hub(&auth, Method::GET, "crm/contacts", None).await.error(StatusCode::UNAUTHORIZED);
+    assert!(m.contains("re-authenticated") && m.contains(&id.to_string()), "{m}");
+    let words = words.expect("the vendor's words");
+    assert!(words.contains("client"), "{words}");
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], false);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_INVALID"]);
+
+    // No retry loop: later calls answer at once, without another token call.
+    let (_, again) = p.hub(&auth, Method::GET, "crm/ping", None).await.error(StatusCode::UNAUTHORIZED);
+    assert_eq!(again.as_deref(), Some(words.as_str()));
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+
+    // The right secret and a new code bring it back.
+    let code = p.authorize("infusionsoftcrm", "back").await;
+    let body = json!({"configuration": {"oauth.api.secret": DEMO_CLIENT_SECRET}, "providerData": {"code": code}});
+    assert_eq!(p.platform(Method::PATCH, &format!("/instances/{id}"), Some(body)).await.ok()["valid"], true);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
 }

@@ -118,6 +118,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
     let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
+    state.event_waker = Some(deliverer.waker());
     let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
     let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -165,8 +165,11 @@ async fn refresh_rotates_and_the_old_refresh_token_dies_at_once() {
     // Client authentication is required, and the token is bound to its client.
     let anon = s.post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh2)], None).await;
     assert_eq!(anon.status, 401);
+    // A wrong secret (RFC 6749 5.2): 401 invalid_client, and the refresh token is not spent.
     let bad = s.refresh(DEMO_CLIENT_ID, "nope", &refresh2).await;
     assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["error"], "invalid_client");
+    assert!(bad.header("www-authenticate").is_some_and(|h| h.starts_with("Basic")));
     s.control(Method::POST, "/_sim/apps", Some(crate::common::json_app("other", "other-key"))).await;
     let foreign = s.refresh("other", "other-secret", &refresh2).await;
     assert_eq!(foreign.status, 400);
