@@ -195,14 +195,17 @@ fn oauth2(def: &ElementDefinition) -> Result<&OAuth2, ApiError> {
 }
 
 /// One `POST` to the token endpoint (`oauth.token.url`, through the outbound policy).
-/// Sent once: a grant whose answer is lost cannot be replayed (codes are single-use,
-/// refresh tokens rotate), so there is nothing to retry.
+/// Sent once, never through the retrying dispatcher: a grant whose answer is lost
+/// cannot be replayed (codes are single-use, refresh tokens rotate), so there is
+/// nothing to retry. Logged in the call log of `instance` when there is one
+/// (method, the URL's path and query names, status, duration: never the form).
 async fn token_call(
     state: &AppState,
     def: &ElementDefinition,
     config: &BTreeMap<String, String>,
     mut form: Vec<(&'static str, String)>,
     client_auth: ClientAuth,
+    instance: Option<i64>,
 ) -> Result<TokenPair, TokenFailure> {
     let o = oauth2(def).map_err(TokenFailure::Failed)?;
     let rendered = |t: &str| render(t, config).map_err(TokenFailure::Failed);
@@ -216,6 +219,11 @@ async fn token_call(
         }
     };
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&form).finish();
+    // The log keeps the path and the query's names (see `hub::log_entry`).
+    let logged_path = match url::Url::parse(&url) {
+        Ok(u) => u.query().map_or_else(|| u.path().to_owned(), |q| format!("{}?{q}", u.path())),
+        Err(_) => String::new(),
+    };
     let request = VendorRequest {
         method: Method::POST,
         url,
@@ -227,7 +235,13 @@ async fn token_call(
         body: Some(body.into()),
         max_body: MAX_TOKEN_BODY,
     };
-    let response = state.client.send(request).await.map_err(|e| TokenFailure::Failed(hub::unreached(e)))?;
+    let (at, started) = (SystemTime::now(), std::time::Instant::now());
+    let result = state.client.send(request).await;
+    let done = switchyard_engine::Dispatched { result, retries: 0, elapsed: started.elapsed() };
+    if let Some(instance_id) = instance {
+        state.call_log.record(hub::log_entry(instance_id, &Method::POST, &logged_path, &[], &done, at));
+    }
+    let response = done.result.map_err(|e| TokenFailure::Failed(hub::unreached(e)))?;
     let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
     let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
     match response.status {
@@ -253,17 +267,19 @@ async fn token_call(
 
 /// Exchanges an authorization code (instance creation and re-authorization). Any
 /// failure is a 400 carrying the vendor's words; nothing is stored by this call.
+/// `instance`: whose call log records the call (none at creation: no instance yet).
 pub(crate) async fn exchange_code(
     state: &AppState,
     def: &ElementDefinition,
     config: &BTreeMap<String, String>,
     code: &str,
+    instance: Option<i64>,
 ) -> Result<TokenPair, ApiError> {
     let o = oauth2(def)?;
     let redirect_uri = render(&o.callback_url, config)?;
     let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri)];
     // Keap documents client_id and client_secret as form fields for the exchange.
-    token_call(state, def, config, form, ClientAuth::Form).await.map_err(|failure| match failure {
+    token_call(state, def, config, form, ClientAuth::Form, instance).await.map_err(|failure| match failure {
         TokenFailure::Refused { error, words } => {
             let mut err = ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -420,7 +436,7 @@ async fn refresh_holding_lease(
     let o = oauth2(def)?;
     crash_point("oauth-before-token-call");
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
-    let answer = token_call(state, def, config, form, o.refresh_auth).await;
+    let answer = token_call(state, def, config, form, o.refresh_auth, Some(instance_id)).await;
     // Stopped before the commit releases the lease, so it cannot take it back after.
     drop(renewal);
     match answer {

@@ -30,6 +30,8 @@ struct Platform {
     /// The server's short memory of instances, forgotten after writes made behind its back.
     cache: switchyard_server::cache::LookupCache,
     org: i64,
+    /// Opens the stored tokens, for tests that look for them where they must not be.
+    vault: switchyard_vault::Vault,
     _dir: tempfile::TempDir,
 }
 
@@ -74,9 +76,10 @@ async fn start() -> Platform {
     let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
     let (org_secret, user_secret) = (new_secret(), new_secret());
     let (org, _) = store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
+    let vault = switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate());
     let mut state = AppState::new(
         store.clone(),
-        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        vault.clone(),
         VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
         catalog,
         vec![9u8; 32],
@@ -96,6 +99,7 @@ async fn start() -> Platform {
         store,
         cache,
         org: org.id,
+        vault,
         _dir: dir,
     }
 }
@@ -204,6 +208,15 @@ impl Platform {
         assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
         // As any write through the server would.
         self.cache.forget_instances();
+    }
+
+    /// The stored access and refresh tokens, opened.
+    async fn tokens(&self, id: i64) -> [String; 2] {
+        let rows = self.store.configuration(id).await.unwrap();
+        ["oauth.user.token", "oauth.user.refresh_token"].map(|key| {
+            let blob = rows.iter().find(|c| c.key == key).and_then(|c| c.secret.clone()).unwrap_or_else(|| panic!("{key} sealed"));
+            self.vault.decrypt_str(&blob, &switchyard_store::config_aad(id, key)).unwrap().expose().to_owned()
+        })
     }
 
     async fn instance_count(&self) -> usize {
@@ -665,4 +678,51 @@ async fn a_refresh_refused_for_the_apps_credentials_makes_the_instance_invalid_t
     let body = json!({"configuration": {"oauth.api.secret": DEMO_CLIENT_SECRET}, "providerData": {"code": code}});
     assert_eq!(p.platform(Method::PATCH, &format!("/instances/{id}"), Some(body)).await.ok()["valid"], true);
     assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_calls_are_in_the_call_log_without_secrets() {
+    let p = start().await;
+    let first_code = p.authorize("infusionsoftcrm", "xyz").await;
+    let created = p
+        .platform(Method::POST, "/instances", Some(json!({"element": {"key": "infusionsoftcrm"}, "name": "keap",
+            "configuration": app_config(), "providerData": {"code": first_code}})))
+        .await
+        .ok();
+    let id = created["id"].as_i64().unwrap();
+    let auth = format!("{}, Element {}", p.auth, created["token"].as_str().unwrap());
+    let mut secrets = vec![DEMO_CLIENT_SECRET.to_owned(), DEMO_PRIVATE_KEY.to_owned(), first_code];
+    secrets.extend(p.tokens(id).await);
+
+    // A refresh after the vendor's 401, then a re-authorization with a new code.
+    p.sim.expire_access_tokens(DEMO_CLIENT_ID);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    secrets.extend(p.tokens(id).await);
+    let code = p.authorize("infusionsoftcrm", "again").await;
+    p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": code}}))).await.ok();
+    secrets.push(code);
+    secrets.extend(p.tokens(id).await);
+    assert_eq!(p.sim.token_calls().total, 3);
+
+    // Both token calls made for the instance are logged (the creation's exchange
+    // came before the instance existed); the log is written in the background.
+    let mut log = Vec::new();
+    for _ in 0..500 {
+        let page = p.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.ok();
+        log = page.as_array().unwrap().iter().filter(|e| e["path"] == "/token").cloned().collect();
+        if log.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(log.len(), 2, "{log:?}");
+    for entry in &log {
+        assert_eq!((entry["method"].as_str(), entry["status"].as_i64()), (Some("POST"), Some(200)), "{entry}");
+        assert_eq!(entry["queryParameters"], json!([]));
+        assert!(entry["durationMs"].is_number() && entry["retries"] == 0, "{entry}");
+    }
+    let text = p.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.body.to_string();
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "a secret in the log: {text}");
+    }
 }

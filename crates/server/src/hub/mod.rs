@@ -24,7 +24,7 @@ use switchyard_store::{config_aad, InstanceRow};
 use crate::caller::{hash_secret, Caller};
 use crate::cache::OpenInstance;
 use crate::{ApiError, AppState};
-pub(crate) use vendor::{render, unreached, Extras, Vendor};
+pub(crate) use vendor::{log_entry, render, unreached, Extras, Vendor};
 use vendor::{json_passthrough, parse_json};
 
 fn bad_request(message: impl Into<String>) -> ApiError {
