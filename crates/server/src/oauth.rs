@@ -381,8 +381,7 @@ async fn refresh(
 ) -> Result<(String, bool), ApiError> {
     let newer = |t: &Tokens| t.access != seen;
     let rt = &state.oauth;
-    let lock = rt.lock_for(instance_id);
-    let _in_process = lock.lock().await;
+    let in_process = rt.lock_for(instance_id).lock_owned().await;
     let lease_ms = rt.inner.lease.as_millis() as i64;
     // A live holder renews its lease only while its token call runs, which the
     // vendor timeout bounds; past this, something is wrong with the database.
@@ -404,13 +403,34 @@ async fn refresh(
                 state.store.release_refresh_lease(instance_id, &rt.inner.holder).await?;
                 return Ok((t.access, false));
             }
-            return refresh_holding_lease(state, def, instance_id, &config, t).await.map(|token| (token, true));
+            return refresh_in_task(state, def, instance_id, config, t, in_process).await.map(|token| (token, true));
         }
         if tokio::time::Instant::now() > give_up {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Another server is refreshing this instance's tokens; try again"));
         }
         tokio::time::sleep(LEASE_POLL).await;
     }
+}
+
+/// The token call and the commit of its answer run in a task of their own, holding
+/// the in-process lock: a hub call whose client hangs up is dropped by axum, and a
+/// rotated pair dropped with it would lose the connection (the old refresh token is
+/// already dead at the vendor).
+async fn refresh_in_task(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    config: BTreeMap<String, String>,
+    t: Tokens,
+    in_process: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<String, ApiError> {
+    let def = state.catalog.get(&def.key).cloned().ok_or_else(|| ApiError::internal(format!("no element {}", def.key)))?;
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        let _in_process = in_process;
+        refresh_holding_lease(&state, &def, instance_id, &config, t).await
+    });
+    task.await.map_err(ApiError::internal)?
 }
 
 async fn refresh_holding_lease(

@@ -726,3 +726,40 @@ async fn token_calls_are_in_the_call_log_without_secrets() {
         assert!(!text.contains(secret.as_str()), "a secret in the log: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_during_a_refresh_does_not_lose_the_rotated_tokens() {
+    use tokio::io::AsyncWriteExt;
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+    p.sim.expire_access_tokens(DEMO_CLIENT_ID);
+    // Keap rotates at once and answers late: the new pair is in flight when the client goes.
+    let mut settings = p.sim.settings();
+    settings.token_answer_delay = Duration::from_millis(500);
+    p.sim.set_settings(settings.clone());
+
+    let url = url::Url::parse(&p.api).unwrap();
+    let request = format!(
+        "GET {}/hubs/crm/ping HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\r\n",
+        url.path(),
+        url.host_str().unwrap()
+    );
+    let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    for _ in 0..1000 {
+        if p.sim.token_calls().refresh_token > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(p.sim.token_calls().refresh_token, 1, "the refresh is under way");
+    drop(conn);
+    settings.token_answer_delay = Duration::ZERO;
+    p.sim.set_settings(settings);
+
+    // The next call uses the pair the abandoned one received: no second refresh, still valid.
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.ok()["result"], "switchyard");
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true);
+}
