@@ -50,22 +50,32 @@ fn fingerprint(r: &Request<'_>) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// What a write answered, and whether the vendor may have processed it (false
+/// when no request of it can have reached the vendor: none sent, refused before
+/// sending, or a 429 / no connection).
+pub(crate) struct Attempt {
+    pub answer: Result<Response, ApiError>,
+    pub reached: bool,
+}
+
 /// Runs `call` at most once per key: without an `Idempotency-Key` header it simply runs;
 /// with one it claims the key, runs, stores the answer, or answers from the store.
-/// `reached` says, after `call`, whether the vendor may have processed the request.
-pub(crate) async fn once<F, Fut>(
+///
+/// With a key, `call` and the storing of its answer run in their own task: a client
+/// that hangs up drops this future (axum cancels the handler), and the claim must
+/// still end in a stored answer (or a release), or repeats would meet a 409 until
+/// the lease ran out.
+pub(crate) async fn once<Fut>(
     state: &AppState,
     headers: &HeaderMap,
     request: Request<'_>,
-    call: F,
-    reached: impl FnOnce() -> bool,
+    call: Fut,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Response, ApiError>>,
+    Fut: Future<Output = Attempt> + Send + 'static,
 {
     let Some(key) = headers.get(HEADER) else {
-        return call().await;
+        return call.await.answer;
     };
     let key = key
         .to_str()
@@ -89,8 +99,23 @@ where
         }
         IdempotencyBegin::Started => {}
     }
-    let outcome = call().await;
-    if !reached() {
+    let claim = Claim { organization_id: scope.organization_id, instance_id: scope.instance_id, key: key.to_owned() };
+    tokio::spawn(run_and_store(state.clone(), claim, call)).await.map_err(ApiError::internal)?
+}
+
+/// A key this request holds.
+struct Claim {
+    organization_id: i64,
+    instance_id: i64,
+    key: String,
+}
+
+/// Runs the claimed call and stores its answer (or releases the key if the vendor
+/// surely did not act).
+async fn run_and_store(state: AppState, claim: Claim, call: impl Future<Output = Attempt>) -> Result<Response, ApiError> {
+    let scope = IdempotencyScope { organization_id: claim.organization_id, instance_id: claim.instance_id, key: &claim.key };
+    let Attempt { answer: outcome, reached } = call.await;
+    if !reached {
         state.store.idempotency_release(&scope).await?;
         return outcome;
     }

@@ -186,11 +186,18 @@ fn check_token_keys(def: &ElementDefinition, given: &BTreeMap<String, String>, s
     }
 }
 
-/// The OAuth 2.0 code exchange for `config` (over the element defaults).
-async fn exchange(state: &AppState, def: &ElementDefinition, config: &BTreeMap<String, String>, code: &str) -> Result<TokenPair, ApiError> {
+/// The OAuth 2.0 code exchange for `config` (over the element defaults), logged in
+/// the call log of `instance` when it already exists.
+async fn exchange(
+    state: &AppState,
+    def: &ElementDefinition,
+    config: &BTreeMap<String, String>,
+    code: &str,
+    instance: Option<i64>,
+) -> Result<TokenPair, ApiError> {
     let mut full = hub::defaults(def);
     full.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
-    oauth::exchange_code(state, def, &full, code).await
+    oauth::exchange_code(state, def, &full, code, instance).await
 }
 
 /// Where events are delivered must pass the outbound policy, as vendor URLs do,
@@ -269,7 +276,9 @@ async fn create_instance(
                 key = def.key
             ))
         })?;
-        let pair = exchange(state, def, &given, &code).await?;
+        // Not in the call log: there is no instance yet to log it under (as for the
+        // credential check below).
+        let pair = exchange(state, def, &given, &code, None).await?;
         given.extend(pair.values());
     }
     check_vendor(state, def, &given).await?;
@@ -655,7 +664,7 @@ async fn update(
     let wanted_hooks = webhooks::wanted(&def, &config)?;
     check_callback_url(state, &config).await?;
     let pair = match &code {
-        Some(code) => Some(exchange(state, &def, &config, code).await?),
+        Some(code) => Some(exchange(state, &def, &config, code, Some(row.id)).await?),
         None => None,
     };
     let mut before = stored.clone();

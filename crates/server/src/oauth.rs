@@ -12,8 +12,10 @@
 //!   transaction) the moment the vendor answers, before it is used. The window in
 //!   which a crash loses the rotated token is the vendor's answer in flight plus
 //!   that commit (docs/choices.md).
-//! - a refused refresh (`invalid_grant`) makes the instance `valid: false`; hub calls
-//!   then answer 401 with the vendor's words until a new code re-authorizes it.
+//! - a refresh refused for good (`invalid_grant`, or the app's own credentials:
+//!   `invalid_client`, `unauthorized_client`) makes the instance `valid: false` and
+//!   sends `INSTANCE_INVALID`; hub calls then answer 401 with the vendor's words until
+//!   a new code re-authorizes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -193,14 +195,17 @@ fn oauth2(def: &ElementDefinition) -> Result<&OAuth2, ApiError> {
 }
 
 /// One `POST` to the token endpoint (`oauth.token.url`, through the outbound policy).
-/// Sent once: a grant whose answer is lost cannot be replayed (codes are single-use,
-/// refresh tokens rotate), so there is nothing to retry.
+/// Sent once, never through the retrying dispatcher: a grant whose answer is lost
+/// cannot be replayed (codes are single-use, refresh tokens rotate), so there is
+/// nothing to retry. Logged in the call log of `instance` when there is one
+/// (method, the URL's path and query names, status, duration: never the form).
 async fn token_call(
     state: &AppState,
     def: &ElementDefinition,
     config: &BTreeMap<String, String>,
     mut form: Vec<(&'static str, String)>,
     client_auth: ClientAuth,
+    instance: Option<i64>,
 ) -> Result<TokenPair, TokenFailure> {
     let o = oauth2(def).map_err(TokenFailure::Failed)?;
     let rendered = |t: &str| render(t, config).map_err(TokenFailure::Failed);
@@ -214,6 +219,11 @@ async fn token_call(
         }
     };
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&form).finish();
+    // The log keeps the path and the query's names (see `hub::log_entry`).
+    let logged_path = match url::Url::parse(&url) {
+        Ok(u) => u.query().map_or_else(|| u.path().to_owned(), |q| format!("{}?{q}", u.path())),
+        Err(_) => String::new(),
+    };
     let request = VendorRequest {
         method: Method::POST,
         url,
@@ -225,7 +235,13 @@ async fn token_call(
         body: Some(body.into()),
         max_body: MAX_TOKEN_BODY,
     };
-    let response = state.client.send(request).await.map_err(|e| TokenFailure::Failed(hub::unreached(e)))?;
+    let (at, started) = (SystemTime::now(), std::time::Instant::now());
+    let result = state.client.send(request).await;
+    let done = switchyard_engine::Dispatched { result, retries: 0, elapsed: started.elapsed() };
+    if let Some(instance_id) = instance {
+        state.call_log.record(hub::log_entry(instance_id, &Method::POST, &logged_path, &[], &done, at));
+    }
+    let response = done.result.map_err(|e| TokenFailure::Failed(hub::unreached(e)))?;
     let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
     let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
     match response.status {
@@ -251,17 +267,19 @@ async fn token_call(
 
 /// Exchanges an authorization code (instance creation and re-authorization). Any
 /// failure is a 400 carrying the vendor's words; nothing is stored by this call.
+/// `instance`: whose call log records the call (none at creation: no instance yet).
 pub(crate) async fn exchange_code(
     state: &AppState,
     def: &ElementDefinition,
     config: &BTreeMap<String, String>,
     code: &str,
+    instance: Option<i64>,
 ) -> Result<TokenPair, ApiError> {
     let o = oauth2(def)?;
     let redirect_uri = render(&o.callback_url, config)?;
     let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri)];
     // Keap documents client_id and client_secret as form fields for the exchange.
-    token_call(state, def, config, form, ClientAuth::Form).await.map_err(|failure| match failure {
+    token_call(state, def, config, form, ClientAuth::Form, instance).await.map_err(|failure| match failure {
         TokenFailure::Refused { error, words } => {
             let mut err = ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -286,8 +304,9 @@ pub(crate) async fn reauthorize_error(state: &AppState, instance_id: i64) -> Api
 
 fn reauthorize(instance_id: i64, words: Option<String>) -> ApiError {
     let mut err = ApiError::unauthorized(format!(
-        "Instance {instance_id} must be re-authenticated: the vendor refused its refresh token. \
-         Authorize again and send the new code as providerData.code in PATCH /instances/{instance_id}"
+        "Instance {instance_id} must be re-authenticated: the vendor refused to refresh its tokens. \
+         Authorize again and send the new code as providerData.code in PATCH /instances/{instance_id} \
+         (with the app's oauth.api.key and oauth.api.secret corrected if the vendor refused those)"
     ));
     err.provider_message = words.filter(|w| !w.is_empty());
     err
@@ -362,8 +381,7 @@ async fn refresh(
 ) -> Result<(String, bool), ApiError> {
     let newer = |t: &Tokens| t.access != seen;
     let rt = &state.oauth;
-    let lock = rt.lock_for(instance_id);
-    let _in_process = lock.lock().await;
+    let in_process = rt.lock_for(instance_id).lock_owned().await;
     let lease_ms = rt.inner.lease.as_millis() as i64;
     // A live holder renews its lease only while its token call runs, which the
     // vendor timeout bounds; past this, something is wrong with the database.
@@ -385,13 +403,34 @@ async fn refresh(
                 state.store.release_refresh_lease(instance_id, &rt.inner.holder).await?;
                 return Ok((t.access, false));
             }
-            return refresh_holding_lease(state, def, instance_id, &config, t).await.map(|token| (token, true));
+            return refresh_in_task(state, def, instance_id, config, t, in_process).await.map(|token| (token, true));
         }
         if tokio::time::Instant::now() > give_up {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Another server is refreshing this instance's tokens; try again"));
         }
         tokio::time::sleep(LEASE_POLL).await;
     }
+}
+
+/// The token call and the commit of its answer run in a task of their own, holding
+/// the in-process lock: a hub call whose client hangs up is dropped by axum, and a
+/// rotated pair dropped with it would lose the connection (the old refresh token is
+/// already dead at the vendor).
+async fn refresh_in_task(
+    state: &AppState,
+    def: &ElementDefinition,
+    instance_id: i64,
+    config: BTreeMap<String, String>,
+    t: Tokens,
+    in_process: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<String, ApiError> {
+    let def = state.catalog.get(&def.key).cloned().ok_or_else(|| ApiError::internal(format!("no element {}", def.key)))?;
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        let _in_process = in_process;
+        refresh_holding_lease(&state, &def, instance_id, &config, t).await
+    });
+    task.await.map_err(ApiError::internal)?
 }
 
 async fn refresh_holding_lease(
@@ -417,7 +456,7 @@ async fn refresh_holding_lease(
     let o = oauth2(def)?;
     crash_point("oauth-before-token-call");
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
-    let answer = token_call(state, def, config, form, o.refresh_auth).await;
+    let answer = token_call(state, def, config, form, o.refresh_auth, Some(instance_id)).await;
     // Stopped before the commit releases the lease, so it cannot take it back after.
     drop(renewal);
     match answer {
@@ -454,7 +493,7 @@ async fn refresh_holding_lease(
             tracing::info!(instance_id, expires_in = pair.expires_in, "refreshed the OAuth tokens");
             Ok(pair.access)
         }
-        Err(TokenFailure::Refused { error, words }) if error == "invalid_grant" => {
+        Err(TokenFailure::Refused { error, words }) if refused_for_good(&error) => {
             // Under the lease nobody else should have rotated it; if someone did
             // anyway (a lease that lapsed mid-call), theirs is the live token.
             let now = current(state, def, instance_id).await?;
@@ -462,10 +501,11 @@ async fn refresh_holding_lease(
                 state.store.release_refresh_lease(instance_id, &holder).await?;
                 return Ok(other.access);
             }
-            let words = words.unwrap_or_else(|| "invalid_grant".to_owned());
-            tracing::warn!(instance_id, "the vendor refused the refresh token; the instance is now invalid");
+            let words = words.unwrap_or(error);
+            tracing::warn!(instance_id, "the vendor refused to refresh the tokens; the instance is now invalid");
             state.store.refuse_refresh(instance_id, &holder, &words).await?;
             state.cache.forget_instances();
+            announce_invalid(state, instance_id, &words).await;
             Err(reauthorize(instance_id, Some(words)))
         }
         Err(failure) => {
@@ -482,6 +522,30 @@ async fn refresh_holding_lease(
                 TokenFailure::Failed(e) => e,
             })
         }
+    }
+}
+
+/// Whether a refused refresh can never pass as things are (RFC 6749 5.2): the
+/// refresh token is dead (`invalid_grant`), or the app's id or secret is wrong or
+/// revoked (`invalid_client`, `unauthorized_client`). Other refusals may pass.
+fn refused_for_good(error: &str) -> bool {
+    matches!(error, "invalid_grant" | "invalid_client" | "unauthorized_client")
+}
+
+/// Queues `INSTANCE_INVALID` for the instance's event callback (if it has events on).
+/// The instance is already invalid whatever happens here, so a failure is only logged.
+async fn announce_invalid(state: &AppState, instance_id: i64, words: &str) {
+    let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
+    let sent = match state.store.instance_by_id(instance_id).await {
+        Ok(Some(row)) => switchyard_events::notify_instance_health(&ctx, &row, false, Some(words), Some(&state.event_waker))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(()), // deleted meanwhile: nobody to tell
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(instance_id, error = %e, "could not queue the INSTANCE_INVALID message");
     }
 }
 
@@ -567,6 +631,16 @@ mod tests {
         drop(a);
         let _b = rt.lock_for(3);
         assert_eq!(rt.inner.locks.lock().unwrap().len(), 1, "unused locks are dropped");
+    }
+
+    #[test]
+    fn only_dead_grants_and_refused_clients_are_final() {
+        for final_ in ["invalid_grant", "invalid_client", "unauthorized_client"] {
+            assert!(refused_for_good(final_), "{final_}");
+        }
+        for passing in ["invalid_request", "invalid_scope", "unsupported_grant_type", "temporarily_unavailable", ""] {
+            assert!(!refused_for_good(passing), "{passing}");
+        }
     }
 
     #[test]

@@ -399,3 +399,19 @@ async fn a_never_matching_filter_stops_at_the_scan_cap_and_resumes() {
     let found = hub.all("/orders", &[("where", &format!("status_id != 999 AND id = {last} OR customer_id = -5 AND id = {last}")), ("pageSize", "10")]).await;
     assert_eq!(found.len(), 1);
 }
+
+#[tokio::test]
+async fn retrieve_takes_fields_as_lists_do() {
+    let hub = demo().await;
+    let id = hub.ok("/orders", &[("pageSize", "1")]).await.ids()[0];
+    let full = hub.ok(&format!("/orders/{id}"), &[]).await.body;
+    let a = hub.ok(&format!("/orders/{id}"), &[("fields", "id, status,billing_address.email")]).await;
+    let keys: Vec<&String> = a.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "status", "billing_address"]);
+    assert_eq!(a.body["billing_address"], json!({"email": full["billing_address"]["email"]}));
+    assert_eq!((&a.body["id"], &a.body["status"]), (&full["id"], &full["status"]));
+    // An unknown field is refused before the vendor is asked.
+    let before = hub.sim.request_count("abc123");
+    hub.get(&format!("/orders/{id}"), &[("fields", "id,nosuch")]).await.refused(&["fields", "nosuch"]);
+    assert_eq!(hub.sim.request_count("abc123"), before);
+}

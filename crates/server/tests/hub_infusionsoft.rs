@@ -30,6 +30,8 @@ struct Platform {
     /// The server's short memory of instances, forgotten after writes made behind its back.
     cache: switchyard_server::cache::LookupCache,
     org: i64,
+    /// Opens the stored tokens, for tests that look for them where they must not be.
+    vault: switchyard_vault::Vault,
     _dir: tempfile::TempDir,
 }
 
@@ -74,9 +76,10 @@ async fn start() -> Platform {
     let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
     let (org_secret, user_secret) = (new_secret(), new_secret());
     let (org, _) = store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
+    let vault = switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate());
     let mut state = AppState::new(
         store.clone(),
-        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+        vault.clone(),
         VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
         catalog,
         vec![9u8; 32],
@@ -96,6 +99,7 @@ async fn start() -> Platform {
         store,
         cache,
         org: org.id,
+        vault,
         _dir: dir,
     }
 }
@@ -158,6 +162,26 @@ impl Platform {
         (created, auth)
     }
 
+    /// The dance, with events on (so health messages are kept in the event log).
+    async fn connect_with_events(&self, element: &str) -> (i64, String) {
+        let code = self.authorize(element, "xyz").await;
+        let mut config = app_config();
+        config["event.notification.enabled"] = json!("true");
+        config["event.notification.callback.url"] = json!("http://127.0.0.1:9/events");
+        let created = self
+            .platform(Method::POST, "/instances", Some(json!({"element": {"key": element}, "name": "keap",
+                "configuration": config, "providerData": {"code": code}})))
+            .await
+            .ok();
+        (created["id"].as_i64().unwrap(), format!("{}, Element {}", self.auth, created["token"].as_str().unwrap()))
+    }
+
+    /// The event types in the instance's event log, newest first.
+    async fn event_types(&self, id: i64) -> Vec<String> {
+        let log = self.platform(Method::GET, &format!("/instances/{id}/events"), None).await.ok();
+        log.as_array().unwrap().iter().map(|e| e["notifiedData"][0]["eventType"].as_str().unwrap().to_owned()).collect()
+    }
+
     async fn hub(&self, auth: &str, method: Method, hub_path: &str, body: Option<Value>) -> Answer {
         self.request(method, &format!("{}/hubs/{hub_path}", self.api), auth, body).await
     }
@@ -184,6 +208,15 @@ impl Platform {
         assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
         // As any write through the server would.
         self.cache.forget_instances();
+    }
+
+    /// The stored access and refresh tokens, opened.
+    async fn tokens(&self, id: i64) -> [String; 2] {
+        let rows = self.store.configuration(id).await.unwrap();
+        ["oauth.user.token", "oauth.user.refresh_token"].map(|key| {
+            let blob = rows.iter().find(|c| c.key == key).and_then(|c| c.secret.clone()).unwrap_or_else(|| panic!("{key} sealed"));
+            self.vault.decrypt_str(&blob, &switchyard_store::config_aad(id, key)).unwrap().expose().to_owned()
+        })
     }
 
     async fn instance_count(&self) -> usize {
@@ -409,8 +442,7 @@ async fn two_hundred_calls_on_an_expired_token_refresh_it_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
     let p = start().await;
-    let (created, auth) = p.connect("infusionsoftcrm").await;
-    let id = created["id"].as_i64().unwrap();
+    let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
     assert!(p.sim.revoke_tokens(DEMO_CLIENT_ID) >= 2);
 
     let answer = p.hub(&auth, Method::GET, "crm/contacts", None).await;
@@ -420,6 +452,7 @@ async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
     assert_eq!(p.sim.token_calls().refresh_token, 1);
     let instance = p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok();
     assert_eq!(instance["valid"], false);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_INVALID"]);
 
     // No retry loop: later calls answer at once, without another token call.
     for path in ["crm/ping", "crm/contacts/2"] {
@@ -601,4 +634,132 @@ async fn a_repeated_create_with_an_idempotency_key_adds_one_record() {
     let (first, second) = (post().await, post().await);
     assert_eq!(first, second);
     assert_eq!(p.hub(&auth, Method::GET, "marketing/contacts/count", None).await.ok()["count"], before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrieve_takes_fields_as_lists_do() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    let full = p.hub(&auth, Method::GET, "crm/contacts/2", None).await.ok();
+    let some = p.hub(&auth, Method::GET, "crm/contacts/2?fields=id,Email,FirstName", None).await.ok();
+    let keys: Vec<&String> = some.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "Email", "FirstName"]);
+    for k in keys {
+        assert_eq!(some[k], full[k], "{k}");
+    }
+    let (m, _) = p.hub(&auth, Method::GET, "crm/contacts/2?fields=id,Nope", None).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("fields") && m.contains("Nope"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_refused_for_the_apps_credentials_makes_the_instance_invalid_too() {
+    let p = start().await;
+    let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
+    // A wrong app secret is stored (the access token still works, so the check passes)...
+    let patched = p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"configuration": {"oauth.api.secret": "not-the-secret"}}))).await.ok();
+    assert_eq!(patched["valid"], true);
+    // ...and shows when the token must be refreshed: Keap answers 401 invalid_client.
+    assert_eq!(p.sim.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let (m, words) = p.hub(&auth, Method::GET, "crm/contacts", None).await.error(StatusCode::UNAUTHORIZED);
+    assert!(m.contains("re-authenticated") && m.contains(&id.to_string()), "{m}");
+    let words = words.expect("the vendor's words");
+    assert!(words.contains("client"), "{words}");
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], false);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_INVALID"]);
+
+    // No retry loop: later calls answer at once, without another token call.
+    let (_, again) = p.hub(&auth, Method::GET, "crm/ping", None).await.error(StatusCode::UNAUTHORIZED);
+    assert_eq!(again.as_deref(), Some(words.as_str()));
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+
+    // The right secret and a new code bring it back.
+    let code = p.authorize("infusionsoftcrm", "back").await;
+    let body = json!({"configuration": {"oauth.api.secret": DEMO_CLIENT_SECRET}, "providerData": {"code": code}});
+    assert_eq!(p.platform(Method::PATCH, &format!("/instances/{id}"), Some(body)).await.ok()["valid"], true);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_calls_are_in_the_call_log_without_secrets() {
+    let p = start().await;
+    let first_code = p.authorize("infusionsoftcrm", "xyz").await;
+    let created = p
+        .platform(Method::POST, "/instances", Some(json!({"element": {"key": "infusionsoftcrm"}, "name": "keap",
+            "configuration": app_config(), "providerData": {"code": first_code}})))
+        .await
+        .ok();
+    let id = created["id"].as_i64().unwrap();
+    let auth = format!("{}, Element {}", p.auth, created["token"].as_str().unwrap());
+    let mut secrets = vec![DEMO_CLIENT_SECRET.to_owned(), DEMO_PRIVATE_KEY.to_owned(), first_code];
+    secrets.extend(p.tokens(id).await);
+
+    // A refresh after the vendor's 401, then a re-authorization with a new code.
+    p.sim.expire_access_tokens(DEMO_CLIENT_ID);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+    secrets.extend(p.tokens(id).await);
+    let code = p.authorize("infusionsoftcrm", "again").await;
+    p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": code}}))).await.ok();
+    secrets.push(code);
+    secrets.extend(p.tokens(id).await);
+    assert_eq!(p.sim.token_calls().total, 3);
+
+    // Both token calls made for the instance are logged (the creation's exchange
+    // came before the instance existed); the log is written in the background.
+    let mut log = Vec::new();
+    for _ in 0..500 {
+        let page = p.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.ok();
+        log = page.as_array().unwrap().iter().filter(|e| e["path"] == "/token").cloned().collect();
+        if log.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(log.len(), 2, "{log:?}");
+    for entry in &log {
+        assert_eq!((entry["method"].as_str(), entry["status"].as_i64()), (Some("POST"), Some(200)), "{entry}");
+        assert_eq!(entry["queryParameters"], json!([]));
+        assert!(entry["durationMs"].is_number() && entry["retries"] == 0, "{entry}");
+    }
+    let text = p.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.body.to_string();
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "a secret in the log: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_during_a_refresh_does_not_lose_the_rotated_tokens() {
+    use tokio::io::AsyncWriteExt;
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+    p.sim.expire_access_tokens(DEMO_CLIENT_ID);
+    // Keap rotates at once and answers late: the new pair is in flight when the client goes.
+    let mut settings = p.sim.settings();
+    settings.token_answer_delay = Duration::from_millis(500);
+    p.sim.set_settings(settings.clone());
+
+    let url = url::Url::parse(&p.api).unwrap();
+    let request = format!(
+        "GET {}/hubs/crm/ping HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\r\n",
+        url.path(),
+        url.host_str().unwrap()
+    );
+    let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    for _ in 0..1000 {
+        if p.sim.token_calls().refresh_token > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(p.sim.token_calls().refresh_token, 1, "the refresh is under way");
+    drop(conn);
+    settings.token_answer_delay = Duration::ZERO;
+    p.sim.set_settings(settings);
+
+    // The next call uses the pair the abandoned one received: no second refresh, still valid.
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.ok()["result"], "switchyard");
+    assert_eq!(p.sim.token_calls().refresh_token, 1);
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true);
 }

@@ -316,3 +316,55 @@ async fn the_call_log_records_calls_without_secrets_and_pages() {
     assert_eq!(app.get(&stranger, &format!("/instances/{id}/logs")).send().await.unwrap().status(), 404);
     assert_eq!(app.get(&app.auth, "/instances/99999/logs").send().await.unwrap().status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_mid_create_still_gets_the_first_answer_on_a_repeat() {
+    use tokio::io::AsyncWriteExt;
+    let app = app().await;
+    let (_, auth) = app.instance("abc123").await;
+    app.sim.set_faults("abc123", Faults { latency: Some(Duration::from_millis(800)), ..Faults::default() });
+    let before = app.sim.request_count("abc123");
+
+    // The POST by hand, so the connection can be dropped while the vendor works on it.
+    let url = url::Url::parse(&app.api).unwrap();
+    let body = json!({"name": "Hung up"}).to_string();
+    let request = format!(
+        "POST {}/hubs/ecommerce/products/brands HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+         Idempotency-Key: hang-1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        url.path(),
+        url.host_str().unwrap(),
+        body.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    for _ in 0..1000 {
+        if app.sim.request_count("abc123") > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(app.sim.request_count("abc123"), before + 1, "the vendor has the POST");
+    drop(conn);
+
+    // Repeats meet 409 while the first runs on, then get its stored answer.
+    let mut replayed = None;
+    for _ in 0..400 {
+        let r = app.post(&auth, "/hubs/ecommerce/products/brands", &json!({"name": "Hung up"})).header("Idempotency-Key", "hang-1").send().await.unwrap();
+        if r.status() != 409 {
+            replayed = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let r = replayed.expect("the key was still held after 10 s: the first answer was never stored");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let brand: Value = r.json().await.unwrap();
+    assert_eq!(app.sim.request_count("abc123"), before + 1, "one vendor POST in all");
+
+    app.sim.set_faults("abc123", Faults::default());
+    let found: Value = app.get(&auth, "/hubs/ecommerce/products/brands?where=name%3D%27Hung%20up%27").send().await.unwrap().json().await.unwrap();
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["id"], brand["id"]);
+}

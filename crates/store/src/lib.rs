@@ -280,6 +280,12 @@ impl Store {
             .await?)
     }
 
+    /// One instance by id, whatever its organization (for the platform's own work,
+    /// never for a caller's request).
+    pub async fn instance_by_id(&self, id: i64) -> Result<Option<InstanceRow>> {
+        Ok(sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?)
+    }
+
     /// The instance whose token hashes to `token_hash`, whatever its organization:
     /// the caller compares organizations and answers 401 on a mismatch.
     pub async fn instance_by_token(&self, token_hash: &[u8]) -> Result<Option<InstanceRow>> {

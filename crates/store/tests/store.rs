@@ -46,6 +46,8 @@ async fn instances_are_scoped_by_organization_and_filtered_by_tags() {
     s.create_instance(&new_instance(a.id, ua.id, b"t2", &["x"]), &config, &TestSealer(1)).await.unwrap();
 
     assert!(s.instance(b.id, id).await.unwrap().is_none(), "another organization sees nothing");
+    assert_eq!(s.instance_by_id(id).await.unwrap().map(|r| r.organization_id), Some(a.id), "the platform's own look");
+    assert!(s.instance_by_id(id + 1000).await.unwrap().is_none());
     assert_eq!(s.instances(a.id, &[]).await.unwrap().len(), 2);
     assert_eq!(s.instances(a.id, &["x".into(), "y".into()]).await.unwrap().len(), 1);
     assert_eq!(s.instances(b.id, &[]).await.unwrap().len(), 0);

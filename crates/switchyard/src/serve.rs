@@ -116,9 +116,12 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
-    let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
-    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings).enriching_with(lister.clone());
+    // The worker first, so the state the lister (and so the OAuth refresh's health
+    // messages) uses wakes it; then it learns to read records through the lister.
+    let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
     state.event_waker = deliverer.waker();
+    let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
+    let deliverer = deliverer.enriching_with(lister.clone());
     let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

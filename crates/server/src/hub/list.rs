@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
-use switchyard_elements::{parse_fields, plan_order_by, plan_where, project, Behaviour, Paging, Protocol, QueryError, Resource, VendorQuery};
+use switchyard_elements::{plan_order_by, plan_where, project, Behaviour, Paging, Protocol, QueryError, Resource, VendorQuery};
 use switchyard_store::InstanceRow;
 
 use super::vendor::Vendor;
@@ -159,10 +159,7 @@ pub(super) async fn list(
     };
     let mut filters = plan.params;
     filters.extend(plan_order_by(resource, order_text).map_err(query_error)?);
-    let fields = match get("fields").filter(|f| !f.trim().is_empty()) {
-        Some(f) => Some(parse_fields(def, resource, f).map_err(query_error)?),
-        None => None,
-    };
+    let fields = super::requested_fields(def, resource, params)?;
 
     let Paging::Page { page_param, size_param, first_page, max_page_size } = &def.paging;
     let hub_path = format!("{hub}/{path}");

@@ -18,13 +18,13 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use switchyard_elements::{ElementDefinition, Operation, Protocol, RouteError, RouteMatch};
+use switchyard_elements::{parse_fields, project, ElementDefinition, Operation, Protocol, Resource, RouteError, RouteMatch};
 use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
 use crate::cache::OpenInstance;
 use crate::{ApiError, AppState};
-pub(crate) use vendor::{render, unreached, Extras, Vendor};
+pub(crate) use vendor::{log_entry, render, unreached, Extras, Vendor};
 use vendor::{json_passthrough, parse_json};
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -126,7 +126,8 @@ pub(crate) fn encode_segment(s: &str) -> String {
         ("path" = String, Path, description = "Resource path, e.g. orders, orders/{id}, orders/count"),
         ("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200"),
         ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
-        ("where" = Option<String>, Query, description = "CEQL filter")),
+        ("where" = Option<String>, Query, description = "CEQL filter"),
+        ("fields" = Option<String>, Query, description = "Lists and retrieve: the fields to keep, comma-separated (dotted paths keep their nesting)")),
     responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
@@ -162,57 +163,107 @@ pub async fn call(
         }
         crate::oauth::ensure_fresh(&state, &def, row.id, config.to_mut()).await?;
     }
+    if route.operation == Operation::Create {
+        // Run as its own task under Idempotency-Key, so it owns what it uses.
+        let hub_path = format!("/hubs/{hub}/{path}");
+        let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
+        let job = create(state.clone(), def.clone(), open.clone(), config.into_owned(), hub.clone(), path.clone(), body.clone());
+        return crate::idempotency::once(&state, &headers, request, job).await;
+    }
     let vendor = Vendor::new(&state, &def, &config)?.for_instance(row.id);
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     if def.protocol == Protocol::XmlRpc {
-        let call = || xmlrpc::operation(&vendor, row, &hub, &path, &route, &params, &body);
-        if route.operation != Operation::Create {
-            return call().await;
-        }
-        let hub_path = format!("/hubs/{hub}/{path}");
-        let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
-        return crate::idempotency::once(&state, &headers, request, call, || vendor.maybe_reached()).await;
+        return xmlrpc::operation(&vendor, row, &hub, &path, &route, &params, &body).await;
     }
-    let mut vendor_path = resource_path(&route)?;
-    if let Some(id) = &route.id {
-        vendor_path.push('/');
-        vendor_path.push_str(&encode_segment(id));
-    }
-
+    let vendor_path = vendor_path(&route)?;
     match route.operation {
         Operation::List => list::list(&vendor, row, &hub, &path, &vendor_path, &params, route.resource).await,
         Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
-        Operation::Get | Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
-        Operation::Create | Operation::Update => {
-            let mut value = match serde_json::from_slice::<Value>(&body) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => return Err(bad_request("The body must be a JSON object")),
-            };
-            // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
-            switchyard_elements::prepare_write_body(&def, route.resource, &mut value);
-            let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
-            let m = if route.operation == Operation::Create {
-                Method::POST
-            } else {
-                route.resource.update_method.parse().map_err(ApiError::internal)?
-            };
-            let send = || async {
-                let r = vendor.send(m, &vendor_path, &[], Some(body.clone())).await?;
-                Ok(Json(parse_json(&r)?).into_response())
-            };
-            if route.operation != Operation::Create {
-                return send().await;
+        Operation::Get => {
+            let fields = requested_fields(&def, route.resource, &params)?;
+            let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
+            match fields {
+                Some(fields) => Ok(Json(project(&parse_json(&r)?, &fields)).into_response()),
+                None => json_passthrough(r),
             }
-            let hub_path = format!("/hubs/{hub}/{path}");
-            let request = idempotency_request(&caller, row, &method, &hub_path, query.as_deref(), &body);
-            crate::idempotency::once(&state, &headers, request, send, || vendor.maybe_reached()).await
         }
+        Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
+        Operation::Create | Operation::Update => write(&vendor, &route, &body).await,
         Operation::Delete => {
             vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
             Ok(StatusCode::OK.into_response())
         }
     }
+}
+
+/// A hub create, owning all it uses so that it can run in a task of its own (see
+/// `crate::idempotency::once`); reports whether the vendor may have acted.
+async fn create(
+    state: AppState,
+    def: Arc<ElementDefinition>,
+    open: Arc<OpenInstance>,
+    config: BTreeMap<String, String>,
+    hub: String,
+    path: String,
+    body: Bytes,
+) -> crate::idempotency::Attempt {
+    let vendor = match Vendor::new(&state, &def, &config) {
+        Ok(v) => v.for_instance(open.row.id),
+        Err(e) => return crate::idempotency::Attempt { answer: Err(e), reached: false },
+    };
+    let answer = async {
+        // Routed again here: a route borrows the element it came from.
+        let route = def.route(Method::POST.as_str(), &path).map_err(|_| ApiError::internal("a create that no longer routes"))?;
+        match def.protocol {
+            Protocol::XmlRpc => xmlrpc::operation(&vendor, &open.row, &hub, &path, &route, &[], &body).await,
+            Protocol::RestJson => write(&vendor, &route, &body).await,
+        }
+    }
+    .await;
+    crate::idempotency::Attempt { answer, reached: vendor.maybe_reached() }
+}
+
+/// A REST create or update: the body checked and rewritten by the element's
+/// behaviours, sent with the resource's method, the vendor's record answered.
+async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Result<Response, ApiError> {
+    let mut value = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(bad_request("The body must be a JSON object")),
+    };
+    // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
+    switchyard_elements::prepare_write_body(vendor.def, route.resource, &mut value);
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
+    let method = if route.operation == Operation::Create {
+        Method::POST
+    } else {
+        route.resource.update_method.parse().map_err(ApiError::internal)?
+    };
+    let r = vendor.send(method, &vendor_path(route)?, &[], Some(body)).await?;
+    Ok(Json(parse_json(&r)?).into_response())
+}
+
+/// The `fields` the caller asked for, checked against the resource's model (an
+/// unknown one is a 400, before any vendor call); `None` when not given.
+pub(super) fn requested_fields(
+    def: &ElementDefinition,
+    resource: &Resource,
+    params: &[(String, String)],
+) -> Result<Option<Vec<String>>, ApiError> {
+    match params.iter().find(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).filter(|f| !f.trim().is_empty()) {
+        Some(f) => parse_fields(def, resource, f).map(Some).map_err(|e| bad_request(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// The route's vendor path, with the record id as the last segment when it has one.
+fn vendor_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
+    let mut path = resource_path(route)?;
+    if let Some(id) = &route.id {
+        path.push('/');
+        path.push_str(&encode_segment(id));
+    }
+    Ok(path)
 }
 
 /// The resource's vendor path with the route's parameters filled in, each

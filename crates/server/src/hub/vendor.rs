@@ -231,7 +231,7 @@ pub(crate) fn check_status(response: VendorResponse) -> Result<VendorResponse, A
 
 /// The log line of one call: the path without its query, the query's names only
 /// (values can be secrets: tokens, e-mail addresses), no bodies, no headers.
-fn log_entry(
+pub(crate) fn log_entry(
     instance_id: i64,
     method: &Method,
     path: &str,

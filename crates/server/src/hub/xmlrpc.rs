@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{json, Map, Value};
-use switchyard_elements::{plan_where, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
+use switchyard_elements::{plan_where, project, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
 use switchyard_store::InstanceRow;
 use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value as Rpc};
 
@@ -249,7 +249,15 @@ pub(super) async fn operation(
             let answer = call(vendor, method, vec![Rpc::from(PING_VALUE)]).await?;
             Ok(Json(json!({"method": method, "result": answer.to_json()})).into_response())
         }
-        Operation::Get => Ok(Json(load(vendor, resource, id()?).await?).into_response()),
+        Operation::Get => {
+            let fields = super::requested_fields(def, resource, params)?;
+            let record = load(vendor, resource, id()?).await?;
+            let record = match fields {
+                Some(fields) => project(&record, &fields),
+                None => record,
+            };
+            Ok(Json(record).into_response())
+        }
         Operation::Create => {
             let mut fields = write_struct(def, resource, &json_body()?)?;
             for (k, v) in &resource.fixed {

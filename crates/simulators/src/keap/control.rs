@@ -44,6 +44,7 @@ fn settings_json(s: &Settings) -> Value {
         "auto_approve": s.auto_approve,
         "access_token_lifetime_s": s.access_token_lifetime.as_secs(),
         "code_lifetime_s": s.code_lifetime.as_secs(),
+        "token_answer_delay_ms": s.token_answer_delay.as_millis() as u64,
     })
 }
 
@@ -56,6 +57,8 @@ struct SettingsDto {
     access_token_lifetime_s: Option<u64>,
     #[serde(default)]
     code_lifetime_s: Option<u64>,
+    #[serde(default)]
+    token_answer_delay_ms: Option<u64>,
 }
 
 async fn show_settings(State(sim): State<KeapSimulator>) -> Response {
@@ -76,6 +79,9 @@ async fn set_settings(State(sim): State<KeapSimulator>, body: Bytes) -> Response
     }
     if let Some(l) = dto.code_lifetime_s {
         s.code_lifetime = Duration::from_secs(l);
+    }
+    if let Some(d) = dto.token_answer_delay_ms {
+        s.token_answer_delay = Duration::from_millis(d);
     }
     sim.set_settings(s.clone());
     control_json(StatusCode::OK, &settings_json(&s))

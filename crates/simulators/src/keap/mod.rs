@@ -178,11 +178,19 @@ pub struct Settings {
     pub access_token_lifetime: Duration,
     /// How long a new authorization code can be exchanged.
     pub code_lifetime: Duration,
+    /// A granted token pair is answered this long after the grant took effect (the
+    /// code is spent, the old refresh token already dead): an answer still in flight.
+    pub token_answer_delay: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { auto_approve: false, access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME, code_lifetime: DEFAULT_CODE_LIFETIME }
+        Settings {
+            auto_approve: false,
+            access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
+            code_lifetime: DEFAULT_CODE_LIFETIME,
+            token_answer_delay: Duration::ZERO,
+        }
     }
 }
 

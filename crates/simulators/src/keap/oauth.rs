@@ -320,14 +320,24 @@ fn client_credentials(headers: &HeaderMap, p: &HashMap<String, String>) -> Resul
 }
 
 pub(crate) async fn token(State(sim): State<KeapSimulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let parsed = params(&body);
+    let answer = token_answer(&sim, &headers, &body);
+    // A granted pair is live from here on, however late the answer arrives.
+    let delay = sim.settings().token_answer_delay;
+    if answer.status() == StatusCode::OK && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+fn token_answer(sim: &KeapSimulator, headers: &HeaderMap, body: &Bytes) -> Response {
+    let parsed = params(body);
     let grant_type = parsed.as_ref().ok().and_then(|p| p.get("grant_type").cloned());
     sim.inner.token_calls.lock().unwrap_or_else(|e| e.into_inner()).count(grant_type.as_deref());
     let p = match parsed {
         Ok(p) => p,
         Err(e) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let creds = client_credentials(&headers, &p);
+    let creds = client_credentials(headers, &p);
     // Count per app whenever the call names a known client, whatever the outcome.
     let named = match &creds {
         Ok(Some((id, _))) => Some(id.clone()),

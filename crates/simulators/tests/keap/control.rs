@@ -58,5 +58,5 @@ async fn control_refuses_bad_input() {
     assert_eq!(s.control(Method::GET, "/nowhere", None).await.status, 404);
 
     let settings = s.control(Method::PUT, "/_sim/settings", Some(json!({ "auto_approve": true }))).await.json();
-    assert_eq!(settings, json!({ "auto_approve": true, "access_token_lifetime_s": 86400, "code_lifetime_s": 600 }));
+    assert_eq!(settings, json!({ "auto_approve": true, "access_token_lifetime_s": 86400, "code_lifetime_s": 600, "token_answer_delay_ms": 0 }));
 }

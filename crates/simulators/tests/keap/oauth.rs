@@ -165,8 +165,11 @@ async fn refresh_rotates_and_the_old_refresh_token_dies_at_once() {
     // Client authentication is required, and the token is bound to its client.
     let anon = s.post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh2)], None).await;
     assert_eq!(anon.status, 401);
+    // A wrong secret (RFC 6749 5.2): 401 invalid_client, and the refresh token is not spent.
     let bad = s.refresh(DEMO_CLIENT_ID, "nope", &refresh2).await;
     assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["error"], "invalid_client");
+    assert!(bad.header("www-authenticate").is_some_and(|h| h.starts_with("Basic")));
     s.control(Method::POST, "/_sim/apps", Some(crate::common::json_app("other", "other-key"))).await;
     let foreign = s.refresh("other", "other-secret", &refresh2).await;
     assert_eq!(foreign.status, 400);
@@ -233,4 +236,30 @@ async fn a_malformed_basic_header_is_invalid_client() {
     assert!(a.headers().contains_key("www-authenticate"));
     assert_eq!(a.json::<serde_json::Value>().await.unwrap()["error"], "invalid_client");
     assert_eq!(s.sim.token_calls().refresh_token, 1);
+}
+
+#[tokio::test]
+async fn a_late_token_answer_has_already_rotated_the_pair() {
+    let s = demo().await;
+    let (_, refresh) = s.tokens().await;
+    let set = s.control(Method::PUT, "/_sim/settings", Some(json!({ "token_answer_delay_ms": 300 }))).await;
+    assert_eq!(set.json()["token_answer_delay_ms"], 300);
+    let slow = {
+        let (http, url, refresh) = (s.http.clone(), s.url("/token"), refresh.clone());
+        tokio::spawn(async move {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+            http.post(url).basic_auth(DEMO_CLIENT_ID, Some(DEMO_CLIENT_SECRET)).form(&form).send().await.unwrap().status()
+        })
+    };
+    for _ in 0..1000 {
+        if s.sim.token_calls().refresh_token > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(s.sim.token_calls().refresh_token, 1, "the slow refresh arrived");
+    // While that answer is still on its way, the refresh token it presented is dead.
+    let again = s.refresh(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, &refresh).await;
+    assert_eq!((again.status.as_u16(), again.json()["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(slow.await.unwrap(), 200);
 }
