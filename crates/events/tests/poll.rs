@@ -68,7 +68,7 @@ impl HubLister for Vendor {
     fn get_record<'a>(&'a self, _org: i64, _instance: i64, object: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
         Box::pin(async move {
             let records = self.records.lock().unwrap();
-            Ok(records.iter().find(|r| object == "orders" && r["id"].to_string() == id).cloned())
+            Ok(records.iter().find(|r| object == "orders" && r["id"].as_i64() == id.parse().ok()).cloned())
         })
     }
 }

@@ -37,12 +37,37 @@ pub struct WebhookTarget {
     pub disabled: bool,
 }
 
-type Row = (i64, String, String, Vec<u8>, String, String);
+#[derive(sqlx::FromRow)]
+struct Stored {
+    instance_id: i64,
+    element_key: String,
+    instance_key: String,
+    secret_hash: Vec<u8>,
+    hooks: String,
+    destination: String,
+}
 
-fn from_row((instance_id, element_key, instance_key, secret_hash, hooks, destination): Row) -> WebhookRow {
-    // The column is written only by `write_webhook`; an unreadable one reads as no hooks.
-    let hooks = serde_json::from_str(&hooks).unwrap_or_default();
-    WebhookRow { instance_id, element_key, instance_key, secret_hash, hooks, destination }
+#[derive(sqlx::FromRow)]
+struct Targeted {
+    #[sqlx(flatten)]
+    stored: Stored,
+    organization_id: i64,
+    disabled: bool,
+}
+
+impl From<Stored> for WebhookRow {
+    fn from(s: Stored) -> Self {
+        // The column is written only by `write_webhook`; an unreadable one reads as no hooks.
+        let hooks = serde_json::from_str(&s.hooks).unwrap_or_default();
+        WebhookRow {
+            instance_id: s.instance_id,
+            element_key: s.element_key,
+            instance_key: s.instance_key,
+            secret_hash: s.secret_hash,
+            hooks,
+            destination: s.destination,
+        }
+    }
 }
 
 /// Replaces (or, with `None`, removes) an instance's webhook row inside `tx`.
@@ -65,35 +90,29 @@ pub(crate) async fn write_webhook(tx: &mut Transaction<'_, Sqlite>, instance_id:
     Ok(())
 }
 
-const SELECT: &str = "SELECT w.instance_id, w.element_key, w.instance_key, w.secret_hash, w.hooks, w.destination FROM event_webhooks w";
+const SELECT: &str = "SELECT w.instance_id, w.element_key, w.instance_key, w.secret_hash, w.hooks, w.destination";
 
 impl Store {
     /// The webhooks an instance registered, if any.
     pub async fn webhook(&self, instance_id: i64) -> Result<Option<WebhookRow>> {
-        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE w.instance_id = ?"))
+        let row: Option<Stored> = sqlx::query_as(&format!("{SELECT} FROM event_webhooks w WHERE w.instance_id = ?"))
             .bind(instance_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(from_row))
+        Ok(row.map(WebhookRow::from))
     }
 
     /// The instance an incoming vendor call is for, by the path's keys.
     pub async fn webhook_target(&self, element_key: &str, instance_key: &str) -> Result<Option<WebhookTarget>> {
-        let row: Option<(i64, String, String, Vec<u8>, String, String, i64, bool)> = sqlx::query_as(&format!(
-            "SELECT w.instance_id, w.element_key, w.instance_key, w.secret_hash, w.hooks, w.destination,
-                    i.organization_id, i.disabled
-             FROM event_webhooks w JOIN instances i ON i.id = w.instance_id
+        let row: Option<Targeted> = sqlx::query_as(&format!(
+            "{SELECT}, i.organization_id, i.disabled FROM event_webhooks w JOIN instances i ON i.id = w.instance_id
              WHERE w.instance_key = ? AND w.element_key = ?"
         ))
         .bind(instance_key)
         .bind(element_key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(a, b, c, d, e, f, organization_id, disabled)| WebhookTarget {
-            webhook: from_row((a, b, c, d, e, f)),
-            organization_id,
-            disabled,
-        }))
+        Ok(row.map(|t| WebhookTarget { webhook: t.stored.into(), organization_id: t.organization_id, disabled: t.disabled }))
     }
 
     /// Stores events with their delivery jobs (due at `due_at`) in one transaction
