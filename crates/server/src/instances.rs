@@ -757,6 +757,11 @@ async fn update(
     if pair.is_some() {
         state.store.clear_refresh_refusal(row.id).await?;
     }
+    if checked && !row.valid {
+        // Credentials the vendor accepted again: the callback hears it, as it heard
+        // the instance turn invalid.
+        oauth::announce_health(state, row.id, true, None).await;
+    }
     state.cache.forget_instances();
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))

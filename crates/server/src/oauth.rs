@@ -505,7 +505,7 @@ async fn refresh_holding_lease(
             tracing::warn!(instance_id, "the vendor refused to refresh the tokens; the instance is now invalid");
             state.store.refuse_refresh(instance_id, &holder, &words).await?;
             state.cache.forget_instances();
-            announce_invalid(state, instance_id, &words).await;
+            announce_health(state, instance_id, false, Some(&words)).await;
             Err(reauthorize(instance_id, Some(words)))
         }
         Err(failure) => {
@@ -532,12 +532,13 @@ fn refused_for_good(error: &str) -> bool {
     matches!(error, "invalid_grant" | "invalid_client" | "unauthorized_client")
 }
 
-/// Queues `INSTANCE_INVALID` for the instance's event callback (if it has events on).
-/// The instance is already invalid whatever happens here, so a failure is only logged.
-async fn announce_invalid(state: &AppState, instance_id: i64, words: &str) {
+/// Queues `INSTANCE_INVALID` (or, with `valid`, `INSTANCE_VALID`) for the instance's
+/// event callback, if it has events on. The instance's state has changed whatever
+/// happens here, so a failure is only logged.
+pub(crate) async fn announce_health(state: &AppState, instance_id: i64, valid: bool, words: Option<&str>) {
     let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
     let sent = match state.store.instance_by_id(instance_id).await {
-        Ok(Some(row)) => switchyard_events::notify_instance_health(&ctx, &row, false, Some(words), Some(&state.event_waker))
+        Ok(Some(row)) => switchyard_events::notify_instance_health(&ctx, &row, valid, words, Some(&state.event_waker))
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -545,7 +546,8 @@ async fn announce_invalid(state: &AppState, instance_id: i64, words: &str) {
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = sent {
-        tracing::warn!(instance_id, error = %e, "could not queue the INSTANCE_INVALID message");
+        let message = if valid { "INSTANCE_VALID" } else { "INSTANCE_INVALID" };
+        tracing::warn!(instance_id, error = %e, "could not queue the {message} message");
     }
 }
 

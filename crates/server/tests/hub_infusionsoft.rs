@@ -467,6 +467,7 @@ async fn a_revoked_refresh_token_makes_the_instance_invalid_until_a_new_code() {
     let code = p.authorize("infusionsoftcrm", "back").await;
     let patched = p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": code}}))).await.ok();
     assert_eq!(patched["valid"], true);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_VALID", "INSTANCE_INVALID"], "newest first");
     assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
 }
 
@@ -677,6 +678,7 @@ async fn a_refresh_refused_for_the_apps_credentials_makes_the_instance_invalid_t
     let code = p.authorize("infusionsoftcrm", "back").await;
     let body = json!({"configuration": {"oauth.api.secret": DEMO_CLIENT_SECRET}, "providerData": {"code": code}});
     assert_eq!(p.platform(Method::PATCH, &format!("/instances/{id}"), Some(body)).await.ok()["valid"], true);
+    assert_eq!(p.event_types(id).await, ["INSTANCE_VALID", "INSTANCE_INVALID"], "newest first");
     assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
 }
 
