@@ -125,14 +125,19 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
             );
         }
     }
+    print_rss(&server);
+    drop(server);
+    drop(sandbox);
+    Ok(())
+}
+
+/// The server's resident memory, after a blank line.
+pub(crate) fn print_rss(server: &Process) {
     println!();
     match rss_kib(server.id()) {
         Some(kib) => println!("Switchyard resident memory after the runs: {:.1} MB", kib as f64 / 1024.0),
         None => println!("Switchyard resident memory: unavailable (no /proc here)"),
     }
-    drop(server);
-    drop(sandbox);
-    Ok(())
 }
 
 pub(crate) fn text(v: &Value, key: &str) -> anyhow::Result<String> {
@@ -247,7 +252,7 @@ pub(crate) fn start_server_with(exe: &Path, dir: &Path, extra: &[&str]) -> anyho
 }
 
 /// Resident set size of a process, from /proc (Linux).
-pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -22,7 +22,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::bench::{ms, rss_kib, start_sandbox, start_server_with, text};
+use crate::bench::{ms, print_rss, start_sandbox, start_server_with, text};
 
 pub struct EventBenchOptions {
     /// Vendor calls per second.
@@ -153,11 +153,7 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
             r.receiver_calls
         );
     }
-    println!();
-    match rss_kib(server.id()) {
-        Some(kib) => println!("Switchyard resident memory after the runs: {:.1} MB", kib as f64 / 1024.0),
-        None => println!("Switchyard resident memory: unavailable (no /proc here)"),
-    }
+    print_rss(&server);
     drop(server);
     drop(sandbox);
     Ok(())
