@@ -272,3 +272,69 @@ async fn nothing_is_lost_across_sigkill_and_restarts() {
     assert_eq!(r.status(), 400);
     server.signal("-TERM");
 }
+
+/// A vendor webhook call is answered only once its event is committed: every call
+/// acknowledged before a SIGKILL is delivered after the restart (the receiver is
+/// not even up before the kill, so nothing can have gone out before it).
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_webhook_calls_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/stores/{}/v2", sim_listener.local_addr().unwrap(), bigcommerce::DEMO_STORE_HASH);
+    tokio::spawn(bigcommerce::serve(sim_listener, BigCommerceSimulator::demo()));
+    // The receiver's address exists from the start; it answers only after the restart.
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", hook_listener.local_addr().unwrap());
+
+    let server = start(dir.path());
+    let auth = server.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
+    let api = format!("{}/elements/api-v2", server.api.trim_end_matches("/elements/api-v2"));
+    let created: Value = http
+        .post(format!("{api}/instances"))
+        .header("Authorization", &auth)
+        .json(&json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
+            "authentication.type": "custom", "oauth.api.key": "c", "oauth.user.token": bigcommerce::DEMO_API_TOKEN,
+            "store.url": token_url, "event.notification.enabled": true, "event.vendor.type": "webhook",
+            "event.objects": "orders", "event.notification.callback.url": hook}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["id"].is_i64(), "{created}");
+    // The vendor's side of the registration: where to call, and the header to echo.
+    let hooks: Value = http
+        .get(format!("{}/hooks", token_url.replace("/v2", "/v3")))
+        .header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let destination = hooks["data"][0]["destination"].as_str().unwrap().to_owned();
+    let (header, secret) = hooks["data"][0]["headers"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).unwrap();
+
+    let calls = (0..300).map(|n| {
+        let body = json!({"scope": "store/order/updated", "store_id": "1", "data": {"type": "order", "id": 100 + n % 20}});
+        http.post(&destination).header(&header, &secret).json(&body).send()
+    });
+    let mut acknowledged = HashSet::new();
+    for answer in futures::future::join_all(calls).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200);
+        let v: Value = answer.json().await.unwrap();
+        acknowledged.insert(v["eventId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(acknowledged.len(), 300);
+    server.signal("-KILL");
+
+    let receiver = Receiver::default();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver.clone());
+    tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
+    let server = start(dir.path());
+    until(Duration::from_secs(120), "every acknowledged call delivered", || receiver.ids().is_superset(&acknowledged)).await;
+    server.signal("-TERM");
+}
