@@ -385,14 +385,16 @@ impl From<&switchyard_store::ConfigRow> for ConfigurationView {
 }
 
 async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> Result<InstanceView, ApiError> {
-    let configuration = state.store.configuration(row.id).await?.iter().map(|c| (c.key.clone(), shown(c))).collect();
+    let configuration: BTreeMap<String, String> =
+        state.store.configuration(row.id).await?.iter().map(|c| (c.key.clone(), shown(c))).collect();
     let element = match state.catalog.get(&row.element_key) {
         Some(d) => ElementSummaryView {
             id: d.id,
             key: d.key.clone(),
             name: d.name.clone(),
             hub: d.hub.clone(),
-            authentication: json!({"type": d.authentication.type_name()}),
+            // The scheme this instance uses (BigCommerce: basic, or custom in token mode).
+            authentication: json!({"type": d.authentication_for(&configuration).unwrap_or(&d.authentication).type_name()}),
         },
         None => ElementSummaryView {
             id: 0,

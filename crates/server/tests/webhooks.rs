@@ -185,6 +185,7 @@ async fn token_mode_needs_its_own_credentials_and_reaches_the_vendor() {
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["configuration"]["oauth.user.token"], "********");
     assert_eq!(created["configuration"]["authentication.type"], "custom");
+    assert_eq!(created["element"]["authentication"]["type"], "custom");
     let auth = format!("{}, Element {}", w.auth, created["token"].as_str().unwrap());
     let (status, orders) = w.send(reqwest::Method::GET, "/hubs/ecommerce/orders?pageSize=3", &auth, None).await;
     assert_eq!(status, StatusCode::OK, "{orders}");
