@@ -253,6 +253,11 @@ pub async fn ingest(
         // A scope this element does not turn into events: acknowledged, so the vendor stops.
         return Ok(Json(json!({"ignored": scope})));
     };
+    if target.disabled {
+        // A disabled instance has no events (as its hub calls are refused); the call is
+        // acknowledged so the vendor does not retry it into a later enable.
+        return Ok(Json(json!({"ignored": "the instance is disabled"})));
+    }
     // Until the record is read (before delivery), `raw` is the vendor's object of
     // the call: the one holding the id (BigCommerce: `data`).
     let parent = w.object_id_pointer.rsplit_once('/').map_or("", |(p, _)| p);

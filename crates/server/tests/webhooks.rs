@@ -298,6 +298,15 @@ async fn the_intake_refuses_strangers_and_stores_nothing_for_them() {
     let (_, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
     assert_eq!(log, json!([]), "nothing stored for refused calls");
 
+    // A disabled instance's calls are acknowledged and dropped.
+    let (status, _) = w.send(reqwest::Method::DELETE, &format!("/instances/{id}/enabled"), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(post(destination.clone(), Some(&secret), call.to_string()).await, StatusCode::OK);
+    let (_, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
+    assert_eq!(log, json!([]), "nothing stored for a disabled instance");
+    let (status, _) = w.send(reqwest::Method::PUT, &format!("/instances/{id}/enabled"), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+
     assert_eq!(post(destination, Some(&secret), call.to_string()).await, StatusCode::OK);
     let got = w.until_received(1).await;
     assert_eq!(got[0].1["message"]["events"][0]["objectType"], "customers");
