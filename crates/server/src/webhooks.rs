@@ -319,15 +319,28 @@ async fn commit(store: Store, waker: switchyard_events::EventWaker, mut rx: mpsc
             }
         }
         let (events, waiting): (Vec<NewEvent>, Vec<_>) = batch.into_iter().unzip();
-        let stored = store.insert_events_durably(&events, switchyard_events::now_ms()).await.map_err(|e| {
-            tracing::warn!(error = %e, count = events.len(), "storing incoming webhook events failed");
-            e.to_string()
-        });
-        if stored.is_ok() {
+        let now = switchyard_events::now_ms();
+        let stored = match store.insert_events_durably(&events, now).await {
+            Ok(()) => vec![Ok(()); events.len()],
+            // One bad event (its instance deleted since the lookup) must not fail the
+            // others: each is tried on its own, and only the failing ones are refused.
+            Err(_) if events.len() > 1 => {
+                let mut each = Vec::with_capacity(events.len());
+                for event in &events {
+                    each.push(store.insert_events_durably(std::slice::from_ref(event), now).await.map_err(|e| e.to_string()));
+                }
+                each
+            }
+            Err(e) => vec![Err(e.to_string())],
+        };
+        if stored.iter().any(Result::is_ok) {
             waker.wake();
         }
-        for done in waiting {
-            let _ = done.send(stored.clone());
+        for (done, result) in waiting.into_iter().zip(stored) {
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, "storing an incoming webhook event failed");
+            }
+            let _ = done.send(result);
         }
     }
 }
@@ -342,6 +355,64 @@ mod tests {
         let body = render_json(&template, &[("scope", "store/order/*"), ("secretHeader", "X-S"), ("secret", "s3")]).unwrap();
         assert_eq!(body, json!({"scope": "store/order/*", "is_active": true, "headers": {"X-S": "s3"}}));
         assert!(render_json(&json!({"a": "{missing}"}), &[]).is_err());
+    }
+
+    fn event(instance_id: i64, organization_id: i64) -> NewEvent {
+        NewEvent {
+            event_id: new_event_id(),
+            organization_id,
+            instance_id,
+            element_key: "bigcommerce".into(),
+            source: "webhook".into(),
+            status: "RECEIVED".into(),
+            event_date: "2026-01-01T00:00:00.000Z".into(),
+            provider_data: "{}".into(),
+            notified_data: "[]".into(),
+            raw: "{}".into(),
+        }
+    }
+
+    /// Calls committed together: one whose instance is gone is refused, the
+    /// others are stored all the same.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_bad_call_does_not_fail_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+        let (org, user) = store.create_organization("o", b"o", "a@x", b"u").await.unwrap();
+        let new = switchyard_store::NewInstance {
+            organization_id: org.id,
+            user_id: user.id,
+            element_key: "bigcommerce".into(),
+            name: "shop".into(),
+            token_hash: b"t".to_vec(),
+            tags: vec![],
+            events_enabled: true,
+            webhook: None,
+        };
+        struct NoSeal;
+        impl switchyard_store::Sealer for NoSeal {
+            fn seal(&self, _: i64, _: &str, p: &str) -> (Vec<u8>, u32) {
+                (p.as_bytes().to_vec(), 0)
+            }
+        }
+        let id = store.create_instance(&new, &[], &NoSeal).await.unwrap();
+        let state = AppState::new(
+            store.clone(),
+            switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
+            switchyard_engine::client::VendorClient::new(switchyard_engine::outbound::OutboundPolicy::allow_loopback(), std::time::Duration::from_secs(1)),
+            switchyard_elements::Catalog::builtin(),
+            vec![0; 32],
+        );
+        // On one thread, all three are queued before the commit task first runs: one batch.
+        let (good, gone, also_good) = tokio::join!(
+            state.intake.store(&state, event(id, org.id)),
+            state.intake.store(&state, event(id + 1000, org.id)),
+            state.intake.store(&state, event(id, org.id)),
+        );
+        assert!(good.is_ok() && also_good.is_ok());
+        assert_eq!(gone.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        let q = switchyard_store::EventQuery { organization_id: org.id, instance_id: Some(id), before: None, offset: 0, limit: 10 };
+        assert_eq!(store.events(&q).await.unwrap().len(), 2);
     }
 
     #[test]
