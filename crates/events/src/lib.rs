@@ -7,6 +7,7 @@
 //! * [`delivery`]: a worker claims due delivery jobs with a lease, POSTs the signed
 //!   Cloud Elements message, and retries with growing delays.
 //! * [`health`]: `INSTANCE_INVALID` / `INSTANCE_VALID` messages, sent the same way.
+//! * [`retention`]: finished events leave the log after a while.
 //!
 //! Every event is stored with its delivery job in one transaction before anything
 //! is sent, so delivery is at-least-once across crashes. See the README.
@@ -17,6 +18,7 @@ pub mod delivery;
 pub mod health;
 pub mod message;
 pub mod poller;
+pub mod retention;
 pub mod retry;
 pub mod sign;
 

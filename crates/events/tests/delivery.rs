@@ -271,3 +271,33 @@ async fn health_messages_go_out_the_same_way() {
     assert_eq!(e["objectId"], instance.id.to_string());
     assert_eq!(body["message"]["raw"]["valid"], false);
 }
+
+#[tokio::test]
+async fn finished_events_leave_the_log_after_the_retention_and_pending_ones_stay() {
+    use switchyard_events::retention::{prune_once, Retention};
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    queue(&s, &instance, 3).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+    assert_eq!(worker.run_once().await.unwrap(), 3);
+    // Queued for the future: pending, whatever their age.
+    let pending = queue(&s, &instance, 2).await;
+    for id in &pending {
+        assert_eq!(delivery(&s, id).await.delivery_state, "pending");
+    }
+
+    let week = Retention::default();
+    assert_eq!(prune_once(&s.ctx.store, &week).await.unwrap(), 0, "nothing is a week old");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A batch smaller than the backlog: the loop takes several.
+    let none = Retention { keep: Duration::ZERO, batch: 2, ..Default::default() };
+    assert_eq!(prune_once(&s.ctx.store, &none).await.unwrap(), 3);
+    let q = switchyard_store::EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 100 };
+    let mut left: Vec<String> = s.ctx.store.events(&q).await.unwrap().into_iter().map(|e| e.event_id).collect();
+    left.sort();
+    let mut want = pending.clone();
+    want.sort();
+    assert_eq!(left, want);
+}

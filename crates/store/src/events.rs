@@ -305,6 +305,22 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes up to `limit` events whose delivery is over (delivered, stopped or
+    /// failed) and was last attempted before `before_ms`, with their jobs. Pending
+    /// events are never pruned, however old. Returns how many went.
+    pub async fn prune_events(&self, before_ms: i64, limit: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT event_row FROM event_deliveries
+                 WHERE state <> 'pending' AND last_attempt_at < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The callback URLs of these instances that answered 410.
     pub async fn stopped_callbacks(&self, instance_ids: &[i64]) -> Result<Vec<(i64, String)>> {
         let ids = serde_json::to_string(instance_ids).unwrap_or_else(|_| "[]".into());

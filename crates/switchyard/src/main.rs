@@ -72,6 +72,10 @@ pub struct EventOptions {
     /// Polls running at once (each instance polls at most once at a time).
     #[arg(long, env = "SWITCHYARD_EVENT_POLL_CONCURRENCY", default_value_t = 16)]
     pub event_poll_concurrency: usize,
+    /// Days a finished event (delivered, stopped or failed) stays in the event log;
+    /// pending ones stay until they finish.
+    #[arg(long, env = "SWITCHYARD_EVENT_RETENTION_DAYS", default_value_t = 7.0)]
+    pub event_retention_days: f64,
 }
 
 #[derive(Subcommand)]

@@ -45,7 +45,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         oauth_refresh_lease,
         events,
     } = options;
-    let (delivery_settings, poller_settings) = event_settings(&events)?;
+    let (delivery_settings, poller_settings, retention) = event_settings(&events)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -128,12 +128,14 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         let _ = rx.wait_for(|s| *s).await;
     };
     let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
+    let pruning = tokio::spawn(switchyard_events::retention::run(state.store.clone(), retention, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = polling.await;
     let _ = delivery.await;
+    let _ = pruning.await;
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -158,7 +160,9 @@ fn public_url_for(given: Option<&str>, listen: SocketAddr) -> anyhow::Result<Str
 }
 
 /// The event settings from the flags; refuses values that make no sense.
-fn event_settings(o: &EventOptions) -> anyhow::Result<(switchyard_events::DeliverySettings, switchyard_events::PollerSettings)> {
+fn event_settings(
+    o: &EventOptions,
+) -> anyhow::Result<(switchyard_events::DeliverySettings, switchyard_events::PollerSettings, switchyard_events::retention::Retention)> {
     let seconds = |name: &str, v: f64, min: f64| -> anyhow::Result<Duration> {
         if !v.is_finite() || v < min || v > 86_400.0 {
             anyhow::bail!("--{name} must be a number of seconds from {min} to 86400, not {v}");
@@ -183,7 +187,13 @@ fn event_settings(o: &EventOptions) -> anyhow::Result<(switchyard_events::Delive
         concurrency: o.event_poll_concurrency,
         ..Default::default()
     };
-    Ok((delivery, poller))
+    let days = o.event_retention_days;
+    if !days.is_finite() || days <= 0.0 || days > 3650.0 {
+        anyhow::bail!("--event-retention-days must be a number of days above 0 and at most 3650, not {days}");
+    }
+    let retention =
+        switchyard_events::retention::Retention { keep: Duration::from_secs_f64(days * 86_400.0), ..Default::default() };
+    Ok((delivery, poller, retention))
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.

@@ -1,0 +1,58 @@
+//! The event log's retention: events whose delivery is over (delivered, stopped
+//! or failed) are deleted once their last attempt is older than the retention, in
+//! batches, so the log and its jobs do not grow without end. Pending events stay.
+
+use std::future::Future;
+use std::time::Duration;
+
+use switchyard_store::Store;
+
+use crate::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// How long a finished event stays in the log.
+    pub keep: Duration,
+    /// How often old events are looked for.
+    pub every: Duration,
+    /// Events deleted per statement (one short write transaction each).
+    pub batch: i64,
+}
+
+impl Default for Retention {
+    /// Seven days, as the call log; looked at every ten minutes.
+    fn default() -> Self {
+        Retention { keep: Duration::from_secs(7 * 86_400), every: Duration::from_secs(600), batch: 5_000 }
+    }
+}
+
+/// Deletes every finished event older than the retention; how many went.
+pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, switchyard_store::StoreError> {
+    let before = now_ms() - retention.keep.as_millis() as i64;
+    let mut total = 0;
+    loop {
+        let n = store.prune_events(before, retention.batch).await?;
+        total += n;
+        if n < retention.batch as u64 {
+            return Ok(total);
+        }
+        // Let other writers in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Prunes at start and then every `retention.every` until `shutdown` completes.
+pub async fn run(store: Store, retention: Retention, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        match prune_once(&store, &retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned finished events past the retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning the event log failed; trying again later"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(retention.every) => {}
+            _ = &mut shutdown => return,
+        }
+    }
+}
