@@ -171,6 +171,9 @@ pub struct ResourcePoll {
     pub id_field: String,
     pub updated: Option<DateField>,
     pub created: Option<DateField>,
+    /// `updatedDateTimezone` when the configuration names one: `${date:...}` is
+    /// rendered in it.
+    pub zone: Option<FixedOffset>,
 }
 
 /// Parses `event.poller.configuration`; every problem is named.
@@ -187,8 +190,12 @@ pub fn parse_poller_configuration(text: &str) -> Result<Vec<ResourcePoll>, Strin
             let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
             // Placeholders are checked now, so a bad one fails loudly before any call.
             for (_, v) in &query {
-                render_placeholders(v, Utc::now()).map_err(|e| format!("{name}: {e}"))?;
+                render_placeholders(v, Utc::now(), None).map_err(|e| format!("{name}: {e}"))?;
             }
+            let zone = match spec.dates_configuration.as_ref().and_then(|d| d.updated_date_timezone.as_deref()) {
+                Some(z) => Some(parse_zone(z).map_err(|e| format!("{name}: {e}"))?),
+                None => None,
+            };
             let (updated, created) = match &spec.dates_configuration {
                 None => (None, None),
                 Some(d) => {
@@ -208,15 +215,18 @@ pub fn parse_poller_configuration(text: &str) -> Result<Vec<ResourcePoll>, Strin
                     (Some(updated), created)
                 }
             };
-            Ok(ResourcePoll { name, path: path.to_owned(), query, id_field: spec.id_field, updated, created })
+            Ok(ResourcePoll { name, path: path.to_owned(), query, id_field: spec.id_field, updated, created, zone })
         })
         .collect()
 }
 
-/// Replaces `${date:FORMAT}` (the server's local zone, as Java's default),
-/// `${gmtDate:FORMAT}` (UTC), `${epoch}` (milliseconds, as Java's
+/// Replaces `${date:FORMAT}` (in `zone`, the zone the resource's dates are read in
+/// when its configuration names one, else the server's local zone as Java's
+/// default), `${gmtDate:FORMAT}` (UTC), `${epoch}` (milliseconds, as Java's
 /// `currentTimeMillis`), `${epoch:s}` (seconds) and `${epoch:ms}` with `since`.
-pub fn render_placeholders(text: &str, since: DateTime<Utc>) -> Result<String, String> {
+/// A vendor that writes zoneless local times (Keap) is then asked for changes
+/// since the same wall-clock time its records carry.
+pub fn render_placeholders(text: &str, since: DateTime<Utc>, zone: Option<FixedOffset>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -228,7 +238,13 @@ pub fn render_placeholders(text: &str, since: DateTime<Utc>) -> Result<String, S
             "epoch" | "epoch:ms" => since.timestamp_millis().to_string(),
             "epoch:s" => since.timestamp().to_string(),
             _ => match inner.split_once(':') {
-                Some(("date", fmt)) => JavaDateFormat::new(fmt).map_err(|e| e.to_string())?.format(&since.with_timezone(&Local)),
+                Some(("date", fmt)) => {
+                    let format = JavaDateFormat::new(fmt).map_err(|e| e.to_string())?;
+                    match zone {
+                        Some(zone) => format.format(&since.with_timezone(&zone)),
+                        None => format.format(&since.with_timezone(&Local)),
+                    }
+                }
                 Some(("gmtDate", fmt)) => JavaDateFormat::new(fmt).map_err(|e| e.to_string())?.format(&since),
                 _ => return Err(format!("unknown placeholder '${{{inner}}}' (known: date:FORMAT, gmtDate:FORMAT, epoch, epoch:s)")),
             },
@@ -343,7 +359,7 @@ impl Poller {
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
         let mut query = Vec::with_capacity(res.query.len() + 2);
         for (k, v) in &res.query {
-            let v = render_placeholders(v, since_time)
+            let v = render_placeholders(v, since_time, res.zone)
                 .map_err(|message| EventsError::Config { instance: instance.id, message })?;
             query.push((k.clone(), v));
         }
@@ -549,7 +565,7 @@ mod tests {
         let since = DateTime::parse_from_rfc3339("2017-04-20T11:32:00Z").unwrap().with_timezone(&Utc);
         let (k, v) = &orders.query[0];
         assert_eq!(k, "where");
-        let rendered = render_placeholders(v, since).unwrap();
+        let rendered = render_placeholders(v, since, None).unwrap();
         // ${date:...} is the server's zone; the instant is the same whatever it is.
         let inner = rendered.strip_prefix("min_date_modified='").unwrap().strip_suffix('\'').unwrap();
         assert_eq!(DateTime::parse_from_rfc2822(inner).unwrap(), since);
@@ -561,11 +577,17 @@ mod tests {
     fn placeholders() {
         let since = DateTime::parse_from_rfc3339("2020-01-02T03:04:05.678Z").unwrap().with_timezone(&Utc);
         assert_eq!(
-            render_placeholders("a>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}' and b>${epoch} and c>${epoch:s}", since).unwrap(),
+            render_placeholders("a>'${gmtDate:yyyy-MM-dd'T'HH:mm:ss'Z'}' and b>${epoch} and c>${epoch:s}", since, None).unwrap(),
             "a>'2020-01-02T03:04:05Z' and b>1577934245678 and c>1577934245"
         );
-        assert!(render_placeholders("${nope}", since).is_err());
-        assert!(render_placeholders("${epoch", since).is_err());
+        // A resource whose dates are read in a zone is asked in that zone's wall-clock time.
+        let eastern = crate::datefmt::parse_zone("GMT-05:00").unwrap();
+        assert_eq!(
+            render_placeholders("LastUpdated >= '${date:yyyy-MM-dd'T'HH:mm:ss}'", since, Some(eastern)).unwrap(),
+            "LastUpdated >= '2020-01-01T22:04:05'"
+        );
+        assert!(render_placeholders("${nope}", since, None).is_err());
+        assert!(render_placeholders("${epoch", since, None).is_err());
         assert!(parse_poller_configuration(r#"{"x":{"url":"/elsewhere"}}"#).is_err());
         assert!(parse_poller_configuration(r#"{"x":{"url":"/hubs/a/b?where=d>'${date:kk}'"}}"#).is_err());
     }
