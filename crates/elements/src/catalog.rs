@@ -370,6 +370,42 @@ mod tests {
     }
 
     #[test]
+    fn bigcommerce_credentials_are_required_in_the_mode_that_uses_them() {
+        let catalog = Catalog::builtin();
+        let bc = catalog.get("bigcommerce").unwrap();
+        let config = |mode: &str| BTreeMap::from([("authentication.type".to_owned(), mode.to_owned())]);
+        let mut basic = bc.required_keys(&BTreeMap::new());
+        basic.sort_unstable();
+        assert_eq!(basic, ["password", "store.url", "username"]);
+        let mut custom = bc.required_keys(&config("custom"));
+        custom.sort_unstable();
+        assert_eq!(custom, ["oauth.api.key", "oauth.user.token", "store.url"]);
+        assert_eq!(bc.authentication_for(&config("custom")).unwrap().type_name(), "custom");
+        assert_eq!(bc.authentication_for(&BTreeMap::new()).unwrap().type_name(), "basic");
+        assert!(bc.authentication_for(&config("token")).is_none());
+        assert!(bc.is_secret("oauth.user.token"));
+        let hooks = bc.events.webhooks.as_ref().unwrap();
+        assert_eq!(hooks.object_of("store/order/statusUpdated"), Some("orders"));
+        assert_eq!(hooks.object_of("store/cart/created"), None);
+        assert_eq!(hooks.event_type_of("store/order/archived"), Some("DELETED"));
+    }
+
+    #[test]
+    fn a_choice_must_match_its_key_and_webhooks_their_resources() {
+        let text = include_str!("../../../elements/bigcommerce.yaml");
+        let refused = |from: &str, to: &str, why: &str| {
+            assert!(text.contains(from), "{from}");
+            let err = parse("bigcommerce.yaml", &text.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        };
+        refused("options: [basic, custom]", "options: [basic, custom, token]", "exactly the modes");
+        refused("defaultValue: basic,", "defaultValue: token,", "default naming a mode");
+        refused("key: authentication.type\n", "key: auth.kind\n", "not a configuration key");
+        refused("orders: \"store/order/*\"", "coupons: \"store/order/*\"", "'coupons'");
+        refused("archived: DELETED", "archived: GONE", "GONE");
+    }
+
+    #[test]
     fn infusionsoft_elements_keep_the_seed_ids_keys_and_defaults() {
         let catalog = Catalog::builtin();
         for (key, id, hub) in [("infusionsoftcrm", 191, "crm"), ("infusionsoftmarketing", 192, "marketing")] {

@@ -282,13 +282,12 @@ async fn create_instance(
         given.extend(pair.values());
     }
     check_vendor(state, def, &given).await?;
-    let webhook = match wanted_hooks.is_empty() {
-        true => None,
-        false => {
-            let mut full = hub::defaults(def);
-            full.extend(given.clone());
-            Some((webhooks::register(state, def, &full, None, &wanted_hooks).await?, full))
-        }
+    let webhook = if wanted_hooks.is_empty() {
+        None
+    } else {
+        let mut full = hub::defaults(def);
+        full.extend(given.clone());
+        Some((webhooks::register(state, def, &full, None, &wanted_hooks).await?, full))
     };
 
     let token = crate::new_secret();
