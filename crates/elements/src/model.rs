@@ -539,6 +539,22 @@ pub struct Webhooks {
     pub object_id_pointer: String,
     /// The scope's last segment (`created`, `statusUpdated`) -> CREATED, UPDATED or DELETED.
     pub event_types: BTreeMap<String, String>,
+    /// How registered hooks are checked now and then: a vendor that deactivates a hook
+    /// after failed calls (BigCommerce does) would otherwise stop sending for good.
+    #[serde(default)]
+    pub check: Option<HookCheck>,
+}
+
+/// Reading one hook (`{id}`), where its answer says whether it is active, and the
+/// call that turns it back on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookCheck {
+    pub read: VendorCall,
+    /// JSON pointer to a boolean in the read's answer.
+    pub active_pointer: String,
+    pub reactivate: VendorCall,
+    pub reactivate_body: serde_json::Value,
 }
 
 impl Webhooks {

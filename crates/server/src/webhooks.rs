@@ -149,9 +149,7 @@ pub(crate) async fn remove(
         let vendor = vendor_for(state, def, config, instance_id)?;
         let method: Method = w.remove.method.parse().map_err(ApiError::internal)?;
         for hook in hooks {
-            let path = switchyard_elements::render(&w.remove.path, |n| (n == "id").then(|| crate::hub::encode_segment(&hook.id).into()))
-                .map_err(ApiError::internal)?;
-            match vendor.send(method.clone(), &path, &[], None).await {
+            match vendor.send(method.clone(), &hook_path(&w.remove.path, &hook.id)?, &[], None).await {
                 Ok(_) => {}
                 Err(e) if e.status == StatusCode::NOT_FOUND => {}
                 Err(e) => tracing::warn!(element = %def.key, hook = %hook.id, error = %e.message, "removing a vendor webhook failed"),
@@ -162,6 +160,83 @@ pub(crate) async fn remove(
     if let Err(e) = removed.await {
         tracing::warn!(element = %def.key, error = %e.message, "removing vendor webhooks failed");
     }
+}
+
+/// Checks every instance's hooks at the vendor, every `every`, until `shutdown`.
+pub async fn check_hooks(state: AppState, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = &mut shutdown => return,
+        }
+        let mended = check_hooks_once(&state).await;
+        if mended > 0 {
+            tracing::info!(instances = mended, "vendor webhooks turned back on or registered anew");
+        }
+    }
+}
+
+/// Checks every instance's hooks at the vendor once, where the element says how:
+/// an inactive hook is turned back on; if one is gone, the instance's hooks are
+/// registered anew (a new address and secret) and the old ones removed. Returns
+/// how many instances needed mending; failures are logged and left for next time.
+pub async fn check_hooks_once(state: &AppState) -> usize {
+    let rows = match state.store.webhooks().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the registered vendor webhooks failed");
+            return 0;
+        }
+    };
+    let mut mended = 0;
+    for row in rows {
+        match check_instance_hooks(state, &row).await {
+            Ok(true) => mended += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(instance = row.instance_id, error = %e.message, "checking vendor webhooks failed"),
+        }
+    }
+    mended
+}
+
+async fn check_instance_hooks(state: &AppState, row: &WebhookRow) -> Result<bool, ApiError> {
+    let Some(instance) = state.store.instance_by_id(row.instance_id).await? else { return Ok(false) };
+    let def = crate::hub::element_of(state, &instance)?;
+    let Some(check) = def.events.webhooks.as_ref().and_then(|w| w.check.as_ref()) else { return Ok(false) };
+    let config = crate::hub::open_configuration(state, &def, &instance).await?;
+    let vendor = vendor_for(state, &def, &config, Some(instance.id))?;
+    let (read, reactivate): (Method, Method) =
+        (check.read.method.parse().map_err(ApiError::internal)?, check.reactivate.method.parse().map_err(ApiError::internal)?);
+    let (mut missing, mut mended) = (false, false);
+    for hook in &row.hooks {
+        match vendor.send(read.clone(), &hook_path(&check.read.path, &hook.id)?, &[], None).await {
+            Ok(answer) => {
+                let answer: Option<Value> = serde_json::from_slice(&answer.body).ok();
+                if answer.as_ref().and_then(|v| v.pointer(&check.active_pointer)).and_then(Value::as_bool) == Some(false) {
+                    let body = Bytes::from(check.reactivate_body.to_string());
+                    vendor.send(reactivate.clone(), &hook_path(&check.reactivate.path, &hook.id)?, &[], Some(body)).await?;
+                    mended = true;
+                }
+            }
+            Err(e) if e.status == StatusCode::NOT_FOUND => missing = true,
+            Err(e) => return Err(e),
+        }
+    }
+    if missing {
+        let wanted: Vec<(String, String)> = row.hooks.iter().map(|h| (h.object.clone(), h.scope.clone())).collect();
+        let fresh = register(state, &def, &config, Some(instance.id), &wanted).await?;
+        // Unless the instance changed its hooks meanwhile (then the fresh ones go).
+        let stale = if state.store.replace_webhook(&row.instance_key, &fresh).await? { &row.hooks } else { &fresh.hooks };
+        remove(state, &def, &config, Some(instance.id), stale).await;
+        mended = true;
+    }
+    Ok(mended)
+}
+
+/// A hook call's path: the template's `{id}` filled in as one path segment.
+fn hook_path(template: &str, id: &str) -> Result<String, ApiError> {
+    switchyard_elements::render(template, |n| (n == "id").then(|| crate::hub::encode_segment(id).into())).map_err(ApiError::internal)
 }
 
 fn webhooks_of(def: &ElementDefinition) -> Result<&Webhooks, ApiError> {

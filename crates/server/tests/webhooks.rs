@@ -30,6 +30,7 @@ async fn receive(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> 
 }
 
 struct World {
+    state: AppState,
     api: String,
     auth: String,
     http: reqwest::Client,
@@ -77,9 +78,10 @@ async fn world() -> World {
         .enriching_with(Arc::new(ServerHubLister::new(state.clone())));
     state.event_waker = deliverer.waker();
     tokio::spawn(deliverer.run(std::future::pending()));
-    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
+    tokio::spawn(switchyard_server::serve(listener, state.clone(), std::future::pending()));
 
     World {
+        state,
         api: format!("http://{addr}/elements/api-v2"),
         auth: format!("User {user_secret}, Organization {org_secret}"),
         http: reqwest::Client::new(),
@@ -350,4 +352,38 @@ async fn hooks_follow_the_configuration_and_go_with_the_instance() {
     let (status, _) = w.send(reqwest::Method::DELETE, &format!("/instances/{id}"), &w.auth, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(w.vendor_hooks().await.is_empty());
+}
+
+#[tokio::test]
+async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders,customers"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 0, "all is well");
+    let vendor = |method: reqwest::Method, path: String| {
+        w.http.request(method, format!("{}/stores/{HASH}/v3/hooks{path}", w.sim)).header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
+    };
+    let hooks = w.vendor_hooks().await;
+    let (first, second) = (hooks[0]["id"].as_i64().unwrap(), hooks[1]["id"].as_i64().unwrap());
+
+    // The vendor turned one off (as BigCommerce does after failed calls): turned back on.
+    let r = vendor(reqwest::Method::PUT, format!("/{first}")).json(&json!({"is_active": false})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 1);
+    let hooks = w.vendor_hooks().await;
+    assert!(hooks.iter().all(|h| h["is_active"] == true), "{hooks:?}");
+    assert_eq!(hooks.len(), 2);
+
+    // One is gone: both registered anew at a new address, the survivor removed.
+    let r = vendor(reqwest::Method::DELETE, format!("/{second}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let old_destination = hooks[0]["destination"].as_str().unwrap().to_owned();
+    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 1);
+    let hooks = w.vendor_hooks().await;
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(hooks.iter().all(|h| h["id"] != first && h["id"] != second && h["destination"] != old_destination.as_str()));
+    let mut scopes: Vec<&str> = hooks.iter().map(|h| h["scope"].as_str().unwrap()).collect();
+    scopes.sort();
+    assert_eq!(scopes, ["store/customer/*", "store/order/*"]);
+    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 0, "mended for good");
 }

@@ -102,6 +102,29 @@ impl Store {
         Ok(row.map(WebhookRow::from))
     }
 
+    /// Every instance's webhooks, for the periodic check.
+    pub async fn webhooks(&self) -> Result<Vec<WebhookRow>> {
+        let rows: Vec<Stored> =
+            sqlx::query_as(&format!("{SELECT} FROM event_webhooks w ORDER BY w.instance_id")).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(WebhookRow::from).collect())
+    }
+
+    /// Replaces an instance's webhooks after a re-registration, unless they changed
+    /// meanwhile (`expected_key` is the instance key they were read with): false then.
+    pub async fn replace_webhook(&self, expected_key: &str, row: &WebhookRow) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT instance_key FROM event_webhooks WHERE instance_id = ?")
+            .bind(row.instance_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current.as_deref() != Some(expected_key) {
+            return Ok(false);
+        }
+        write_webhook(&mut tx, row.instance_id, Some(row)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The instance an incoming vendor call is for, by the path's keys.
     pub async fn webhook_target(&self, element_key: &str, instance_key: &str) -> Result<Option<WebhookTarget>> {
         let row: Option<Targeted> = sqlx::query_as(&format!(

@@ -76,6 +76,10 @@ pub struct EventOptions {
     /// pending ones stay until they finish.
     #[arg(long, env = "SWITCHYARD_EVENT_RETENTION_DAYS", default_value_t = 7.0)]
     pub event_retention_days: f64,
+    /// Seconds between two checks of the vendor webhooks registered (a vendor may
+    /// deactivate a hook whose calls kept failing; it is turned back on).
+    #[arg(long, env = "SWITCHYARD_EVENT_WEBHOOK_CHECK_INTERVAL", default_value_t = 3600.0)]
+    pub event_webhook_check_interval: f64,
 }
 
 #[derive(Subcommand)]

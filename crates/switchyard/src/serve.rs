@@ -46,6 +46,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         events,
     } = options;
     let (delivery_settings, poller_settings, retention) = event_settings(&events)?;
+    let hook_check = event_seconds("event-webhook-check-interval", events.event_webhook_check_interval, 1.0)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -129,6 +130,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     };
     let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
     let pruning = tokio::spawn(switchyard_events::retention::run(state.store.clone(), retention, stopped(stop_rx.clone())));
+    let checking = tokio::spawn(switchyard_server::webhooks::check_hooks(state.clone(), hook_check, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
     switchyard_server::serve(listener, state, shutdown_signal()).await?;
@@ -136,6 +138,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let _ = polling.await;
     let _ = delivery.await;
     let _ = pruning.await;
+    let _ = checking.await;
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -159,16 +162,19 @@ fn public_url_for(given: Option<&str>, listen: SocketAddr) -> anyhow::Result<Str
     Ok(given.trim_end_matches('/').to_owned())
 }
 
+/// A flag's seconds, from `min` to a day.
+fn event_seconds(name: &str, v: f64, min: f64) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < min || v > 86_400.0 {
+        anyhow::bail!("--{name} must be a number of seconds from {min} to 86400, not {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 /// The event settings from the flags; refuses values that make no sense.
 fn event_settings(
     o: &EventOptions,
 ) -> anyhow::Result<(switchyard_events::DeliverySettings, switchyard_events::PollerSettings, switchyard_events::retention::Retention)> {
-    let seconds = |name: &str, v: f64, min: f64| -> anyhow::Result<Duration> {
-        if !v.is_finite() || v < min || v > 86_400.0 {
-            anyhow::bail!("--{name} must be a number of seconds from {min} to 86400, not {v}");
-        }
-        Ok(Duration::from_secs_f64(v))
-    };
+    let seconds = event_seconds;
     if o.event_max_attempts == 0 || o.event_delivery_concurrency == 0 || o.event_poll_concurrency == 0 {
         anyhow::bail!("--event-max-attempts, --event-delivery-concurrency and --event-poll-concurrency must be at least 1");
     }
