@@ -673,23 +673,24 @@ async fn update(
         before.retain(|k, _| !is_token_key(k));
     }
     let checked = pair.is_some() || vendor_facing_change(&before, &config);
+    // What the vendor sees after this change: the configuration over the element
+    // defaults, with the OAuth tokens in force (new from a code, else the stored ones).
+    let mut vendor_config = hub::defaults(&def);
+    vendor_config.extend(config.clone());
+    match &pair {
+        Some(pair) => vendor_config.extend(pair.values()),
+        None if oauth => vendor_config.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone()))),
+        None => {}
+    }
     if checked {
-        let mut check_config = config.clone();
-        match &pair {
-            Some(pair) => check_config.extend(pair.values()),
-            None if oauth => {
-                check_config.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone())));
-                let mut full = hub::defaults(&def);
-                full.extend(check_config);
-                // A platform call: a token the vendor refuses is bad input here, not a 401.
-                oauth::ensure_fresh(state, &def, row.id, &mut full).await.map_err(|e| {
-                    let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
-                    err.provider_message = e.provider_message;
-                    err
-                })?;
-                check_config = full;
-            }
-            None => {}
+        let mut check_config = vendor_config.clone();
+        if oauth && pair.is_none() {
+            // A platform call: a token the vendor refuses is bad input here, not a 401.
+            oauth::ensure_fresh(state, &def, row.id, &mut check_config).await.map_err(|e| {
+                let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
+                err.provider_message = e.provider_message;
+                err
+            })?;
         }
         check_vendor(state, &def, &check_config).await?;
     }
@@ -698,17 +699,10 @@ async fn update(
     // the old ones working), the old ones removed once the change is stored.
     let current_hooks = state.store.webhook(row.id).await?;
     let rehook = checked || !webhooks::serves(current_hooks.as_ref(), &wanted_hooks, state, &def);
-    let new_hooks = match (rehook, wanted_hooks.is_empty()) {
-        (true, false) => {
-            let mut full = hub::defaults(&def);
-            full.extend(config.clone());
-            match &pair {
-                Some(pair) => full.extend(pair.values()),
-                None => full.extend(stored.iter().filter(|(k, _)| is_token_key(k)).map(|(k, v)| (k.clone(), v.clone()))),
-            }
-            Some((webhooks::register(state, &def, &full, Some(row.id), &wanted_hooks).await?, full))
-        }
-        _ => None,
+    let new_hooks = if rehook && !wanted_hooks.is_empty() {
+        Some(webhooks::register(state, &def, &vendor_config, Some(row.id), &wanted_hooks).await?)
+    } else {
+        None
     };
 
     let mut values: Vec<(String, NewValue)> = config
@@ -740,13 +734,13 @@ async fn update(
         events_enabled: Some(config.get("event.notification.enabled").is_some_and(|v| v == "true")),
         // Credentials the vendor just accepted make the instance valid again.
         valid: checked.then_some(true),
-        webhook: rehook.then(|| new_hooks.as_ref().map(|(w, _)| w.clone())),
+        webhook: rehook.then(|| new_hooks.clone()),
     };
     let sealer = VaultSealer(&state.vault);
     let stored_ok = state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await;
     if !matches!(stored_ok, Ok(true)) {
-        if let Some((w, full)) = &new_hooks {
-            webhooks::remove(state, &def, full, Some(row.id), &w.hooks).await;
+        if let Some(w) = &new_hooks {
+            webhooks::remove(state, &def, &vendor_config, Some(row.id), &w.hooks).await;
         }
         return Err(stored_ok.err().map(ApiError::from).unwrap_or_else(|| ApiError::not_found("No such instance")));
     }

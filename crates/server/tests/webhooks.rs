@@ -31,6 +31,7 @@ async fn receive(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> 
 
 struct World {
     state: AppState,
+    simulator: BigCommerceSimulator,
     api: String,
     auth: String,
     http: reqwest::Client,
@@ -44,7 +45,7 @@ async fn world() -> World {
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = format!("http://{}", sim_listener.local_addr().unwrap());
     let simulator = BigCommerceSimulator::demo();
-    tokio::spawn(bigcommerce::serve(sim_listener, simulator));
+    tokio::spawn(bigcommerce::serve(sim_listener, simulator.clone()));
 
     let received = Received::default();
     let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -82,6 +83,7 @@ async fn world() -> World {
 
     World {
         state,
+        simulator,
         api: format!("http://{addr}/elements/api-v2"),
         auth: format!("User {user_secret}, Organization {org_secret}"),
         http: reqwest::Client::new(),
@@ -386,4 +388,24 @@ async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
     scopes.sort();
     assert_eq!(scopes, ["store/customer/*", "store/order/*"]);
     assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 0, "mended for good");
+}
+
+#[tokio::test]
+async fn a_new_token_registers_the_hooks_with_it() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let old = w.vendor_hooks().await;
+    // The store's token is rotated at the vendor (the old one stops working)...
+    w.simulator.add_store(bigcommerce::StoreConfig { api_token: "rotated-token".into(), ..Default::default() });
+    // ...and given to the instance: checked, and the hooks registered with it.
+    let patch = json!({"configuration": {"oauth.user.token": "rotated-token"}});
+    let (status, body) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = w.http.get(format!("{}/stores/{HASH}/v3/hooks", w.sim)).header("X-Auth-Token", "rotated-token").send().await.unwrap();
+    let hooks: Value = r.json().await.unwrap();
+    let hooks = hooks["data"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_ne!(hooks[0]["destination"], old[0]["destination"]);
 }
