@@ -75,8 +75,7 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a scratch directory")?;
     let (sandbox, credentials) = start_sandbox(&exe)?;
     let bc = &credentials["bigcommerce"];
-    // Token mode lives beside the legacy path: /stores/{hash}/v2 instead of /api/v2.
-    let store_url = text(bc, "storeUrl")?.replace("/api/v2", "/v2");
+    let store_url = text(bc, "tokenStoreUrl")?;
     let api_token = text(bc, "apiToken")?;
     // A short retry base (attempt x after about 0.01·4^x s), so the failing run
     // measures the pipeline rather than the production schedule's waits.
