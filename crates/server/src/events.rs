@@ -238,7 +238,8 @@ impl HubLister for ServerHubLister {
             let row = self.state.store.instance(organization_id, instance_id).await.map_err(|e| hub_error(e.into()))?;
             let row = row.ok_or_else(gone)?;
             let def = self.state.catalog.get(&row.element_key).ok_or_else(gone)?;
-            let path = format!("/hubs/{}/{}/{}", def.hub, object.trim_matches('/'), hub::encode_segment(id));
+            let id = crate::segment::encode(id).map_err(hub_error)?;
+            let path = format!("/hubs/{}/{}/{id}", def.hub, object.trim_matches('/'));
             let response = match hub::read_for_instance(&self.state, &row, &path, &[]).await {
                 Ok(r) => r,
                 Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(None),

@@ -20,6 +20,7 @@ mod openapi;
 mod page_token;
 mod logs;
 mod proxy;
+mod segment;
 pub mod webhooks;
 
 use std::sync::Arc;

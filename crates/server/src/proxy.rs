@@ -4,13 +4,13 @@
 //! are, less hop-by-hop and credential headers.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::Response;
 
 use crate::caller::Caller;
 use crate::hub::{self, Extras, Vendor};
-use crate::{ApiError, AppState};
+use crate::{segment, ApiError, AppState};
 
 /// Response headers never passed back: hop-by-hop (RFC 9110 7.6.1), framing we redo,
 /// and anything that carries or asks for credentials.
@@ -32,19 +32,14 @@ const DROPPED: &[&str] = &[
     "x-auth-client",
 ];
 
-/// The vendor path, each segment re-encoded; `.` and `..` (also percent-encoded, as
-/// the router has decoded them) would climb out of the instance's base URL: refused.
+/// The vendor path under the instance's base URL, from the request's still
+/// percent-encoded path after `/proxy/`: each segment decoded once, checked and
+/// encoded again as one segment (see `crate::segment`); empty segments are dropped.
 fn vendor_path(raw: &str) -> Result<String, ApiError> {
     let mut out = String::new();
-    for segment in raw.split('/') {
-        if segment == "." || segment == ".." {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "The proxy path may not contain '.' or '..' segments"));
-        }
-        if segment.is_empty() {
-            continue;
-        }
+    for value in segment::decode(raw, "The proxy path", true)? {
         out.push('/');
-        out.extend(url::form_urlencoded::byte_serialize(segment.as_bytes()).map(|s| if s == "+" { "%20" } else { s }));
+        out.push_str(&segment::encode(&value)?);
     }
     Ok(out)
 }
@@ -60,12 +55,13 @@ pub async fn call(
     State(state): State<AppState>,
     caller: Caller,
     method: Method,
-    Path(path): Path<String>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let path = vendor_path(&path)?;
+    let raw = uri.path().trim_start_matches('/').strip_prefix("proxy");
+    let path = vendor_path(raw.ok_or_else(|| ApiError::internal(format!("'{}' is not a proxy path", uri.path())))?)?;
     let (open, def) = hub::open_instance(&state, &caller).await?;
     let vendor = Vendor::new(&state, &def, &open.config)?.for_instance(open.row.id);
     let query: Vec<(String, String)> =
@@ -95,9 +91,9 @@ mod tests {
     #[test]
     fn paths_stay_under_the_base() {
         assert_eq!(vendor_path("orders/100/products").unwrap(), "/orders/100/products");
-        assert_eq!(vendor_path("a b/c?d").unwrap(), "/a%20b/c%3Fd");
+        assert_eq!(vendor_path("a%20b/c%3Fd").unwrap(), "/a%20b/c%3Fd");
         assert_eq!(vendor_path("//time/").unwrap(), "/time");
-        for bad in ["..", "../x", "a/../../b", "a/./b", "."] {
+        for bad in ["..", "../x", "a/../../b", "a/./b", ".", "a/%2e%2E/b", "x%2F..%2Fy", "a%00"] {
             assert_eq!(vendor_path(bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
         }
     }

@@ -236,7 +236,8 @@ async fn check_instance_hooks(state: &AppState, row: &WebhookRow) -> Result<bool
 
 /// A hook call's path: the template's `{id}` filled in as one path segment.
 fn hook_path(template: &str, id: &str) -> Result<String, ApiError> {
-    switchyard_elements::render(template, |n| (n == "id").then(|| crate::hub::encode_segment(id).into())).map_err(ApiError::internal)
+    let id = crate::segment::encode(id)?;
+    switchyard_elements::render(template, |n| (n == "id").then(|| id.as_str().into())).map_err(ApiError::internal)
 }
 
 fn webhooks_of(def: &ElementDefinition) -> Result<&Webhooks, ApiError> {

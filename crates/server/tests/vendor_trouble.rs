@@ -84,6 +84,27 @@ impl App {
         self.http.post(format!("{}{path}", self.api)).header("Authorization", auth).json(body)
     }
 
+    /// One request written as raw bytes, its path exactly as given (reqwest, like
+    /// every WHATWG URL parser, would resolve `%2e%2e` before sending); answers the
+    /// status and body.
+    async fn raw(&self, method: &str, path: &str, auth: &str) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = url::Url::parse(&self.api).unwrap();
+        let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
+        let head = format!(
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n",
+            url.path(),
+            url.host_str().unwrap()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
     /// The instance's log once it holds at least `n` entries (it is written in the background).
     async fn logs(&self, id: i64, n: usize) -> Vec<Value> {
         for _ in 0..500 {
@@ -367,4 +388,53 @@ async fn a_client_that_hangs_up_mid_create_still_gets_the_first_answer_on_a_repe
     let found = found.as_array().unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["id"], brand["id"]);
+}
+
+/// Issue 10 item 5: caller-supplied segments (hub ids, proxy paths) that are not one
+/// segment. Before the fix `%2e%2e` was re-encoded as `%2E%2E`, which URL
+/// normalisation turns into `..`: `GET orders/%2e%2e/products` listed the store's
+/// products and a DELETE reached another record.
+#[tokio::test(flavor = "multi_thread")]
+async fn hub_ids_and_proxy_paths_that_are_not_one_segment_are_400_before_any_vendor_call() {
+    let app = app().await;
+    let (id, auth) = app.instance("abc123").await;
+    let brands_before: Value = app.get(&auth, "/hubs/ecommerce/products/brands?pageSize=200").send().await.unwrap().json().await.unwrap();
+    let before = app.sim.request_count("abc123");
+    for (method, path) in [
+        ("GET", "/hubs/ecommerce/orders/%2e%2e/products"),
+        ("GET", "/hubs/ecommerce/orders/%2E%2E/products"),
+        ("GET", "/hubs/ecommerce/orders/.%2e/products"),
+        ("GET", "/hubs/ecommerce/orders/%2e./products"),
+        ("GET", "/hubs/ecommerce/orders/../products"),
+        ("GET", "/hubs/ecommerce/orders/./products"),
+        ("GET", "/hubs/ecommerce/orders/%2e"),
+        ("DELETE", "/hubs/ecommerce/products/brands/%2e%2e"),
+        ("DELETE", "/hubs/ecommerce/customers/1%2F..%2F2"),
+        ("DELETE", "/hubs/ecommerce/customers/1%2f2"),
+        ("GET", "/hubs/ecommerce/orders/1%00"),
+        ("GET", "/hubs/ecommerce/orders/%FF%FE"),
+        ("GET", "/hubs/ecommerce/orders//products"),
+        ("GET", "/proxy/orders/%2e%2e/products"),
+        ("GET", "/proxy/orders/.%2E"),
+        ("DELETE", "/proxy/brands%2F1"),
+        ("GET", "/proxy/time%00"),
+    ] {
+        let (status, body) = app.raw(method, path, &auth).await;
+        let shown: String = body.to_string().chars().take(300).collect();
+        assert_eq!(status, 400, "{method} {path}: {shown}");
+        assert!(body["message"].is_string() && body["requestId"].is_string(), "{method} {path}: Cloud Elements error body: {body}");
+    }
+    assert_eq!(app.sim.request_count("abc123"), before, "no refused path reached the vendor");
+    let brands_after: Value = app.get(&auth, "/hubs/ecommerce/products/brands?pageSize=200").send().await.unwrap().json().await.unwrap();
+    assert_eq!(brands_before, brands_after, "nothing was deleted");
+
+    // Anything else is one percent-encoded segment at the vendor, and the call log
+    // shows the path as sent.
+    let (status, _) = app.raw("GET", "/hubs/ecommerce/orders/a%20b%3Fc%3D1%23d", &auth).await;
+    assert_eq!(status, 404, "the vendor has no such order");
+    let (status, _) = app.raw("GET", "/proxy/orders/..x%2e/products", &auth).await;
+    assert_eq!(status, 404);
+    let log = app.logs(id, 4).await;
+    assert_eq!(log[1]["path"], "/orders/a%20b%3Fc%3D1%23d", "{log:?}");
+    assert_eq!(log[0]["path"], "/orders/..x./products", "{log:?}");
 }

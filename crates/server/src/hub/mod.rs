@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
@@ -23,7 +23,7 @@ use switchyard_store::{config_aad, InstanceRow};
 
 use crate::caller::{hash_secret, Caller};
 use crate::cache::OpenInstance;
-use crate::{ApiError, AppState};
+use crate::{segment, ApiError, AppState};
 pub(crate) use vendor::{log_entry, render, unreached, Extras, Vendor};
 use vendor::{json_passthrough, parse_json};
 
@@ -109,13 +109,14 @@ pub(crate) async fn stored_configuration(state: &AppState, instance_id: i64) -> 
     Ok(config)
 }
 
-/// A path segment with everything but unreserved characters percent-encoded,
-/// so an id cannot climb out of its resource (`..`, `/`, `?`).
-pub(crate) fn encode_segment(s: &str) -> String {
-    if s == "." || s == ".." {
-        return s.replace('.', "%2E");
-    }
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+/// `{hub}` and the resource path of a `/hubs/{hub}/{path}` request, read from the
+/// still percent-encoded URI so that every id stays one segment (see `crate::segment`).
+fn hub_and_path(uri: &Uri) -> Result<(String, String), ApiError> {
+    let raw = uri.path().trim_start_matches('/');
+    let raw = raw.strip_prefix("hubs/").ok_or_else(|| ApiError::internal(format!("'{}' is not a hub path", uri.path())))?;
+    let mut segments = segment::decode(raw, "A hub path", false)?.into_iter();
+    let hub = segments.next().unwrap_or_default();
+    Ok((hub, segments.collect::<Vec<_>>().join("/")))
 }
 
 /// Every hub call has this shape; the element's data says which resources and
@@ -138,11 +139,12 @@ pub async fn call(
     State(state): State<AppState>,
     caller: Caller,
     method: Method,
-    Path((hub, path)): Path<(String, String)>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (hub, path) = hub_and_path(&uri)?;
     let (open, def) = open_instance(&state, &caller).await?;
     let (row, config) = (&open.row, &open.config);
     if def.hub != hub {
@@ -261,7 +263,7 @@ fn vendor_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
     let mut path = resource_path(route)?;
     if let Some(id) = &route.id {
         path.push('/');
-        path.push_str(&encode_segment(id));
+        path.push_str(&segment::encode(id)?);
     }
     Ok(path)
 }
@@ -269,8 +271,12 @@ fn vendor_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
 /// The resource's vendor path with the route's parameters filled in, each
 /// encoded as one path segment.
 fn resource_path(route: &RouteMatch<'_>) -> Result<String, ApiError> {
+    let mut params = Vec::with_capacity(route.params.len());
+    for (name, value) in &route.params {
+        params.push((name.as_str(), segment::encode(value)?));
+    }
     switchyard_elements::render(&route.resource.vendor_path, |n| {
-        route.params.iter().find(|(k, _)| k == n).map(|(_, v)| Cow::Owned(encode_segment(v)))
+        params.iter().find(|(k, _)| *k == n).map(|(_, v)| Cow::Borrowed(v.as_str()))
     })
     .map_err(ApiError::internal)
 }
@@ -296,7 +302,8 @@ fn idempotency_request<'a>(
 
 /// A hub read made by the platform itself for an instance (the event poller's
 /// lists, the delivery worker's records): the same routing, vendor call and paging
-/// as a caller's `GET /hubs/...`.
+/// as a caller's `GET /hubs/...`. `hub_path` is percent-encoded, ids made with
+/// `crate::segment::encode`.
 pub(crate) async fn read_for_instance(
     state: &AppState,
     row: &InstanceRow,
@@ -304,8 +311,8 @@ pub(crate) async fn read_for_instance(
     params: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let def = element_of(state, row)?;
-    let rest = hub_path.strip_prefix("/hubs/").ok_or_else(|| bad_request(format!("'{hub_path}' is not a hub path")))?;
-    let (hub, path) = rest.split_once('/').ok_or_else(|| bad_request(format!("'{hub_path}' names no resource")))?;
+    let (hub, path) = hub_and_path(&hub_path.parse::<Uri>().map_err(|_| bad_request(format!("'{hub_path}' is not a hub path")))?)?;
+    let (hub, path) = (hub.as_str(), path.as_str());
     if def.hub != hub {
         return Err(ApiError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }
@@ -326,7 +333,7 @@ pub(crate) async fn read_for_instance(
         (Operation::List, _) => list::list(&vendor, row, hub, path, &vendor_path, params, route.resource).await,
         (Operation::Get, Some(id)) => {
             vendor_path.push('/');
-            vendor_path.push_str(&encode_segment(id));
+            vendor_path.push_str(&segment::encode(id)?);
             json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?)
         }
         _ => Err(bad_request(format!("{hub_path} is not a list or a record"))),
@@ -338,9 +345,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_cannot_escape_their_path_segment() {
-        assert_eq!(encode_segment("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
-        assert_eq!(encode_segment("a b"), "a%20b");
-        assert_eq!(encode_segment(".."), "%2E%2E");
+    fn hub_paths_are_split_before_decoding() {
+        let split = |p: &str| hub_and_path(&p.parse().unwrap());
+        assert_eq!(split("/hubs/ecommerce/orders/a%20b/products").unwrap(), ("ecommerce".into(), "orders/a b/products".into()));
+        assert_eq!(split("/hubs/ecommerce/orders/a%2Fb").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(split("/hubs/ecommerce/orders/%2e%2e/products").unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

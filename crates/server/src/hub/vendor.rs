@@ -48,6 +48,8 @@ pub(crate) struct Vendor<'a> {
     pub(super) def: &'a ElementDefinition,
     pub(super) config: &'a BTreeMap<String, String>,
     base: String,
+    /// The path of `base` as a URL parser reads it (`/stores/abc/v2`).
+    base_path: String,
     /// The instance whose gate, limits and log the calls use (none before it exists).
     instance: Option<i64>,
     /// End of the time budget shared by all calls of one platform request.
@@ -65,9 +67,10 @@ impl<'a> Vendor<'a> {
         config: &'a BTreeMap<String, String>,
     ) -> Result<Self, ApiError> {
         let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
+        let base_path = url::Url::parse(&base).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
         let deadline = Instant::now() + state.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
-        Ok(Vendor { state, def, config, base, instance: None, deadline, reached: AtomicBool::new(false), token })
+        Ok(Vendor { state, def, config, base, base_path, instance: None, deadline, reached: AtomicBool::new(false), token })
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth
@@ -156,6 +159,8 @@ impl<'a> Vendor<'a> {
                 None
             }
         };
+        // What the call log shows: the path as sent, read before the URL moves.
+        let sent = self.instance.map(|_| self.sent_path(&url, path));
         let request = VendorRequest {
             method: method.clone(),
             url,
@@ -174,8 +179,8 @@ impl<'a> Vendor<'a> {
         if reached {
             self.reached.store(true, Ordering::Relaxed);
         }
-        if let Some(instance_id) = self.instance {
-            self.state.call_log.record(log_entry(instance_id, &method, path, extras.query, &done, at));
+        if let (Some(instance_id), Some(sent)) = (self.instance, sent) {
+            self.state.call_log.record(log_entry(instance_id, &method, &sent, extras.query, &done, at));
         }
         let outcome = match &done.result {
             Ok(r) => Cow::Owned(r.status.to_string()),
@@ -186,6 +191,25 @@ impl<'a> Vendor<'a> {
         };
         crate::metrics::vendor_call(&self.def.key, &outcome, done.elapsed);
         done.result.map_err(unreached)
+    }
+}
+
+impl Vendor<'_> {
+    /// The path a URL parser makes of `url` (what reaches the vendor after dot
+    /// segments are resolved), relative to the base when it stays under it, with
+    /// `path`'s own inline query kept for the log's query names.
+    fn sent_path(&self, url: &str, path: &str) -> String {
+        let Ok(parsed) = url::Url::parse(url) else { return path.to_owned() };
+        let full = parsed.path();
+        let mut sent = match full.strip_prefix(self.base_path.as_str()) {
+            Some(rest) if rest.starts_with('/') => rest.to_owned(),
+            _ => full.to_owned(),
+        };
+        if let Some((_, inline)) = path.split_once('?') {
+            sent.push('?');
+            sent.push_str(inline);
+        }
+        sent
     }
 }
 
