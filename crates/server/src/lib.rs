@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod call_log;
 pub mod caller;
+mod connections;
 mod elements;
 mod error;
 pub mod events;
@@ -36,6 +37,7 @@ use switchyard_elements::Catalog;
 use switchyard_store::Store;
 
 pub use caller::new_secret;
+pub use connections::ConnectionLimits;
 pub use error::{ApiError, ErrorBody};
 
 /// Largest request body accepted (larger: 413).
@@ -203,12 +205,23 @@ fn new_request_id() -> String {
     format!("{n:032x}")
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves with the default [`ConnectionLimits`] until `shutdown` completes, then
+/// finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given limits on client connections.
+pub async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     metrics::spawn_upkeep();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    connections::serve(listener, router(state), limits, shutdown).await
 }

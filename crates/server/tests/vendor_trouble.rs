@@ -24,6 +24,10 @@ struct App {
 }
 
 async fn app() -> App {
+    app_with_limits(switchyard_server::ConnectionLimits::default()).await
+}
+
+async fn app_with_limits(limits: switchyard_server::ConnectionLimits) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
     let sim = BigCommerceSimulator::demo();
@@ -52,7 +56,7 @@ async fn app() -> App {
     state.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}/elements/api-v2", listener.local_addr().unwrap());
-    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
+    tokio::spawn(switchyard_server::serve_with_limits(listener, state, limits, std::future::pending()));
     App {
         _dir: dir,
         api,
@@ -437,4 +441,104 @@ async fn hub_ids_and_proxy_paths_that_are_not_one_segment_are_400_before_any_ven
     let log = app.logs(id, 4).await;
     assert_eq!(log[1]["path"], "/orders/a%20b%3Fc%3D1%23d", "{log:?}");
     assert_eq!(log[0]["path"], "/orders/..x./products", "{log:?}");
+}
+
+/// Reads from `conn` until the peer closes it (true) or `within` passes (false).
+async fn closed_within(conn: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends one keep-alive `GET /healthz` and reads its whole answer.
+async fn healthz(conn: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("\"up\"") {
+        match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Issue 10 item 6: a client that sends half a request head (at once, or a byte at
+/// a time) is cut off after the header-read timeout; an idle keep-alive connection
+/// lives until the longer idle timeout; a slow answer is never cut; and no more
+/// than `max_connections` are served at once. Before the fix such clients held
+/// their connections for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_idle_ones_later_and_connections_are_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let limits = switchyard_server::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_millis(2000),
+        max_connections: 3,
+    };
+    let mut app = app_with_limits(limits).await;
+    // Connections this test does not hold must not count against the limit.
+    app.http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let (_, auth) = app.instance("abc123").await;
+    let addr = url::Url::parse(&app.api).unwrap().socket_addrs(|| None).unwrap()[0];
+    let connect = move || tokio::net::TcpStream::connect(addr);
+
+    // Half a head, then silence; and a head sent a byte every 100 ms.
+    let started = tokio::time::Instant::now();
+    let mut half = connect().await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ").await.unwrap();
+    let dribble = tokio::spawn(async move {
+        let mut conn = connect().await.unwrap();
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow-Header: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+            if conn.write_all(&[*byte]).await.is_err() {
+                return tokio::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the whole dribbled head was accepted");
+    });
+    assert!(closed_within(&mut half, Duration::from_secs(5)).await, "half a head is cut off");
+    let cut = started.elapsed();
+    assert!(cut >= Duration::from_millis(550), "not before the header-read timeout: {cut:?}");
+    let dribble_cut = dribble.await.unwrap() - started;
+    assert!(dribble_cut < Duration::from_secs(3), "a dribbled head is cut off too: {dribble_cut:?}");
+
+    // Keep-alive: idle past the header-read timeout is fine, past the idle timeout not.
+    let mut idle = connect().await.unwrap();
+    assert!(healthz(&mut idle).await);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(healthz(&mut idle).await, "idle for longer than the header-read timeout, still open");
+    let idle_from = tokio::time::Instant::now();
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "closed after the idle timeout");
+    assert!(idle_from.elapsed() >= Duration::from_millis(1900), "not before it: {:?}", idle_from.elapsed());
+
+    // An answer that takes longer than the header-read timeout is not cut.
+    app.sim.set_faults("abc123", Faults { latency: Some(Duration::from_millis(1200)), ..Faults::default() });
+    assert_eq!(app.get(&auth, "/hubs/ecommerce/orders?pageSize=1").send().await.unwrap().status(), 200);
+    app.sim.set_faults("abc123", Faults::default());
+
+    // Three connections served at once; a fourth waits until one closes.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut conn = connect().await.unwrap();
+        assert!(healthz(&mut conn).await);
+        open.push(conn);
+    }
+    let mut fourth = connect().await.unwrap();
+    let waiting = tokio::spawn(async move { healthz(&mut fourth).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a fourth connection is not served while three are open");
+    drop(open.pop());
+    assert!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), "served once one closed");
 }
