@@ -165,6 +165,22 @@ impl Store {
             .await?)
     }
 
+    /// Every organization, oldest first.
+    pub async fn organizations(&self) -> Result<Vec<Organization>> {
+        Ok(sqlx::query_as("SELECT id, name, created_at FROM organizations ORDER BY id").fetch_all(&self.pool).await?)
+    }
+
+    /// The users of one organization, or of all when `org_id` is `None`, oldest first.
+    pub async fn users(&self, org_id: Option<i64>) -> Result<Vec<User>> {
+        Ok(sqlx::query_as(
+            "SELECT id, organization_id, email, first_name, last_name, created_at FROM users
+             WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Creates an organization and its first user in one transaction.
     pub async fn create_organization(
         &self,

@@ -82,6 +82,21 @@ pub struct EventOptions {
     pub event_webhook_check_interval: f64,
 }
 
+/// Limits on client connections, against clients that send slowly or not at all.
+#[derive(Args, Clone, Debug)]
+pub struct ConnectionOptions {
+    /// Seconds a client may take to send a whole request head, counted from its
+    /// first byte (or from connecting); then the connection is closed.
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
+    pub header_read_timeout: f64,
+    /// Seconds a keep-alive connection may stay idle after an answer.
+    #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Client connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: u32,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server under /elements/api-v2. On an empty database it first
@@ -96,6 +111,8 @@ enum Command {
         public_url: Option<String>,
         /// Run the vendor simulators inside this process and make them the
         /// default vendor endpoints of the built-in elements (a demo, offline).
+        /// Also allows loopback vendor and callback addresses (127.0.0.0/8, ::1),
+        /// where the simulators listen.
         #[arg(long)]
         sandbox: bool,
         /// Private, loopback or link-local vendor and callback addresses that may
@@ -120,6 +137,8 @@ enum Command {
         /// servers on the database wait for a refreshing server that died.
         #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_LEASE", default_value_t = 30)]
         oauth_refresh_lease: u64,
+        #[command(flatten)]
+        connections: ConnectionOptions,
         #[command(flatten)]
         events: EventOptions,
         #[command(flatten)]
@@ -207,6 +226,14 @@ enum OrgsCommand {
         #[command(flatten)]
         db: DatabaseOptions,
     },
+    /// List the organizations (ids, names; secrets are never stored, see reset-secret).
+    List {
+        /// Print a JSON array of {"id","name","createdDate"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
     /// Replace an organization's secret (e.g. after a leak); prints the new one once.
     ResetSecret {
         id: i64,
@@ -224,6 +251,17 @@ enum UsersCommand {
         #[arg(long = "org")]
         org: i64,
         email: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// List users (ids, organizations, emails; secrets are never stored, see reset-secret).
+    List {
+        /// Only this organization's users.
+        #[arg(long = "org")]
+        org: Option<i64>,
+        /// Print a JSON array of {"id","organizationId","emailAddress","createdDate"}.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -260,7 +298,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, events, db } => {
+        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, connections, events, db } => {
             let options = serve::ServeOptions {
                 listen,
                 public_url,
@@ -271,6 +309,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 elements_dir,
                 oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
+                connections,
                 events,
             };
             serve::run(&db, options).await
@@ -279,6 +318,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Orgs(OrgsCommand::Create { name, email, json, db }) => {
             tenants::create_organization(&db, &name, &email, json).await
         }
+        Command::Orgs(OrgsCommand::List { json, db }) => tenants::list_organizations(&db, json).await,
+        Command::Users(UsersCommand::List { org, json, db }) => tenants::list_users(&db, org, json).await,
         Command::Orgs(OrgsCommand::ResetSecret { id, json, db }) => {
             tenants::reset_organization_secret(&db, id, json).await
         }

@@ -15,7 +15,7 @@ use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 use switchyard_simulators::keap::KeapSimulator;
 
-use crate::{database, sandbox, tenants, DatabaseOptions, EventOptions};
+use crate::{database, sandbox, tenants, ConnectionOptions, DatabaseOptions, EventOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -29,6 +29,7 @@ pub struct ServeOptions {
     pub oauth_refresh_margin: Duration,
     /// How long another server waits for a refresh whose server stopped answering.
     pub oauth_refresh_lease: Duration,
+    pub connections: ConnectionOptions,
     pub events: EventOptions,
 }
 
@@ -43,21 +44,19 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         elements_dir,
         oauth_refresh_margin,
         oauth_refresh_lease,
+        connections,
         events,
     } = options;
+    // Everything that can be refused is checked, opened and bound before the first
+    // organization is created, so a failed start never prints secrets it then
+    // abandons (and a later start would not print again).
     let (delivery_settings, poller_settings, retention) = event_settings(&events)?;
     let hook_check = event_seconds("event-webhook-check-interval", events.event_webhook_check_interval, 1.0)?;
+    let limits = connection_limits(&connections)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
         policy.extend(&OutboundPolicy::allow_loopback());
-    }
-    let opened = database::open(db).await?;
-    if opened.store.organization_count().await? == 0 {
-        // The first start: the operator needs credentials to do anything at all.
-        let created = tenants::new_organization(&opened.store, "default", "admin@localhost").await?;
-        println!("{created}");
-        tracing::info!("created the first organization and user; their secrets are on standard output only");
     }
 
     let mut catalog = Catalog::builtin();
@@ -89,7 +88,6 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
             "bigcommerce": sandbox::bigcommerce_credentials(addr),
             "keap": keap,
         });
-        println!("{}", json!({"sandbox": credentials}));
         tracing::info!(%addr, %keap_addr, "BigCommerce and Keap simulators running in this process");
         Some(credentials)
     } else {
@@ -100,7 +98,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
+    let public_url = public_url_for(public_url.as_deref(), addr)?;
+    let opened = database::open(db).await?;
     let paging_key = {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
@@ -113,7 +112,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
     state.oauth = switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
-    state.public_url = public_url_for(public_url.as_deref(), addr)?;
+    state.public_url = public_url;
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
@@ -133,7 +132,12 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let checking = tokio::spawn(switchyard_server::webhooks::check_hooks(state.clone(), hook_check, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
-    switchyard_server::serve(listener, state, shutdown_signal()).await?;
+    greet(&opened.store, &db.database_url).await?;
+    if let Some(credentials) = &state.sandbox {
+        println!("{}", json!({"sandbox": credentials}));
+    }
+    tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
+    switchyard_server::serve_with_limits(listener, state, limits, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = polling.await;
     let _ = delivery.await;
@@ -142,6 +146,45 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first start creates the first organization and user and prints their
+/// secrets (the only time they exist in the clear); later starts say how to get
+/// credentials again.
+async fn greet(store: &switchyard_store::Store, database_url: &str) -> anyhow::Result<()> {
+    let organizations = store.organization_count().await?;
+    if organizations == 0 {
+        let created = tenants::new_organization(store, "default", "admin@localhost").await?;
+        println!("{created}");
+        tracing::info!("created the first organization and user; their secrets are on standard output only");
+    } else {
+        tracing::info!(
+            organizations,
+            database = database_url,
+            "using an existing database; secrets are shown only when made: list ids with \
+             `switchyard orgs list` / `switchyard users list`, then `switchyard orgs reset-secret ID` \
+             or `switchyard users reset-secret ID` for new ones"
+        );
+    }
+    Ok(())
+}
+
+/// The connection flags checked (seconds above zero, at most an hour; at least one connection).
+fn connection_limits(o: &ConnectionOptions) -> anyhow::Result<switchyard_server::ConnectionLimits> {
+    let seconds = |name: &str, v: f64| {
+        if !v.is_finite() || v <= 0.0 || v > 3600.0 {
+            anyhow::bail!("--{name} must be a number of seconds above 0 and at most 3600, not {v}");
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    if o.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
+    Ok(switchyard_server::ConnectionLimits {
+        header_read_timeout: seconds("header-read-timeout", o.header_read_timeout)?,
+        idle_timeout: seconds("idle-timeout", o.idle_timeout)?,
+        max_connections: o.max_connections,
+    })
 }
 
 /// `--public-url` checked (an http(s) origin, no path), or the listen address

@@ -120,3 +120,48 @@ pub async fn reset_user_secret(db: &DatabaseOptions, id: i64, json: bool) -> any
     print(&json!({"user": {"id": id, "secret": secret}}), json);
     Ok(())
 }
+
+/// `switchyard orgs list`: every organization (no secrets: only their hashes are kept).
+pub async fn list_organizations(db: &DatabaseOptions, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    let orgs = opened.store.organizations().await?;
+    opened.store.close().await;
+    let rows: Vec<Value> =
+        orgs.iter().map(|o| json!({"id": o.id, "name": o.name, "createdDate": o.created_at})).collect();
+    print_list(&rows, json, |r| format!("{}\t{}\t{}", r["id"], text(&r["name"]), text(&r["createdDate"])), "id\tname\tcreated");
+    Ok(())
+}
+
+/// `switchyard users list [--org ID]`: users with their organization (no secrets).
+pub async fn list_users(db: &DatabaseOptions, org: Option<i64>, json: bool) -> anyhow::Result<()> {
+    let opened = database::open(db).await?;
+    let users = opened.store.users(org).await?;
+    opened.store.close().await;
+    let rows: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"id": u.id, "organizationId": u.organization_id, "emailAddress": u.email, "createdDate": u.created_at}))
+        .collect();
+    print_list(
+        &rows,
+        json,
+        |r| format!("{}\t{}\t{}\t{}", r["id"], r["organizationId"], text(&r["emailAddress"]), text(&r["createdDate"])),
+        "id\torganization\temail\tcreated",
+    );
+    Ok(())
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// A JSON array, or a tab-separated table with a header line for a person.
+fn print_list(rows: &[Value], json: bool, line: impl Fn(&Value) -> String, header: &str) {
+    if json {
+        println!("{}", Value::Array(rows.to_vec()));
+        return;
+    }
+    println!("{header}");
+    for row in rows {
+        println!("{}", line(row));
+    }
+}

@@ -16,6 +16,8 @@ struct Server {
     child: Child,
     base: String,
     stdout: Vec<Value>,
+    /// The log up to the listen line.
+    startup: String,
     log: mpsc::Receiver<String>,
 }
 
@@ -61,7 +63,7 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
     while let Ok(line) = orx.recv_timeout(Duration::from_millis(300)) {
         lines.push(serde_json::from_str(&line).expect("stdout holds JSON lines"));
     }
-    Server { child, base, stdout: lines, log }
+    Server { child, base, stdout: lines, startup: seen, log }
 }
 
 impl Server {
@@ -624,4 +626,60 @@ async fn sandbox_webhooks_reach_the_callback_enriched() {
     assert_eq!(message["raw"]["email"], "grace@example.com");
     assert_eq!(message["raw"]["objectType"], "customers");
     server.stop();
+}
+
+/// Issue 10 item 10: a start that fails (a bad element file, a busy port) creates
+/// and prints nothing; the first start that succeeds prints the first tenant once,
+/// and later starts point at `orgs list` / `users list` and `reset-secret`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_first_start_prints_no_secrets_and_later_starts_say_how_to_get_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let failed = |args: &[&str]| {
+        let out = Command::new(BIN).current_dir(dir.path()).arg("serve").args(args).env_remove("SWITCHYARD_MASTER_KEY").output().unwrap();
+        assert!(!out.status.success(), "{args:?} should not start");
+        assert!(out.stdout.is_empty(), "{args:?} printed: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let elements = dir.path().join("elements");
+    std::fs::create_dir(&elements).unwrap();
+    std::fs::write(elements.join("broken.yaml"), "key: [unclosed\n").unwrap();
+    let stderr = failed(&["--listen", "127.0.0.1:0", "--elements-dir", elements.to_str().unwrap()]);
+    assert!(stderr.contains("broken.yaml"), "the refusal names the file: {stderr}");
+    std::fs::remove_file(elements.join("broken.yaml")).unwrap();
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().to_string();
+    let stderr = failed(&["--listen", &port]);
+    assert!(stderr.contains(&port), "the refusal names the address: {stderr}");
+    drop(busy);
+    assert!(!dir.path().join("switchyard.db").exists(), "a failed start leaves no database behind");
+
+    // The first start that works prints the tenant, once.
+    let first = start(dir.path(), &[]);
+    let tenant = first.stdout.iter().find(|v| v.get("authorization").is_some()).expect("first tenant printed").clone();
+    first.stop();
+    let again = start(dir.path(), &[]);
+    assert!(again.stdout.is_empty(), "a later start prints no secrets: {:?}", again.stdout);
+    let startup = again.startup.clone();
+    let log = startup + &again.stop();
+    assert!(log.contains("orgs list") && log.contains("reset-secret"), "{log}");
+    assert!(!log.contains(tenant["user"]["secret"].as_str().unwrap()));
+
+    // The lists name what reset-secret needs, and no secret.
+    let list = |args: &[&str]| {
+        let out = Command::new(BIN).current_dir(dir.path()).args(args).arg("--json").env_remove("SWITCHYARD_MASTER_KEY").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let orgs = list(&["orgs", "list"]);
+    assert_eq!(orgs, serde_json::json!([{"id": tenant["organization"]["id"], "name": "default", "createdDate": orgs[0]["createdDate"]}]));
+    let users = list(&["users", "list"]);
+    assert_eq!(users[0]["id"], tenant["user"]["id"]);
+    assert_eq!(users[0]["organizationId"], tenant["organization"]["id"]);
+    assert_eq!(users[0]["emailAddress"], "admin@localhost");
+    assert_eq!(list(&["users", "list", "--org", "999"]), serde_json::json!([]));
+    for secret in [tenant["user"]["secret"].as_str().unwrap(), tenant["organization"]["secret"].as_str().unwrap()] {
+        assert!(!orgs.to_string().contains(secret) && !users.to_string().contains(secret));
+    }
 }
