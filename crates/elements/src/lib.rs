@@ -8,6 +8,7 @@
 mod behaviour;
 mod catalog;
 mod docs;
+pub mod event_keys;
 mod model;
 mod query;
 mod route;

@@ -10,13 +10,9 @@ use switchyard_vault::Secret;
 
 use crate::{Context, EventsError};
 
-pub const ENABLED: &str = "event.notification.enabled";
-pub const CALLBACK_URL: &str = "event.notification.callback.url";
-pub const SIGNATURE_KEY: &str = "event.notification.signature.key";
-pub const VENDOR_TYPE: &str = "event.vendor.type";
-pub const REFRESH_INTERVAL: &str = "event.poller.refresh_interval";
-pub const POLLER_CONFIGURATION: &str = "event.poller.configuration";
-pub const OBJECTS: &str = "event.objects";
+pub use switchyard_elements::event_keys::{
+    CALLBACK_URL, ENABLED, OBJECTS, POLLER_CONFIGURATION, REFRESH_INTERVAL, SIGNATURE_KEY, VENDOR_TYPE,
+};
 
 /// Default poll interval in minutes, as Cloud Elements ships it.
 const DEFAULT_INTERVAL_MINUTES: f64 = 15.0;

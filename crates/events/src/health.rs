@@ -56,3 +56,34 @@ pub async fn notify_instance_health(
     }
     Ok(Some(event_id))
 }
+
+/// Hears the engine's instance health changes and queues the message for each
+/// (see [`notify_instance_health`]); the delivery worker is woken by `waker`.
+pub struct HealthNotifier {
+    ctx: Context,
+    waker: EventWaker,
+}
+
+impl HealthNotifier {
+    pub fn new(ctx: Context, waker: EventWaker) -> HealthNotifier {
+        HealthNotifier { ctx, waker }
+    }
+}
+
+impl switchyard_engine::HealthListener for HealthNotifier {
+    fn instance_health(&self, instance_id: i64, valid: bool, words: Option<String>) -> futures::future::BoxFuture<'static, ()> {
+        let (ctx, waker) = (self.ctx.clone(), self.waker.clone());
+        Box::pin(async move {
+            // The instance's state has changed whatever happens here: a failure is logged.
+            let sent = match ctx.store.instance_by_id(instance_id).await {
+                Ok(Some(row)) => notify_instance_health(&ctx, &row, valid, words.as_deref(), Some(&waker)).await.map(|_| ()).map_err(|e| e.to_string()),
+                Ok(None) => Ok(()), // deleted meanwhile: nobody to tell
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = sent {
+                let message = if valid { "INSTANCE_VALID" } else { "INSTANCE_INVALID" };
+                tracing::warn!(instance_id, error = %e, "could not queue the {message} message");
+            }
+        })
+    }
+}

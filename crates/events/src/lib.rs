@@ -1,7 +1,7 @@
 //! Events: what changed at a vendor, told to the user's callback URL.
 //!
 //! * [`poller`]: a scheduler lists each enabled instance's resources through the
-//!   element's own hub list calls (a [`HubLister`] the server provides), turns new
+//!   element's own hub list calls (a [`HubLister`]: the engine), turns new
 //!   or changed records into events, and keeps a high-water mark per instance and
 //!   resource in the database.
 //! * [`delivery`]: a worker claims due delivery jobs with a lease, POSTs the signed
@@ -30,7 +30,7 @@ use switchyard_vault::Vault;
 
 pub use config::{EventConfig, VendorType};
 pub use delivery::{Deliverer, DeliverySettings};
-pub use health::notify_instance_health;
+pub use health::{notify_instance_health, HealthNotifier};
 pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
 pub use retry::RetryPolicy;
 

@@ -49,9 +49,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What [`HubLister::list_page`] returns.
 pub type BoxFutureHub<'a> = BoxFuture<'a, Result<HubPage, HubError>>;
 
-/// Hub list calls on behalf of an instance. The server implements it with its own
-/// hub call code, so polling gets the element's paging, CEQL translation and rate
-/// limit handling, and this crate does not depend on the server.
+/// Hub list calls on behalf of an instance. The engine implements it (below), so
+/// polling gets the element's paging, CEQL translation and rate limit handling;
+/// tests stand in a vendor of their own.
 pub trait HubLister: Send + Sync + 'static {
     /// One page of `GET {path}` (a hub path such as `/hubs/ecommerce/orders`) for
     /// the instance, with the query parameters a hub caller would send (`where`,
@@ -72,6 +72,40 @@ pub trait HubLister: Send + Sync + 'static {
         object: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Value>, HubError>>;
+}
+
+/// The engine lists and reads for the poller and the delivery worker, exactly as
+/// a hub caller's `GET /hubs/...` would (the trait stays as the seam tests use).
+impl HubLister for switchyard_engine::Engine {
+    fn list_page<'a>(&'a self, instance: &'a InstanceRow, path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            let page = switchyard_engine::Engine::list_page(self, instance, path, query).await.map_err(hub_error)?;
+            Ok(HubPage { records: page.records, next_page: page.next_page })
+        })
+    }
+
+    fn get_record<'a>(
+        &'a self,
+        organization_id: i64,
+        instance_id: i64,
+        object: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        Box::pin(async move {
+            switchyard_engine::Engine::get_record(self, organization_id, instance_id, object, id).await.map_err(hub_error)
+        })
+    }
+}
+
+/// An engine error as the poller and the delivery worker report it.
+fn hub_error(e: switchyard_engine::EngineError) -> HubError {
+    HubError {
+        status: e.status.as_u16(),
+        message: match e.provider_message {
+            Some(p) => format!("{} ({p})", e.message),
+            None => e.message,
+        },
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState};
 
@@ -47,20 +46,8 @@ pub fn parse_authorization(header: &str) -> Option<Credentials> {
     Some(Credentials { user: user?, organization: organization?, element })
 }
 
-/// A fresh secret or token: 32 random bytes, base64url without padding (43
-/// characters). Stored only as its SHA-256: a fast hash is enough for secrets
-/// this long, since nobody can guess one to test against the hash.
-pub fn new_secret() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
+/// Fresh secrets and their lookup hashes (see `switchyard_engine::secret`).
+pub use switchyard_engine::secret::{hash_secret, new_secret};
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -74,12 +61,12 @@ impl FromRequestParts<AppState> for Caller {
             ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")
         })?;
         let (user_hash, org_hash) = (hash_secret(&credentials.user), hash_secret(&credentials.organization));
-        let caller = match state.cache.caller(&user_hash, &org_hash) {
+        let caller = match state.callers.get(&user_hash, &org_hash) {
             Some(caller) => (*caller).clone(),
             None => {
-                let found = state.store.authenticate(&user_hash, &org_hash).await?;
+                let found = state.engine.store.authenticate(&user_hash, &org_hash).await?;
                 let caller = found.ok_or_else(|| ApiError::unauthorized("Invalid user or organization secret"))?;
-                state.cache.remember_caller(user_hash, org_hash, caller.clone());
+                state.callers.remember(user_hash, org_hash, caller.clone());
                 caller
             }
         };

@@ -58,6 +58,7 @@ fn detail(def: &ElementDefinition) -> Value {
 
 fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinition, ApiError> {
     state
+        .engine
         .catalog
         .get(key_or_id)
         .map(|d| d.as_ref())
@@ -67,7 +68,7 @@ fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinitio
 #[utoipa::path(get, path = "/elements", operation_id = "listElements", tag = "elements",
     responses((status = 200, description = "Every element: id, key, name, hub, description, active, authentication", body = Vec<Object>), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
-    Json(state.catalog.iter().map(|d| summary(d)).collect())
+    Json(state.engine.catalog.iter().map(|d| summary(d)).collect())
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}", operation_id = "getElement", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),

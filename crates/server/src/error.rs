@@ -31,6 +31,12 @@ impl ApiError {
     }
 }
 
+impl From<switchyard_engine::EngineError> for ApiError {
+    fn from(e: switchyard_engine::EngineError) -> Self {
+        ApiError { status: e.status, message: e.message, provider_message: e.provider_message }
+    }
+}
+
 impl From<switchyard_store::StoreError> for ApiError {
     fn from(e: switchyard_store::StoreError) -> Self {
         ApiError::internal(e)

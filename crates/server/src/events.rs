@@ -1,5 +1,5 @@
-//! The event log (`/instances/events`, `/instances/{id}/events`), the redeliver
-//! calls, and the hub lister the event poller lists vendors through.
+//! The event log (`/instances/events`, `/instances/{id}/events`) and the redeliver
+//! calls.
 //!
 //! Every read is scoped by the caller's organization in the store: another
 //! organization's event or instance is a 404, like a missing one.
@@ -9,17 +9,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use switchyard_events::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage};
-use switchyard_store::{EventQuery, EventRow, InstanceRow};
+use switchyard_store::{EventQuery, EventRow};
 
 use crate::caller::Caller;
-use crate::{hub, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 /// Default and largest page of the event log.
 const DEFAULT_PAGE_SIZE: i64 = 200;
 const MAX_PAGE_SIZE: i64 = 500;
-/// Largest hub page body the poller reads back.
-const MAX_HUB_PAGE_BYTES: usize = 64 * 1024 * 1024;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -63,16 +60,16 @@ struct PageToken {
 }
 
 fn encode_token(key: &[u8], token: &PageToken) -> String {
-    crate::page_token::encode(key, "events", token)
+    switchyard_engine::page_token::encode(key, "events", token)
 }
 
 fn decode_token(key: &[u8], text: &str) -> Option<PageToken> {
-    crate::page_token::decode(key, "events", text)
+    switchyard_engine::page_token::decode(key, "events", text)
 }
 
 async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query: Option<String>) -> Result<Response, ApiError> {
     if let Some(id) = instance_id {
-        if state.store.instance(caller.organization_id, id).await?.is_none() {
+        if state.engine.store.instance(caller.organization_id, id).await?.is_none() {
             return Err(ApiError::not_found("No such instance"));
         }
     }
@@ -86,7 +83,7 @@ async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query
         }
     };
     let scope = format!("{}:{}", caller.organization_id, instance_id.map(|i| i.to_string()).unwrap_or_else(|| "*".into()));
-    let key = state.paging_key.as_slice();
+    let key = state.engine.paging_key.as_slice();
     let (before, offset, size) = match get("nextPage") {
         Some(text) => {
             let t = decode_token(key, text).ok_or_else(|| bad_request("nextPage is not a token this server issued"))?;
@@ -102,7 +99,7 @@ async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query
         }
     };
     let q = EventQuery { organization_id: caller.organization_id, instance_id, before, offset, limit: size + 1 };
-    let mut rows = state.store.events(&q).await?;
+    let mut rows = state.engine.store.events(&q).await?;
     let more = rows.len() as i64 > size;
     rows.truncate(size as usize);
     let mut headers = HeaderMap::new();
@@ -136,7 +133,7 @@ pub async fn list_instance(
 }
 
 async fn one(state: &AppState, caller: &Caller, instance_id: Option<i64>, event_id: &str) -> Result<Json<Value>, ApiError> {
-    let row = state.store.event(caller.organization_id, instance_id, event_id).await?;
+    let row = state.engine.store.event(caller.organization_id, instance_id, event_id).await?;
     row.map(|e| Json(event_json(&e))).ok_or_else(|| ApiError::not_found("No such event"))
 }
 
@@ -163,7 +160,7 @@ pub async fn get_for_instance(
 #[utoipa::path(post, path = "/instances/events/{eventId}/redeliver", operation_id = "redeliverEvent", tag = "events", params(("eventId" = String, Path)),
     responses((status = 200, description = "Queued again; the event as the log shows it", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
-    if !state.store.redeliver_event(caller.organization_id, &event_id, switchyard_events::now_ms()).await? {
+    if !state.engine.store.redeliver_event(caller.organization_id, &event_id, switchyard_events::now_ms()).await? {
         return Err(ApiError::not_found("No such event"));
     }
     one(&state, &caller, None, &event_id).await
@@ -173,84 +170,9 @@ pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event
 #[utoipa::path(post, path = "/instances/{id}/events/redeliver", operation_id = "redeliverInstanceEvents", tag = "events", params(("id" = i64, Path)),
     responses((status = 200, description = "`{instanceId, redelivered}`: how many were queued again", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn redeliver_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    match state.store.redeliver_instance(caller.organization_id, id, switchyard_events::now_ms()).await? {
+    match state.engine.store.redeliver_instance(caller.organization_id, id, switchyard_events::now_ms()).await? {
         Some(n) => Ok(Json(json!({"instanceId": id, "redelivered": n}))),
         None => Err(ApiError::not_found("No such instance")),
     }
 }
 
-/// The poller's view of the hub: list calls made exactly as a caller's would be.
-pub struct ServerHubLister {
-    state: AppState,
-}
-
-impl ServerHubLister {
-    pub fn new(state: AppState) -> Self {
-        ServerHubLister { state }
-    }
-}
-
-/// A hub error as the poller and the delivery worker report it.
-fn hub_error(e: ApiError) -> HubError {
-    HubError {
-        status: e.status.as_u16(),
-        message: match e.provider_message {
-            Some(p) => format!("{} ({p})", e.message),
-            None => e.message,
-        },
-    }
-}
-
-impl HubLister for ServerHubLister {
-    fn list_page<'a>(
-        &'a self,
-        instance: &'a InstanceRow,
-        path: &'a str,
-        query: &'a [(String, String)],
-    ) -> BoxFutureHub<'a> {
-        Box::pin(async move {
-            let response = hub::read_for_instance(&self.state, instance, path, query).await.map_err(hub_error)?;
-            let next_page = response
-                .headers()
-                .get("Elements-Next-Page-Token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = axum::body::to_bytes(response.into_body(), MAX_HUB_PAGE_BYTES)
-                .await
-                .map_err(|e| HubError { status: 502, message: format!("reading the hub page: {e}") })?;
-            let records = match serde_json::from_slice(&body) {
-                Ok(Value::Array(items)) => items,
-                _ => return Err(HubError { status: 502, message: "the hub list answered no JSON array".into() }),
-            };
-            Ok(HubPage { records, next_page })
-        })
-    }
-
-    fn get_record<'a>(
-        &'a self,
-        organization_id: i64,
-        instance_id: i64,
-        object: &'a str,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
-        Box::pin(async move {
-            let gone = || HubError { status: 404, message: format!("instance {instance_id} no longer exists") };
-            let row = self.state.store.instance(organization_id, instance_id).await.map_err(|e| hub_error(e.into()))?;
-            let row = row.ok_or_else(gone)?;
-            let def = self.state.catalog.get(&row.element_key).ok_or_else(gone)?;
-            let id = crate::segment::encode(id).map_err(hub_error)?;
-            let path = format!("/hubs/{}/{}/{id}", def.hub, object.trim_matches('/'));
-            let response = match hub::read_for_instance(&self.state, &row, &path, &[]).await {
-                Ok(r) => r,
-                Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(None),
-                Err(e) => return Err(hub_error(e)),
-            };
-            let body = axum::body::to_bytes(response.into_body(), MAX_HUB_PAGE_BYTES)
-                .await
-                .map_err(|e| HubError { status: 502, message: format!("reading the record: {e}") })?;
-            serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|_| HubError { status: 502, message: "the hub answered no JSON record".into() })
-        })
-    }
-}

@@ -86,7 +86,7 @@ where
             ApiError::new(StatusCode::BAD_REQUEST, format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
         })?;
     let scope = IdempotencyScope { organization_id: request.organization_id, instance_id: request.instance_id, key };
-    match state.store.idempotency_begin(&scope, &fingerprint(&request), TTL, LEASE).await? {
+    match state.engine.store.idempotency_begin(&scope, &fingerprint(&request), TTL, LEASE).await? {
         IdempotencyBegin::Replay(answer) => return Ok(replay(answer)),
         IdempotencyBegin::InFlight => {
             return Err(ApiError::new(StatusCode::CONFLICT, "A request with this Idempotency-Key is still being processed"))
@@ -116,7 +116,7 @@ async fn run_and_store(state: AppState, claim: Claim, call: impl Future<Output =
     let scope = IdempotencyScope { organization_id: claim.organization_id, instance_id: claim.instance_id, key: &claim.key };
     let Attempt { answer: outcome, reached } = call.await;
     if !reached {
-        state.store.idempotency_release(&scope).await?;
+        state.engine.store.idempotency_release(&scope).await?;
         return outcome;
     }
     let (answer, response) = match outcome {
@@ -136,7 +136,7 @@ async fn run_and_store(state: AppState, claim: Claim, call: impl Future<Output =
             (answer, Err(e))
         }
     };
-    if let Err(e) = state.store.idempotency_finish(&scope, &answer).await {
+    if let Err(e) = state.engine.store.idempotency_finish(&scope, &answer).await {
         // The vendor has acted; answer the client and let the claim's lease run out.
         tracing::error!(error = %e, "could not store an idempotent answer");
     }

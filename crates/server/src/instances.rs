@@ -10,14 +10,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use serde_json::{json, Map, Value};
-use switchyard_elements::{ElementDefinition, ParameterType, Protocol, ValueFormat};
-use switchyard_store::{config_aad, InstanceRow, InstanceUpdate, NewInstance, NewValue, Sealer};
-use switchyard_vault::{KeyRing, Vault};
+use switchyard_elements::{ElementDefinition, ParameterType, ValueFormat};
+use switchyard_engine::instance::{defaults, VaultSealer};
+use switchyard_engine::oauth::{self, is_token_key, TokenPair};
+use switchyard_engine::webhooks;
+use switchyard_store::{InstanceRow, InstanceUpdate, NewInstance, NewValue};
 
 use crate::caller::{hash_secret, Caller};
 use crate::json_body::JsonBody;
-use crate::oauth::{self, is_token_key, TokenPair};
-use crate::{hub, webhooks, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 /// What a secret looks like in every answer; sent back, it keeps the stored value.
 pub const MASK: &str = "********";
@@ -27,17 +28,6 @@ fn shown(row: &switchyard_store::ConfigRow) -> String {
     match (&row.secret, &row.value) {
         (Some(_), _) => MASK.to_owned(),
         (None, value) => value.clone().unwrap_or_default(),
-    }
-}
-
-/// Seals configuration values with the vault, bound to their row.
-pub struct VaultSealer<'a>(pub &'a Vault);
-
-impl Sealer for VaultSealer<'_> {
-    fn seal(&self, instance_id: i64, key: &str, plaintext: &str) -> (Vec<u8>, u32) {
-        let blob = self.0.encrypt_str(plaintext, &config_aad(instance_id, key));
-        let key_id = KeyRing::key_id_of(&blob).unwrap_or_default();
-        (blob, key_id)
     }
 }
 
@@ -134,31 +124,6 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
     Ok(())
 }
 
-/// The element's cheap check call with the credentials given (over the
-/// element defaults), through the outbound policy. Any refusal is a 400; the
-/// vendor's words stay in `providerMessage`.
-async fn check_vendor(state: &AppState, def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    let mut config = hub::defaults(def);
-    config.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let vendor = hub::Vendor::new(state, def, &config)?;
-    let checked = match def.protocol {
-        Protocol::XmlRpc => hub::xmlrpc::check(&vendor).await,
-        Protocol::RestJson => {
-            let method = def.check.method.parse().map_err(ApiError::internal)?;
-            vendor.send(method, &def.check.path, &[], None).await.map(|_| ())
-        }
-    };
-    match checked {
-        Ok(_) => Ok(()),
-        Err(e) if e.status == StatusCode::BAD_REQUEST => Err(e),
-        Err(e) => {
-            let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
-            err.provider_message = e.provider_message;
-            Err(err)
-        }
-    }
-}
-
 /// `providerData.code` for OAuth 2.0 elements (required there, refused elsewhere).
 fn provider_code(def: &ElementDefinition, provider_data: Option<Value>) -> Result<Option<String>, ApiError> {
     let oauth = def.authentication.oauth2().is_some();
@@ -195,9 +160,7 @@ async fn exchange(
     code: &str,
     instance: Option<i64>,
 ) -> Result<TokenPair, ApiError> {
-    let mut full = hub::defaults(def);
-    full.extend(config.iter().map(|(k, v)| (k.clone(), v.clone())));
-    oauth::exchange_code(state, def, &full, code, instance).await
+    Ok(state.engine.exchange_code(def, config, code, instance).await?)
 }
 
 /// Where events are delivered must pass the outbound policy, as vendor URLs do,
@@ -206,7 +169,7 @@ async fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>)
     let Some(url) = config.get("event.notification.callback.url").filter(|u| !u.trim().is_empty()) else {
         return Ok(());
     };
-    let policy = state.client.policy();
+    let policy = state.engine.client.policy();
     let refused = |e: switchyard_engine::outbound::PolicyError| {
         bad_request(format!("configuration 'event.notification.callback.url' is not allowed: {e}"))
     };
@@ -221,6 +184,7 @@ fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDe
         (None, None) => return Err(bad_request("element needs a key or an id")),
     };
     state
+        .engine
         .catalog
         .get(&key)
         .map(|d| d.as_ref())
@@ -281,13 +245,13 @@ async fn create_instance(
         let pair = exchange(state, def, &given, &code, None).await?;
         given.extend(pair.values());
     }
-    check_vendor(state, def, &given).await?;
+    state.engine.check_credentials(def, &given).await?;
     let webhook = if wanted_hooks.is_empty() {
         None
     } else {
-        let mut full = hub::defaults(def);
+        let mut full = defaults(def);
         full.extend(given.clone());
-        Some((webhooks::register(state, def, &full, None, &wanted_hooks).await?, full))
+        Some((webhooks::register(&state.engine, def, &full, None, &wanted_hooks).await?, full))
     };
 
     let token = crate::new_secret();
@@ -305,16 +269,16 @@ async fn create_instance(
         events_enabled: given.get("event.notification.enabled").is_some_and(|v| v == "true"),
         webhook: webhook.as_ref().map(|(w, _)| w.clone()),
     };
-    let id = match state.store.create_instance(&new, &config, &VaultSealer(&state.vault)).await {
+    let id = match state.engine.store.create_instance(&new, &config, &VaultSealer(&state.engine.vault)).await {
         Ok(id) => id,
         Err(e) => {
             if let Some((w, full)) = &webhook {
-                webhooks::remove(state, def, full, None, &w.hooks).await;
+                webhooks::remove(&state.engine, def, full, None, &w.hooks).await;
             }
             return Err(e.into());
         }
     };
-    let row = state.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
+    let row = state.engine.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
     let mut view = instance_view(state, caller, &row).await?;
     // The token is shown once, here; only its hash is kept.
     view.token = Some(token);
@@ -385,8 +349,8 @@ impl From<&switchyard_store::ConfigRow> for ConfigurationView {
 
 async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> Result<InstanceView, ApiError> {
     let configuration: BTreeMap<String, String> =
-        state.store.configuration(row.id).await?.iter().map(|c| (c.key.clone(), shown(c))).collect();
-    let element = match state.catalog.get(&row.element_key) {
+        state.engine.store.configuration(row.id).await?.iter().map(|c| (c.key.clone(), shown(c))).collect();
+    let element = match state.engine.catalog.get(&row.element_key) {
         Some(d) => ElementSummaryView {
             id: d.id,
             key: d.key.clone(),
@@ -428,10 +392,10 @@ async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> 
 /// The instance named by `{id}`, or the `Element` token where the path has no id.
 async fn owned(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<InstanceRow, ApiError> {
     let row = match id {
-        Some(id) => state.store.instance(caller.organization_id, id).await?,
+        Some(id) => state.engine.store.instance(caller.organization_id, id).await?,
         None => {
             let token = caller.element_token.as_deref().ok_or_else(|| bad_request("No instance id and no Element token"))?;
-            match state.store.instance_by_token(&hash_secret(token)).await? {
+            match state.engine.store.instance_by_token(&hash_secret(token)).await? {
                 Some(row) if row.organization_id == caller.organization_id => Some(row),
                 _ => return Err(ApiError::unauthorized("Invalid Element token")),
             }
@@ -459,7 +423,7 @@ pub async fn list(
         .map(|(_, v)| v.into_owned())
         .collect();
     let mut out = Vec::new();
-    for row in state.store.instances(caller.organization_id, &tags).await? {
+    for row in state.engine.store.instances(caller.organization_id, &tags).await? {
         out.push(to_value(instance_view(&state, &caller, &row).await?)?);
     }
     Ok(Json(Value::Array(out)))
@@ -478,18 +442,18 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     let row = owned(&state, &caller, Some(id)).await?;
     // The vendor hooks go too; their ids and the credentials to remove them with
     // are read before the rows are.
-    let hooks = match state.store.webhook(row.id).await? {
+    let hooks = match state.engine.store.webhook(row.id).await? {
         Some(w) => {
-            let def = hub::element_of(&state, &row)?;
-            let config = hub::open_configuration(&state, &def, &row).await?;
+            let def = state.engine.element_of(&row)?;
+            let config = state.engine.open_configuration(&def, &row).await?;
             Some((w, def, config))
         }
         None => None,
     };
-    state.store.delete_instance(caller.organization_id, row.id).await?;
-    state.cache.forget_instances();
+    state.engine.store.delete_instance(caller.organization_id, row.id).await?;
+    state.engine.instances.forget_all();
     if let Some((w, def, config)) = hooks {
-        webhooks::remove(&state, &def, &config, None, &w.hooks).await;
+        webhooks::remove(&state.engine, &def, &config, None, &w.hooks).await;
     }
     Ok(StatusCode::OK)
 }
@@ -513,7 +477,7 @@ pub async fn configuration_current(State(state): State<AppState>, caller: Caller
 
 async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     let row = owned(state, caller, id).await?;
-    let rows = state.store.configuration(row.id).await?;
+    let rows = state.engine.store.configuration(row.id).await?;
     Ok(Json(rows.iter().map(ConfigurationView::from).collect()))
 }
 
@@ -531,8 +495,8 @@ pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Pa
 
 async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
-    state.store.set_disabled(caller.organization_id, row.id, disabled).await?;
-    state.cache.forget_instances();
+    state.engine.store.set_disabled(caller.organization_id, row.id, disabled).await?;
+    state.engine.instances.forget_all();
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
 }
@@ -636,6 +600,7 @@ async fn update(
 ) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(state, caller, id).await?;
     let def = state
+        .engine
         .catalog
         .get(&row.element_key)
         .cloned()
@@ -652,7 +617,7 @@ async fn update(
         (name, _) => name,
     };
     let given = as_config_strings(body.configuration.unwrap_or_default())?;
-    let stored = hub::stored_configuration(state, row.id).await?;
+    let stored = state.engine.stored_configuration(row.id).await?;
     check_token_keys(&def, &given, &stored)?;
     let mut config = merge_configuration(&def, &stored, given, mode)?;
     let oauth = def.authentication.oauth2().is_some();
@@ -675,7 +640,7 @@ async fn update(
     let checked = pair.is_some() || vendor_facing_change(&before, &config);
     // What the vendor sees after this change: the configuration over the element
     // defaults, with the OAuth tokens in force (new from a code, else the stored ones).
-    let mut vendor_config = hub::defaults(&def);
+    let mut vendor_config = defaults(&def);
     vendor_config.extend(config.clone());
     match &pair {
         Some(pair) => vendor_config.extend(pair.values()),
@@ -686,21 +651,21 @@ async fn update(
         let mut check_config = vendor_config.clone();
         if oauth && pair.is_none() {
             // A platform call: a token the vendor refuses is bad input here, not a 401.
-            oauth::ensure_fresh(state, &def, row.id, &mut check_config).await.map_err(|e| {
+            oauth::ensure_fresh(&state.engine, &def, row.id, &mut check_config).await.map_err(|e| {
                 let mut err = bad_request(format!("The credentials could not be checked: {}", e.message));
                 err.provider_message = e.provider_message;
                 err
             })?;
         }
-        check_vendor(state, &def, &check_config).await?;
+        state.engine.check_credentials(&def, &check_config).await?;
     }
     // Vendor hooks follow the configuration: registered anew when what is watched,
     // the address or the credentials changed (new ones first, so a refusal leaves
     // the old ones working), the old ones removed once the change is stored.
-    let current_hooks = state.store.webhook(row.id).await?;
-    let rehook = checked || !webhooks::serves(current_hooks.as_ref(), &wanted_hooks, state, &def);
+    let current_hooks = state.engine.store.webhook(row.id).await?;
+    let rehook = checked || !webhooks::serves(current_hooks.as_ref(), &wanted_hooks, &state.engine, &def);
     let new_hooks = if rehook && !wanted_hooks.is_empty() {
-        Some(webhooks::register(state, &def, &vendor_config, Some(row.id), &wanted_hooks).await?)
+        Some(webhooks::register(&state.engine, &def, &vendor_config, Some(row.id), &wanted_hooks).await?)
     } else {
         None
     };
@@ -736,28 +701,28 @@ async fn update(
         valid: checked.then_some(true),
         webhook: rehook.then(|| new_hooks.clone()),
     };
-    let sealer = VaultSealer(&state.vault);
-    let stored_ok = state.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await;
+    let sealer = VaultSealer(&state.engine.vault);
+    let stored_ok = state.engine.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await;
     if !matches!(stored_ok, Ok(true)) {
         if let Some(w) = &new_hooks {
-            webhooks::remove(state, &def, &vendor_config, Some(row.id), &w.hooks).await;
+            webhooks::remove(&state.engine, &def, &vendor_config, Some(row.id), &w.hooks).await;
         }
         return Err(stored_ok.err().map(ApiError::from).unwrap_or_else(|| ApiError::not_found("No such instance")));
     }
     if let (true, Some(old)) = (rehook, current_hooks) {
-        let mut before = hub::defaults(&def);
+        let mut before = defaults(&def);
         before.extend(stored.clone());
-        webhooks::remove(state, &def, &before, Some(row.id), &old.hooks).await;
+        webhooks::remove(&state.engine, &def, &before, Some(row.id), &old.hooks).await;
     }
     if pair.is_some() {
-        state.store.clear_refresh_refusal(row.id).await?;
+        state.engine.store.clear_refresh_refusal(row.id).await?;
     }
     if checked && !row.valid {
         // Credentials the vendor accepted again: the callback hears it, as it heard
         // the instance turn invalid.
-        oauth::announce_health(state, row.id, true, None).await;
+        state.engine.announce_health(row.id, true, None).await;
     }
-    state.cache.forget_instances();
+    state.engine.instances.forget_all();
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))
 }
@@ -782,6 +747,7 @@ pub async fn patch_configuration(
 ) -> Result<Json<ConfigurationView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     let key = state
+        .engine
         .store
         .configuration(row.id)
         .await?
@@ -794,6 +760,7 @@ pub async fn patch_configuration(
     let body = InstanceBody { configuration: Some(configuration), ..InstanceBody::default() };
     let _updated = update(&state, &caller, Some(row.id), body, UpdateMode::Merge).await?;
     let c = state
+        .engine
         .store
         .configuration(row.id)
         .await?

@@ -5,7 +5,6 @@
 //! extractor, so a route cannot forget to authenticate.
 
 pub mod cache;
-pub mod call_log;
 pub mod caller;
 mod connections;
 mod elements;
@@ -16,12 +15,10 @@ mod idempotency;
 mod instances;
 mod json_body;
 pub mod metrics;
-pub mod oauth;
+mod oauth;
 mod openapi;
-mod page_token;
 mod logs;
 mod proxy;
-mod segment;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -34,6 +31,7 @@ use axum::routing::{any, get, patch, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
+use switchyard_engine::Engine;
 use switchyard_store::Store;
 
 pub use caller::new_secret;
@@ -46,27 +44,13 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    /// Opens and seals instance secrets.
-    pub vault: switchyard_vault::Vault,
-    /// All outbound HTTP, behind the outbound policy.
-    pub client: switchyard_engine::client::VendorClient,
-    /// Vendor calls: `client` with retries and per-instance limits.
-    pub vendors: switchyard_engine::Dispatcher,
-    /// Where vendor calls are logged (written in the background).
-    pub call_log: call_log::CallLog,
-    pub catalog: Arc<Catalog>,
-    /// Signs hub `nextPage` tokens so a forged or altered one is refused.
-    pub paging_key: Arc<Vec<u8>>,
+    /// Everything between Switchyard and the vendors: store, vault, catalog,
+    /// vendor calls, OAuth, webhook registration (see `switchyard_engine`).
+    pub engine: Engine,
+    /// Callers looked up recently (see `cache`).
+    pub callers: cache::CallerCache,
     /// The demo credentials of `serve --sandbox`, served at `/sandbox`.
     pub sandbox: Option<Value>,
-    /// Callers and instances looked up recently (see `cache`).
-    pub cache: cache::LookupCache,
-    /// OAuth 2.0 refresh settings and the per-instance single flight.
-    pub oauth: oauth::OAuthRuntime,
-    /// Where vendors reach this server (`http://host:port`, no path): vendor
-    /// webhooks are registered to `{public_url}/elements/api-v2/events/...`.
-    pub public_url: String,
     /// Wakes the event delivery worker when an event is stored here.
     pub event_waker: switchyard_events::EventWaker,
     /// Stores vendor webhook calls' events, many per durable commit.
@@ -74,8 +58,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state with default vendor retries and limits, the call log writing
-    /// to `store`, and no sandbox; adjust the public fields after.
+    /// The state with the engine's defaults (vendor retries and limits, OAuth
+    /// settings, the call log writing to `store`), instance health messages queued
+    /// as events, and no sandbox; adjust the public fields after (and use
+    /// [`AppState::set_event_waker`] for the waker).
     pub fn new(
         store: Store,
         vault: switchyard_vault::Vault,
@@ -83,22 +69,28 @@ impl AppState {
         catalog: Catalog,
         paging_key: Vec<u8>,
     ) -> AppState {
-        use switchyard_engine::{InstanceLimits, RetryPolicy};
-        AppState {
-            vendors: switchyard_engine::Dispatcher::new(client.clone(), RetryPolicy::default(), InstanceLimits::default()),
-            call_log: call_log::CallLog::spawn(store.clone(), call_log::Retention::default()),
-            store,
-            vault,
-            client,
-            catalog: Arc::new(catalog),
-            paging_key: Arc::new(paging_key),
+        let engine = Engine::new(store, vault, client, Arc::new(catalog), paging_key);
+        let mut state = AppState {
+            engine,
+            callers: cache::CallerCache::default(),
             sandbox: None,
-            cache: cache::LookupCache::default(),
-            oauth: oauth::OAuthRuntime::default(),
-            public_url: "http://127.0.0.1:8080".to_owned(),
             event_waker: switchyard_events::EventWaker::default(),
             intake: webhooks::Intake::default(),
-        }
+        };
+        state.set_event_waker(switchyard_events::EventWaker::default());
+        state
+    }
+
+    /// The delivery worker to wake when an event is stored here (webhook calls,
+    /// instance health messages).
+    pub fn set_event_waker(&mut self, waker: switchyard_events::EventWaker) {
+        let ctx = switchyard_events::Context {
+            store: self.engine.store.clone(),
+            vault: self.engine.vault.clone(),
+            catalog: self.engine.catalog.clone(),
+        };
+        self.engine.health = Some(Arc::new(switchyard_events::HealthNotifier::new(ctx, waker.clone())));
+        self.event_waker = waker;
     }
 }
 
@@ -148,7 +140,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.store.ping().await {
+    match state.engine.store.ping().await {
         Ok(()) => Ok(Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "database unreachable");

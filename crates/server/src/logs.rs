@@ -22,11 +22,11 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 /// moved to another instance. A cursor rather than hub paging's offsets, because a
 /// log page must not shift when new calls arrive.
 fn encode_cursor(key: &[u8], instance: i64, below: i64) -> String {
-    crate::page_token::encode(key, "logs", &(instance, below))
+    switchyard_engine::page_token::encode(key, "logs", &(instance, below))
 }
 
 fn decode_cursor(key: &[u8], instance: i64, text: &str) -> Option<i64> {
-    let (i, below): (i64, i64) = crate::page_token::decode(key, "logs", text)?;
+    let (i, below): (i64, i64) = switchyard_engine::page_token::decode(key, "logs", text)?;
     (i == instance).then_some(below)
 }
 
@@ -41,7 +41,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found(format!("No instance {id}")))?;
-    if state.store.instance(caller.organization_id, id).await?.is_none() {
+    if state.engine.store.instance(caller.organization_id, id).await?.is_none() {
         return Err(ApiError::not_found(format!("No instance {id}")));
     }
     let params: Vec<(String, String)> =
@@ -56,17 +56,17 @@ pub async fn list(
     let size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
     let from = match get("nextPage") {
         Some(token) => CallsFrom::Below(
-            decode_cursor(&state.paging_key, id, token).ok_or_else(|| bad_request("nextPage is not a token this server issued for this instance"))?,
+            decode_cursor(&state.engine.paging_key, id, token).ok_or_else(|| bad_request("nextPage is not a token this server issued for this instance"))?,
         ),
         None => CallsFrom::Offset((number("page", 1)? - 1).saturating_mul(size)),
     };
-    let mut rows = state.store.calls(caller.organization_id, id, from, size + 1).await?;
+    let mut rows = state.engine.store.calls(caller.organization_id, id, from, size + 1).await?;
     let more = rows.len() as u64 > size;
     rows.truncate(size as usize);
     let mut headers = HeaderMap::new();
     headers.insert("Elements-Returned-Count", HeaderValue::from(rows.len()));
     if let (true, Some(last)) = (more, rows.last()) {
-        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&state.paging_key, id, last.id)) {
+        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&state.engine.paging_key, id, last.id)) {
             headers.insert("Elements-Next-Page-Token", v);
         }
     }
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(decode_cursor(&key, 5, &t), Some(1234));
         assert_eq!(decode_cursor(&key, 6, &t), None, "another instance");
         assert_eq!(decode_cursor(&[4u8; 32], 5, &t), None, "another key");
-        assert_eq!(decode_cursor(&key, 5, &crate::page_token::encode(&key, "hub", &(5, 1234))), None, "another purpose");
+        assert_eq!(decode_cursor(&key, 5, &switchyard_engine::page_token::encode(&key, "hub", &(5, 1234))), None, "another purpose");
         assert_eq!(decode_cursor(&key, 5, "junk"), None);
     }
 }

@@ -64,11 +64,3 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// One vendor call: its element, its outcome (the HTTP status, or `timeout`,
-/// `refused`, `error`) and how long it took.
-pub fn vendor_call(element: &str, outcome: &str, took: Duration) {
-    metrics::counter!("switchyard_vendor_calls_total", "element" => element.to_owned(), "outcome" => outcome.to_owned())
-        .increment(1);
-    metrics::histogram!("switchyard_vendor_call_duration_seconds", "element" => element.to_owned())
-        .record(took.as_secs_f64());
-}

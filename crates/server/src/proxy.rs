@@ -8,9 +8,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::Response;
 
+use switchyard_engine::segment;
+use switchyard_engine::vendor::Extras;
+
 use crate::caller::Caller;
-use crate::hub::{self, Extras, Vendor};
-use crate::{segment, ApiError, AppState};
+use crate::{hub, ApiError, AppState};
 
 /// Response headers never passed back: hop-by-hop (RFC 9110 7.6.1), framing we redo,
 /// and anything that carries or asks for credentials.
@@ -62,8 +64,7 @@ pub async fn call(
 ) -> Result<Response, ApiError> {
     let raw = uri.path().trim_start_matches('/').strip_prefix("proxy");
     let path = vendor_path(raw.ok_or_else(|| ApiError::internal(format!("'{}' is not a proxy path", uri.path())))?)?;
-    let (open, def) = hub::open_instance(&state, &caller).await?;
-    let vendor = Vendor::new(&state, &def, &open.config)?.for_instance(open.row.id);
+    let open = hub::open_instance(&state, &caller).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -73,7 +74,7 @@ pub async fn call(
         content_type: header("content-type"),
         accept: header("accept"),
     };
-    let answer = vendor.exchange(method, &path, extras).await?;
+    let answer = state.engine.proxy(&open, method, &path, extras).await?;
     let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in answer.headers.iter() {

@@ -13,7 +13,7 @@ use switchyard_elements::Catalog;
 use switchyard_engine::client::VendorClient;
 use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::caller::hash_secret;
-use switchyard_server::oauth::OAuthRuntime;
+use switchyard_engine::oauth::OAuthRuntime;
 use switchyard_server::{new_secret, AppState};
 use switchyard_simulators::keap::{self, KeapSimulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY};
 
@@ -28,7 +28,7 @@ struct Platform {
     keap: String,
     store: switchyard_store::Store,
     /// The server's short memory of instances, forgotten after writes made behind its back.
-    cache: switchyard_server::cache::LookupCache,
+    cache: switchyard_engine::instance::InstanceCache,
     org: i64,
     /// Opens the stored tokens, for tests that look for them where they must not be.
     vault: switchyard_vault::Vault,
@@ -84,8 +84,8 @@ async fn start() -> Platform {
         catalog,
         vec![9u8; 32],
     );
-    state.oauth = OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2));
-    let cache = state.cache.clone();
+    state.engine.oauth = OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2));
+    let cache = state.engine.instances.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
@@ -207,7 +207,7 @@ impl Platform {
         let update = switchyard_store::InstanceUpdate::default();
         assert!(self.store.update_instance(self.org, id, &update, &aged, false, &Plain).await.unwrap());
         // As any write through the server would.
-        self.cache.forget_instances();
+        self.cache.forget_all();
     }
 
     /// The stored access and refresh tokens, opened.

@@ -53,7 +53,7 @@ async fn app_with_limits(limits: switchyard_server::ConnectionLimits) -> App {
         Catalog::builtin(),
         vec![9u8; 32],
     );
-    state.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
+    state.engine.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}/elements/api-v2", listener.local_addr().unwrap());
     tokio::spawn(switchyard_server::serve_with_limits(listener, state, limits, std::future::pending()));

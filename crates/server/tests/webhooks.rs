@@ -15,7 +15,6 @@ use switchyard_elements::Catalog;
 use switchyard_engine::client::VendorClient;
 use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::caller::hash_secret;
-use switchyard_server::events::ServerHubLister;
 use switchyard_server::webhooks::SECRET_HEADER;
 use switchyard_server::{new_secret, AppState};
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
@@ -68,16 +67,16 @@ async fn world() -> World {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    state.public_url = format!("http://{addr}");
-    let ctx = switchyard_events::Context { store, vault, catalog: state.catalog.clone() };
+    state.engine.public_url = format!("http://{addr}");
+    let ctx = switchyard_events::Context { store, vault, catalog: state.engine.catalog.clone() };
     let settings = switchyard_events::DeliverySettings {
         retry: switchyard_events::RetryPolicy { base: Duration::from_millis(20), ..Default::default() },
         timeout: Duration::from_secs(5),
         ..Default::default()
     };
     let deliverer = switchyard_events::Deliverer::new(ctx, OutboundPolicy::allow_loopback(), settings)
-        .enriching_with(Arc::new(ServerHubLister::new(state.clone())));
-    state.event_waker = deliverer.waker();
+        .enriching_with(Arc::new(state.engine.clone()));
+    state.set_event_waker(deliverer.waker());
     tokio::spawn(deliverer.run(std::future::pending()));
     tokio::spawn(switchyard_server::serve(listener, state.clone(), std::future::pending()));
 
@@ -361,7 +360,7 @@ async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
     let w = world().await;
     let (status, created) = w.create(w.with_events(json!({"event.objects": "orders,customers"}))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
-    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 0, "all is well");
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 0, "all is well");
     let vendor = |method: reqwest::Method, path: String| {
         w.http.request(method, format!("{}/stores/{HASH}/v3/hooks{path}", w.sim)).header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
     };
@@ -371,7 +370,7 @@ async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
     // The vendor turned one off (as BigCommerce does after failed calls): turned back on.
     let r = vendor(reqwest::Method::PUT, format!("/{first}")).json(&json!({"is_active": false})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 1);
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 1);
     let hooks = w.vendor_hooks().await;
     assert!(hooks.iter().all(|h| h["is_active"] == true), "{hooks:?}");
     assert_eq!(hooks.len(), 2);
@@ -380,14 +379,14 @@ async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
     let r = vendor(reqwest::Method::DELETE, format!("/{second}")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let old_destination = hooks[0]["destination"].as_str().unwrap().to_owned();
-    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 1);
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 1);
     let hooks = w.vendor_hooks().await;
     assert_eq!(hooks.len(), 2, "{hooks:?}");
     assert!(hooks.iter().all(|h| h["id"] != first && h["id"] != second && h["destination"] != old_destination.as_str()));
     let mut scopes: Vec<&str> = hooks.iter().map(|h| h["scope"].as_str().unwrap()).collect();
     scopes.sort();
     assert_eq!(scopes, ["store/customer/*", "store/order/*"]);
-    assert_eq!(switchyard_server::webhooks::check_hooks_once(&w.state).await, 0, "mended for good");
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 0, "mended for good");
 }
 
 #[tokio::test]

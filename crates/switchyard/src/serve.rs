@@ -109,18 +109,22 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     };
     let client = VendorClient::new(policy.clone(), vendor_timeout);
     let mut state = AppState::new(opened.store.clone(), opened.vault.clone(), client.clone(), catalog, paging_key);
-    state.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
+    state.engine.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
-    state.oauth = switchyard_server::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
-    state.public_url = public_url;
+    state.engine.oauth = switchyard_engine::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
+    state.engine.public_url = public_url;
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
-    let ctx = switchyard_events::Context { store: state.store.clone(), vault: state.vault.clone(), catalog: state.catalog.clone() };
-    // The worker first, so the state the lister (and so the OAuth refresh's health
-    // messages) uses wakes it; then it learns to read records through the lister.
+    let ctx = switchyard_events::Context {
+        store: state.engine.store.clone(),
+        vault: state.engine.vault.clone(),
+        catalog: state.engine.catalog.clone(),
+    };
+    // The worker first, so the engine's health messages wake it; then it learns to
+    // read records through the engine.
     let deliverer = switchyard_events::Deliverer::new(ctx.clone(), policy, delivery_settings);
-    state.event_waker = deliverer.waker();
-    let lister = Arc::new(switchyard_server::events::ServerHubLister::new(state.clone()));
+    state.set_event_waker(deliverer.waker());
+    let lister = Arc::new(state.engine.clone());
     let deliverer = deliverer.enriching_with(lister.clone());
     let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -128,8 +132,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         let _ = rx.wait_for(|s| *s).await;
     };
     let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
-    let pruning = tokio::spawn(switchyard_events::retention::run(state.store.clone(), retention, stopped(stop_rx.clone())));
-    let checking = tokio::spawn(switchyard_server::webhooks::check_hooks(state.clone(), hook_check, stopped(stop_rx.clone())));
+    let pruning = tokio::spawn(switchyard_events::retention::run(state.engine.store.clone(), retention, stopped(stop_rx.clone())));
+    let checking = tokio::spawn(switchyard_engine::webhooks::check_hooks(state.engine.clone(), hook_check, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
     greet(&opened.store, &db.database_url).await?;

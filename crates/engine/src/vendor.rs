@@ -1,8 +1,8 @@
 //! One instance's view of its vendor: the request builder, the authentication the
-//! element declares (HTTP Basic, or an OAuth 2.0 bearer token refreshed once after a
-//! vendor 401), the error mapping, and the call log. Every vendor call of the server
-//! goes through [`Vendor::exchange`], so retries, per-instance limits, the outbound
-//! policy and the log apply to all.
+//! element declares (HTTP Basic, custom headers, or an OAuth 2.0 bearer token
+//! refreshed once after a vendor 401), the error mapping, and the call log. Every
+//! vendor call of the engine goes through [`Vendor::exchange`], so retries,
+//! per-instance limits, the outbound policy and the log apply to all.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -10,30 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::http::{header, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use bytes::Bytes;
+use http::Method;
 use switchyard_elements::{Authentication, ElementDefinition};
-use switchyard_engine::client::{provider_message, VendorError, VendorRequest, VendorResponse};
-use switchyard_store::NewCall;
 use tokio::time::Instant;
 
-use super::bad_request;
-use crate::{ApiError, AppState};
+use crate::calls::{check_status, log_entry, render, unreached};
+use crate::client::{VendorError, VendorRequest, VendorResponse};
+use crate::{Engine, EngineError};
 
 /// Largest vendor body read into memory.
-const MAX_VENDOR_BODY: usize = 16 * 1024 * 1024;
-
-pub(crate) fn render(template: &str, config: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    switchyard_elements::render(template, |n| config.get(n).map(|v| Cow::Borrowed(v.as_str())))
-        .map_err(|e| bad_request(format!("Instance configuration incomplete: {e}")))
-}
+pub const MAX_VENDOR_BODY: usize = 16 * 1024 * 1024;
 
 /// What a request to the vendor carries besides method and path.
 #[derive(Default, Clone)]
-pub(crate) struct Extras<'q> {
+pub struct Extras<'q> {
     pub query: &'q [(String, String)],
     pub body: Option<Bytes>,
     /// `Content-Type` of `body` (JSON unless said otherwise).
@@ -43,10 +34,10 @@ pub(crate) struct Extras<'q> {
 }
 
 /// One instance's view of its vendor.
-pub(crate) struct Vendor<'a> {
-    pub(super) state: &'a AppState,
-    pub(super) def: &'a ElementDefinition,
-    pub(super) config: &'a BTreeMap<String, String>,
+pub struct Vendor<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) def: &'a ElementDefinition,
+    pub(crate) config: &'a BTreeMap<String, String>,
     base: String,
     /// The path of `base` as a URL parser reads it (`/stores/abc/v2`).
     base_path: String,
@@ -61,21 +52,17 @@ pub(crate) struct Vendor<'a> {
 }
 
 impl<'a> Vendor<'a> {
-    pub(crate) fn new(
-        state: &'a AppState,
-        def: &'a ElementDefinition,
-        config: &'a BTreeMap<String, String>,
-    ) -> Result<Self, ApiError> {
+    pub fn new(engine: &'a Engine, def: &'a ElementDefinition, config: &'a BTreeMap<String, String>) -> Result<Self, EngineError> {
         let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
         let base_path = url::Url::parse(&base).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
-        let deadline = Instant::now() + state.vendors.retry_policy().call_budget;
+        let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
-        Ok(Vendor { state, def, config, base, base_path, instance: None, deadline, reached: AtomicBool::new(false), token })
+        Ok(Vendor { engine, def, config, base, base_path, instance: None, deadline, reached: AtomicBool::new(false), token })
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth
     /// 2.0 token the vendor refuses (401) is refreshed and the call sent again, once.
-    pub(crate) fn for_instance(mut self, id: i64) -> Self {
+    pub fn for_instance(mut self, id: i64) -> Self {
         self.instance = Some(id);
         self
     }
@@ -83,7 +70,7 @@ impl<'a> Vendor<'a> {
 
     /// False when no request of this view can have been processed by the vendor (none
     /// sent, refused before sending, or the vendor answered 429 / could not be reached).
-    pub(crate) fn maybe_reached(&self) -> bool {
+    pub fn maybe_reached(&self) -> bool {
         self.reached.load(Ordering::Relaxed)
     }
 
@@ -93,13 +80,13 @@ impl<'a> Vendor<'a> {
 
     /// Sends one call; vendor errors become hub errors (4xx passed through with the
     /// vendor's words, 5xx as 502 naming the vendor's status, timeouts as 504).
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         method: Method,
         path: &str,
         query: &[(String, String)],
         body: Option<Bytes>,
-    ) -> Result<VendorResponse, ApiError> {
+    ) -> Result<VendorResponse, EngineError> {
         let response = self.exchange(method, path, Extras { query, body, ..Extras::default() }).await?;
         check_status(response)
     }
@@ -109,13 +96,13 @@ impl<'a> Vendor<'a> {
     /// an exhausted quota 429). Logged when made for an instance. With OAuth 2.0, a
     /// 401 from the vendor refreshes the token (single flight, see `crate::oauth`)
     /// and the call is sent once more; a second 401 is the answer (no loop).
-    pub(crate) async fn exchange(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, ApiError> {
+    pub async fn exchange(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
         let first = self.exchange_once(method.clone(), path, extras.clone()).await?;
         let (401, Some(id), Some(_)) = (first.status, self.instance, self.def.authentication.oauth2()) else {
             return Ok(first);
         };
         let used = self.access_token().unwrap_or_default();
-        let (token, refreshed) = crate::oauth::refresh_after_401(self.state, self.def, id, &used).await?;
+        let (token, refreshed) = crate::oauth::refresh_after_401(self.engine, self.def, id, &used).await?;
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
         let second = self.exchange_once(method.clone(), path, extras.clone()).await?;
         if second.status != 401 || refreshed {
@@ -123,12 +110,12 @@ impl<'a> Vendor<'a> {
         }
         // The stored token we were handed was newer than ours but refused too (our
         // view was a moment old): this time the refresh is ours to make, once.
-        let (token, _) = crate::oauth::refresh_after_401(self.state, self.def, id, &token).await?;
+        let (token, _) = crate::oauth::refresh_after_401(self.engine, self.def, id, &token).await?;
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
         self.exchange_once(method, path, extras).await
     }
 
-    async fn exchange_once(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, ApiError> {
+    async fn exchange_once(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
         let mut url = format!("{}{path}", self.base);
         if !extras.query.is_empty() {
             url.push(if path.contains('?') { '&' } else { '?' });
@@ -139,7 +126,7 @@ impl<'a> Vendor<'a> {
             headers.push(("Content-Type".to_owned(), extras.content_type.unwrap_or_else(|| "application/json".to_owned())));
         }
         let auth = self.def.authentication_for(self.config).ok_or_else(|| {
-            bad_request(format!("Instance configuration names no authentication mode of element {}", self.def.key))
+            EngineError::bad_request(format!("Instance configuration names no authentication mode of element {}", self.def.key))
         })?;
         let basic_auth = match auth {
             Authentication::Basic { username, password } => Some((render(username, self.config)?, render(password, self.config)?)),
@@ -153,7 +140,7 @@ impl<'a> Vendor<'a> {
             Authentication::Choice(_) => None,
             Authentication::OAuth2(_) => {
                 let token = self.access_token().filter(|t| !t.is_empty()).ok_or_else(|| {
-                    ApiError::unauthorized("The instance has no access token; authorize it again (providerData.code)")
+                    EngineError::unauthorized("The instance has no access token; authorize it again (providerData.code)")
                 })?;
                 headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
                 None
@@ -170,7 +157,7 @@ impl<'a> Vendor<'a> {
             max_body: MAX_VENDOR_BODY,
         };
         let at = SystemTime::now();
-        let done = self.state.vendors.send(self.instance, request, self.deadline).await;
+        let done = self.engine.vendors.send(self.instance, request, self.deadline).await;
         let reached = match &done.result {
             Ok(r) => r.status != 429,
             Err(VendorError::Timeout | VendorError::Protocol(_) | VendorError::TooLarge(_)) => true,
@@ -180,7 +167,7 @@ impl<'a> Vendor<'a> {
             self.reached.store(true, Ordering::Relaxed);
         }
         if let (Some(instance_id), Some(sent)) = (self.instance, sent) {
-            self.state.call_log.record(log_entry(instance_id, &method, &sent, extras.query, &done, at));
+            self.engine.call_log.record(log_entry(instance_id, &method, &sent, extras.query, &done, at));
         }
         let outcome = match &done.result {
             Ok(r) => Cow::Owned(r.status.to_string()),
@@ -213,98 +200,3 @@ impl Vendor<'_> {
     }
 }
 
-/// A call that got no answer from the vendor (also for the token endpoint).
-pub(crate) fn unreached(e: VendorError) -> ApiError {
-    match e {
-        VendorError::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "The vendor did not answer in time"),
-        VendorError::Refused(p) => ApiError::new(StatusCode::BAD_GATEWAY, format!("The vendor URL is not allowed: {p}")),
-        VendorError::Throttled(wait) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("The vendor's rate limit for this instance is used up for another {} s", wait.as_secs_f64().ceil()),
-        ),
-        VendorError::TooLarge(max) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("The vendor's answer is larger than {max} bytes"))
-        }
-        other => {
-            let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "The vendor could not be reached");
-            err.provider_message = Some(other.to_string());
-            err
-        }
-    }
-}
-
-/// 2xx passes; 4xx keeps its status with the vendor's words; anything else is a
-/// 502 naming the vendor's status.
-pub(crate) fn check_status(response: VendorResponse) -> Result<VendorResponse, ApiError> {
-    match response.status {
-        200..=299 => Ok(response),
-        400..=499 => {
-            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut err = ApiError::new(status, format!("The vendor answered {}", response.status));
-            err.provider_message = provider_message(&response.body);
-            Err(err)
-        }
-        other => {
-            let mut err = ApiError::new(StatusCode::BAD_GATEWAY, format!("The vendor failed with status {other}"));
-            let words = provider_message(&response.body).unwrap_or_default();
-            err.provider_message = Some(format!("Vendor status {other}: {words}").trim_end_matches([' ', ':']).to_owned());
-            Err(err)
-        }
-    }
-}
-
-/// The log line of one call: the path without its query, the query's names only
-/// (values can be secrets: tokens, e-mail addresses), no bodies, no headers.
-pub(crate) fn log_entry(
-    instance_id: i64,
-    method: &Method,
-    path: &str,
-    query: &[(String, String)],
-    done: &switchyard_engine::Dispatched,
-    at: SystemTime,
-) -> NewCall {
-    let (path, inline) = path.split_once('?').unwrap_or((path, ""));
-    let mut query_names: Vec<String> = url::form_urlencoded::parse(inline.as_bytes()).map(|(k, _)| k.into_owned()).collect();
-    query_names.extend(query.iter().map(|(k, _)| k.clone()));
-    let (status, outcome) = match &done.result {
-        Ok(r) => (Some(r.status), "answered"),
-        Err(VendorError::Timeout) => (None, "timeout"),
-        Err(VendorError::Connect(_)) => (None, "unreachable"),
-        Err(VendorError::Refused(_)) => (None, "refused"),
-        Err(VendorError::Throttled(_)) => (None, "throttled"),
-        Err(VendorError::TooLarge(_)) => (None, "too-large"),
-        Err(VendorError::Protocol(_)) => (None, "protocol"),
-    };
-    NewCall {
-        instance_id,
-        method: method.to_string(),
-        path: path.to_owned(),
-        query_names,
-        status,
-        outcome: outcome.to_owned(),
-        duration_ms: done.elapsed.as_millis() as u64,
-        retries: done.retries,
-        at,
-    }
-}
-
-fn malformed() -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON")
-}
-
-pub(super) fn parse_json(r: &VendorResponse) -> Result<Value, ApiError> {
-    if r.body.is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&r.body).map_err(|_| malformed())
-}
-
-/// A vendor answer that needs no rewriting, passed on as its bytes: checked to
-/// be JSON without building it, never parsed into values and written again.
-pub(super) fn json_passthrough(r: VendorResponse) -> Result<Response, ApiError> {
-    if r.body.is_empty() {
-        return Ok(Json(json!({})).into_response());
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).map_err(|_| malformed())?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], r.body).into_response())
-}

@@ -8,26 +8,24 @@
 //! is added beside the vendor's key. Faults become statuses by the element's
 //! `xmlRpc.faults`, with the fault string as `providerMessage`.
 
-use axum::body::Bytes;
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use switchyard_elements::{plan_where, project, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
-use switchyard_store::InstanceRow;
 use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value as Rpc};
 
-use super::vendor::{check_status, render, Extras, Vendor};
-use super::{bad_request, list};
-use crate::ApiError;
+use super::call::{bad_request, requested_fields, HubAnswer};
+use crate::calls::{check_status, render};
+use crate::vendor::{Extras, Vendor};
+use crate::EngineError;
 
 /// What the check and ping calls send after the key (an echo answers it back).
 const PING_VALUE: &str = "switchyard";
 
 /// Calls `{service}.{method}` (or a full method name) with the element's key first.
-pub(crate) async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result<Rpc, ApiError> {
-    let x = vendor.def.xml_rpc.as_ref().ok_or_else(|| ApiError::internal("an xml-rpc element without xmlRpc"))?;
+pub async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result<Rpc, EngineError> {
+    let x = vendor.def.xml_rpc.as_ref().ok_or_else(|| EngineError::internal("an xml-rpc element without xmlRpc"))?;
     let method = if method.contains('.') { method.to_owned() } else { format!("{}.{method}", x.service) };
     let mut all = Vec::with_capacity(params.len() + 1);
     if let Some(key) = &x.key {
@@ -47,7 +45,7 @@ pub(crate) async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) ->
         Ok(MethodResponse::Fault(f)) => Err(fault_error(vendor.def, &f)),
         Err(e) => {
             // The codec's messages quote at most 40 characters and never the document.
-            let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed XML-RPC");
+            let mut err = EngineError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed XML-RPC");
             err.provider_message = Some(e.to_string());
             Err(err)
         }
@@ -55,19 +53,19 @@ pub(crate) async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) ->
 }
 
 /// A fault as the hub answers it: the element's status for its kind, else 502.
-fn fault_error(def: &ElementDefinition, fault: &Fault) -> ApiError {
+fn fault_error(def: &ElementDefinition, fault: &Fault) -> EngineError {
     let kind = fault.keap_kind();
     let status = kind
         .and_then(|k| def.xml_rpc.as_ref()?.faults.get(k))
         .and_then(|s| StatusCode::from_u16(*s).ok())
         .unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut err = ApiError::new(status, format!("The vendor refused the call ({})", kind.unwrap_or("fault")));
+    let mut err = EngineError::new(status, format!("The vendor refused the call ({})", kind.unwrap_or("fault")));
     err.provider_message = Some(fault.message.clone());
     err
 }
 
 /// The element's cheap credential check: `check.method` with the key and a value.
-pub(crate) async fn check(vendor: &Vendor<'_>) -> Result<(), ApiError> {
+pub(crate) async fn check(vendor: &Vendor<'_>) -> Result<(), EngineError> {
     call(vendor, &vendor.def.check.method, vec![Rpc::from(PING_VALUE)]).await.map(|_| ())
 }
 
@@ -97,8 +95,8 @@ fn selected(def: &ElementDefinition, resource: &Resource) -> Rpc {
     Rpc::Array(model(def, resource).map(|m| m.keys().map(|k| Rpc::from(k.as_str())).collect()).unwrap_or_default())
 }
 
-fn table(resource: &Resource) -> Result<Rpc, ApiError> {
-    resource.table.as_deref().map(Rpc::from).ok_or_else(|| ApiError::internal("an xml-rpc resource without a table"))
+fn table(resource: &Resource) -> Result<Rpc, EngineError> {
+    resource.table.as_deref().map(Rpc::from).ok_or_else(|| EngineError::internal("an xml-rpc resource without a table"))
 }
 
 /// A date as the vendor's `dateTime.iso8601` (no zone): a time with an offset is
@@ -120,7 +118,7 @@ fn vendor_date(text: &str) -> Option<NaiveDateTime> {
 /// `dateTime.iso8601`, integers as `int`, decimals as `double`, `null` clears.
 /// The vendor's key and the added `id` are left out (a record read from the hub
 /// can be sent back); a fixed field may only be given its fixed value.
-fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, ApiError> {
+fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, EngineError> {
     let Value::Object(fields) = body else { return Err(bad_request("The body must be a JSON object")) };
     let model = model(def, resource);
     let mut out = Struct::new();
@@ -180,7 +178,7 @@ pub(crate) async fn query_page(
     vendor: &Vendor<'_>,
     resource: &Resource,
     params: &[(String, String)],
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Value>, EngineError> {
     let def = vendor.def;
     let Paging::Page { page_param, size_param, .. } = &def.paging;
     let sort_param = resource.order_by.as_ref().map(|s| s.param.as_str());
@@ -190,7 +188,7 @@ pub(crate) async fn query_page(
         if k == page_param {
             page = v.parse::<i32>().map_err(|_| bad_request("page is too large"))?;
         } else if k == size_param {
-            limit = v.parse::<i32>().map_err(ApiError::internal)?;
+            limit = v.parse::<i32>().map_err(EngineError::internal)?;
         } else if Some(k.as_str()) == sort_param {
             sort = Some(v.clone());
         } else {
@@ -205,58 +203,56 @@ pub(crate) async fn query_page(
     }
     match call(vendor, "query", args).await? {
         Rpc::Array(items) => Ok(items.iter().map(|r| record(def, r)).collect()),
-        _ => Err(ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
+        _ => Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
     }
 }
 
 /// A hub id as the vendor's integer key; anything else names no record.
-fn record_id(resource: &Resource, id: &str) -> Result<i32, ApiError> {
-    id.parse::<i32>().map_err(|_| ApiError::not_found(format!("No {} with id '{id}'", resource.name())))
+fn record_id(resource: &Resource, id: &str) -> Result<i32, EngineError> {
+    id.parse::<i32>().map_err(|_| EngineError::not_found(format!("No {} with id '{id}'", resource.name())))
 }
 
 /// `load` of one record, which must carry the resource's fixed fields (a task
 /// is not a note: 404).
-async fn load(vendor: &Vendor<'_>, resource: &Resource, id: i32) -> Result<Value, ApiError> {
+async fn load(vendor: &Vendor<'_>, resource: &Resource, id: i32) -> Result<Value, EngineError> {
     let got = call(vendor, "load", vec![table(resource)?, Rpc::Int(id), selected(vendor.def, resource)]).await?;
     let fits = resource.fixed.iter().all(|(k, v)| got.as_struct().and_then(|s| s.get(k)).and_then(Rpc::as_str) == Some(v.as_str()));
     if !fits {
-        return Err(ApiError::not_found(format!("No {} with id {id}", resource.name())));
+        return Err(EngineError::not_found(format!("No {} with id {id}", resource.name())));
     }
     Ok(record(vendor.def, &got))
 }
 
-/// One hub call on an `xml-rpc` element.
+/// One hub call on an `xml-rpc` element, lists aside (`list.rs` pages them
+/// through [`query_page`]).
 pub(super) async fn operation(
     vendor: &Vendor<'_>,
-    row: &InstanceRow,
-    hub: &str,
-    path: &str,
     route: &RouteMatch<'_>,
     params: &[(String, String)],
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<HubAnswer, EngineError> {
     let def = vendor.def;
     let resource = route.resource;
-    let id = || route.id.as_deref().map(|id| record_id(resource, id)).transpose()?.ok_or_else(|| ApiError::internal("route without an id"));
+    let id = || route.id.as_deref().map(|id| record_id(resource, id)).transpose()?.ok_or_else(|| EngineError::internal("route without an id"));
     let json_body = || match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err(bad_request("The body must be a JSON object")),
     };
     match route.operation {
-        Operation::List => list::list(vendor, row, hub, path, "", params, resource).await,
+        Operation::List => Err(EngineError::internal("an xml-rpc list outside list.rs")),
         Operation::Read => {
             let method = resource.rpc_method.as_deref().unwrap_or(&def.check.method);
             let answer = call(vendor, method, vec![Rpc::from(PING_VALUE)]).await?;
-            Ok(Json(json!({"method": method, "result": answer.to_json()})).into_response())
+            HubAnswer::json(&json!({"method": method, "result": answer.to_json()}))
         }
         Operation::Get => {
-            let fields = super::requested_fields(def, resource, params)?;
+            let fields = requested_fields(def, resource, params)?;
             let record = load(vendor, resource, id()?).await?;
             let record = match fields {
                 Some(fields) => project(&record, &fields),
                 None => record,
             };
-            Ok(Json(record).into_response())
+            HubAnswer::json(&record)
         }
         Operation::Create => {
             let mut fields = write_struct(def, resource, &json_body()?)?;
@@ -266,8 +262,8 @@ pub(super) async fn operation(
             let created = call(vendor, "add", vec![table(resource)?, Rpc::Struct(fields)]).await?;
             let new_id = created
                 .as_i32()
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's add answer is not an id"))?;
-            Ok(Json(load(vendor, resource, new_id).await?).into_response())
+                .ok_or_else(|| EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's add answer is not an id"))?;
+            HubAnswer::json(&load(vendor, resource, new_id).await?)
         }
         Operation::Update => {
             let id = id()?;
@@ -276,7 +272,7 @@ pub(super) async fn operation(
                 load(vendor, resource, id).await?; // only records of this resource
             }
             call(vendor, "update", vec![table(resource)?, Rpc::Int(id), Rpc::Struct(fields)]).await?;
-            Ok(Json(load(vendor, resource, id).await?).into_response())
+            HubAnswer::json(&load(vendor, resource, id).await?)
         }
         Operation::Delete => {
             let id = id()?;
@@ -284,7 +280,7 @@ pub(super) async fn operation(
                 load(vendor, resource, id).await?;
             }
             call(vendor, "delete", vec![table(resource)?, Rpc::Int(id)]).await?;
-            Ok(StatusCode::OK.into_response())
+            Ok(HubAnswer::default())
         }
         Operation::Count => {
             // `where` on counts: only what queryData says exactly.
@@ -298,8 +294,8 @@ pub(super) async fn operation(
                 data.extend(plan.params.into_iter().map(|(k, v)| (k, Rpc::from(v))));
             }
             let n = call(vendor, "count", vec![table(resource)?, Rpc::Struct(data)]).await?;
-            let n = n.as_i32().ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's count answer is not a number"))?;
-            Ok(Json(json!({"count": n})).into_response())
+            let n = n.as_i32().ok_or_else(|| EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's count answer is not a number"))?;
+            HubAnswer::json(&json!({"count": n}))
         }
     }
 }

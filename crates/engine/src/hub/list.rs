@@ -1,18 +1,18 @@
 //! Hub lists: exact pages over the vendor's paging, and opaque, signed
 //! `nextPage` tokens bound to the instance and the hub path.
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
 use switchyard_elements::{plan_order_by, plan_where, project, Behaviour, Paging, Protocol, QueryError, Resource, VendorQuery};
 use switchyard_store::InstanceRow;
 
-use super::vendor::Vendor;
-use super::bad_request;
-use crate::ApiError;
+use super::call::{bad_request, requested_fields, HubAnswer};
+use crate::vendor::Vendor;
+use crate::EngineError;
 
 /// Default hub page size, as in Cloud Elements.
 const DEFAULT_PAGE_SIZE: u64 = 200;
@@ -21,7 +21,7 @@ const DEFAULT_PAGE_SIZE: u64 = 200;
 /// rarely matches cannot hold a request (and the vendor's quota) for long: at the
 /// cap the call answers with what it found and a `nextPage` token that resumes
 /// the scan where it stopped, as Cloud Elements does.
-pub(crate) const MAX_SCAN_PAGES: u64 = 20;
+pub const MAX_SCAN_PAGES: u64 = 20;
 
 /// Where a hub page starts, as the opaque `nextPage` token says or `page` implies.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -58,7 +58,7 @@ fn decode_token(key: &[u8], text: &str) -> Option<PageToken> {
     crate::page_token::decode(key, "hub", text)
 }
 
-fn query_error(e: QueryError) -> ApiError {
+fn query_error(e: QueryError) -> EngineError {
     bad_request(e.to_string())
 }
 
@@ -68,14 +68,14 @@ async fn vendor_page(
     vendor_path: &str,
     resource: &Resource,
     query: &[(String, String)],
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Value>, EngineError> {
     if vendor.def.protocol == Protocol::XmlRpc {
         return super::xmlrpc::query_page(vendor, resource, query).await;
     }
     vendor_page_raw(vendor, vendor_path, resource, query)
         .await?
         .iter()
-        .map(|r| serde_json::from_str(r.get()).map_err(ApiError::internal))
+        .map(|r| serde_json::from_str(r.get()).map_err(EngineError::internal))
         .collect()
 }
 
@@ -85,9 +85,9 @@ async fn vendor_page(
 type RawRecords = Vec<Box<RawValue>>;
 
 /// The records array of a list answer, by `recordsPath`, as raw JSON texts.
-fn raw_records(body: &[u8], records_path: Option<&str>) -> Result<RawRecords, ApiError> {
-    let no_array = || ApiError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array");
-    let malformed = || ApiError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON");
+fn raw_records(body: &[u8], records_path: Option<&str>) -> Result<RawRecords, EngineError> {
+    let no_array = || EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds no array");
+    let malformed = || EngineError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed JSON");
     if body.is_empty() {
         return Err(no_array());
     }
@@ -113,10 +113,10 @@ async fn vendor_page_raw(
     vendor_path: &str,
     resource: &Resource,
     query: &[(String, String)],
-) -> Result<RawRecords, ApiError> {
+) -> Result<RawRecords, EngineError> {
     if vendor.def.protocol == Protocol::XmlRpc {
         let records = super::xmlrpc::query_page(vendor, resource, query).await?;
-        return records.iter().map(|r| serde_json::value::to_raw_value(r).map_err(ApiError::internal)).collect();
+        return records.iter().map(|r| serde_json::value::to_raw_value(r).map_err(EngineError::internal)).collect();
     }
     let r = vendor.send(Method::GET, vendor_path, query, None).await?;
     if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
@@ -139,6 +139,9 @@ fn join_raw(records: &[Box<RawValue>]) -> Vec<u8> {
     out
 }
 
+/// One exact hub page of the resource's list: `pageSize` records (default 200)
+/// from `page` or the `nextPage` token, filtered by `where` (the vendor's part sent
+/// to the vendor, the rest filtered here), sorted by `orderBy`, cut to `fields`.
 pub(super) async fn list(
     vendor: &Vendor<'_>,
     row: &InstanceRow,
@@ -147,7 +150,7 @@ pub(super) async fn list(
     vendor_path: &str,
     params: &[(String, String)],
     resource: &Resource,
-) -> Result<Response, ApiError> {
+) -> Result<HubAnswer, EngineError> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let def = vendor.def;
     let where_text = get("where").unwrap_or("");
@@ -159,12 +162,12 @@ pub(super) async fn list(
     };
     let mut filters = plan.params;
     filters.extend(plan_order_by(resource, order_text).map_err(query_error)?);
-    let fields = super::requested_fields(def, resource, params)?;
+    let fields = requested_fields(def, resource, params)?;
 
     let Paging::Page { page_param, size_param, first_page, max_page_size } = &def.paging;
     let hub_path = format!("{hub}/{path}");
     let q = query_hash(where_text, order_text);
-    let key = vendor.state.paging_key.as_slice();
+    let key = vendor.engine.paging_key.as_slice();
     let token = match get("nextPage").filter(|t| !t.is_empty()) {
         Some(text) => {
             let t = decode_token(key, text).ok_or_else(|| bad_request("nextPage is not a token this server issued"))?;
@@ -181,7 +184,7 @@ pub(super) async fn list(
     let (size, page) = match &token {
         Some(t) => (t.s, 1),
         None => {
-            let number = |name: &str, default: u64| -> Result<u64, ApiError> {
+            let number = |name: &str, default: u64| -> Result<u64, EngineError> {
                 match get(name) {
                     None | Some("") => Ok(default),
                     Some(v) => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| bad_request(format!("{name} must be a whole number from 1"))),
@@ -228,10 +231,10 @@ pub(super) async fn list(
                 Some(fields) => {
                     let mut values = Vec::with_capacity(records.len());
                     for r in &records {
-                        let value: Value = serde_json::from_str(r.get()).map_err(ApiError::internal)?;
+                        let value: Value = serde_json::from_str(r.get()).map_err(EngineError::internal)?;
                         values.push(project(&value, fields));
                     }
-                    serde_json::to_vec(&values).map_err(ApiError::internal)?
+                    serde_json::to_vec(&values).map_err(EngineError::internal)?
                 }
             };
             (body, records.len(), next)
@@ -281,19 +284,15 @@ pub(super) async fn list(
                     *r = project(r, fields);
                 }
             }
-            (serde_json::to_vec(&out).map_err(ApiError::internal)?, out.len(), next)
+            (serde_json::to_vec(&out).map_err(EngineError::internal)?, out.len(), next)
         }
     };
 
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("Elements-Returned-Count", HeaderValue::from(count));
-    if let Some(next) = next {
-        if let Ok(v) = HeaderValue::from_str(&encode_token(key, &next)) {
-            headers.insert("Elements-Next-Page-Token", v);
-        }
-    }
-    Ok((headers, body).into_response())
+    Ok(HubAnswer {
+        body: Some(Bytes::from(body)),
+        returned_count: Some(count),
+        next_page: next.map(|next| encode_token(key, &next)),
+    })
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@
 //! percent-encoded, each segment decoded once and checked, and every value is
 //! encoded again as one segment when the vendor URL is built.
 
-use axum::http::StatusCode;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::ApiError;
+use crate::EngineError;
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is
 /// encoded, so no value can carry a delimiter (`/ ? # ;`) or a `%` of its own.
@@ -34,7 +33,7 @@ fn refusal(what: &str, value: &str) -> Option<String> {
 ///
 /// Errors: 400 for `.`, `..`, a value containing `/` or NUL; an empty value is
 /// refused too (it would merge with its neighbour segment).
-pub(crate) fn encode(value: &str) -> Result<String, ApiError> {
+pub fn encode(value: &str) -> Result<String, EngineError> {
     if value.is_empty() {
         return Err(bad("A record id may not be empty"));
     }
@@ -48,7 +47,7 @@ pub(crate) fn encode(value: &str) -> Result<String, ApiError> {
 /// decoded once and checked: `.`, `..` (in any encoding), NUL, `/` (as `%2F`)
 /// and text that is not UTF-8 are 400s. Empty segments (`a//b`, a trailing `/`)
 /// are dropped when `drop_empty`, and refused otherwise except for a trailing one.
-pub(crate) fn decode(raw: &str, what: &str, drop_empty: bool) -> Result<Vec<String>, ApiError> {
+pub fn decode(raw: &str, what: &str, drop_empty: bool) -> Result<Vec<String>, EngineError> {
     let parts: Vec<&str> = raw.split('/').collect();
     let last = parts.len() - 1;
     let mut out = Vec::with_capacity(parts.len());
@@ -70,13 +69,14 @@ pub(crate) fn decode(raw: &str, what: &str, drop_empty: bool) -> Result<Vec<Stri
     Ok(out)
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+fn bad(message: impl Into<String>) -> EngineError {
+    EngineError::bad_request(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn every_encoding_of_a_dot_segment_is_refused() {

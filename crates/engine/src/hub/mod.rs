@@ -1,0 +1,218 @@
+//! Hub operations: `/hubs/{hub}/{path}` for an instance, routed through the
+//! element's data to one or more vendor calls, answered as typed values.
+//!
+//! `list` turns vendor pages into exact hub pages with signed `nextPage` tokens;
+//! `xmlrpc` is the `xml-rpc` protocol (Keap's `DataService`); REST JSON is here.
+
+mod call;
+pub(crate) mod list;
+pub(crate) mod xmlrpc;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::Value;
+use switchyard_elements::{project, ElementDefinition, Operation, Protocol, RouteError, RouteMatch};
+use switchyard_store::InstanceRow;
+
+pub use call::{HubAnswer, HubPage, HubRequest, Outcome};
+use call::{bad_request, requested_fields};
+use crate::calls::{malformed, parse_json};
+use crate::client::VendorResponse;
+use crate::instance::OpenInstance;
+use crate::vendor::{Extras, Vendor};
+use crate::{oauth, segment, Engine, EngineError};
+
+impl Engine {
+    /// Which operation `method path` names on the instance's element (404 for no
+    /// such resource or another hub, 405 for a method the path does not take).
+    pub fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
+        let def = self.element_of(&open.row)?;
+        route(&def, method, hub, path).map(|r| r.operation)
+    }
+
+    /// Executes one hub call for an opened instance: OAuth tokens refreshed first
+    /// when due (an instance whose refresh was refused answers 401), then the
+    /// element's protocol.
+    pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
+        let unreached = |e| Outcome { answer: Err(e), maybe_reached: false };
+        let def = match self.element_of(&open.row) {
+            Ok(def) => def,
+            Err(e) => return unreached(e),
+        };
+        let route = match route(&def, &request.method, &request.hub, &request.path) {
+            Ok(route) => route,
+            Err(e) => return unreached(e),
+        };
+        let mut config = Cow::Borrowed(&open.config);
+        if def.authentication.oauth2().is_some() {
+            if !open.row.valid {
+                return unreached(oauth::reauthorize_error(self, open.row.id).await);
+            }
+            if let Err(e) = oauth::ensure_fresh(self, &def, open.row.id, config.to_mut()).await {
+                return unreached(e);
+            }
+        }
+        let vendor = match Vendor::new(self, &def, &config) {
+            Ok(v) => v.for_instance(open.row.id),
+            Err(e) => return unreached(e),
+        };
+        let answer = operate(&vendor, &open.row, request, &route).await;
+        Outcome { answer, maybe_reached: vendor.maybe_reached() }
+    }
+
+    /// A hub read made by the platform itself for an instance (the event poller's
+    /// lists, the delivery worker's records): the same routing, vendor call and
+    /// paging as a caller's `GET /hubs/...`. `hub_path` is percent-encoded
+    /// (`/hubs/ecommerce/orders/12`), ids made with [`segment::encode`].
+    pub async fn read(&self, row: &InstanceRow, hub_path: &str, params: &[(String, String)]) -> Result<HubAnswer, EngineError> {
+        let raw = hub_path
+            .strip_prefix("/hubs/")
+            .ok_or_else(|| bad_request(format!("'{hub_path}' is not a hub path")))?;
+        let mut segments = segment::decode(raw, "A hub path", false)?.into_iter();
+        let hub = segments.next().unwrap_or_default();
+        let path = segments.collect::<Vec<_>>().join("/");
+        let def = self.element_of(row)?;
+        let route = route(&def, &Method::GET, &hub, &path)?;
+        if !matches!((route.operation, &route.id), (Operation::List, _) | (Operation::Get, Some(_))) {
+            return Err(bad_request(format!("{hub_path} is not a list or a record")));
+        }
+        let open = OpenInstance { row: row.clone(), config: self.open_configuration(&def, row).await? };
+        let request = HubRequest { method: Method::GET, hub, path, params: params.to_vec(), body: Bytes::new() };
+        self.execute(&open, &request).await.answer
+    }
+
+    /// One page of `GET {path}` (a hub path such as `/hubs/ecommerce/orders`) for
+    /// the instance, with the query a hub caller would send (`where`, `pageSize`,
+    /// `nextPage`, ...), decoded.
+    pub async fn list_page(&self, row: &InstanceRow, path: &str, query: &[(String, String)]) -> Result<HubPage, EngineError> {
+        let answer = self.read(row, path, query).await?;
+        let records = match answer.body.as_deref().map(serde_json::from_slice::<Value>) {
+            Some(Ok(Value::Array(items))) => items,
+            _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "the hub list answered no JSON array")),
+        };
+        Ok(HubPage { records, next_page: answer.next_page })
+    }
+
+    /// The record `id` of the instance's hub resource `object` (`orders`), read
+    /// through the hub; `None` when the vendor has no such record (404). An
+    /// instance that is gone is a 404 error.
+    pub async fn get_record(&self, organization_id: i64, instance_id: i64, object: &str, id: &str) -> Result<Option<Value>, EngineError> {
+        let gone = || EngineError::not_found(format!("instance {instance_id} no longer exists"));
+        let row = self.store.instance(organization_id, instance_id).await?.ok_or_else(gone)?;
+        let def = self.catalog.get(&row.element_key).cloned().ok_or_else(gone)?;
+        let path = format!("/hubs/{}/{}/{}", def.hub, object.trim_matches('/'), segment::encode(id)?);
+        let answer = match self.read(&row, &path, &[]).await {
+            Ok(answer) => answer,
+            Err(e) if e.status == StatusCode::NOT_FOUND => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let body = answer.body.unwrap_or_default();
+        serde_json::from_slice(&body).map(Some).map_err(|_| EngineError::new(StatusCode::BAD_GATEWAY, "the hub answered no JSON record"))
+    }
+
+    /// `ANY /proxy/{path}`: one call to a vendor path no hub resource maps, with the
+    /// instance's credentials, retries, limits, outbound policy and call log. The
+    /// vendor's answer comes back whatever its status; only a call that got no
+    /// answer is an error. `path` is already made of encoded segments.
+    pub async fn proxy(&self, open: &OpenInstance, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
+        let def = self.element_of(&open.row)?;
+        let vendor = Vendor::new(self, &def, &open.config)?.for_instance(open.row.id);
+        vendor.exchange(method, path, extras).await
+    }
+}
+
+/// The route of `method path` on the element's hub.
+fn route<'d>(def: &'d ElementDefinition, method: &Method, hub: &str, path: &str) -> Result<RouteMatch<'d>, EngineError> {
+    if def.hub != hub {
+        return Err(EngineError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
+    }
+    def.route(method.as_str(), path).map_err(|e| match e {
+        RouteError::NotFound => EngineError::not_found(format!("No resource /hubs/{hub}/{path}")),
+        RouteError::MethodNotAllowed => {
+            EngineError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}"))
+        }
+    })
+}
+
+/// The routed operation through the element's protocol.
+async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, route: &RouteMatch<'_>) -> Result<HubAnswer, EngineError> {
+    let (hub, path, params) = (request.hub.as_str(), request.path.as_str(), request.params.as_slice());
+    if vendor.def.protocol == Protocol::XmlRpc {
+        return match route.operation {
+            Operation::List => list::list(vendor, row, hub, path, "", params, route.resource).await,
+            _ => xmlrpc::operation(vendor, route, params, &request.body).await,
+        };
+    }
+    let vendor_path = vendor_path(route)?;
+    match route.operation {
+        Operation::List => list::list(vendor, row, hub, path, &vendor_path, params, route.resource).await,
+        Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
+        Operation::Get => {
+            let fields = requested_fields(vendor.def, route.resource, params)?;
+            let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
+            match fields {
+                Some(fields) => HubAnswer::json(&project(&parse_json(&r)?, &fields)),
+                None => json_passthrough(r),
+            }
+        }
+        Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
+        Operation::Create | Operation::Update => write(vendor, route, &request.body).await,
+        Operation::Delete => {
+            vendor.send(Method::DELETE, &vendor_path, &[], None).await?;
+            Ok(HubAnswer::default())
+        }
+    }
+}
+
+/// A REST create or update: the body checked and rewritten by the element's
+/// behaviours, sent with the resource's method, the vendor's record answered.
+async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Result<HubAnswer, EngineError> {
+    let mut value = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err(bad_request("The body must be a JSON object")),
+    };
+    // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
+    switchyard_elements::prepare_write_body(vendor.def, route.resource, &mut value);
+    let body = Bytes::from(serde_json::to_vec(&value).map_err(EngineError::internal)?);
+    let method = if route.operation == Operation::Create {
+        Method::POST
+    } else {
+        route.resource.update_method.parse().map_err(EngineError::internal)?
+    };
+    let r = vendor.send(method, &vendor_path(route)?, &[], Some(body)).await?;
+    HubAnswer::json(&parse_json(&r)?)
+}
+
+/// A vendor answer that needs no rewriting, passed on as its bytes: checked to
+/// be JSON without building it, never parsed into values and written again.
+fn json_passthrough(r: VendorResponse) -> Result<HubAnswer, EngineError> {
+    if r.body.is_empty() {
+        return Ok(HubAnswer { body: Some(Bytes::from_static(b"{}")), ..HubAnswer::default() });
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).map_err(|_| malformed())?;
+    Ok(HubAnswer { body: Some(r.body), ..HubAnswer::default() })
+}
+
+/// The route's vendor path, with the record id as the last segment when it has one.
+fn vendor_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
+    let mut path = resource_path(route)?;
+    if let Some(id) = &route.id {
+        path.push('/');
+        path.push_str(&segment::encode(id)?);
+    }
+    Ok(path)
+}
+
+/// The resource's vendor path with the route's parameters filled in, each
+/// encoded as one path segment.
+fn resource_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
+    let mut params = Vec::with_capacity(route.params.len());
+    for (name, value) in &route.params {
+        params.push((name.as_str(), segment::encode(value)?));
+    }
+    let values: BTreeMap<&str, &str> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    switchyard_elements::render(&route.resource.vendor_path, |n| values.get(n).map(|v| Cow::Borrowed(*v))).map_err(EngineError::internal)
+}
