@@ -190,9 +190,11 @@ async fn slow_server_times_out() {
 
 #[tokio::test]
 async fn connection_refused_is_connect() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
+    // A port held but not listening: connections to it are refused, and nothing
+    // else can take it meanwhile (a port freed again could be).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let err = loopback_client()
         .send(VendorRequest::new(
             Method::GET,

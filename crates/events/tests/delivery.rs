@@ -223,11 +223,8 @@ async fn a_private_callback_is_refused_without_allow_listing() {
 #[tokio::test]
 async fn a_receiver_that_is_down_then_up_gets_everything() {
     let s = setup().await;
-    // A free port with nobody listening yet.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // A port with nobody listening yet (held, so no one else takes it meanwhile).
+    let (socket, addr) = reserve_port();
     let url = format!("http://{addr}/hook");
     let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
     let ids = queue(&s, &instance, 50).await;
@@ -240,7 +237,7 @@ async fn a_receiver_that_is_down_then_up_gets_everything() {
     })
     .await;
     let receiver = Receiver::default();
-    start_receiver(&addr.to_string(), receiver.clone()).await;
+    start_receiver_on(socket.listen(1024).unwrap(), receiver.clone());
     until(Duration::from_secs(60), "every event", || {
         let got: std::collections::HashSet<String> = receiver
             .requests()
@@ -290,7 +287,9 @@ async fn finished_events_leave_the_log_after_the_retention_and_pending_ones_stay
 
     let week = Retention::default();
     assert_eq!(prune_once(&s.ctx.store, &week).await.unwrap(), 0, "nothing is a week old");
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Pruning takes what was last attempted before now: let the clock pass the attempts.
+    let attempted = now_ms();
+    until(Duration::from_secs(5), "the clock to move on", || now_ms() > attempted).await;
     // A batch smaller than the backlog: the loop takes several.
     let none = Retention { keep: Duration::ZERO, batch: 2, ..Default::default() };
     assert_eq!(prune_once(&s.ctx.store, &none).await.unwrap(), 3);

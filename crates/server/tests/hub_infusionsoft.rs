@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+mod common;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
@@ -708,15 +710,12 @@ async fn token_calls_are_in_the_call_log_without_secrets() {
 
     // Both token calls made for the instance are logged (the creation's exchange
     // came before the instance existed); the log is written in the background.
-    let mut log = Vec::new();
-    for _ in 0..500 {
+    let log = common::until_some(Duration::from_secs(10), "the token calls in the call log", || async {
         let page = p.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.ok();
-        log = page.as_array().unwrap().iter().filter(|e| e["path"] == "/token").cloned().collect();
-        if log.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        let log: Vec<Value> = page.as_array().unwrap().iter().filter(|e| e["path"] == "/token").cloned().collect();
+        (log.len() >= 2).then_some(log)
+    })
+    .await;
     assert_eq!(log.len(), 2, "{log:?}");
     for entry in &log {
         assert_eq!((entry["method"].as_str(), entry["status"].as_i64()), (Some("POST"), Some(200)), "{entry}");
@@ -749,12 +748,7 @@ async fn a_client_that_hangs_up_during_a_refresh_does_not_lose_the_rotated_token
     );
     let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
     conn.write_all(request.as_bytes()).await.unwrap();
-    for _ in 0..1000 {
-        if p.sim.token_calls().refresh_token > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::until(Duration::from_secs(10), "the refresh at Keap", || p.sim.token_calls().refresh_token > 0).await;
     assert_eq!(p.sim.token_calls().refresh_token, 1, "the refresh is under way");
     drop(conn);
     settings.token_answer_delay = Duration::ZERO;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+mod common;
+
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
 use switchyard_engine::{Dispatcher, InstanceLimits, OutboundPolicy, RetryPolicy, VendorClient};
@@ -111,14 +113,12 @@ impl App {
 
     /// The instance's log once it holds at least `n` entries (it is written in the background).
     async fn logs(&self, id: i64, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
+        common::until_some(Duration::from_secs(10), &format!("{n} entries in the call log"), || async {
             let v: Value = self.get(&self.auth, &format!("/instances/{id}/logs?pageSize=500")).send().await.unwrap().json().await.unwrap();
-            if v.as_array().unwrap().len() >= n {
-                return v.as_array().unwrap().clone();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the log never reached {n} entries");
+            let log = v.as_array().unwrap().clone();
+            (log.len() >= n).then_some(log)
+        })
+        .await
     }
 }
 
@@ -285,12 +285,7 @@ async fn idempotency_keys_replay_refuse_mismatches_and_in_flight_repeats() {
     app.sim.set_faults("abc123", Faults { latency: Some(Duration::from_secs(2)), ..Faults::default() });
     let before = app.sim.request_count("abc123");
     let first = tokio::spawn(post("/hubs/ecommerce/products/brands", json!({"name": "Slow"}), "k-3"));
-    for _ in 0..1000 {
-        if app.sim.request_count("abc123") > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::until(Duration::from_secs(10), "the first POST at the vendor", || app.sim.request_count("abc123") > before).await;
     let r = post("/hubs/ecommerce/products/brands", json!({"name": "Slow"}), "k-3").await.unwrap();
     assert_eq!(r.status(), 409);
     assert_eq!(first.await.unwrap().unwrap().status(), 200);
@@ -362,26 +357,17 @@ async fn a_client_that_hangs_up_mid_create_still_gets_the_first_answer_on_a_repe
     );
     let mut conn = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).await.unwrap();
     conn.write_all(request.as_bytes()).await.unwrap();
-    for _ in 0..1000 {
-        if app.sim.request_count("abc123") > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::until(Duration::from_secs(10), "the POST at the vendor", || app.sim.request_count("abc123") > before).await;
     assert_eq!(app.sim.request_count("abc123"), before + 1, "the vendor has the POST");
     drop(conn);
 
     // Repeats meet 409 while the first runs on, then get its stored answer.
-    let mut replayed = None;
-    for _ in 0..400 {
+    let what = "the first answer to be stored (the key was still held)";
+    let r = common::until_some(Duration::from_secs(10), what, || async {
         let r = app.post(&auth, "/hubs/ecommerce/products/brands", &json!({"name": "Hung up"})).header("Idempotency-Key", "hang-1").send().await.unwrap();
-        if r.status() != 409 {
-            replayed = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let r = replayed.expect("the key was still held after 10 s: the first answer was never stored");
+        (r.status() != 409).then_some(r)
+    })
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["idempotent-replayed"], "true");
     let brand: Value = r.json().await.unwrap();
@@ -517,6 +503,7 @@ async fn slow_clients_are_cut_off_idle_ones_later_and_connections_are_bounded() 
     // Keep-alive: idle past the header-read timeout is fine, past the idle timeout not.
     let mut idle = connect().await.unwrap();
     assert!(healthz(&mut idle).await);
+    // Idle on purpose (the stimulus, not a wait for something): past the 600 ms limit.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(healthz(&mut idle).await, "idle for longer than the header-read timeout, still open");
     let idle_from = tokio::time::Instant::now();
@@ -536,9 +523,11 @@ async fn slow_clients_are_cut_off_idle_ones_later_and_connections_are_bounded() 
         open.push(conn);
     }
     let mut fourth = connect().await.unwrap();
-    let waiting = tokio::spawn(async move { healthz(&mut fourth).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "a fourth connection is not served while three are open");
+    let mut waiting = tokio::spawn(async move { healthz(&mut fourth).await });
+    // Nothing marks "the server chose not to serve it", so this looks for 300 ms; a
+    // correct server never answers it while three are open, so it cannot fail spuriously.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(early.is_err(), "a fourth connection is not served while three are open");
     drop(open.pop());
     assert!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), "served once one closed");
 }

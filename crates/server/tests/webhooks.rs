@@ -19,6 +19,8 @@ use switchyard_server::webhooks::SECRET_HEADER;
 use switchyard_server::{new_secret, AppState};
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 
+mod common;
+
 /// What the receiver got: the message bodies, in order.
 #[derive(Clone, Default)]
 struct Received(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
@@ -260,12 +262,18 @@ async fn vendor_changes_arrive_enriched_and_signed() {
     assert_eq!(got[1].1["message"]["events"][0]["eventType"], "UPDATED");
     assert_eq!(got[1].1["message"]["raw"]["staff_notes"], "rush");
 
-    // The log keeps the vendor's call as it came and the record as it was sent.
-    let (status, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
-    assert_eq!(status, StatusCode::OK, "{log}");
-    let log = log.as_array().unwrap();
+    // The log keeps the vendor's call as it came and the record as it was sent. An
+    // event is NOTIFIED once the receiver's answer is back, just after the receiver
+    // has recorded the message: wait for that.
+    let log = common::until_some(Duration::from_secs(20), "both events NOTIFIED", || async {
+        let (status, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        let log = log.as_array().unwrap().clone();
+        (log.len() >= 2 && log.iter().all(|e| e["status"] == "NOTIFIED")).then_some(log)
+    })
+    .await;
     assert_eq!(log.len(), 2);
-    for e in log {
+    for e in &log {
         assert_eq!(e["status"], "NOTIFIED", "{e}");
         assert!(e["providerData"].as_str().unwrap().contains("store/order/"), "{e}");
     }

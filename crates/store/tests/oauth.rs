@@ -42,7 +42,13 @@ async fn one_holder_at_a_time_until_the_lease_lapses_or_is_released() {
     assert!(!s.take_refresh_lease(id, "b", 60_000).await.unwrap(), "only the holder releases");
     s.release_refresh_lease(id, "a").await.unwrap();
     assert!(s.take_refresh_lease(id, "b", 1).await.unwrap());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // b's lease ends 1 ms after it was taken: wait until the clock is past that.
+    let taken = epoch_ms();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while epoch_ms() <= taken {
+        assert!(std::time::Instant::now() < deadline, "the clock stands still");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     assert!(s.take_refresh_lease(id, "a", 60_000).await.unwrap(), "b's lease lapsed (a crashed holder)");
 }
 
@@ -80,4 +86,8 @@ async fn deleting_the_instance_drops_its_row() {
     let org = s.instance_by_token(b"t").await.unwrap().unwrap().organization_id;
     assert!(s.delete_instance(org, id).await.unwrap());
     assert_eq!(s.refresh_refusal(id).await.unwrap(), None);
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

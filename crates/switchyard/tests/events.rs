@@ -3,68 +3,22 @@
 //! across a restart, and the event log API.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::{json, Value};
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+mod common;
 
-struct Server {
-    child: Child,
-    api: String,
-    stdout: Vec<Value>,
-}
+use common::{until, Serve, BIN};
 
-fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--outbound-allow", "127.0.0.1"])
-        .args(["--event-delivery-concurrency", "4", "--event-delivery-timeout", "1", "--event-retry-base", "0.05"])
-        .env("NO_COLOR", "1")
-        .env_remove("SWITCHYARD_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let base = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("serve starts");
-        if let Some(at) = line.find("serving the API at http://") {
-            break line[at + "serving the API at ".len()..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || while rx.recv().is_ok() {});
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (otx, orx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = otx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(line) = orx.recv_timeout(Duration::from_millis(300)) {
-        lines.push(serde_json::from_str(&line).unwrap());
-    }
-    Server { child, api: base, stdout: lines }
-}
-
-impl Server {
-    fn signal(mut self, signal: &str) {
-        Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap();
-    }
+fn start(dir: &std::path::Path) -> Serve {
+    let args = ["--outbound-allow", "127.0.0.1", "--event-delivery-concurrency", "4", "--event-delivery-timeout", "1", "--event-retry-base", "0.05"];
+    Serve::start(dir, &args, &[])
 }
 
 /// Every message received: event id, object id, event type.
@@ -102,14 +56,6 @@ async fn receive(State(r): State<Receiver>, body: Bytes) -> &'static str {
     "ok"
 }
 
-async fn until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 const POLLER: &str = r#"{"customers":{"url":"/hubs/ecommerce/customers","idField":"id","datesConfiguration":{
   "updatedDateField":"date_modified","updatedDateFormat":"EEE, dd MMM yyyy HH:mm:ss Z",
   "createdDateField":"date_created","createdDateFormat":"EEE, dd MMM yyyy HH:mm:ss Z"}}}"#;
@@ -130,7 +76,7 @@ async fn nothing_is_lost_across_sigkill_and_restarts() {
 
     let server = start(dir.path());
     let auth = server.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
-    let api = format!("{}/elements/api-v2", server.api.trim_end_matches("/elements/api-v2"));
+    let api = format!("{}/elements/api-v2", server.base.trim_end_matches("/elements/api-v2"));
     let created: Value = http
         .post(format!("{api}/instances"))
         .header("Authorization", &auth)
@@ -174,7 +120,7 @@ async fn nothing_is_lost_across_sigkill_and_restarts() {
     assert!(by_object.values().all(|events| events.len() == 1), "polling made no second event for any object");
 
     // Polling across a restart: 100 changes while the server is down, one event each.
-    server.signal("-TERM");
+    server.stop();
     let mark = receiver.0.lock().unwrap().len();
     // The 40 seeded customers (never announced) updated, 60 new ones created.
     let announced: HashSet<String> = receiver.0.lock().unwrap().iter().map(|(_, o, _)| o.clone()).collect();
@@ -208,7 +154,7 @@ async fn nothing_is_lost_across_sigkill_and_restarts() {
     assert_eq!((kinds.get("CREATED").copied(), kinds.get("UPDATED").copied()), (Some(61), Some(40)), "{kinds:?}");
 
     // The event log: paged like hub lists, newest first, organization-scoped.
-    let api = format!("{}/elements/api-v2", server.api.trim_end_matches("/elements/api-v2"));
+    let api = format!("{}/elements/api-v2", server.base.trim_end_matches("/elements/api-v2"));
     let mut seen = HashSet::new();
     let mut next: Option<String> = None;
     loop {
@@ -270,7 +216,7 @@ async fn nothing_is_lost_across_sigkill_and_restarts() {
     assert!(listed.is_empty());
     let r = http.get(format!("{api}/instances/events?nextPage=forged.token")).header("Authorization", &auth).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    server.signal("-TERM");
+    server.stop();
 }
 
 /// A vendor webhook call is answered only once its event is committed: every call
@@ -289,7 +235,7 @@ async fn acknowledged_webhook_calls_survive_sigkill() {
 
     let server = start(dir.path());
     let auth = server.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
-    let api = format!("{}/elements/api-v2", server.api.trim_end_matches("/elements/api-v2"));
+    let api = format!("{}/elements/api-v2", server.base.trim_end_matches("/elements/api-v2"));
     let created: Value = http
         .post(format!("{api}/instances"))
         .header("Authorization", &auth)
@@ -336,5 +282,5 @@ async fn acknowledged_webhook_calls_survive_sigkill() {
     tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
     let server = start(dir.path());
     until(Duration::from_secs(120), "every acknowledged call delivered", || receiver.ids().is_superset(&acknowledged)).await;
-    server.signal("-TERM");
+    server.stop();
 }

@@ -5,26 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use common::BIN;
+use common::Serve;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
-
-/// A child process killed when dropped (a failing test leaves nothing running).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `switchyard sandbox --json` (the shared helper) and its Keap simulator's URLs.
 struct Sandbox {
@@ -41,63 +26,29 @@ fn sandbox() -> Sandbox {
     Sandbox { _proc: proc, keap, root }
 }
 
-/// One `serve` process on the database in `dir`; `crash` sets `SWITCHYARD_DEBUG_CRASH`.
+/// One `serve` process on the database in `dir` (killed when dropped); `crash` sets
+/// `SWITCHYARD_DEBUG_CRASH`.
 struct Server {
-    proc: Proc,
+    proc: Serve,
     api: String,
     /// The caller authorization, printed by the first server on a fresh database.
     auth: Option<String>,
 }
 
 fn serve(dir: &std::path::Path, crash: Option<&str>) -> Server {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--outbound-allow", "127.0.0.0/8", "--oauth-refresh-lease", "1"])
-        .env("NO_COLOR", "1")
-        .env_remove("SWITCHYARD_MASTER_KEY")
-        .env_remove("SWITCHYARD_DEBUG_CRASH")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(point) = crash {
-        command.env("SWITCHYARD_DEBUG_CRASH", point);
-    }
-    let mut child = command.spawn().unwrap();
-    let (tx, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let base = loop {
-        let line = log.recv_timeout(Duration::from_secs(60)).expect("serve prints its address");
-        if let Some(at) = line.find("serving the API at http://") {
-            break line[at + "serving the API at ".len()..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in log {});
-    // The first start on an empty database prints the tenant's credentials first.
-    let (otx, orx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = otx.send(line);
-        }
-    });
-    let auth = orx
-        .recv_timeout(Duration::from_millis(500))
-        .ok()
-        .and_then(|l| serde_json::from_str::<Value>(&l).ok())
-        .and_then(|v| v["authorization"].as_str().map(str::to_owned));
-    Server { proc: Proc(child), api: base.trim_end_matches("/elements/api-v2").trim_end_matches('/').to_owned(), auth }
+    let env: Vec<(&str, &str)> = crash.map(|point| ("SWITCHYARD_DEBUG_CRASH", point)).into_iter().collect();
+    let proc = Serve::start(dir, &["--outbound-allow", "127.0.0.0/8", "--oauth-refresh-lease", "1"], &env);
+    // The first start on an empty database prints the tenant's credentials.
+    let auth = proc.stdout.iter().find_map(|v| v["authorization"].as_str()).map(str::to_owned);
+    let api = proc.base.trim_end_matches("/elements/api-v2").trim_end_matches('/').to_owned();
+    Server { proc, api, auth }
 }
 
 impl Server {
     /// Waits for a process that crashed on purpose and says it did not exit cleanly.
-    fn crashed(mut self) {
-        let status = self.proc.0.wait().unwrap();
-        assert!(!status.success(), "the crash point was reached: {status}");
+    fn crashed(self) {
+        let ended = self.proc.wait();
+        assert!(!ended.status.success(), "the crash point was reached: {}", ended.status);
     }
 }
 

@@ -1,79 +1,18 @@
 //! `switchyard serve` as a process: first start, callers, elements, health,
 //! the sandbox, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
-use common::BIN;
-
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Vec<Value>,
-    /// The log up to the listen line.
-    startup: String,
-    log: mpsc::Receiver<String>,
-}
+use common::{Serve, BIN};
 
 /// Starts `serve` on a free loopback port and waits until it listens.
-fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .env_remove("SWITCHYARD_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = String::new();
-    let base = loop {
-        let line = log.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no listen line; log so far:\n{seen}"));
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(at) = line.find("serving the API at http://") {
-            let rest = &line[at + "serving the API at ".len()..];
-            // The address ends at a space (text logs) or a quote (JSON logs).
-            break rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
-        }
-    };
-    // Everything printed on stdout before listening is one JSON document a line.
-    let stdout = child.stdout.take().unwrap();
-    let (otx, orx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = otx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(line) = orx.recv_timeout(Duration::from_millis(300)) {
-        lines.push(serde_json::from_str(&line).expect("stdout holds JSON lines"));
-    }
-    Server { child, base, stdout: lines, startup: seen, log }
-}
-
-impl Server {
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "SIGTERM ends serve cleanly, got {status}");
-        self.log.try_iter().collect::<Vec<_>>().join("\n")
-    }
+fn start(dir: &std::path::Path, extra: &[&str]) -> Serve {
+    Serve::start(dir, extra, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +100,10 @@ async fn first_start_prints_credentials_and_the_api_answers_callers() {
     assert_eq!(r.status(), 200);
     let r = http.get(format!("{}/elements/api-v2/sandbox", server.base.trim_end_matches("/elements/api-v2"))).header("Authorization", &auth).send().await.unwrap();
     assert_eq!(r.status(), 404, "no sandbox without --sandbox");
-    server.stop();
+    let log = server.stop();
+    for s in secrets {
+        assert!(!log.contains(s), "a secret reached the log of a later start");
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -402,9 +344,10 @@ async fn hub_calls_reach_the_bigcommerce_simulator_with_exact_paging() {
     assert!(has(&["switchyard_vendor_call_duration_seconds_count{", "element=\"bigcommerce\""]), "{text}");
     assert!(!text.contains(&format!("/instances/{id}/enabled")), "series are per route template, not per id");
 
-    // --log-format json: every log line is one JSON object.
+    // --log-format json: every log line is one JSON object, from the first to the stop.
     let log = server.stop();
-    assert!(log.lines().count() >= 1, "the drain is logged");
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["message"], "stopped", "the drain is logged");
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
@@ -613,14 +556,8 @@ async fn sandbox_webhooks_reach_the_callback_enriched() {
         .await
         .unwrap();
     let id = made["id"].as_i64().unwrap_or_else(|| panic!("{made}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let message = loop {
-        if let Some(m) = received.lock().unwrap().first().cloned() {
-            break m["message"].clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "no event arrived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    common::until(Duration::from_secs(20), "an event", || !received.lock().unwrap().is_empty()).await;
+    let message = received.lock().unwrap()[0]["message"].clone();
     assert_eq!(message["events"][0]["eventType"], "CREATED");
     assert_eq!(message["events"][0]["objectId"], id.to_string());
     assert_eq!(message["raw"]["email"], "grace@example.com");

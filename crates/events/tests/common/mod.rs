@@ -125,7 +125,21 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 
 /// Starts a receiver on `addr` (use "127.0.0.1:0" for a free port); returns its URL.
 pub async fn start_receiver(addr: &str, receiver: Receiver) -> String {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    start_receiver_on(tokio::net::TcpListener::bind(addr).await.unwrap(), receiver)
+}
+
+/// A loopback port kept for a receiver that is not up yet: bound but not
+/// listening, so connections to it are refused (as by a receiver that is down) and
+/// nothing else can take the port meanwhile. `listen` on it starts the receiver.
+pub fn reserve_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// Starts a receiver on `listener`; returns its URL.
+pub fn start_receiver_on(listener: tokio::net::TcpListener, receiver: Receiver) -> String {
     let local = listener.local_addr().unwrap();
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

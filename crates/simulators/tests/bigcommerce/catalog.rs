@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::common::{date, demo};
+use super::common::{date, demo, past_second};
 use super::spec;
 
 /// Product fields the facts list that the v2 API may give as null.
@@ -126,7 +126,7 @@ async fn product_crud_and_children() {
     s.post("/products", json!({ "name": "X", "price": 1, "categories": [19], "type": "vinyl", "availability": "available", "weight": 1 })).await.error(422);
     s.post("/products", json!({ "name": "X", "price": 1, "categories": [9999], "type": "physical", "availability": "available", "weight": 1 })).await.error(422);
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    past_second(date(&p["date_modified"])).await;
     let r = s.put(&format!("/products/{id}"), json!({ "sale_price": 10, "is_featured": true })).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let u = r.json();

@@ -1,6 +1,7 @@
 //! Starts a simulator on 127.0.0.1:0 and calls it.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -135,6 +136,21 @@ impl Sim {
     pub async fn count(&self, path: &str) -> u64 {
         self.ok(path).await["count"].as_u64().unwrap()
     }
+}
+
+/// Polls `check` until it holds; panics naming `what` once `limit` has passed.
+pub async fn until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the clock (the simulator's: UTC, whole seconds) is past `secs`, so
+/// that a write from now on is stamped later than one stamped `secs`.
+pub async fn past_second(secs: i64) {
+    until(Duration::from_secs(5), "the clock to pass a second", || chrono::Utc::now().timestamp() > secs).await;
 }
 
 /// Parses an RFC 2822 date of an answer.

@@ -13,9 +13,9 @@ use axum::routing::any;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use switchyard_simulators::bigcommerce::{StoreConfig, DEMO_API_TOKEN};
+use switchyard_simulators::bigcommerce::{Delivery, StoreConfig, DEMO_API_TOKEN};
 
-use super::common::{answer, demo, start, Answer, Sim};
+use super::common::{answer, demo, past_second, start, until, Answer, Sim};
 use super::spec;
 
 const SPEC: &str = "webhooks.v3.yml";
@@ -98,6 +98,36 @@ async fn receive(State(state): State<Arc<Mutex<RxState>>>, headers: HeaderMap, b
     }
     state.lock().unwrap().in_flight -= 1;
     AxumStatus::from_u16(status).unwrap()
+}
+
+/// The store's delivery log once it holds at least `n` attempts. An attempt is logged
+/// when the receiver's answer is back, just after the receiver has counted the hit.
+async fn logged(s: &Sim, hash: &str, n: usize) -> Vec<Delivery> {
+    until(Duration::from_secs(20), &format!("{n} attempts in the log of {hash}"), || s.sim.webhook_deliveries(hash).len() >= n).await;
+    s.sim.webhook_deliveries(hash)
+}
+
+/// Before checking that nothing (more) was delivered: fires one event at a store of
+/// its own (own hook, receiver and log) and waits until that delivery is logged.
+/// Each delivery is a task spawned by the write that fires it, so one fired earlier
+/// has had at least that long to be sent and logged.
+async fn settle(s: &Sim) {
+    const HASH: &str = "settle";
+    const TOKEN: &str = "t-settle";
+    s.sim.add_store(StoreConfig { hash: HASH.into(), api_token: TOKEN.into(), seed_orders: 0, seed_customers: 0, seed_products: 0, ..StoreConfig::default() });
+    let rx = Receiver::ok().await;
+    let hook = answer(
+        s.client
+            .post(s.url(&format!("/stores/{HASH}/v3/hooks")))
+            .header("X-Auth-Token", TOKEN)
+            .json(&json!({ "scope": "store/customer/created", "destination": rx.url("/settle") })),
+    )
+    .await;
+    assert_eq!(hook.status, StatusCode::OK, "{}", hook.text);
+    let customer = json!({ "first_name": "Settle", "last_name": "Marker", "email": "settle@example.com" });
+    let made = s.call_as(HASH, "sandbox", TOKEN, Method::POST, "/customers", Some(customer)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    logged(s, HASH, 1).await;
 }
 
 async fn v3(s: &Sim, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -220,7 +250,7 @@ async fn hook_crud_answers_follow_the_spec() {
     assert_eq!(by_dest["meta"]["pagination"]["links"]["current"], "?destination=https%3A%2F%2Fhooks.example.com%2Fbc&page=1&limit=5");
 
     // Update: only what is sent changes.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_second(h["created_at"].as_i64().unwrap()).await;
     let put = v3(&s, Method::PUT, &format!("/hooks/{id}"), Some(json!({ "is_active": false, "headers": { "X-Other": "v2" } }))).await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     let u = put.json();
@@ -373,6 +403,8 @@ async fn order_writes_deliver_payloads_with_custom_headers() {
     // Failed writes fire nothing; the log shows every acknowledged attempt.
     s.put("/orders/100", json!({ "status_id": 99 })).await.error(422);
     s.post("/orders", json!({ "products": [] })).await.error(400);
+    logged(&s, "abc123", 8).await;
+    settle(&s).await;
     let log = s.sim.webhook_deliveries("abc123");
     assert_eq!(log.len(), 8, "{log:?}");
     assert!(log.iter().all(|d| d.acknowledged() && d.attempt == 1 && d.error.is_none()));
@@ -409,7 +441,10 @@ async fn product_and_customer_changes_fire_their_hooks() {
     // Reads and writes to other resources fire nothing.
     s.get("/products/77").await;
     s.post("/brands", json!({ "name": "Hooked" })).await;
+    logged(&s, "abc123", 6).await;
+    settle(&s).await;
     assert_eq!(s.sim.webhook_deliveries("abc123").len(), 6);
+    assert_eq!(rx.hits().len(), 6);
 }
 
 #[tokio::test]
@@ -433,6 +468,8 @@ async fn inactive_hooks_do_not_fire_and_other_stores_are_separate() {
 
     s.post("/orders", order_body()).await;
     rx.wait_for(1).await;
+    logged(&s, "abc123", 1).await;
+    settle(&s).await;
     assert!(quiet.hits().is_empty());
     let log = s.sim.webhook_deliveries("abc123");
     assert_eq!(log.len(), 1);
@@ -460,6 +497,7 @@ async fn a_receiver_failing_twice_gets_three_attempts_on_the_scaled_schedule() {
     assert!(hits.iter().all(|h| h.body == hits[0].body), "retries carry the same payload (and hash)");
     check_payload(&s, &hits[0], "store/order/created", "order", o["id"].as_u64().unwrap());
 
+    logged(&s, "abc123", 3).await;
     let log: Vec<Value> = s.client.get(s.url("/_sim/stores/abc123/webhooks/deliveries")).send().await.unwrap().json().await.unwrap();
     assert_eq!(log.len(), 3, "{log:?}");
     for (i, (d, status)) in log.iter().zip([500, 503, 200]).enumerate() {
@@ -486,11 +524,11 @@ async fn a_receiver_always_failing_deactivates_the_hook_after_twelve_attempts() 
     assert!(!s.sim.set_webhook_time_scale("abc123", -1.0));
     assert!(!s.sim.set_webhook_time_scale("nope", 1.0));
     let rx = Receiver::start(RxState { fallback: Some(500), ..RxState::default() }).await;
-    // A destination nobody listens on: connection errors count as failures too.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // A destination nobody listens on: connection errors count as failures too. The
+    // port is held (bound, not listening: connections refused) so nothing takes it.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let closed = held.local_addr().unwrap();
     let failing = hook(&s, "store/customer/created", &rx.url("/down"), json!({})).await;
     let refused = hook(&s, "store/customer/*", &format!("http://{closed}/gone"), json!({})).await;
     let c = s.post("/customers", json!({ "first_name": "Al", "last_name": "Turing", "email": "al@example.com" })).await;
@@ -524,13 +562,15 @@ async fn a_receiver_always_failing_deactivates_the_hook_after_twelve_attempts() 
     }
     assert_eq!(rx.hits().len(), 12);
 
-    // Inactive now: a new customer fires nothing.
-    s.post("/customers", json!({ "first_name": "B", "last_name": "C", "email": "bc@example.com" })).await;
+    // Inactive now: a new customer fires nothing (the next one, to a new hook, is the
+    // marker that the first had its chance).
     let n = s.sim.webhook_deliveries("abc123").len();
+    s.post("/customers", json!({ "first_name": "B", "last_name": "C", "email": "bc@example.com" })).await;
     let rx2 = Receiver::ok().await;
     hook(&s, "store/customer/created", &rx2.url("/sync"), json!({})).await;
     s.post("/customers", json!({ "first_name": "D", "last_name": "E", "email": "de@example.com" })).await;
     rx2.wait_for(1).await;
+    logged(&s, "abc123", n + 1).await;
     assert_eq!(s.sim.webhook_deliveries("abc123").len(), n + 1);
     assert_eq!(rx.hits().len(), 12);
 }
@@ -547,13 +587,9 @@ async fn deliveries_to_one_slow_receiver_overlap() {
         assert_eq!(p.status, StatusCode::CREATED);
     }
     rx.wait_for(2).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.sim.webhook_deliveries("abc123").len() < 2 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let log = logged(&s, "abc123", 2).await;
     assert_eq!(rx.state.lock().unwrap().max_in_flight, 2);
-    assert!(s.sim.webhook_deliveries("abc123").iter().all(|d| d.acknowledged()));
+    assert!(log.iter().all(|d| d.acknowledged()));
 }
 
 #[tokio::test]

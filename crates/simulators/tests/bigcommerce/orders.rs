@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::common::{date, demo};
+use super::common::{date, demo, past_second};
 use super::spec;
 
 const SPEC: &str = "orders.v2.oas2.yml";
@@ -188,7 +188,7 @@ async fn create_update_delete_cycle() {
 
     // PUT: status, notes, billing fields; date_modified moves.
     let before = s.ok(&format!("/orders/{id}")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    past_second(date(&before["date_modified"])).await;
     let r = s.put(&format!("/orders/{id}"), json!({ "status_id": 9, "staff_notes": "Packed", "billing_address": { "phone": "555-0100" }, "discount_amount": 5 })).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let u = r.json();

@@ -8,10 +8,12 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 
 pub fn specs_dir() -> PathBuf {
-    // crates/simulators -> workspace root -> ../shared/specs
+    // crates/simulators -> workspace root -> ../shared/specs; a git worktree of the
+    // workspace sits deeper, so the nearest ancestor that has `shared/specs` wins.
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = manifest.parent().and_then(|p| p.parent()).expect("workspace root");
-    root.join("../shared/specs/bigcommerce")
+    let specs = |dir: &std::path::Path| dir.join("shared/specs/bigcommerce");
+    root.ancestors().skip(1).map(specs).find(|d| d.is_dir()).unwrap_or_else(|| specs(root.parent().unwrap_or(root)))
 }
 
 fn load(file: &str) -> Value {

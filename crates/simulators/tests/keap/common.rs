@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value as Json};
@@ -9,6 +10,15 @@ use switchyard_simulators::keap::{serve, AppConfig, KeapSimulator, DEMO_CLIENT_I
 use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value};
 
 pub const CALLBACK: &str = "http://127.0.0.1:9/callback";
+
+/// Polls `check` until it holds; panics naming `what` once `limit` has passed.
+pub async fn until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
 
 pub struct Sim {
     pub sim: KeapSimulator,

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
-use crate::common::{demo, CALLBACK};
+use crate::common::{demo, until, CALLBACK};
 
 fn hidden_consent(html: &str) -> String {
     let at = html.find("name=\"consent\" value=\"").expect("a consent field") + "name=\"consent\" value=\"".len();
@@ -251,12 +251,7 @@ async fn a_late_token_answer_has_already_rotated_the_pair() {
             http.post(url).basic_auth(DEMO_CLIENT_ID, Some(DEMO_CLIENT_SECRET)).form(&form).send().await.unwrap().status()
         })
     };
-    for _ in 0..1000 {
-        if s.sim.token_calls().refresh_token > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    until(std::time::Duration::from_secs(10), "the slow refresh", || s.sim.token_calls().refresh_token > 0).await;
     assert_eq!(s.sim.token_calls().refresh_token, 1, "the slow refresh arrived");
     // While that answer is still on its way, the refresh token it presented is dead.
     let again = s.refresh(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, &refresh).await;
