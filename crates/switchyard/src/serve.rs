@@ -136,12 +136,13 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let checking = tokio::spawn(switchyard_engine::webhooks::check_hooks(state.engine.clone(), hook_check, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
+    let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
     greet(&opened.store, &db.database_url).await?;
     if let Some(credentials) = &state.sandbox {
         println!("{}", json!({"sandbox": credentials}));
     }
     tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
-    switchyard_server::serve_with_limits(listener, state, limits, shutdown_signal()).await?;
+    switchyard_server::serve_with_limits(listener, state, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = polling.await;
     let _ = delivery.await;
@@ -249,19 +250,21 @@ fn event_settings(
     Ok((delivery, poller, retention))
 }
 
-/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c().await.ok();
-    };
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish. The handlers
+/// are installed when this is called, not when the future is first polled, so a
+/// signal sent the moment the listen line is logged is a graceful stop too (before,
+/// a TERM in that window killed the process outright).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
+    let (mut term, mut interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.ok();
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
