@@ -13,6 +13,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// jemalloc with background threads returns freed memory to the OS within seconds
+/// (dirty pages decay over 10 s); glibc's malloc kept what 1,500 slow clients had
+/// used (RSS 15 MB before, 40 MB after they were gone). docs/choices.md, "Memory".
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "A self-hosted integration platform that speaks the Cloud Elements API")]
 struct Cli {
