@@ -34,7 +34,10 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], purpose: &str, text: &str) -> Opt
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let (payload, tag) = text.split_once('.')?;
     let payload = b64.decode(payload).ok()?;
-    mac(key, purpose, &payload).verify_truncated_left(&b64.decode(tag).ok()?).ok()?;
+    // Exactly the bytes `encode` keeps: `verify_truncated_left` alone accepts any
+    // prefix of the MAC, down to one byte (256 guesses to forge a token).
+    let tag = b64.decode(tag).ok().filter(|t| t.len() == TAG_BYTES)?;
+    mac(key, purpose, &payload).verify_truncated_left(&tag).ok()?;
     serde_json::from_slice(&payload).ok()
 }
 
@@ -54,5 +57,11 @@ mod tests {
         let forged = String::from_utf8(b64.decode(payload).unwrap()).unwrap().replace("50", "99");
         assert_eq!(decode::<(i64, String, u64)>(&key, "hub", &format!("{}.{tag}", b64.encode(forged))), None);
         assert_eq!(decode::<(i64, String, u64)>(&key, "hub", "garbage"), None);
+        // A correct but shortened signature: every prefix of the MAC is refused.
+        let tag = b64.decode(tag).unwrap();
+        for n in 0..TAG_BYTES {
+            let cut = format!("{payload}.{}", b64.encode(&tag[..n]));
+            assert_eq!(decode::<(i64, String, u64)>(&key, "hub", &cut), None, "{n} bytes of the MAC");
+        }
     }
 }

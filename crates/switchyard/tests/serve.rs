@@ -620,3 +620,38 @@ async fn a_failed_first_start_prints_no_secrets_and_later_starts_say_how_to_get_
         assert!(!orgs.to_string().contains(secret) && !users.to_string().contains(secret));
     }
 }
+
+/// `serve --vendor-timeout SECONDS` is how long one vendor call may take: a store
+/// slower than that is a 504 in the Cloud Elements shape at the timeout, not an
+/// answer after the store's delay (the default, 30 s, would have waited for it).
+#[tokio::test(flavor = "multi_thread")]
+async fn vendor_timeout_cuts_a_slow_vendor_call_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--sandbox", "--vendor-timeout", "1"]);
+    let auth = server.stdout.iter().find(|v| v.get("authorization").is_some()).unwrap()["authorization"].as_str().unwrap().to_owned();
+    let store_url = server.stdout.iter().find(|v| v.get("sandbox").is_some()).unwrap()["sandbox"]["bigcommerce"]["storeUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (origin, _) = store_url.split_once("/stores/").unwrap();
+    let api = server.base.clone();
+    let http = reqwest::Client::new();
+    let created: Value = http.post(format!("{api}/instances")).header("Authorization", &auth)
+        .json(&serde_json::json!({"element": {"key": "bigcommerce"}, "name": "slow"}))
+        .send().await.unwrap().json().await.unwrap();
+    let hub_auth = format!("{auth}, Element {}", created["token"].as_str().unwrap());
+    let faults = |body: Value| http.put(format!("{origin}/_sim/stores/abc123/faults")).json(&body).send();
+    assert_eq!(faults(serde_json::json!({"latency_ms": 6000})).await.unwrap().status(), 200);
+
+    let started = std::time::Instant::now();
+    let r = http.get(format!("{api}/hubs/ecommerce/orders?pageSize=1")).header("Authorization", &hub_auth).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 504);
+    let id = r.headers()["elements-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].is_string() && body["requestId"] == id.as_str(), "{body}");
+    assert!(took >= Duration::from_millis(980) && took < Duration::from_millis(2500), "answered after {took:?}, the timeout is 1 s");
+
+    assert_eq!(faults(serde_json::json!({})).await.unwrap().status(), 200);
+    server.stop();
+}
