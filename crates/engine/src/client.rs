@@ -194,7 +194,9 @@ impl VendorClient {
     pub fn new(policy: OutboundPolicy, timeout: Duration) -> Self {
         let redirect_policy = policy.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
+            // `previous` holds the URLs requested so far, the first one included:
+            // at the n-th redirect it has n entries.
+            if attempt.previous().len() > MAX_REDIRECTS {
                 return attempt.error(VendorRedirectError(MAX_REDIRECTS));
             }
             match redirect_policy.check_url(attempt.url().as_str()) {
