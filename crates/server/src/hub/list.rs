@@ -202,14 +202,17 @@ pub(super) async fn list(
             // The vendor filters exactly: read one record past the page to know whether
             // another exists. Vendor pages of size `want` align with the first hub page,
             // so the common case is one vendor call; other offsets take at most two.
+            // A page whose records lie past what a vendor offset can count is a 400,
+            // not an overflow.
+            let too_far = || bad_request("page is too large");
             let offset = match &token {
                 Some(t) => t.o.ok_or_else(|| bad_request("nextPage was issued for another where or orderBy; send the same ones"))?,
-                None => (page - 1).saturating_mul(size),
+                None => (page - 1).checked_mul(size).ok_or_else(too_far)?,
             };
             let want = size + 1;
             let vendor_size = want.min(*max_page_size);
             let first = offset / vendor_size;
-            let last = (offset + want - 1) / vendor_size;
+            let last = offset.checked_add(want - 1).ok_or_else(too_far)? / vendor_size;
             let mut records = Vec::new();
             let mut skip = (offset - first * vendor_size) as usize;
             for page in first..=last {
