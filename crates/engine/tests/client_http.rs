@@ -309,3 +309,30 @@ async fn redirects_are_followed_up_to_the_limit_and_a_loop_ends_without_naming_t
     assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
     assert!(started.elapsed() < Duration::from_secs(2), "not a wait for the timeout");
 }
+
+#[tokio::test]
+async fn the_default_body_bound_is_16_mib() {
+    use switchyard_engine::client::DEFAULT_MAX_BODY;
+    let app = Router::new()
+        .route("/at", get(|| async { vec![b'a'; DEFAULT_MAX_BODY] }))
+        .route(
+            "/over",
+            get(|| async {
+                // Streamed without Content-Length: the bound is met while reading.
+                let chunks = (0..=DEFAULT_MAX_BODY / (1024 * 1024)).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024 * 1024]));
+                Body::from_stream(futures::stream::iter(chunks))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = loopback_client();
+    // `max_body: 0` means the default bound.
+    let request = |path: &str| VendorRequest { max_body: 0, ..VendorRequest::new(Method::GET, format!("http://{addr}/{path}")) };
+    assert_eq!(client.send(request("at")).await.unwrap().body.len(), DEFAULT_MAX_BODY);
+    match client.send(request("over")).await {
+        Err(VendorError::TooLarge(bound)) => assert_eq!(bound, DEFAULT_MAX_BODY),
+        Err(e) => panic!("{e:?}"),
+        Ok(r) => panic!("{} bytes accepted", r.body.len()),
+    }
+}
