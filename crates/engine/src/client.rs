@@ -194,7 +194,9 @@ impl VendorClient {
     pub fn new(policy: OutboundPolicy, timeout: Duration) -> Self {
         let redirect_policy = policy.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= MAX_REDIRECTS {
+            // `previous` holds the URLs requested so far, the first one included:
+            // at the n-th redirect it has n entries.
+            if attempt.previous().len() > MAX_REDIRECTS {
                 return attempt.error(VendorRedirectError(MAX_REDIRECTS));
             }
             match redirect_policy.check_url(attempt.url().as_str()) {
@@ -355,9 +357,27 @@ fn object_message(obj: &serde_json::Map<String, serde_json::Value>) -> Option<St
         .and_then(nonempty_str)
 }
 
+/// The field-level words of an error object (`"errors": {"field": "why"}` or
+/// `"errors": ["why"]`, as BigCommerce's v3 API and others send beside a generic
+/// title), as `field: why; ...`.
+fn error_details(obj: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let parts: Vec<String> = match obj.get("errors")? {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .filter_map(|(k, v)| nonempty_str(v).map(|m| format!("{k}: {m}")))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().filter_map(nonempty_str).collect(),
+        _ => Vec::new(),
+    };
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 fn json_message(v: &serde_json::Value) -> Option<String> {
     match v {
-        serde_json::Value::Object(obj) => object_message(obj),
+        serde_json::Value::Object(obj) => match (object_message(obj), error_details(obj)) {
+            (Some(m), Some(details)) => Some(format!("{m} ({details})")),
+            (m, details) => m.or(details),
+        },
         serde_json::Value::Array(items) => {
             let parts: Vec<String> = items
                 .iter()
@@ -430,6 +450,17 @@ mod tests {
             Some("Bad Request".into())
         );
         assert_eq!(pm(r#"{"detail":"Too many"}"#), Some("Too many".into()));
+        // BigCommerce v3: a generic title, the reasons by field under `errors`.
+        assert_eq!(
+            pm(r#"{"status":422,"title":"JSON data is missing or invalid","type":"/x","errors":{"destination":"error.path.missing.","scope":"bad"}}"#),
+            Some("JSON data is missing or invalid (destination: error.path.missing.; scope: bad)".into())
+        );
+        assert_eq!(
+            pm(r#"{"title":"Input is invalid.","errors":{}}"#),
+            Some("Input is invalid.".into()),
+            "an empty errors object adds nothing"
+        );
+        assert_eq!(pm(r#"{"errors":["first","second"]}"#), Some("first; second".into()));
         assert_eq!(
             pm(r#"{"fault":{"faultstring":"Invalid ApiKey","detail":{}}}"#),
             Some("Invalid ApiKey".into())

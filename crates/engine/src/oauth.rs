@@ -58,6 +58,8 @@ pub struct OAuthRuntime {
 struct Inner {
     margin: Duration,
     lease: Duration,
+    /// How long a refresh waits for another process's lease before answering 503.
+    lease_wait: Duration,
     /// This process's name on leases.
     holder: String,
     locks: std::sync::Mutex<HashMap<i64, Weak<tokio::sync::Mutex<()>>>>,
@@ -76,7 +78,19 @@ impl OAuthRuntime {
         use rand::Rng;
         let holder = format!("{}-{:016x}", std::process::id(), rand::thread_rng().gen::<u64>());
         let lease = lease.max(Duration::from_millis(300));
-        OAuthRuntime { inner: Arc::new(Inner { margin, lease, holder, locks: Default::default() }) }
+        // A live holder renews its lease only while its token call runs, which the
+        // vendor timeout bounds; past this, something is wrong with the database.
+        let lease_wait = lease * 4 + Duration::from_secs(60);
+        OAuthRuntime { inner: Arc::new(Inner { margin, lease, lease_wait, holder, locks: Default::default() }) }
+    }
+
+    /// The same settings, but a refresh waits at most `wait` for a lease another
+    /// process holds before answering 503 (default: four leases and a minute).
+    pub fn with_lease_wait(self, wait: Duration) -> Self {
+        let Inner { margin, lease, ref holder, .. } = *self.inner;
+        OAuthRuntime {
+            inner: Arc::new(Inner { margin, lease, lease_wait: wait, holder: holder.clone(), locks: Default::default() }),
+        }
     }
 
     fn lock_for(&self, instance_id: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -380,9 +394,7 @@ async fn refresh(
     let rt = &engine.oauth;
     let in_process = rt.lock_for(instance_id).lock_owned().await;
     let lease_ms = rt.inner.lease.as_millis() as i64;
-    // A live holder renews its lease only while its token call runs, which the
-    // vendor timeout bounds; past this, something is wrong with the database.
-    let give_up = tokio::time::Instant::now() + rt.inner.lease * 4 + Duration::from_secs(60);
+    let give_up = tokio::time::Instant::now() + rt.inner.lease_wait;
     loop {
         let config = current(engine, def, instance_id).await?;
         let t = Tokens::of(&config).ok_or_else(|| reauthorize(instance_id, None))?;

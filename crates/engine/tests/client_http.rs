@@ -251,3 +251,90 @@ async fn bad_urls_refused_before_sending() {
         Err(VendorError::Protocol(_))
     ));
 }
+
+/// A server whose `/loop` redirects to itself and `/chain/{n}` to `/chain/{n-1}`
+/// (`/chain/0` answers); answers its address and a count of the requests it got.
+async fn redirecting() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let (looped, chained) = (hits.clone(), hits.clone());
+    let app = Router::new()
+        .route(
+            "/loop",
+            get(move || {
+                looped.fetch_add(1, Ordering::SeqCst);
+                async { (StatusCode::FOUND, [("location", "/loop?again=1".to_owned())], "") }
+            }),
+        )
+        .route(
+            "/chain/{n}",
+            get(move |axum::extract::Path(n): axum::extract::Path<usize>| {
+                chained.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 => (StatusCode::OK, [("location", String::new())], "arrived"),
+                        n => (StatusCode::FOUND, [("location", format!("/chain/{}", n - 1))], ""),
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_the_limit_and_a_loop_ends_without_naming_the_url() {
+    use std::sync::atomic::Ordering;
+    use switchyard_engine::client::MAX_REDIRECTS;
+    let (addr, hits) = redirecting().await;
+    let client = loopback_client();
+    let get = |path: String| VendorRequest::new(Method::GET, format!("http://{addr}{path}"));
+
+    // Exactly MAX_REDIRECTS redirects: followed to the answer.
+    let resp = client.send(get(format!("/chain/{MAX_REDIRECTS}"))).await.unwrap();
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"arrived"[..]));
+    assert_eq!(hits.swap(0, Ordering::SeqCst), MAX_REDIRECTS + 1);
+    // One more is too many.
+    let err = client.send(get(format!("/chain/{}", MAX_REDIRECTS + 1))).await.unwrap_err();
+    assert!(matches!(err, VendorError::Protocol(_)), "{err:?}");
+    hits.store(0, Ordering::SeqCst);
+
+    // A loop: the first request and MAX_REDIRECTS redirects, then an error, at once.
+    let started = std::time::Instant::now();
+    let err = client.send(get("/loop".into())).await.unwrap_err();
+    assert!(matches!(err, VendorError::Protocol(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("more than {MAX_REDIRECTS} redirects")), "{text}");
+    assert!(!text.contains(&addr.port().to_string()) && !text.contains("/loop"), "no URL in the error: {text}");
+    assert_eq!(hits.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "not a wait for the timeout");
+}
+
+#[tokio::test]
+async fn the_default_body_bound_is_16_mib() {
+    use switchyard_engine::client::DEFAULT_MAX_BODY;
+    let app = Router::new()
+        .route("/at", get(|| async { vec![b'a'; DEFAULT_MAX_BODY] }))
+        .route(
+            "/over",
+            get(|| async {
+                // Streamed without Content-Length: the bound is met while reading.
+                let chunks = (0..=DEFAULT_MAX_BODY / (1024 * 1024)).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024 * 1024]));
+                Body::from_stream(futures::stream::iter(chunks))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = loopback_client();
+    // `max_body: 0` means the default bound.
+    let request = |path: &str| VendorRequest { max_body: 0, ..VendorRequest::new(Method::GET, format!("http://{addr}/{path}")) };
+    assert_eq!(client.send(request("at")).await.unwrap().body.len(), DEFAULT_MAX_BODY);
+    match client.send(request("over")).await {
+        Err(VendorError::TooLarge(bound)) => assert_eq!(bound, DEFAULT_MAX_BODY),
+        Err(e) => panic!("{e:?}"),
+        Ok(r) => panic!("{} bytes accepted", r.body.len()),
+    }
+}

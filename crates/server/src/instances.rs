@@ -213,6 +213,17 @@ pub async fn create_for_element(
     JsonBody(body): JsonBody<InstanceBody>,
 ) -> Result<Json<InstanceView>, ApiError> {
     let def = find_element(&state, &ElementRef { key: Some(key_or_id), id: None })?.clone();
+    // The path names the element; a body that names another one is a mistake to
+    // point out, not to settle silently in the path's favour.
+    if let Some(named) = body.element.as_ref().filter(|e| e.key.is_some() || e.id.is_some()) {
+        if !find_element(&state, named).is_ok_and(|d| d.key == def.key) {
+            let given = named.key.clone().or_else(|| named.id.map(|i| i.to_string())).unwrap_or_default();
+            return Err(bad_request(format!(
+                "The body names element '{given}', the path element {}; send the same one or none",
+                def.key
+            )));
+        }
+    }
     create_instance(&state, &caller, &def, body).await
 }
 

@@ -82,7 +82,7 @@ async fn world(limits: Limits) -> World {
         Catalog::builtin(),
         vec![9u8; 32],
     );
-    state.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
+    state.engine.vendors = Dispatcher::new(client, retry, InstanceLimits::new(4));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}/elements/api-v2", listener.local_addr().unwrap());
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));

@@ -91,20 +91,27 @@ fn raw_records(body: &[u8], records_path: Option<&str>) -> Result<RawRecords, En
     if body.is_empty() {
         return Err(no_array());
     }
-    if records_path.is_none() {
+    let records: RawRecords = if records_path.is_none() {
         // The common case, in one pass over the body.
-        return serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => no_array(),
             Err(_) => malformed(),
-        });
+        })?
+    } else {
+        let mut raw: Box<RawValue> = serde_json::from_slice(body).map_err(|_| malformed())?;
+        for key in records_path.into_iter().flat_map(|p| p.split('.')) {
+            let mut object: std::collections::HashMap<String, Box<RawValue>> =
+                serde_json::from_str(raw.get()).map_err(|_| no_array())?;
+            raw = object.remove(key).ok_or_else(no_array)?;
+        }
+        serde_json::from_str(raw.get()).map_err(|_| no_array())?
+    };
+    // A hub list holds records: numbers, strings or nulls in the vendor's array are
+    // not something the hub can hand on (or filter, project, or poll) as records.
+    if records.iter().any(|r| !r.get().trim_start().starts_with('{')) {
+        return Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's list answer holds values that are not records"));
     }
-    let mut raw: Box<RawValue> = serde_json::from_slice(body).map_err(|_| malformed())?;
-    for key in records_path.into_iter().flat_map(|p| p.split('.')) {
-        let mut object: std::collections::HashMap<String, Box<RawValue>> =
-            serde_json::from_str(raw.get()).map_err(|_| no_array())?;
-        raw = object.remove(key).ok_or_else(no_array)?;
-    }
-    serde_json::from_str(raw.get()).map_err(|_| no_array())
+    Ok(records)
 }
 
 /// One vendor page of raw records (the `empty-list-is-204` behaviour and `recordsPath` applied).
@@ -205,14 +212,17 @@ pub(super) async fn list(
             // The vendor filters exactly: read one record past the page to know whether
             // another exists. Vendor pages of size `want` align with the first hub page,
             // so the common case is one vendor call; other offsets take at most two.
+            // A page whose records lie past what a vendor offset can count is a 400,
+            // not an overflow.
+            let too_far = || bad_request("page is too large");
             let offset = match &token {
                 Some(t) => t.o.ok_or_else(|| bad_request("nextPage was issued for another where or orderBy; send the same ones"))?,
-                None => (page - 1).saturating_mul(size),
+                None => (page - 1).checked_mul(size).ok_or_else(too_far)?,
             };
             let want = size + 1;
             let vendor_size = want.min(*max_page_size);
             let first = offset / vendor_size;
-            let last = (offset + want - 1) / vendor_size;
+            let last = offset.checked_add(want - 1).ok_or_else(too_far)? / vendor_size;
             let mut records = Vec::new();
             let mut skip = (offset - first * vendor_size) as usize;
             for page in first..=last {
@@ -319,7 +329,7 @@ mod tests {
         let nested = raw_records(br#"{"data":{"items":[{"id":3}]},"count":1}"#, Some("data.items")).unwrap();
         assert_eq!(join_raw(&nested), br#"[{"id":3}]"#);
         assert_eq!(join_raw(&[]), b"[]");
-        for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json"] {
+        for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json", b"[1]", b"[{\"id\":1}, null]", b"[[]]"] {
             assert_eq!(raw_records(bad, None).unwrap_err().status, StatusCode::BAD_GATEWAY);
         }
         assert!(raw_records(br#"{"data":[]}"#, Some("items")).is_err(), "a missing records path");

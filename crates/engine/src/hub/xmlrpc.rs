@@ -202,7 +202,8 @@ pub(crate) async fn query_page(
         args.push(Rpc::Boolean(direction != "desc"));
     }
     match call(vendor, "query", args).await? {
-        Rpc::Array(items) => Ok(items.iter().map(|r| record(def, r)).collect()),
+        Rpc::Array(items) if items.iter().all(|r| r.as_struct().is_some()) => Ok(items.iter().map(|r| record(def, r)).collect()),
+        Rpc::Array(_) => Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer holds values that are not records")),
         _ => Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
     }
 }
