@@ -39,8 +39,6 @@ pub struct Vendor<'a> {
     pub(crate) def: &'a ElementDefinition,
     pub(crate) config: &'a BTreeMap<String, String>,
     base: String,
-    /// The path of `base` as a URL parser reads it (`/stores/abc/v2`).
-    base_path: String,
     /// The instance whose gate, limits and log the calls use (none before it exists).
     instance: Option<i64>,
     /// End of the time budget shared by all calls of one platform request.
@@ -54,10 +52,9 @@ pub struct Vendor<'a> {
 impl<'a> Vendor<'a> {
     pub fn new(engine: &'a Engine, def: &'a ElementDefinition, config: &'a BTreeMap<String, String>) -> Result<Self, EngineError> {
         let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
-        let base_path = url::Url::parse(&base).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
         let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
-        Ok(Vendor { engine, def, config, base, base_path, instance: None, deadline, reached: AtomicBool::new(false), token })
+        Ok(Vendor { engine, def, config, base, instance: None, deadline, reached: AtomicBool::new(false), token })
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth
@@ -183,12 +180,18 @@ impl<'a> Vendor<'a> {
 
 impl Vendor<'_> {
     /// The path a URL parser makes of `url` (what reaches the vendor after dot
-    /// segments are resolved), relative to the base when it stays under it, with
-    /// `path`'s own inline query kept for the log's query names.
+    /// segments are resolved and unsafe characters encoded), relative to the base
+    /// when it stays under it, with `path`'s own inline query kept for the log's
+    /// query names. Parsed only when the parser could change something: caller
+    /// ids are already single encoded segments.
     fn sent_path(&self, url: &str, path: &str) -> String {
-        let Ok(parsed) = url::Url::parse(url) else { return path.to_owned() };
+        let plain = |s: &str| !s.contains("/.") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@?".contains(&b));
+        if plain(path) && plain(&self.base) {
+            return path.to_owned();
+        }
+        let (Ok(parsed), Ok(base)) = (url::Url::parse(url), url::Url::parse(&self.base)) else { return path.to_owned() };
         let full = parsed.path();
-        let mut sent = match full.strip_prefix(self.base_path.as_str()) {
+        let mut sent = match full.strip_prefix(base.path().trim_end_matches('/')) {
             Some(rest) if rest.starts_with('/') => rest.to_owned(),
             _ => full.to_owned(),
         };
@@ -199,4 +202,3 @@ impl Vendor<'_> {
         sent
     }
 }
-

@@ -68,11 +68,12 @@ pub async fn call(
 ) -> Result<Response, ApiError> {
     let (hub, path) = hub_and_path(&uri)?;
     let open = open_instance(&state, &caller).await?;
-    let operation = state.engine.operation(&open, &method, &hub, &path)?;
+    // Only creates are POSTs (`Operation::hub_shape`); they alone take Idempotency-Key.
+    let create = method == Method::POST && state.engine.operation(&open, &method, &hub, &path)? == Operation::Create;
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     let request = HubRequest { method, hub, path, params, body };
-    if operation == Operation::Create {
+    if create {
         // Run as its own task under Idempotency-Key, so it owns what it uses.
         let hub_path = format!("/hubs/{}/{}", request.hub, request.path);
         let fingerprint = crate::idempotency::Request {
