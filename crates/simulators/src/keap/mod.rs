@@ -20,6 +20,7 @@ mod rpc;
 mod schema;
 mod seed;
 mod store;
+pub mod xmlrpc;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
