@@ -137,6 +137,12 @@ impl Sim {
         answer(req.send().await.unwrap()).await
     }
 
+    /// Posts a hand-written XML-RPC document with a bearer token; the raw HTTP answer.
+    pub async fn rpc_body(&self, token: &str, body: impl Into<String>) -> Answer {
+        let req = self.http.post(self.url("/crm/xmlrpc/v1")).header("content-type", "text/xml").bearer_auth(token).body(body.into());
+        answer(req.send().await.unwrap()).await
+    }
+
     /// A call with the demo key as first parameter: the value or the fault.
     pub async fn call(&self, token: &str, method: &str, mut params: Vec<Value>) -> Result<Value, Fault> {
         params.insert(0, DEMO_PRIVATE_KEY.into());

@@ -3,6 +3,7 @@
 //! in a real headless Chromium.
 
 mod browser;
+mod codec;
 mod common;
 mod control;
 mod oauth;
