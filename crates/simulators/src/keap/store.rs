@@ -66,6 +66,17 @@ impl AccountData {
         self.rows(t).records.get(&id)
     }
 
+    /// Puts verbatim XML in place of one field's `<value>` (the control API's raw
+    /// field); false if there is no such record or field.
+    pub(crate) fn set_raw(&mut self, t: &Table, id: i32, field: &str, xml: String) -> bool {
+        let Some(field) = t.field(field) else { return false };
+        let Some(record) = self.rows_mut(t).records.remove(&id) else { return false };
+        let mut record = record;
+        record.insert(field.name.to_owned(), Value::Raw(xml));
+        self.rows_mut(t).records.insert(id, in_schema_order(t, record));
+        true
+    }
+
     /// `DataService.add`.
     pub(crate) fn add(&mut self, t: &Table, values: &Struct, now: NaiveDateTime) -> Result<i32, Fault> {
         let mut record = Struct::new();
