@@ -129,7 +129,7 @@ fn hub_and_path(uri: &Uri) -> Result<(String, String), ApiError> {
         ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
         ("where" = Option<String>, Query, description = "CEQL filter"),
         ("fields" = Option<String>, Query, description = "Lists and retrieve: the fields to keep, comma-separated (dotted paths keep their nesting)")),
-    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token"),
+    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token; a field the vendor wrote undecodably is replaced and named in Elements-Warning"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
