@@ -6,5 +6,6 @@ mod browser;
 mod codec;
 mod common;
 mod control;
+mod interop;
 mod oauth;
 mod rpc;
