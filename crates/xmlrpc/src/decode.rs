@@ -57,7 +57,10 @@ pub fn decode_call_lossy(input: &[u8]) -> Result<Lossy<MethodCall>, Error> {
     let mut p = Parser::new(input, true)?;
     p.index_params = true;
     let value = call_from(&mut p)?;
-    Ok(Lossy { value, replaced: p.replaced })
+    Ok(Lossy {
+        value,
+        replaced: p.replaced,
+    })
 }
 
 /// [`decode_response`] with [`decode_call_lossy`]'s replacements; paths start
@@ -65,7 +68,10 @@ pub fn decode_call_lossy(input: &[u8]) -> Result<Lossy<MethodCall>, Error> {
 pub fn decode_response_lossy(input: &[u8]) -> Result<Lossy<MethodResponse>, Error> {
     let mut p = Parser::new(input, true)?;
     let value = response_from(&mut p)?;
-    Ok(Lossy { value, replaced: p.replaced })
+    Ok(Lossy {
+        value,
+        replaced: p.replaced,
+    })
 }
 
 /// What a lossy decoder read, and what it had to replace.
@@ -322,10 +328,12 @@ impl<'a> Parser<'a> {
                     let raw = std::str::from_utf8(&t).map_err(|e| Error::InvalidUtf8 {
                         at: e.valid_up_to(),
                     })?;
-                    return unescape(raw, self.lossy).map(|(t, r)| Tok::Text(t, r)).map_err(|message| Error::Xml {
-                        at: self.reader.buffer_position(),
-                        message,
-                    });
+                    return unescape(raw, self.lossy)
+                        .map(|(t, r)| Tok::Text(t, r))
+                        .map_err(|message| Error::Xml {
+                            at: self.reader.buffer_position(),
+                            message,
+                        });
                 }
                 Event::CData(c) => {
                     let raw = std::str::from_utf8(&c).map_err(|e| Error::InvalidUtf8 {
@@ -529,7 +537,9 @@ impl<'a> Parser<'a> {
                         "double",
                         format!("{:?} is not finite; XML-RPC has no form for it", snippet(t)),
                     ),
-                    Err(_) => self.bad_scalar("double", format!("{:?} is not a number", snippet(t))),
+                    Err(_) => {
+                        self.bad_scalar("double", format!("{:?} is not a number", snippet(t)))
+                    }
                 }
             }
             "dateTime.iso8601" => {
@@ -623,7 +633,8 @@ impl<'a> Parser<'a> {
                     name = Some(text);
                 }
                 Tok::Start(n) if n == "value" && value.is_none() => {
-                    self.path.push(PathItem::Member(name.clone().unwrap_or_default()));
+                    self.path
+                        .push(PathItem::Member(name.clone().unwrap_or_default()));
                     if name.is_none() {
                         unnamed_from = Some(self.replaced.len());
                     }
@@ -728,8 +739,9 @@ fn unescape(raw: &str, lossy: bool) -> Result<(String, bool), String> {
                 };
                 i += len;
                 let low = match code {
-                    0xD800..=0xDBFF => char_reference(&raw[i..])
-                        .filter(|(low, _)| (0xDC00..=0xDFFF).contains(low)),
+                    0xD800..=0xDBFF => {
+                        char_reference(&raw[i..]).filter(|(low, _)| (0xDC00..=0xDFFF).contains(low))
+                    }
                     _ => None,
                 };
                 match (low, char::from_u32(code)) {

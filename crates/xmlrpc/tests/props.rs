@@ -326,7 +326,10 @@ fn unicode_text() -> impl Strategy<Value = (String, Vec<bool>)> {
         2 => proptest::char::range('\u{10000}', '\u{10ffff}'),
         1 => prop::sample::select(vec!['😀', '🌈', '&', '<', '>', '\r', '\n', 'é', '\u{fffd}', '\u{feff}']),
     ];
-    (vec(ch, 0..24).prop_map(String::from_iter), vec(any::<bool>(), 24))
+    (
+        vec(ch, 0..24).prop_map(String::from_iter),
+        vec(any::<bool>(), 24),
+    )
 }
 
 fn response_doc(value_xml: &str) -> String {
@@ -354,7 +357,8 @@ fn pieces() -> impl Strategy<Value = Vec<Piece>> {
         // A lone high surrogate right before a lone low one would be a pair.
         let mut i = 0;
         while i + 1 < v.len() {
-            if let (Piece::Lone(0xD800..=0xDBFF), Piece::Lone(0xDC00..=0xDFFF)) = (&v[i], &v[i + 1]) {
+            if let (Piece::Lone(0xD800..=0xDBFF), Piece::Lone(0xDC00..=0xDFFF)) = (&v[i], &v[i + 1])
+            {
                 v.insert(i + 1, Piece::Char('x', true));
             }
             i += 1;
@@ -410,7 +414,16 @@ fn field() -> impl Strategy<Value = Field> {
         ("double", "1e999", None),
         ("boolean", "maybe", None),
         ("base64", "!!!", None),
-        ("dateTime.iso8601", "20261123T10:15:00", Some(Value::DateTime(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(10, 15, 0).unwrap()))),
+        (
+            "dateTime.iso8601",
+            "20261123T10:15:00",
+            Some(Value::DateTime(
+                NaiveDate::from_ymd_opt(2026, 11, 23)
+                    .unwrap()
+                    .and_hms_opt(10, 15, 0)
+                    .unwrap(),
+            )),
+        ),
         ("dateTime.iso8601", "20261345T99:99:99", None),
         ("dateTime.iso8601", "yesterday", None),
         ("dateTime.iso8601", "2026-11-23 10:15", None),
