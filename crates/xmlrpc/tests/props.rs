@@ -4,8 +4,9 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use switchyard_xmlrpc::{
-    decode_call, decode_response, decode_response_lossy, encode_call, encode_response, Fault,
-    MethodCall, MethodResponse, PathItem, Replaced, Replacement, Struct, Value,
+    decode_call, decode_call_lossy, decode_response, decode_response_lossy, encode_call,
+    encode_response, Fault, MethodCall, MethodResponse, PathItem, Replaced, Replacement, Struct,
+    Value,
 };
 
 /// Characters with a bias towards the ones escaping has to get right.
@@ -165,6 +166,34 @@ fn check_stable(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(resp) = decode_response(bytes) {
         let again = decode_response(encode_response(&resp).as_bytes());
         prop_assert_eq!(again, Ok(resp));
+    }
+    // The lossy decoders fail only where the exact ones do, agree with them when
+    // nothing was replaced, and what they make encodes and decodes again exactly.
+    match decode_response_lossy(bytes) {
+        Ok(l) => {
+            let exact = decode_response(bytes);
+            if l.replaced.is_empty() {
+                prop_assert_eq!(exact, Ok(l.value.clone()));
+            } else {
+                prop_assert!(exact.is_err());
+            }
+            let again = decode_response(encode_response(&l.value).as_bytes());
+            prop_assert_eq!(again, Ok(l.value));
+        }
+        Err(_) => prop_assert!(decode_response(bytes).is_err()),
+    }
+    match decode_call_lossy(bytes) {
+        Ok(l) => {
+            let exact = decode_call(bytes);
+            if l.replaced.is_empty() {
+                prop_assert_eq!(exact, Ok(l.value.clone()));
+            } else {
+                prop_assert!(exact.is_err());
+            }
+            let again = decode_call(encode_call(&l.value).as_bytes());
+            prop_assert_eq!(again, Ok(l.value));
+        }
+        Err(_) => prop_assert!(decode_call(bytes).is_err()),
     }
     Ok(())
 }
