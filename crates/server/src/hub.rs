@@ -51,7 +51,7 @@ fn hub_and_path(uri: &Uri) -> Result<(String, String), ApiError> {
         ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
         ("where" = Option<String>, Query, description = "CEQL filter"),
         ("fields" = Option<String>, Query, description = "Lists and retrieve: the fields to keep, comma-separated (dotted paths keep their nesting)")),
-    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token"),
+    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token; a field the vendor wrote undecodably is replaced and named in Elements-Warning"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
@@ -94,10 +94,14 @@ pub async fn call(
     Ok(respond(state.engine.execute(&open, &request).await.answer?))
 }
 
-/// A hub answer as HTTP: its JSON body and, on lists, the paging headers.
+/// A hub answer as HTTP: its JSON body, on lists the paging headers, and one
+/// `Elements-Warning` per field the engine replaced.
 fn respond(answer: HubAnswer) -> Response {
     let Some(body) = answer.body else { return StatusCode::OK.into_response() };
     let mut response = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    for warning in answer.warnings.iter().filter_map(|w| HeaderValue::from_str(w).ok()) {
+        response.headers_mut().append("Elements-Warning", warning);
+    }
     if let Some(count) = answer.returned_count {
         response.headers_mut().insert("Elements-Returned-Count", HeaderValue::from(count));
     }

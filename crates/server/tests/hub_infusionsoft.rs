@@ -775,3 +775,86 @@ async fn a_client_that_hangs_up_during_a_refresh_does_not_lose_the_rotated_token
     assert_eq!(p.sim.token_calls().refresh_token, 1);
     assert_eq!(p.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true);
 }
+
+fn warnings(a: &Answer) -> Vec<String> {
+    a.headers.get_all("Elements-Warning").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+/// Keap's writer (Apache XML-RPC, Java) sends a character outside the BMP as a surrogate
+/// pair of decimal references, U+1F600 as `&#55357;&#56832;`; the simulator does the same
+/// (pinned in crates/simulators/tests/keap/codec.rs). One such name used to make the
+/// whole page a 502.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emoji_in_a_contacts_name_comes_back_intact() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    let made = p.hub(&auth, Method::POST, "crm/contacts", Some(json!({"FirstName": "Zoë 😀🌈", "LastName": "Emoji"}))).await;
+    assert!(warnings(&made).is_empty());
+    let made = made.ok();
+    assert_eq!(made["FirstName"], "Zoë 😀🌈");
+    let id = made["id"].as_i64().unwrap();
+
+    let page = p.hub(&auth, Method::GET, "crm/contacts?pageSize=1000", None).await;
+    assert!(warnings(&page).is_empty());
+    let all = page.ok();
+    let mine: Vec<&Value> = all.as_array().unwrap().iter().filter(|r| r["id"] == id).collect();
+    assert_eq!(mine.len(), 1, "{all}");
+    assert_eq!(mine[0]["FirstName"], "Zoë 😀🌈");
+    let filtered = p.hub(&auth, Method::GET, &format!("crm/contacts?where={}", urlencode("FirstName LIKE 'Zoë 😀%'")), None).await.ok();
+    assert_eq!(ids(&filtered), [id]);
+    assert_eq!(p.hub(&auth, Method::GET, &format!("crm/contacts/{id}"), None).await.ok()["FirstName"], "Zoë 😀🌈");
+}
+
+/// A field Keap writes undecodably (a lone surrogate: a text cut between the halves of an
+/// emoji; MySQL's zero date) is replaced and named in `Elements-Warning`; the page and
+/// the record still answer 200. Malformed XML stays a 502.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undecodable_field_is_replaced_and_named_in_elements_warning() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    assert!(p.sim.set_raw_field(DEMO_CLIENT_ID, "Contact", 2, "FirstName", "<value>Zo&#55357;</value>"));
+    assert!(p.sim.set_raw_field(DEMO_CLIENT_ID, "Contact", 2, "LastUpdated", "<value><dateTime.iso8601>00000000T00:00:00</dateTime.iso8601></value>"));
+    let want = [
+        "contacts 2 FirstName: undecodable character reference replaced by U+FFFD",
+        "contacts 2 LastUpdated: undecodable dateTime.iso8601 replaced by null",
+    ];
+
+    let page = p.hub(&auth, Method::GET, "crm/contacts?pageSize=3", None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(warnings(&page), want);
+    let page = page.ok();
+    assert_eq!(ids(&page), [2, 4, 6]);
+    assert_eq!((&page[0]["FirstName"], &page[0]["LastUpdated"]), (&json!("Zo\u{fffd}"), &Value::Null));
+    assert!(page[1]["LastUpdated"].is_string(), "the other records are untouched: {page}");
+
+    let one = p.hub(&auth, Method::GET, "crm/contacts/2", None).await;
+    assert_eq!(warnings(&one), want);
+    assert_eq!(one.ok()["FirstName"], "Zo\u{fffd}");
+    // Filtered by the engine too (a residual OR clause), and with fields.
+    let or = p.hub(&auth, Method::GET, &format!("crm/contacts?fields=id,FirstName&where={}", urlencode("Id = 2 OR Id = 4")), None).await;
+    assert_eq!(warnings(&or), want);
+    assert_eq!(ids(&or.ok()), [2, 4]);
+
+    // Only records in the answer are named: the second page reads record 2 from the
+    // vendor and drops it.
+    let second = p.hub(&auth, Method::GET, "crm/contacts?pageSize=1&page=2", None).await;
+    assert!(warnings(&second).is_empty(), "{:?}", warnings(&second));
+    assert_eq!(ids(&second.ok()), [4]);
+
+    // Malformed XML structure is not a field to replace.
+    assert!(p.sim.set_raw_field(DEMO_CLIENT_ID, "Contact", 2, "FirstName", "<value><i4>1</value>"));
+    p.hub(&auth, Method::GET, "crm/contacts?pageSize=3", None).await.error(StatusCode::BAD_GATEWAY);
+}
+
+/// Keap refuses `<nil/>` ("Failed to parse XML-RPC request: Unknown type: nil",
+/// github.com/infusionsoft/infusionsoft-php issue 206); a JSON null is sent as the empty
+/// value, which clears the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_clears_a_field_without_sending_nil() {
+    let p = start().await;
+    let (_, auth) = p.connect("infusionsoftcrm").await;
+    let before = p.hub(&auth, Method::GET, "crm/contacts/2", None).await.ok();
+    assert!(before["City"].is_string(), "{before}");
+    let patched = p.hub(&auth, Method::PATCH, "crm/contacts/2", Some(json!({"City": null}))).await.ok();
+    assert!(patched.get("City").is_none(), "{patched}");
+}

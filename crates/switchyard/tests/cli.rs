@@ -238,6 +238,7 @@ fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
             .unwrap();
         assert_eq!(echo.status(), 200);
         let body = echo.text().await.unwrap();
-        assert!(body.contains("<string>hi</string>") && !body.contains("<fault>"), "{body}");
+        // Keap (Apache XML-RPC) writes strings untyped: `<value>hi</value>`.
+        assert!(body.contains("<value>hi</value>") && !body.contains("<fault>"), "{body}");
     });
 }

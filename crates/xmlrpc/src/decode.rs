@@ -33,9 +33,93 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-/// Reads a `<methodCall>` (what a server such as the Keap simulator receives).
+/// Reads a `<methodCall>` (what a server receives). Exact: a character
+/// reference that names no character or a scalar that does not parse is an error.
 pub fn decode_call(input: &[u8]) -> Result<MethodCall, Error> {
-    let mut p = Parser::new(input)?;
+    call(Parser::new(input, false)?)
+}
+
+/// Reads a `<methodResponse>` (what a client receives): one value, or a
+/// fault whose struct has `faultCode` (int, or a string holding one) and
+/// `faultString`, in any order; other members are ignored. Exact, as
+/// [`decode_call`].
+pub fn decode_response(input: &[u8]) -> Result<MethodResponse, Error> {
+    response(Parser::new(input, false)?)
+}
+
+/// [`decode_call`], but a character reference that names no character (a lone
+/// surrogate, a number past U+10FFFF) is read as U+FFFD and a scalar whose text
+/// does not parse as its type (`<int>`, `<i8>`, `<boolean>`, `<double>`,
+/// `<dateTime.iso8601>`, `<base64>`) becomes `Nil`; each replacement is reported
+/// with where it was (the first path item is the parameter's index). Malformed
+/// XML and a wrong XML-RPC structure are still errors.
+pub fn decode_call_lossy(input: &[u8]) -> Result<Lossy<MethodCall>, Error> {
+    let mut p = Parser::new(input, true)?;
+    p.index_params = true;
+    let value = call_from(&mut p)?;
+    Ok(Lossy {
+        value,
+        replaced: p.replaced,
+    })
+}
+
+/// [`decode_response`] with [`decode_call_lossy`]'s replacements; paths start
+/// inside the response's value (or the fault's struct).
+pub fn decode_response_lossy(input: &[u8]) -> Result<Lossy<MethodResponse>, Error> {
+    let mut p = Parser::new(input, true)?;
+    let value = response_from(&mut p)?;
+    Ok(Lossy {
+        value,
+        replaced: p.replaced,
+    })
+}
+
+/// What a lossy decoder read, and what it had to replace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lossy<T> {
+    /// The document, replacements applied.
+    pub value: T,
+    /// Each replacement, in document order.
+    pub replaced: Vec<Replacement>,
+}
+
+/// One replacement made by a lossy decoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// Struct members and array (or parameter) indexes leading to the value; a
+    /// replaced member name ends the path with the name as read (with U+FFFD).
+    pub path: Vec<PathItem>,
+    /// What was replaced.
+    pub what: Replaced,
+}
+
+/// A step of a [`Replacement`]'s path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathItem {
+    /// A struct member, by name.
+    Member(String),
+    /// An array element or a call parameter, from 0.
+    Index(usize),
+}
+
+/// What a lossy decoder replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// One or more character references naming no character, read as U+FFFD.
+    CharacterReference,
+    /// A scalar of this XML-RPC type whose text does not parse, read as `Nil`.
+    Scalar(&'static str),
+}
+
+fn call(mut p: Parser<'_>) -> Result<MethodCall, Error> {
+    call_from(&mut p)
+}
+
+fn response(mut p: Parser<'_>) -> Result<MethodResponse, Error> {
+    response_from(&mut p)
+}
+
+fn call_from(p: &mut Parser<'_>) -> Result<MethodCall, Error> {
     let root = p.root()?;
     if root != "methodCall" {
         return Err(p.structure(format!("expected <methodCall>, found <{}>", snippet(&root))));
@@ -48,7 +132,10 @@ pub fn decode_call(input: &[u8]) -> Result<MethodCall, Error> {
                 if method.is_some() {
                     return Err(p.structure("more than one <methodName>".into()));
                 }
-                let text = p.text_only("methodName")?;
+                let (text, replaced) = p.text_only("methodName")?;
+                if replaced {
+                    p.replace(Replaced::CharacterReference);
+                }
                 let name = text.trim_matches(is_xml_space);
                 if name.is_empty() {
                     return Err(p.structure("empty <methodName>".into()));
@@ -73,11 +160,7 @@ pub fn decode_call(input: &[u8]) -> Result<MethodCall, Error> {
     })
 }
 
-/// Reads a `<methodResponse>` (what a client receives): one value, or a
-/// fault whose struct has `faultCode` (int, or a string holding one) and
-/// `faultString`, in any order; other members are ignored.
-pub fn decode_response(input: &[u8]) -> Result<MethodResponse, Error> {
-    let mut p = Parser::new(input)?;
+fn response_from(p: &mut Parser<'_>) -> Result<MethodResponse, Error> {
     let root = p.root()?;
     if root != "methodResponse" {
         return Err(p.structure(format!(
@@ -119,12 +202,13 @@ pub fn decode_response(input: &[u8]) -> Result<MethodResponse, Error> {
 
 /// What the structural parser sees: element starts (local name, so `ex:nil`
 /// is `nil`), element ends (quick-xml checks that they match), and text
-/// (entities resolved, line ends normalised, CDATA included).
+/// (entities resolved, line ends normalised, CDATA included; true when a
+/// reference naming no character was read as U+FFFD).
 #[derive(Debug)]
 enum Tok {
     Start(String),
     End,
-    Text(String),
+    Text(String, bool),
     Eof,
 }
 
@@ -132,10 +216,17 @@ struct Parser<'a> {
     reader: Reader<&'a [u8]>,
     /// An `<empty/>` element yields `Start`, then this `End`.
     pending_end: bool,
+    /// Replace what cannot be decoded (and report it) instead of failing.
+    lossy: bool,
+    /// Where the value being read is, for replacements.
+    path: Vec<PathItem>,
+    /// Call parameters are path items of their own.
+    index_params: bool,
+    replaced: Vec<Replacement>,
 }
 
 impl<'a> Parser<'a> {
-    fn new(input: &'a [u8]) -> Result<Self, Error> {
+    fn new(input: &'a [u8], lossy: bool) -> Result<Self, Error> {
         if input.len() > MAX_INPUT_BYTES {
             return Err(Error::TooLarge {
                 len: input.len(),
@@ -156,6 +247,10 @@ impl<'a> Parser<'a> {
         Ok(Parser {
             reader,
             pending_end: false,
+            lossy,
+            path: Vec::new(),
+            index_params: false,
+            replaced: Vec::new(),
         })
     }
 
@@ -174,7 +269,7 @@ impl<'a> Parser<'a> {
         let what = match tok {
             Tok::Start(n) => format!("unexpected <{}> in <{inside}>", snippet(&n)),
             Tok::End => format!("<{inside}> ended too early"),
-            Tok::Text(t) => format!("unexpected text {:?} in <{inside}>", snippet(&t)),
+            Tok::Text(t, _) => format!("unexpected text {:?} in <{inside}>", snippet(&t)),
             Tok::Eof => format!("input ended inside <{inside}>"),
         };
         self.structure(what)
@@ -185,6 +280,25 @@ impl<'a> Parser<'a> {
             kind,
             at: self.at(),
             message,
+        }
+    }
+
+    /// Records a replacement at the current path.
+    fn replace(&mut self, what: Replaced) {
+        self.replaced.push(Replacement {
+            path: self.path.clone(),
+            what,
+        });
+    }
+
+    /// A scalar that did not parse: `Nil` and a replacement when lossy, else
+    /// the error.
+    fn bad_scalar(&mut self, kind: &'static str, message: String) -> Result<Value, Error> {
+        if self.lossy {
+            self.replace(Replaced::Scalar(kind));
+            Ok(Value::Nil)
+        } else {
+            Err(self.invalid(kind, message))
         }
     }
 
@@ -214,16 +328,18 @@ impl<'a> Parser<'a> {
                     let raw = std::str::from_utf8(&t).map_err(|e| Error::InvalidUtf8 {
                         at: e.valid_up_to(),
                     })?;
-                    return unescape(raw).map(Tok::Text).map_err(|message| Error::Xml {
-                        at: self.reader.buffer_position(),
-                        message,
-                    });
+                    return unescape(raw, self.lossy)
+                        .map(|(t, r)| Tok::Text(t, r))
+                        .map_err(|message| Error::Xml {
+                            at: self.reader.buffer_position(),
+                            message,
+                        });
                 }
                 Event::CData(c) => {
                     let raw = std::str::from_utf8(&c).map_err(|e| Error::InvalidUtf8 {
                         at: e.valid_up_to(),
                     })?;
-                    return Ok(Tok::Text(normalize_line_ends(raw)));
+                    return Ok(Tok::Text(normalize_line_ends(raw), false));
                 }
                 Event::Decl(d) => {
                     if let Some(enc) = d.encoding() {
@@ -249,7 +365,7 @@ impl<'a> Parser<'a> {
     fn skip_space(&mut self) -> Result<Tok, Error> {
         loop {
             match self.next()? {
-                Tok::Text(t) if t.chars().all(is_xml_space) => {}
+                Tok::Text(t, _) if t.chars().all(is_xml_space) => {}
                 tok => return Ok(tok),
             }
         }
@@ -276,13 +392,18 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The text of an element that may hold no child elements, up to its end.
-    fn text_only(&mut self, inside: &str) -> Result<String, Error> {
+    /// The text of an element that may hold no child elements, up to its end;
+    /// true if a reference in it was read as U+FFFD.
+    fn text_only(&mut self, inside: &str) -> Result<(String, bool), Error> {
         let mut text = String::new();
+        let mut replaced = false;
         loop {
             match self.next()? {
-                Tok::Text(t) => text.push_str(&t),
-                Tok::End => return Ok(text),
+                Tok::Text(t, r) => {
+                    text.push_str(&t);
+                    replaced |= r;
+                }
+                Tok::End => return Ok((text, replaced)),
                 other => return Err(self.unexpected(other, inside)),
             }
         }
@@ -294,10 +415,16 @@ impl<'a> Parser<'a> {
         loop {
             match self.skip_space()? {
                 Tok::Start(n) if n == "param" => {
+                    if self.index_params {
+                        self.path.push(PathItem::Index(values.len()));
+                    }
                     let value = match self.skip_space()? {
                         Tok::Start(n) if n == "value" => self.value(1)?,
                         other => return Err(self.unexpected(other, "param")),
                     };
+                    if self.index_params {
+                        self.path.pop();
+                    }
                     match self.skip_space()? {
                         Tok::End => values.push(value),
                         other => return Err(self.unexpected(other, "param")),
@@ -319,11 +446,20 @@ impl<'a> Parser<'a> {
             });
         }
         let mut text = String::new();
+        let mut replaced = false;
         loop {
             match self.next()? {
-                Tok::Text(t) => text.push_str(&t),
+                Tok::Text(t, r) => {
+                    text.push_str(&t);
+                    replaced |= r;
+                }
                 // No type element: the text, as is, is a string.
-                Tok::End => return Ok(Value::String(text)),
+                Tok::End => {
+                    if replaced {
+                        self.replace(Replaced::CharacterReference);
+                    }
+                    return Ok(Value::String(text));
+                }
                 Tok::Start(name) => {
                     if !text.chars().all(is_xml_space) {
                         return Err(self.structure(format!(
@@ -346,78 +482,89 @@ impl<'a> Parser<'a> {
     fn typed(&mut self, name: &str, depth: usize) -> Result<Value, Error> {
         match name {
             "i4" | "int" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 let t = text.trim_matches(is_xml_space);
-                t.parse::<i32>().map(Value::Int).map_err(|_| {
-                    self.invalid("int", format!("{:?} is not a 32-bit integer", snippet(t)))
-                })
+                match t.parse::<i32>() {
+                    Ok(i) => Ok(Value::Int(i)),
+                    Err(_) => {
+                        self.bad_scalar("int", format!("{:?} is not a 32-bit integer", snippet(t)))
+                    }
+                }
             }
             "i8" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 let t = text.trim_matches(is_xml_space);
-                let n = t.parse::<i64>().map_err(|_| {
-                    self.invalid("i8", format!("{:?} is not a 64-bit integer", snippet(t)))
-                })?;
+                let Ok(n) = t.parse::<i64>() else {
+                    return self
+                        .bad_scalar("i8", format!("{:?} is not a 64-bit integer", snippet(t)));
+                };
                 if let Ok(i) = i32::try_from(n) {
                     Ok(Value::Int(i))
                 } else if n.unsigned_abs() <= 1 << 53 {
                     // Exactly representable.
                     Ok(Value::Double(n as f64))
                 } else {
-                    Err(self.invalid(
+                    self.bad_scalar(
                         "i8",
                         format!("{n} is beyond ±2^53 and cannot be kept exactly"),
-                    ))
+                    )
                 }
             }
             "boolean" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 let t = text.trim_matches(is_xml_space);
                 match t {
                     "1" => Ok(Value::Boolean(true)),
                     "0" => Ok(Value::Boolean(false)),
                     _ if t.eq_ignore_ascii_case("true") => Ok(Value::Boolean(true)),
                     _ if t.eq_ignore_ascii_case("false") => Ok(Value::Boolean(false)),
-                    _ => Err(self.invalid("boolean", format!("{:?} is not 1 or 0", snippet(t)))),
+                    _ => self.bad_scalar("boolean", format!("{:?} is not 1 or 0", snippet(t))),
                 }
             }
-            "string" => self.text_only(name).map(Value::String),
+            "string" => {
+                let (text, replaced) = self.text_only(name)?;
+                if replaced {
+                    self.replace(Replaced::CharacterReference);
+                }
+                Ok(Value::String(text))
+            }
             "double" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 let t = text.trim_matches(is_xml_space);
                 match t.parse::<f64>() {
                     Ok(d) if d.is_finite() => Ok(Value::Double(d)),
-                    Ok(_) => Err(self.invalid(
+                    Ok(_) => self.bad_scalar(
                         "double",
                         format!("{:?} is not finite; XML-RPC has no form for it", snippet(t)),
-                    )),
+                    ),
                     Err(_) => {
-                        Err(self.invalid("double", format!("{:?} is not a number", snippet(t))))
+                        self.bad_scalar("double", format!("{:?} is not a number", snippet(t)))
                     }
                 }
             }
             "dateTime.iso8601" => {
-                let text = self.text_only(name)?;
-                parse_datetime(&text).map(Value::DateTime).ok_or_else(|| {
-                    self.invalid(
+                let (text, _) = self.text_only(name)?;
+                match parse_datetime(&text) {
+                    Some(d) => Ok(Value::DateTime(d)),
+                    None => self.bad_scalar(
                         "dateTime.iso8601",
                         format!(
                             "{:?} is not a date and time like 20261123T10:15:00",
                             snippet(text.trim_matches(is_xml_space))
                         ),
-                    )
-                })
+                    ),
+                }
             }
             "base64" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 let compact: String = text.chars().filter(|c| !is_xml_space(*c)).collect();
-                BASE64
-                    .decode(compact.as_bytes())
-                    .map(Value::Base64)
-                    .map_err(|e| self.invalid("base64", e.to_string()))
+                match BASE64.decode(compact.as_bytes()) {
+                    Ok(bytes) => Ok(Value::Base64(bytes)),
+                    Err(e) => self.bad_scalar("base64", e.to_string()),
+                }
             }
             "nil" => {
-                let text = self.text_only(name)?;
+                let (text, _) = self.text_only(name)?;
                 if text.chars().all(is_xml_space) {
                     Ok(Value::Nil)
                 } else {
@@ -445,7 +592,12 @@ impl<'a> Parser<'a> {
                 let mut items = Vec::new();
                 loop {
                     match self.skip_space()? {
-                        Tok::Start(n) if n == "value" => items.push(self.value(depth + 1)?),
+                        Tok::Start(n) if n == "value" => {
+                            self.path.push(PathItem::Index(items.len()));
+                            let item = self.value(depth + 1)?;
+                            self.path.pop();
+                            items.push(item);
+                        }
                         Tok::End => break,
                         other => return Err(self.unexpected(other, "data")),
                     }
@@ -465,18 +617,38 @@ impl<'a> Parser<'a> {
     /// A struct member (`<name>` and `<value>`, in either order), after its
     /// `<member>` start, up to its end.
     fn member(&mut self, depth: usize) -> Result<(String, Value), Error> {
-        let mut name = None;
+        let mut name: Option<String> = None;
         let mut value = None;
+        // Replacements inside a value read before its name get the name later.
+        let mut unnamed_from = None;
         loop {
             match self.skip_space()? {
                 Tok::Start(n) if n == "name" && name.is_none() => {
-                    name = Some(self.text_only("name")?);
+                    let (text, replaced) = self.text_only("name")?;
+                    if replaced {
+                        self.path.push(PathItem::Member(text.clone()));
+                        self.replace(Replaced::CharacterReference);
+                        self.path.pop();
+                    }
+                    name = Some(text);
                 }
                 Tok::Start(n) if n == "value" && value.is_none() => {
+                    self.path
+                        .push(PathItem::Member(name.clone().unwrap_or_default()));
+                    if name.is_none() {
+                        unnamed_from = Some(self.replaced.len());
+                    }
                     value = Some(self.value(depth + 1)?);
+                    self.path.pop();
                 }
                 Tok::End => break,
                 other => return Err(self.unexpected(other, "member")),
+            }
+        }
+        if let (Some(from), Some(n)) = (unnamed_from, &name) {
+            let at = self.path.len();
+            for r in &mut self.replaced[from..] {
+                r.path[at] = PathItem::Member(n.clone());
             }
         }
         match (name, value) {
@@ -545,15 +717,53 @@ fn normalize_line_ends(raw: &str) -> String {
 
 /// Resolves `&lt; &gt; &amp; &quot; &apos;` and `&#N;` / `&#xN;` in raw
 /// character data and normalises line ends (before resolving, so `&#13;`
-/// stays a CR). Any other entity is an error: none can be declared because
-/// DOCTYPE is refused, so nothing is ever expanded from outside.
-fn unescape(raw: &str) -> Result<String, String> {
+/// stays a CR). A high and a low surrogate referenced one right after the
+/// other are the one character they encode in UTF-16, as Keap's Java writer
+/// sends a character outside the BMP (`&#55357;&#56832;` is U+1F600). A
+/// reference to no character (a lone surrogate, a number past U+10FFFF) is an
+/// error, or U+FFFD when `lossy` (then the flag returned is true). Any other
+/// entity, or a malformed reference, is an error: none can be declared
+/// because DOCTYPE is refused, so nothing is ever expanded from outside.
+fn unescape(raw: &str, lossy: bool) -> Result<(String, bool), String> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
+    let mut replaced = false;
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'&' if bytes.get(i + 1) == Some(&b'#') => {
+                out.push_str(&raw[start..i]);
+                let Some((code, len)) = char_reference(&raw[i..]) else {
+                    return Err("malformed character reference".into());
+                };
+                i += len;
+                let low = match code {
+                    0xD800..=0xDBFF => {
+                        char_reference(&raw[i..]).filter(|(low, _)| (0xDC00..=0xDFFF).contains(low))
+                    }
+                    _ => None,
+                };
+                match (low, char::from_u32(code)) {
+                    (Some((low, low_len)), _) => {
+                        let c = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                        out.push(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+                        i += low_len;
+                    }
+                    (None, Some(c)) => out.push(c),
+                    (None, None) if lossy => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        replaced = true;
+                    }
+                    (None, None) => {
+                        return Err(format!(
+                            "character reference {} names no character",
+                            snippet(&raw[i - len..i])
+                        ))
+                    }
+                }
+                start = i;
+            }
             b'&' => {
                 out.push_str(&raw[start..i]);
                 // Entity names here are short; do not scan far for ';'.
@@ -562,7 +772,14 @@ fn unescape(raw: &str) -> Result<String, String> {
                     return Err("'&' not followed by an entity reference ending in ';'".into());
                 };
                 let name = &raw[i + 1..i + 1 + len];
-                out.push(resolve_entity(name)?);
+                out.push(match name {
+                    "lt" => '<',
+                    "gt" => '>',
+                    "amp" => '&',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    _ => return Err(format!("unknown entity &{};", snippet(name))),
+                });
                 i += len + 2;
                 start = i;
             }
@@ -579,35 +796,28 @@ fn unescape(raw: &str) -> Result<String, String> {
         }
     }
     out.push_str(&raw[start..]);
-    Ok(out)
+    Ok((out, replaced))
 }
 
-fn resolve_entity(name: &str) -> Result<char, String> {
-    let code = match name {
-        "lt" => return Ok('<'),
-        "gt" => return Ok('>'),
-        "amp" => return Ok('&'),
-        "quot" => return Ok('"'),
-        "apos" => return Ok('\''),
-        _ => {
-            if let Some(hex) = name.strip_prefix("#x") {
-                parse_code(hex, 16)
-            } else if let Some(dec) = name.strip_prefix('#') {
-                parse_code(dec, 10)
-            } else {
-                return Err(format!("unknown entity &{};", snippet(name)));
-            }
-        }
+/// The numeric character reference `&#N;` or `&#xN;` that `s` starts with:
+/// its number (saturated at `u32::MAX`, so a huge one names no character) and
+/// its length; None if `s` does not start with a well-formed one.
+fn char_reference(s: &str) -> Option<(u32, usize)> {
+    let rest = s.strip_prefix("&#")?;
+    let (digits, radix, skip) = match rest.strip_prefix('x') {
+        Some(hex) => (hex, 16, 3),
+        None => (rest, 10, 2),
     };
-    code.and_then(char::from_u32)
-        .ok_or_else(|| format!("invalid character reference &{};", snippet(name)))
-}
-
-fn parse_code(digits: &str, radix: u32) -> Option<u32> {
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+    let len = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if len == 0 || !digits[len..].starts_with(';') {
         return None;
     }
-    u32::from_str_radix(digits, radix).ok()
+    let code = digits[..len].chars().try_fold(0u32, |n, c| {
+        n.checked_mul(radix)?.checked_add(c.to_digit(radix)?)
+    });
+    Some((code.unwrap_or(u32::MAX), skip + len + 1))
 }
 
 #[cfg(test)]
@@ -616,11 +826,13 @@ mod tests {
 
     #[test]
     fn unescape_entities_and_line_ends() {
-        assert_eq!(unescape("a&lt;b&gt;&amp;&quot;&apos;").unwrap(), "a<b>&\"'");
-        assert_eq!(unescape("&#65;&#x42;&#x1F600;&#0;").unwrap(), "AB😀\0");
-        assert_eq!(unescape("a\r\nb\rc\n").unwrap(), "a\nb\nc\n");
-        assert_eq!(unescape("x&#13;&#10;y").unwrap(), "x\r\ny");
-        assert_eq!(unescape("é&amp;é").unwrap(), "é&é");
+        let u = |s: &str| unescape(s, false).map(|(t, _)| t);
+        assert_eq!(u("a&lt;b&gt;&amp;&quot;&apos;").unwrap(), "a<b>&\"'");
+        assert_eq!(u("&#65;&#x42;&#x1F600;&#0;").unwrap(), "AB😀\0");
+        assert_eq!(u("a\r\nb\rc\n").unwrap(), "a\nb\nc\n");
+        assert_eq!(u("x&#13;&#10;y").unwrap(), "x\r\ny");
+        assert_eq!(u("é&amp;é").unwrap(), "é&é");
+        assert_eq!(u("&#0000065;").unwrap(), "A");
     }
 
     #[test]
@@ -638,9 +850,39 @@ mod tests {
             "&#-1;",
             "&#x-1;",
             "&verylongentityname;",
+            "&#55357;",
+            "&#56832;&#55357;",
+            "&#99999999999999999999;",
         ] {
-            assert!(unescape(bad).is_err(), "{bad:?}");
+            assert!(unescape(bad, false).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn surrogate_pairs_of_references_are_one_character() {
+        for pair in ["&#55357;&#56832;", "&#xD83D;&#xDE00;", "&#55357;&#xde00;"] {
+            assert_eq!(unescape(pair, false), Ok(("😀".into(), false)), "{pair}");
+        }
+        assert_eq!(
+            unescape("a&#55357;&#56832;b&#55356;&#57096;", false),
+            Ok(("a😀b🌈".into(), false))
+        );
+    }
+
+    #[test]
+    fn lossy_unescape_reads_undecodable_references_as_fffd() {
+        for (raw, want) in [
+            ("&#55357;", "\u{fffd}"),
+            ("a&#56832;b", "a\u{fffd}b"),
+            ("&#55357;x&#56832;", "\u{fffd}x\u{fffd}"),
+            ("&#55357;&#55357;&#56832;", "\u{fffd}😀"),
+            ("&#x110000;&#99999999999999999999;", "\u{fffd}\u{fffd}"),
+        ] {
+            assert_eq!(unescape(raw, true), Ok((want.into(), true)), "{raw}");
+        }
+        assert_eq!(unescape("&#65;", true), Ok(("A".into(), false)));
+        assert!(unescape("&#;", true).is_err(), "malformed stays an error");
+        assert!(unescape("&bogus;", true).is_err());
     }
 
     #[test]

@@ -23,7 +23,10 @@ mod error;
 mod json;
 mod value;
 
-pub use decode::{decode_call, decode_response, MAX_DEPTH, MAX_INPUT_BYTES};
+pub use decode::{
+    decode_call, decode_call_lossy, decode_response, decode_response_lossy, Lossy, PathItem,
+    Replaced, Replacement, MAX_DEPTH, MAX_INPUT_BYTES,
+};
 pub use encode::{encode_call, encode_response};
 pub use error::Error;
 pub use indexmap;

@@ -574,3 +574,88 @@ fn keap_echo_round_trip_with_awkward_text() {
         resp
     );
 }
+
+#[test]
+fn surrogate_pairs_of_references_are_read_as_keap_means_them() {
+    // Keap's Java writer sends U+1F600 as the references of its two UTF-16 units.
+    assert_eq!(ok("Zo&#235; &#55357;&#56832;"), Value::from("Zoë 😀"));
+    assert_eq!(ok("<string>&#xD83C;&#xDF08;</string>"), Value::from("🌈"));
+    for lone in [
+        "&#55357;",
+        "&#56832;",
+        "&#56832;&#55357;",
+        "&#55357; &#56832;",
+    ] {
+        assert!(matches!(value(lone), Err(Error::Xml { .. })), "{lone}");
+    }
+}
+
+#[test]
+fn lossy_decoding_names_each_replaced_field() {
+    use switchyard_xmlrpc::{
+        decode_call_lossy, decode_response_lossy, PathItem, Replaced, Replacement,
+    };
+    let member = |s: &str| PathItem::Member(s.to_owned());
+    // Value before name, a replaced member name, parameters by index.
+    let doc = "<methodCall><methodName>m</methodName><params><param><value>k&#55357;</value></param>\
+               <param><value><struct><member><value><int>x</int></value><name>Age</name></member>\
+               <member><name>N&#1114112;</name><value>ok</value></member>\
+               <member><name>When</name><value><dateTime.iso8601>soon</dateTime.iso8601></value></member>\
+               </struct></value></param></params></methodCall>";
+    let got = decode_call_lossy(doc.as_bytes()).unwrap();
+    assert_eq!(
+        got.replaced,
+        [
+            Replacement {
+                path: vec![PathItem::Index(0)],
+                what: Replaced::CharacterReference
+            },
+            Replacement {
+                path: vec![PathItem::Index(1), member("Age")],
+                what: Replaced::Scalar("int")
+            },
+            Replacement {
+                path: vec![PathItem::Index(1), member("N\u{fffd}")],
+                what: Replaced::CharacterReference
+            },
+            Replacement {
+                path: vec![PathItem::Index(1), member("When")],
+                what: Replaced::Scalar("dateTime.iso8601")
+            },
+        ]
+    );
+    let s = got.value.params[1].as_struct().unwrap();
+    assert_eq!(
+        (&s["Age"], &s["N\u{fffd}"], &s["When"]),
+        (&Value::Nil, &Value::from("ok"), &Value::Nil)
+    );
+    assert_eq!(got.value.params[0], Value::from("k\u{fffd}"));
+    assert!(
+        decode_call(doc.as_bytes()).is_err(),
+        "the exact decoder still refuses"
+    );
+
+    // Responses: paths start inside the value.
+    let doc = "<methodResponse><params><param><value><array><data><value><struct>\
+               <member><name>Id</name><value><i4>12</i4></value></member>\
+               <member><name>FirstName</name><value>&#55357;</value></member>\
+               </struct></value></data></array></value></param></params></methodResponse>";
+    let got = decode_response_lossy(doc.as_bytes()).unwrap();
+    assert_eq!(
+        got.replaced,
+        [Replacement {
+            path: vec![PathItem::Index(0), member("FirstName")],
+            what: Replaced::CharacterReference
+        }]
+    );
+
+    // Malformed XML and a wrong structure are errors all the same.
+    for bad in [
+        "<methodResponse><params><param><value><i4>1</i4></param></params></methodResponse>",
+        "<methodResponse><params><param><value>&#;</value></param></params></methodResponse>",
+        "<methodResponse><params><param><value>&bogus;</value></param></params></methodResponse>",
+        "<methodResponse><params></params></methodResponse>",
+    ] {
+        assert!(decode_response_lossy(bad.as_bytes()).is_err(), "{bad}");
+    }
+}

@@ -4,7 +4,8 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use switchyard_xmlrpc::{
-    decode_call, decode_response, encode_call, encode_response, Fault, MethodCall, MethodResponse,
+    decode_call, decode_call_lossy, decode_response, decode_response_lossy, encode_call,
+    encode_response, Fault, MethodCall, MethodResponse, PathItem, Replaced, Replacement, Struct,
     Value,
 };
 
@@ -166,6 +167,34 @@ fn check_stable(bytes: &[u8]) -> Result<(), TestCaseError> {
         let again = decode_response(encode_response(&resp).as_bytes());
         prop_assert_eq!(again, Ok(resp));
     }
+    // The lossy decoders fail only where the exact ones do, agree with them when
+    // nothing was replaced, and what they make encodes and decodes again exactly.
+    match decode_response_lossy(bytes) {
+        Ok(l) => {
+            let exact = decode_response(bytes);
+            if l.replaced.is_empty() {
+                prop_assert_eq!(exact, Ok(l.value.clone()));
+            } else {
+                prop_assert!(exact.is_err());
+            }
+            let again = decode_response(encode_response(&l.value).as_bytes());
+            prop_assert_eq!(again, Ok(l.value));
+        }
+        Err(_) => prop_assert!(decode_response(bytes).is_err()),
+    }
+    match decode_call_lossy(bytes) {
+        Ok(l) => {
+            let exact = decode_call(bytes);
+            if l.replaced.is_empty() {
+                prop_assert_eq!(exact, Ok(l.value.clone()));
+            } else {
+                prop_assert!(exact.is_err());
+            }
+            let again = decode_call(encode_call(&l.value).as_bytes());
+            prop_assert_eq!(again, Ok(l.value));
+        }
+        Err(_) => prop_assert!(decode_call(bytes).is_err()),
+    }
     Ok(())
 }
 
@@ -283,5 +312,223 @@ proptest! {
             format!("<methodResponse><params><param>{first}</param></params></methodResponse>")
         };
         check_stable(resp.as_bytes())?;
+    }
+}
+
+// ------------------------------------------------------- Keap's writer (Java)
+//
+// Keap's XML-RPC is Apache XML-RPC on ws-commons-util (Java). Its writer works on
+// UTF-16 units: `&`, `<`, `>` become entities, a unit its encoder takes is written as
+// is, any other unit as a decimal reference, and a surrogate unit alone is never
+// encodable, so a character outside the BMP always goes out as a pair of references:
+// U+1F600 is `&#55357;&#56832;` (ws-commons-util `XMLWriterImpl.characters`,
+// `CharSetXMLWriter.canEncode`; `CharsetEncoder.canEncode(char)` is false for
+// surrogates). With another encoder more BMP characters become references, so both
+// forms are generated here.
+
+/// `s` written the Java way; `as_is` says, per character, whether a BMP character
+/// goes out as is or as a reference (CR always as a reference: a raw CR is read as
+/// LF by any XML reader, as XML requires).
+fn java_text(s: &str, as_is: &[bool]) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if u32::from(c) > 0xFFFF => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("&#{u};"));
+                }
+            }
+            c if c != '\r' && as_is.get(i).copied().unwrap_or(true) => out.push(c),
+            c => out.push_str(&format!("&#{};", u32::from(c))),
+        }
+    }
+    out
+}
+
+fn unicode_text() -> impl Strategy<Value = (String, Vec<bool>)> {
+    let ch = prop_oneof![
+        4 => any::<char>(),
+        2 => proptest::char::range('\u{10000}', '\u{10ffff}'),
+        1 => prop::sample::select(vec!['😀', '🌈', '&', '<', '>', '\r', '\n', 'é', '\u{fffd}', '\u{feff}']),
+    ];
+    (
+        vec(ch, 0..24).prop_map(String::from_iter),
+        vec(any::<bool>(), 24),
+    )
+}
+
+fn response_doc(value_xml: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><methodResponse><params><param>{value_xml}</param></params></methodResponse>")
+}
+
+/// A text piece of a field Keap may write: a character the Java way, or a reference
+/// that names no character.
+#[derive(Debug, Clone)]
+enum Piece {
+    Char(char, bool),
+    /// A surrogate unit with no partner, as a decimal reference.
+    Lone(u16),
+    /// A number past U+10FFFF.
+    TooBig(u64),
+}
+
+fn pieces() -> impl Strategy<Value = Vec<Piece>> {
+    let piece = prop_oneof![
+        4 => (any::<char>(), any::<bool>()).prop_map(|(c, raw)| Piece::Char(c, raw)),
+        1 => (0xD800u16..=0xDFFF).prop_map(Piece::Lone),
+        1 => (0x11_0000u64..=99_999_999_999).prop_map(Piece::TooBig),
+    ];
+    vec(piece, 0..12).prop_map(|mut v| {
+        // A lone high surrogate right before a lone low one would be a pair.
+        let mut i = 0;
+        while i + 1 < v.len() {
+            if let (Piece::Lone(0xD800..=0xDBFF), Piece::Lone(0xDC00..=0xDFFF)) = (&v[i], &v[i + 1])
+            {
+                v.insert(i + 1, Piece::Char('x', true));
+            }
+            i += 1;
+        }
+        v
+    })
+}
+
+/// The pieces as written, what a lossy reader must make of them, and whether any
+/// had to be replaced.
+fn written(pieces: &[Piece]) -> (String, String, bool) {
+    let (mut xml, mut want, mut bad) = (String::new(), String::new(), false);
+    for p in pieces {
+        match p {
+            Piece::Char(c, raw) => {
+                xml.push_str(&java_text(&c.to_string(), &[*raw]));
+                want.push(*c);
+            }
+            Piece::Lone(u) => {
+                xml.push_str(&format!("&#{u};"));
+                want.push('\u{fffd}');
+                bad = true;
+            }
+            Piece::TooBig(n) => {
+                xml.push_str(&format!("&#{n};"));
+                want.push('\u{fffd}');
+                bad = true;
+            }
+        }
+    }
+    (xml, want, bad)
+}
+
+/// A field of a record as Keap may write it, and what the lossy reader must make of
+/// it: its value and whether (and why) it is replaced.
+#[derive(Debug, Clone)]
+enum Field {
+    Text(Vec<Piece>),
+    Scalar(&'static str, &'static str, Option<Value>),
+}
+
+fn field() -> impl Strategy<Value = Field> {
+    let scalar = prop::sample::select(vec![
+        ("i4", "42", Some(Value::Int(42))),
+        ("int", " -7 ", Some(Value::Int(-7))),
+        ("double", "2.5", Some(Value::Double(2.5))),
+        ("boolean", "1", Some(Value::Boolean(true))),
+        ("i4", "12x", None),
+        ("int", "99999999999", None),
+        ("int", "", None),
+        ("i8", "9007199254740993", None),
+        ("double", "abc", None),
+        ("double", "1e999", None),
+        ("boolean", "maybe", None),
+        ("base64", "!!!", None),
+        (
+            "dateTime.iso8601",
+            "20261123T10:15:00",
+            Some(Value::DateTime(
+                NaiveDate::from_ymd_opt(2026, 11, 23)
+                    .unwrap()
+                    .and_hms_opt(10, 15, 0)
+                    .unwrap(),
+            )),
+        ),
+        ("dateTime.iso8601", "20261345T99:99:99", None),
+        ("dateTime.iso8601", "yesterday", None),
+        ("dateTime.iso8601", "2026-11-23 10:15", None),
+        // A reference to no character inside a number is a bad number.
+        ("i4", "&#55357;", None),
+    ]);
+    prop_oneof![
+        2 => pieces().prop_map(Field::Text),
+        1 => scalar.prop_map(|(t, text, v)| Field::Scalar(t, text, v)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any string, written as Keap's Java writer may write it, reads back as itself
+    /// (as an untyped value, a `<string>` and a member name), with nothing replaced.
+    #[test]
+    fn text_written_the_java_way_reads_back_unchanged((s, as_is) in unicode_text()) {
+        let t = java_text(&s, &as_is);
+        let doc = response_doc(&format!("<value><struct><member><name>{t}</name><value>{t}</value></member>\
+            <member><name>typed</name><value><string>{t}</string></value></member></struct></value>"));
+        let mut want = Struct::new();
+        want.insert(s.clone(), Value::String(s.clone()));
+        want.insert("typed".into(), Value::String(s.clone()));
+        let want = MethodResponse::Success(Value::Struct(want));
+        prop_assert_eq!(decode_response(doc.as_bytes()), Ok(want.clone()), "{}", doc);
+        let lossy = decode_response_lossy(doc.as_bytes()).unwrap();
+        prop_assert_eq!(lossy.value, want);
+        prop_assert!(lossy.replaced.is_empty());
+    }
+
+    /// A page of records with lone surrogates, numbers past U+10FFFF and scalars that
+    /// do not parse: the lossy reader never fails, replaces text with U+FFFD and
+    /// scalars with `Nil`, and reports each replaced field once, by record and name.
+    /// The exact reader refuses the same page.
+    #[test]
+    fn undecodable_fields_are_replaced_and_reported_never_an_error(
+        records in vec(vec(field(), 1..5), 1..4),
+    ) {
+        let mut xml = String::from("<value><array><data>");
+        let mut want_records = Vec::new();
+        let mut want_replaced = Vec::new();
+        for (r, fields) in records.iter().enumerate() {
+            xml.push_str("<value><struct>");
+            let mut want = Struct::new();
+            for (f, field) in fields.iter().enumerate() {
+                let name = format!("F{f}");
+                let path = vec![PathItem::Index(r), PathItem::Member(name.clone())];
+                let (value_xml, value, replaced) = match field {
+                    Field::Text(p) => {
+                        let (text, w, bad) = written(p);
+                        (format!("<value>{text}</value>"), Value::String(w), bad.then_some(Replaced::CharacterReference))
+                    }
+                    Field::Scalar(t, text, v) => {
+                        let kind = match *t { "i4" | "int" => "int", other => other };
+                        (format!("<value><{t}>{text}</{t}></value>"), v.clone().unwrap_or(Value::Nil), v.is_none().then_some(Replaced::Scalar(kind)))
+                    }
+                };
+                xml.push_str(&format!("<member><name>{name}</name>{value_xml}</member>"));
+                want.insert(name, value);
+                if let Some(what) = replaced {
+                    want_replaced.push(Replacement { path, what });
+                }
+            }
+            xml.push_str("</struct></value>");
+            want_records.push(Value::Struct(want));
+        }
+        xml.push_str("</data></array></value>");
+        let doc = response_doc(&xml);
+        let lossy = decode_response_lossy(doc.as_bytes());
+        let Ok(lossy) = lossy else {
+            return Err(TestCaseError::fail(format!("{lossy:?} from {doc}")));
+        };
+        prop_assert_eq!(lossy.value, MethodResponse::Success(Value::Array(want_records)));
+        prop_assert_eq!(&lossy.replaced, &want_replaced);
+        prop_assert_eq!(decode_response(doc.as_bytes()).is_err(), !want_replaced.is_empty());
     }
 }

@@ -35,6 +35,9 @@ pub struct HubAnswer {
     /// Lists: the signed token of the next page, when one exists
     /// (`Elements-Next-Page-Token`).
     pub next_page: Option<String>,
+    /// One line per field the vendor wrote undecodably and the engine replaced
+    /// (`Elements-Warning`), at most 50 and one that counts the rest.
+    pub warnings: Vec<String>,
 }
 
 impl HubAnswer {

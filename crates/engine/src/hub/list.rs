@@ -62,20 +62,25 @@ fn query_error(e: QueryError) -> EngineError {
     bad_request(e.to_string())
 }
 
+/// A record with the warnings about its fields (only XML-RPC answers have any:
+/// fields the vendor wrote undecodably, see `xmlrpc::warning`).
+type Warned<T> = (T, Vec<String>);
+
 /// One vendor page of records as values, for the engine to filter.
 async fn vendor_page(
     vendor: &Vendor<'_>,
     vendor_path: &str,
     resource: &Resource,
     query: &[(String, String)],
-) -> Result<Vec<Value>, EngineError> {
+) -> Result<Vec<Warned<Value>>, EngineError> {
     if vendor.def.protocol == Protocol::XmlRpc {
-        return super::xmlrpc::query_page(vendor, resource, query).await;
+        let records = super::xmlrpc::query_page(vendor, resource, query).await?;
+        return Ok(records.into_iter().map(|r| (r.value, r.warnings)).collect());
     }
     vendor_page_raw(vendor, vendor_path, resource, query)
         .await?
-        .iter()
-        .map(|r| serde_json::from_str(r.get()).map_err(EngineError::internal))
+        .into_iter()
+        .map(|(r, w)| Ok((serde_json::from_str(r.get()).map_err(EngineError::internal)?, w)))
         .collect()
 }
 
@@ -120,23 +125,26 @@ async fn vendor_page_raw(
     vendor_path: &str,
     resource: &Resource,
     query: &[(String, String)],
-) -> Result<RawRecords, EngineError> {
+) -> Result<Vec<Warned<Box<RawValue>>>, EngineError> {
     if vendor.def.protocol == Protocol::XmlRpc {
         let records = super::xmlrpc::query_page(vendor, resource, query).await?;
-        return records.iter().map(|r| serde_json::value::to_raw_value(r).map_err(EngineError::internal)).collect();
+        return records
+            .into_iter()
+            .map(|r| Ok((serde_json::value::to_raw_value(&r.value).map_err(EngineError::internal)?, r.warnings)))
+            .collect();
     }
     let r = vendor.send(Method::GET, vendor_path, query, None).await?;
     if r.status == 204 && vendor.def.behaviours.contains(&Behaviour::EmptyListIs204) {
         return Ok(Vec::new());
     }
-    raw_records(&r.body, resource.records_path.as_deref())
+    Ok(raw_records(&r.body, resource.records_path.as_deref())?.into_iter().map(|r| (r, Vec::new())).collect())
 }
 
 /// `[a,b,...]` from raw records, byte for byte as the vendor wrote them.
-fn join_raw(records: &[Box<RawValue>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + records.iter().map(|r| r.get().len() + 1).sum::<usize>());
+fn join_raw<'r>(records: impl IntoIterator<Item = &'r Box<RawValue>> + Clone) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + records.clone().into_iter().map(|r| r.get().len() + 1).sum::<usize>());
     out.push(b'[');
-    for (i, r) in records.iter().enumerate() {
+    for (i, r) in records.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -207,7 +215,7 @@ pub(super) async fn list(
         query
     };
 
-    let (body, count, next) = match &plan.residual {
+    let (body, count, next, warnings) = match &plan.residual {
         None => {
             // The vendor filters exactly: read one record past the page to know whether
             // another exists. Vendor pages of size `want` align with the first hub page,
@@ -237,17 +245,19 @@ pub(super) async fn list(
             let next = (records.len() as u64 > size).then(|| PageToken { i: row.id, p: hub_path.clone(), q: q.clone(), s: size, o: Some(offset + size), v: None });
             records.truncate(size as usize);
             let body = match &fields {
-                None => join_raw(&records),
+                None => join_raw(records.iter().map(|(r, _)| r)),
                 Some(fields) => {
                     let mut values = Vec::with_capacity(records.len());
-                    for r in &records {
+                    for (r, _) in &records {
                         let value: Value = serde_json::from_str(r.get()).map_err(EngineError::internal)?;
                         values.push(project(&value, fields));
                     }
                     serde_json::to_vec(&values).map_err(EngineError::internal)?
                 }
             };
-            (body, records.len(), next)
+            let count = records.len();
+            let warnings: Vec<String> = records.into_iter().flat_map(|(_, w)| w).collect();
+            (body, count, next, warnings)
         }
         Some(residual) => {
             // The engine filters: scan the vendor's pages (its largest size, so a token's
@@ -270,7 +280,7 @@ pub(super) async fn list(
                 scanned += 1;
                 let full = batch.len() as u64 == vendor_size;
                 for (index, record) in batch.into_iter().enumerate().skip(at as usize) {
-                    if !residual.matches(&record) {
+                    if !residual.matches(&record.0) {
                         continue;
                     }
                     if skip > 0 {
@@ -289,12 +299,13 @@ pub(super) async fn list(
                 vp += 1;
                 at = 0;
             }
+            let (mut values, warnings): (Vec<Value>, Vec<Vec<String>>) = out.into_iter().unzip();
             if let Some(fields) = &fields {
-                for r in out.iter_mut() {
+                for r in values.iter_mut() {
                     *r = project(r, fields);
                 }
             }
-            (serde_json::to_vec(&out).map_err(EngineError::internal)?, out.len(), next)
+            (serde_json::to_vec(&values).map_err(EngineError::internal)?, values.len(), next, warnings.concat())
         }
     };
 
@@ -302,6 +313,7 @@ pub(super) async fn list(
         body: Some(Bytes::from(body)),
         returned_count: Some(count),
         next_page: next.map(|next| encode_token(key, &next)),
+        warnings: super::xmlrpc::capped_warnings(resource, warnings),
     })
 }
 
@@ -328,7 +340,7 @@ mod tests {
         assert_eq!(String::from_utf8(join_raw(&records)).unwrap(), r#"[{"id":1,"total":"1.5000"},{"id":2,"x":{"y":[1,2]}}]"#);
         let nested = raw_records(br#"{"data":{"items":[{"id":3}]},"count":1}"#, Some("data.items")).unwrap();
         assert_eq!(join_raw(&nested), br#"[{"id":3}]"#);
-        assert_eq!(join_raw(&[]), b"[]");
+        assert_eq!(join_raw(&RawRecords::new()), b"[]");
         for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json", b"[1]", b"[{\"id\":1}, null]", b"[[]]"] {
             assert_eq!(raw_records(bad, None).unwrap_err().status, StatusCode::BAD_GATEWAY);
         }

@@ -7,13 +7,22 @@
 //! read the resource's `rpcMethod`. Records keep the vendor's field names; `id`
 //! is added beside the vendor's key. Faults become statuses by the element's
 //! `xmlRpc.faults`, with the fault string as `providerMessage`.
+//!
+//! Answers are decoded lossily: a field whose character references or scalar
+//! value cannot be decoded is replaced (U+FFFD in text, `null` for a scalar)
+//! and named in the answer's warnings (`Elements-Warning`), never a 502 for the
+//! whole page.
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use switchyard_elements::{plan_where, project, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
-use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value as Rpc};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use switchyard_xmlrpc::{
+    decode_response_lossy, encode_call, Fault, MethodCall, MethodResponse, PathItem, Replaced, Replacement, Struct,
+    Value as Rpc,
+};
 
 use super::call::{bad_request, requested_fields, HubAnswer};
 use crate::calls::{check_status, render};
@@ -23,8 +32,29 @@ use crate::EngineError;
 /// What the check and ping calls send after the key (an echo answers it back).
 const PING_VALUE: &str = "switchyard";
 
+/// At most this many warnings per answer; one more says how many were left out.
+const MAX_WARNINGS: usize = 50;
+
+/// A hub record and the warnings about its replaced fields.
+pub(crate) struct Record {
+    pub(crate) value: Value,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// A vendor answer and what the lossy decoder replaced in it.
+struct Answer {
+    value: Rpc,
+    replaced: Vec<Replacement>,
+}
+
 /// Calls `{service}.{method}` (or a full method name) with the element's key first.
 pub async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result<Rpc, EngineError> {
+    call_lossy(vendor, method, params).await.map(|a| a.value)
+}
+
+/// [`call`], with the values of the answer that could not be decoded: a reference
+/// naming no character is U+FFFD, a scalar that does not parse is `Nil`.
+async fn call_lossy(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result<Answer, EngineError> {
     let x = vendor.def.xml_rpc.as_ref().ok_or_else(|| EngineError::internal("an xml-rpc element without xmlRpc"))?;
     let method = if method.contains('.') { method.to_owned() } else { format!("{}.{method}", x.service) };
     let mut all = Vec::with_capacity(params.len() + 1);
@@ -32,7 +62,7 @@ pub async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result
         all.push(Rpc::String(render(key, vendor.config)?));
     }
     all.extend(params);
-    let body = Bytes::from(encode_call(&MethodCall::new(method, all)));
+    let body = Bytes::from(encode_call(&MethodCall::new(method.clone(), all)));
     let extras = Extras {
         body: Some(body),
         content_type: Some("text/xml".to_owned()),
@@ -40,9 +70,21 @@ pub async fn call(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Result
         ..Extras::default()
     };
     let response = check_status(vendor.exchange(Method::POST, &x.endpoint, extras).await?)?;
-    match decode_response(&response.body) {
-        Ok(MethodResponse::Success(v)) => Ok(v),
-        Ok(MethodResponse::Fault(f)) => Err(fault_error(vendor.def, &f)),
+    match decode_response_lossy(&response.body) {
+        Ok(decoded) => match decoded.value {
+            MethodResponse::Success(value) => {
+                if !decoded.replaced.is_empty() {
+                    tracing::warn!(
+                        element = %vendor.def.key,
+                        method = %method,
+                        replaced = decoded.replaced.len(),
+                        "undecodable values in a vendor answer were replaced"
+                    );
+                }
+                Ok(Answer { value, replaced: decoded.replaced })
+            }
+            MethodResponse::Fault(f) => Err(fault_error(vendor.def, &f)),
+        },
         Err(e) => {
             // The codec's messages quote at most 40 characters and never the document.
             let mut err = EngineError::new(StatusCode::BAD_GATEWAY, "The vendor answered with malformed XML-RPC");
@@ -67,6 +109,56 @@ fn fault_error(def: &ElementDefinition, fault: &Fault) -> EngineError {
 /// The element's cheap credential check: `check.method` with the key and a value.
 pub(crate) async fn check(vendor: &Vendor<'_>) -> Result<(), EngineError> {
     call(vendor, &vendor.def.check.method, vec![Rpc::from(PING_VALUE)]).await.map(|_| ())
+}
+
+/// Parts of a warning written as they are, so that the values stay visible ASCII
+/// and never hold the `,` that separates combined header values.
+const WARNING_TEXT: &AsciiSet = &CONTROLS.add(b'%').add(b',').add(b' ');
+
+/// One warning (an `Elements-Warning` value): `{resource} {record id} {field}: {what}`,
+/// e.g. `contacts 12 FirstName: undecodable character reference replaced by U+FFFD`.
+/// The id is `?` when it is unknown (or was itself replaced); a nested field is
+/// dotted, an array element `[i]`; non-ASCII, space, `%` and `,` are percent-encoded.
+fn warning(resource: &Resource, id: &str, field: &[PathItem], what: Replaced) -> String {
+    let mut name = String::new();
+    for item in field {
+        match item {
+            PathItem::Member(m) => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.extend(utf8_percent_encode(m, WARNING_TEXT));
+            }
+            PathItem::Index(i) => name.push_str(&format!("[{i}]")),
+        }
+    }
+    if name.is_empty() {
+        name.push_str("(value)");
+    }
+    let what = match what {
+        Replaced::CharacterReference => "undecodable character reference replaced by U+FFFD".to_owned(),
+        Replaced::Scalar(kind) => format!("undecodable {kind} replaced by null"),
+    };
+    format!("{} {} {name}: {what}", resource.name(), utf8_percent_encode(id, WARNING_TEXT))
+}
+
+/// The vendor's id of a record, as a warning names it.
+fn vendor_id(def: &ElementDefinition, record: &Rpc) -> Option<String> {
+    match record.as_struct()?.get(&def.id_field)? {
+        Rpc::Int(i) => Some(i.to_string()),
+        Rpc::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// An answer's warnings: at most [`MAX_WARNINGS`], then one that counts the rest.
+pub(crate) fn capped_warnings(resource: &Resource, mut warnings: Vec<String>) -> Vec<String> {
+    if warnings.len() > MAX_WARNINGS {
+        let rest = warnings.len() - MAX_WARNINGS;
+        warnings.truncate(MAX_WARNINGS);
+        warnings.push(format!("{} {rest} more replaced fields not listed", resource.name()));
+    }
+    warnings
 }
 
 /// A vendor struct as a hub record: the vendor's fields, `id` beside its key.
@@ -115,7 +207,8 @@ fn vendor_date(text: &str) -> Option<NaiveDateTime> {
 }
 
 /// A hub write body as the vendor's struct, typed by the model: `date` fields as
-/// `dateTime.iso8601`, integers as `int`, decimals as `double`, `null` clears.
+/// `dateTime.iso8601`, integers as `int`, decimals as `double`, `null` as `""`
+/// (which clears the field; Keap refuses `nil`).
 /// The vendor's key and the added `id` are left out (a record read from the hub
 /// can be sent back); a fixed field may only be given its fixed value.
 fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, EngineError> {
@@ -133,7 +226,8 @@ fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> R
         }
         let wrong = |what: &str| bad_request(format!("{k} must be {what}"));
         let value = match (model.and_then(|m| m.get(k)).copied(), v) {
-            (_, Value::Null) => Rpc::Nil,
+            // Keap reads no nil ("Unknown type: nil"); an empty value clears a field.
+            (_, Value::Null) => Rpc::from(""),
             (Some(FieldType::Date), Value::String(s)) if s.is_empty() => Rpc::from(""),
             (Some(FieldType::Date), Value::String(s)) => {
                 Rpc::DateTime(vendor_date(s).ok_or_else(|| wrong("a date such as 2024-05-01T10:15:00"))?)
@@ -178,7 +272,7 @@ pub(crate) async fn query_page(
     vendor: &Vendor<'_>,
     resource: &Resource,
     params: &[(String, String)],
-) -> Result<Vec<Value>, EngineError> {
+) -> Result<Vec<Record>, EngineError> {
     let def = vendor.def;
     let Paging::Page { page_param, size_param, .. } = &def.paging;
     let sort_param = resource.order_by.as_ref().map(|s| s.param.as_str());
@@ -201,11 +295,22 @@ pub(crate) async fn query_page(
         args.push(Rpc::from(field));
         args.push(Rpc::Boolean(direction != "desc"));
     }
-    match call(vendor, "query", args).await? {
-        Rpc::Array(items) if items.iter().all(|r| r.as_struct().is_some()) => Ok(items.iter().map(|r| record(def, r)).collect()),
-        Rpc::Array(_) => Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer holds values that are not records")),
-        _ => Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
+    let answer = call_lossy(vendor, "query", args).await?;
+    let items = match &answer.value {
+        Rpc::Array(items) if items.iter().all(|r| r.as_struct().is_some()) => items,
+        Rpc::Array(_) => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer holds values that are not records")),
+        _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's query answer is not an array")),
+    };
+    let mut records: Vec<Record> = items.iter().map(|r| Record { value: record(def, r), warnings: Vec::new() }).collect();
+    for r in &answer.replaced {
+        if let Some((PathItem::Index(i), field)) = r.path.split_first() {
+            if let (Some(rec), Some(item)) = (records.get_mut(*i), items.get(*i)) {
+                let id = vendor_id(def, item).unwrap_or_else(|| "?".to_owned());
+                rec.warnings.push(warning(resource, &id, field, r.what));
+            }
+        }
     }
+    Ok(records)
 }
 
 /// A hub id as the vendor's integer key; anything else names no record.
@@ -215,13 +320,23 @@ fn record_id(resource: &Resource, id: &str) -> Result<i32, EngineError> {
 
 /// `load` of one record, which must carry the resource's fixed fields (a task
 /// is not a note: 404).
-async fn load(vendor: &Vendor<'_>, resource: &Resource, id: i32) -> Result<Value, EngineError> {
-    let got = call(vendor, "load", vec![table(resource)?, Rpc::Int(id), selected(vendor.def, resource)]).await?;
+async fn load(vendor: &Vendor<'_>, resource: &Resource, id: i32) -> Result<Record, EngineError> {
+    let answer = call_lossy(vendor, "load", vec![table(resource)?, Rpc::Int(id), selected(vendor.def, resource)]).await?;
+    let got = &answer.value;
     let fits = resource.fixed.iter().all(|(k, v)| got.as_struct().and_then(|s| s.get(k)).and_then(Rpc::as_str) == Some(v.as_str()));
     if !fits {
         return Err(EngineError::not_found(format!("No {} with id {id}", resource.name())));
     }
-    Ok(record(vendor.def, &got))
+    let shown_id = vendor_id(vendor.def, got).unwrap_or_else(|| id.to_string());
+    let warnings = answer.replaced.iter().map(|r| warning(resource, &shown_id, &r.path, r.what)).collect();
+    Ok(Record { value: record(vendor.def, got), warnings })
+}
+
+/// A record answered as JSON, with its warnings.
+fn record_answer(resource: &Resource, record: Record) -> Result<HubAnswer, EngineError> {
+    let mut answer = HubAnswer::json(&record.value)?;
+    answer.warnings = capped_warnings(resource, record.warnings);
+    Ok(answer)
 }
 
 /// One hub call on an `xml-rpc` element, lists aside (`list.rs` pages them
@@ -243,17 +358,18 @@ pub(super) async fn operation(
         Operation::List => Err(EngineError::internal("an xml-rpc list outside list.rs")),
         Operation::Read => {
             let method = resource.rpc_method.as_deref().unwrap_or(&def.check.method);
-            let answer = call(vendor, method, vec![Rpc::from(PING_VALUE)]).await?;
-            HubAnswer::json(&json!({"method": method, "result": answer.to_json()}))
+            let answer = call_lossy(vendor, method, vec![Rpc::from(PING_VALUE)]).await?;
+            let warnings: Vec<String> = answer.replaced.iter().map(|r| warning(resource, "?", &r.path, r.what)).collect();
+            let value = json!({"method": method, "result": answer.value.to_json()});
+            record_answer(resource, Record { value, warnings })
         }
         Operation::Get => {
             let fields = requested_fields(def, resource, params)?;
-            let record = load(vendor, resource, id()?).await?;
-            let record = match fields {
-                Some(fields) => project(&record, &fields),
-                None => record,
-            };
-            HubAnswer::json(&record)
+            let mut record = load(vendor, resource, id()?).await?;
+            if let Some(fields) = fields {
+                record.value = project(&record.value, &fields);
+            }
+            record_answer(resource, record)
         }
         Operation::Create => {
             let mut fields = write_struct(def, resource, &json_body()?)?;
@@ -264,7 +380,7 @@ pub(super) async fn operation(
             let new_id = created
                 .as_i32()
                 .ok_or_else(|| EngineError::new(StatusCode::BAD_GATEWAY, "The vendor's add answer is not an id"))?;
-            HubAnswer::json(&load(vendor, resource, new_id).await?)
+            record_answer(resource, load(vendor, resource, new_id).await?)
         }
         Operation::Update => {
             let id = id()?;
@@ -273,7 +389,7 @@ pub(super) async fn operation(
                 load(vendor, resource, id).await?; // only records of this resource
             }
             call(vendor, "update", vec![table(resource)?, Rpc::Int(id), Rpc::Struct(fields)]).await?;
-            HubAnswer::json(&load(vendor, resource, id).await?)
+            record_answer(resource, load(vendor, resource, id).await?)
         }
         Operation::Delete => {
             let id = id()?;
@@ -330,12 +446,35 @@ mod tests {
         let s = write_struct(def, notes, &body).unwrap();
         assert_eq!(s.keys().collect::<Vec<_>>(), ["ContactId", "ActionDate", "Priority", "ObjectType"]);
         assert_eq!(s["ContactId"], Rpc::Int(4));
-        assert_eq!(s["Priority"], Rpc::Nil);
+        assert_eq!(s["Priority"], Rpc::from(""), "Keap reads no nil; an empty value clears");
         let err = write_struct(def, notes, &json!({"ObjectType": "Task"})).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(write_struct(def, notes, &json!({"ActionDate": "soon"})).is_err());
         assert!(write_struct(def, notes, &json!({"ContactId": 1.5})).is_err());
         assert!(write_struct(def, notes, &json!({"CreationNotes": {"a": 1}})).is_err());
+    }
+
+    #[test]
+    fn warnings_name_resource_record_and_field_in_visible_ascii() {
+        let catalog = switchyard_elements::Catalog::builtin();
+        let def = catalog.get("infusionsoftcrm").unwrap();
+        let contacts = def.resources.iter().find(|r| r.path == "/contacts").unwrap();
+        let m = |s: &str| PathItem::Member(s.to_owned());
+        assert_eq!(
+            warning(contacts, "12", &[m("FirstName")], Replaced::CharacterReference),
+            "contacts 12 FirstName: undecodable character reference replaced by U+FFFD"
+        );
+        assert_eq!(
+            warning(contacts, "a b,c", &[m("Ünï, cödé"), PathItem::Index(2), m("x")], Replaced::Scalar("int")),
+            "contacts a%20b%2Cc %C3%9Cn%C3%AF%2C%20c%C3%B6d%C3%A9[2].x: undecodable int replaced by null"
+        );
+        assert_eq!(warning(contacts, "?", &[], Replaced::Scalar("double")), "contacts ? (value): undecodable double replaced by null");
+
+        let many: Vec<String> = (0..60).map(|i| format!("contacts {i} FirstName: x")).collect();
+        let got = capped_warnings(contacts, many);
+        assert_eq!(got.len(), MAX_WARNINGS + 1);
+        assert_eq!(got[MAX_WARNINGS - 1], "contacts 49 FirstName: x");
+        assert_eq!(got[MAX_WARNINGS], "contacts 10 more replaced fields not listed");
     }
 
     #[test]

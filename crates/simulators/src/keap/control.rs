@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<KeapSimulator> {
         .route("/_sim/apps/{client_id}/expire-tokens", post(expire))
         .route("/_sim/apps/{client_id}/revoke-tokens", post(revoke))
         .route("/_sim/apps/{client_id}/reset", post(reset))
+        .route("/_sim/apps/{client_id}/records/{table}/{id}/raw", put(set_raw))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Box<Response>> {
@@ -220,6 +221,28 @@ async fn revoke(State(sim): State<KeapSimulator>, Path(id): Path<String>) -> Res
         return no_app();
     }
     control_json(StatusCode::OK, &json!({ "revoked": sim.revoke_tokens(&id) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDto {
+    field: String,
+    xml: String,
+}
+
+async fn set_raw(State(sim): State<KeapSimulator>, Path((client_id, table, id)): Path<(String, String, i32)>, body: Bytes) -> Response {
+    let dto: RawDto = match parse(&body) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    if sim.app(&client_id).is_none() {
+        return no_app();
+    }
+    if sim.set_raw_field(&client_id, &table, id, &dto.field, &dto.xml) {
+        control_json(StatusCode::OK, &json!({ "table": table, "id": id, "field": dto.field }))
+    } else {
+        control_error(StatusCode::NOT_FOUND, "no such table, record or field")
+    }
 }
 
 async fn reset(State(sim): State<KeapSimulator>, Path(id): Path<String>) -> Response {

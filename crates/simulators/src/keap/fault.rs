@@ -3,7 +3,7 @@
 //! The numeric `faultCode`s are the simulator's own (Keap does not document them);
 //! they are stable so tests may rely on them.
 
-use switchyard_xmlrpc::Fault;
+use super::xmlrpc::Fault;
 
 /// A request that could not be parsed or named no handler (Apache XML-RPC's code 0).
 pub(crate) const GENERIC: i32 = 0;

@@ -15,7 +15,7 @@ pub(crate) fn router(sim: KeapSimulator) -> Router {
         .route("/app/oauth/authorize", get(oauth::authorize_get).post(oauth::authorize_post))
         .route("/token", post(oauth::token))
         // The codec refuses documents over its limit; let them reach it.
-        .route("/crm/xmlrpc/v1", post(rpc::handle).layer(DefaultBodyLimit::max(switchyard_xmlrpc::MAX_INPUT_BYTES + 1)))
+        .route("/crm/xmlrpc/v1", post(rpc::handle).layer(DefaultBodyLimit::max(super::xmlrpc::MAX_INPUT_BYTES + 1)))
         .merge(control::routes())
         .fallback(|| async { control_error(StatusCode::NOT_FOUND, "no such path") })
         .with_state(sim)

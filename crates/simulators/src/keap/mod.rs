@@ -20,6 +20,7 @@ mod rpc;
 mod schema;
 mod seed;
 mod store;
+pub mod xmlrpc;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -385,6 +386,17 @@ impl KeapSimulator {
             }
             None => false,
         }
+    }
+
+    /// Makes the simulator write `xml` verbatim in place of the whole `<value>…</value>`
+    /// of one field of one record, in every answer that carries the field, until the
+    /// field is written or the data reset. For answers a client must survive, e.g.
+    /// `<value>&#55357;</value>`: a lone surrogate, which Keap writes when a text was cut
+    /// between the two halves of an emoji. False for an unknown app, table, record or field.
+    pub fn set_raw_field(&self, client_id: &str, table: &str, id: i32, field: &str, xml: &str) -> bool {
+        let (Some(app), Some(t)) = (self.state(client_id), schema::table(table)) else { return false };
+        let set = write(&app.data).set_raw(t, id, field, xml.to_owned());
+        set
     }
 
     pub(crate) fn state(&self, client_id: &str) -> Option<Arc<App>> {

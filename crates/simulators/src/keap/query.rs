@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use chrono::{NaiveDate, NaiveDateTime};
-use switchyard_xmlrpc::{Fault, Struct, Value};
+use super::xmlrpc::{Fault, Struct, Value};
 
 use super::fault::{invalid_parameter, no_field_found, snippet};
 use super::schema::{Field, Kind, Table};
@@ -68,7 +68,6 @@ pub(crate) fn criterion(table: &Table, name: &str, value: &Value) -> Result<Crit
     let field = table.field(name).ok_or_else(|| no_field_found(table.name, name))?;
     let cond = match value {
         Value::String(s) => text_condition(table, field, s)?,
-        Value::Nil => Cond::Null,
         Value::Array(items) => {
             if field.kind != Kind::Id {
                 return Err(invalid_parameter(format!("A list of values is only allowed on Id, not on {}.{}", table.name, field.name)));

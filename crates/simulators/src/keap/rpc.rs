@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
-use switchyard_xmlrpc::{decode_call, encode_response, Fault, MethodCall, MethodResponse, Struct, Value};
+use super::xmlrpc::{read_call, write_response, Fault, MethodCall, MethodResponse, Struct, Value};
 
 use super::fault::{self, invalid_parameter, no_field_found, no_table_access, snippet, unknown_table};
 use super::oauth::AccessError;
@@ -62,16 +62,16 @@ pub(crate) async fn handle(State(sim): State<KeapSimulator>, headers: HeaderMap,
             limit_headers,
         );
     }
-    let answer = match decode_call(&body) {
+    let answer = match read_call(&body) {
         Ok(call) => dispatch(&app, &call),
-        // The codec's messages quote at most a short snippet, never the document.
+        // The reader's messages quote at most a short snippet, never the document.
         Err(e) => MethodResponse::Fault(Fault::new(fault::GENERIC, format!("Failed to parse XML-RPC request: {e}"))),
     };
     let mut b = Response::builder().status(StatusCode::OK).header(CONTENT_TYPE, "text/xml;charset=UTF-8");
     for (k, v) in limit_headers {
         b = b.header(k, v);
     }
-    b.body(Body::from(encode_response(&answer))).unwrap_or_default()
+    b.body(Body::from(write_response(&answer))).unwrap_or_default()
 }
 
 /// Counts one call against the app's quota and throttle; the headers to send.

@@ -3,7 +3,7 @@
 //! written through the API carry the real clock (UTC).
 
 use chrono::{DateTime, NaiveDateTime};
-use switchyard_xmlrpc::{Struct, Value};
+use super::xmlrpc::{Struct, Value};
 
 use super::schema::{COMPANY, CONTACT, CONTACT_ACTION, LEAD, USER};
 use super::store::AccountData;

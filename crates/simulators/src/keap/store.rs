@@ -1,12 +1,12 @@
 //! One Keap account's records, and the DataService operations on them.
 //!
-//! A record holds only the fields that have a value, in schema order; writing `""` or
-//! `nil` clears a field. Answers likewise leave out empty fields, as Keap does.
+//! A record holds only the fields that have a value, in schema order; writing `""`
+//! clears a field (Keap reads no `nil`). Answers likewise leave out empty fields, as Keap does.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDateTime, Timelike, Utc};
-use switchyard_xmlrpc::{Fault, Struct, Value};
+use super::xmlrpc::{Fault, Struct, Value};
 
 use super::fault::{invalid_parameter, no_field_found, record_not_found, snippet};
 use super::query::{self, Criterion};
@@ -64,6 +64,17 @@ impl AccountData {
 
     pub(crate) fn get(&self, t: &Table, id: i32) -> Option<&Struct> {
         self.rows(t).records.get(&id)
+    }
+
+    /// Puts verbatim XML in place of one field's `<value>` (the control API's raw
+    /// field); false if there is no such record or field.
+    pub(crate) fn set_raw(&mut self, t: &Table, id: i32, field: &str, xml: String) -> bool {
+        let Some(field) = t.field(field) else { return false };
+        let Some(record) = self.rows_mut(t).records.remove(&id) else { return false };
+        let mut record = record;
+        record.insert(field.name.to_owned(), Value::Raw(xml));
+        self.rows_mut(t).records.insert(id, in_schema_order(t, record));
+        true
     }
 
     /// `DataService.add`.
@@ -173,7 +184,7 @@ fn in_schema_order(t: &Table, mut record: Struct) -> Struct {
 }
 
 /// Applies written values: unknown fields are a fault, vendor-set fields are ignored,
-/// `nil` and `""` clear a field.
+/// `""` clears a field.
 fn apply(t: &Table, record: &mut Struct, values: &Struct) -> Result<(), Fault> {
     for (name, value) in values {
         let field = t.field(name).ok_or_else(|| no_field_found(t.name, name))?;
@@ -201,10 +212,8 @@ fn coerce(t: &Table, field: &Field, v: &Value) -> Result<Option<Value>, Fault> {
         };
         invalid_parameter(format!("Invalid value {shown} for {}.{}", t.name, field.name))
     };
-    match v {
-        Value::Nil => return Ok(None),
-        Value::String(s) if s.is_empty() => return Ok(None),
-        _ => {}
+    if v.as_str() == Some("") {
+        return Ok(None);
     }
     let out = match (field.kind, v) {
         (Kind::Id | Kind::Int, Value::Int(i)) => Value::Int(*i),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value as Json};
 use switchyard_simulators::keap::{serve, AppConfig, KeapSimulator, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PRIVATE_KEY};
-use switchyard_xmlrpc::{decode_response, encode_call, Fault, MethodCall, MethodResponse, Struct, Value};
+use switchyard_simulators::keap::xmlrpc::{read_response, write_call, Fault, MethodCall, MethodResponse, Struct, Value};
 
 pub const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
@@ -140,10 +140,16 @@ impl Sim {
             .http
             .post(self.url("/crm/xmlrpc/v1"))
             .header("content-type", "text/xml")
-            .body(encode_call(&MethodCall::new(method, params)));
+            .body(write_call(&MethodCall::new(method, params)));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
+        answer(req.send().await.unwrap()).await
+    }
+
+    /// Posts a hand-written XML-RPC document with a bearer token; the raw HTTP answer.
+    pub async fn rpc_body(&self, token: &str, body: impl Into<String>) -> Answer {
+        let req = self.http.post(self.url("/crm/xmlrpc/v1")).header("content-type", "text/xml").bearer_auth(token).body(body.into());
         answer(req.send().await.unwrap()).await
     }
 
@@ -157,7 +163,7 @@ impl Sim {
         let a = self.rpc_raw(Some(token), method, params).await;
         assert_eq!(a.status, 200, "{}", a.text);
         assert!(a.header("content-type").unwrap().starts_with("text/xml"));
-        match decode_response(a.text.as_bytes()).unwrap() {
+        match read_response(a.text.as_bytes()).unwrap() {
             MethodResponse::Success(v) => Ok(v),
             MethodResponse::Fault(f) => Err(f),
         }

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 use switchyard_simulators::keap::DEMO_CLIENT_ID;
 
-use crate::common::{demo, json_app};
+use crate::common::{demo, fields, json_app, st};
 
 #[tokio::test]
 async fn apps_can_be_added_listed_reset_and_removed() {
@@ -59,4 +59,33 @@ async fn control_refuses_bad_input() {
 
     let settings = s.control(Method::PUT, "/_sim/settings", Some(json!({ "auto_approve": true }))).await.json();
     assert_eq!(settings, json!({ "auto_approve": true, "access_token_lifetime_s": 86400, "code_lifetime_s": 600, "token_answer_delay_ms": 0 }));
+}
+
+#[tokio::test]
+async fn a_raw_field_is_written_verbatim_until_the_field_is_written() {
+    let s = demo().await;
+    let (t, _) = s.tokens().await;
+    let key = switchyard_simulators::keap::DEMO_PRIVATE_KEY;
+    let path = format!("/_sim/apps/{DEMO_CLIENT_ID}/records/Contact/2/raw");
+    // A lone high surrogate: what Keap writes for a text cut between the halves of an emoji.
+    let set = s.control(Method::PUT, &path, Some(json!({ "field": "FirstName", "xml": "<value>Zo&#55357;</value>" }))).await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let load = s.rpc_raw(Some(&t), "DataService.load", vec![key.into(), "Contact".into(), 2.into(), fields(&["Id", "FirstName"])]).await;
+    assert!(load.text.contains("<member><name>FirstName</name><value>Zo&#55357;</value></member>"), "{}", load.text);
+    let page = s.rpc_raw(Some(&t), "DataService.query", vec![key.into(), "Contact".into(), 1.into(), 0.into(), st(&[]), fields(&["FirstName"])]).await;
+    assert!(page.text.contains("<value>Zo&#55357;</value>"), "{}", page.text);
+
+    s.call(&t, "DataService.update", vec!["Contact".into(), 2.into(), st(&[("FirstName", "Zoe".into())])]).await.unwrap();
+    let load = s.call(&t, "DataService.load", vec!["Contact".into(), 2.into(), fields(&["FirstName"])]).await.unwrap();
+    assert_eq!(load, st(&[("FirstName", "Zoe".into())]));
+
+    for (path, body, status) in [
+        (path.clone(), json!({ "field": "Nope", "xml": "<value/>" }), 404),
+        (format!("/_sim/apps/{DEMO_CLIENT_ID}/records/Contact/99999/raw"), json!({ "field": "FirstName", "xml": "<value/>" }), 404),
+        (format!("/_sim/apps/{DEMO_CLIENT_ID}/records/Nope/2/raw"), json!({ "field": "FirstName", "xml": "<value/>" }), 404),
+        ("/_sim/apps/nobody/records/Contact/2/raw".to_owned(), json!({ "field": "FirstName", "xml": "<value/>" }), 404),
+        (path.clone(), json!({ "field": "FirstName" }), 400),
+    ] {
+        assert_eq!(s.control(Method::PUT, &path, Some(body.clone())).await.status, status, "{path} {body}");
+    }
 }

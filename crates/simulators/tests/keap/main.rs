@@ -3,7 +3,9 @@
 //! in a real headless Chromium.
 
 mod browser;
+mod codec;
 mod common;
 mod control;
+mod interop;
 mod oauth;
 mod rpc;

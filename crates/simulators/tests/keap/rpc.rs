@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use reqwest::Method;
 use serde_json::json;
-use switchyard_xmlrpc::Value;
+use switchyard_simulators::keap::xmlrpc::Value;
 
 use crate::common::{demo, fields, json_app, rows, st};
 
@@ -167,7 +167,7 @@ async fn query_data_exact_like_and_operators() {
     let every = rows(s.call(&t, "DataService.query", q(st(&[("Id", "%".into())]))).await.unwrap());
     assert_eq!(every.len(), 60);
 
-    let id = |r: &switchyard_xmlrpc::Struct| r["Id"].as_i32().unwrap();
+    let id = |r: &switchyard_simulators::keap::xmlrpc::Struct| r["Id"].as_i32().unwrap();
     let mid = id(&all[30]);
     for (op, pred) in [
         ("~<~", Box::new(move |i: i32| i < mid) as Box<dyn Fn(i32) -> bool>),
