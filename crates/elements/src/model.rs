@@ -42,6 +42,9 @@ pub struct ElementDefinition {
     pub models: BTreeMap<String, Model>,
     #[serde(default)]
     pub events: EventsSupport,
+    /// The resources' hub paths split into segments, compiled on first use.
+    #[serde(skip)]
+    pub(crate) routes: std::sync::OnceLock<Vec<crate::route::RoutePattern>>,
 }
 
 /// A record's fields and their types, as the vendor sends them.
@@ -578,6 +581,11 @@ impl Webhooks {
 }
 
 impl ElementDefinition {
+    /// The compiled route patterns (see `route.rs`).
+    pub(crate) fn route_patterns(&self) -> &[crate::route::RoutePattern] {
+        self.routes.get_or_init(|| crate::route::compile(&self.resources))
+    }
+
     /// The vendor call behind one operation of `resource`, as element listings
     /// show it: `(method, path)`. REST: the HTTP method and vendor path; XML-RPC:
     /// the method (`DataService.query`) and the table.

@@ -21,57 +21,86 @@ pub enum RouteError {
     MethodNotAllowed,
 }
 
+/// One resource operation's hub path, split into segments once.
+#[derive(Debug, Clone)]
+pub(crate) struct RoutePattern {
+    resource: usize,
+    operation: Operation,
+    method: &'static str,
+    segments: Vec<Segment>,
+    /// How many segments are literals (the more, the more specific).
+    literals: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(String),
+    Id,
+    Param(String),
+}
+
+/// Every resource operation's pattern, in the order of the element's data.
+pub(crate) fn compile(resources: &[Resource]) -> Vec<RoutePattern> {
+    let mut out = Vec::new();
+    for (index, resource) in resources.iter().enumerate() {
+        for &operation in &resource.operations {
+            let (method, suffix) = operation.hub_shape();
+            let segments: Vec<Segment> = resource
+                .path
+                .split('/')
+                .chain(suffix.split('/'))
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some("id") => Segment::Id,
+                    Some(name) => Segment::Param(name.to_owned()),
+                    None => Segment::Literal(s.to_owned()),
+                })
+                .collect();
+            let literals = segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
+            out.push(RoutePattern { resource: index, operation, method, segments, literals });
+        }
+    }
+    out
+}
+
 impl ElementDefinition {
     /// Matches `method path` (path relative to `/hubs/{hub}`). When several
     /// patterns match, the one with the most literal segments wins, so
     /// `/orders/statuses` is the statuses list and `/orders/count` a count.
+    /// The patterns are compiled from `resources` on first use.
     pub fn route(&self, method: &str, path: &str) -> Result<RouteMatch<'_>, RouteError> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(usize, RouteMatch<'_>)> = None;
+        let mut best: Option<&RoutePattern> = None;
         let mut path_matched = false;
-        for resource in &self.resources {
-            for &operation in &resource.operations {
-                let (hub_method, suffix) = operation.hub_shape();
-                let pattern: Vec<&str> = resource
-                    .path
-                    .split('/')
-                    .chain(suffix.split('/'))
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                let Some((literals, params, id)) = match_segments(&pattern, &segments) else { continue };
-                path_matched = true;
-                if hub_method != method {
-                    continue;
-                }
-                if best.as_ref().is_none_or(|(score, _)| literals > *score) {
-                    best = Some((literals, RouteMatch { resource, operation, params, id }));
-                }
+        for pattern in self.route_patterns() {
+            if pattern.segments.len() != segments.len() || !matches(&pattern.segments, &segments) {
+                continue;
+            }
+            path_matched = true;
+            if pattern.method == method && best.is_none_or(|b| pattern.literals > b.literals) {
+                best = Some(pattern);
             }
         }
-        match best {
-            Some((_, m)) => Ok(m),
-            None if path_matched => Err(RouteError::MethodNotAllowed),
-            None => Err(RouteError::NotFound),
+        let Some(pattern) = best else {
+            return Err(if path_matched { RouteError::MethodNotAllowed } else { RouteError::NotFound });
+        };
+        let (mut params, mut id) = (Vec::new(), None);
+        for (p, s) in pattern.segments.iter().zip(&segments) {
+            match p {
+                Segment::Id => id = Some((*s).to_owned()),
+                Segment::Param(name) => params.push((name.clone(), (*s).to_owned())),
+                Segment::Literal(_) => {}
+            }
         }
+        Ok(RouteMatch { resource: &self.resources[pattern.resource], operation: pattern.operation, params, id })
     }
 }
 
-type Captures = (usize, Vec<(String, String)>, Option<String>);
-
-fn match_segments(pattern: &[&str], segments: &[&str]) -> Option<Captures> {
-    if pattern.len() != segments.len() {
-        return None;
-    }
-    let (mut literals, mut params, mut id) = (0, Vec::new(), None);
-    for (p, s) in pattern.iter().zip(segments) {
-        match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            Some("id") => id = Some((*s).to_owned()),
-            Some(name) => params.push((name.to_owned(), (*s).to_owned())),
-            None if p == s => literals += 1,
-            None => return None,
-        }
-    }
-    Some((literals, params, id))
+fn matches(pattern: &[Segment], segments: &[&str]) -> bool {
+    pattern.iter().zip(segments).all(|(p, s)| match p {
+        Segment::Literal(l) => l == s,
+        Segment::Id | Segment::Param(_) => true,
+    })
 }
 
 #[cfg(test)]

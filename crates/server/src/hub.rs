@@ -89,9 +89,11 @@ pub async fn call(
             let outcome = engine.execute(&open, &owned).await;
             crate::idempotency::Attempt { answer: outcome.answer.map(respond).map_err(ApiError::from), reached: outcome.maybe_reached }
         };
-        return crate::idempotency::once(&state, &headers, fingerprint, job).await;
+        return Box::pin(crate::idempotency::once(&state, &headers, fingerprint, job)).await;
     }
-    Ok(respond(state.engine.execute(&open, &request).await.answer?))
+    // Boxed: the engine's future is large, and axum moves the handler's future
+    // (a copy of all its state) several times per request.
+    Ok(respond(Box::pin(state.engine.execute(&open, &request)).await.answer?))
 }
 
 /// A hub answer as HTTP: its JSON body, on lists the paging headers, and one

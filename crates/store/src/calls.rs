@@ -84,34 +84,37 @@ fn epoch_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Rows per INSERT: 9 bound values each stay far below SQLite's 32,766 variables.
+const CALLS_PER_STATEMENT: usize = 500;
+
 impl Store {
-    /// Appends calls in one transaction; calls of an instance deleted meanwhile are skipped.
+    /// Appends calls in one statement; calls of an instance deleted meanwhile are skipped.
     pub async fn record_calls(&self, calls: &[NewCall]) -> Result<()> {
-        // One statement for the whole batch: the rows travel as one JSON array,
-        // so a busy log costs one round trip to the database thread, not one a row.
-        let rows: Vec<serde_json::Value> = calls
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "i": c.instance_id, "m": c.method, "p": c.path, "q": c.query_names,
-                    "s": c.status, "o": c.outcome, "d": c.duration_ms.min(i64::MAX as u64),
-                    "r": c.retries, "t": rfc3339(c.at),
-                })
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO vendor_calls (instance_id, method, path, query_names, status, outcome,
-                                       duration_ms, retries, created_at)
-             SELECT json_extract(j.value, '$.i'), json_extract(j.value, '$.m'), json_extract(j.value, '$.p'),
-                    json_extract(j.value, '$.q'), json_extract(j.value, '$.s'), json_extract(j.value, '$.o'),
-                    json_extract(j.value, '$.d'), json_extract(j.value, '$.r'), json_extract(j.value, '$.t')
-             FROM json_each(?) j
-             WHERE EXISTS (SELECT 1 FROM instances WHERE id = json_extract(j.value, '$.i'))
-             ORDER BY j.key",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&self.pool)
-        .await?;
+        // One statement per batch (one round trip to the database thread), the rows
+        // bound as a multi-row VALUES list: cheaper than one JSON document that
+        // json_extract would parse again for every column of every row.
+        for chunk in calls.chunks(CALLS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO vendor_calls (instance_id, method, path, query_names, status, outcome,
+                                           duration_ms, retries, created_at)
+                 SELECT * FROM (",
+            );
+            insert.push_values(chunk, |mut row, c| {
+                row.push_bind(c.instance_id)
+                    .push_bind(c.method.as_str())
+                    .push_bind(c.path.as_str())
+                    .push_bind(serde_json::to_string(&c.query_names).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(c.status.map(i64::from))
+                    .push_bind(c.outcome.as_str())
+                    .push_bind(c.duration_ms.min(i64::MAX as u64) as i64)
+                    .push_bind(i64::from(c.retries))
+                    .push_bind(rfc3339(c.at));
+            });
+            insert.push(") AS v WHERE EXISTS (SELECT 1 FROM instances WHERE id = v.column1)");
+            // Not cached: each batch size is another statement, and sqlx would keep up to
+            // 100 of them (thousands of parameters each) per connection.
+            insert.build().persistent(false).execute(&self.pool).await?;
+        }
         Ok(())
     }
 
