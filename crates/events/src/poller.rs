@@ -383,9 +383,12 @@ impl Poller {
         }
     }
 
-    /// Records, once per reason, that `instance` cannot poll.
-    async fn cannot_poll(&self, recorded: &mut HashMap<i64, String>, instance: &InstanceRow, reason: String) {
+    /// Records and logs, once per reason (not at every tick), that `instance`
+    /// cannot poll.
+    async fn cannot_poll(&self, recorded: &mut HashMap<i64, String>, instance: &InstanceRow, what: &str, e: EventsError) {
+        let reason = e.reason();
         if recorded.get(&instance.id) != Some(&reason) {
+            tracing::warn!(instance = instance.id, error = %e, "{what}");
             self.record(instance, Some(reason.clone())).await;
             recorded.insert(instance.id, reason);
         }
@@ -513,8 +516,7 @@ impl Poller {
                         // Saved configuration is checked, so this is one saved before
                         // the checks (or a vault that does not open it): polling stops,
                         // and the instance says why.
-                        tracing::warn!(instance = instance.id, error = %e, "event configuration unreadable");
-                        self.cannot_poll(&mut cannot_poll, &instance, e.reason()).await;
+                        self.cannot_poll(&mut cannot_poll, &instance, "event configuration unreadable", e).await;
                         continue;
                     }
                 };
@@ -522,8 +524,7 @@ impl Poller {
                 let interval = cfg.refresh_interval;
                 if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(instance.id) {
                     if let Err(e) = self.start_marks(instance.id, &cfg).await {
-                        tracing::warn!(instance = instance.id, error = %e, "polling cannot start");
-                        self.cannot_poll(&mut cannot_poll, &instance, e.reason()).await;
+                        self.cannot_poll(&mut cannot_poll, &instance, "polling cannot start", e).await;
                         continue;
                     }
                     cannot_poll.remove(&instance.id);

@@ -172,9 +172,6 @@ async fn every_event_setting_is_checked_when_saved() {
     // the hub resources the element can watch; event.poller.configuration maps each
     // to a hub list `url`.
     let cases = [
-        (json!({"event.notification.enabled": "yes"}), "event.notification.enabled", "true or false"),
-        (json!({"event.vendor.type": "push"}), "event.vendor.type", "polling or webhook"),
-        (json!({"event.notification.callback.url": "not a url"}), "event.notification.callback.url", "URL"),
         (json!({"event.poller.configuration": "{\"orders\": 1}"}), "event.poller.configuration", "not valid"),
         (
             json!({"event.poller.configuration": "{\"orders\":{\"url\":\"/v2/orders\"}}"}),
@@ -188,6 +185,9 @@ async fn every_event_setting_is_checked_when_saved() {
             "event.objects",
             "these are: orders",
         ),
+        (json!({"event.notification.enabled": "yes"}), "event.notification.enabled", "true or false"),
+        (json!({"event.vendor.type": "push"}), "event.vendor.type", "polling or webhook"),
+        (json!({"event.notification.callback.url": "not a url"}), "event.notification.callback.url", "URL"),
     ];
     for (events, key, allowed) in &cases {
         refused(&w.create(events.clone()).await, key, allowed);
