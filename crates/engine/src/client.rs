@@ -5,7 +5,7 @@
 //! inside the client's DNS resolver, which drops refused addresses at connect
 //! time so a name cannot be re-pointed between check and connection.
 //! Redirects are followed (at most [`MAX_REDIRECTS`]) only after the new
-//! location passes the same policy.
+//! location passes the same policy, and without a `Referer` header.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -211,6 +211,9 @@ impl VendorClient {
             // Proxies would resolve names themselves and bypass the policy.
             .no_proxy()
             .redirect(redirect)
+            // A redirect must not tell where it came from: the URL may carry a
+            // credential in its query, and the new location may be another host.
+            .referer(false)
             .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
             .timeout(timeout)
             .pool_max_idle_per_host(8)

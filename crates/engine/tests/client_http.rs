@@ -338,3 +338,36 @@ async fn the_default_body_bound_is_16_mib() {
         Ok(r) => panic!("{} bytes accepted", r.body.len()),
     }
 }
+
+#[tokio::test]
+async fn a_followed_redirect_sends_no_referer() {
+    // reqwest sends the URL redirected from as `Referer` unless told not to; a
+    // vendor URL may carry a credential in its query (Keap's `access_token`), and
+    // a redirect may lead to another host.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<HeaderMap>>> = Default::default();
+    let landing = seen.clone();
+    let app = Router::new()
+        .route(
+            "/from",
+            any(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/landing")], "") }),
+        )
+        .route(
+            "/landing",
+            any(move |headers: HeaderMap| {
+                landing.lock().unwrap().push(headers);
+                async { "landed" }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = loopback_client();
+    for method in [Method::GET, Method::POST] {
+        let req = VendorRequest::new(method.clone(), format!("http://{addr}/from?access_token=s3cret")).body("{}");
+        let resp = client.send(req).await.unwrap();
+        assert_eq!((resp.status, &resp.body[..]), (200, &b"landed"[..]), "{method}");
+        let headers = seen.lock().unwrap().pop().expect("the redirect was followed");
+        assert!(headers.get("referer").is_none(), "{method}: {:?}", headers.get("referer"));
+    }
+}

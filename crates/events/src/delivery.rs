@@ -279,11 +279,12 @@ impl Deliverer {
                 let message = format!("the callback answered {}", r.status);
                 self.failure(&job, started, Some(r.status.into()), message, retry_after)
             }
-            // The policy will refuse this URL every time: no point in a schedule.
-            Err(VendorError::Refused(p)) => DeliveryOutcome {
-                last_error: Some(format!("the callback URL is refused by the outbound policy: {p}")),
-                ..outcome(&job, DeliveryState::Failed, sent, started)
-            },
+            // Judged now, after DNS (by the client's resolver) and at every redirect:
+            // the name may point elsewhere later, or the operator allow it, so a
+            // refusal is a failed attempt like any other, retried on the schedule.
+            Err(VendorError::Refused(p)) => {
+                self.failure(&job, started, None, format!("the callback URL is refused by the outbound policy: {p}"), None)
+            }
             Err(e) => self.failure(&job, started, None, e.to_string(), None),
         };
         DeliveryOutcome { raw: enriched, ..done }

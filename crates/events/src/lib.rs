@@ -28,7 +28,7 @@ use switchyard_elements::Catalog;
 use switchyard_store::Store;
 use switchyard_vault::Vault;
 
-pub use config::{EventConfig, VendorType};
+pub use config::{ConfigError, EventConfig, VendorType};
 pub use delivery::{Deliverer, DeliverySettings};
 pub use health::{notify_instance_health, HealthNotifier};
 pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
@@ -53,6 +53,16 @@ pub enum EventsError {
     Config { instance: i64, message: String },
     #[error("polling {resource}: {source}")]
     Hub { resource: String, source: HubError },
+}
+
+impl EventsError {
+    /// The error as told on the instance it concerns (without its id).
+    pub fn reason(&self) -> String {
+        match self {
+            EventsError::Config { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Wakes the delivery worker when events were stored in this process, so they go

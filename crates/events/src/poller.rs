@@ -210,10 +210,14 @@ pub struct ResourcePoll {
     pub zone: Option<FixedOffset>,
 }
 
-/// Parses `event.poller.configuration`; every problem is named.
+/// Parses `event.poller.configuration`; every problem is named (the key is the
+/// caller's to add).
 pub fn parse_poller_configuration(text: &str) -> Result<Vec<ResourcePoll>, String> {
-    let specs: BTreeMap<String, ResourceSpec> =
-        serde_json::from_str(text).map_err(|e| format!("event.poller.configuration is not valid: {e}"))?;
+    let specs: BTreeMap<String, ResourceSpec> = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "expected {{\"<resource>\": {{\"url\": \"/hubs/...\", \"idField\": ..., \"datesConfiguration\": {{...}}}}, ...}}: {e}"
+        )
+    })?;
     specs
         .into_iter()
         .map(|(name, spec)| {
@@ -332,8 +336,27 @@ impl Poller {
 
     /// Polls every configured resource of one instance now. Returns the events stored.
     /// One failing resource does not stop the others; the first error is returned
-    /// after all were tried.
+    /// after all were tried. The outcome is recorded on the instance (see
+    /// [`Poller::record`]).
     pub async fn poll_instance(&self, instance: &InstanceRow) -> Result<usize, EventsError> {
+        let result = self.poll_all(instance).await;
+        self.record(instance, result.as_ref().err().map(EventsError::reason)).await;
+        result
+    }
+
+    /// The outcome of a poll of `instance` (`failure`: why it failed), as the user
+    /// and the operator see it: on the instance (`GET /instances/{id}` shows the
+    /// latest) and in `switchyard_event_polls_total{element,outcome}`.
+    async fn record(&self, instance: &InstanceRow, failure: Option<String>) {
+        let outcome = if failure.is_some() { "failed" } else { "ok" };
+        metrics::counter!("switchyard_event_polls_total", "element" => instance.element_key.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Err(e) = self.inner.ctx.store.record_poll(instance.id, now_ms(), failure.is_none(), failure.as_deref()).await {
+            tracing::warn!(instance = instance.id, error = %e, "recording the poll outcome failed");
+        }
+    }
+
+    async fn poll_all(&self, instance: &InstanceRow) -> Result<usize, EventsError> {
         let ctx = &self.inner.ctx;
         let def = ctx.catalog.get(&instance.element_key).cloned();
         let cfg = EventConfig::load(ctx, def.as_deref(), instance.id).await?;
@@ -360,13 +383,26 @@ impl Poller {
         }
     }
 
+    /// Records and logs, once per reason (not at every tick), that `instance`
+    /// cannot poll.
+    async fn cannot_poll(&self, recorded: &mut HashMap<i64, String>, instance: &InstanceRow, what: &str, e: EventsError) {
+        let reason = e.reason();
+        if recorded.get(&instance.id) != Some(&reason) {
+            tracing::warn!(instance = instance.id, error = %e, "{what}");
+            self.record(instance, Some(reason.clone())).await;
+            recorded.insert(instance.id, reason);
+        }
+    }
+
     fn resources(&self, instance_id: i64, cfg: &EventConfig) -> Result<Vec<ResourcePoll>, EventsError> {
         let text = cfg.poller_configuration.as_deref().ok_or_else(|| EventsError::Config {
             instance: instance_id,
             message: "no event.poller.configuration (and the element has no default)".into(),
         })?;
-        let mut resources =
-            parse_poller_configuration(text).map_err(|message| EventsError::Config { instance: instance_id, message })?;
+        let mut resources = parse_poller_configuration(text).map_err(|e| EventsError::Config {
+            instance: instance_id,
+            message: format!("configuration '{}' is not valid: {e}", crate::config::POLLER_CONFIGURATION),
+        })?;
         if let Some(objects) = &cfg.objects {
             resources.retain(|r| objects.contains(&r.name));
         }
@@ -450,6 +486,9 @@ impl Poller {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut slots: HashMap<i64, Slot> = HashMap::new();
         let mut polling_before: Option<Vec<i64>> = None;
+        // Instances that cannot poll, with the reason last recorded on them (so it
+        // is written when it changes, not at every tick).
+        let mut cannot_poll: HashMap<i64, String> = HashMap::new();
         let permits = Arc::new(Semaphore::new(self.inner.settings.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
@@ -474,7 +513,10 @@ impl Poller {
                     Ok(c) if c.vendor_type == VendorType::Polling => c,
                     Ok(_) => continue,
                     Err(e) => {
-                        tracing::warn!(instance = instance.id, error = %e, "event configuration unreadable");
+                        // Saved configuration is checked, so this is one saved before
+                        // the checks (or a vault that does not open it): polling stops,
+                        // and the instance says why.
+                        self.cannot_poll(&mut cannot_poll, &instance, "event configuration unreadable", e).await;
                         continue;
                     }
                 };
@@ -482,9 +524,10 @@ impl Poller {
                 let interval = cfg.refresh_interval;
                 if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(instance.id) {
                     if let Err(e) = self.start_marks(instance.id, &cfg).await {
-                        tracing::warn!(instance = instance.id, error = %e, "polling cannot start");
+                        self.cannot_poll(&mut cannot_poll, &instance, "polling cannot start", e).await;
                         continue;
                     }
+                    cannot_poll.remove(&instance.id);
                     let first = now + interval.mul_f64(rand::thread_rng().gen::<f64>());
                     vacant.insert(Slot { next_due: first, interval, running: Default::default() });
                 }
@@ -510,6 +553,7 @@ impl Poller {
                 }
             }
             slots.retain(|id, _| polling.contains(id));
+            cannot_poll.retain(|id, _| !slots.contains_key(id));
             if polling_before.as_ref() != Some(&polling) {
                 if let Err(e) = self.inner.ctx.store.forget_poll_marks_except(&polling).await {
                     tracing::warn!(error = %e, "forgetting poll marks failed");

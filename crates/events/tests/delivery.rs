@@ -1,6 +1,7 @@
 //! The delivery worker against a real receiver over loopback HTTP and a real
 //! SQLite store: signatures (checked with ring, a second HMAC implementation),
-//! the retry schedule, Retry-After, 410, the outbound policy, a receiver that is
+//! the retry schedule, Retry-After, 410, the outbound policy (a refusal, also at a
+//! redirect, is a failed attempt like any other), a receiver that is
 //! down and comes back, and redelivery.
 
 mod common;
@@ -205,19 +206,69 @@ async fn gone_stops_delivery_to_that_url_until_redelivered() {
 }
 
 #[tokio::test]
-async fn a_private_callback_is_refused_without_allow_listing() {
+async fn a_callback_the_policy_refuses_is_a_failed_attempt_retried_on_the_schedule() {
     let s = setup().await;
     let receiver = Receiver::default();
     let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let port = url::Url::parse(&url).unwrap().port().unwrap();
+    // The default policy: nothing private, loopback or plain-http allowed. A literal
+    // loopback address is refused before any connection; a name by the client's
+    // resolver, after DNS, at the attempt.
+    for callback in [url.clone(), format!("https://localhost:{port}/hook")] {
+        let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &callback)]).await;
+        let ids = queue(&s, &instance, 1).await;
+        let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::default(), settings(10, 3));
+        worker.run_once().await.unwrap();
+        let row = delivery(&s, &ids[0]).await;
+        assert_eq!((row.delivery_state.as_str(), row.attempts), ("pending", 1), "{callback}: retried like any failed attempt");
+        assert!(row.next_attempt_at.is_some(), "{callback}: on the schedule");
+        let error = row.last_error.unwrap();
+        let host = url::Url::parse(&callback).unwrap().host_str().unwrap().to_owned();
+        assert!(error.contains("outbound policy") && error.contains(&format!("`{host}`")), "{callback}: {error}");
+        // Every attempt of the schedule is made, then the event is kept as failed.
+        let stop = run(&worker);
+        until_async(Duration::from_secs(10), "the last attempt", || async { delivery(&s, &ids[0]).await.delivery_state == "failed" }).await;
+        let _ = stop.send(());
+        let row = delivery(&s, &ids[0]).await;
+        assert_eq!(row.attempts, 3, "{callback}");
+        assert!(row.last_error.unwrap().contains("outbound policy"));
+    }
+    assert_eq!(receiver.count(), 0, "nothing reached the loopback receiver");
+
+    // A refusal is not final: once the operator allows the address, the next
+    // scheduled attempt delivers.
     let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
     let ids = queue(&s, &instance, 1).await;
-    // The default policy: nothing private, loopback or plain-http allowed.
-    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::default(), settings(10, 9));
+    Deliverer::new(s.ctx.clone(), OutboundPolicy::default(), settings(10, 3)).run_once().await.unwrap();
+    assert_eq!(delivery(&s, &ids[0]).await.delivery_state, "pending");
+    let allowing = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 3));
+    let stop = run(&allowing);
+    until_async(Duration::from_secs(10), "the retry", || async { delivery(&s, &ids[0]).await.delivery_state == "delivered" }).await;
+    let _ = stop.send(());
+    assert_eq!((receiver.count(), delivery(&s, &ids[0]).await.attempts), (1, 2));
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_refused_address_is_a_failed_attempt() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    // The cloud metadata address: refused by the policy when the redirect is
+    // checked, so nothing is ever sent there.
+    receiver.script(&[(307, vec![("location", "http://169.254.169.254/latest/meta-data")])]);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 1).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
     worker.run_once().await.unwrap();
-    assert_eq!(receiver.count(), 0, "nothing reached the loopback receiver");
     let row = delivery(&s, &ids[0]).await;
-    assert_eq!(row.delivery_state, "failed", "a refusal is final until redelivered");
-    assert!(row.last_error.as_deref().unwrap().contains("outbound policy"), "{:?}", row.last_error);
+    assert_eq!((row.delivery_state.as_str(), row.attempts, row.last_status), ("pending", 1, None));
+    let error = row.last_error.unwrap();
+    assert!(error.contains("outbound policy") && error.contains("169.254.169.254"), "{error}");
+    // The next attempt, answered without a redirect, delivers.
+    let stop = run(&worker);
+    until_async(Duration::from_secs(10), "the retry", || async { delivery(&s, &ids[0]).await.delivery_state == "delivered" }).await;
+    let _ = stop.send(());
+    assert_eq!(receiver.count(), 2);
 }
 
 #[tokio::test]

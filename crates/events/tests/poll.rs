@@ -194,3 +194,79 @@ async fn a_bad_configuration_is_an_error_naming_the_problem() {
     let err = poller(&s, &Vendor::default()).poll_instance(&instance).await.unwrap_err().to_string();
     assert!(err.contains("'k' is not supported"), "{err}");
 }
+
+/// A vendor whose lists fail as told.
+#[derive(Clone, Default)]
+struct Flaky {
+    vendor: Vendor,
+    failing: Arc<Mutex<bool>>,
+}
+
+impl HubLister for Flaky {
+    fn list_page<'a>(&'a self, instance: &'a InstanceRow, path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            if *self.failing.lock().unwrap() {
+                return Err(HubError { status: 502, message: "The vendor answered 503 (Service Unavailable)".into() });
+            }
+            self.vendor.list_page(instance, path, query).await
+        })
+    }
+
+    fn get_record<'a>(&'a self, org: i64, instance: i64, object: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        self.vendor.get_record(org, instance, object, id)
+    }
+}
+
+#[tokio::test]
+async fn each_poll_leaves_its_outcome_on_the_instance() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let flaky = Flaky::default();
+    let p = Poller::new(s.ctx.clone(), Arc::new(flaky.clone()), PollerSettings::default(), None);
+    assert_eq!(s.ctx.store.poll_status(instance.id).await.unwrap(), None, "no poll yet");
+
+    let before = switchyard_events::now_ms();
+    p.poll_instance(&instance).await.unwrap();
+    let ok = s.ctx.store.poll_status(instance.id).await.unwrap().unwrap();
+    assert!(ok.ok && ok.message.is_none() && ok.polled_at >= before, "{ok:?}");
+
+    *flaky.failing.lock().unwrap() = true;
+    p.poll_instance(&instance).await.unwrap_err();
+    let failed = s.ctx.store.poll_status(instance.id).await.unwrap().unwrap();
+    assert!(!failed.ok && failed.polled_at >= ok.polled_at, "{failed:?}");
+    let message = failed.message.unwrap();
+    assert!(message.contains("orders") && message.contains("502") && message.contains("503"), "{message}");
+
+    *flaky.failing.lock().unwrap() = false;
+    p.poll_instance(&instance).await.unwrap();
+    let again = s.ctx.store.poll_status(instance.id).await.unwrap().unwrap();
+    assert!(again.ok && again.message.is_none(), "a success clears the message: {again:?}");
+}
+
+#[tokio::test]
+async fn a_configuration_saved_before_the_checks_stops_polling_visibly() {
+    // Saved straight into the store, as the server accepted it before it checked
+    // event settings: an interval of 0, which the poller cannot honour.
+    let s = setup().await;
+    let instance = s
+        .instance(&[("event.notification.enabled", "true"), ("event.objects", "orders"), ("event.poller.refresh_interval", "0")])
+        .await;
+    let vendor = Vendor::default();
+    let settings = PollerSettings { tick: Duration::from_millis(10), ..Default::default() };
+    let p = Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(p.run(async move {
+        let _ = stopped.await;
+    }));
+    until_async(Duration::from_secs(10), "the scheduler to record why it cannot poll", || async {
+        s.ctx.store.poll_status(instance.id).await.unwrap().is_some()
+    })
+    .await;
+    let status = s.ctx.store.poll_status(instance.id).await.unwrap().unwrap();
+    assert!(!status.ok, "{status:?}");
+    let message = status.message.unwrap();
+    assert!(message.contains("event.poller.refresh_interval") && message.contains("1440"), "{message}");
+    assert!(vendor.wheres.lock().unwrap().is_empty(), "nothing was polled");
+    let _ = stop.send(());
+    running.await.unwrap();
+}

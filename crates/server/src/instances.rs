@@ -1,6 +1,8 @@
 //! Element instances: one authenticated connection of an element to one vendor
 //! account. Creation validates in a fixed order and stores nothing on failure:
-//! required keys, well-formed values, the outbound policy, then one vendor call.
+//! required keys, well-formed values, the event settings as the events crate reads
+//! them, the callback URL as written (against the outbound policy), then one vendor
+//! call.
 
 use std::collections::BTreeMap;
 
@@ -89,12 +91,14 @@ fn as_config_strings(config: Map<String, Value>) -> Result<BTreeMap<String, Stri
         .collect()
 }
 
-/// Required keys first (one message naming all that are missing), then formats.
+/// Required keys first (one message naming all that are missing), then the event
+/// settings (whose messages say the allowed values and ranges), then formats.
 fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let missing: Vec<&str> = def.required_keys(given).into_iter().filter(|k| def.effective(given, k).is_none()).collect();
     if !missing.is_empty() {
         return Err(bad_request(format!("Missing required configuration: {}", missing.join(", "))));
     }
+    check_event_settings(def, given)?;
     for (key, value) in given {
         let Some(param) = def.parameter(key) else { continue };
         if let Some(max) = param.kind.max_len() {
@@ -163,18 +167,30 @@ async fn exchange(
     Ok(state.engine.exchange_code(def, config, code, instance).await?)
 }
 
-/// Where events are delivered must pass the outbound policy, as vendor URLs do,
-/// checked when it is saved (and again at every delivery, after DNS).
-async fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+/// The `event.*` values as the poller and the delivery worker will read them
+/// (over the element's defaults), checked before anything is stored: a value they
+/// would refuse or ignore is a 400 naming the key and what it may be.
+fn check_event_settings(def: &ElementDefinition, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    switchyard_events::EventConfig::from_values(Some(def), config).map(|_| ()).map_err(|e| bad_request(e.to_string()))
+}
+
+/// Where events are delivered, judged by what the URL says by itself: not a URL,
+/// a literal private, loopback or link-local address the outbound policy does not
+/// allow, or plain http to a host not allow-listed. Its name is not resolved here
+/// (it may not resolve yet, or resolve elsewhere later): the delivery worker
+/// resolves it and applies the policy at every attempt, and a refusal there is a
+/// failed attempt, retried.
+fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let Some(url) = config.get("event.notification.callback.url").filter(|u| !u.trim().is_empty()) else {
         return Ok(());
     };
-    let policy = state.engine.client.policy();
-    let refused = |e: switchyard_engine::outbound::PolicyError| {
-        bad_request(format!("configuration 'event.notification.callback.url' is not allowed: {e}"))
-    };
-    let parsed = policy.check_url(url).map_err(refused)?;
-    policy.check_resolved(&parsed).await.map_err(refused)
+    state
+        .engine
+        .client
+        .policy()
+        .check_url(url)
+        .map(|_| ())
+        .map_err(|e| bad_request(format!("configuration 'event.notification.callback.url' is not allowed: {e}")))
 }
 
 fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDefinition, ApiError> {
@@ -242,7 +258,7 @@ async fn create_instance(
     check_token_keys(def, &given, &BTreeMap::new())?;
     validate(def, &given)?;
     let wanted_hooks = webhooks::wanted(def, &given)?;
-    check_callback_url(state, &given).await?;
+    check_callback_url(state, &given)?;
     if def.authentication.oauth2().is_some() {
         let code = code.ok_or_else(|| {
             bad_request(format!(
@@ -313,9 +329,33 @@ pub struct InstanceView {
     valid: bool,
     disabled: bool,
     events_enabled: bool,
+    /// How the instance's events are doing: the latest poll.
+    events: EventsStatusView,
     user: UserView,
     created_date: String,
     updated_date: String,
+}
+
+/// The latest poll of an instance's events. Every field is `null` until the
+/// first poll ends (and stays so for instances that use vendor webhooks).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsStatusView {
+    /// When the latest poll ended (ISO 8601, UTC).
+    #[schema(required = true)]
+    last_poll_at: Option<String>,
+    #[schema(required = true)]
+    last_poll_outcome: Option<PollOutcome>,
+    /// Why the latest poll failed; `null` when it did not.
+    #[schema(required = true)]
+    last_poll_message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PollOutcome {
+    Ok,
+    Failed,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -378,6 +418,14 @@ async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> 
             authentication: json!({}),
         },
     };
+    let events = match state.engine.store.poll_status(row.id).await? {
+        Some(p) => EventsStatusView {
+            last_poll_at: Some(switchyard_events::iso_ms(p.polled_at)),
+            last_poll_outcome: Some(if p.ok { PollOutcome::Ok } else { PollOutcome::Failed }),
+            last_poll_message: p.message,
+        },
+        None => EventsStatusView { last_poll_at: None, last_poll_outcome: None, last_poll_message: None },
+    };
     let mine = row.user_id == caller.user_id;
     Ok(InstanceView {
         id: row.id,
@@ -389,6 +437,7 @@ async fn instance_view(state: &AppState, caller: &Caller, row: &InstanceRow) -> 
         valid: row.valid,
         disabled: row.disabled,
         events_enabled: row.events_enabled,
+        events,
         user: UserView {
             id: row.user_id,
             email_address: mine.then(|| caller.email.clone()),
@@ -639,7 +688,7 @@ async fn update(
     }
     validate(&def, &config)?;
     let wanted_hooks = webhooks::wanted(&def, &config)?;
-    check_callback_url(state, &config).await?;
+    check_callback_url(state, &config)?;
     let pair = match &code {
         Some(code) => Some(exchange(state, &def, &config, code, Some(row.id)).await?),
         None => None,

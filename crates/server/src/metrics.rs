@@ -1,5 +1,7 @@
 //! Prometheus metrics at `GET /metrics`: HTTP requests by route, method and
-//! status with latency histograms, and vendor calls by element and outcome.
+//! status with latency histograms, vendor calls by element and outcome, and event
+//! polls by element and outcome (`switchyard_event_polls_total`, counted by the
+//! poller in `switchyard_events`).
 //! Handlers record through the `metrics` facade; the exporter renders the text.
 
 use std::sync::OnceLock;

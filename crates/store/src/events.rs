@@ -10,6 +10,16 @@ use sqlx::{FromRow, Row, Sqlite, Transaction};
 
 use crate::{now, Result, Store};
 
+/// The outcome of an instance's latest poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollStatus {
+    /// When the poll ended, epoch milliseconds.
+    pub polled_at: i64,
+    pub ok: bool,
+    /// Why it failed; `None` when it did not.
+    pub message: Option<String>,
+}
+
 /// An event on its way into the store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -507,6 +517,37 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// Records the outcome of an instance's poll, replacing the previous one. An
+    /// instance deleted meanwhile records nothing.
+    pub async fn record_poll(&self, instance_id: i64, polled_at: i64, ok: bool, message: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO event_poll_status (instance_id, polled_at, outcome, message)
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)
+             ON CONFLICT (instance_id) DO UPDATE
+             SET polled_at = excluded.polled_at, outcome = excluded.outcome, message = excluded.message",
+        )
+        .bind(instance_id)
+        .bind(polled_at)
+        .bind(if ok { "ok" } else { "failed" })
+        .bind(if ok { None } else { message })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The outcome of the instance's latest poll; `None` before its first.
+    pub async fn poll_status(&self, instance_id: i64) -> Result<Option<PollStatus>> {
+        let row = sqlx::query("SELECT polled_at, outcome, message FROM event_poll_status WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| PollStatus {
+            polled_at: r.get("polled_at"),
+            ok: r.get::<String, _>("outcome") == "ok",
+            message: r.get("message"),
+        }))
     }
 
     /// Forgets the poll marks of instances not in `keep` (events turned off or

@@ -89,3 +89,24 @@ async fn reseal_moves_rows_to_the_new_key_and_skips_rows_changed_meanwhile() {
     assert_eq!(s.reseal(&resealed).await.unwrap(), 2);
     assert_eq!(s.sealed_rows_not_under(2, 100).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn the_latest_poll_outcome_is_kept_per_instance_and_goes_with_it() {
+    let (_dir, s) = store().await;
+    let (a, ua) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+    let id = s.create_instance(&new_instance(a.id, ua.id, b"t1", &[]), &[], &TestSealer(1)).await.unwrap();
+    assert_eq!(s.poll_status(id).await.unwrap(), None, "nothing before the first poll");
+    s.record_poll(id, 1_000, false, Some("polling orders: the hub list answered 502")).await.unwrap();
+    assert_eq!(
+        s.poll_status(id).await.unwrap(),
+        Some(PollStatus { polled_at: 1_000, ok: false, message: Some("polling orders: the hub list answered 502".into()) })
+    );
+    // The next outcome replaces it; a success carries no message.
+    s.record_poll(id, 2_000, true, Some("ignored")).await.unwrap();
+    assert_eq!(s.poll_status(id).await.unwrap(), Some(PollStatus { polled_at: 2_000, ok: true, message: None }));
+    // A poll that ends after its instance was deleted records nothing (and does not fail).
+    assert!(s.delete_instance(a.id, id).await.unwrap());
+    assert_eq!(s.poll_status(id).await.unwrap(), None, "deleted with the instance");
+    s.record_poll(id, 3_000, true, None).await.unwrap();
+    assert_eq!(s.poll_status(id).await.unwrap(), None);
+}
