@@ -35,7 +35,15 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// The sending side; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct CallLog {
-    tx: mpsc::Sender<NewCall>,
+    tx: mpsc::Sender<Entry>,
+}
+
+/// What the writer is sent: a call to log, or a request to say when all sent
+/// before it are written.
+#[derive(Debug)]
+enum Entry {
+    Call(NewCall),
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl CallLog {
@@ -49,26 +57,48 @@ impl CallLog {
 
     /// Queues one entry; never waits.
     pub fn record(&self, call: NewCall) {
-        if let Err(e) = self.tx.try_send(call) {
-            tracing::warn!(error = %e, "vendor call log queue full or closed; entry dropped");
+        if self.tx.try_send(Entry::Call(call)).is_err() {
+            tracing::warn!("vendor call log queue full or closed; entry dropped");
+        }
+    }
+
+    /// Waits until every entry recorded before this call is written (before the
+    /// database closes at shutdown).
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.tx.send(Entry::Flush(done)).await.is_ok() {
+            let _ = written.await;
         }
     }
 }
 
-async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<NewCall>) {
+async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<Entry>) {
     let mut prune = tokio::time::interval(retention.every);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut received = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => {
+            n = rx.recv_many(&mut received, BATCH) => {
                 if n == 0 {
                     return;
                 }
-                if let Err(e) = store.record_calls(&batch).await {
-                    tracing::warn!(error = %e, dropped = batch.len(), "could not write the vendor call log");
+                let mut flushes = Vec::new();
+                for entry in received.drain(..) {
+                    match entry {
+                        Entry::Call(call) => batch.push(call),
+                        Entry::Flush(done) => flushes.push(done),
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(e) = store.record_calls(&batch).await {
+                        tracing::warn!(error = %e, dropped = batch.len(), "could not write the vendor call log");
+                    }
                 }
                 batch.clear();
+                for done in flushes {
+                    let _ = done.send(());
+                }
                 // Let calls gather: under load a few large writes cost far less than
                 // many small ones, and a log line this late is still in time.
                 tokio::time::sleep(GATHER).await;

@@ -142,12 +142,15 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         println!("{}", json!({"sandbox": credentials}));
     }
     tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
+    let call_log = state.engine.call_log.clone();
     switchyard_server::serve_with_limits(listener, state, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = polling.await;
     let _ = delivery.await;
     let _ = pruning.await;
     let _ = checking.await;
+    // The last calls' log rows are written before the database closes.
+    call_log.flush().await;
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())
