@@ -466,3 +466,38 @@ fn display_of_hand_built_trees() {
         "a = 1"
     );
 }
+
+/// Mutants that survived the suite (docs/testing.md): a number printed as nothing,
+/// an empty `Or` normalised into an empty `And`, and an `And` inside an `Or` taken
+/// apart as if it were more disjuncts.
+#[test]
+fn printing_keeps_numbers_empty_ors_and_nested_groups() {
+    let n: Number = "12.50".parse().unwrap();
+    assert_eq!(n.to_string(), "12.50", "numbers print as written");
+    assert_eq!(parse("total >= 12.50").unwrap().to_string(), "total >= 12.50");
+
+    assert_eq!(Expr::Or(vec![]).normalized(), Expr::Or(vec![]));
+    assert_eq!(Expr::Or(vec![Expr::Or(vec![])]).normalized(), Expr::Or(vec![]));
+    assert_eq!(Expr::And(vec![Expr::And(vec![])]).normalized(), Expr::And(vec![]));
+
+    for text in ["a = 1 OR (b = 2 AND c = 3)", "(a = 1 OR b = 2) AND c = 3"] {
+        let e = parse(text).unwrap();
+        let printed = e.to_string();
+        assert_eq!(parse(&printed).unwrap(), e, "{text} printed as {printed}");
+        assert!(printed.contains('('), "the inner group keeps its parentheses: {printed}");
+    }
+    // A group of the other kind is one clause.
+    assert_eq!(parse("a = 1 OR (b = 2 AND c = 3)").unwrap().disjuncts().len(), 2);
+    assert_eq!(parse("a = 1 AND (b = 2 OR c = 3)").unwrap().conjuncts().len(), 2);
+}
+
+/// A `%` that must be retried more than once before the rest matches (a surviving
+/// mutant kept the retry at the first position: docs/testing.md).
+#[test]
+fn like_retries_a_percent_as_often_as_it_takes() {
+    use switchyard_ceql::like_match;
+    assert!(like_match("xxabd", "%abd"));
+    assert!(like_match("abcabcabd", "%abd"));
+    assert!(like_match("a-b-c-d", "a%c%d"));
+    assert!(!like_match("abcabc", "%abd"));
+}
