@@ -70,19 +70,18 @@ impl ElementDefinition {
     /// The patterns are compiled from `resources` on first use.
     pub fn route(&self, method: &str, path: &str) -> Result<RouteMatch<'_>, RouteError> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<&RoutePattern> = None;
-        let mut path_matched = false;
-        for pattern in self.route_patterns() {
-            if pattern.segments.len() != segments.len() || !matches(&pattern.segments, &segments) {
-                continue;
-            }
-            path_matched = true;
-            if pattern.method == method && best.is_none_or(|b| pattern.literals > b.literals) {
-                best = Some(pattern);
-            }
-        }
-        let Some(pattern) = best else {
-            return Err(if path_matched { RouteError::MethodNotAllowed } else { RouteError::NotFound });
+        // The most specific pattern decides what the path names, whatever the method:
+        // `DELETE /orders/count` names the count (no DELETE: 405), not an order "count".
+        let fitting: Vec<&RoutePattern> = self
+            .route_patterns()
+            .iter()
+            .filter(|p| p.segments.len() == segments.len() && matches(&p.segments, &segments))
+            .collect();
+        let Some(most) = fitting.iter().map(|p| p.literals).max() else {
+            return Err(RouteError::NotFound);
+        };
+        let Some(pattern) = fitting.into_iter().find(|p| p.literals == most && p.method == method) else {
+            return Err(RouteError::MethodNotAllowed);
         };
         let (mut params, mut id) = (Vec::new(), None);
         for (p, s) in pattern.segments.iter().zip(&segments) {
@@ -131,5 +130,8 @@ mod tests {
         assert_eq!(bc.route("GET", "/nothing").unwrap_err(), super::RouteError::NotFound);
         assert_eq!(bc.route("DELETE", "/orders/statuses/1").unwrap_err(), super::RouteError::MethodNotAllowed);
         assert_eq!(bc.route("POST", "/ping").unwrap_err(), super::RouteError::MethodNotAllowed);
+        // A named sub-resource is not a record id of its parent for other methods.
+        assert_eq!(bc.route("DELETE", "/orders/count").unwrap_err(), super::RouteError::MethodNotAllowed);
+        assert_eq!(bc.route("PATCH", "/orders/statuses").unwrap_err(), super::RouteError::MethodNotAllowed);
     }
 }

@@ -109,7 +109,13 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
         let ok = match (param.kind, param.format) {
             (ParameterType::Boolean, _) => matches!(value.as_str(), "true" | "false"),
             (ParameterType::Combo, _) if !param.options.is_empty() => param.options.iter().any(|o| o == value),
-            (_, Some(ValueFormat::Url)) => url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            // A base URL with a query or fragment would swallow every path after it
+            // (`…/v2#x` + `/orders/5` is `…/v2`): refused where the element's base
+            // URL uses the key; a fragment never reaches a server anywhere.
+            (_, Some(ValueFormat::Url)) => url::Url::parse(value).is_ok_and(|u| {
+                let base = def.base_url.contains(&format!("{{{key}}}"));
+                matches!(u.scheme(), "http" | "https") && u.fragment().is_none() && !(base && u.query().is_some())
+            }),
             (_, Some(ValueFormat::Number)) => value.parse::<f64>().is_ok_and(f64::is_finite),
             (_, Some(ValueFormat::Json)) => serde_json::from_str::<Value>(value).is_ok(),
             _ => true,
@@ -118,7 +124,7 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
             let expected = match (param.kind, param.format) {
                 (ParameterType::Boolean, _) => "true or false".to_owned(),
                 (ParameterType::Combo, _) => format!("one of {}", param.options.join(", ")),
-                (_, Some(ValueFormat::Url)) => "an http(s) URL".to_owned(),
+                (_, Some(ValueFormat::Url)) => "an http(s) URL without a #fragment (and, as a base URL, without a ?query)".to_owned(),
                 (_, Some(ValueFormat::Number)) => "a number".to_owned(),
                 _ => "JSON".to_owned(),
             };

@@ -531,3 +531,21 @@ async fn slow_clients_are_cut_off_idle_ones_later_and_connections_are_bounded() 
     drop(open.pop());
     assert!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), "served once one closed");
 }
+
+/// A base URL with a fragment or a query would swallow every record path after it
+/// (`…/v2#x` + `/orders/5` reached the vendor as `…/v2`; found by a review): refused
+/// when the instance is created, before any vendor call.
+#[tokio::test(flavor = "multi_thread")]
+async fn base_urls_with_a_query_or_fragment_are_refused() {
+    let app = app().await;
+    let before = app.sim.request_count("abc123");
+    for tail in ["#frag", "?x=", "?"] {
+        let body = json!({"element": {"key": "bigcommerce"}, "name": "b", "configuration": {
+            "username": "sandbox", "password": DEMO_API_TOKEN,
+            "store.url": format!("{}/stores/abc123/api/v2{tail}", app.sim_base)}});
+        let r = app.post(&app.auth, "/instances", &body).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{tail}");
+        assert!(r.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("store.url"));
+    }
+    assert_eq!(app.sim.request_count("abc123"), before);
+}
