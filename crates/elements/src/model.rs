@@ -539,6 +539,12 @@ pub struct Webhooks {
     pub object_id_pointer: String,
     /// The scope's last segment (`created`, `statusUpdated`) -> CREATED, UPDATED or DELETED.
     pub event_types: BTreeMap<String, String>,
+    /// JSON pointers into the vendor's call whose values together tell one call from
+    /// another (BigCommerce: scope, record, time and store). A call whose values all
+    /// equal an earlier call's within the dedupe window is that call again, sent twice
+    /// by the vendor. Empty: every call is a new event.
+    #[serde(default)]
+    pub digest: Vec<String>,
     /// How registered hooks are checked now and then: a vendor that deactivates a hook
     /// after failed calls (BigCommerce does) would otherwise stop sending for good.
     #[serde(default)]
@@ -574,6 +580,19 @@ impl Webhooks {
     pub fn event_type_of(&self, scope: &str) -> Option<&str> {
         let last = scope.rsplit('/').next()?;
         self.event_types.get(last).map(String::as_str)
+    }
+
+    /// What identifies `call` among the vendor's calls: the values at the `digest`
+    /// pointers, in order, as one compact JSON array. `None` when the element
+    /// declares no digest or the call lacks one of the values (it cannot be told
+    /// from another then, so it is never taken for a repeat).
+    pub fn digest_of(&self, call: &serde_json::Value) -> Option<String> {
+        if self.digest.is_empty() {
+            return None;
+        }
+        let values: Option<Vec<&serde_json::Value>> =
+            self.digest.iter().map(|p| call.pointer(p).filter(|v| !v.is_null())).collect();
+        serde_json::to_string(&values?).ok()
     }
 }
 

@@ -55,6 +55,9 @@ pub struct AppState {
     pub event_waker: switchyard_events::EventWaker,
     /// Stores vendor webhook calls' events, many per durable commit.
     pub intake: webhooks::Intake,
+    /// A vendor webhook call sent again within this long is a repeat, not a new
+    /// event (`serve --event-dedupe-hours`). Read when the first call arrives.
+    pub event_dedupe: std::time::Duration,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             sandbox: None,
             event_waker: switchyard_events::EventWaker::default(),
             intake: webhooks::Intake::default(),
+            event_dedupe: switchyard_events::retention::DEFAULT_DEDUPE,
         };
         state.set_event_waker(switchyard_events::EventWaker::default());
         state

@@ -82,6 +82,11 @@ pub struct EventOptions {
     /// pending ones stay until they finish.
     #[arg(long, env = "SWITCHYARD_EVENT_RETENTION_DAYS", default_value_t = 7.0)]
     pub event_retention_days: f64,
+    /// Hours during which a vendor webhook call sent again (the values the element's
+    /// events.webhooks.digest names all equal) is answered with the first call's
+    /// eventId instead of becoming another event.
+    #[arg(long, env = "SWITCHYARD_EVENT_DEDUPE_HOURS", default_value_t = 72.0)]
+    pub event_dedupe_hours: f64,
     /// Seconds between two checks of the vendor webhooks registered (a vendor may
     /// deactivate a hook whose calls kept failing; it is turned back on).
     #[arg(long, env = "SWITCHYARD_EVENT_WEBHOOK_CHECK_INTERVAL", default_value_t = 3600.0)]
