@@ -1,11 +1,12 @@
 //! `GET /elements`, `/elements/{keyOrId}`, `/elements/{keyOrId}/metadata`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 use switchyard_elements::ElementDefinition;
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// The summary Cloud Elements lists for every element.

@@ -4,7 +4,7 @@
 //! Every read is scoped by the caller's organization in the store: another
 //! organization's event or instance is a 404, like a missing one.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use switchyard_store::{EventQuery, EventRow};
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// Default and largest page of the event log.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use switchyard_engine::webhooks;
 use switchyard_store::{InstanceRow, InstanceUpdate, NewInstance, NewValue};
 
 use crate::caller::{hash_secret, Caller};
+use crate::extract::Path;
 use crate::json_body::JsonBody;
 use crate::{ApiError, AppState};
 

@@ -10,8 +10,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -22,6 +21,7 @@ use switchyard_store::{IncomingEvent, NewEvent, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::caller::hash_secret;
+use crate::extract::{Body, Path};
 use crate::{ApiError, AppState};
 
 /// Largest vendor call accepted (BigCommerce's are a few hundred bytes).
@@ -52,7 +52,7 @@ pub async fn ingest(
     State(state): State<AppState>,
     Path((element_key, instance_key)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let unknown = || ApiError::not_found("No webhook is registered at this address");
     let target = state.engine.store.webhook_target(&element_key, &instance_key).await?.ok_or_else(unknown)?;
