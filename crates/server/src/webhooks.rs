@@ -43,7 +43,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
         ("X-Switchyard-Webhook-Secret" = String, Header, description = "The value given to the vendor at registration")),
     request_body(content = Object, description = "The vendor's call, e.g. BigCommerce's {scope, data: {type, id}, ...}"),
     security(()),
-    responses((status = 200, description = "Stored durably: `{eventId}` (or `{ignored: scope}` for a scope the element does not map)", body = Object),
+    responses((status = 200, description = "Stored durably: `{eventId}`; a call the vendor sent again within the dedupe window answers the first call's `eventId` and stores nothing (`{ignored: scope}` for a scope the element does not map)", body = Object),
         (status = 400, description = "Not JSON, or no scope or object id", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or wrong secret header", body = crate::error::ErrorBody),
         (status = 404, description = "No webhook registered at this address", body = crate::error::ErrorBody),
