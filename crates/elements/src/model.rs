@@ -1,6 +1,6 @@
 //! The definition file, as Rust types. Field names are the YAML keys (camelCase).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +44,69 @@ pub struct ElementDefinition {
     pub events: EventsSupport,
 }
 
-/// A record's fields and their types, as the vendor sends them.
-pub type Model = BTreeMap<String, FieldType>;
+/// A record's fields and their types, as the vendor sends them. In the file a
+/// type with a trailing `?` (`external_id: string?`) marks a field the vendor may
+/// send as `null`; the element's docs then allow `null` there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    fields: BTreeMap<String, FieldType>,
+    nullable: BTreeSet<String>,
+}
+
+impl Model {
+    pub fn get(&self, field: &str) -> Option<&FieldType> {
+        self.fields.get(field)
+    }
+
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.fields.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &FieldType)> {
+        self.fields.iter()
+    }
+
+    /// Whether the vendor may send `null` for this field (declared `type?`).
+    pub fn is_nullable(&self, field: &str) -> bool {
+        self.nullable.contains(field)
+    }
+}
+
+impl<'de> Deserialize<'de> for Model {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let declared = BTreeMap::<String, String>::deserialize(deserializer)?;
+        let mut model = Model::default();
+        for (field, text) in declared {
+            let (kind, nullable) = match text.strip_suffix('?') {
+                Some(kind) => (kind, true),
+                None => (text.as_str(), false),
+            };
+            let kind = FieldType::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(kind))
+                .map_err(|e| serde::de::Error::custom(format!("field '{field}': {e}")))?;
+            if nullable {
+                model.nullable.insert(field.clone());
+            }
+            model.fields.insert(field, kind);
+        }
+        Ok(model)
+    }
+}
+
+impl Serialize for Model {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (field, kind) in &self.fields {
+            let mark = if self.is_nullable(field) { "?" } else { "" };
+            map.serialize_entry(field, &format!("{}{mark}", kind.as_str()))?;
+        }
+        map.end()
+    }
+}
 
 /// The type of a record field, as the vendor writes it in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
