@@ -463,6 +463,23 @@ mod tests {
         }
     }
 
+    /// `event.objects` is a documented key of every element with events: what it
+    /// does and the names it takes (those its poller configuration or webhooks have).
+    #[test]
+    fn every_element_with_events_documents_event_objects() {
+        for def in Catalog::builtin().iter().filter(|d| d.events.supported) {
+            let p = def.parameter("event.objects").unwrap_or_else(|| panic!("{}: no event.objects", def.key));
+            let poller: serde_json::Value =
+                serde_json::from_str(def.parameter("event.poller.configuration").unwrap().default_value.as_deref().unwrap()).unwrap();
+            let mut names: Vec<&String> = poller.as_object().unwrap().keys().collect();
+            names.extend(def.events.webhooks.iter().flat_map(|w| w.objects.keys()));
+            for name in names {
+                assert!(p.description.contains(name.as_str()), "{}: '{name}' not among the allowed values: {}", def.key, p.description);
+            }
+            assert!(!def.is_secret("event.objects") && !p.required);
+        }
+    }
+
     #[test]
     fn xml_rpc_declarations_are_checked() {
         let text = include_str!("../../../elements/infusionsoftcrm.yaml");
