@@ -8,6 +8,7 @@ mod sandbox;
 mod serve;
 mod tenants;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -291,8 +292,11 @@ enum UsersCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Colour only for a person at a terminal: piped to a file or a collector, escape
+    // codes would be noise in every line.
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into()));
     match cli.log_format {
         LogFormat::Text => logs.init(),
