@@ -425,7 +425,7 @@ pub enum InstanceListAnswer {
     /// Without an `Element` token: the organization's instances (those with every tag asked for).
     All(Vec<InstanceView>),
     /// With an `Element` token: that instance alone, as one object (not an array).
-    One(InstanceView),
+    One(Box<InstanceView>),
 }
 
 #[utoipa::path(get, path = "/instances", operation_id = "listInstances", tag = "instances",
@@ -438,7 +438,7 @@ pub async fn list(
 ) -> Result<Json<InstanceListAnswer>, ApiError> {
     if caller.element_token.is_some() {
         let row = owned(&state, &caller, None).await?;
-        return Ok(Json(InstanceListAnswer::One(instance_view(&state, &caller, &row).await?)));
+        return Ok(Json(InstanceListAnswer::One(Box::new(instance_view(&state, &caller, &row).await?))));
     }
     // `tags[]` repeats, which serde_urlencoded's maps cannot hold: collect by hand.
     let tags: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())

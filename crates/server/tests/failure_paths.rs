@@ -949,7 +949,9 @@ async fn every_error_the_application_sees_has_the_cloud_elements_shape_and_says_
     };
     let json = Some("application/json");
     let api = "/elements/api-v2";
-    let cases: Vec<(Method, String, Option<&str>, &str, StatusCode, &[&str])> = vec![
+    // (method, path from the root, Content-Type, body, status, words the message holds)
+    type Case<'a> = (Method, String, Option<&'a str>, &'a str, StatusCode, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
         // Path parameters that do not parse (axum's Path rejection).
         (Method::GET, format!("{api}/instances/abc"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number", "'abc'"]),
         (Method::GET, format!("{api}/instances/abc/logs"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number"]),
