@@ -220,6 +220,12 @@ fn validate_webhooks(def: &ElementDefinition) -> Result<(), String> {
     if !w.body.is_object() {
         return bad("body must be a JSON object".into());
     }
+    if let Some(p) = w.digest.iter().find(|p| !p.starts_with('/')) {
+        return bad(format!("digest '{p}' is not a JSON pointer (it starts with '/')"));
+    }
+    if let Some((i, p)) = w.digest.iter().enumerate().find(|(i, p)| w.digest[..*i].contains(p)) {
+        return bad(format!("digest '{p}' is named twice (entry {})", i + 1));
+    }
     Ok(())
 }
 
@@ -388,6 +394,21 @@ mod tests {
         assert_eq!(hooks.object_of("store/order/statusUpdated"), Some("orders"));
         assert_eq!(hooks.object_of("store/cart/created"), None);
         assert_eq!(hooks.event_type_of("store/order/archived"), Some("DELETED"));
+        // BigCommerce's callback (webhooks.v3.yml, "Example callback structure"): `hash`
+        // is a digest of the record, the same for every change of it, so it is left out.
+        let call = serde_json::json!({"producer": "stores/abc", "hash": "dd70", "created_at": 1561479335,
+            "store_id": "1", "scope": "store/order/created", "data": {"type": "order", "id": 223}});
+        let digest = hooks.digest_of(&call).unwrap();
+        assert_eq!(digest, r#"["store/order/created","order",223,1561479335,"stores/abc"]"#);
+        let mut other_hash = call.clone();
+        other_hash["hash"] = "ffff".into();
+        assert_eq!(hooks.digest_of(&other_hash).as_deref(), Some(digest.as_str()));
+        let mut later = call.clone();
+        later["created_at"] = 1561479336.into();
+        assert_ne!(hooks.digest_of(&later).as_deref(), Some(digest.as_str()));
+        let mut timeless = call;
+        timeless.as_object_mut().unwrap().remove("created_at");
+        assert_eq!(hooks.digest_of(&timeless), None, "a call lacking a value is never a repeat");
     }
 
     #[test]
@@ -403,6 +424,8 @@ mod tests {
         refused("key: authentication.type\n", "key: auth.kind\n", "not a configuration key");
         refused("orders: \"store/order/*\"", "coupons: \"store/order/*\"", "'coupons'");
         refused("archived: DELETED", "archived: GONE", "GONE");
+        refused("digest: [/scope,", "digest: [scope,", "not a JSON pointer");
+        refused("digest: [/scope,", "digest: [/producer, /scope,", "named twice");
     }
 
     #[test]
@@ -437,6 +460,23 @@ mod tests {
         let marketing = tables("infusionsoftmarketing");
         for (path, table) in [("/accounts", "Company"), ("/contacts", "Contact"), ("/leads", "Lead"), ("/notes", "ContactAction")] {
             assert!(marketing.contains(&(path.into(), table.into())), "{path}");
+        }
+    }
+
+    /// `event.objects` is a documented key of every element with events: what it
+    /// does and the names it takes (those its poller configuration or webhooks have).
+    #[test]
+    fn every_element_with_events_documents_event_objects() {
+        for def in Catalog::builtin().iter().filter(|d| d.events.supported) {
+            let p = def.parameter("event.objects").unwrap_or_else(|| panic!("{}: no event.objects", def.key));
+            let poller: serde_json::Value =
+                serde_json::from_str(def.parameter("event.poller.configuration").unwrap().default_value.as_deref().unwrap()).unwrap();
+            let mut names: Vec<&String> = poller.as_object().unwrap().keys().collect();
+            names.extend(def.events.webhooks.iter().flat_map(|w| w.objects.keys()));
+            for name in names {
+                assert!(p.description.contains(name.as_str()), "{}: '{name}' not among the allowed values: {}", def.key, p.description);
+            }
+            assert!(!def.is_secret("event.objects") && !p.required);
         }
     }
 

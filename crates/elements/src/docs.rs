@@ -20,8 +20,17 @@ pub fn openapi(def: &ElementDefinition) -> Value {
     let mut schemas = Map::new();
     for (name, model) in &def.models {
         let mut properties = Map::new();
-        for (field, kind) in model {
-            insert_field(&mut properties, field, field_schema(def, *kind));
+        for (field, kind) in model.iter() {
+            let mut schema = field_schema(def, *kind);
+            if model.is_nullable(field) {
+                schema["nullable"] = Value::Bool(true);
+            } else if replaced_by_null(def, *kind) {
+                schema["nullable"] = Value::Bool(true);
+                schema["description"] = Value::String(
+                    "null when the vendor wrote a value that cannot be decoded (an Elements-Warning header names the field)".into(),
+                );
+            }
+            insert_field(&mut properties, field, schema);
         }
         schemas.insert(schema_name(name), json!({"type": "object", "properties": properties}));
     }
@@ -97,6 +106,13 @@ fn field_schema(def: &ElementDefinition, kind: FieldType) -> Value {
         FieldType::Link => json!({"type": "object", "readOnly": true, "description": "A link to a related resource",
             "properties": {"url": {"type": "string"}, "resource": {"type": "string"}}}),
     }
+}
+
+/// XML-RPC scalars (`int`, `boolean`, `double`, `dateTime.iso8601`) whose text does
+/// not parse are answered as `null` rather than failing the call (docs/choices.md).
+fn replaced_by_null(def: &ElementDefinition, kind: FieldType) -> bool {
+    def.protocol == crate::Protocol::XmlRpc
+        && matches!(kind, FieldType::Integer | FieldType::Decimal | FieldType::Boolean | FieldType::Date)
 }
 
 fn operation(def: &ElementDefinition, resource: &Resource, op: Operation, path: &str) -> Value {
@@ -240,5 +256,39 @@ mod tests {
         assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
         let shipments = &doc["paths"]["/hubs/ecommerce/orders/{orderId}/shipments/{id}"]["get"]["parameters"];
         assert_eq!(shipments.as_array().unwrap().len(), 2, "both path parameters");
+    }
+
+    /// Fields the vendor sends as `null` allow it; the others do not.
+    /// BigCommerce: orders.v2.oas2.yml `order_Shared` (`external_source`, ...) and
+    /// `orderProducts` (`event_name`, ...), customers.v2.yml `customer_Base.form_fields`
+    /// mark them `nullable`; the simulator sends them so. Keap: a scalar that cannot
+    /// be decoded is answered as `null`.
+    #[test]
+    fn fields_the_vendor_sends_as_null_are_nullable() {
+        let catalog = Catalog::builtin();
+        let bc = openapi(catalog.get("bigcommerce").unwrap());
+        let schemas = &bc["components"]["schemas"];
+        for (model, field) in [("Order", "external_source"), ("Order", "credit_card_type"), ("OrderProduct", "event_name"),
+            ("Customer", "form_fields"), ("Product", "brand"), ("ProductSku", "price")]
+        {
+            assert_eq!(schemas[model]["properties"][field]["nullable"], true, "{model}.{field}");
+        }
+        for (model, field) in [("Order", "id"), ("Order", "status"), ("Customer", "email")] {
+            assert!(schemas[model]["properties"][field].get("nullable").is_none(), "{model}.{field}");
+        }
+        let keap = openapi(catalog.get("infusionsoftcrm").unwrap());
+        let contact = &keap["components"]["schemas"]["Contact"]["properties"];
+        assert_eq!(contact["LastUpdated"]["nullable"], true);
+        assert!(contact["FirstName"].get("nullable").is_none(), "text is replaced by U+FFFD, not null");
+    }
+
+    #[test]
+    fn a_nullable_field_reads_back_as_declared_and_an_unknown_type_is_refused() {
+        let model: crate::Model = serde_yaml_ng::from_str("{a: string?, b: integer}").unwrap();
+        assert!(model.is_nullable("a") && !model.is_nullable("b"));
+        assert_eq!(model.get("a"), Some(&FieldType::String));
+        assert_eq!(serde_json::to_value(&model).unwrap(), json!({"a": "string?", "b": "integer"}));
+        let err = serde_yaml_ng::from_str::<crate::Model>("{a: strng?}").unwrap_err().to_string();
+        assert!(err.contains("field 'a'") && err.contains("strng"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The definition file, as Rust types. Field names are the YAML keys (camelCase).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +47,69 @@ pub struct ElementDefinition {
     pub(crate) routes: std::sync::OnceLock<Vec<crate::route::RoutePattern>>,
 }
 
-/// A record's fields and their types, as the vendor sends them.
-pub type Model = BTreeMap<String, FieldType>;
+/// A record's fields and their types, as the vendor sends them. In the file a
+/// type with a trailing `?` (`external_id: string?`) marks a field the vendor may
+/// send as `null`; the element's docs then allow `null` there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    fields: BTreeMap<String, FieldType>,
+    nullable: BTreeSet<String>,
+}
+
+impl Model {
+    pub fn get(&self, field: &str) -> Option<&FieldType> {
+        self.fields.get(field)
+    }
+
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.fields.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &FieldType)> {
+        self.fields.iter()
+    }
+
+    /// Whether the vendor may send `null` for this field (declared `type?`).
+    pub fn is_nullable(&self, field: &str) -> bool {
+        self.nullable.contains(field)
+    }
+}
+
+impl<'de> Deserialize<'de> for Model {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let declared = BTreeMap::<String, String>::deserialize(deserializer)?;
+        let mut model = Model::default();
+        for (field, text) in declared {
+            let (kind, nullable) = match text.strip_suffix('?') {
+                Some(kind) => (kind, true),
+                None => (text.as_str(), false),
+            };
+            let kind = FieldType::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(kind))
+                .map_err(|e| serde::de::Error::custom(format!("field '{field}': {e}")))?;
+            if nullable {
+                model.nullable.insert(field.clone());
+            }
+            model.fields.insert(field, kind);
+        }
+        Ok(model)
+    }
+}
+
+impl Serialize for Model {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (field, kind) in &self.fields {
+            let mark = if self.is_nullable(field) { "?" } else { "" };
+            map.serialize_entry(field, &format!("{}{mark}", kind.as_str()))?;
+        }
+        map.end()
+    }
+}
 
 /// The type of a record field, as the vendor writes it in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -542,6 +603,12 @@ pub struct Webhooks {
     pub object_id_pointer: String,
     /// The scope's last segment (`created`, `statusUpdated`) -> CREATED, UPDATED or DELETED.
     pub event_types: BTreeMap<String, String>,
+    /// JSON pointers into the vendor's call whose values together tell one call from
+    /// another (BigCommerce: scope, record, time and store). A call whose values all
+    /// equal an earlier call's within the dedupe window is that call again, sent twice
+    /// by the vendor. Empty: every call is a new event.
+    #[serde(default)]
+    pub digest: Vec<String>,
     /// How registered hooks are checked now and then: a vendor that deactivates a hook
     /// after failed calls (BigCommerce does) would otherwise stop sending for good.
     #[serde(default)]
@@ -577,6 +644,19 @@ impl Webhooks {
     pub fn event_type_of(&self, scope: &str) -> Option<&str> {
         let last = scope.rsplit('/').next()?;
         self.event_types.get(last).map(String::as_str)
+    }
+
+    /// What identifies `call` among the vendor's calls: the values at the `digest`
+    /// pointers, in order, as one compact JSON array. `None` when the element
+    /// declares no digest or the call lacks one of the values (it cannot be told
+    /// from another then, so it is never taken for a repeat).
+    pub fn digest_of(&self, call: &serde_json::Value) -> Option<String> {
+        if self.digest.is_empty() {
+            return None;
+        }
+        let values: Option<Vec<&serde_json::Value>> =
+            self.digest.iter().map(|p| call.pointer(p).filter(|v| !v.is_null())).collect();
+        serde_json::to_string(&values?).ok()
     }
 }
 

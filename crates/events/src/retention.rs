@@ -1,6 +1,8 @@
 //! The event log's retention: events whose delivery is over (delivered, stopped
 //! or failed) are deleted once their last attempt is older than the retention, in
 //! batches, so the log and its jobs do not grow without end. Pending events stay.
+//! The digests that recognise a vendor's repeated webhook calls go once they are
+//! older than the dedupe window.
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,18 +19,30 @@ pub struct Retention {
     pub every: Duration,
     /// Events deleted per statement (one short write transaction each).
     pub batch: i64,
+    /// How long a vendor webhook call's digest is kept: a call sent again within
+    /// this is a repeat (`serve --event-dedupe-hours`).
+    pub dedupe: Duration,
 }
 
+/// How long a repeated vendor webhook call is recognised by default: 72 hours.
+pub const DEFAULT_DEDUPE: Duration = Duration::from_secs(72 * 3600);
+
 impl Default for Retention {
-    /// Seven days, as the call log; looked at every ten minutes.
+    /// Seven days, as the call log; digests for 72 hours; looked at every ten minutes.
     fn default() -> Self {
-        Retention { keep: Duration::from_secs(7 * 86_400), every: Duration::from_secs(600), batch: 5_000 }
+        Retention { keep: Duration::from_secs(7 * 86_400), every: Duration::from_secs(600), batch: 5_000, dedupe: DEFAULT_DEDUPE }
     }
 }
 
-/// Deletes every finished event older than the retention; how many went.
+/// Deletes every finished event older than the retention, and the webhook call
+/// digests older than the dedupe window; how many events went.
 pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, switchyard_store::StoreError> {
-    let before = now_ms() - retention.keep.as_millis() as i64;
+    let now = now_ms();
+    let digests_before = now - retention.dedupe.as_millis() as i64;
+    while store.prune_webhook_digests(digests_before, retention.batch).await? >= retention.batch as u64 {
+        tokio::task::yield_now().await;
+    }
+    let before = now - retention.keep.as_millis() as i64;
     let mut total = 0;
     loop {
         let n = store.prune_events(before, retention.batch).await?;

@@ -351,3 +351,36 @@ async fn finished_events_leave_the_log_after_the_retention_and_pending_ones_stay
     want.sort();
     assert_eq!(left, want);
 }
+
+/// The digests that recognise a vendor's repeated webhook calls go with the
+/// retention's pruning once older than the dedupe window, not before.
+#[tokio::test]
+async fn webhook_call_digests_are_pruned_past_the_dedupe_window() {
+    use switchyard_events::retention::{prune_once, Retention};
+    use switchyard_store::IncomingEvent;
+    let s = setup().await;
+    let instance = s.instance(&[]).await;
+    let call = |event_id: &str| IncomingEvent {
+        event: NewEvent {
+            event_id: event_id.into(),
+            organization_id: instance.organization_id,
+            instance_id: instance.id,
+            element_key: instance.element_key.clone(),
+            source: "webhook".into(),
+            status: "RECEIVED".into(),
+            event_date: switchyard_events::iso_ms(now_ms()),
+            provider_data: "{}".into(),
+            notified_data: "[]".into(),
+            raw: "{}".into(),
+        },
+        digest: Some(b"digest".to_vec()),
+    };
+    let two_hours_ago = now_ms() - 2 * 3600 * 1000;
+    let store = &s.ctx.store;
+    assert_eq!(store.insert_incoming_durably(&[call("first")], now_ms(), two_hours_ago, 0).await.unwrap(), ["first"]);
+    prune_once(store, &Retention::default()).await.unwrap();
+    assert_eq!(store.insert_incoming_durably(&[call("again")], now_ms(), now_ms(), 0).await.unwrap(), ["first"], "72 h: kept");
+    let hour = Retention { dedupe: Duration::from_secs(3600), ..Default::default() };
+    prune_once(store, &hour).await.unwrap();
+    assert_eq!(store.insert_incoming_durably(&[call("later")], now_ms(), now_ms(), 0).await.unwrap(), ["later"], "1 h: pruned");
+}

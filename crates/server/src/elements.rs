@@ -1,11 +1,12 @@
 //! `GET /elements`, `/elements/{keyOrId}`, `/elements/{keyOrId}/metadata`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 use switchyard_elements::ElementDefinition;
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// The summary Cloud Elements lists for every element.
@@ -72,7 +73,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value>
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}", operation_id = "getElement", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
-    responses((status = 200, description = "The element with its configuration parameters and hub resources", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The element with its configuration parameters and hub resources", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,
@@ -82,7 +83,7 @@ pub async fn get(
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}/metadata", operation_id = "getElementMetadata", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
-    responses((status = 200, description = "Events, bulk and paging support", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Events, bulk and paging support", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn metadata(
     State(state): State<AppState>,
     _caller: Caller,
@@ -102,7 +103,7 @@ pub async fn metadata(
 #[utoipa::path(get, path = "/elements/{keyOrId}/docs", operation_id = "getElementDocs", tag = "elements",
     params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, description = "OpenAPI 3.0 document of the element's hub resources and record models", body = Object),
-        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+        (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn docs(
     State(state): State<AppState>,
     _caller: Caller,

@@ -4,7 +4,7 @@
 //! Every read is scoped by the caller's organization in the store: another
 //! organization's event or instance is a 404, like a missing one.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use switchyard_store::{EventQuery, EventRow};
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// Default and largest page of the event log.
@@ -115,14 +116,14 @@ async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query
 
 /// `GET /instances/events`: the organization's events, newest first.
 #[utoipa::path(get, path = "/instances/events", operation_id = "listEvents", tag = "events", params(("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200, at most 500"), ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token")),
-    responses((status = 200, description = "Events, newest first: id, eventDate, status, providerData, notifiedData, delivery", body = Vec<Object>), (status = 400, description = "A bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Events, newest first: id, eventDate, status, providerData, notifiedData, delivery", body = Vec<Object>), (status = 400, description = "page or pageSize not a whole number from 1, or a bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn list_all(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     list(&state, &caller, None, query).await
 }
 
 /// `GET /instances/{id}/events`.
 #[utoipa::path(get, path = "/instances/{id}/events", operation_id = "listInstanceEvents", tag = "events", params(("id" = i64, Path), ("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200, at most 500"), ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token")),
-    responses((status = 200, description = "The instance's events, newest first", body = Vec<Object>), (status = 400, description = "A bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The instance's events, newest first", body = Vec<Object>), (status = 400, description = "page or pageSize not a whole number from 1, or a bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn list_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,14 +140,14 @@ async fn one(state: &AppState, caller: &Caller, instance_id: Option<i64>, event_
 
 /// `GET /instances/events/{eventId}`.
 #[utoipa::path(get, path = "/instances/events/{eventId}", operation_id = "getEvent", tag = "events", params(("eventId" = String, Path)),
-    responses((status = 200, description = "One event", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "One event", body = Object), (status = 400, description = "`{eventId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
     one(&state, &caller, None, &event_id).await
 }
 
 /// `GET /instances/{id}/events/{eventId}`.
 #[utoipa::path(get, path = "/instances/{id}/events/{eventId}", operation_id = "getInstanceEvent", tag = "events", params(("id" = i64, Path), ("eventId" = String, Path)),
-    responses((status = 200, description = "One event of the instance", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "One event of the instance", body = Object), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn get_for_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,7 +159,7 @@ pub async fn get_for_instance(
 /// `POST /instances/events/{eventId}/redeliver`: queues the event again now, with a
 /// full set of attempts, and lifts a 410 stop on the instance's callback.
 #[utoipa::path(post, path = "/instances/events/{eventId}/redeliver", operation_id = "redeliverEvent", tag = "events", params(("eventId" = String, Path)),
-    responses((status = 200, description = "Queued again; the event as the log shows it", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Queued again; the event as the log shows it", body = Object), (status = 400, description = "`{eventId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
     if !state.engine.store.redeliver_event(caller.organization_id, &event_id, switchyard_events::now_ms()).await? {
         return Err(ApiError::not_found("No such event"));
@@ -168,7 +169,7 @@ pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event
 
 /// `POST /instances/{id}/events/redeliver`: every undelivered event of the instance.
 #[utoipa::path(post, path = "/instances/{id}/events/redeliver", operation_id = "redeliverInstanceEvents", tag = "events", params(("id" = i64, Path)),
-    responses((status = 200, description = "`{instanceId, redelivered}`: how many were queued again", body = Object), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "`{instanceId, redelivered}`: how many were queued again", body = Object), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn redeliver_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     match state.engine.store.redeliver_instance(caller.organization_id, id, switchyard_events::now_ms()).await? {
         Some(n) => Ok(Json(json!({"instanceId": id, "redelivered": n}))),

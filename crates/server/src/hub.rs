@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use switchyard_elements::Operation;
 use switchyard_engine::{segment, HubAnswer, HubRequest, OpenInstance};
 
 use crate::caller::{hash_secret, Caller};
+use crate::extract::Body;
 use crate::{ApiError, AppState};
 
 /// The instance named by the caller's `Element` token, usable for hub calls: in
@@ -64,7 +64,7 @@ pub async fn call(
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let (hub, path) = hub_and_path(&uri)?;
     let open = open_instance(&state, &caller).await?;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use switchyard_engine::webhooks;
 use switchyard_store::{InstanceRow, InstanceUpdate, NewInstance, NewValue};
 
 use crate::caller::{hash_secret, Caller};
+use crate::extract::Path;
 use crate::json_body::JsonBody;
 use crate::{ApiError, AppState};
 
@@ -214,7 +215,7 @@ fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDe
 }
 
 #[utoipa::path(post, path = "/instances", operation_id = "createInstance", tag = "instances", request_body = InstanceBody,
-    responses((status = 200, description = "Created; the token is shown only here", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Created; the token is shown only here", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such element", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,7 +228,7 @@ pub async fn create(
 
 #[utoipa::path(post, path = "/elements/{keyOrId}/instances", operation_id = "createElementInstance", tag = "instances", request_body = InstanceBody,
     params(("keyOrId" = String, Path, description = "Element key or id")),
-    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such element", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn create_for_element(
     State(state): State<AppState>,
     caller: Caller,
@@ -471,17 +472,28 @@ async fn owned(state: &AppState, caller: &Caller, id: Option<i64>) -> Result<Ins
     row.ok_or_else(|| ApiError::not_found("No such instance"))
 }
 
+/// What `GET /instances` answers: an array, or one object when the caller names an
+/// instance with its `Element` token (as Cloud Elements does).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum InstanceListAnswer {
+    /// Without an `Element` token: the organization's instances (those with every tag asked for).
+    All(Vec<InstanceView>),
+    /// With an `Element` token: that instance alone, as one object (not an array).
+    One(Box<InstanceView>),
+}
+
 #[utoipa::path(get, path = "/instances", operation_id = "listInstances", tag = "instances",
     params(("tags[]" = Option<Vec<String>>, Query, description = "Only instances with every tag given")),
-    responses((status = 200, description = "The organization's instances; with an `Element` token, that instance alone", body = Vec<InstanceView>), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The organization's instances, an array; with an `Element` token in Authorization, that instance alone, one object", body = InstanceListAnswer), (status = 401, description = "Missing or wrong credentials, or an `Element` token naming no instance of the organization", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstanceListAnswer>, ApiError> {
     if caller.element_token.is_some() {
         let row = owned(&state, &caller, None).await?;
-        return Ok(Json(to_value(instance_view(&state, &caller, &row).await?)?));
+        return Ok(Json(InstanceListAnswer::One(Box::new(instance_view(&state, &caller, &row).await?))));
     }
     // `tags[]` repeats, which serde_urlencoded's maps cannot hold: collect by hand.
     let tags: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -490,20 +502,20 @@ pub async fn list(
         .collect();
     let mut out = Vec::new();
     for row in state.engine.store.instances(caller.organization_id, &tags).await? {
-        out.push(to_value(instance_view(&state, &caller, &row).await?)?);
+        out.push(instance_view(&state, &caller, &row).await?);
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(InstanceListAnswer::All(out)))
 }
 
 #[utoipa::path(get, path = "/instances/{id}", operation_id = "getInstance", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
 }
 
 #[utoipa::path(delete, path = "/instances/{id}", operation_id = "deleteInstance", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     // The vendor hooks go too; their ids and the credentials to remove them with
@@ -525,7 +537,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 }
 
 #[utoipa::path(get, path = "/instances/{id}/configuration", operation_id = "getInstanceConfiguration", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<ConfigurationView>), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<ConfigurationView>), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn configuration(
     State(state): State<AppState>,
     caller: Caller,
@@ -536,7 +548,7 @@ pub async fn configuration(
 
 /// `GET /instances/configuration` for the instance named by the `Element` token.
 #[utoipa::path(get, path = "/instances/configuration", operation_id = "getCurrentInstanceConfiguration", tag = "instances",
-    responses((status = 200, description = "The configuration of the instance the `Element` token names", body = Vec<ConfigurationView>), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The configuration of the instance the `Element` token names", body = Vec<ConfigurationView>), (status = 400, description = "No `Element` token in Authorization", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn configuration_current(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     configuration_of(&state, &caller, None).await
 }
@@ -548,13 +560,13 @@ async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) ->
 }
 
 #[utoipa::path(put, path = "/instances/{id}/enabled", operation_id = "enableInstance", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, false).await
 }
 
 #[utoipa::path(delete, path = "/instances/{id}/enabled", operation_id = "disableInstance", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, description = "Disabled: hub calls answer 403", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Disabled: hub calls answer 403", body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, true).await
 }
@@ -577,7 +589,7 @@ enum UpdateMode {
 }
 
 #[utoipa::path(put, path = "/instances/{id}", operation_id = "replaceInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
-    responses((status = 200, description = "Replaced; `********` keeps a stored secret", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Replaced; `********` keeps a stored secret", body = InstanceView), (status = 400, description = "Bad input (or `{id}` not a whole number); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -588,7 +600,7 @@ pub async fn put(
 }
 
 #[utoipa::path(patch, path = "/instances/{id}", operation_id = "updateInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
-    responses((status = 200, description = "Merged: name and tags replaced, configuration merged", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Merged: name and tags replaced, configuration merged", body = InstanceView), (status = 400, description = "Bad input (or `{id}` not a whole number); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -600,7 +612,7 @@ pub async fn patch(
 
 /// `PUT /instances` on the instance named by the `Element` token.
 #[utoipa::path(put, path = "/instances", operation_id = "replaceCurrentInstance", tag = "instances", request_body = InstanceBody,
-    responses((status = 200, description = "Replaces the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Replaces the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn put_current(
     State(state): State<AppState>,
     caller: Caller,
@@ -611,7 +623,7 @@ pub async fn put_current(
 
 /// `PATCH /instances` on the instance named by the `Element` token.
 #[utoipa::path(patch, path = "/instances", operation_id = "updateCurrentInstance", tag = "instances", request_body = InstanceBody,
-    responses((status = 200, description = "Merges into the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Merges into the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch_current(
     State(state): State<AppState>,
     caller: Caller,
@@ -804,7 +816,7 @@ pub struct ConfigurationValueBody {
 /// `PATCH` of the instance carrying it would be.
 #[utoipa::path(patch, path = "/instances/{id}/configuration/{configId}", operation_id = "updateInstanceConfiguration", tag = "instances", request_body = ConfigurationValueBody,
     params(("id" = i64, Path), ("configId" = i64, Path)),
-    responses((status = 200, body = ConfigurationView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+    responses((status = 200, body = ConfigurationView), (status = 400, description = "Bad input (or `{id}`, `{configId}` not whole numbers); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch_configuration(
     State(state): State<AppState>,
     caller: Caller,
@@ -834,8 +846,4 @@ pub async fn patch_configuration(
         .find(|c| c.key == key)
         .ok_or_else(|| ApiError::internal("configuration row vanished"))?;
     Ok(Json(ConfigurationView::from(&c)))
-}
-
-fn to_value(view: InstanceView) -> Result<Value, ApiError> {
-    serde_json::to_value(view).map_err(ApiError::internal)
 }

@@ -1,5 +1,5 @@
 //! A JSON body extractor whose rejections use the Cloud Elements error shape
-//! and say where the JSON went wrong.
+//! and say where the JSON went wrong. Every body it reads is a JSON object.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -21,16 +21,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json {
             return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected Content-Type: application/json"));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Request body larger than {} bytes", crate::MAX_BODY_BYTES))
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(crate::extract::body_error)?;
+        // serde_json's messages name the line and column, or the field and what it
+        // takes (quoting at most the caller's own scalar back).
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("Malformed JSON: {e}")))?;
+        let kind = match &value {
+            serde_json::Value::Object(_) => None,
+            serde_json::Value::Array(_) => Some("an array"),
+            serde_json::Value::String(_) => Some("a string"),
+            serde_json::Value::Number(_) => Some("a number"),
+            serde_json::Value::Bool(_) => Some("a boolean"),
+            serde_json::Value::Null => Some("null"),
+        };
+        if let Some(kind) = kind {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("The body must be a JSON object, not {kind}")));
+        }
+        serde_path_to_error::deserialize(value).map(JsonBody).map_err(|e| {
+            let at = e.path().to_string();
+            let e = e.into_inner();
+            if at == "." {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("The JSON body does not fit: {e}"))
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "Could not read the request body")
+                ApiError::new(StatusCode::BAD_REQUEST, format!("The JSON body does not fit at '{at}': {e}"))
             }
-        })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            // serde_json's message names the line and column; it quotes no input.
-            ApiError::new(StatusCode::BAD_REQUEST, format!("Malformed JSON: {e}"))
         })
     }
 }

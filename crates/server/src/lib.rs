@@ -9,6 +9,7 @@ pub mod caller;
 mod connections;
 mod elements;
 mod error;
+mod extract;
 pub mod events;
 mod hub;
 mod idempotency;
@@ -55,6 +56,9 @@ pub struct AppState {
     pub event_waker: switchyard_events::EventWaker,
     /// Stores vendor webhook calls' events, many per durable commit.
     pub intake: webhooks::Intake,
+    /// A vendor webhook call sent again within this long is a repeat, not a new
+    /// event (`serve --event-dedupe-hours`). Read when the first call arrives.
+    pub event_dedupe: std::time::Duration,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
             sandbox: None,
             event_waker: switchyard_events::EventWaker::default(),
             intake: webhooks::Intake::default(),
+            event_dedupe: switchyard_events::retention::DEFAULT_DEDUPE,
         };
         state.set_event_waker(switchyard_events::EventWaker::default());
         state
@@ -132,11 +137,31 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::render))
+        // After every route, the nested ones included: it applies to those before it.
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(metrics::track))
-        .fallback(|| async { ApiError::not_found("No such resource") })
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// No route has this path.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let hint = if uri.path().starts_with("/elements/api-v2/") {
+        "see GET /elements/api-v2/docs for the paths this API has"
+    } else {
+        "the API is under /elements/api-v2 (its paths: GET /elements/api-v2/docs)"
+    };
+    ApiError::not_found(format!("No such resource: {}; {hint}", uri.path()))
+}
+
+/// The path exists, not with this method (axum adds the `Allow` header to the answer).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not a method of {}; GET /elements/api-v2/docs lists the methods of each path", uri.path()),
+    )
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -172,18 +197,10 @@ async fn request_id(request: Request, next: Next) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let body = ErrorBody { message: error.message, request_id: id.clone(), provider_message: error.provider_message };
         response = (error.status, Json(body)).into_response();
-    } else if response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        || response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
-    {
-        // axum's own rejections (body limit, content type) get the same shape.
-        let status = response.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("Request body larger than {MAX_BODY_BYTES} bytes")
-        } else {
-            "Expected Content-Type: application/json".to_owned()
-        };
-        response = (status, Json(ErrorBody { message, request_id: id.clone(), provider_message: None })).into_response();
     }
+    // Every other answer is the handler's own: a hub or proxy answer keeps the
+    // vendor's status and body. Rejections are `ApiError`s (crate::extract,
+    // crate::json_body, the fallbacks of `router`), so none reaches here as text.
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("Elements-Request-Id", value);
     }

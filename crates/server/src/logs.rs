@@ -1,7 +1,7 @@
 //! `GET /instances/{id}/logs`: the instance's vendor calls, newest first, paged like
 //! hub lists (`pageSize`, `page`, `nextPage`, `Elements-Next-Page-Token`).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use switchyard_store::CallsFrom;
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 const DEFAULT_PAGE_SIZE: u64 = 200;
@@ -37,10 +38,9 @@ fn decode_cursor(key: &[u8], instance: i64, text: &str) -> Option<i64> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::not_found(format!("No instance {id}")))?;
     if state.engine.store.instance(caller.organization_id, id).await?.is_none() {
         return Err(ApiError::not_found(format!("No instance {id}")));
     }

@@ -2,7 +2,7 @@
 //! element. The code exchange and token refreshes are the engine's
 //! (`switchyard_engine::oauth`).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
@@ -11,6 +11,7 @@ use switchyard_engine::instance::defaults;
 use switchyard_engine::oauth::oauth2;
 
 use crate::caller::Caller;
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// `GET /elements/{keyOrId}/oauth/url?apiKey&apiSecret&callbackUrl&state&scope`: the

@@ -3,7 +3,7 @@
 //! call log as hub calls. The vendor's status, body and headers come back as they
 //! are, less hop-by-hop and credential headers.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -60,7 +60,7 @@ pub async fn call(
     uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    crate::extract::Body(body): crate::extract::Body,
 ) -> Result<Response, ApiError> {
     let raw = uri.path().trim_start_matches('/').strip_prefix("proxy");
     let path = vendor_path(raw.ok_or_else(|| ApiError::internal(format!("'{}' is not a proxy path", uri.path())))?)?;

@@ -3,21 +3,25 @@
 //! engine registered (`switchyard_engine::webhooks`), with the secret header it
 //! asked for. A call is acknowledged after its event is committed with
 //! `synchronous=FULL` (the vendor will not send it again); many calls share one
-//! commit (see [`Intake`]).
+//! commit (see [`Intake`]). A call the vendor sends again (the values the element's
+//! `events.webhooks.digest` names all equal, within the dedupe window) is answered
+//! with the first call's event id and stores nothing.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use switchyard_events::message::{new_event_id, notified_event};
 pub use switchyard_engine::webhooks::SECRET_HEADER;
-use switchyard_store::{NewEvent, Store};
+use sha2::{Digest, Sha256};
+use switchyard_store::{IncomingEvent, NewEvent, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::caller::hash_secret;
+use crate::extract::{Body, Path};
 use crate::{ApiError, AppState};
 
 /// Largest vendor call accepted (BigCommerce's are a few hundred bytes).
@@ -39,7 +43,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
         ("X-Switchyard-Webhook-Secret" = String, Header, description = "The value given to the vendor at registration")),
     request_body(content = Object, description = "The vendor's call, e.g. BigCommerce's {scope, data: {type, id}, ...}"),
     security(()),
-    responses((status = 200, description = "Stored durably: `{eventId}` (or `{ignored: scope}` for a scope the element does not map)", body = Object),
+    responses((status = 200, description = "Stored durably: `{eventId}`; a call the vendor sent again within the dedupe window answers the first call's `eventId` and stores nothing (`{ignored: scope}` for a scope the element does not map)", body = Object),
         (status = 400, description = "Not JSON, or no scope or object id", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or wrong secret header", body = crate::error::ErrorBody),
         (status = 404, description = "No webhook registered at this address", body = crate::error::ErrorBody),
@@ -48,7 +52,7 @@ pub async fn ingest(
     State(state): State<AppState>,
     Path((element_key, instance_key)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let unknown = || ApiError::not_found("No webhook is registered at this address");
     let target = state.engine.store.webhook_target(&element_key, &instance_key).await?.ok_or_else(unknown)?;
@@ -99,8 +103,9 @@ pub async fn ingest(
         notified_data: json!([notified_event(event_type, object, &object_id, &date)]).to_string(),
         raw: Value::Object(raw).to_string(),
     };
-    let event_id = event.event_id.clone();
-    state.intake.store(&state, event).await?;
+    // Kept per instance: the same call to two instances is an event for each.
+    let digest = w.digest_of(&payload).map(|d| Sha256::digest(d.as_bytes()).to_vec());
+    let event_id = state.intake.store(&state, IncomingEvent { event, digest }).await?;
     Ok(Json(json!({"eventId": event_id})))
 }
 
@@ -112,13 +117,16 @@ pub struct Intake {
     queue: Arc<OnceLock<mpsc::Sender<Pending>>>,
 }
 
-type Pending = (NewEvent, oneshot::Sender<Result<(), String>>);
+/// A call waiting for its commit, and where to send the event id that answers it.
+type Pending = (IncomingEvent, oneshot::Sender<Result<String, String>>);
 
 impl Intake {
-    async fn store(&self, state: &AppState, event: NewEvent) -> Result<(), ApiError> {
+    /// Stores the call's event (or finds the event an earlier sending of it became)
+    /// and answers that event's id once it is durable.
+    async fn store(&self, state: &AppState, event: IncomingEvent) -> Result<String, ApiError> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(4 * MAX_COMMIT_BATCH);
-            tokio::spawn(commit(state.engine.store.clone(), state.event_waker.clone(), rx));
+            tokio::spawn(commit(state.engine.store.clone(), state.event_waker.clone(), state.event_dedupe, rx));
             tx
         });
         let (done, stored) = oneshot::channel();
@@ -128,7 +136,7 @@ impl Intake {
     }
 }
 
-async fn commit(store: Store, waker: switchyard_events::EventWaker, mut rx: mpsc::Receiver<Pending>) {
+async fn commit(store: Store, waker: switchyard_events::EventWaker, dedupe: Duration, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_COMMIT_BATCH {
@@ -137,16 +145,18 @@ async fn commit(store: Store, waker: switchyard_events::EventWaker, mut rx: mpsc
                 Err(_) => break,
             }
         }
-        let (events, waiting): (Vec<NewEvent>, Vec<_>) = batch.into_iter().unzip();
+        let (events, waiting): (Vec<IncomingEvent>, Vec<_>) = batch.into_iter().unzip();
         let now = switchyard_events::now_ms();
-        let stored = match store.insert_events_durably(&events, now).await {
-            Ok(()) => vec![Ok(()); events.len()],
+        let since = now.saturating_sub(i64::try_from(dedupe.as_millis()).unwrap_or(i64::MAX));
+        let stored: Vec<Result<String, String>> = match store.insert_incoming_durably(&events, now, now, since).await {
+            Ok(ids) => ids.into_iter().map(Ok).collect(),
             // One bad event (its instance deleted since the lookup) must not fail the
             // others: each is tried on its own, and only the failing ones are refused.
             Err(_) if events.len() > 1 => {
                 let mut each = Vec::with_capacity(events.len());
                 for event in &events {
-                    each.push(store.insert_events_durably(std::slice::from_ref(event), now).await.map_err(|e| e.to_string()));
+                    let one = store.insert_incoming_durably(std::slice::from_ref(event), now, now, since).await;
+                    each.push(one.map_err(|e| e.to_string()).and_then(|ids| ids.into_iter().next().ok_or_else(|| "nothing stored".to_owned())));
                 }
                 each
             }
@@ -215,10 +225,11 @@ mod tests {
             vec![0; 32],
         );
         // On one thread, all three are queued before the commit task first runs: one batch.
+        let call = |instance_id| IncomingEvent { event: event(instance_id, org.id), digest: None };
         let (good, gone, also_good) = tokio::join!(
-            state.intake.store(&state, event(id, org.id)),
-            state.intake.store(&state, event(id + 1000, org.id)),
-            state.intake.store(&state, event(id, org.id)),
+            state.intake.store(&state, call(id)),
+            state.intake.store(&state, call(id + 1000)),
+            state.intake.store(&state, call(id)),
         );
         assert!(good.is_ok() && also_good.is_ok());
         assert_eq!(gone.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);

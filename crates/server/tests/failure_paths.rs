@@ -923,3 +923,78 @@ async fn readyz_is_503_while_the_database_is_unreachable_and_healthz_stays_up() 
     assert!(a.status.is_server_error(), "{} {}", a.status, a.body);
     assert!(a.body["requestId"].is_string(), "{}", a.body);
 }
+
+// ---------------------------------------------------------------------------
+// The shape of every error the application sees.
+
+/// Every error the application answers, its extractors and routing included, is
+/// the Cloud Elements body `{"message", "requestId"}` (the id that of the
+/// `Elements-Request-Id` header) with a message saying what to send instead. Only
+/// what hyper refuses before the application runs (an unparseable request line)
+/// stays a bare 400 (docs/choices.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_error_the_application_sees_has_the_cloud_elements_shape_and_says_what_to_do() {
+    let app = start().await;
+    let (id, _) = app.bigcommerce(App::basic(&app.sim_store_url())).await;
+    let raw = |method: Method, path: String, content_type: Option<&str>, body: &str| {
+        let mut r = app.http.request(method, format!("{}{path}", app.root)).header("Authorization", &app.auth).body(body.to_owned());
+        if let Some(t) = content_type {
+            r = r.header("Content-Type", t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let (status, headers) = (r.status(), r.headers().clone());
+            (status, headers, r.text().await.unwrap())
+        }
+    };
+    let json = Some("application/json");
+    let api = "/elements/api-v2";
+    // (method, path from the root, Content-Type, body, status, words the message holds)
+    type Case<'a> = (Method, String, Option<&'a str>, &'a str, StatusCode, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
+        // Path parameters that do not parse (axum's Path rejection).
+        (Method::GET, format!("{api}/instances/abc"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number", "'abc'"]),
+        (Method::GET, format!("{api}/instances/abc/logs"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number"]),
+        (Method::GET, format!("{api}/instances/1.5/events/e"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number"]),
+        (Method::PATCH, format!("{api}/instances/{id}/configuration/x"), json, "{\"propertyValue\": \"a\"}", StatusCode::BAD_REQUEST, &["{configId}", "whole number"]),
+        (Method::PUT, format!("{api}/instances/99999999999999999999/enabled"), None, "", StatusCode::BAD_REQUEST, &["{id}", "whole number"]),
+        // Invalid UTF-8 once percent-decoded, in a path parameter.
+        (Method::GET, format!("{api}/elements/%FF"), None, "", StatusCode::BAD_REQUEST, &["{keyOrId}", "UTF-8"]),
+        (Method::GET, format!("{api}/instances/events/%C3%28"), None, "", StatusCode::BAD_REQUEST, &["{eventId}", "UTF-8"]),
+        (Method::POST, format!("{api}/events/bigcommerce/%FF"), json, "{}", StatusCode::BAD_REQUEST, &["{instanceKey}", "UTF-8"]),
+        // Query values that are not what the parameter takes.
+        (Method::GET, format!("{api}/instances/{id}/logs?pageSize=x"), None, "", StatusCode::BAD_REQUEST, &["pageSize", "whole number"]),
+        (Method::GET, format!("{api}/instances/{id}/logs?page=-1"), None, "", StatusCode::BAD_REQUEST, &["page", "whole number"]),
+        (Method::GET, format!("{api}/instances/{id}/events?pageSize=0"), None, "", StatusCode::BAD_REQUEST, &["pageSize"]),
+        (Method::GET, format!("{api}/elements/infusionsoftcrm/oauth/url"), None, "", StatusCode::BAD_REQUEST, &["apiKey", "callbackUrl"]),
+        // Bodies: not JSON, malformed, the wrong shape.
+        (Method::POST, format!("{api}/instances"), Some("text/plain"), "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, &["application/json"]),
+        (Method::POST, format!("{api}/instances"), None, "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, &["application/json"]),
+        (Method::PATCH, format!("{api}/instances/{id}"), Some("application/xml"), "<a/>", StatusCode::UNSUPPORTED_MEDIA_TYPE, &["application/json"]),
+        (Method::POST, format!("{api}/instances"), json, "{\"name\": ", StatusCode::BAD_REQUEST, &["Malformed JSON", "line 1"]),
+        (Method::POST, format!("{api}/instances"), json, "{\"nme\": \"x\"}", StatusCode::BAD_REQUEST, &["nme"]),
+        (Method::PATCH, format!("{api}/instances/{id}"), json, "[1]", StatusCode::BAD_REQUEST, &["JSON object", "array"]),
+        (Method::PATCH, format!("{api}/instances/{id}"), json, "{\"tags\": \"eu\"}", StatusCode::BAD_REQUEST, &["tags", "sequence"]),
+        // Routing: no such path, a method the path does not take.
+        (Method::GET, "/nowhere".into(), None, "", StatusCode::NOT_FOUND, &["/nowhere", "/elements/api-v2"]),
+        (Method::GET, format!("{api}/nowhere"), None, "", StatusCode::NOT_FOUND, &["docs"]),
+        (Method::DELETE, format!("{api}/elements"), None, "", StatusCode::METHOD_NOT_ALLOWED, &["DELETE", "docs"]),
+        (Method::POST, format!("{api}/instances/{id}"), json, "{}", StatusCode::METHOD_NOT_ALLOWED, &["POST", "docs"]),
+        (Method::PUT, "/healthz".into(), None, "", StatusCode::METHOD_NOT_ALLOWED, &["PUT", "/healthz"]),
+    ];
+    for (method, path, content_type, body, status, words) in cases {
+        let what = format!("{method} {path}");
+        let (got, headers, text) = raw(method, path, content_type, body).await;
+        assert_eq!(got, status, "{what}: {text}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{what}: {text}");
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        let message = body["message"].as_str().unwrap_or_else(|| panic!("{what}: no message: {body}"));
+        assert_eq!(body["requestId"].as_str(), headers["elements-request-id"].to_str().ok(), "{what}: {body}");
+        for w in words {
+            assert!(message.contains(w), "{what}: '{w}' not in: {message}");
+        }
+        if got == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(headers.contains_key(header::ALLOW), "{what}: 405 keeps Allow: {headers:?}");
+        }
+    }
+}

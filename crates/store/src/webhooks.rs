@@ -29,6 +29,14 @@ pub struct WebhookRow {
     pub destination: String,
 }
 
+/// A vendor call's event on its way into the store, with the digest that tells a
+/// repeat of the call (SHA-256 of the values the element names; `None`: never a repeat).
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event: NewEvent,
+    pub digest: Option<Vec<u8>>,
+}
+
 /// The webhooks of an instance and who owns it, as an incoming vendor call needs them.
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
@@ -138,24 +146,81 @@ impl Store {
         Ok(row.map(|t| WebhookTarget { webhook: t.stored.into(), organization_id: t.organization_id, disabled: t.disabled }))
     }
 
-    /// Stores events with their delivery jobs (due at `due_at`) in one transaction
-    /// committed with `synchronous=FULL`: the caller acknowledges a vendor's call
-    /// after this, and the vendor will not send it again, so not even a power cut
-    /// may lose it. Callers batch many calls into one commit (one fsync).
-    pub async fn insert_events_durably(&self, events: &[NewEvent], due_at: i64) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
+    /// Stores vendor calls' events with their delivery jobs (due at `due_at`) in one
+    /// transaction committed with `synchronous=FULL`: the caller acknowledges a
+    /// vendor's call after this, and the vendor will not send it again, so not even
+    /// a power cut may lose it. Callers batch many calls into one commit (one fsync).
+    ///
+    /// A call with a digest that an earlier call of the same instance had at or
+    /// after `repeats_since` (epoch ms) is a repeat: nothing is stored for it and its
+    /// answer is the earlier event's id. That holds inside the batch too, and
+    /// between servers on one database (the digest is the table's key, so the second
+    /// commit sees the first). Answers each call's event id, in order.
+    pub async fn insert_incoming_durably(
+        &self,
+        calls: &[IncomingEvent],
+        due_at: i64,
+        received_at: i64,
+        repeats_since: i64,
+    ) -> Result<Vec<String>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
         }
         let mut conn = self.full_sync_connection().await?;
         let written = async {
             let mut tx = conn.begin().await?;
-            for e in events {
-                insert_event(&mut tx, e, due_at).await?;
+            let mut answers = Vec::with_capacity(calls.len());
+            for call in calls {
+                if let Some(digest) = &call.digest {
+                    // New, or the same digest seen before the window (replaced): this
+                    // call is an event. Otherwise the row stays and names the first.
+                    let fresh = sqlx::query(
+                        "INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (instance_id, digest) DO UPDATE
+                         SET event_id = excluded.event_id, received_at = excluded.received_at
+                         WHERE event_webhook_digests.received_at < ?5",
+                    )
+                    .bind(call.event.instance_id)
+                    .bind(digest)
+                    .bind(&call.event.event_id)
+                    .bind(received_at)
+                    .bind(repeats_since)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if !fresh {
+                        let first: String =
+                            sqlx::query_scalar("SELECT event_id FROM event_webhook_digests WHERE instance_id = ? AND digest = ?")
+                                .bind(call.event.instance_id)
+                                .bind(digest)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        answers.push(first);
+                        continue;
+                    }
+                }
+                insert_event(&mut tx, &call.event, due_at).await?;
+                answers.push(call.event.event_id.clone());
             }
             tx.commit().await?;
-            Ok::<(), crate::StoreError>(())
+            Ok::<_, crate::StoreError>(answers)
         }
         .await;
         end_full_sync(conn, written).await
+    }
+
+    /// Forgets up to `limit` webhook call digests received before `before_ms` (calls
+    /// sent again after that are new events); how many went.
+    pub async fn prune_webhook_digests(&self, before_ms: i64, limit: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM event_webhook_digests WHERE (instance_id, digest) IN (
+                 SELECT instance_id, digest FROM event_webhook_digests WHERE received_at < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -110,3 +110,58 @@ async fn the_latest_poll_outcome_is_kept_per_instance_and_goes_with_it() {
     s.record_poll(id, 3_000, true, None).await.unwrap();
     assert_eq!(s.poll_status(id).await.unwrap(), None);
 }
+
+/// A vendor webhook call's digest names its first event for as long as the dedupe
+/// window: later, or once pruned, the same digest is a new event; another instance's
+/// call with the same digest is that instance's own event.
+#[tokio::test]
+async fn a_webhook_digest_names_the_first_event_within_the_window_only() {
+    let (_dir, s) = store().await;
+    let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+    let one = s.create_instance(&new_instance(org.id, user.id, b"t1", &[]), &[], &TestSealer(1)).await.unwrap();
+    let two = s.create_instance(&new_instance(org.id, user.id, b"t2", &[]), &[], &TestSealer(1)).await.unwrap();
+    let call = |instance_id: i64, event_id: &str| IncomingEvent {
+        event: NewEvent {
+            event_id: event_id.into(),
+            organization_id: org.id,
+            instance_id,
+            element_key: "bigcommerce".into(),
+            source: "webhook".into(),
+            status: "RECEIVED".into(),
+            event_date: "2026-01-01T00:00:00.000Z".into(),
+            provider_data: "{}".into(),
+            notified_data: "[]".into(),
+            raw: "{}".into(),
+        },
+        digest: Some(b"d".to_vec()),
+    };
+    let events = |instance_id: i64| {
+        let s = s.clone();
+        async move {
+            let q = EventQuery { organization_id: org.id, instance_id: Some(instance_id), before: None, offset: 0, limit: 10 };
+            let mut ids: Vec<String> = s.events(&q).await.unwrap().into_iter().map(|e| e.event_id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    // Received at 1000 with a window reaching back to 0; then repeats at 2000, in one
+    // batch with another instance's call, and at 3000 with the window from 1000.
+    assert_eq!(s.insert_incoming_durably(&[call(one, "e1")], 0, 1000, 0).await.unwrap(), ["e1"]);
+    let batch = [call(one, "e2"), call(two, "e3"), call(two, "e4")];
+    assert_eq!(s.insert_incoming_durably(&batch, 0, 2000, 0).await.unwrap(), ["e1", "e3", "e3"]);
+    assert_eq!(s.insert_incoming_durably(&[call(one, "e5")], 0, 3000, 1000).await.unwrap(), ["e1"]);
+    // The window moved past the first call: a new event, which later repeats name.
+    assert_eq!(s.insert_incoming_durably(&[call(one, "e6")], 0, 4000, 1001).await.unwrap(), ["e6"]);
+    assert_eq!(s.insert_incoming_durably(&[call(one, "e7")], 0, 4500, 1001).await.unwrap(), ["e6"]);
+    assert_eq!(events(one).await, ["e1", "e6"]);
+    assert_eq!(events(two).await, ["e3"]);
+    // A call without a digest is never a repeat.
+    let plain = IncomingEvent { digest: None, ..call(one, "e8") };
+    assert_eq!(s.insert_incoming_durably(&[plain], 0, 5000, 0).await.unwrap(), ["e8"]);
+
+    // Pruning takes digests received before the cut, in batches.
+    assert_eq!(s.prune_webhook_digests(2001, 1).await.unwrap(), 1, "instance two's, from 2000");
+    assert_eq!(s.prune_webhook_digests(2001, 1).await.unwrap(), 0, "instance one's is from 4000");
+    assert_eq!(s.insert_incoming_durably(&[call(two, "e9")], 0, 6000, 0).await.unwrap(), ["e9"], "pruned: new");
+    assert_eq!(s.prune_webhook_digests(i64::MAX, 10).await.unwrap(), 2);
+}

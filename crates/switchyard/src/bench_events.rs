@@ -127,7 +127,7 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     if ids.is_empty() {
         bail!("the simulator has no orders");
     }
-    let vendor = Vendor { http: http.clone(), destination, header, secret, ids };
+    let vendor = Vendor { http: http.clone(), destination, header, secret, ids, epoch: chrono_now(), changes: Default::default() };
 
     println!(
         "switchyard bench-events: {} vendor calls/s for {} s per run; SQLite, group-committed with synchronous=FULL",
@@ -165,6 +165,10 @@ struct Vendor {
     header: String,
     secret: String,
     ids: Vec<i64>,
+    /// `created_at` of the first change (epoch seconds).
+    epoch: u64,
+    /// Changes sent so far, over every run.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Vendor {
@@ -180,9 +184,14 @@ impl Vendor {
         let mut calls = Vec::with_capacity(total);
         for n in 0..total {
             tick.tick().await;
-            let body = json!({"created_at": chrono_now(), "store_id": "1", "producer": "stores/abc123",
+            // Every call is another change: the records in turn, each changing at most
+            // once a vendor second (Switchyard takes two calls with the same scope,
+            // record, created_at and store for one call sent twice, and stores one event).
+            let change = self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let created_at = self.epoch + change / self.ids.len() as u64;
+            let body = json!({"created_at": created_at, "store_id": "1", "producer": "stores/abc123",
                 "scope": "store/order/updated", "hash": format!("{n:040x}"),
-                "data": {"type": "order", "id": self.ids[n % self.ids.len()]}});
+                "data": {"type": "order", "id": self.ids[change as usize % self.ids.len()]}});
             let request = self.http.post(&self.destination).header(&self.header, &self.secret).json(&body);
             calls.push(tokio::spawn(async move {
                 let at = Instant::now();

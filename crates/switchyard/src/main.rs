@@ -8,6 +8,7 @@ mod sandbox;
 mod serve;
 mod tenants;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -82,6 +83,11 @@ pub struct EventOptions {
     /// pending ones stay until they finish.
     #[arg(long, env = "SWITCHYARD_EVENT_RETENTION_DAYS", default_value_t = 7.0)]
     pub event_retention_days: f64,
+    /// Hours during which a vendor webhook call sent again (the values the element's
+    /// events.webhooks.digest names all equal) is answered with the first call's
+    /// eventId instead of becoming another event.
+    #[arg(long, env = "SWITCHYARD_EVENT_DEDUPE_HOURS", default_value_t = 72.0)]
+    pub event_dedupe_hours: f64,
     /// Seconds between two checks of the vendor webhooks registered (a vendor may
     /// deactivate a hook whose calls kept failing; it is turned back on).
     #[arg(long, env = "SWITCHYARD_EVENT_WEBHOOK_CHECK_INTERVAL", default_value_t = 3600.0)]
@@ -286,8 +292,11 @@ enum UsersCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Colour only for a person at a terminal: piped to a file or a collector, escape
+    // codes would be noise in every line.
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into()));
     match cli.log_format {
         LogFormat::Text => logs.init(),

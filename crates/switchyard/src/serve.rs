@@ -113,6 +113,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.sandbox = sandbox_credentials;
     state.engine.oauth = switchyard_engine::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
     state.engine.public_url = public_url;
+    state.event_dedupe = retention.dedupe;
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context {
@@ -248,8 +249,15 @@ fn event_settings(
     if !days.is_finite() || days <= 0.0 || days > 3650.0 {
         anyhow::bail!("--event-retention-days must be a number of days above 0 and at most 3650, not {days}");
     }
-    let retention =
-        switchyard_events::retention::Retention { keep: Duration::from_secs_f64(days * 86_400.0), ..Default::default() };
+    let hours = o.event_dedupe_hours;
+    if !hours.is_finite() || hours <= 0.0 || hours > 8760.0 {
+        anyhow::bail!("--event-dedupe-hours must be a number of hours above 0 and at most 8760, not {hours}");
+    }
+    let retention = switchyard_events::retention::Retention {
+        keep: Duration::from_secs_f64(days * 86_400.0),
+        dedupe: Duration::from_secs_f64(hours * 3600.0),
+        ..Default::default()
+    };
     Ok((delivery, poller, retention))
 }
 

@@ -65,6 +65,23 @@ fn init_prints_the_pinned_shape_once_and_stores_only_hashes() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has organizations"));
 }
 
+/// Text logs (the default format) carry no colour codes when standard error is not
+/// a terminal, as here (a pipe), with or without NO_COLOR.
+#[test]
+fn text_logs_have_no_escape_codes_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path()).args(["init", "--json"]);
+    for name in ["NO_COLOR", "SWITCHYARD_LOG", "SWITCHYARD_LOG_FORMAT", "SWITCHYARD_MASTER_KEY", "SWITCHYARD_MASTER_KEY_FILE", "SWITCHYARD_DATABASE_URL"] {
+        cmd.env_remove(name);
+    }
+    let out = cmd.output().expect("run switchyard");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("created a new master key file"), "a line was logged: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
