@@ -17,6 +17,7 @@
 //! | request in flight | the head read | none here (the vendor budget bounds handlers) | |
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
@@ -120,7 +121,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, limits: Co
         let answering = Answering::begin(tracker.clone());
         let app = app.clone();
         async move {
-            let response = app.oneshot(request.map(Body::new)).await.unwrap_or_else(|e: Infallible| match e {});
+            let request = request.map(|inner| Body::new(Stalling { inner, limit: limits.header_read_timeout, deadline: None }));
+            let response = app.oneshot(request).await.unwrap_or_else(|e: Infallible| match e {});
             // The request counts as in flight until hyper drops the body it wrote.
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {
@@ -241,6 +243,50 @@ impl Drop for Answering {
             self.0.idle_since.store(self.0.now(), Ordering::Release);
             self.0.changed.notify_one();
         }
+    }
+}
+
+/// A request body that must keep arriving: when no part of it comes for `limit`
+/// (the header-read timeout), reading it fails, so a client that declares a body
+/// and stops sending cannot hold its connection (the handler answers 400).
+struct Stalling {
+    inner: Incoming,
+    limit: Duration,
+    /// Armed while the body is awaited, cleared when a part arrives.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.deadline = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err("the request body stopped arriving".into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

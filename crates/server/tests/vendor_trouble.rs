@@ -549,3 +549,28 @@ async fn base_urls_with_a_query_or_fragment_are_refused() {
     }
     assert_eq!(app.sim.request_count("abc123"), before);
 }
+
+/// A client that declares a body and stops sending it (found by a review: it held
+/// its connection for ever, and memory with it) is answered once no part of the
+/// body has come for the header-read timeout, and its connection is let go.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_that_stops_arriving_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = switchyard_server::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 100,
+    };
+    let app = app_with_limits(limits).await;
+    let addr = url::Url::parse(&app.api).unwrap().socket_addrs(|| None).unwrap()[0];
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    conn.write_all(b"POST /elements/api-v2/events/bigcommerce/nokey HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"scope\":").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the stalled upload still holds its connection after 10 s");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(550), "not before the limit: {took:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "a 4xx or a close, not {text}");
+}
