@@ -119,6 +119,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
     let known = |name: &str| def.parameter(name).is_some();
     let auth_templates = def.authentication.templates();
     let mut config_templates = vec![("baseUrl".to_owned(), def.base_url.as_str())];
+    config_templates.extend(def.base_urls.iter().map(|(name, t)| (format!("baseUrls.{name}"), t.as_str())));
     config_templates.extend(auth_templates.into_iter().map(|(what, t)| (format!("authentication.{what}"), t)));
     validate_auth(def)?;
     if let Some(key) = def.xml_rpc.as_ref().and_then(|x| x.key.as_deref()) {
@@ -139,6 +140,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
     }
     validate_protocol(def)?;
     validate_webhooks(def)?;
+    validate_shapes(def)?;
     for r in &def.resources {
         let hub = Template::parse(&r.path).map_err(|e| format!("resource {}: {e}", r.path))?;
         let vendor =
@@ -227,6 +229,106 @@ fn validate_webhooks(def: &ElementDefinition) -> Result<(), String> {
         return bad(format!("digest '{p}' is named twice (entry {})", i + 1));
     }
     Ok(())
+}
+
+/// Where records sit in answers and bodies, which base URL a call goes to, where
+/// credentials are placed, and vendor paths free of dot segments (a path reaches
+/// the vendor as written, never resolved into another one).
+fn validate_shapes(def: &ElementDefinition) -> Result<(), String> {
+    let schemes: Vec<(String, &crate::Authentication)> = match &def.authentication {
+        crate::Authentication::Choice(c) => c.modes.iter().map(|(m, a)| (format!("authentication mode '{m}'"), a)).collect(),
+        a => vec![("authentication".to_owned(), a)],
+    };
+    for (what, scheme) in schemes {
+        if let crate::Authentication::Headers { headers, query } = scheme {
+            if headers.is_empty() && query.is_empty() {
+                return Err(format!("{what}: a custom scheme names 'headers' or 'query' parameters"));
+            }
+            if headers.keys().chain(query.keys()).any(|k| k.trim().is_empty()) {
+                return Err(format!("{what}: a header or query parameter has an empty name"));
+            }
+        }
+    }
+    if let Some(name) = def.base_urls.keys().find(|n| n.trim().is_empty()) {
+        return Err(format!("baseUrls: '{name}' is not a name"));
+    }
+    let base_named = |what: &str, base: &Option<String>| match base {
+        Some(name) if !def.base_urls.contains_key(name) => {
+            let known: Vec<&str> = def.base_urls.keys().map(String::as_str).collect();
+            Err(format!(
+                "{what}: base '{name}' is not under baseUrls (declared: {})",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
+        }
+        _ => Ok(()),
+    };
+    let mut paths: Vec<(String, &str)> = vec![("check.path".into(), def.check.path.as_str())];
+    if let Some(x) = &def.xml_rpc {
+        paths.push(("xmlRpc.endpoint".into(), x.endpoint.as_str()));
+    }
+    if let Some(w) = &def.events.webhooks {
+        base_named("events.webhooks", &w.base)?;
+        paths.push(("events.webhooks.register.path".into(), w.register.path.as_str()));
+        paths.push(("events.webhooks.remove.path".into(), w.remove.path.as_str()));
+        if let Some(c) = &w.check {
+            paths.push(("events.webhooks.check.read.path".into(), c.read.path.as_str()));
+            paths.push(("events.webhooks.check.reactivate.path".into(), c.reactivate.path.as_str()));
+        }
+    }
+    for r in &def.resources {
+        let what = |m: &str| format!("resource {}: {m}", r.path);
+        base_named(&format!("resource {}", r.path), &r.base)?;
+        paths.push((format!("resource {}: vendorPath", r.path), r.vendor_path.as_str()));
+        let rest = def.protocol == Protocol::RestJson;
+        let declared = [("base", r.base.is_some()), ("itemPath", r.item_path.is_some()), ("recordPath", r.record_path.is_some()), ("bodyPath", r.body_path.is_some())];
+        if let Some((field, _)) = declared.iter().find(|(_, set)| *set && !rest) {
+            return Err(what(&format!("'{field}' is for rest-json elements")));
+        }
+        if let Some(item) = &r.item_path {
+            paths.push((format!("resource {}: itemPath", r.path), item.as_str()));
+            if ![Operation::Get, Operation::Update, Operation::Delete].iter().any(|op| r.supports(*op)) {
+                return Err(what("'itemPath' on a resource without get, update or delete"));
+            }
+            let t = Template::parse(item).map_err(|e| what(&format!("itemPath: {e}")))?;
+            let hub = Template::parse(&r.path).map_err(|e| what(&e.to_string()))?;
+            let allowed: Vec<&str> = hub.placeholders().chain(["id"]).collect();
+            if let Some(p) = t.placeholders().find(|p| !allowed.contains(p)) {
+                return Err(what(&format!("itemPath uses '{{{p}}}', which is neither 'id' nor a parameter of the path")));
+            }
+            if !t.placeholders().any(|p| p == "id") {
+                return Err(what("itemPath has no '{id}'"));
+            }
+            if !item.starts_with('/') {
+                return Err(what("itemPath starts with '/'"));
+            }
+        }
+        for (field, value, needs) in [
+            ("recordPath", &r.record_path, [Operation::Get, Operation::Create, Operation::Update]),
+            ("bodyPath", &r.body_path, [Operation::Create, Operation::Update, Operation::Update]),
+        ] {
+            let Some(path) = value else { continue };
+            if path.split('.').any(|k| k.trim().is_empty()) {
+                return Err(what(&format!("{field} '{path}' is not a dotted path of keys (order, data.attributes)")));
+            }
+            if !needs.iter().any(|op| r.supports(*op)) {
+                return Err(what(&format!("'{field}' on a resource without {}", if field == "bodyPath" { "create or update" } else { "get, create or update" })));
+            }
+        }
+    }
+    for (what, path) in paths {
+        if let Some(seg) = path.split(['/', '?']).find(|s| is_dot_segment(s)) {
+            return Err(format!(
+                "{what} '{path}' has the segment '{seg}': paths reach the vendor as written; a call beside the main API names a base under baseUrls"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `.` or `..`, also percent-encoded (URL parsers resolve `%2e%2E` the same way).
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 /// What each protocol needs: `rest-json` resources name vendor paths; `xml-rpc`
