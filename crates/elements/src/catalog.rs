@@ -601,6 +601,102 @@ mod tests {
         assert!(err.contains("store.link"), "{err}");
     }
 
+    /// A small element with every shape of issue 16 items 2, 4, 5 and 6.
+    const SHAPES: &str = r#"
+key: shapes
+id: 99001
+name: Shapes
+hub: ecommerce
+authentication: {type: custom, query: {api_key: "{api.key}"}}
+protocol: rest-json
+baseUrl: "{base.url}/v1"
+baseUrls: {v2: "{base.url|parent}/v2"}
+check: {method: GET, path: /shop.json}
+paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: 50}
+configuration:
+  - {key: base.url, name: Base URL, type: TEXTFIELD_1000, required: true, format: url}
+  - {key: api.key, name: API Key, type: PASSWORD, required: true}
+resources:
+  - {path: /orders, vendorPath: /orders.json, itemPath: "/orders/{id}.json", operations: [list, create, get, update, delete],
+     recordPath: order, bodyPath: order}
+  - {path: "/customers/{customerId}/addresses", vendorPath: "/customers/{customerId}/addresses.json",
+     itemPath: "/customers/{customerId}/addresses/{id}.json", operations: [get, update], recordPath: data.address}
+  - {path: /reports, base: v2, vendorPath: /reports, operations: [list]}
+"#;
+
+    #[test]
+    fn envelopes_item_paths_bases_and_placements_load() {
+        let def = parse("shapes.yaml", SHAPES).unwrap();
+        let orders = &def.resources[0];
+        assert_eq!((orders.record_path.as_deref(), orders.body_path.as_deref()), (Some("order"), Some("order")));
+        assert_eq!(def.vendor_call(orders, Operation::Get), ("GET".to_owned(), "/orders/{id}.json".to_owned()));
+        assert_eq!(def.vendor_call(orders, Operation::List), ("GET".to_owned(), "/orders.json".to_owned()));
+        assert_eq!(def.base_url_of(def.resources[2].base.as_deref()), Some("{base.url|parent}/v2"));
+        assert!(def.is_base_url_key("base.url") && !def.is_base_url_key("api.key"));
+        assert_eq!(def.authentication.type_name(), "custom");
+        let bearer = SHAPES.replace(r#"{type: custom, query: {api_key: "{api.key}"}}"#, r#"{type: bearer, token: "{api.key}"}"#);
+        assert_eq!(parse("x.yaml", &bearer).unwrap().authentication.type_name(), "bearer");
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused_at_load_naming_the_field() {
+        let refused = |from: &str, to: &str, why: &[&str]| {
+            assert!(SHAPES.contains(from), "{from}");
+            let err = parse("shapes.yaml", &SHAPES.replacen(from, to, 1)).unwrap_err().to_string();
+            for w in why {
+                assert!(err.contains(w), "{to}: {err}");
+            }
+        };
+        refused("base: v2,", "base: v3,", &["resource /reports", "base 'v3'", "baseUrls", "v2"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/{order}.json""#, &["resource /orders", "itemPath", "{order}"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/all.json""#, &["itemPath has no '{id}'"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "orders/{id}.json""#, &["itemPath starts with '/'"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/{id}/../x.json""#, &["itemPath", "'..'"]);
+        refused("vendorPath: /reports", "vendorPath: /./reports", &["resource /reports: vendorPath", "'.'"]);
+        refused("vendorPath: /reports", "vendorPath: /%2E%2e/reports", &["'%2E%2e'"]);
+        refused("check: {method: GET, path: /shop.json}", "check: {method: GET, path: /../shop.json}", &["check.path"]);
+        refused("recordPath: order,", "recordPath: order.,", &["recordPath 'order.'", "dotted path"]);
+        refused("operations: [list]}", "operations: [list], recordPath: data}", &["'recordPath' on a resource without get, create or update"]);
+        refused("operations: [list]}", "operations: [list], bodyPath: data}", &["'bodyPath' on a resource without create or update"]);
+        refused(r#"{api_key: "{api.key}"}"#, r#"{api_key: "{api.token}"}"#, &["authentication.query.api_key", "api.token"]);
+        refused(r#"{type: custom, query: {api_key: "{api.key}"}}"#, "{type: custom}", &["'headers' or 'query'"]);
+        refused(r#"{type: custom, query: {api_key: "{api.key}"}}"#, r#"{type: bearer, token: "{key}"}"#, &["authentication.token", "'{key}'"]);
+        refused(r#"{v2: "{base.url|parent}/v2"}"#, r#"{v2: "{base.url|up}/v2"}"#, &["baseUrls.v2", "filter 'up'", "parent"]);
+        refused(r#"{v2: "{base.url|parent}/v2"}"#, r#"{v2: "{base}/v2"}"#, &["baseUrls.v2", "'{base}'"]);
+        // The old way to the v3 hooks: dot segments in a webhook path are refused now.
+        let bc = include_str!("../../../elements/bigcommerce.yaml");
+        assert!(bc.contains("register: {method: POST, path: /hooks}"));
+        let err = parse("bigcommerce.yaml", &bc.replacen("path: /hooks}", "path: /../v3/hooks}", 1)).unwrap_err().to_string();
+        assert!(err.contains("events.webhooks.register.path") && err.contains("baseUrls"), "{err}");
+        let err = parse("bigcommerce.yaml", &bc.replacen("    base: v3\n", "    base: v4\n", 1)).unwrap_err().to_string();
+        assert!(err.contains("events.webhooks: base 'v4'"), "{err}");
+        let oauth = include_str!("../../../elements/infusionsoftcrm.yaml");
+        let err = parse("x.yaml", &oauth.replacen("refreshAuth: basic", "refreshAuth: client_secret_jwt", 1)).unwrap_err().to_string();
+        assert!(err.contains("client_secret_jwt") && err.contains("client_secret_basic"), "{err}");
+        let def = parse("x.yaml", &oauth.replacen("refreshAuth: basic", "refreshAuth: client_secret_post\n  exchangeAuth: client_secret_basic", 1)).unwrap();
+        let o = def.authentication.oauth2().unwrap();
+        assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Form, crate::ClientAuth::Basic));
+        let keap = parse("x.yaml", oauth).unwrap();
+        let o = keap.authentication.oauth2().unwrap();
+        assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Basic, crate::ClientAuth::Form), "Keap's, unchanged");
+    }
+
+    #[test]
+    fn bigcommerce_hooks_go_to_the_v3_base() {
+        let catalog = Catalog::builtin();
+        let bc = catalog.get("bigcommerce").unwrap();
+        let hooks = bc.events.webhooks.as_ref().unwrap();
+        let template = bc.base_url_of(hooks.base.as_deref()).unwrap();
+        let config = |url: &str| BTreeMap::from([("store.url".to_owned(), url.to_owned())]);
+        let render = |url: &str| {
+            let c = config(url);
+            crate::render(template, |k| c.get(k).map(|v| std::borrow::Cow::Borrowed(v.as_str())))
+        };
+        assert_eq!(render("https://api.bigcommerce.com/stores/abc123/v2").unwrap(), "https://api.bigcommerce.com/stores/abc123/v3");
+        assert_eq!(render("https://api.bigcommerce.com/stores/abc123/v2/").unwrap(), "https://api.bigcommerce.com/stores/abc123/v3");
+        assert_eq!(hooks.register.path, "/hooks");
+    }
+
     #[test]
     fn set_default_points_an_element_elsewhere() {
         let mut catalog = Catalog::builtin();
