@@ -178,7 +178,7 @@ fn validate_auth(def: &ElementDefinition) -> Result<(), String> {
         .iter()
         .find(|(_, a)| matches!(a, crate::Authentication::OAuth2(_) | crate::Authentication::Choice(_)))
     {
-        return Err(format!("authentication mode '{mode}': only basic and custom schemes can be modes"));
+        return Err(format!("authentication mode '{mode}': only basic, custom and bearer schemes can be modes"));
     }
     let param = def
         .parameter(&choice.key)
@@ -278,6 +278,9 @@ fn validate_shapes(def: &ElementDefinition) -> Result<(), String> {
     for r in &def.resources {
         let what = |m: &str| format!("resource {}: {m}", r.path);
         base_named(&format!("resource {}", r.path), &r.base)?;
+        if r.path.contains('|') {
+            return Err(what("a hub path's parameters take no filter ('|')"));
+        }
         paths.push((format!("resource {}: vendorPath", r.path), r.vendor_path.as_str()));
         let rest = def.protocol == Protocol::RestJson;
         let declared = [("base", r.base.is_some()), ("itemPath", r.item_path.is_some()), ("recordPath", r.record_path.is_some()), ("bodyPath", r.body_path.is_some())];
@@ -648,6 +651,7 @@ resources:
             }
         };
         refused("base: v2,", "base: v3,", &["resource /reports", "base 'v3'", "baseUrls", "v2"]);
+        refused("{path: /reports,", "{path: \"/reports/{r|parent}\",", &["resource /reports/{r|parent}", "no filter"]);
         refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/{order}.json""#, &["resource /orders", "itemPath", "{order}"]);
         refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/all.json""#, &["itemPath has no '{id}'"]);
         refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "orders/{id}.json""#, &["itemPath starts with '/'"]);

@@ -182,7 +182,7 @@ pub enum Authentication {
     Bearer { token: String },
     /// One of several schemes, picked per instance by a configuration key
     /// (BigCommerce's `authentication.type`: `basic` or `custom`). A mode is
-    /// `basic` or `custom`; OAuth 2.0 elements have one scheme.
+    /// `basic`, `custom` or `bearer`; OAuth 2.0 elements have one scheme.
     Choice(AuthChoice),
     /// OAuth 2.0 authorization code grant with refresh tokens. The access token is
     /// sent as `Authorization: Bearer`; tokens live in the instance configuration
