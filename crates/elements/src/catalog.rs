@@ -119,6 +119,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
     let known = |name: &str| def.parameter(name).is_some();
     let auth_templates = def.authentication.templates();
     let mut config_templates = vec![("baseUrl".to_owned(), def.base_url.as_str())];
+    config_templates.extend(def.base_urls.iter().map(|(name, t)| (format!("baseUrls.{name}"), t.as_str())));
     config_templates.extend(auth_templates.into_iter().map(|(what, t)| (format!("authentication.{what}"), t)));
     validate_auth(def)?;
     if let Some(key) = def.xml_rpc.as_ref().and_then(|x| x.key.as_deref()) {
@@ -139,6 +140,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
     }
     validate_protocol(def)?;
     validate_webhooks(def)?;
+    validate_shapes(def)?;
     for r in &def.resources {
         let hub = Template::parse(&r.path).map_err(|e| format!("resource {}: {e}", r.path))?;
         let vendor =
@@ -176,7 +178,7 @@ fn validate_auth(def: &ElementDefinition) -> Result<(), String> {
         .iter()
         .find(|(_, a)| matches!(a, crate::Authentication::OAuth2(_) | crate::Authentication::Choice(_)))
     {
-        return Err(format!("authentication mode '{mode}': only basic and custom schemes can be modes"));
+        return Err(format!("authentication mode '{mode}': only basic, custom and bearer schemes can be modes"));
     }
     let param = def
         .parameter(&choice.key)
@@ -227,6 +229,109 @@ fn validate_webhooks(def: &ElementDefinition) -> Result<(), String> {
         return bad(format!("digest '{p}' is named twice (entry {})", i + 1));
     }
     Ok(())
+}
+
+/// Where records sit in answers and bodies, which base URL a call goes to, where
+/// credentials are placed, and vendor paths free of dot segments (a path reaches
+/// the vendor as written, never resolved into another one).
+fn validate_shapes(def: &ElementDefinition) -> Result<(), String> {
+    let schemes: Vec<(String, &crate::Authentication)> = match &def.authentication {
+        crate::Authentication::Choice(c) => c.modes.iter().map(|(m, a)| (format!("authentication mode '{m}'"), a)).collect(),
+        a => vec![("authentication".to_owned(), a)],
+    };
+    for (what, scheme) in schemes {
+        if let crate::Authentication::Headers { headers, query } = scheme {
+            if headers.is_empty() && query.is_empty() {
+                return Err(format!("{what}: a custom scheme names 'headers' or 'query' parameters"));
+            }
+            if headers.keys().chain(query.keys()).any(|k| k.trim().is_empty()) {
+                return Err(format!("{what}: a header or query parameter has an empty name"));
+            }
+        }
+    }
+    if let Some(name) = def.base_urls.keys().find(|n| n.trim().is_empty()) {
+        return Err(format!("baseUrls: '{name}' is not a name"));
+    }
+    let base_named = |what: &str, base: &Option<String>| match base {
+        Some(name) if !def.base_urls.contains_key(name) => {
+            let known: Vec<&str> = def.base_urls.keys().map(String::as_str).collect();
+            Err(format!(
+                "{what}: base '{name}' is not under baseUrls (declared: {})",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
+        }
+        _ => Ok(()),
+    };
+    let mut paths: Vec<(String, &str)> = vec![("check.path".into(), def.check.path.as_str())];
+    if let Some(x) = &def.xml_rpc {
+        paths.push(("xmlRpc.endpoint".into(), x.endpoint.as_str()));
+    }
+    if let Some(w) = &def.events.webhooks {
+        base_named("events.webhooks", &w.base)?;
+        paths.push(("events.webhooks.register.path".into(), w.register.path.as_str()));
+        paths.push(("events.webhooks.remove.path".into(), w.remove.path.as_str()));
+        if let Some(c) = &w.check {
+            paths.push(("events.webhooks.check.read.path".into(), c.read.path.as_str()));
+            paths.push(("events.webhooks.check.reactivate.path".into(), c.reactivate.path.as_str()));
+        }
+    }
+    for r in &def.resources {
+        let what = |m: &str| format!("resource {}: {m}", r.path);
+        base_named(&format!("resource {}", r.path), &r.base)?;
+        if r.path.contains('|') {
+            return Err(what("a hub path's parameters take no filter ('|')"));
+        }
+        paths.push((format!("resource {}: vendorPath", r.path), r.vendor_path.as_str()));
+        let rest = def.protocol == Protocol::RestJson;
+        let declared = [("base", r.base.is_some()), ("itemPath", r.item_path.is_some()), ("recordPath", r.record_path.is_some()), ("bodyPath", r.body_path.is_some())];
+        if let Some((field, _)) = declared.iter().find(|(_, set)| *set && !rest) {
+            return Err(what(&format!("'{field}' is for rest-json elements")));
+        }
+        if let Some(item) = &r.item_path {
+            paths.push((format!("resource {}: itemPath", r.path), item.as_str()));
+            if ![Operation::Get, Operation::Update, Operation::Delete].iter().any(|op| r.supports(*op)) {
+                return Err(what("'itemPath' on a resource without get, update or delete"));
+            }
+            let t = Template::parse(item).map_err(|e| what(&format!("itemPath: {e}")))?;
+            let hub = Template::parse(&r.path).map_err(|e| what(&e.to_string()))?;
+            let allowed: Vec<&str> = hub.placeholders().chain(["id"]).collect();
+            if let Some(p) = t.placeholders().find(|p| !allowed.contains(p)) {
+                return Err(what(&format!("itemPath uses '{{{p}}}', which is neither 'id' nor a parameter of the path")));
+            }
+            if !t.placeholders().any(|p| p == "id") {
+                return Err(what("itemPath has no '{id}'"));
+            }
+            if !item.starts_with('/') {
+                return Err(what("itemPath starts with '/'"));
+            }
+        }
+        for (field, value, needs) in [
+            ("recordPath", &r.record_path, [Operation::Get, Operation::Create, Operation::Update]),
+            ("bodyPath", &r.body_path, [Operation::Create, Operation::Update, Operation::Update]),
+        ] {
+            let Some(path) = value else { continue };
+            if path.split('.').any(|k| k.trim().is_empty()) {
+                return Err(what(&format!("{field} '{path}' is not a dotted path of keys (order, data.attributes)")));
+            }
+            if !needs.iter().any(|op| r.supports(*op)) {
+                return Err(what(&format!("'{field}' on a resource without {}", if field == "bodyPath" { "create or update" } else { "get, create or update" })));
+            }
+        }
+    }
+    for (what, path) in paths {
+        if let Some(seg) = path.split(['/', '?']).find(|s| is_dot_segment(s)) {
+            return Err(format!(
+                "{what} '{path}' has the segment '{seg}': paths reach the vendor as written; a call beside the main API names a base under baseUrls"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `.` or `..`, also percent-encoded (URL parsers resolve `%2e%2E` the same way).
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 /// What each protocol needs: `rest-json` resources name vendor paths; `xml-rpc`
@@ -497,6 +602,107 @@ mod tests {
             .replace("baseUrl: \"{store.url}\"", "baseUrl: \"{store.link}\"");
         let err = parse("x.yaml", &text).unwrap_err().to_string();
         assert!(err.contains("store.link"), "{err}");
+    }
+
+    /// A small element with every shape of issue 16 items 2, 4, 5 and 6.
+    const SHAPES: &str = r#"
+key: shapes
+id: 99001
+name: Shapes
+hub: ecommerce
+authentication: {type: custom, query: {api_key: "{api.key}"}}
+protocol: rest-json
+baseUrl: "{base.url}/v1"
+baseUrls: {v2: "{base.url|parent}/v2"}
+check: {method: GET, path: /shop.json}
+paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: 50}
+configuration:
+  - {key: base.url, name: Base URL, type: TEXTFIELD_1000, required: true, format: url}
+  - {key: api.key, name: API Key, type: PASSWORD, required: true}
+resources:
+  - {path: /orders, vendorPath: /orders.json, itemPath: "/orders/{id}.json", operations: [list, create, get, update, delete],
+     recordPath: order, bodyPath: order}
+  - {path: "/customers/{customerId}/addresses", vendorPath: "/customers/{customerId}/addresses.json",
+     itemPath: "/customers/{customerId}/addresses/{id}.json", operations: [get, update], recordPath: data.address}
+  - {path: /reports, base: v2, vendorPath: /reports, operations: [list]}
+"#;
+
+    #[test]
+    fn envelopes_item_paths_bases_and_placements_load() {
+        let def = parse("shapes.yaml", SHAPES).unwrap();
+        let orders = &def.resources[0];
+        assert_eq!((orders.record_path.as_deref(), orders.body_path.as_deref()), (Some("order"), Some("order")));
+        assert_eq!(def.vendor_call(orders, Operation::Get), ("GET".to_owned(), "/orders/{id}.json".to_owned()));
+        assert_eq!(def.vendor_call(orders, Operation::List), ("GET".to_owned(), "/orders.json".to_owned()));
+        assert_eq!(def.base_url_of(def.resources[2].base.as_deref()), Some("{base.url|parent}/v2"));
+        assert!(def.is_base_url_key("base.url") && !def.is_base_url_key("api.key"));
+        assert_eq!(def.authentication.type_name(), "custom");
+        let bearer = SHAPES.replace(r#"{type: custom, query: {api_key: "{api.key}"}}"#, r#"{type: bearer, token: "{api.key}"}"#);
+        assert_eq!(parse("x.yaml", &bearer).unwrap().authentication.type_name(), "bearer");
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused_at_load_naming_the_field() {
+        let refused = |from: &str, to: &str, why: &[&str]| {
+            assert!(SHAPES.contains(from), "{from}");
+            let err = parse("shapes.yaml", &SHAPES.replacen(from, to, 1)).unwrap_err().to_string();
+            for w in why {
+                assert!(err.contains(w), "{to}: {err}");
+            }
+        };
+        refused("base: v2,", "base: v3,", &["resource /reports", "base 'v3'", "baseUrls", "v2"]);
+        refused("{path: /reports,", "{path: \"/reports/{r|parent}\",", &["resource /reports/{r|parent}", "no filter"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/{order}.json""#, &["resource /orders", "itemPath", "{order}"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/all.json""#, &["itemPath has no '{id}'"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "orders/{id}.json""#, &["itemPath starts with '/'"]);
+        refused(r#"itemPath: "/orders/{id}.json""#, r#"itemPath: "/orders/{id}/../x.json""#, &["itemPath", "'..'"]);
+        refused("vendorPath: /reports", "vendorPath: /./reports", &["resource /reports: vendorPath", "'.'"]);
+        refused("vendorPath: /reports", "vendorPath: /%2E%2e/reports", &["'%2E%2e'"]);
+        refused("check: {method: GET, path: /shop.json}", "check: {method: GET, path: /../shop.json}", &["check.path"]);
+        refused("recordPath: order,", "recordPath: order.,", &["recordPath 'order.'", "dotted path"]);
+        refused("operations: [list]}", "operations: [list], recordPath: data}", &["'recordPath' on a resource without get, create or update"]);
+        refused("operations: [list]}", "operations: [list], bodyPath: data}", &["'bodyPath' on a resource without create or update"]);
+        refused(r#"{api_key: "{api.key}"}"#, r#"{api_key: "{api.token}"}"#, &["authentication.query.api_key", "api.token"]);
+        refused(r#"{type: custom, query: {api_key: "{api.key}"}}"#, "{type: custom}", &["'headers' or 'query'"]);
+        refused(r#"{type: custom, query: {api_key: "{api.key}"}}"#, r#"{type: bearer, token: "{key}"}"#, &["authentication.token", "'{key}'"]);
+        refused(r#"{v2: "{base.url|parent}/v2"}"#, r#"{v2: "{base.url|up}/v2"}"#, &["baseUrls.v2", "filter 'up'", "parent"]);
+        refused(r#"{v2: "{base.url|parent}/v2"}"#, r#"{v2: "{base}/v2"}"#, &["baseUrls.v2", "'{base}'"]);
+        // The old way to the v3 hooks: dot segments in a webhook path are refused now.
+        let bc = include_str!("../../../elements/bigcommerce.yaml");
+        assert!(bc.contains("register: {method: POST, path: /hooks}"));
+        let err = parse("bigcommerce.yaml", &bc.replacen("path: /hooks}", "path: /../v3/hooks}", 1)).unwrap_err().to_string();
+        assert!(err.contains("events.webhooks.register.path") && err.contains("baseUrls"), "{err}");
+        let err = parse("bigcommerce.yaml", &bc.replacen("    base: v3\n", "    base: v4\n", 1)).unwrap_err().to_string();
+        assert!(err.contains("events.webhooks: base 'v4'"), "{err}");
+        let oauth = include_str!("../../../elements/infusionsoftcrm.yaml");
+        let declared = "  exchangeAuth: client_secret_post\n  refreshAuth: client_secret_basic\n";
+        assert!(oauth.contains(declared));
+        let err = parse("x.yaml", &oauth.replacen("refreshAuth: client_secret_basic", "refreshAuth: client_secret_jwt", 1)).unwrap_err().to_string();
+        assert!(err.contains("client_secret_jwt") && err.contains("client_secret_basic"), "{err}");
+        let swapped = "  exchangeAuth: client_secret_basic\n  refreshAuth: form\n";
+        let o = parse("x.yaml", &oauth.replacen(declared, swapped, 1)).unwrap().authentication.oauth2().unwrap().clone();
+        assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Form, crate::ClientAuth::Basic), "older spelling too");
+        let o = parse("x.yaml", &oauth.replacen(declared, "", 1)).unwrap().authentication.oauth2().unwrap().clone();
+        assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Basic, crate::ClientAuth::Form), "the defaults");
+        let keap = parse("x.yaml", oauth).unwrap();
+        let o = keap.authentication.oauth2().unwrap();
+        assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Basic, crate::ClientAuth::Form), "Keap's, unchanged");
+    }
+
+    #[test]
+    fn bigcommerce_hooks_go_to_the_v3_base() {
+        let catalog = Catalog::builtin();
+        let bc = catalog.get("bigcommerce").unwrap();
+        let hooks = bc.events.webhooks.as_ref().unwrap();
+        let template = bc.base_url_of(hooks.base.as_deref()).unwrap();
+        let config = |url: &str| BTreeMap::from([("store.url".to_owned(), url.to_owned())]);
+        let render = |url: &str| {
+            let c = config(url);
+            crate::render(template, |k| c.get(k).map(|v| std::borrow::Cow::Borrowed(v.as_str())))
+        };
+        assert_eq!(render("https://api.bigcommerce.com/stores/abc123/v2").unwrap(), "https://api.bigcommerce.com/stores/abc123/v3");
+        assert_eq!(render("https://api.bigcommerce.com/stores/abc123/v2/").unwrap(), "https://api.bigcommerce.com/stores/abc123/v3");
+        assert_eq!(hooks.register.path, "/hooks");
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct ElementDefinition {
     pub models: BTreeMap<String, Model>,
     #[serde(default)]
     pub events: EventsSupport,
+    /// More vendor base URLs, by name: templates like `baseUrl` (`v3:
+    /// "{store.url|parent}/v3"`), for resources and webhooks that live beside the
+    /// main API (see `Resource::base`, `Webhooks::base`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub base_urls: BTreeMap<String, String>,
     /// The resources' hub paths split into segments, compiled on first use.
     #[serde(skip)]
     pub(crate) routes: std::sync::OnceLock<Vec<crate::route::RoutePattern>>,
@@ -161,13 +166,23 @@ impl FieldType {
 pub enum Authentication {
     /// HTTP Basic with the rendered user name and password.
     Basic { username: String, password: String },
-    /// Rendered request headers (BigCommerce token mode: `X-Auth-Client`, `X-Auth-Token`).
-    /// Cloud Elements calls this scheme `custom`.
+    /// Rendered request headers (BigCommerce token mode: `X-Auth-Client`, `X-Auth-Token`)
+    /// and query parameters (an API key sent as `?api_key=...`). Query values never
+    /// reach the call log, the server log or an error message. Cloud Elements calls
+    /// this scheme `custom`.
     #[serde(rename = "custom")]
-    Headers { headers: BTreeMap<String, String> },
+    Headers {
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        query: BTreeMap<String, String>,
+    },
+    /// `Authorization: Bearer <rendered token>`: a personal or app token the vendor
+    /// issued once (no OAuth flow).
+    Bearer { token: String },
     /// One of several schemes, picked per instance by a configuration key
     /// (BigCommerce's `authentication.type`: `basic` or `custom`). A mode is
-    /// `basic` or `custom`; OAuth 2.0 elements have one scheme.
+    /// `basic`, `custom` or `bearer`; OAuth 2.0 elements have one scheme.
     Choice(AuthChoice),
     /// OAuth 2.0 authorization code grant with refresh tokens. The access token is
     /// sent as `Authorization: Bearer`; tokens live in the instance configuration
@@ -204,19 +219,39 @@ pub struct OAuth2 {
     /// The scope asked for when the caller names none.
     #[serde(default)]
     pub scope: String,
-    /// How refreshes present the client: `basic` (HTTP Basic, RFC 6749's preferred
-    /// way and Keap's documented one) or `form` (`client_id`/`client_secret` fields).
+    /// How refreshes present the client: `client_secret_basic` (HTTP Basic, RFC
+    /// 6749's preferred way and Keap's documented one; the default) or
+    /// `client_secret_post` (`client_id`/`client_secret` form fields). `basic` and
+    /// `form` are the older spellings.
     #[serde(default)]
     pub refresh_auth: ClientAuth,
+    /// How the code exchange presents the client; default `client_secret_post`
+    /// (Keap documents the form fields for the exchange).
+    #[serde(default = "ClientAuth::post", skip_serializing_if = "ClientAuth::is_post")]
+    pub exchange_auth: ClientAuth,
 }
 
-/// How the client authenticates at the token endpoint.
+/// How the client authenticates at the token endpoint (RFC 6749 2.3.1; the names
+/// are OpenID Connect's `token_endpoint_auth_method` values).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)`.
     #[default]
+    #[serde(rename = "client_secret_basic", alias = "basic")]
     Basic,
+    /// `client_id` and `client_secret` in the form body.
+    #[serde(rename = "client_secret_post", alias = "form")]
     Form,
+}
+
+impl ClientAuth {
+    fn post() -> ClientAuth {
+        ClientAuth::Form
+    }
+
+    fn is_post(&self) -> bool {
+        *self == ClientAuth::Form
+    }
 }
 
 impl Authentication {
@@ -226,6 +261,7 @@ impl Authentication {
         match self {
             Authentication::Basic { .. } => "basic",
             Authentication::Headers { .. } => "custom",
+            Authentication::Bearer { .. } => "bearer",
             Authentication::OAuth2(_) => "oauth2",
             Authentication::Choice(c) => c.modes.values().next().map_or("basic", Authentication::type_name),
         }
@@ -257,7 +293,12 @@ impl Authentication {
             Authentication::Basic { username, password } => {
                 vec![("username".into(), username.as_str()), ("password".into(), password.as_str())]
             }
-            Authentication::Headers { headers } => headers.iter().map(|(k, v)| (format!("headers.{k}"), v.as_str())).collect(),
+            Authentication::Headers { headers, query } => headers
+                .iter()
+                .map(|(k, v)| (format!("headers.{k}"), v.as_str()))
+                .chain(query.iter().map(|(k, v)| (format!("query.{k}"), v.as_str())))
+                .collect(),
+            Authentication::Bearer { token } => vec![("token".into(), token.as_str())],
             Authentication::OAuth2(o) => vec![
                 ("authorizationUrl".into(), o.authorization_url.as_str()),
                 ("tokenUrl".into(), o.token_url.as_str()),
@@ -468,6 +509,23 @@ pub struct Resource {
     /// How `orderBy` maps to the vendor's sort parameter; absent: `orderBy` is a 400.
     #[serde(default)]
     pub order_by: Option<VendorSort>,
+    /// Vendor path of one record (get, update, delete), a template over the path's
+    /// parameters and `{id}` (`/orders/{id}.json`); absent: `vendorPath/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_path: Option<String>,
+    /// Dotted path of the record in get, create and update answers (`order` for
+    /// `{"order": {...}}`, `data`); absent: the answer is the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_path: Option<String>,
+    /// Dotted path the record is placed at in create and update bodies (`order`
+    /// sends `{"order": {...}}`, `properties` sends `{"properties": {...}}`);
+    /// absent: the body is the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_path: Option<String>,
+    /// The name of another base URL (under the element's `baseUrls`) the resource's
+    /// vendor paths are appended to; absent: `baseUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// The vendor query parameters that filter one record field.
@@ -586,8 +644,7 @@ pub struct Webhooks {
     /// (BigCommerce: `authentication.type: custom`, hooks exist in token mode only).
     #[serde(default)]
     pub requires: BTreeMap<String, String>,
-    /// Registers one hook. Its path is appended to the base URL and dot segments
-    /// resolve (RFC 3986), so `/../v3/hooks` turns `.../v2` into `.../v3/hooks`.
+    /// Registers one hook; its path is appended to the base URL (`base`).
     pub register: VendorCall,
     /// The registration body: JSON whose strings (keys too) are templates over
     /// `{scope}`, `{destination}`, `{secretHeader}` and `{secret}`.
@@ -613,6 +670,11 @@ pub struct Webhooks {
     /// after failed calls (BigCommerce does) would otherwise stop sending for good.
     #[serde(default)]
     pub check: Option<HookCheck>,
+    /// The name of the base URL (under the element's `baseUrls`) every hook call's
+    /// path is appended to (BigCommerce: `v3`, its hooks live beside the v2 API);
+    /// absent: `baseUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// Reading one hook (`{id}`), where its answer says whether it is active, and the
@@ -691,7 +753,10 @@ impl ElementDefinition {
                     _ => "GET".to_owned(),
                 };
                 let suffix = op.hub_shape().1;
-                (method, format!("{}{suffix}", resource.vendor_path))
+                match (&resource.item_path, op) {
+                    (Some(item), Operation::Get | Operation::Update | Operation::Delete) => (method, item.clone()),
+                    _ => (method, format!("{}{suffix}", resource.vendor_path)),
+                }
             }
         }
     }
@@ -735,6 +800,22 @@ impl ElementDefinition {
             })
             .map(|p| p.key.as_str())
             .collect()
+    }
+
+    /// The base URL template of `name` (under `baseUrls`); `None` is `baseUrl`.
+    pub fn base_url_of(&self, name: Option<&str>) -> Option<&str> {
+        match name {
+            None => Some(self.base_url.as_str()),
+            Some(name) => self.base_urls.get(name).map(String::as_str),
+        }
+    }
+
+    /// Whether a base URL template (`baseUrl` or one of `baseUrls`) renders `key`.
+    pub fn is_base_url_key(&self, key: &str) -> bool {
+        std::iter::once(&self.base_url)
+            .chain(self.base_urls.values())
+            .filter_map(|t| crate::Template::parse(t).ok())
+            .any(|t| t.placeholders().any(|p| p == key))
     }
 
     pub fn parameter(&self, key: &str) -> Option<&ConfigParameter> {

@@ -1,4 +1,9 @@
 //! `{name}` templates, used for base URLs, vendor paths and auth values.
+//!
+//! A placeholder may end in a filter applied to its value: `{store.url|parent}` is
+//! the URL without its last path segment (`https://h/stores/abc/v2` gives
+//! `https://h/stores/abc`), so another base URL can be derived from a configured one
+//! without dot segments (`{store.url|parent}/v3`).
 
 use thiserror::Error;
 
@@ -8,6 +13,46 @@ pub enum TemplateError {
     Unclosed { template: String },
     #[error("no value for '{name}'")]
     Missing { name: String },
+    #[error("template '{template}' uses the filter '{filter}'; the filters are: parent")]
+    UnknownFilter { template: String, filter: String },
+    /// The value cannot go through the filter (`parent` of a URL without a path).
+    #[error("'{name}' has no {what}")]
+    Filter { name: String, what: &'static str },
+}
+
+/// What a placeholder's value goes through before it is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    /// The URL (or path) without its last path segment; trailing `/` ignored.
+    Parent,
+}
+
+impl Filter {
+    fn parse(name: &str) -> Option<Filter> {
+        match name.trim() {
+            "parent" => Some(Filter::Parent),
+            _ => None,
+        }
+    }
+
+    fn apply(self, name: &str, value: &str) -> Result<String, TemplateError> {
+        match self {
+            Filter::Parent => {
+                let none = || TemplateError::Filter { name: name.to_owned(), what: "path segment to drop (parent)" };
+                if value.contains(['?', '#']) {
+                    return Err(TemplateError::Filter { name: name.to_owned(), what: "parent: it holds a query or fragment" });
+                }
+                let trimmed = value.trim_end_matches('/');
+                // The path starts after `scheme://authority`; a bare path starts at once.
+                let path_start = match trimmed.find("://") {
+                    Some(i) => trimmed[i + 3..].find('/').map(|j| i + 3 + j).ok_or_else(none)?,
+                    None => 0,
+                };
+                let cut = trimmed.rfind('/').filter(|c| *c >= path_start).ok_or_else(none)?;
+                Ok(trimmed[..cut].to_owned())
+            }
+        }
+    }
 }
 
 /// A parsed template: literal text and placeholders, in order.
@@ -19,7 +64,7 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Placeholder(String),
+    Placeholder(String, Option<Filter>),
 }
 
 impl Template {
@@ -33,7 +78,18 @@ impl Template {
             let close = rest[open..].find('}').ok_or_else(|| TemplateError::Unclosed {
                 template: template.to_owned(),
             })?;
-            parts.push(Part::Placeholder(rest[open + 1..open + close].to_owned()));
+            let inner = &rest[open + 1..open + close];
+            let part = match inner.split_once('|') {
+                Some((name, filter)) => {
+                    let f = Filter::parse(filter).ok_or_else(|| TemplateError::UnknownFilter {
+                        template: template.to_owned(),
+                        filter: filter.to_owned(),
+                    })?;
+                    Part::Placeholder(name.trim().to_owned(), Some(f))
+                }
+                None => Part::Placeholder(inner.to_owned(), None),
+            };
+            parts.push(part);
             rest = &rest[open + close + 1..];
         }
         if !rest.is_empty() {
@@ -42,9 +98,10 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The names the template's placeholders take their values from (filters left out).
     pub fn placeholders(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Placeholder(name) => Some(name.as_str()),
+            Part::Placeholder(name, _) => Some(name.as_str()),
             Part::Literal(_) => None,
         })
     }
@@ -58,9 +115,10 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Placeholder(name) => match value(name) {
-                    Some(v) => out.push_str(&v),
-                    None => return Err(TemplateError::Missing { name: name.clone() }),
+                Part::Placeholder(name, filter) => match (value(name), filter) {
+                    (Some(v), None) => out.push_str(&v),
+                    (Some(v), Some(f)) => out.push_str(&f.apply(name, &v)?),
+                    (None, _) => return Err(TemplateError::Missing { name: name.clone() }),
                 },
             }
         }
@@ -96,5 +154,20 @@ mod tests {
             Err(TemplateError::Missing { name: "store.url".into() })
         );
         assert!(matches!(Template::parse("/a/{id"), Err(TemplateError::Unclosed { .. })));
+    }
+
+    #[test]
+    fn parent_drops_the_last_path_segment() {
+        let t = Template::parse("{store.url|parent}/v3").unwrap();
+        assert_eq!(t.placeholders().collect::<Vec<_>>(), vec!["store.url"]);
+        let with = |v: &'static str| t.render(|_| Some(Cow::Borrowed(v)));
+        assert_eq!(with("https://api.bigcommerce.com/stores/abc/v2").unwrap(), "https://api.bigcommerce.com/stores/abc/v3");
+        assert_eq!(with("https://api.bigcommerce.com/stores/abc/v2/").unwrap(), "https://api.bigcommerce.com/stores/abc/v3");
+        assert_eq!(with("http://127.0.0.1:8080/v2").unwrap(), "http://127.0.0.1:8080/v3");
+        for bad in ["https://h", "https://h/", "https://h/a?x=1", "https://h/a#f"] {
+            assert!(matches!(with(bad), Err(TemplateError::Filter { .. })), "{bad}");
+        }
+        let err = Template::parse("{store.url|dirname}").unwrap_err();
+        assert!(err.to_string().contains("dirname") && err.to_string().contains("parent"), "{err}");
     }
 }

@@ -14,11 +14,14 @@ use switchyard_store::NewCall;
 use crate::client::{provider_message, VendorError, VendorResponse};
 use crate::{Dispatched, EngineError};
 
-/// `template` with `{key}` placeholders filled from `config`; a missing key is a
-/// 400 naming it.
+/// `template` with `{key}` placeholders filled from `config`; a missing key, or a
+/// value its filter cannot take (`{store.url|parent}` of a URL without a path), is
+/// a 400 naming it.
 pub fn render(template: &str, config: &BTreeMap<String, String>) -> Result<String, EngineError> {
-    switchyard_elements::render(template, |n| config.get(n).map(|v| Cow::Borrowed(v.as_str())))
-        .map_err(|e| EngineError::bad_request(format!("Instance configuration incomplete: {e}")))
+    switchyard_elements::render(template, |n| config.get(n).map(|v| Cow::Borrowed(v.as_str()))).map_err(|e| match e {
+        switchyard_elements::TemplateError::Missing { .. } => EngineError::bad_request(format!("Instance configuration incomplete: {e}")),
+        other => EngineError::bad_request(format!("Instance configuration unusable: {other}")),
+    })
 }
 
 /// A call that got no answer from the vendor (also for the token endpoint):

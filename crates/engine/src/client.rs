@@ -112,9 +112,17 @@ impl fmt::Debug for VendorRequest {
             .collect();
         let auth = self.basic_auth.as_ref().map(|(u, _)| (u.as_str(), "***"));
         let body = self.body.as_ref().map(|b| format!("<{} bytes>", b.len()));
+        // A query may carry a credential (an API key as `?api_key=`): names only.
+        let url = match self.url.split_once('?') {
+            Some((head, query)) => {
+                let names: Vec<String> = url::form_urlencoded::parse(query.as_bytes()).map(|(k, _)| format!("{k}=***")).collect();
+                format!("{head}?{}", names.join("&"))
+            }
+            None => self.url.clone(),
+        };
         f.debug_struct("VendorRequest")
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &url)
             .field("headers", &headers)
             .field("basic_auth", &auth)
             .field("body", &body)
@@ -487,7 +495,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let req = VendorRequest::new(http::Method::POST, "https://api.example.com/x")
+        let req = VendorRequest::new(http::Method::POST, "https://api.example.com/x?api_key=SECRET6&page=2")
             .header("Authorization", "Bearer tok-SECRET1")
             .header("X-Auth-Token", "SECRET2")
             .header("cookie", "sid=SECRET3")
@@ -498,11 +506,11 @@ mod tests {
             ..req
         };
         let dbg = format!("{req:?}");
-        for s in ["SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"] {
+        for s in ["SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "SECRET6"] {
             assert!(!dbg.contains(s), "{s} leaked: {dbg}");
         }
         assert!(
-            dbg.contains("alice") && dbg.contains("application/json") && dbg.contains("***"),
+            dbg.contains("alice") && dbg.contains("application/json") && dbg.contains("api_key=***&page=***"),
             "{dbg}"
         );
         assert_eq!(VendorRequest::default().max_body, DEFAULT_MAX_BODY);

@@ -289,8 +289,8 @@ pub async fn exchange_code(
     let o = oauth2(def)?;
     let redirect_uri = render(&o.callback_url, config)?;
     let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri)];
-    // Keap documents client_id and client_secret as form fields for the exchange.
-    token_call(engine, def, config, form, ClientAuth::Form, instance).await.map_err(|failure| match failure {
+    // As the element declares (default: form fields, as Keap documents for the exchange).
+    token_call(engine, def, config, form, o.exchange_auth, instance).await.map_err(|failure| match failure {
         TokenFailure::Refused { error, words } => {
             let mut err = EngineError::new(
                 StatusCode::BAD_REQUEST,

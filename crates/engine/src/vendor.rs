@@ -1,6 +1,7 @@
 //! One instance's view of its vendor: the request builder, the authentication the
-//! element declares (HTTP Basic, custom headers, or an OAuth 2.0 bearer token
-//! refreshed once after a vendor 401), the error mapping, and the call log. Every
+//! element declares (HTTP Basic, custom headers and query parameters, a bearer
+//! token, or an OAuth 2.0 bearer token refreshed once after a vendor 401), the
+//! error mapping, and the call log. Every
 //! vendor call of the engine goes through [`Vendor::exchange`], so retries,
 //! per-instance limits, the outbound policy and the log apply to all.
 
@@ -38,7 +39,10 @@ pub struct Vendor<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) def: &'a ElementDefinition,
     pub(crate) config: &'a BTreeMap<String, String>,
+    /// The base URL paths are appended to: `baseUrl`, or another of `baseUrls`.
     base: String,
+    /// `baseUrl` rendered: the call log shows paths relative to it.
+    home: String,
     /// The instance whose gate, limits and log the calls use (none before it exists).
     instance: Option<i64>,
     /// End of the time budget shared by all calls of one platform request.
@@ -54,7 +58,21 @@ impl<'a> Vendor<'a> {
         let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
         let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
-        Ok(Vendor { engine, def, config, base, instance: None, deadline, reached: AtomicBool::new(false), token })
+        let home = base.clone();
+        Ok(Vendor { engine, def, config, base, home, instance: None, deadline, reached: AtomicBool::new(false), token })
+    }
+
+    /// Calls go to the element's base URL named `name` (under `baseUrls`) instead of
+    /// `baseUrl`; `None` keeps `baseUrl`. The name is checked when the catalog loads.
+    pub fn on_base(mut self, name: Option<&str>) -> Result<Self, EngineError> {
+        if let Some(name) = name {
+            let template = self
+                .def
+                .base_url_of(Some(name))
+                .ok_or_else(|| EngineError::internal(format!("element {} has no base URL '{name}'", self.def.key)))?;
+            self.base = render(template, self.config)?.trim_end_matches('/').to_owned();
+        }
+        Ok(self)
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth
@@ -84,8 +102,32 @@ impl<'a> Vendor<'a> {
         query: &[(String, String)],
         body: Option<Bytes>,
     ) -> Result<VendorResponse, EngineError> {
-        let response = self.exchange(method, path, Extras { query, body, ..Extras::default() }).await?;
-        check_status(response)
+        let answered = self.exchange(method, path, Extras { query, body, ..Extras::default() }).await;
+        answered.and_then(check_status).map_err(|e| self.scrubbed(e))
+    }
+
+    /// The values of the query parameters the authentication adds, rendered.
+    fn auth_query(&self) -> Result<Vec<(String, String)>, EngineError> {
+        match self.def.authentication_for(self.config) {
+            Some(Authentication::Headers { query, .. }) => {
+                query.iter().map(|(name, template)| Ok((name.clone(), render(template, self.config)?))).collect()
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// `e` without the values of authentication query parameters, which a vendor
+    /// may echo in its words (`Invalid api_key abc123`): they are secrets, and
+    /// errors reach callers and the server log.
+    fn scrubbed(&self, mut e: EngineError) -> EngineError {
+        let Ok(values) = self.auth_query() else { return e };
+        for (_, value) in values.iter().filter(|(_, v)| !v.is_empty()) {
+            e.message = e.message.replace(value.as_str(), "********");
+            if let Some(words) = e.provider_message.take() {
+                e.provider_message = Some(words.replace(value.as_str(), "********"));
+            }
+        }
+        e
     }
 
     /// Sends one call (with retries and limits) and answers whatever the vendor said;
@@ -125,12 +167,20 @@ impl<'a> Vendor<'a> {
         let auth = self.def.authentication_for(self.config).ok_or_else(|| {
             EngineError::bad_request(format!("Instance configuration names no authentication mode of element {}", self.def.key))
         })?;
+        let mut auth_query = Vec::new();
         let basic_auth = match auth {
             Authentication::Basic { username, password } => Some((render(username, self.config)?, render(password, self.config)?)),
-            Authentication::Headers { headers: templates } => {
+            Authentication::Headers { headers: templates, query } => {
                 for (name, template) in templates {
                     headers.push((name.clone(), render(template, self.config)?));
                 }
+                for (name, template) in query {
+                    auth_query.push((name.clone(), render(template, self.config)?));
+                }
+                None
+            }
+            Authentication::Bearer { token } => {
+                headers.push(("Authorization".to_owned(), format!("Bearer {}", render(token, self.config)?)));
                 None
             }
             // Resolved above: a choice is never the scheme in use.
@@ -143,8 +193,13 @@ impl<'a> Vendor<'a> {
                 None
             }
         };
-        // What the call log shows: the path as sent, read before the URL moves.
+        // What the call log shows: the path as sent, read before the URL moves and
+        // before credentials join its query (the log never holds their values).
         let sent = self.instance.map(|_| self.sent_path(&url, path));
+        if !auth_query.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&auth_query).finish());
+        }
         let request = VendorRequest {
             method: method.clone(),
             url,
@@ -180,16 +235,17 @@ impl<'a> Vendor<'a> {
 
 impl Vendor<'_> {
     /// The path a URL parser makes of `url` (what reaches the vendor after dot
-    /// segments are resolved and unsafe characters encoded), relative to the base
-    /// when it stays under it, with `path`'s own inline query kept for the log's
-    /// query names. Parsed only when the parser could change something: caller
-    /// ids are already single encoded segments.
+    /// segments are resolved and unsafe characters encoded), relative to `baseUrl`
+    /// when it stays under it (a call to another of `baseUrls` shows its whole
+    /// path), with `path`'s own inline query kept for the log's query names. Parsed
+    /// only when the parser could change something: caller ids are already single
+    /// encoded segments.
     fn sent_path(&self, url: &str, path: &str) -> String {
         let plain = |s: &str| !s.contains("/.") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@?".contains(&b));
-        if plain(path) && plain(&self.base) {
+        if plain(path) && plain(&self.base) && self.base == self.home {
             return path.to_owned();
         }
-        let (Ok(parsed), Ok(base)) = (url::Url::parse(url), url::Url::parse(&self.base)) else { return path.to_owned() };
+        let (Ok(parsed), Ok(base)) = (url::Url::parse(url), url::Url::parse(&self.home)) else { return path.to_owned() };
         let full = parsed.path();
         let mut sent = match full.strip_prefix(base.path().trim_end_matches('/')) {
             Some(rest) if rest.starts_with('/') => rest.to_owned(),

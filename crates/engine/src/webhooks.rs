@@ -240,10 +240,12 @@ fn vendor_for<'a>(
     instance_id: Option<i64>,
 ) -> Result<Vendor<'a>, EngineError> {
     let vendor = Vendor::new(engine, def, config)?;
-    Ok(match instance_id {
+    let vendor = match instance_id {
         Some(id) => vendor.for_instance(id),
         None => vendor,
-    })
+    };
+    // Hooks may live beside the main API (BigCommerce's v3 beside v2).
+    vendor.on_base(def.events.webhooks.as_ref().and_then(|w| w.base.as_deref()))
 }
 
 /// The registration body: every string of the template (keys too) rendered over `vars`.

@@ -114,7 +114,7 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
             // (`…/v2#x` + `/orders/5` is `…/v2`): refused where the element's base
             // URL uses the key; a fragment never reaches a server anywhere.
             (_, Some(ValueFormat::Url)) => url::Url::parse(value).is_ok_and(|u| {
-                let base = def.base_url.contains(&format!("{{{key}}}"));
+                let base = def.is_base_url_key(key);
                 matches!(u.scheme(), "http" | "https") && u.fragment().is_none() && !(base && u.query().is_some())
             }),
             (_, Some(ValueFormat::Number)) => value.parse::<f64>().is_ok_and(f64::is_finite),

@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
-use switchyard_elements::{parse_fields, ElementDefinition, Resource};
+use serde_json::value::RawValue;
+use switchyard_elements::{parse_fields, project, ElementDefinition, Resource};
 
 use crate::EngineError;
 
@@ -75,5 +76,70 @@ pub(crate) fn requested_fields(
     match params.iter().find(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).filter(|f| !f.trim().is_empty()) {
         Some(f) => parse_fields(def, resource, f).map(Some).map_err(|e| bad_request(e.to_string())),
         None => Ok(None),
+    }
+}
+
+/// The record at the dotted `path` of a vendor answer (a resource's `recordPath`:
+/// `order` in `{"order": {...}}`), byte for byte as the vendor wrote it, or cut to
+/// `fields`. An empty answer is `{}`, as without a path; an answer without an
+/// object there is a 502 naming the path.
+pub(crate) fn record_at(body: &[u8], path: &str, fields: Option<&[String]>) -> Result<HubAnswer, EngineError> {
+    if body.is_empty() {
+        return HubAnswer::json(&Value::Object(Default::default()));
+    }
+    let no_record = || {
+        EngineError::new(http::StatusCode::BAD_GATEWAY, format!("The vendor's answer holds no record at '{path}'"))
+    };
+    let mut raw: Box<RawValue> = serde_json::from_slice(body).map_err(|_| crate::calls::malformed())?;
+    for key in path.split('.') {
+        let mut object: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw.get()).map_err(|_| no_record())?;
+        raw = object.remove(key).ok_or_else(no_record)?;
+    }
+    if !raw.get().trim_start().starts_with('{') {
+        return Err(no_record());
+    }
+    match fields {
+        None => Ok(HubAnswer { body: Some(Bytes::copy_from_slice(raw.get().as_bytes())), ..HubAnswer::default() }),
+        Some(fields) => HubAnswer::json(&project(&serde_json::from_str(raw.get()).map_err(EngineError::internal)?, fields)),
+    }
+}
+
+/// `record` placed at the dotted `path` of a write body (a resource's `bodyPath`):
+/// `order` gives `{"order": record}`, `data.attributes` `{"data": {"attributes": record}}`.
+pub(crate) fn enveloped(path: &str, record: Value) -> Value {
+    path.rsplit('.').fold(record, |inner, key| {
+        let mut outer = serde_json::Map::new();
+        outer.insert(key.to_owned(), inner);
+        Value::Object(outer)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_are_found_at_their_path_as_written() {
+        let body = br#"{"order": {"id": 7, "total": 1.50, "note": "x"}, "meta": {}}"#;
+        let a = record_at(body, "order", None).unwrap();
+        assert_eq!(a.body.unwrap(), &br#"{"id": 7, "total": 1.50, "note": "x"}"#[..]);
+        let nested = record_at(br#"{"data": {"item": {"id": "a"}}}"#, "data.item", None).unwrap();
+        assert_eq!(nested.body.unwrap(), &br#"{"id": "a"}"#[..]);
+        let cut = record_at(body, "order", Some(&["id".to_owned()])).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&cut.body.unwrap()).unwrap(), json!({"id": 7}));
+        assert_eq!(record_at(b"", "order", None).unwrap().body.unwrap(), &b"{}"[..]);
+        for bad in [&br#"{"ticket": {}}"#[..], br#"{"order": null}"#, br#"{"order": [1]}"#, br#"[{"order": {}}]"#] {
+            let e = record_at(bad, "order", None).unwrap_err();
+            assert_eq!(e.status, http::StatusCode::BAD_GATEWAY);
+            assert!(e.message.contains("'order'"), "{}", e.message);
+        }
+        assert!(record_at(b"{not json", "order", None).unwrap_err().message.contains("malformed"));
+    }
+
+    #[test]
+    fn bodies_are_wrapped_at_their_path() {
+        assert_eq!(enveloped("order", json!({"a": 1})), json!({"order": {"a": 1}}));
+        assert_eq!(enveloped("data.attributes", json!({"a": 1})), json!({"data": {"attributes": {"a": 1}}}));
     }
 }

@@ -18,7 +18,7 @@ use switchyard_elements::{project, ElementDefinition, Operation, Protocol, Route
 use switchyard_store::InstanceRow;
 
 pub use call::{HubAnswer, HubPage, HubRequest, Outcome};
-use call::{bad_request, requested_fields};
+use call::{bad_request, enveloped, record_at, requested_fields};
 use crate::calls::{malformed, parse_json};
 use crate::client::VendorResponse;
 use crate::instance::OpenInstance;
@@ -55,8 +55,8 @@ impl Engine {
                 return unreached(e);
             }
         }
-        let vendor = match Vendor::new(self, &def, &config) {
-            Ok(v) => v.for_instance(open.row.id),
+        let vendor = match Vendor::new(self, &def, &config).and_then(|v| v.for_instance(open.row.id).on_base(route.resource.base.as_deref())) {
+            Ok(v) => v,
             Err(e) => return unreached(e),
         };
         let answer = operate(&vendor, &open.row, request, &route).await;
@@ -153,9 +153,10 @@ async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, r
         Operation::Get => {
             let fields = requested_fields(vendor.def, route.resource, params)?;
             let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
-            match fields {
-                Some(fields) => HubAnswer::json(&project(&parse_json(&r)?, &fields)),
-                None => json_passthrough(r),
+            match (fields, route.resource.record_path.as_deref()) {
+                (Some(fields), None) => HubAnswer::json(&project(&parse_json(&r)?, &fields)),
+                (None, None) => json_passthrough(r),
+                (fields, Some(at)) => record_at(&r.body, at, fields.as_deref()),
             }
         }
         Operation::Read => json_passthrough(vendor.send(Method::GET, &vendor_path, &[], None).await?),
@@ -176,6 +177,9 @@ async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Res
     };
     // Named vendor quirks (link objects, RFC 2822 dates, decimal strings).
     switchyard_elements::prepare_write_body(vendor.def, route.resource, &mut value);
+    if let Some(at) = &route.resource.body_path {
+        value = enveloped(at, value);
+    }
     let body = Bytes::from(serde_json::to_vec(&value).map_err(EngineError::internal)?);
     let method = if route.operation == Operation::Create {
         Method::POST
@@ -183,7 +187,10 @@ async fn write(vendor: &Vendor<'_>, route: &RouteMatch<'_>, body: &Bytes) -> Res
         route.resource.update_method.parse().map_err(EngineError::internal)?
     };
     let r = vendor.send(method, &vendor_path(route)?, &[], Some(body)).await?;
-    HubAnswer::json(&parse_json(&r)?)
+    match &route.resource.record_path {
+        Some(at) => record_at(&r.body, at, None),
+        None => HubAnswer::json(&parse_json(&r)?),
+    }
 }
 
 /// A vendor answer that needs no rewriting, passed on as its bytes: checked to
@@ -196,23 +203,29 @@ fn json_passthrough(r: VendorResponse) -> Result<HubAnswer, EngineError> {
     Ok(HubAnswer { body: Some(r.body), ..HubAnswer::default() })
 }
 
-/// The route's vendor path, with the record id as the last segment when it has one.
+/// The route's vendor path: with a record id, the resource's `itemPath` or else
+/// the id as the last segment of its `vendorPath`.
 fn vendor_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
-    let mut path = resource_path(route)?;
-    if let Some(id) = &route.id {
-        path.push('/');
-        path.push_str(&segment::encode(id)?);
+    let Some(id) = &route.id else {
+        return render_path(route, &route.resource.vendor_path, None);
+    };
+    let id = segment::encode(id)?;
+    match &route.resource.item_path {
+        Some(item) => render_path(route, item, Some(&id)),
+        None => Ok(format!("{}/{id}", render_path(route, &route.resource.vendor_path, None)?)),
     }
-    Ok(path)
 }
 
-/// The resource's vendor path with the route's parameters filled in, each
-/// encoded as one path segment.
-fn resource_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
-    let mut params = Vec::with_capacity(route.params.len());
+/// `template` with the route's parameters (and `{id}`, already encoded) filled in,
+/// each encoded as one path segment.
+fn render_path(route: &RouteMatch<'_>, template: &str, id: Option<&str>) -> Result<String, EngineError> {
+    let mut params = Vec::with_capacity(route.params.len() + 1);
     for (name, value) in &route.params {
         params.push((name.as_str(), segment::encode(value)?));
     }
+    if let Some(id) = id {
+        params.push(("id", id.to_owned()));
+    }
     let values: BTreeMap<&str, &str> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    switchyard_elements::render(&route.resource.vendor_path, |n| values.get(n).map(|v| Cow::Borrowed(*v))).map_err(EngineError::internal)
+    switchyard_elements::render(template, |n| values.get(n).map(|v| Cow::Borrowed(*v))).map_err(EngineError::internal)
 }
