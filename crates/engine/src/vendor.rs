@@ -15,7 +15,7 @@ use http::Method;
 use switchyard_elements::{Authentication, ElementDefinition};
 use tokio::time::Instant;
 
-use crate::calls::{check_status, log_entry, render, unreached};
+use crate::calls::{check_status, log_entry, render, throttled, unreached};
 use crate::client::{VendorError, VendorRequest, VendorResponse};
 use crate::{Engine, EngineError};
 
@@ -47,6 +47,8 @@ pub struct Vendor<'a> {
     reached: AtomicBool,
     /// The OAuth 2.0 access token in use; replaced after a refresh.
     token: Mutex<Option<String>>,
+    /// After a "slow down" answer: how long until the instance may call again.
+    retry_after: Mutex<Option<std::time::Duration>>,
 }
 
 impl<'a> Vendor<'a> {
@@ -54,7 +56,7 @@ impl<'a> Vendor<'a> {
         let base = render(&def.base_url, config)?.trim_end_matches('/').to_owned();
         let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
-        Ok(Vendor { engine, def, config, base, instance: None, deadline, reached: AtomicBool::new(false), token })
+        Ok(Vendor { engine, def, config, base, instance: None, deadline, reached: AtomicBool::new(false), token, retry_after: Mutex::default() })
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth
@@ -85,7 +87,23 @@ impl<'a> Vendor<'a> {
         body: Option<Bytes>,
     ) -> Result<VendorResponse, EngineError> {
         let response = self.exchange(method, path, Extras { query, body, ..Extras::default() }).await?;
-        check_status(response)
+        self.check(response)
+    }
+
+    /// A vendor answer as [`Vendor::send`] takes it: a "slow down" in the element's
+    /// throttle dialect is a 429 with `Retry-After` ([`throttled`]); otherwise
+    /// [`check_status`].
+    pub fn check(&self, response: VendorResponse) -> Result<VendorResponse, EngineError> {
+        match self.retry_after() {
+            Some(wait) if self.def.throttle().is_throttle(response.status) => Err(throttled(&response, wait)),
+            _ => check_status(response),
+        }
+    }
+
+    /// After a "slow down" answer of the last call: how long until the instance may
+    /// call its vendor again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends one call (with retries and limits) and answers whatever the vendor said;
@@ -154,9 +172,11 @@ impl<'a> Vendor<'a> {
             max_body: MAX_VENDOR_BODY,
         };
         let at = SystemTime::now();
-        let done = self.engine.vendors.send(self.instance, request, self.deadline).await;
+        let done = self.engine.vendors.send(self.instance, request, self.deadline, self.def.throttle()).await;
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = done.retry_after;
         let reached = match &done.result {
-            Ok(r) => r.status != 429,
+            // "Slow down" says the vendor did nothing.
+            Ok(r) => !self.def.throttle().is_throttle(r.status),
             Err(VendorError::Timeout | VendorError::Protocol(_) | VendorError::TooLarge(_)) => true,
             Err(_) => false,
         };
