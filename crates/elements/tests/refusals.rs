@@ -188,3 +188,16 @@ fn json_files_name_their_lines_too() {
     let err = parse("shop.json", "{\"key\": 1}").unwrap_err().to_string();
     assert!(err.starts_with("shop.json:1: invalid type"), "{err}");
 }
+
+#[test]
+fn a_key_that_is_no_url_segment_or_a_configuration_key_declared_twice_is_refused() {
+    let err = refusal(BIGCOMMERCE, "key: bigcommerce", "key: big/commerce", "key");
+    assert!(err.contains("'big/commerce' is not a usable element key"), "{err}");
+    let err = refusal(
+        BIGCOMMERCE,
+        "  - {key: oauth.api.key, name: Client ID,",
+        "  - {key: username, name: Client ID,",
+        "configuration[4].key",
+    );
+    assert!(err.contains("'username' is empty or declared twice"), "{err}");
+}
