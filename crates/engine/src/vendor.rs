@@ -94,10 +94,10 @@ impl<'a> Vendor<'a> {
     /// throttle dialect is a 429 with `Retry-After` ([`throttled`]); otherwise
     /// [`check_status`].
     pub fn check(&self, response: VendorResponse) -> Result<VendorResponse, EngineError> {
-        match self.retry_after() {
-            Some(wait) if self.def.throttle().is_throttle(response.status) => Err(throttled(&response, wait)),
-            _ => check_status(response),
+        if self.def.throttle().is_throttle(response.status) {
+            return Err(throttled(&response, self.retry_after().unwrap_or_default()));
         }
+        check_status(response)
     }
 
     /// After a "slow down" answer of the last call: how long until the instance may
