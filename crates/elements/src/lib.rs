@@ -7,14 +7,17 @@
 
 mod behaviour;
 mod catalog;
+mod check;
 mod docs;
 pub mod event_keys;
+mod locate;
 mod model;
 mod query;
 mod route;
 mod template;
 
 pub use catalog::{parse, Catalog, CatalogError};
+pub use check::HUBS;
 pub use docs::openapi;
 pub use behaviour::{format_vendor_date, is_link_object, prepare_write_body};
 pub use model::*;

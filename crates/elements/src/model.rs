@@ -47,6 +47,14 @@ pub struct ElementDefinition {
     /// main API (see `Resource::base`, `Webhooks::base`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub base_urls: BTreeMap<String, String>,
+    /// The key of the built-in element this file stands in for (it must be this
+    /// file's own `key`). A file loaded from a directory whose `key` or `id` is a
+    /// built-in element's is refused without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// How the vendor says "slow down" and for how long; absent: [`Throttle::default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
     /// The resources' hub paths split into segments, compiled on first use.
     #[serde(skip)]
     pub(crate) routes: std::sync::OnceLock<Vec<crate::route::RoutePattern>>,
@@ -469,6 +477,109 @@ impl Paging {
     }
 }
 
+/// A vendor's throttle dialect: the answers that mean "slow down" and the headers
+/// that say for how long. The engine reads them into one "wait until", pauses the
+/// instance for it and answers callers 429 with `Retry-After` when the wait is longer
+/// than their budget (docs/choices.md, "Vendor throttling").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Throttle {
+    /// Statuses that mean "slow down, nothing was done" (BigCommerce legacy stores: 509).
+    /// 429 always does, listed or not.
+    #[serde(default = "default_throttle_statuses")]
+    pub statuses: Vec<u16>,
+    /// Headers naming the wait before the next call, read on a throttled answer.
+    #[serde(default)]
+    pub retry_after: Vec<WaitHeader>,
+    /// Quotas the vendor reports: a "remaining" header, and when it is 0, the wait.
+    #[serde(default)]
+    pub limits: Vec<RateLimit>,
+    /// The vendor's documented window, in seconds: the wait when a throttled answer
+    /// names none (no header, or none that could be read).
+    #[serde(default = "default_throttle_window")]
+    pub window_seconds: u64,
+}
+
+/// One header that names a wait, and how its value is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WaitHeader {
+    /// The header name (case does not matter).
+    pub header: String,
+    pub unit: WaitUnit,
+}
+
+/// How a wait header writes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitUnit {
+    /// A number of seconds from now (`Retry-After: 15`, fractions allowed).
+    Seconds,
+    /// A number of milliseconds from now (BigCommerce's `X-Rate-Limit-Time-Reset-Ms`).
+    Milliseconds,
+    /// The instant it ends, in seconds since 1970 (UTC).
+    EpochSeconds,
+    /// The instant it ends, in milliseconds since 1970 (Keap's `x-keap-product-quota-expiry-time`).
+    EpochMilliseconds,
+    /// The instant it ends as an HTTP date (`Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`).
+    HttpDate,
+}
+
+/// A quota the vendor reports on its answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// The header counting the calls left; `0` means used up (the next call would be throttled).
+    pub remaining: String,
+    /// The header naming when the quota refills.
+    #[serde(default)]
+    pub reset: Option<WaitHeader>,
+    /// The quota's documented window in seconds: the wait once it is used up and
+    /// `reset` is absent or unreadable. Absent: the element's `windowSeconds` on a
+    /// throttled answer, no pause on another.
+    #[serde(default)]
+    pub window_seconds: Option<u64>,
+}
+
+fn default_throttle_statuses() -> Vec<u16> {
+    vec![429]
+}
+
+fn default_throttle_window() -> u64 {
+    60
+}
+
+impl Default for Throttle {
+    /// For an element that declares no dialect: 429, `Retry-After` (seconds or an
+    /// HTTP date), `X-Retry-After`, and BigCommerce's `X-Rate-Limit-Requests-Left` /
+    /// `X-Rate-Limit-Time-Reset-Ms` (what the engine read before dialects were
+    /// declared), with a 60 s window.
+    fn default() -> Self {
+        let wait = |header: &str, unit| WaitHeader { header: header.to_owned(), unit };
+        Throttle {
+            statuses: default_throttle_statuses(),
+            retry_after: vec![
+                wait("X-Retry-After", WaitUnit::Seconds),
+                wait("Retry-After", WaitUnit::Seconds),
+                wait("Retry-After", WaitUnit::HttpDate),
+            ],
+            limits: vec![RateLimit {
+                remaining: "X-Rate-Limit-Requests-Left".to_owned(),
+                reset: Some(wait("X-Rate-Limit-Time-Reset-Ms", WaitUnit::Milliseconds)),
+                window_seconds: None,
+            }],
+            window_seconds: default_throttle_window(),
+        }
+    }
+}
+
+impl Throttle {
+    /// Whether an answer with `status` means "slow down" (429 always does).
+    pub fn is_throttle(&self, status: u16) -> bool {
+        status == 429 || self.statuses.contains(&status)
+    }
+}
+
 /// One hub resource and the vendor calls behind it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -723,6 +834,12 @@ impl Webhooks {
 }
 
 impl ElementDefinition {
+    /// The element's throttle dialect, or the default one.
+    pub fn throttle(&self) -> &Throttle {
+        static DEFAULT: std::sync::OnceLock<Throttle> = std::sync::OnceLock::new();
+        self.throttle.as_ref().unwrap_or_else(|| DEFAULT.get_or_init(Throttle::default))
+    }
+
     /// The compiled route patterns (see `route.rs`).
     pub(crate) fn route_patterns(&self) -> &[crate::route::RoutePattern] {
         self.routes.get_or_init(|| crate::route::compile(&self.resources))

@@ -33,12 +33,31 @@ pub fn unreached(e: VendorError) -> EngineError {
         VendorError::Throttled(wait) => EngineError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("The vendor's rate limit for this instance is used up for another {} s", wait.as_secs_f64().ceil()),
-        ),
+        )
+        .with_retry_after(wait),
         VendorError::TooLarge(max) => {
             EngineError::new(StatusCode::BAD_GATEWAY, format!("The vendor's answer is larger than {max} bytes"))
         }
         other => EngineError::new(StatusCode::BAD_GATEWAY, "The vendor could not be reached").with_provider_message(Some(other.to_string())),
     }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1 (a pause that
+/// just ended still asks the caller not to come back at once).
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
+/// A vendor answer that means "slow down" (a status of the element's throttle
+/// dialect, after the retries): 429 with the vendor's words, whatever status the
+/// vendor used (BigCommerce legacy stores: 509), and `Retry-After` = `wait`, how
+/// long until the instance may call again. Never a 502: nothing failed.
+pub fn throttled(response: &VendorResponse, wait: std::time::Duration) -> EngineError {
+    let message = match response.status {
+        429 => "The vendor answered 429".to_owned(),
+        other => format!("The vendor answered {other}: its rate limit is used up"),
+    };
+    EngineError::new(StatusCode::TOO_MANY_REQUESTS, message).with_provider_message(provider_message(&response.body)).with_retry_after(wait)
 }
 
 /// 2xx passes; 4xx keeps its status with the vendor's words; anything else is a

@@ -11,11 +11,20 @@ pub struct EngineError {
     pub message: String,
     /// What the vendor said, when it said something.
     pub provider_message: Option<String>,
+    /// On a 429: how long until the instance may call its vendor again (the
+    /// caller's `Retry-After`, in whole seconds rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl EngineError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        EngineError { status, message: message.into(), provider_message: None }
+        EngineError { status, message: message.into(), provider_message: None, retry_after: None }
+    }
+
+    /// The same error telling the caller when to come back.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

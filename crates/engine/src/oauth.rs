@@ -248,7 +248,7 @@ async fn token_call(
     };
     let (at, started) = (SystemTime::now(), std::time::Instant::now());
     let result = engine.client.send(request).await;
-    let done = crate::Dispatched { result, retries: 0, elapsed: started.elapsed() };
+    let done = crate::Dispatched { result, retries: 0, elapsed: started.elapsed(), retry_after: None };
     if let Some(instance_id) = instance {
         engine.call_log.record(log_entry(instance_id, &Method::POST, &logged_path, &[], &done, at));
     }

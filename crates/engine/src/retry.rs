@@ -4,11 +4,17 @@
 //! headers, so the schedule can be tested without a clock. Backoff is exponential
 //! with *full jitter* (a uniform draw in `[0, min(cap, base * 2^n)]`), which spreads
 //! the retries of many callers instead of synchronising them; a wait the vendor asks
-//! for (`X-Retry-After`, `Retry-After`, `X-Rate-Limit-Time-Reset-Ms`) is a floor.
+//! for is a floor.
+//!
+//! What the vendor asks for is read with the element's throttle dialect
+//! ([`Throttle`]: its "slow down" statuses and the headers naming waits, in seconds,
+//! milliseconds, epoch or HTTP dates): [`throttle_pause`] makes one wait of whatever
+//! an answer says, falling back to the vendor's documented window.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method};
+use switchyard_elements::{Throttle, WaitHeader, WaitUnit};
 
 use crate::client::{VendorError, VendorResponse};
 
@@ -86,24 +92,83 @@ fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.min(HEADER_WAIT_LIMIT))
 }
 
-/// The wait the vendor asks for, if any: the longer of `X-Retry-After` / `Retry-After`
-/// (seconds; an HTTP date is not honoured and falls back to backoff) and
+/// The wait one header names, read in its unit from `now`; `None` when the header is
+/// absent or does not read in that unit. An instant already past is a zero wait.
+pub fn header_wait(headers: &HeaderMap, wait: &WaitHeader, now: SystemTime) -> Option<Duration> {
+    let until_epoch = |since_epoch: f64| {
+        let ends = SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(since_epoch).ok()?)?;
+        Some(seconds(ends.duration_since(now).unwrap_or_default().as_secs_f64()))
+    };
+    match wait.unit {
+        WaitUnit::Seconds => header_number(headers, &wait.header).map(seconds),
+        WaitUnit::Milliseconds => header_number(headers, &wait.header).map(|ms| seconds(ms / 1000.0)),
+        WaitUnit::EpochSeconds => until_epoch(header_number(headers, &wait.header)?),
+        WaitUnit::EpochMilliseconds => until_epoch(header_number(headers, &wait.header)? / 1000.0),
+        WaitUnit::HttpDate => {
+            let ends = httpdate::parse_http_date(headers.get(wait.header.as_str())?.to_str().ok()?.trim()).ok()?;
+            Some(seconds(ends.duration_since(now).unwrap_or_default().as_secs_f64()))
+        }
+    }
+}
+
+/// The waits of the dialect's limits that the answer reports used up (`remaining` 0):
+/// each its `reset`, else its own window; the longest. `None` when no limit is used
+/// up, or none of those names a wait.
+fn used_up(throttle: &Throttle, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    throttle
+        .limits
+        .iter()
+        .filter(|l| header_number(headers, &l.remaining).is_some_and(|left| left < 1.0))
+        .filter_map(|l| {
+            let reset = l.reset.as_ref().and_then(|r| header_wait(headers, r, now));
+            reset.or(l.window_seconds.map(|s| seconds(s as f64)))
+        })
+        .max()
+}
+
+/// The longest of the dialect's `retryAfter` waits the answer sends.
+pub fn retry_after_wait(throttle: &Throttle, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    throttle.retry_after.iter().filter_map(|w| header_wait(headers, w, now)).max()
+}
+
+/// The longest wait the answer's headers name in the dialect: its `retryAfter`
+/// headers and every limit's `reset`, whatever remains. `None` when it names none.
+pub fn named_wait(throttle: &Throttle, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let resets = throttle.limits.iter().filter_map(|l| l.reset.as_ref());
+    throttle.retry_after.iter().chain(resets).filter_map(|w| header_wait(headers, w, now)).max()
+}
+
+/// How long the instance should pause after an answer with `status` and `headers`.
+///
+/// A throttled answer (a status of the dialect, 429 always): the longest of its
+/// `retryAfter` waits and of its used-up limits' waits; if it names none, the
+/// longest `reset` it sends; if none, the dialect's documented window. Never
+/// `None`: a vendor that says "slow down" without saying for how long is waited
+/// out for its window, not hammered after a short backoff.
+///
+/// Any other answer: the wait of a limit it reports used up (its `reset`, else
+/// its window), `None` while every limit has calls left.
+pub fn throttle_pause(throttle: &Throttle, status: u16, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let used = used_up(throttle, headers, now);
+    if !throttle.is_throttle(status) {
+        return used;
+    }
+    let asked = retry_after_wait(throttle, headers, now).into_iter().chain(used).max();
+    Some(asked.or_else(|| named_wait(throttle, headers, now)).unwrap_or(seconds(throttle.window_seconds as f64)))
+}
+
+/// The wait the vendor asks for in the default dialect ([`Throttle::default`]), if
+/// any: the longest of `X-Retry-After`, `Retry-After` (seconds or an HTTP date) and
 /// `X-Rate-Limit-Time-Reset-Ms`.
 pub fn vendor_wait(headers: &HeaderMap) -> Option<Duration> {
-    let retry_after = ["x-retry-after", "retry-after"].iter().filter_map(|n| header_number(headers, n)).map(seconds);
-    let reset = header_number(headers, "x-rate-limit-time-reset-ms").map(|ms| seconds(ms / 1000.0));
-    retry_after.chain(reset).max()
+    named_wait(&Throttle::default(), headers, SystemTime::now())
 }
 
 /// When the answer says the quota is used up (`X-Rate-Limit-Requests-Left: 0`), how long
 /// until it refills (`X-Rate-Limit-Time-Reset-Ms`). `None` while requests are left or
-/// the vendor sends no such headers.
+/// the vendor sends no such headers (the default dialect's limit has no window).
 pub fn quota_reset(headers: &HeaderMap) -> Option<Duration> {
-    let left = header_number(headers, "x-rate-limit-requests-left")?;
-    if left > 0.0 {
-        return None;
-    }
-    header_number(headers, "x-rate-limit-time-reset-ms").map(|ms| seconds(ms / 1000.0))
+    used_up(&Throttle::default(), headers, SystemTime::now())
 }
 
 impl RetryPolicy {
@@ -122,8 +187,14 @@ impl RetryPolicy {
     /// the vendor asked for in `headers`. `None` (give up) when the vendor asks for more
     /// than `max_vendor_wait`.
     pub fn delay(&self, retry: u32, unit: f64, headers: Option<&HeaderMap>) -> Option<Duration> {
+        self.delay_for(retry, unit, headers.and_then(vendor_wait))
+    }
+
+    /// [`RetryPolicy::delay`] with the vendor's wait already read (`asked`, e.g. a
+    /// [`throttle_pause`]).
+    pub fn delay_for(&self, retry: u32, unit: f64, asked: Option<Duration>) -> Option<Duration> {
         let backoff = self.backoff(retry, unit);
-        match headers.and_then(vendor_wait) {
+        match asked {
             Some(asked) if asked > self.max_vendor_wait => None,
             Some(asked) => Some(asked.max(backoff)),
             None => Some(backoff),
@@ -216,6 +287,73 @@ mod tests {
         assert_eq!(quota_reset(&headers(&[("x-rate-limit-requests-left", "0")])), None);
         let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "90000")]);
         assert_eq!(quota_reset(&h), Some(Duration::from_secs(90)), "the truth, not clamped: the pause is real");
+    }
+
+    /// BigCommerce's dialect as `elements/bigcommerce.yaml` declares it.
+    fn bigcommerce() -> Throttle {
+        switchyard_elements::Catalog::builtin().get("bigcommerce").unwrap().throttle().clone()
+    }
+
+    fn keap() -> Throttle {
+        switchyard_elements::Catalog::builtin().get("infusionsoftcrm").unwrap().throttle().clone()
+    }
+
+    #[test]
+    fn waits_are_read_in_their_units() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let read = |unit, value: &str| {
+            let w = WaitHeader { header: "X-Wait".into(), unit };
+            header_wait(&headers(&[("x-wait", value)]), &w, now)
+        };
+        assert_eq!(read(WaitUnit::Seconds, "2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(read(WaitUnit::Milliseconds, "740"), Some(Duration::from_millis(740)));
+        assert_eq!(read(WaitUnit::EpochSeconds, "1800000030"), Some(Duration::from_secs(30)));
+        assert_eq!(read(WaitUnit::EpochMilliseconds, "1800000001500"), Some(Duration::from_millis(1500)));
+        assert_eq!(read(WaitUnit::EpochSeconds, "1700000000"), Some(Duration::ZERO), "a past instant waits for nothing");
+        assert_eq!(read(WaitUnit::HttpDate, "Fri, 15 Jan 2027 08:01:00 GMT"), Some(Duration::from_secs(60)));
+        assert_eq!(read(WaitUnit::HttpDate, "15"), None);
+        assert_eq!(read(WaitUnit::Seconds, "Fri, 15 Jan 2027 08:01:00 GMT"), None);
+        assert_eq!(read(WaitUnit::EpochMilliseconds, "soon"), None);
+    }
+
+    #[test]
+    fn a_throttled_answer_pauses_for_what_it_says_or_the_window() {
+        let now = SystemTime::now();
+        let bc = bigcommerce();
+        // 429 with X-Retry-After and a reset: the longer.
+        let h = headers(&[("x-retry-after", "3"), ("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "4500")]);
+        assert_eq!(throttle_pause(&bc, 429, &h, now), Some(Duration::from_millis(4500)));
+        // A legacy store's 509: no wait named, the used-up limit's window (an hour rolling by the minute).
+        assert_eq!(throttle_pause(&bc, 509, &headers(&[("x-bc-apilimit-remaining", "0")]), now), Some(Duration::from_secs(60)));
+        // A bare 429 or 509: the documented window, not a short backoff.
+        assert_eq!(throttle_pause(&bc, 429, &HeaderMap::new(), now), Some(Duration::from_secs(30)));
+        assert_eq!(throttle_pause(&bc, 509, &HeaderMap::new(), now), Some(Duration::from_secs(30)));
+        // A 429 whose limits still show calls left names its reset anyway.
+        let h = headers(&[("x-rate-limit-requests-left", "35"), ("x-rate-limit-time-reset-ms", "15000")]);
+        assert_eq!(throttle_pause(&bc, 429, &h, now), Some(Duration::from_secs(15)));
+        // A 509 is no "slow down" for an element that does not declare it.
+        assert_eq!(throttle_pause(&Throttle::default(), 509, &HeaderMap::new(), now), None);
+        assert_eq!(throttle_pause(&Throttle::default(), 429, &HeaderMap::new(), now), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn other_answers_pause_only_when_a_limit_is_used_up() {
+        let now = SystemTime::now();
+        let bc = bigcommerce();
+        assert_eq!(throttle_pause(&bc, 200, &headers(&[("x-bc-apilimit-remaining", "17")]), now), None);
+        assert_eq!(throttle_pause(&bc, 200, &headers(&[("x-bc-apilimit-remaining", "0")]), now), Some(Duration::from_secs(60)));
+        let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "1200")]);
+        assert_eq!(throttle_pause(&bc, 200, &h, now), Some(Duration::from_millis(1200)));
+        // Keap: the daily quota until its expiry; the per-minute throttle for its minute.
+        let k = keap();
+        let expiry = (now + Duration::from_secs(3600)).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis().to_string();
+        let h = headers(&[("x-keap-product-quota-available", "0"), ("x-keap-product-quota-expiry-time", &expiry), ("x-keap-product-throttle-available", "1400")]);
+        let pause = throttle_pause(&k, 200, &h, now).unwrap();
+        assert!(pause > Duration::from_secs(3599) && pause <= Duration::from_secs(3600), "{pause:?}");
+        // The quota's expiry is not a wait while calls are left: a throttle 429 waits its minute.
+        let h = headers(&[("x-keap-product-quota-available", "149000"), ("x-keap-product-quota-expiry-time", &expiry), ("x-keap-product-throttle-available", "0")]);
+        assert_eq!(throttle_pause(&k, 429, &h, now), Some(Duration::from_secs(60)));
+        assert_eq!(throttle_pause(&k, 200, &h, now), Some(Duration::from_secs(60)));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use http::Method;
 use switchyard_elements::{Authentication, ElementDefinition};
 use tokio::time::Instant;
 
-use crate::calls::{check_status, log_entry, render, unreached};
+use crate::calls::{check_status, log_entry, render, throttled, unreached};
 use crate::client::{VendorError, VendorRequest, VendorResponse};
 use crate::{Engine, EngineError};
 
@@ -51,6 +51,8 @@ pub struct Vendor<'a> {
     reached: AtomicBool,
     /// The OAuth 2.0 access token in use; replaced after a refresh.
     token: Mutex<Option<String>>,
+    /// After a "slow down" answer: how long until the instance may call again.
+    retry_after: Mutex<Option<std::time::Duration>>,
 }
 
 impl<'a> Vendor<'a> {
@@ -59,7 +61,7 @@ impl<'a> Vendor<'a> {
         let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
         let home = base.clone();
-        Ok(Vendor { engine, def, config, base, home, instance: None, deadline, reached: AtomicBool::new(false), token })
+        Ok(Vendor { engine, def, config, base, home, instance: None, deadline, reached: AtomicBool::new(false), token, retry_after: Mutex::default() })
     }
 
     /// Calls go to the element's base URL named `name` (under `baseUrls`) instead of
@@ -103,7 +105,7 @@ impl<'a> Vendor<'a> {
         body: Option<Bytes>,
     ) -> Result<VendorResponse, EngineError> {
         let answered = self.exchange(method, path, Extras { query, body, ..Extras::default() }).await;
-        answered.and_then(check_status).map_err(|e| self.scrubbed(e))
+        answered.and_then(|r| self.check(r)).map_err(|e| self.scrubbed(e))
     }
 
     /// The values of the query parameters the authentication adds, rendered.
@@ -128,6 +130,22 @@ impl<'a> Vendor<'a> {
             }
         }
         e
+    }
+
+    /// A vendor answer as [`Vendor::send`] takes it: a "slow down" in the element's
+    /// throttle dialect is a 429 with `Retry-After` ([`throttled`]); otherwise
+    /// [`check_status`].
+    pub fn check(&self, response: VendorResponse) -> Result<VendorResponse, EngineError> {
+        if self.def.throttle().is_throttle(response.status) {
+            return Err(throttled(&response, self.retry_after().unwrap_or_default()));
+        }
+        check_status(response)
+    }
+
+    /// After a "slow down" answer of the last call: how long until the instance may
+    /// call its vendor again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends one call (with retries and limits) and answers whatever the vendor said;
@@ -209,9 +227,11 @@ impl<'a> Vendor<'a> {
             max_body: MAX_VENDOR_BODY,
         };
         let at = SystemTime::now();
-        let done = self.engine.vendors.send(self.instance, request, self.deadline).await;
+        let done = self.engine.vendors.send(self.instance, request, self.deadline, self.def.throttle()).await;
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = done.retry_after;
         let reached = match &done.result {
-            Ok(r) => r.status != 429,
+            // "Slow down" says the vendor did nothing.
+            Ok(r) => !self.def.throttle().is_throttle(r.status),
             Err(VendorError::Timeout | VendorError::Protocol(_) | VendorError::TooLarge(_)) => true,
             Err(_) => false,
         };

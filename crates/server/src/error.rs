@@ -12,11 +12,14 @@ pub struct ApiError {
     pub message: String,
     /// What the vendor said, when it said something.
     pub provider_message: Option<String>,
+    /// Sent as `Retry-After` (whole seconds, rounded up): when a throttled vendor
+    /// may be called again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), provider_message: None }
+        ApiError { status, message: message.into(), provider_message: None, retry_after: None }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
@@ -33,7 +36,7 @@ impl ApiError {
 
 impl From<switchyard_engine::EngineError> for ApiError {
     fn from(e: switchyard_engine::EngineError) -> Self {
-        ApiError { status: e.status, message: e.message, provider_message: e.provider_message }
+        ApiError { status: e.status, message: e.message, provider_message: e.provider_message, retry_after: e.retry_after }
     }
 }
 

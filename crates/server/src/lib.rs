@@ -197,6 +197,10 @@ async fn request_id(request: Request, next: Next) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         let body = ErrorBody { message: error.message, request_id: id.clone(), provider_message: error.provider_message };
         response = (error.status, Json(body)).into_response();
+        if let Some(wait) = error.retry_after {
+            let seconds = switchyard_engine::calls::retry_after_seconds(wait);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
     }
     // Every other answer is the handler's own: a hub or proxy answer keeps the
     // vendor's status and body. Rejections are `ApiError`s (crate::extract,

@@ -655,3 +655,39 @@ async fn vendor_timeout_cuts_a_slow_vendor_call_short() {
     assert_eq!(faults(serde_json::json!({})).await.unwrap().status(), 200);
     server.stop();
 }
+
+/// Issue 16: a definition the catalog refuses stops `serve` with one line naming
+/// the file, the line, the field and what it allows, before any organization or
+/// user exists (and before the database is even created).
+#[test]
+fn a_wrong_element_definition_stops_serve_with_one_line_and_creates_no_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let elements = dir.path().join("elements");
+    std::fs::create_dir(&elements).unwrap();
+    let shop = include_str!("../../../elements/bigcommerce.yaml")
+        .replacen("key: bigcommerce", "key: shop", 1)
+        .replacen("id: 274", "id: 9001", 1);
+    let line = |text: &str, needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
+    for (from, to, says) in [
+        ("hub: ecommerce", "hub: ecommmerce", "hub: 'ecommmerce' is not one of them; allowed: one of crm, documents, ecommerce"),
+        ("vendorPath: /orders\n", "vendorPath: /orders?status=any\n", "resources[4].vendorPath: '/orders?status=any' has a '?' or '#'"),
+        ("id: 9001", "id: 274", "id: 274 is already the id of bigcommerce.yaml; allowed: an id no other element has"),
+    ] {
+        let text = shop.replacen(from, to, 1);
+        std::fs::write(elements.join("shop.yaml"), &text).unwrap();
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--elements-dir", elements.to_str().unwrap()])
+            .env_remove("SWITCHYARD_MASTER_KEY")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{to} should not start");
+        assert!(out.stdout.is_empty(), "nothing printed, no tenant: {}", String::from_utf8_lossy(&out.stdout));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let refusal: Vec<&str> = stderr.lines().filter(|l| l.contains("shop.yaml")).collect();
+        let file = elements.join("shop.yaml").display().to_string();
+        let expected = format!("{file}:{}: {says}", line(&text, to.trim_end()));
+        assert!(refusal.len() == 1 && refusal[0].contains(&expected), "one line with {expected}: {stderr}");
+        assert!(!dir.path().join("switchyard.db").exists(), "no database, so no organization or user");
+    }
+}

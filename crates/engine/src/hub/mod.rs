@@ -116,11 +116,17 @@ impl Engine {
     /// `ANY /proxy/{path}`: one call to a vendor path no hub resource maps, with the
     /// instance's credentials, retries, limits, outbound policy and call log. The
     /// vendor's answer comes back whatever its status; only a call that got no
-    /// answer is an error. `path` is already made of encoded segments.
+    /// answer is an error. A "slow down" answer (the element's throttle dialect)
+    /// carries `Retry-After`: whole seconds until the instance may call again.
+    /// `path` is already made of encoded segments.
     pub async fn proxy(&self, open: &OpenInstance, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
         let def = self.element_of(&open.row)?;
         let vendor = Vendor::new(self, &def, &open.config)?.for_instance(open.row.id);
-        vendor.exchange(method, path, extras).await
+        let mut answer = vendor.exchange(method, path, extras).await?;
+        if let Some(wait) = vendor.retry_after().filter(|_| def.throttle().is_throttle(answer.status)) {
+            answer.headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(crate::calls::retry_after_seconds(wait)));
+        }
+        Ok(answer)
     }
 }
 

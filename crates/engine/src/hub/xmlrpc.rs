@@ -25,7 +25,7 @@ use switchyard_xmlrpc::{
 };
 
 use super::call::{bad_request, requested_fields, HubAnswer};
-use crate::calls::{check_status, render};
+use crate::calls::render;
 use crate::vendor::{Extras, Vendor};
 use crate::EngineError;
 
@@ -69,7 +69,7 @@ async fn call_lossy(vendor: &Vendor<'_>, method: &str, params: Vec<Rpc>) -> Resu
         accept: Some("text/xml".to_owned()),
         ..Extras::default()
     };
-    let response = check_status(vendor.exchange(Method::POST, &x.endpoint, extras).await?)?;
+    let response = vendor.check(vendor.exchange(Method::POST, &x.endpoint, extras).await?)?;
     match decode_response_lossy(&response.body) {
         Ok(decoded) => match decoded.value {
             MethodResponse::Success(value) => {

@@ -85,6 +85,9 @@ struct QuotaDto {
     requests: u32,
     #[serde(default)]
     window_ms: Option<u64>,
+    /// Legacy requests throttle as legacy stores did (509, `X-BC-ApiLimit-Remaining`).
+    #[serde(default)]
+    legacy: Option<bool>,
 }
 
 impl QuotaDto {
@@ -113,6 +116,8 @@ struct StoreDto {
     seed_products: Option<usize>,
     #[serde(default)]
     quota: Option<QuotaDto>,
+    #[serde(default)]
+    legacy_rate_limits: bool,
     #[serde(default)]
     faults: Option<FaultsDto>,
     /// A number or a string of digits.
@@ -155,6 +160,7 @@ fn summary(sim: &BigCommerceSimulator, cfg: &StoreConfig) -> Value {
         "seed_customers": cfg.seed_customers,
         "seed_products": cfg.seed_products,
         "quota": cfg.quota.as_ref().map(|q| json!({ "requests": q.requests, "window_ms": q.window.as_millis() as u64 })),
+        "legacy_rate_limits": cfg.legacy_rate_limits,
         "faults": FaultsDto::of(&cfg.faults),
         "request_count": sim.request_count(&cfg.hash),
         "store_id": sim.store_id(&cfg.hash),
@@ -183,6 +189,7 @@ async fn add(State(sim): State<BigCommerceSimulator>, body: Bytes) -> Response {
         return control_error(StatusCode::BAD_REQUEST, "hash must be non-empty and made of letters, digits, '-' and '_'");
     }
     let demo = StoreConfig::default();
+    let legacy_rate_limits = dto.legacy_rate_limits || dto.quota.as_ref().and_then(|q| q.legacy).unwrap_or(false);
     let quota = match dto.quota.map(QuotaDto::into_quota).transpose() {
         Ok(q) => q,
         Err(e) => return control_error(StatusCode::BAD_REQUEST, &e),
@@ -207,6 +214,7 @@ async fn add(State(sim): State<BigCommerceSimulator>, body: Bytes) -> Response {
         seed_customers: dto.seed_customers.unwrap_or(demo.seed_customers),
         seed_products: dto.seed_products.unwrap_or(demo.seed_products),
         quota,
+        legacy_rate_limits,
         faults,
         store_id,
         webhook_time_scale,
@@ -258,6 +266,9 @@ async fn set_quota(State(sim): State<BigCommerceSimulator>, Path(hash): Path<Str
         Ok(d) => d,
         Err(r) => return *r,
     };
+    if let Some(legacy) = dto.as_ref().and_then(|d| d.legacy) {
+        sim.set_legacy_rate_limits(&hash, legacy);
+    }
     match dto.map(QuotaDto::into_quota).transpose() {
         Ok(q) => {
             sim.set_quota(&hash, q);

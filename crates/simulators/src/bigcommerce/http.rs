@@ -136,7 +136,7 @@ fn rate_headers(q: &Quota, left: u32, reset_ms: u64) -> [(HeaderName, HeaderValu
     ]
 }
 
-fn respond(reply: Reply, rate: Option<&[(HeaderName, HeaderValue); 4]>) -> Response {
+fn respond(reply: Reply, rate: Option<&[(HeaderName, HeaderValue)]>) -> Response {
     let mut b = Response::builder().status(reply.status);
     if reply.body.is_some() {
         b = b.header(CONTENT_TYPE, "application/json");
@@ -158,9 +158,9 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         return respond(mode.error(&ApiError::new(StatusCode::NOT_FOUND, format!("The store '{hash}' was not found."))), None);
     };
     store.requests.fetch_add(1, Ordering::Relaxed);
-    let (auth, faults, quota) = {
+    let (auth, faults, quota, legacy_limits) = {
         let cfg = read(&store.cfg);
-        (check_auth(&cfg, mode, req.headers()), cfg.faults.clone(), cfg.quota.clone())
+        (check_auth(&cfg, mode, req.headers()), cfg.faults.clone(), cfg.quota.clone(), mode == Mode::Legacy && cfg.legacy_rate_limits)
     };
 
     if let Some(l) = faults.latency {
@@ -177,9 +177,22 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         return respond(reply, None);
     }
     let rate = match &quota {
+        // The legacy API's way (developer docs of 2013, "API rate limits"): the calls
+        // left in X-BC-ApiLimit-Remaining on every answer, and once they are spent a
+        // 509 that names no wait.
+        Some(q) if legacy_limits => {
+            let (allowed, left, _) = take_quota(&store, q);
+            let headers = vec![(HeaderName::from_static("x-bc-apilimit-remaining"), HeaderValue::from(left))];
+            if !allowed {
+                let status = StatusCode::from_u16(509).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+                let reply = mode.error(&ApiError::new(status, "The requests-per-hour limit has been reached."));
+                return respond(reply, Some(&headers));
+            }
+            Some(headers)
+        }
         Some(q) => {
             let (allowed, left, reset) = take_quota(&store, q);
-            let headers = rate_headers(q, left, reset);
+            let headers = rate_headers(q, left, reset).to_vec();
             if !allowed {
                 let mut reply = mode.error(&ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -206,14 +219,14 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         } else {
             "An internal error occurred. Please try again later."
         };
-        return respond(mode.error(&ApiError::new(status, message)), rate.as_ref());
+        return respond(mode.error(&ApiError::new(status, message)), rate.as_deref());
     }
 
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            return respond(mode.error(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.")), rate.as_ref());
+            return respond(mode.error(&ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.")), rate.as_deref());
         }
     };
     let host = parts
@@ -244,13 +257,13 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
     match (faults.slow_body, reply.body.clone()) {
         (Some(total), Some(bytes)) if !bytes.is_empty() => {
             let len = bytes.len();
-            let mut resp = respond(Reply { status: reply.status, body: None, extra: reply.extra }, rate.as_ref());
+            let mut resp = respond(Reply { status: reply.status, body: None, extra: reply.extra }, rate.as_deref());
             resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
             *resp.body_mut() = slow_body(bytes, total);
             resp
         }
-        _ => respond(reply, rate.as_ref()),
+        _ => respond(reply, rate.as_deref()),
     }
 }
 

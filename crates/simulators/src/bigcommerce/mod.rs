@@ -64,6 +64,10 @@ pub struct StoreConfig {
     pub seed_products: usize,
     /// A request quota per window; `None` means unlimited and no rate-limit headers.
     pub quota: Option<Quota>,
+    /// Legacy (HTTP Basic) requests see the quota as legacy stores showed it: the
+    /// calls left in `X-BC-ApiLimit-Remaining` on every answer and, once it is spent,
+    /// **509** with no wait header, instead of `X-Rate-Limit-*` and 429.
+    pub legacy_rate_limits: bool,
     /// Faults to inject.
     pub faults: Faults,
     /// The store's numeric id (`/store`'s `store_id`, the `store_id` of webhook payloads);
@@ -86,6 +90,7 @@ impl Default for StoreConfig {
             seed_customers: 40,
             seed_products: 30,
             quota: None,
+            legacy_rate_limits: false,
             faults: Faults::default(),
             store_id: None,
             webhook_time_scale: 1.0,
@@ -251,6 +256,14 @@ impl BigCommerceSimulator {
         if let Some(s) = self.state(hash) {
             write(&s.cfg).quota = quota;
             *lock(&s.window) = QuotaWindow { start: Instant::now(), used: 0 };
+        }
+    }
+
+    /// Makes a store's legacy (Basic) answers throttle as legacy stores did
+    /// ([`StoreConfig::legacy_rate_limits`]); its quota is set with [`Self::set_quota`].
+    pub fn set_legacy_rate_limits(&self, hash: &str, on: bool) {
+        if let Some(s) = self.state(hash) {
+            write(&s.cfg).legacy_rate_limits = on;
         }
     }
 
