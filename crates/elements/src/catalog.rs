@@ -138,6 +138,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
         }
     }
     validate_protocol(def)?;
+    crate::listing::validate_paging(&def.paging)?;
     validate_webhooks(def)?;
     for r in &def.resources {
         let hub = Template::parse(&r.path).map_err(|e| format!("resource {}: {e}", r.path))?;
@@ -157,6 +158,7 @@ fn validate(def: &ElementDefinition) -> Result<(), String> {
             return Err(format!("resource {}: 'read' and 'list' both answer GET", r.path));
         }
         validate_queries(def, r).map_err(|e| format!("resource {}: {e}", r.path))?;
+        crate::listing::validate_listing(def, r).map_err(|e| format!("resource {}: {e}", r.path))?;
     }
     Ok(())
 }
@@ -255,6 +257,9 @@ fn validate_protocol(def: &ElementDefinition) -> Result<(), String> {
             }
             if def.check.method.is_empty() {
                 return Err("check.method names the XML-RPC method that proves the credentials".into());
+            }
+            if !matches!(def.paging, crate::Paging::Page { .. }) {
+                return Err(format!("paging.style: xml-rpc elements page by 'page', not '{}'", def.paging.style()));
             }
             for r in &def.resources {
                 let what = |m: &str| format!("resource {}: {m}", r.path);
