@@ -71,6 +71,11 @@ impl<'a> Vendor<'a> {
         self.reached.load(Ordering::Relaxed)
     }
 
+    /// The rendered base URL, without a trailing `/`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     fn access_token(&self) -> Option<String> {
         self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -113,7 +118,9 @@ impl<'a> Vendor<'a> {
     }
 
     async fn exchange_once(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
-        let mut url = format!("{}{path}", self.base);
+        // An absolute path is a next-page link the list engine has checked is on
+        // the base URL's origin; element paths and ids always start with '/'.
+        let mut url = if is_absolute(path) { path.to_owned() } else { format!("{}{path}", self.base) };
         if !extras.query.is_empty() {
             url.push(if path.contains('?') { '&' } else { '?' });
             url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(extras.query).finish());
@@ -185,6 +192,10 @@ impl Vendor<'_> {
     /// query names. Parsed only when the parser could change something: caller
     /// ids are already single encoded segments.
     fn sent_path(&self, url: &str, path: &str) -> String {
+        if is_absolute(path) {
+            // A next-page link outside the base path: the log shows its path and query names.
+            return url::Url::parse(path).map(|u| format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default())).unwrap_or_default();
+        }
         let plain = |s: &str| !s.contains("/.") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@?".contains(&b));
         if plain(path) && plain(&self.base) {
             return path.to_owned();
@@ -201,4 +212,9 @@ impl Vendor<'_> {
         }
         sent
     }
+}
+
+/// Whether `path` is a whole `http(s)` URL rather than a path under the base URL.
+pub(crate) fn is_absolute(path: &str) -> bool {
+    path.starts_with("https://") || path.starts_with("http://")
 }
