@@ -354,8 +354,9 @@ impl Lister<'_, '_> {
                 }
             }
             Paging::LinkHeader { .. } => match link_next(&response.headers) {
-                Some(link) => Some(self.next_link(requested, &link)?),
-                None => None,
+                Ok(Some(link)) => Some(self.next_link(requested, &link)?),
+                Ok(None) => None,
+                Err(()) => return Err(self.vendor_fault("the vendor's Link header does not parse (RFC 8288)")),
             },
         };
         let total = match &self.resource.total_pointer {
@@ -446,21 +447,25 @@ impl Lister<'_, '_> {
     }
 }
 
-/// The `rel="next"` target of the answer's `Link` headers (RFC 8288), as written.
-/// A header that does not parse names no next page.
-fn link_next(headers: &http::HeaderMap) -> Option<String> {
+/// The `rel="next"` target of the answer's `Link` headers (RFC 8288), as written;
+/// `Err` when a `Link` header does not parse (the list cannot go on, nor end quietly).
+fn link_next(headers: &http::HeaderMap) -> Result<Option<String>, ()> {
     type Error<'a> = nom_language::error::VerboseError<&'a str>;
-    headers.get_all(http::header::LINK).iter().filter_map(|v| v.to_str().ok()).find_map(|value| {
-        let links = nom_rfc8288::complete::link_lenient::<Error<'_>>(value).ok()?;
-        links.into_iter().flatten().find_map(|link| {
+    for value in headers.get_all(http::header::LINK) {
+        let value = value.to_str().map_err(|_| ())?;
+        let links = nom_rfc8288::complete::link_lenient::<Error<'_>>(value).map_err(|_| ())?;
+        for link in links.into_iter().flatten() {
             // `rel` may hold several relation types ("next last"), in any case.
             let next = link.params.iter().any(|p| {
                 p.key.eq_ignore_ascii_case("rel")
                     && p.val.as_deref().is_some_and(|v| v.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("next")))
             });
-            next.then(|| link.url.to_owned())
-        })
-    })
+            if next {
+                return Ok(Some(link.url.to_owned()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The engine's part of a `where`, as a predicate on records.
@@ -903,17 +908,21 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.append(http::header::LINK, r#"<https://x.test/a?page_info=p1>; rel="previous""#.parse().unwrap());
         headers.append(http::header::LINK, r#"<https://x.test/a?page_info=p2&limit=7>; rel="Next""#.parse().unwrap());
-        assert_eq!(link_next(&headers).as_deref(), Some("https://x.test/a?page_info=p2&limit=7"));
+        let next = |h: &http::HeaderMap| link_next(h).unwrap();
+        assert_eq!(next(&headers).as_deref(), Some("https://x.test/a?page_info=p2&limit=7"));
         let mut both = http::HeaderMap::new();
         both.insert(http::header::LINK, r#"</a?page=3>; rel="next last", </a?page=1>; rel="first""#.parse().unwrap());
-        assert_eq!(link_next(&both).as_deref(), Some("/a?page=3"));
+        assert_eq!(next(&both).as_deref(), Some("/a?page=3"));
         // Commas inside the URL and inside a quoted parameter (RFC 8288's grammar, not a split on ',').
         let mut commas = http::HeaderMap::new();
         commas.insert(http::header::LINK, r#"<https://x.test/a?fields=id,title&page_info=p3>; title="a, b"; rel=next"#.parse().unwrap());
-        assert_eq!(link_next(&commas).as_deref(), Some("https://x.test/a?fields=id,title&page_info=p3"));
+        assert_eq!(next(&commas).as_deref(), Some("https://x.test/a?fields=id,title&page_info=p3"));
         let mut none = http::HeaderMap::new();
         none.insert(http::header::LINK, r#"<https://x.test/a?page=1>; rel="prev""#.parse().unwrap());
-        assert_eq!(link_next(&none), None);
-        assert_eq!(link_next(&http::HeaderMap::new()), None);
+        assert_eq!(next(&none), None);
+        assert_eq!(next(&http::HeaderMap::new()), None);
+        let mut broken = http::HeaderMap::new();
+        broken.insert(http::header::LINK, "https://x.test/a?page=2; rel=next".parse().unwrap());
+        assert!(link_next(&broken).is_err(), "no <...>");
     }
 }
