@@ -545,6 +545,7 @@ async fn counts_in_every_style() {
     assert_eq!(hub.ok("t-nexturl", "/users", &[("where", "role = 'admin'")]).await.total(), Some(24));
     // The engine filters: what the vendor counted is not the answer's total.
     assert_eq!(hub.ok("t-offset", "/deals", &[("where", "title LIKE '%7%'")]).await.total(), None);
+    assert_eq!(hub.ok("t-nexturl", "/users", &[("where", "name LIKE '%7%'")]).await.total(), None);
     // A count the vendor would have to leave to the engine is refused.
     hub.get("t-offset", "/deals/count", &[("where", "title LIKE '%7%'")]).await.failed(StatusCode::BAD_REQUEST, &["count"]);
     // No count: 404 naming the resource, with or without a get by id.
