@@ -92,10 +92,16 @@ fn created_of(i: u64) -> String {
     format!("2024-01-01T00:{:02}:{:02}Z", i / 60, i % 60)
 }
 
-fn numbers(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, Response> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| bad(&format!("{name} is not a number"))),
+/// The number `name` of the query (`default` when absent), refused outside `range`.
+fn number(q: &HashMap<String, String>, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let n = match q.get(name) {
+        None => default,
+        Some(v) => v.parse().map_err(|_| format!("{name} is not a number"))?,
+    };
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{name} is {} to {}", range.start(), range.end()))
     }
 }
 
@@ -104,14 +110,13 @@ fn bad(message: &str) -> Response {
 }
 
 /// Shopify-like: `GET /shop/items.json?limit&status` or `?limit&page_info`; only open
-/// items unless `status` says otherwise; `page_info` takes no filters ("Requests that
-/// include the page_info parameter can't include any other filters", Shopify REST
-/// Admin API, "Make paginated requests"); `Link: <...>; rel="next"` while more exist.
+/// items unless `status` says otherwise; a request with `page_info` takes no other
+/// filters (Shopify REST Admin API docs, cursor-based pagination); `Link: <...>;
+/// rel="next"` while more exist.
 async fn shop_items(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let limit = match numbers(&q, "limit", 50) {
-        Ok(n) if (1..=250).contains(&n) => n,
-        Ok(_) => return bad("limit is 1 to 250"),
-        Err(e) => return e,
+    let limit = match number(&q, "limit", 50, 1..=250) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let (after, status) = match q.get("page_info") {
         Some(info) => {
@@ -193,14 +198,13 @@ async fn crm_search(State(v): State<Vendor>, Json(body): Json<Value>) -> Respons
 /// HubSpot-like list: `GET /crm/v3/objects/companies?limit&after&properties=a,b`; a
 /// record holds only the properties asked for.
 async fn crm_companies(Query(q): Query<HashMap<String, String>>) -> Response {
-    let limit = match numbers(&q, "limit", 10) {
-        Ok(n) if (1..=100).contains(&n) => n,
-        Ok(_) => return bad("limit is 1 to 100"),
-        Err(e) => return e,
-    };
-    let after = match numbers(&q, "after", 0) {
+    let limit = match number(&q, "limit", 10, 1..=100) {
         Ok(n) => n,
-        Err(e) => return e,
+        Err(e) => return bad(&e),
+    };
+    let after = match number(&q, "after", 0, 0..=u64::MAX) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let wanted: Vec<String> = q.get("properties").map(|p| p.split(',').map(str::to_owned).collect()).unwrap_or_default();
     let rest: Vec<u64> = (after + 1..=TOTAL).collect();
@@ -222,12 +226,11 @@ async fn crm_companies(Query(q): Query<HashMap<String, String>>) -> Response {
 
 /// Zendesk-like cursor pagination: `GET /crm/tickets?page[size]&page[after]&status`;
 /// `meta.has_more` says whether more exist, `meta.after_cursor` is given on every page
-/// (also the last), as Zendesk's "Paginating through lists using cursor pagination" shows.
+/// (also the last; Zendesk Support API docs, cursor pagination).
 async fn crm_tickets(Query(q): Query<HashMap<String, String>>) -> Response {
-    let size = match numbers(&q, "page[size]", 100) {
-        Ok(n) if (1..=100).contains(&n) => n,
-        Ok(_) => return bad("page[size] is 1 to 100"),
-        Err(e) => return e,
+    let size = match number(&q, "page[size]", 100, 1..=100) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let after: u64 = q.get("page[after]").and_then(|c| c.strip_prefix('c')).and_then(|c| c.parse().ok()).unwrap_or(0);
     let status = q.get("status");
@@ -242,15 +245,13 @@ async fn crm_tickets(Query(q): Query<HashMap<String, String>>) -> Response {
 /// Zendesk-like offset pagination: `GET /desk/api/v2/users.json?page&per_page&role`
 /// answers `users`, `next_page` (an absolute URL, `null` on the last page) and `count`.
 async fn desk_users(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let per_page = match numbers(&q, "per_page", 100) {
-        Ok(n) if (1..=100).contains(&n) => n,
-        Ok(_) => return bad("per_page is 1 to 100"),
-        Err(e) => return e,
+    let per_page = match number(&q, "per_page", 100, 1..=100) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
-    let page = match numbers(&q, "page", 1) {
-        Ok(n) if n >= 1 => n,
-        Ok(_) => return bad("page is from 1"),
-        Err(e) => return e,
+    let page = match number(&q, "page", 1, 1..=u64::MAX) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let role = q.get("role");
     let role_of = |i: u64| if i % 5 == 0 { "admin" } else { "end-user" };
@@ -270,16 +271,15 @@ async fn desk_users(State(v): State<Vendor>, Query(q): Query<HashMap<String, Str
 }
 
 /// Pipedrive-like: `GET /pipe/v1/deals?start&limit&status` (limit at most 60 here);
-/// `data` is `null` when nothing is left ("data": null, Pipedrive API v1 lists).
+/// `data` is `null` when nothing is left (Pipedrive API v1 list answers).
 async fn pipe_deals(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let limit = match numbers(&q, "limit", 60) {
-        Ok(n) if (1..=60).contains(&n) => n,
-        Ok(_) => return bad("limit is 1 to 60"),
-        Err(e) => return e,
-    };
-    let start = match numbers(&q, "start", 0) {
+    let limit = match number(&q, "limit", 60, 1..=60) {
         Ok(n) => n,
-        Err(e) => return e,
+        Err(e) => return bad(&e),
+    };
+    let start = match number(&q, "start", 0, 0..=u64::MAX) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let status = q.get("status");
     let stage = |i: u64| if i % 6 == 0 { "won" } else { "open" };
@@ -295,15 +295,13 @@ async fn pipe_deals(State(v): State<Vendor>, Query(q): Query<HashMap<String, Str
 
 /// BigCommerce-like page paging: `GET /legacy/things?page&limit`, a plain array.
 async fn legacy_things(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let limit = match numbers(&q, "limit", 50) {
-        Ok(n) if (1..=50).contains(&n) => n,
-        Ok(_) => return bad("limit is 1 to 50"),
-        Err(e) => return e,
+    let limit = match number(&q, "limit", 50, 1..=50) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
-    let page = match numbers(&q, "page", 1) {
-        Ok(n) if n >= 1 => n,
-        Ok(_) => return bad("page is from 1"),
-        Err(e) => return e,
+    let page = match number(&q, "page", 1, 1..=u64::MAX) {
+        Ok(n) => n,
+        Err(e) => return bad(&e),
     };
     let shown = if v.mode() == STUCK { 1 } else { page };
     let things: Vec<Value> = (1..=TOTAL).skip(((shown - 1) * limit) as usize).take(limit as usize).map(|i| json!({"id": i})).collect();
