@@ -118,9 +118,17 @@ impl<'a> Vendor<'a> {
     }
 
     async fn exchange_once(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
-        // An absolute path is a next-page link the list engine has checked is on
-        // the base URL's origin; element paths and ids always start with '/'.
-        let mut url = if is_absolute(path) { path.to_owned() } else { format!("{}{path}", self.base) };
+        // An absolute path is a next-page link (element paths and ids always start
+        // with '/'); whoever passes one, it never leaves the base URL's origin.
+        let mut url = if is_absolute(path) {
+            let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+            if origin(path).is_none() || origin(path) != origin(&self.base) {
+                return Err(EngineError::new(http::StatusCode::BAD_GATEWAY, "A vendor link leaves the instance's base URL; it was not followed"));
+            }
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         if !extras.query.is_empty() {
             url.push(if path.contains('?') { '&' } else { '?' });
             url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(extras.query).finish());
