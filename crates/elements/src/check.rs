@@ -177,6 +177,28 @@ pub(crate) const RULES: &[Rule] = &[
         },
     },
     Rule {
+        field: "paging",
+        allowed: "a style of page, offset, cursor, next-url or link-header with its parameters (elements/README.md, \"Lists\"); xml-rpc elements page by page",
+        check: |def, f| {
+            if let Err(e) = crate::listing::validate_paging(&def.paging) {
+                f.refuse("paging", e);
+            } else if def.protocol == Protocol::XmlRpc && !matches!(def.paging, crate::Paging::Page { .. }) {
+                f.refuse("paging.style", format!("xml-rpc elements page by 'page', not '{}'", def.paging.style()));
+            }
+        },
+    },
+    Rule {
+        field: "resources[].paging",
+        allowed: "a resource's own paging, query, search, totalPointer and count as described under \"Lists\" in elements/README.md",
+        check: |def, f| {
+            for (i, r) in def.resources.iter().enumerate() {
+                if let Err(e) = crate::listing::validate_listing(def, r) {
+                    f.refuse(format!("resources[{i}]"), format!("resource {}: {e}", r.path));
+                }
+            }
+        },
+    },
+    Rule {
         field: "resources[].path",
         allowed: "a hub path starting with '/', without '?' or '#', whose placeholders are whole segments named other than `id` (the record id the engine appends)",
         check: |def, f| {

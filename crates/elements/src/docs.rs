@@ -194,7 +194,7 @@ fn list_parameters(def: &ElementDefinition, resource: &Resource) -> Vec<Value> {
     }
     let mut out = vec![
         json!({"name": "where", "in": "query", "schema": {"type": "string"}, "description": where_help}),
-        json!({"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": def.paging.max_page_size(), "default": 200}}),
+        json!({"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": def.paging_of(resource).max_page_size(), "default": 200}}),
         json!({"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}}),
         json!({"name": "nextPage", "in": "query", "schema": {"type": "string"},
             "description": "The Elements-Next-Page-Token of the previous page"}),

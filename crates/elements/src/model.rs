@@ -455,7 +455,10 @@ pub struct VendorCall {
     pub path: String,
 }
 
-/// How the vendor pages lists.
+/// How the vendor pages lists. Chosen per element (`paging`) and, where one
+/// resource pages otherwise, per resource (`resources[].paging`). Pointers
+/// (`cursorPointer`, `nextPointer`, `hasMorePointer`) are dotted keys
+/// (`paging.next.after`) or JSON pointers (`/paging/next/after`), see [`crate::Pointer`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "style", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Paging {
@@ -467,14 +470,138 @@ pub enum Paging {
         first_page: u64,
         max_page_size: u64,
     },
+    /// `?{offsetParam}=N&{sizeParam}=M`, N the index of the first record (from 0).
+    #[serde(rename_all = "camelCase")]
+    Offset {
+        offset_param: String,
+        size_param: String,
+        max_page_size: u64,
+    },
+    /// The next page's cursor is in the answer's body at `cursorPointer` and goes
+    /// back as the query parameter `cursorParam` (or `{cursor}` in a search body).
+    /// No cursor (absent, `null` or `""`), or `false` at `hasMorePointer`, ends the list.
+    #[serde(rename_all = "camelCase")]
+    Cursor {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor_param: Option<String>,
+        cursor_pointer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        has_more_pointer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_param: Option<String>,
+        max_page_size: u64,
+    },
+    /// The next page's URL is in the answer's body at `nextPointer` (absolute, or
+    /// relative to the page's URL); the engine GETs it as it is. It must stay on
+    /// the base URL's scheme, host and port.
+    #[serde(rename = "next-url", rename_all = "camelCase")]
+    NextUrl {
+        next_pointer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        has_more_pointer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_param: Option<String>,
+        max_page_size: u64,
+    },
+    /// The next page's URL is the `Link` header's `rel="next"` (RFC 8288), with
+    /// the same rules as `next-url`.
+    #[serde(rename = "link-header", rename_all = "camelCase")]
+    LinkHeader {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_param: Option<String>,
+        max_page_size: u64,
+    },
 }
 
 impl Paging {
     pub fn max_page_size(&self) -> u64 {
         match self {
-            Paging::Page { max_page_size, .. } => *max_page_size,
+            Paging::Page { max_page_size, .. }
+            | Paging::Offset { max_page_size, .. }
+            | Paging::Cursor { max_page_size, .. }
+            | Paging::NextUrl { max_page_size, .. }
+            | Paging::LinkHeader { max_page_size, .. } => *max_page_size,
         }
     }
+
+    /// The style's name, as written in the file.
+    pub fn style(&self) -> &'static str {
+        match self {
+            Paging::Page { .. } => "page",
+            Paging::Offset { .. } => "offset",
+            Paging::Cursor { .. } => "cursor",
+            Paging::NextUrl { .. } => "next-url",
+            Paging::LinkHeader { .. } => "link-header",
+        }
+    }
+
+    /// The query parameter that sets the page size, where the style has one.
+    pub fn size_param(&self) -> Option<&str> {
+        match self {
+            Paging::Page { size_param, .. } | Paging::Offset { size_param, .. } => Some(size_param),
+            Paging::Cursor { size_param, .. } | Paging::NextUrl { size_param, .. } | Paging::LinkHeader { size_param, .. } => {
+                size_param.as_deref()
+            }
+        }
+    }
+
+    /// Whether a page is reached only from the one before it (cursor, next-url,
+    /// link-header), rather than by its number or first record's index.
+    pub fn is_sequential(&self) -> bool {
+        matches!(self, Paging::Cursor { .. } | Paging::NextUrl { .. } | Paging::LinkHeader { .. })
+    }
+}
+
+/// A list read as a search: the list's vendor call is a `POST` (usually) whose
+/// JSON body is `body`, in which whole-string placeholders are replaced:
+/// `"{filters}"` by the array of the `where` clauses the vendor filters (each one
+/// `filter` with `"{param}"`, `"{operator}"` and `"{value}"` replaced), `"{limit}"`
+/// and `"{offset}"`/`"{page}"` by numbers, `"{cursor}"` by the cursor (the member
+/// is left out on the first page). HubSpot's CRM search has this shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Search {
+    #[serde(default = "default_search_method")]
+    pub method: String,
+    /// Vendor path template (same `{name}` parameters as the hub path); absent: `vendorPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub body: serde_json::Value,
+    /// One vendor filter, rendered once per clause into `"{filters}"`.
+    pub filter: serde_json::Value,
+    /// The vendor's operator for each kind of `where` parameter.
+    pub operators: SearchOperators,
+    /// The name `"{param}"` renders for a `where` parameter, where it is not the
+    /// parameter's own (HubSpot bounds a date by one property from both sides:
+    /// `{createdate_min: createdate, createdate_max: createdate}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, String>,
+}
+
+/// `{eq: EQ, min: GTE, max: LTE}`: how a search names `=`, the inclusive lower
+/// bound and the inclusive upper bound.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchOperators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eq: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+}
+
+fn default_search_method() -> String {
+    "POST".to_owned()
+}
+
+/// A count read from its own vendor call: `GET {path}` (a template with the hub
+/// path's parameters), the number at `pointer` in the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CountCall {
+    pub path: String,
+    pub pointer: String,
 }
 
 /// A vendor's throttle dialect: the answers that mean "slow down" and the headers
@@ -637,6 +764,24 @@ pub struct Resource {
     /// vendor paths are appended to; absent: `baseUrl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// This resource's paging, where it differs from the element's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paging: Option<Paging>,
+    /// Query parameters sent with every list (and count) call (`status: any`); a
+    /// vendor filter of the same name from `where` replaces the value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// The list is a search with a JSON body (see [`Search`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+    /// Where a list answer says how many records match the list's filters
+    /// (`meta.count`): `Elements-Total-Count`, and the count when `count` lacks a `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_pointer: Option<String>,
+    /// The count's own vendor call; absent: the `totalPointer` of a one-record list,
+    /// or (neither declared) `GET {vendorPath}/count` answered as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<CountCall>,
 }
 
 /// The vendor query parameters that filter one record field.
@@ -838,6 +983,11 @@ impl ElementDefinition {
     pub fn throttle(&self) -> &Throttle {
         static DEFAULT: std::sync::OnceLock<Throttle> = std::sync::OnceLock::new();
         self.throttle.as_ref().unwrap_or_else(|| DEFAULT.get_or_init(Throttle::default))
+    }
+
+    /// How `resource` pages: its own paging, else the element's.
+    pub fn paging_of<'a>(&'a self, resource: &'a Resource) -> &'a Paging {
+        resource.paging.as_ref().unwrap_or(&self.paging)
     }
 
     /// The compiled route patterns (see `route.rs`).

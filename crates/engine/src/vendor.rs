@@ -91,6 +91,11 @@ impl<'a> Vendor<'a> {
         self.reached.load(Ordering::Relaxed)
     }
 
+    /// The rendered base URL, without a trailing `/`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     fn access_token(&self) -> Option<String> {
         self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -173,7 +178,17 @@ impl<'a> Vendor<'a> {
     }
 
     async fn exchange_once(&self, method: Method, path: &str, extras: Extras<'_>) -> Result<VendorResponse, EngineError> {
-        let mut url = format!("{}{path}", self.base);
+        // An absolute path is a next-page link (element paths and ids always start
+        // with '/'); whoever passes one, it never leaves the base URL's origin.
+        let mut url = if is_absolute(path) {
+            let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+            if origin(path).is_none() || origin(path) != origin(&self.base) {
+                return Err(EngineError::new(http::StatusCode::BAD_GATEWAY, "A vendor link leaves the instance's base URL; it was not followed"));
+            }
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         if !extras.query.is_empty() {
             url.push(if path.contains('?') { '&' } else { '?' });
             url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(extras.query).finish());
@@ -261,6 +276,10 @@ impl Vendor<'_> {
     /// only when the parser could change something: caller ids are already single
     /// encoded segments.
     fn sent_path(&self, url: &str, path: &str) -> String {
+        if is_absolute(path) {
+            // A next-page link outside the base path: the log shows its path and query names.
+            return url::Url::parse(path).map(|u| format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default())).unwrap_or_default();
+        }
         let plain = |s: &str| !s.contains("/.") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%!$&'()*+,;=:@?".contains(&b));
         if plain(path) && plain(&self.base) && self.base == self.home {
             return path.to_owned();
@@ -277,4 +296,9 @@ impl Vendor<'_> {
         }
         sent
     }
+}
+
+/// Whether `path` is a whole `http(s)` URL rather than a path under the base URL.
+pub(crate) fn is_absolute(path: &str) -> bool {
+    path.starts_with("https://") || path.starts_with("http://")
 }

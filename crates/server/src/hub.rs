@@ -51,7 +51,7 @@ fn hub_and_path(uri: &Uri) -> Result<(String, String), ApiError> {
         ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token"),
         ("where" = Option<String>, Query, description = "CEQL filter"),
         ("fields" = Option<String>, Query, description = "Lists and retrieve: the fields to keep, comma-separated (dotted paths keep their nesting)")),
-    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count and, when more exist, Elements-Next-Page-Token; a field the vendor wrote undecodably is replaced and named in Elements-Warning"),
+    responses((status = 200, description = "The vendor's records, normalized; lists carry Elements-Returned-Count, when more exist Elements-Next-Page-Token, and Elements-Total-Count where the vendor tells; a field the vendor wrote undecodably is replaced and named in Elements-Warning"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The instance is disabled", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
@@ -109,6 +109,9 @@ fn respond(answer: HubAnswer) -> Response {
     }
     if let Some(v) = answer.next_page.and_then(|t| HeaderValue::from_str(&t).ok()) {
         response.headers_mut().insert("Elements-Next-Page-Token", v);
+    }
+    if let Some(total) = answer.total_count {
+        response.headers_mut().insert("Elements-Total-Count", HeaderValue::from(total));
     }
     response
 }

@@ -36,6 +36,10 @@ pub struct HubAnswer {
     /// Lists: the signed token of the next page, when one exists
     /// (`Elements-Next-Page-Token`).
     pub next_page: Option<String>,
+    /// Lists: how many records the whole list holds, where the vendor says so in
+    /// its list answer (`totalPointer`) and filtered everything itself
+    /// (`Elements-Total-Count`).
+    pub total_count: Option<u64>,
     /// One line per field the vendor wrote undecodably and the engine replaced
     /// (`Elements-Warning`), at most 50 and one that counts the rest.
     pub warnings: Vec<String>,

@@ -135,12 +135,23 @@ fn route<'d>(def: &'d ElementDefinition, method: &Method, hub: &str, path: &str)
     if def.hub != hub {
         return Err(EngineError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }
-    def.route(method.as_str(), path).map_err(|e| match e {
-        RouteError::NotFound => EngineError::not_found(format!("No resource /hubs/{hub}/{path}")),
-        RouteError::MethodNotAllowed => {
-            EngineError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}"))
+    // `.../count` of a list without a count names the resource, rather than
+    // reaching the vendor as the record "count" or a path no one declared.
+    let no_count = |resource: &str| EngineError::not_found(format!("Element {}: resource {resource} has no count", def.key));
+    let counted = path.strip_suffix("count").filter(|p| p.is_empty() || p.ends_with('/')).map(|p| p.trim_end_matches('/'));
+    match def.route(method.as_str(), path) {
+        Ok(m) if m.operation == Operation::Get && m.id.as_deref() == Some("count") && !m.resource.supports(Operation::Count) => {
+            Err(no_count(&m.resource.path))
         }
-    })
+        Ok(m) => Ok(m),
+        Err(RouteError::NotFound) => match counted.map(|list| def.route("GET", list)) {
+            Some(Ok(m)) if m.operation == Operation::List => Err(no_count(&m.resource.path)),
+            _ => Err(EngineError::not_found(format!("No resource /hubs/{hub}/{path}"))),
+        },
+        Err(RouteError::MethodNotAllowed) => {
+            Err(EngineError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported on /hubs/{hub}/{path}")))
+        }
+    }
 }
 
 /// The routed operation through the element's protocol.
@@ -153,8 +164,18 @@ async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, r
         };
     }
     let vendor_path = vendor_path(route)?;
+    let resource = route.resource;
+    // A search's own path, else the resource's.
+    let list_path = match resource.search.as_ref().and_then(|s| s.path.as_deref()) {
+        Some(template) => render_path(route, template, None)?,
+        None => resource_path(route)?,
+    };
     match route.operation {
-        Operation::List => list::list(vendor, row, hub, path, &vendor_path, params, route.resource).await,
+        Operation::List => list::list(vendor, row, hub, path, &list_path, params, resource).await,
+        Operation::Count if resource.count.is_some() || resource.total_pointer.is_some() => {
+            let count_path = resource.count.as_ref().map(|c| render_path(route, &c.path, None)).transpose()?;
+            list::count(vendor, &list_path, count_path.as_deref(), params, resource).await
+        }
         Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
         Operation::Get => {
             let fields = requested_fields(vendor.def, route.resource, params)?;
@@ -220,6 +241,12 @@ fn vendor_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
         Some(item) => render_path(route, item, Some(&id)),
         None => Ok(format!("{}/{id}", render_path(route, &route.resource.vendor_path, None)?)),
     }
+}
+
+/// The resource's vendor path with the route's parameters filled in, each
+/// encoded as one path segment.
+fn resource_path(route: &RouteMatch<'_>) -> Result<String, EngineError> {
+    render_path(route, &route.resource.vendor_path, None)
 }
 
 /// `template` with the route's parameters (and `{id}`, already encoded) filled in,

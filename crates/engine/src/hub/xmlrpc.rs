@@ -274,7 +274,10 @@ pub(crate) async fn query_page(
     params: &[(String, String)],
 ) -> Result<Vec<Record>, EngineError> {
     let def = vendor.def;
-    let Paging::Page { page_param, size_param, .. } = &def.paging;
+    // The catalog accepts only `page` paging on xml-rpc elements.
+    let Paging::Page { page_param, size_param, .. } = &def.paging else {
+        return Err(EngineError::internal(format!("element {} pages xml-rpc lists by '{}'", def.key, def.paging.style())));
+    };
     let sort_param = resource.order_by.as_ref().map(|s| s.param.as_str());
     let (mut page, mut limit, mut sort) = (0, 0, None);
     let mut data = fixed_query(resource);
