@@ -188,17 +188,6 @@ pub(crate) const RULES: &[Rule] = &[
         },
     },
     Rule {
-        field: "resources[].paging",
-        allowed: "a resource's own paging, query, search, totalPointer and count as described under \"Lists\" in elements/README.md",
-        check: |def, f| {
-            for (i, r) in def.resources.iter().enumerate() {
-                if let Err(e) = crate::listing::validate_listing(def, r) {
-                    f.refuse(format!("resources[{i}]"), format!("resource {}: {e}", r.path));
-                }
-            }
-        },
-    },
-    Rule {
         field: "resources[].path",
         allowed: "a hub path starting with '/', without '?' or '#', whose placeholders are whole segments named other than `id` (the record id the engine appends)",
         check: |def, f| {
@@ -267,11 +256,22 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         field: "resources[].recordsPath",
-        allowed: "a dotted path of keys into the list answer (`data`, `result.items`)",
+        allowed: "a dotted path of keys into the list answer (`data`, `result.items`), or an RFC 6901 JSON pointer (`/data`)",
         check: |def, f| {
             for (i, r) in def.resources.iter().enumerate() {
-                if let Some(p) = &r.records_path {
+                if let Some(p) = r.records_path.as_ref().filter(|p| !p.starts_with('/')) {
                     dotted_path(f, &format!("resources[{i}].recordsPath"), p);
+                }
+            }
+        },
+    },
+    Rule {
+        field: "resources[].paging",
+        allowed: "a resource's own paging, query, search, totalPointer and count as described under \"Lists\" in elements/README.md",
+        check: |def, f| {
+            for (i, r) in def.resources.iter().enumerate() {
+                if let Err(e) = crate::listing::validate_listing(def, r) {
+                    f.refuse(format!("resources[{i}]"), format!("resource {}: {e}", r.path));
                 }
             }
         },

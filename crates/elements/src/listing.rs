@@ -357,7 +357,7 @@ mod tests {
         format!(
             "key: t\nid: 1\nname: T\nhub: crm\nauthentication: {{type: custom, headers: {{X-Api-Key: \"{{api.key}}\"}}}}\n\
              protocol: rest-json\nbaseUrl: \"{{base.url}}\"\ncheck: {{method: GET, path: /ping}}\npaging: {paging}\n\
-             configuration:\n  - {{key: base.url, name: U, type: TEXTFIELD_1000}}\n  - {{key: api.key, name: K, type: PASSWORD}}\n\
+             configuration:\n  - {{key: base.url, name: U, type: TEXTFIELD_1000, format: url}}\n  - {{key: api.key, name: K, type: PASSWORD}}\n\
              models:\n  contact: {{id: string, properties: object, createdAt: date}}\nresources:\n  - {resource}\n"
         )
     }
@@ -401,7 +401,7 @@ mod tests {
         refused("{style: cursor, cursorPointer: a, maxPageSize: 10}", LIST, &["resource /contacts", "paging.cursorParam"]);
         refused("{style: link-header, maxPageSize: 10, pageParam: p}", LIST, &["unknown field `pageParam`"]);
         let with = |extra: &str| LIST.replace("model: contact}", &format!("model: contact, {extra}}}"));
-        refused(CURSOR, &with("recordsPath: data."), &["resource /contacts", "recordsPath", "is not a pointer"]);
+        refused(CURSOR, &with("recordsPath: data."), &["resources[0].recordsPath", "is not a dotted path"]);
         refused(CURSOR, &with("totalPointer: ''"), &["totalPointer", "empty"]);
         refused(CURSOR, &with("paging: {style: cursor, cursorParam: after, cursorPointer: 'x..y', maxPageSize: 5}"), &["resource /contacts", "paging.cursorPointer"]);
         refused(CURSOR, &with("count: {path: '/c/{id}/count', pointer: n}"), &["count.path", "{id}"]);

@@ -85,7 +85,7 @@ fn an_unknown_paging_style_or_pointer_syntax_is_refused() {
     let text = BIGCOMMERCE.replacen("paging: {style: page,", "paging: {style: pages,", 1);
     let err = parse("shop.yaml", &text).unwrap_err().to_string();
     let at = line_of(&text, "paging: {style: pages");
-    assert!(err.starts_with(&format!("shop.yaml:{at}: ")) && err.contains("paging.style: unknown variant `pages`, expected `page`"), "{err}");
+    assert!(err.starts_with(&format!("shop.yaml:{at}: ")) && err.contains("paging.style: unknown variant `pages`, expected one of `page`"), "{err}");
     assert!(!err.contains(" at line "), "the line is given once: {err}");
     let err = refusal(BIGCOMMERCE, "idPointer: /data/id", "idPointer: data.id", "events.webhooks.idPointer");
     assert!(err.contains("'data.id' is not a JSON pointer") && err.contains("RFC 6901"), "{err}");
