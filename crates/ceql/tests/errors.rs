@@ -187,3 +187,58 @@ fn error_messages() {
     ));
     insta::assert_snapshot!(out);
 }
+
+/// The message of a bad number quotes the word as the lexer cut it: a leading
+/// `-` and the sign of an exponent belong to the number, a later `+` or `-`
+/// does not, and the word ends where name characters end.
+#[test]
+fn a_bad_number_is_quoted_up_to_where_it_ends() {
+    for (input, word) in [
+        ("a = 12abc AND b = 1", "12abc"),
+        ("a = -5x", "-5x"),
+        ("a = 1e+5x", "1e+5x"),
+        ("a = 1E-5x", "1E-5x"),
+        ("a = 5x-3", "5x"),
+        ("a = 5e.x+3", "5e.x"),
+    ] {
+        let e = parse(input).expect_err(input);
+        assert_eq!(e.kind, K::InvalidNumber, "{input:?}: {e}");
+        assert_eq!(e.message, format!("invalid number {word}"), "{input:?}");
+    }
+}
+
+/// A field name ends before a `+` or `-`, also after an `e` (only a number
+/// has an exponent sign).
+#[test]
+fn a_field_name_ends_before_a_sign() {
+    err_at("size+1 = 2", K::UnexpectedChar, 4);
+    err_at("type-x = 2", K::UnexpectedChar, 4);
+}
+
+/// A keyword where it does not fit is named as the keyword, a name as an
+/// identifier.
+#[test]
+fn unexpected_keywords_and_names_are_described_apart() {
+    let e = parse("a = 1 NOT b = 2").unwrap_err();
+    assert_eq!(e.message, "expected AND or OR, found NOT");
+    let e = parse("a = 1 not b = 2").unwrap_err();
+    assert_eq!(e.message, "expected AND or OR, found NOT");
+    let e = parse("a = 1 nothing = 2").unwrap_err();
+    assert_eq!(e.message, "expected AND or OR, found identifier nothing");
+}
+
+/// The nesting limit counts open parentheses, not every group seen: many
+/// groups side by side, each nested a little, parse.
+#[test]
+fn groups_side_by_side_do_not_add_up_to_the_nesting_limit() {
+    let group = "((a = 1))";
+    let wide = vec![group; MAX_DEPTH * 2].join(" AND ");
+    parse(&wide).expect("side-by-side groups");
+    // Closing back to depth 0 and opening again: the limit applies afresh.
+    let deep = format!(
+        "{}a = 1{}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
+    parse(&format!("{deep} OR {deep}")).expect("two groups at the limit");
+}

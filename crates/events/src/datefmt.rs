@@ -221,6 +221,19 @@ mod tests {
     }
 
     #[test]
+    fn a_twelve_hour_clock_without_am_pm_is_no_match_not_midnight() {
+        // An hour of `h` alone (or `a` alone) does not say which half of the day:
+        // the text is refused rather than read as midnight.
+        for (pattern, text) in [("yyyy-MM-dd hh:mm", "2025-01-02 03:04"), ("yyyy-MM-dd a", "2025-01-02 PM")] {
+            let f = JavaDateFormat::new(pattern).unwrap();
+            assert_eq!(f.pattern(), pattern);
+            assert!(matches!(f.parse(text, Utc.fix()), Err(DateFormatError::NoMatch { .. })), "{pattern}");
+        }
+        let f = JavaDateFormat::new("yyyy-MM-dd hh:mm a").unwrap();
+        assert_eq!(f.parse("2025-01-02 03:04 PM", Utc.fix()).unwrap(), utc("2025-01-02T15:04:00Z"));
+    }
+
+    #[test]
     fn bigcommerce_rfc_2822() {
         let f = JavaDateFormat::new("EEE, dd MMM yyyy HH:mm:ss Z").unwrap();
         let t = utc("2017-04-20T11:32:00Z");
@@ -262,6 +275,9 @@ mod tests {
         assert!(matches!(JavaDateFormat::new("yyyy 'T"), Err(DateFormatError::UnclosedQuote(_))));
         assert!(parse_zone("Europe/Paris").is_err());
         assert_eq!(parse_zone("-0500").unwrap().local_minus_utc(), -5 * 3600);
+        assert_eq!(parse_zone("+05:30").unwrap().local_minus_utc(), 5 * 3600 + 30 * 60);
+        assert_eq!(parse_zone("GMT+2").unwrap().local_minus_utc(), 2 * 3600);
+        assert_eq!(parse_zone("-03").unwrap().local_minus_utc(), -3 * 3600);
         assert_eq!(parse_zone("UTC").unwrap().local_minus_utc(), 0);
     }
 }

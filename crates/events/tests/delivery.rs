@@ -384,3 +384,54 @@ async fn webhook_call_digests_are_pruned_past_the_dedupe_window() {
     prune_once(store, &hour).await.unwrap();
     assert_eq!(store.insert_incoming_durably(&[call("later")], now_ms(), now_ms(), 0).await.unwrap(), ["later"], "1 h: pruned");
 }
+
+/// An event stored in this process wakes the worker: it goes out at once, not
+/// at the worker's next look at the database (here a minute away).
+#[tokio::test]
+async fn a_stored_event_wakes_the_idle_worker() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let slow = DeliverySettings { idle_poll: Duration::from_secs(60), ..settings(10, 9) };
+    let deliverer = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), slow);
+    // A first event, so the worker has made its first look and gone idle.
+    let first = queue(&s, &instance, 1).await.remove(0);
+    let stop = run(&deliverer);
+    until_async(Duration::from_secs(10), "the first event delivered", || async {
+        delivery(&s, &first).await.status == "NOTIFIED"
+    })
+    .await;
+    let waker = deliverer.waker();
+    switchyard_events::notify_instance_health(&s.ctx, &instance, true, None, Some(&waker)).await.unwrap().unwrap();
+    until(Duration::from_secs(10), "the health event delivered without waiting for the idle poll", || receiver.count() == 2)
+        .await;
+    // Its date is the time it was stored, ISO 8601 UTC with milliseconds.
+    let body: Value = serde_json::from_slice(&receiver.requests()[1].body).unwrap();
+    let date = body["message"]["events"][0]["date"].as_str().unwrap().to_owned();
+    let at = chrono::DateTime::parse_from_rfc3339(&date).unwrap();
+    assert!(date.ends_with('Z') && date.len() == "2025-01-01T00:00:00.000Z".len(), "{date}");
+    assert!((now_ms() - at.timestamp_millis()).abs() < 60_000, "{date}");
+    let _ = stop.send(());
+}
+
+/// A retry due before the worker's next idle look goes out when it is due: the
+/// worker sleeps until the earliest due attempt, not a whole idle poll.
+#[tokio::test]
+async fn a_retry_goes_out_when_due_not_at_the_next_idle_poll() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    receiver.script(&[(500, vec![])]);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 1).await;
+    // First retry about 4 × 100 ms after the failure; the idle poll is a minute.
+    let slow = DeliverySettings { idle_poll: Duration::from_secs(60), ..settings(100, 9) };
+    let stop = run(&Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), slow));
+    until_async(Duration::from_secs(10), "the retry delivered", || async {
+        delivery(&s, &ids[0]).await.delivery_state == "delivered"
+    })
+    .await;
+    assert_eq!(receiver.count(), 2);
+    let _ = stop.send(());
+}

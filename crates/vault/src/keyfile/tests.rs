@@ -271,3 +271,20 @@ fn concurrent_load_or_create_agree_on_one_ring() {
     assert!(results.iter().all(|(r, _)| r.current_id() == id));
     assert_eq!(KeyRing::load(&path).unwrap().current_id(), id);
 }
+
+/// The size limit is exact: a file of `MAX_KEY_FILE_LEN` bytes (a valid ring
+/// padded with spaces) loads, one byte more is refused as too large rather
+/// than cut and then parsed.
+#[test]
+fn key_file_size_limit_is_exact() {
+    let good = b64(4);
+    let id = key_id(&[4; KEY_LEN]);
+    let ring = format!(r#"{{"version":1,"current":{id},"keys":[{{"id":{id},"key":"{good}"}}]}}"#);
+    let limit = MAX_KEY_FILE_LEN as usize;
+    let d = dir();
+    let path = d.path().join("keys.json");
+    write_raw(&path, &format!("{ring}{}", " ".repeat(limit - ring.len())));
+    assert_eq!(KeyRing::load(&path).unwrap().current_id(), id);
+    let msg = load_error(&format!("{ring}{}", " ".repeat(limit + 1 - ring.len())));
+    assert!(msg.contains("too large"), "{msg}");
+}

@@ -369,3 +369,16 @@ proptest! {
         let _ = KeyRing::from_base64_list(&list);
     }
 }
+
+#[test]
+fn contains_answers_for_the_ring_s_own_ids_only() {
+    let (mut ring, _) = ring_with_key(7);
+    let first = ring.current_id();
+    assert!(ring.contains(first));
+    let second = ring.rotate();
+    assert!(ring.contains(first) && ring.contains(second));
+    let stranger = (0u32..).find(|i| !ring.key_ids().contains(i)).unwrap();
+    assert!(!ring.contains(stranger));
+    ring.remove(first).unwrap();
+    assert!(!ring.contains(first));
+}

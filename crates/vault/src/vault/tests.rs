@@ -160,3 +160,33 @@ fn encrypts_under_a_key_rotated_by_another_process() {
     let still = server.encrypt(b"c", AAD);
     assert_eq!(KeyRing::key_id_of(&still), Some(new_id));
 }
+
+/// The string and canary paths of the vault, and whether a blob is under
+/// the current key, as the server uses them after `rotate-key`.
+#[test]
+fn strings_canaries_and_reencryption_after_a_rotation() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys.json");
+    let (ring, _) = KeyRing::load_or_create(&path).unwrap();
+    let first = ring.current_id();
+    let vault = Vault::with_key_file(ring, &path);
+    let secret = vault.encrypt_str("s3cr3t", AAD);
+    assert_eq!(KeyRing::key_id_of(&secret), Some(first));
+    assert_eq!(vault.decrypt_str(&secret, AAD).unwrap().expose(), "s3cr3t");
+    assert!(!vault.needs_reencrypt(&secret), "sealed under the current key");
+    let canary = vault.make_canary();
+
+    let mut other = KeyRing::load(&path).unwrap();
+    let second = other.rotate();
+    other.save(&path).unwrap();
+    vault.reload().unwrap();
+
+    assert!(vault.needs_reencrypt(&secret), "sealed under an old key");
+    let moved = vault.reencrypt_canary(&canary).unwrap();
+    assert_eq!(KeyRing::key_id_of(&moved), Some(second));
+    vault.verify_canary(&moved).unwrap();
+    // A new ring made from the rotated file alone (old key removed) still
+    // opens the moved canary.
+    other.remove(first).unwrap();
+    other.verify_canary(&moved).unwrap();
+}
