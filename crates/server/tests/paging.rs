@@ -6,11 +6,12 @@
 //! vendor's rule is pinned (Shopify's `page_info` taking no filters, HubSpot's search
 //! body, Zendesk's `has_more`, Pipedrive's `data: null`), the file names its source.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode as AxStatus};
@@ -21,10 +22,6 @@ use axum::{Json, Router};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
-use switchyard_engine::client::VendorClient;
-use switchyard_engine::outbound::OutboundPolicy;
-use switchyard_server::caller::hash_secret;
-use switchyard_server::{new_secret, AppState};
 
 const KEY: &str = "test-vendor-key";
 const TOTAL: u64 = 120;
@@ -398,22 +395,7 @@ async fn start() -> Hub {
     let mut catalog = Catalog::builtin();
     let loaded = catalog.load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elements")).unwrap();
     assert_eq!(loaded, ELEMENTS.len());
-    let dir = tempfile::tempdir().unwrap();
-    let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
-    let (org_secret, user_secret) = (new_secret(), new_secret());
-    store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
-    let state = AppState::new(
-        store,
-        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
-        VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
-        catalog,
-        vec![9u8; 32],
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
-    let api = format!("http://{addr}/elements/api-v2");
-    let user = format!("User {user_secret}, Organization {org_secret}");
+    let (api, user, dir) = common::serve_catalog(catalog).await;
     let http = reqwest::Client::new();
     let mut auth = HashMap::new();
     for (key, _, prefix) in ELEMENTS {

@@ -20,10 +20,6 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
-use switchyard_engine::client::VendorClient;
-use switchyard_engine::outbound::OutboundPolicy;
-use switchyard_server::caller::hash_secret;
-use switchyard_server::{new_secret, AppState};
 
 /// One request as a test vendor saw it.
 #[derive(Clone, Debug)]
@@ -105,26 +101,8 @@ async fn platform() -> Platform {
     let mut catalog = Catalog::builtin();
     let loaded = catalog.load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elements_shapes")).unwrap();
     assert_eq!(loaded, 4);
-    let dir = tempfile::tempdir().unwrap();
-    let store = switchyard_store::Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
-    let (org_secret, user_secret) = (new_secret(), new_secret());
-    store.create_organization("t", &hash_secret(&org_secret), "t@localhost", &hash_secret(&user_secret)).await.unwrap();
-    let state = AppState::new(
-        store,
-        switchyard_vault::Vault::new(switchyard_vault::KeyRing::generate()),
-        VendorClient::new(OutboundPolicy::allow_loopback(), Duration::from_secs(30)),
-        catalog,
-        vec![9u8; 32],
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
-    Platform {
-        api: format!("http://{addr}/elements/api-v2"),
-        auth: format!("User {user_secret}, Organization {org_secret}"),
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
+    let (api, auth, dir) = common::serve_catalog(catalog).await;
+    Platform { api, auth, http: reqwest::Client::new(), _dir: dir }
 }
 
 impl Platform {

@@ -688,20 +688,10 @@ async fn scan(
         scanned += 1;
         advanced(lister, &mut last, vp, lister.first_id(&batch.records))?;
         let full = batch.records.len() as u64 == vendor_size;
-        for (index, (raw, warnings)) in batch.records.into_iter().enumerate().skip(at as usize) {
-            let value: Value = serde_json::from_str(raw.get()).map_err(EngineError::internal)?;
-            if !matches(&value) {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-            } else if out.len() as u64 == size {
-                // A match past the page: there is a next page, and it starts here.
-                next = Some(resume((vp, index as u64, 0)));
-                break 'scan;
-            } else {
-                out.push((raw, warnings));
-            }
+        if let Some(index) = take_matches(batch.records, at, Some(matches), &mut skip, &mut out, size)? {
+            // A match past the page: there is a next page, and it starts here.
+            next = Some(resume((vp, index, 0)));
+            break 'scan;
         }
         if !full {
             break;
@@ -710,6 +700,36 @@ async fn scan(
         at = 0;
     }
     Ok(Collected { records: out, next, total: None })
+}
+
+/// Moves the records of one vendor page, from index `at` on, that pass `matches`
+/// (all of them without one) into `out`, after passing over `skip` of them, until
+/// `out` holds `size`. `Some(index)`: the vendor page holds a further match at
+/// `index`, where the next hub page starts.
+fn take_matches(
+    records: Vec<Warned<Box<RawValue>>>,
+    at: u64,
+    matches: Option<&Matcher<'_>>,
+    skip: &mut u64,
+    out: &mut Vec<Warned<Box<RawValue>>>,
+    size: u64,
+) -> Result<Option<u64>, EngineError> {
+    for (index, (raw, warnings)) in records.into_iter().enumerate().skip(at as usize) {
+        if let Some(matches) = matches {
+            let value: Value = serde_json::from_str(raw.get()).map_err(EngineError::internal)?;
+            if !matches(&value) {
+                continue;
+            }
+        }
+        if *skip > 0 {
+            *skip -= 1;
+        } else if out.len() as u64 == size {
+            return Ok(Some(index as u64));
+        } else {
+            out.push((raw, warnings));
+        }
+    }
+    Ok(None)
 }
 
 /// Cursor, next-url and link-header paging: pages are reached one from the
@@ -750,24 +770,7 @@ async fn sequential(
         if first.is_some() && first == before {
             return Err(lister.stuck("a page starts with the same record as the page before it"));
         }
-        let mut stop_at = None;
-        for (index, (raw, warnings)) in batch.records.into_iter().enumerate().skip(at as usize) {
-            if let Some(matches) = matches {
-                let value: Value = serde_json::from_str(raw.get()).map_err(EngineError::internal)?;
-                if !matches(&value) {
-                    continue;
-                }
-            }
-            if skip > 0 {
-                skip -= 1;
-            } else if out.len() as u64 == size {
-                stop_at = Some(index as u64);
-                break;
-            } else {
-                out.push((raw, warnings));
-            }
-        }
-        if let Some(index) = stop_at {
+        if let Some(index) = take_matches(batch.records, at, matches, &mut skip, &mut out, size)? {
             // The next hub page starts inside this vendor page.
             next = Some(resume(position, (index, 0), before));
             break;
