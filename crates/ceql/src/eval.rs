@@ -186,20 +186,26 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
                 return Some(t.to_utc());
             }
         }
-        for fmt in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M",
-        ] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-                return Some(t.and_utc());
-            }
-        }
-        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        if let Some(t) = parse_local(s) {
+            return Some(t.and_utc());
         }
     }
     DateTime::parse_from_rfc2822(s).ok().map(|t| t.to_utc())
+}
+
+/// A date and time written without an offset (`2026-11-23T10:15:00`, a space for
+/// `T`, fractions, minutes only, or a bare date at midnight): the forms
+/// [`parse_instant`] reads as UTC. `None` for text with an offset or no date.
+pub fn parse_local(s: &str) -> Option<NaiveDateTime> {
+    if !(10..=64).contains(&s.len()) || !s.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
 /// The text LIKE matches against: strings as they are, numbers as JSON

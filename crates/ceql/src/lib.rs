@@ -55,7 +55,7 @@ mod parser;
 pub use ast::{CompareOp, Expr, Field, InvalidNumber, Literal, Number};
 pub use display::{quote_field, quote_string};
 pub use error::{ParseError, ParseErrorKind};
-pub use eval::{like_match, parse_instant};
+pub use eval::{like_match, parse_instant, parse_local};
 pub use parser::{parse, MAX_DEPTH, MAX_INPUT_LEN};
 
 /// The README's examples, compiled and run as doc tests.

@@ -162,6 +162,22 @@ pub(crate) const RULES: &[Rule] = &[
         check: xml_rpc,
     },
     Rule {
+        field: "xmlRpc.timezone",
+        allowed: "a method name (Service.method) and plain string params, no placeholders",
+        check: |def, f| {
+            let Some(call) = def.xml_rpc.as_ref().and_then(|x| x.timezone.as_ref()) else { return };
+            let named = call.method.split_once('.').is_some_and(|(service, method)| !service.is_empty() && !method.is_empty());
+            if !named || call.method.contains(char::is_whitespace) {
+                f.refuse("xmlRpc.timezone.method", format!("'{}' is not a method name such as DataService.getAppSetting", call.method));
+            }
+            for (i, p) in call.params.iter().enumerate() {
+                if p.contains(['{', '}']) {
+                    f.refuse(format!("xmlRpc.timezone.params[{i}]"), format!("'{p}' holds a placeholder"));
+                }
+            }
+        },
+    },
+    Rule {
         field: "check",
         allowed: "rest-json: method GET, HEAD or POST and a path starting with '/', with no placeholders, '?' or '#'; xml-rpc: the method to call (DataService.echo)",
         check: |def, f| match def.protocol {

@@ -16,6 +16,7 @@ mod model;
 mod query;
 mod route;
 mod template;
+mod zone;
 
 pub use catalog::{parse, Catalog, CatalogError};
 pub use check::HUBS;
@@ -23,6 +24,7 @@ pub use docs::openapi;
 pub use behaviour::{format_vendor_date, is_link_object, prepare_write_body};
 pub use listing::{filter_role, search_body, FilterRole, Pointer, SearchAt};
 pub use model::*;
-pub use query::{parse_fields, plan_order_by, plan_where, project, QueryError, VendorQuery};
+pub use query::{parse_fields, plan_order_by, plan_where, plan_where_in, project, QueryError, VendorQuery};
 pub use route::{RouteError, RouteMatch};
 pub use template::{render, Template, TemplateError};
+pub use zone::Zone;

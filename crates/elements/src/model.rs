@@ -353,6 +353,21 @@ pub struct XmlRpc {
     /// string is always the `providerMessage`.
     #[serde(default)]
     pub faults: BTreeMap<String, u16>,
+    /// The call that reads the account's time zone (an IANA name), when the vendor
+    /// writes dates as the account's local time without an offset: Keap's
+    /// `DataService.getAppSetting("Application", "timezone")` (providers.md).
+    /// Read once per instance and again after re-authorization.
+    #[serde(default)]
+    pub timezone: Option<RpcCall>,
+}
+
+/// One XML-RPC call with fixed string parameters (after the element's key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RpcCall {
+    pub method: String,
+    #[serde(default)]
+    pub params: Vec<String>,
 }
 
 /// A vendor quirk with a name. Each one is implemented once in the engine, by

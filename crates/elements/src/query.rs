@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::behaviour::format_vendor_date;
 use crate::model::{ElementDefinition, FieldType, Model, Protocol, Resource};
+use crate::zone::Zone;
 
 /// Why a list query cannot be honoured; every one is the caller's mistake (400).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -146,12 +147,24 @@ fn guard_empty_dates(e: Expr, model: Option<&Model>) -> Expr {
 
 /// Parses and plans `where` for a list of `resource`.
 pub fn plan_where(def: &ElementDefinition, resource: &Resource, text: &str) -> Result<VendorQuery, QueryError> {
+    plan_where_in(def, resource, text, None)
+}
+
+/// [`plan_where`] for a vendor that writes dates as local times without an offset
+/// (Keap) in `zone`: a date value given with an offset is first rewritten to
+/// `zone`'s wall-clock time, so the vendor's filter and the engine's check compare
+/// like with like; a value without an offset is already such a time.
+pub fn plan_where_in(def: &ElementDefinition, resource: &Resource, text: &str, zone: Option<Zone>) -> Result<VendorQuery, QueryError> {
     let expr = switchyard_ceql::parse(text).map_err(|e| QueryError::Syntax(e.to_string()))?;
     let model = model(def, resource);
     // `id`, which the engine adds beside a vendor key of another name (Keap's `Id`).
     let expr = match id_alias(def, model) {
         Some(key) => rewrite_leaves(expr, &mut |leaf| rename_field(leaf, "id", key)),
         None => expr,
+    };
+    let expr = match (zone, model) {
+        (Some(zone), Some(model)) => rewrite_leaves(expr, &mut |leaf| localize_dates(leaf, model, zone)),
+        _ => expr,
     };
 
     // The vendor-parameter form (`min_date_modified='...'`, as Cloud Elements users
@@ -239,6 +252,27 @@ pub fn plan_where(def: &ElementDefinition, resource: &Resource, text: &str) -> R
 /// and the model has no `id` of its own.
 fn id_alias<'a>(def: &'a ElementDefinition, model: Option<&Model>) -> Option<&'a str> {
     (def.id_field != "id" && !model.is_some_and(|m| m.contains_key("id"))).then_some(def.id_field.as_str())
+}
+
+/// A clause on a `date` field with its values that carry an offset rewritten as
+/// `zone`'s wall-clock time (`2024-07-01T12:00:00Z` in New York is
+/// `2024-07-01T08:00:00`); values without one, and other fields, are kept.
+fn localize_dates(leaf: Expr, model: &Model, zone: Zone) -> Expr {
+    let is_date = |f: &Field| model.get(f.as_str()) == Some(&FieldType::Date);
+    let local = |lit: Literal| match lit {
+        Literal::String(s) if switchyard_ceql::parse_local(&s).is_none() => match parse_instant(&s) {
+            Some(t) => Literal::String(zone.local(t).format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+            None => Literal::String(s),
+        },
+        other => other,
+    };
+    match leaf {
+        Expr::Compare { field, op, value } if is_date(&field) => Expr::Compare { field, op, value: local(value) },
+        Expr::In { field, values, negated } if is_date(&field) => {
+            Expr::In { field, values: values.into_iter().map(local).collect(), negated }
+        }
+        other => other,
+    }
 }
 
 fn rename_field(leaf: Expr, from: &str, to: &str) -> Expr {

@@ -201,3 +201,12 @@ fn a_key_that_is_no_url_segment_or_a_configuration_key_declared_twice_is_refused
     );
     assert!(err.contains("'username' is empty or declared twice"), "{err}");
 }
+
+#[test]
+fn a_time_zone_call_that_names_no_method_is_refused() {
+    let from = "timezone: {method: DataService.getAppSetting, params: [Application, timezone]}";
+    let err = refusal(KEAP, from, "timezone: {method: getAppSetting, params: [Application, timezone]}", "xmlRpc.timezone.method");
+    assert!(err.contains("'getAppSetting' is not a method name") && err.ends_with("allowed: a method name (Service.method) and plain string params, no placeholders"), "{err}");
+    let err = refusal(KEAP, from, "timezone: {method: DataService.getAppSetting, params: [Application, \"{zone}\"]}", "xmlRpc.timezone.params[1]");
+    assert!(err.contains("'{zone}' holds a placeholder"), "{err}");
+}

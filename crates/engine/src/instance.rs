@@ -156,6 +156,7 @@ mod tests {
             events_enabled: false,
             created_at: String::new(),
             updated_at: String::new(),
+            account_zone: None,
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::Method;
-use switchyard_elements::{Authentication, ElementDefinition};
+use switchyard_elements::{Authentication, ElementDefinition, Zone};
 use tokio::time::Instant;
 
 use crate::calls::{check_status, log_entry, render, throttled, unreached};
@@ -53,6 +53,8 @@ pub struct Vendor<'a> {
     token: Mutex<Option<String>>,
     /// After a "slow down" answer: how long until the instance may call again.
     retry_after: Mutex<Option<std::time::Duration>>,
+    /// The zone of the vendor's zoneless dates (the account's own; UTC when unknown).
+    pub(crate) zone: Zone,
 }
 
 impl<'a> Vendor<'a> {
@@ -61,7 +63,7 @@ impl<'a> Vendor<'a> {
         let deadline = Instant::now() + engine.vendors.retry_policy().call_budget;
         let token = Mutex::new(config.get(crate::oauth::ACCESS_TOKEN).cloned());
         let home = base.clone();
-        Ok(Vendor { engine, def, config, base, home, instance: None, deadline, reached: AtomicBool::new(false), token, retry_after: Mutex::default() })
+        Ok(Vendor { engine, def, config, base, home, instance: None, deadline, reached: AtomicBool::new(false), token, retry_after: Mutex::default(), zone: Zone::UTC })
     }
 
     /// Calls go to the element's base URL named `name` (under `baseUrls`) instead of
@@ -75,6 +77,18 @@ impl<'a> Vendor<'a> {
             self.base = render(template, self.config)?.trim_end_matches('/').to_owned();
         }
         Ok(self)
+    }
+
+    /// The vendor writes zoneless dates as local times of `zone` (the account's).
+    pub fn in_zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The zone a vendor that writes dates without an offset (`xml-rpc`: Keap) writes
+    /// them in; `None` for vendors whose dates carry their offset.
+    pub(crate) fn local_dates_zone(&self) -> Option<Zone> {
+        (self.def.protocol == switchyard_elements::Protocol::XmlRpc).then_some(self.zone)
     }
 
     /// Calls made for this instance: its limits apply and they are logged; an OAuth

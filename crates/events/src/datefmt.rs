@@ -9,6 +9,7 @@
 
 use chrono::format::{parse, Parsed, StrftimeItems};
 use chrono::{DateTime, FixedOffset, NaiveTime, Offset, TimeZone, Utc};
+pub use switchyard_elements::Zone;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateFormatError {
@@ -18,7 +19,7 @@ pub enum DateFormatError {
     UnclosedQuote(String),
     #[error("'{text}' does not match the date pattern '{pattern}'")]
     NoMatch { text: String, pattern: String },
-    #[error("unknown time zone '{0}' (use GMT, UTC or an offset such as +02:00)")]
+    #[error("unknown time zone '{0}' (use an IANA name such as America/New_York, GMT, UTC or an offset such as +02:00)")]
     Zone(String),
 }
 
@@ -154,7 +155,7 @@ impl JavaDateFormat {
 
     /// Reads a date written in this pattern. Without a zone in the pattern the text
     /// is read in `zone`; without a time of day, midnight.
-    pub fn parse(&self, text: &str, zone: FixedOffset) -> Result<DateTime<Utc>, DateFormatError> {
+    pub fn parse(&self, text: &str, zone: Zone) -> Result<DateTime<Utc>, DateFormatError> {
         let no_match = || DateFormatError::NoMatch { text: text.to_owned(), pattern: self.pattern.clone() };
         let mut strftime = String::new();
         let mut text = text.trim().to_owned();
@@ -180,36 +181,23 @@ impl JavaDateFormat {
         } else {
             NaiveTime::MIN
         };
-        let offset = match parsed.offset {
-            Some(secs) => FixedOffset::east_opt(secs).ok_or_else(no_match)?,
-            None => zone,
-        };
         let local = date.and_time(time);
-        offset.from_local_datetime(&local).single().map(|t| t.with_timezone(&Utc)).ok_or_else(no_match)
+        match parsed.offset {
+            Some(secs) => {
+                let offset = FixedOffset::east_opt(secs).ok_or_else(no_match)?;
+                offset.from_local_datetime(&local).single().map(|t| t.with_timezone(&Utc)).ok_or_else(no_match)
+            }
+            // Daylight saving time as the zone follows it (skipped and repeated local
+            // times: `Zone::instant`).
+            None => Ok(zone.instant(local)),
+        }
     }
 }
 
-/// A `...DateTimezone` value of a dates configuration: `GMT`, `UTC`, `Z`, or an
-/// offset (`+02:00`, `-0500`, `GMT+02:00`).
-pub fn parse_zone(text: &str) -> Result<FixedOffset, DateFormatError> {
-    let t = text.trim();
-    let bad = || DateFormatError::Zone(t.to_owned());
-    let rest = t.strip_prefix("GMT").or_else(|| t.strip_prefix("UTC")).unwrap_or(t);
-    if rest.is_empty() || rest == "Z" {
-        return Ok(Utc.fix());
-    }
-    let (sign, digits) = match rest.as_bytes()[0] {
-        b'+' => (1, &rest[1..]),
-        b'-' => (-1, &rest[1..]),
-        _ => return Err(bad()),
-    };
-    let digits: String = digits.chars().filter(|c| *c != ':').collect();
-    let (h, m) = match digits.len() {
-        1 | 2 => (digits.parse::<i32>().map_err(|_| bad())?, 0),
-        4 => (digits[..2].parse::<i32>().map_err(|_| bad())?, digits[2..].parse::<i32>().map_err(|_| bad())?),
-        _ => return Err(bad()),
-    };
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+/// A `...DateTimezone` value of a dates configuration: an IANA name
+/// (`America/New_York`), `GMT`, `UTC`, `Z`, or an offset (`+02:00`, `-0500`, `GMT+02:00`).
+pub fn parse_zone(text: &str) -> Result<Zone, DateFormatError> {
+    Zone::parse(text).ok_or_else(|| DateFormatError::Zone(text.trim().to_owned()))
 }
 
 #[cfg(test)]
@@ -227,10 +215,10 @@ mod tests {
         for (pattern, text) in [("yyyy-MM-dd hh:mm", "2025-01-02 03:04"), ("yyyy-MM-dd a", "2025-01-02 PM")] {
             let f = JavaDateFormat::new(pattern).unwrap();
             assert_eq!(f.pattern(), pattern);
-            assert!(matches!(f.parse(text, Utc.fix()), Err(DateFormatError::NoMatch { .. })), "{pattern}");
+            assert!(matches!(f.parse(text, Zone::UTC), Err(DateFormatError::NoMatch { .. })), "{pattern}");
         }
         let f = JavaDateFormat::new("yyyy-MM-dd hh:mm a").unwrap();
-        assert_eq!(f.parse("2025-01-02 03:04 PM", Utc.fix()).unwrap(), utc("2025-01-02T15:04:00Z"));
+        assert_eq!(f.parse("2025-01-02 03:04 PM", Zone::UTC).unwrap(), utc("2025-01-02T15:04:00Z"));
     }
 
     #[test]
@@ -239,7 +227,7 @@ mod tests {
         let t = utc("2017-04-20T11:32:00Z");
         assert_eq!(f.format(&t), "Thu, 20 Apr 2017 11:32:00 +0000");
         assert_eq!(f.format(&t.with_timezone(&FixedOffset::west_opt(4 * 3600).unwrap())), "Thu, 20 Apr 2017 07:32:00 -0400");
-        assert_eq!(f.parse("Thu, 20 Apr 2017 07:32:00 -0400", Utc.fix()).unwrap(), t);
+        assert_eq!(f.parse("Thu, 20 Apr 2017 07:32:00 -0400", Zone::UTC).unwrap(), t);
     }
 
     #[test]
@@ -247,7 +235,7 @@ mod tests {
         let f = JavaDateFormat::new("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").unwrap();
         let t = utc("2021-03-04T05:06:07.089Z");
         assert_eq!(f.format(&t), "2021-03-04T05:06:07.089Z");
-        assert_eq!(f.parse("2021-03-04T05:06:07.089Z", Utc.fix()).unwrap(), t);
+        assert_eq!(f.parse("2021-03-04T05:06:07.089Z", Zone::UTC).unwrap(), t);
         // No zone in the text: read in the configured zone.
         let plus2 = parse_zone("GMT+02:00").unwrap();
         assert_eq!(f.parse("2021-03-04T07:06:07.089Z", plus2).unwrap(), t);
@@ -261,11 +249,11 @@ mod tests {
         let t = utc("2020-01-02T03:04:05Z");
         assert_eq!(f.format(&t), "2020-01-02T03:04:05Z");
         assert_eq!(f.format(&t.with_timezone(&FixedOffset::east_opt(5400).unwrap())), "2020-01-02T04:34:05+01:30");
-        assert_eq!(f.parse("2020-01-02T03:04:05Z", Utc.fix()).unwrap(), t);
-        assert_eq!(f.parse("2020-01-02T04:34:05+01:30", Utc.fix()).unwrap(), t);
+        assert_eq!(f.parse("2020-01-02T03:04:05Z", Zone::UTC).unwrap(), t);
+        assert_eq!(f.parse("2020-01-02T04:34:05+01:30", Zone::UTC).unwrap(), t);
         let d = JavaDateFormat::new("yyyy-MM-dd").unwrap();
-        assert_eq!(d.parse("2020-01-02", Utc.fix()).unwrap(), utc("2020-01-02T00:00:00Z"));
-        assert!(d.parse("02/01/2020", Utc.fix()).is_err());
+        assert_eq!(d.parse("2020-01-02", Zone::UTC).unwrap(), utc("2020-01-02T00:00:00Z"));
+        assert!(d.parse("02/01/2020", Zone::UTC).is_err());
     }
 
     #[test]
@@ -273,11 +261,13 @@ mod tests {
         assert!(matches!(JavaDateFormat::new("yyyy-MM-dd HH:mm zzz"), Err(DateFormatError::Unsupported { letter: 'z', .. })));
         assert!(matches!(JavaDateFormat::new("kk:mm"), Err(DateFormatError::Unsupported { letter: 'k', .. })));
         assert!(matches!(JavaDateFormat::new("yyyy 'T"), Err(DateFormatError::UnclosedQuote(_))));
-        assert!(parse_zone("Europe/Paris").is_err());
-        assert_eq!(parse_zone("-0500").unwrap().local_minus_utc(), -5 * 3600);
-        assert_eq!(parse_zone("+05:30").unwrap().local_minus_utc(), 5 * 3600 + 30 * 60);
-        assert_eq!(parse_zone("GMT+2").unwrap().local_minus_utc(), 2 * 3600);
-        assert_eq!(parse_zone("-03").unwrap().local_minus_utc(), -3 * 3600);
-        assert_eq!(parse_zone("UTC").unwrap().local_minus_utc(), 0);
+        assert!(parse_zone("Mars/Olympus_Mons").is_err());
+        assert_eq!(parse_zone("Europe/Paris").unwrap().to_string(), "Europe/Paris");
+        let fixed = |secs: i32| Zone::Fixed(FixedOffset::east_opt(secs).unwrap());
+        assert_eq!(parse_zone("-0500").unwrap(), fixed(-5 * 3600));
+        assert_eq!(parse_zone("+05:30").unwrap(), fixed(5 * 3600 + 30 * 60));
+        assert_eq!(parse_zone("GMT+2").unwrap(), fixed(2 * 3600));
+        assert_eq!(parse_zone("-03").unwrap(), fixed(-3 * 3600));
+        assert_eq!(parse_zone("UTC").unwrap(), Zone::UTC);
     }
 }

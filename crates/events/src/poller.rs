@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Local, Offset, TimeZone, Utc};
+use chrono::{DateTime, Local, TimeZone, Utc};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{EventConfig, VendorType};
-use crate::datefmt::{parse_zone, JavaDateFormat};
+use crate::datefmt::{parse_zone, JavaDateFormat, Zone};
 use crate::message::{new_event_id, notified_event};
 use crate::{iso_ms, now_ms, Context, EventWaker, EventsError};
 
@@ -72,6 +72,12 @@ pub trait HubLister: Send + Sync + 'static {
         object: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Value>, HubError>>;
+
+    /// The zone in which the instance's vendor writes dates without an offset (the
+    /// account's own: Keap's), `None` when its dates carry their offset.
+    fn account_zone<'a>(&'a self, _instance: &'a InstanceRow) -> BoxFuture<'a, Result<Option<Zone>, HubError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The engine lists and reads for the poller and the delivery worker, exactly as
@@ -94,6 +100,10 @@ impl HubLister for switchyard_engine::Engine {
         Box::pin(async move {
             switchyard_engine::Engine::get_record(self, organization_id, instance_id, object, id).await.map_err(hub_error)
         })
+    }
+
+    fn account_zone<'a>(&'a self, instance: &'a InstanceRow) -> BoxFuture<'a, Result<Option<Zone>, HubError>> {
+        Box::pin(async move { switchyard_engine::Engine::account_zone(self, instance).await.map_err(hub_error) })
     }
 }
 
@@ -170,7 +180,9 @@ struct DatesSpec {
 pub struct DateField {
     pub field: String,
     pub format: JavaDateFormat,
-    pub zone: FixedOffset,
+    /// The configured zone (`updatedDateTimezone`); `None`: the account's (see
+    /// [`DateField::read`]).
+    pub zone: Option<Zone>,
 }
 
 impl DateField {
@@ -178,15 +190,17 @@ impl DateField {
         Ok(DateField {
             field: field.to_owned(),
             format: JavaDateFormat::new(format).map_err(|e| e.to_string())?,
-            zone: zone.map(parse_zone).transpose().map_err(|e| e.to_string())?.unwrap_or_else(|| Utc.fix()),
+            zone: zone.map(parse_zone).transpose().map_err(|e| e.to_string())?,
         })
     }
 
     /// The record's date in epoch milliseconds. Numbers are epoch seconds or
-    /// milliseconds (told apart by size).
-    pub fn read(&self, record: &Value) -> Option<i64> {
+    /// milliseconds (told apart by size). Text without an offset is read in the
+    /// configured zone, else in `account` (the vendor account's own, Keap's), else UTC.
+    pub fn read(&self, record: &Value, account: Option<Zone>) -> Option<i64> {
+        let zone = self.zone.or(account).unwrap_or(Zone::UTC);
         match lookup(record, &self.field)? {
-            Value::String(s) => self.format.parse(s, self.zone).ok().map(|t| t.timestamp_millis()),
+            Value::String(s) => self.format.parse(s, zone).ok().map(|t| t.timestamp_millis()),
             Value::Number(n) => n.as_i64().map(|v| if v < 100_000_000_000 { v * 1000 } else { v }),
             _ => None,
         }
@@ -206,8 +220,8 @@ pub struct ResourcePoll {
     pub updated: Option<DateField>,
     pub created: Option<DateField>,
     /// `updatedDateTimezone` when the configuration names one: `${date:...}` is
-    /// rendered in it.
-    pub zone: Option<FixedOffset>,
+    /// rendered in it (else in the account's zone, else the server's).
+    pub zone: Option<Zone>,
 }
 
 /// Parses `event.poller.configuration`; every problem is named (the key is the
@@ -258,13 +272,13 @@ pub fn parse_poller_configuration(text: &str) -> Result<Vec<ResourcePoll>, Strin
         .collect()
 }
 
-/// Replaces `${date:FORMAT}` (in `zone`, the zone the resource's dates are read in
-/// when its configuration names one, else the server's local zone as Java's
+/// Replaces `${date:FORMAT}` (in `zone`: the zone the resource's dates are read in,
+/// configured or the vendor account's own; else the server's local zone, as Java's
 /// default), `${gmtDate:FORMAT}` (UTC), `${epoch}` (milliseconds, as Java's
 /// `currentTimeMillis`), `${epoch:s}` (seconds) and `${epoch:ms}` with `since`.
 /// A vendor that writes zoneless local times (Keap) is then asked for changes
 /// since the same wall-clock time its records carry.
-pub fn render_placeholders(text: &str, since: DateTime<Utc>, zone: Option<FixedOffset>) -> Result<String, String> {
+pub fn render_placeholders(text: &str, since: DateTime<Utc>, zone: Option<Zone>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -279,7 +293,7 @@ pub fn render_placeholders(text: &str, since: DateTime<Utc>, zone: Option<FixedO
                 Some(("date", fmt)) => {
                     let format = JavaDateFormat::new(fmt).map_err(|e| e.to_string())?;
                     match zone {
-                        Some(zone) => format.format(&since.with_timezone(&zone)),
+                        Some(zone) => format.format(&zone.at(since)),
                         None => format.format(&since.with_timezone(&Local)),
                     }
                 }
@@ -427,9 +441,20 @@ impl Poller {
         let high_water = store.poll_mark(instance.id, &res.name, now).await?;
         let since = high_water - settings.overlap.as_millis() as i64;
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
+        // A vendor that writes zoneless local times (Keap) is asked, and read, in
+        // its account's zone unless the configuration names one.
+        let account = match res.zone {
+            Some(_) => None,
+            None => self
+                .inner
+                .lister
+                .account_zone(instance)
+                .await
+                .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?,
+        };
         let mut query = Vec::with_capacity(res.query.len() + 2);
         for (k, v) in &res.query {
-            let v = render_placeholders(v, since_time, res.zone)
+            let v = render_placeholders(v, since_time, res.zone.or(account))
                 .map_err(|message| EventsError::Config { instance: instance.id, message })?;
             query.push((k.clone(), v));
         }
@@ -452,7 +477,7 @@ impl Poller {
                 .await
                 .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?;
             for record in page.records {
-                if let Some(c) = candidate(instance, res, record, since, now, &seen) {
+                if let Some(c) = candidate(instance, res, account, record, since, now, &seen) {
                     new_high_water = new_high_water.max(c.updated_at);
                     candidates.push(c);
                 }
@@ -572,6 +597,7 @@ impl Poller {
 fn candidate(
     instance: &InstanceRow,
     res: &ResourcePoll,
+    account: Option<Zone>,
     mut record: Value,
     since: i64,
     now: i64,
@@ -583,7 +609,7 @@ fn candidate(
     };
     let (updated_at, event_type) = match &res.updated {
         Some(field) => {
-            let Some(updated) = field.read(&record) else {
+            let Some(updated) = field.read(&record, account) else {
                 tracing::warn!(instance = instance.id, resource = %res.name, field = %field.field, "a polled record's updated date is unreadable; skipped");
                 return None;
             };
@@ -592,7 +618,7 @@ fn candidate(
             }
             // Created inside the window and never announced: CREATED (so a record
             // created and then changed between two polls is announced as created).
-            let created = res.created.as_ref().and_then(|f| f.read(&record));
+            let created = res.created.as_ref().and_then(|f| f.read(&record, account));
             let is_new = created.is_some_and(|c| c >= since) && !seen.contains(&id);
             (updated, if is_new { "CREATED" } else { "UPDATED" })
         }
@@ -648,7 +674,7 @@ mod tests {
         let inner = rendered.strip_prefix("min_date_modified='").unwrap().strip_suffix('\'').unwrap();
         assert_eq!(DateTime::parse_from_rfc2822(inner).unwrap(), since);
         let record = serde_json::json!({"id": 5, "date_modified": "Thu, 20 Apr 2017 11:32:05 +0000"});
-        assert_eq!(orders.updated.as_ref().unwrap().read(&record), Some(since.timestamp_millis() + 5000));
+        assert_eq!(orders.updated.as_ref().unwrap().read(&record, None), Some(since.timestamp_millis() + 5000));
     }
 
     #[test]
@@ -664,6 +690,12 @@ mod tests {
             render_placeholders("LastUpdated >= '${date:yyyy-MM-dd'T'HH:mm:ss}'", since, Some(eastern)).unwrap(),
             "LastUpdated >= '2020-01-01T22:04:05'"
         );
+        // An IANA zone follows daylight saving time: New York is -05:00 in January,
+        // -04:00 in July (tzdb).
+        let new_york = crate::datefmt::parse_zone("America/New_York").unwrap();
+        let july = DateTime::parse_from_rfc3339("2020-07-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        let at = |t| render_placeholders("${date:yyyy-MM-dd'T'HH:mm:ss}", t, Some(new_york)).unwrap();
+        assert_eq!((at(since), at(july)), ("2020-01-01T22:04:05".to_owned(), "2020-07-01T23:04:05".to_owned()));
         assert!(render_placeholders("${nope}", since, None).is_err());
         assert!(render_placeholders("${epoch", since, None).is_err());
         assert!(parse_poller_configuration(r#"{"x":{"url":"/elsewhere"}}"#).is_err());

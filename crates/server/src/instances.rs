@@ -778,6 +778,7 @@ async fn update(
         // Credentials the vendor just accepted make the instance valid again.
         valid: checked.then_some(true),
         webhook: rehook.then(|| new_hooks.clone()),
+        forget_account_zone: checked,
     };
     let sealer = VaultSealer(&state.engine.vault);
     let stored_ok = state.engine.store.update_instance(caller.organization_id, row.id, &update, &values, true, &sealer).await;

@@ -34,6 +34,8 @@ struct Platform {
     org: i64,
     /// Opens the stored tokens, for tests that look for them where they must not be.
     vault: switchyard_vault::Vault,
+    /// The server's engine, for the event poller of the tests that poll.
+    engine: switchyard_engine::Engine,
     _dir: tempfile::TempDir,
 }
 
@@ -88,6 +90,7 @@ async fn start() -> Platform {
     );
     state.engine.oauth = OAuthRuntime::new(Duration::from_secs(300), Duration::from_secs(2));
     let cache = state.engine.instances.clone();
+    let engine = state.engine.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
@@ -102,6 +105,7 @@ async fn start() -> Platform {
         cache,
         org: org.id,
         vault,
+        engine,
         _dir: dir,
     }
 }
@@ -857,4 +861,87 @@ async fn a_null_clears_a_field_without_sending_nil() {
     assert!(before["City"].is_string(), "{before}");
     let patched = p.hub(&auth, Method::PATCH, "crm/contacts/2", Some(json!({"City": null}))).await.ok();
     assert!(patched.get("City").is_none(), "{patched}");
+}
+
+/// `PUT /_sim/apps/{id}/timezone` on the simulator: the account's own zone.
+async fn set_account_zone(p: &Platform, zone: &str) {
+    let r = p.http.put(format!("{}/_sim/apps/{DEMO_CLIENT_ID}/timezone", p.keap)).json(&json!({"timezone": zone})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Issue 10 item 4: a Keap account writes its dates as its own local time, without
+/// an offset, in the zone of its `Application/timezone` setting (providers.md).
+/// Dates written with an offset, and CEQL bounds, are converted to that zone (with
+/// its daylight saving time); the zone is read once and again after re-authorization.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_outside_utc_is_written_and_filtered_in_its_own_zone() {
+    let p = start().await;
+    set_account_zone(&p, "America/New_York").await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+
+    // New York is UTC-5 in January (EST) and UTC-4 in July (EDT).
+    let contact = p
+        .hub(&auth, Method::POST, "crm/contacts", Some(json!({"FirstName": "Zoe", "LastName": "Zoned", "Birthday": "2024-01-15T12:00:00Z"})))
+        .await
+        .ok();
+    assert_eq!(contact["Birthday"], "2024-01-15T07:00:00");
+    let contact_id = contact["id"].as_i64().unwrap();
+    let path = format!("crm/contacts/{contact_id}");
+    let summer = p.hub(&auth, Method::PATCH, &path, Some(json!({"Birthday": "2024-07-01T14:00:00+02:00"}))).await.ok();
+    assert_eq!(summer["Birthday"], "2024-07-01T08:00:00");
+    let as_given = p.hub(&auth, Method::PATCH, &path, Some(json!({"Birthday": "2024-07-01T10:15:00"}))).await.ok();
+    assert_eq!(as_given["Birthday"], "2024-07-01T10:15:00", "a local time is kept as given");
+
+    // LastUpdated is the account's clock: a bound given in UTC finds what changed
+    // since then, whether Keap filters it (queryData) or the engine checks it again.
+    let list = |bound: String| {
+        let q = urlencode(&format!("LastUpdated >= '{bound}' AND LastName = 'Zoned'"));
+        let (p, auth) = (&p, auth.clone());
+        async move { ids(&p.hub(&auth, Method::GET, &format!("crm/contacts?where={q}"), None).await.ok()) }
+    };
+    let now = chrono::Utc::now();
+    assert_eq!(list((now - chrono::TimeDelta::minutes(5)).format("%Y-%m-%dT%H:%M:%SZ").to_string()).await, [contact_id]);
+    assert!(list((now + chrono::TimeDelta::minutes(5)).format("%Y-%m-%dT%H:%M:%SZ").to_string()).await.is_empty());
+    // An offset other than the account's names the same instant.
+    let in_tokyo = (now - chrono::TimeDelta::minutes(5)).with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap());
+    assert_eq!(list(in_tokyo.format("%Y-%m-%dT%H:%M:%S%:z").to_string()).await, [contact_id]);
+
+    // Read once: the vendor's setting changing alone is not seen ...
+    set_account_zone(&p, "Asia/Tokyo").await;
+    let still = p.hub(&auth, Method::PATCH, &path, Some(json!({"Birthday": "2024-01-15T12:00:00Z"}))).await.ok();
+    assert_eq!(still["Birthday"], "2024-01-15T07:00:00");
+    // ... until the account is authorized again (it may be another account).
+    let code = p.authorize("infusionsoftcrm", "again").await;
+    p.platform(Method::PATCH, &format!("/instances/{id}"), Some(json!({"providerData": {"code": code}}))).await.ok();
+    let tokyo = p.hub(&auth, Method::PATCH, &path, Some(json!({"Birthday": "2024-01-15T12:00:00Z"}))).await.ok();
+    assert_eq!(tokyo["Birthday"], "2024-01-15T21:00:00");
+}
+
+/// Issue 10 item 4: the poller asks a Keap account outside UTC for changes since its
+/// own wall-clock time and reads the records' dates in it, when the poller
+/// configuration names no zone (the elements' default configuration names none).
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_an_account_outside_utc_finds_its_changes() {
+    let p = start().await;
+    // Far from UTC either way, so a window in the wrong zone misses by hours.
+    for zone in ["America/Los_Angeles", "Pacific/Auckland"] {
+        set_account_zone(&p, zone).await;
+        let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
+        let ctx = switchyard_events::Context { store: p.store.clone(), vault: p.vault.clone(), catalog: p.engine.catalog.clone() };
+        let poller = switchyard_events::Poller::new(ctx, std::sync::Arc::new(p.engine.clone()), Default::default(), None);
+        let row = p.store.instance(p.org, id).await.unwrap().unwrap();
+        poller.poll_instance(&row).await.unwrap();
+        let before = p.event_types(id).await.len();
+
+        let contact = p.hub(&auth, Method::POST, "crm/contacts", Some(json!({"FirstName": "Polly", "LastName": zone}))).await.ok();
+        let row = p.store.instance(p.org, id).await.unwrap().unwrap();
+        poller.poll_instance(&row).await.unwrap();
+        let log = p.platform(Method::GET, &format!("/instances/{id}/events"), None).await.ok();
+        let log = log.as_array().unwrap();
+        assert_eq!(log.len(), before + 1, "{zone}: {log:?}");
+        let event = &log[0]["notifiedData"][0];
+        assert_eq!((event["objectType"].as_str(), event["objectId"].as_str()), (Some("contacts"), Some(contact["id"].to_string().as_str())), "{zone}: {event}");
+        assert_eq!(event["eventType"], "CREATED", "{zone}");
+    }
 }

@@ -302,6 +302,14 @@ impl Store {
         Ok(sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?)
     }
 
+    /// Records the vendor account's time zone as the vendor named it, or forgets it
+    /// (`None`: read it again at the next call that needs it, as after a
+    /// re-authorization, which may have connected another account).
+    pub async fn set_account_zone(&self, instance_id: i64, zone: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE instances SET account_zone = ? WHERE id = ?").bind(zone).bind(instance_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The instance whose token hashes to `token_hash`, whatever its organization:
     /// the caller compares organizations and answers 401 on a mismatch.
     pub async fn instance_by_token(&self, token_hash: &[u8]) -> Result<Option<InstanceRow>> {
@@ -340,13 +348,14 @@ impl Store {
         let done = sqlx::query(
             "UPDATE instances SET name = COALESCE(?, name), tags = COALESCE(?, tags),
                     events_enabled = COALESCE(?, events_enabled), valid = COALESCE(?, valid),
-                    updated_at = ?
+                    account_zone = CASE WHEN ? THEN NULL ELSE account_zone END, updated_at = ?
              WHERE organization_id = ? AND id = ?",
         )
         .bind(&update.name)
         .bind(update.tags.as_ref().map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into())))
         .bind(update.events_enabled)
         .bind(update.valid)
+        .bind(update.forget_account_zone)
         .bind(now())
         .bind(org_id)
         .bind(id)
@@ -445,7 +454,7 @@ impl Store {
 }
 
 const INSTANCE_SELECT: &str = "SELECT id, organization_id, user_id, element_key, name, tags, valid,
-    disabled, events_enabled, created_at, updated_at FROM instances";
+    disabled, events_enabled, created_at, updated_at, account_zone FROM instances";
 
 async fn insert_user(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

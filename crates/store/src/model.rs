@@ -52,6 +52,9 @@ pub struct InstanceUpdate {
     pub valid: Option<bool>,
     /// `Some(None)` removes the instance's webhook row, `Some(Some(_))` replaces it.
     pub webhook: Option<Option<crate::WebhookRow>>,
+    /// Forget the account's time zone, so it is read again (new credentials may
+    /// name another account).
+    pub forget_account_zone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +70,9 @@ pub struct InstanceRow {
     pub events_enabled: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// The vendor account's time zone as the vendor named it (`America/New_York`),
+    /// once read; see `Store::set_account_zone`.
+    pub account_zone: Option<String>,
 }
 
 impl FromRow<'_, SqliteRow> for InstanceRow {
@@ -84,6 +90,7 @@ impl FromRow<'_, SqliteRow> for InstanceRow {
             events_enabled: row.try_get("events_enabled")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            account_zone: row.try_get("account_zone")?,
         })
     }
 }

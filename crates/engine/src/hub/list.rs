@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
 use switchyard_elements::{
-    plan_order_by, plan_where, project, search_body, Behaviour, Paging, Pointer, Protocol, QueryError, Resource, SearchAt, VendorQuery,
+    plan_order_by, plan_where_in, project, search_body, Behaviour, Paging, Pointer, Protocol, QueryError, Resource, SearchAt, VendorQuery,
 };
 use switchyard_store::InstanceRow;
 
@@ -499,7 +499,7 @@ pub(super) async fn list(
     let plan = if where_text.trim().is_empty() {
         VendorQuery::default()
     } else {
-        plan_where(def, resource, where_text).map_err(query_error)?
+        plan_where_in(def, resource, where_text, vendor.local_dates_zone()).map_err(query_error)?
     };
     let mut filters = plan.params;
     filters.extend(plan_order_by(resource, order_text).map_err(query_error)?);
@@ -806,7 +806,7 @@ pub(super) async fn count(
     let plan = if where_text.trim().is_empty() {
         VendorQuery::default()
     } else {
-        plan_where(def, resource, where_text).map_err(query_error)?
+        plan_where_in(def, resource, where_text, vendor.local_dates_zone()).map_err(query_error)?
     };
     if let Some(rest) = &plan.residual {
         return Err(bad_request(format!("A count can only filter what the vendor filters exactly; not '{rest}'")));

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use switchyard_elements::{project, ElementDefinition, Operation, Protocol, RouteError, RouteMatch};
+use switchyard_elements::{project, ElementDefinition, Operation, Protocol, RouteError, RouteMatch, Zone};
 use switchyard_store::InstanceRow;
 
 pub use call::{HubAnswer, HubPage, HubRequest, Outcome};
@@ -55,12 +55,39 @@ impl Engine {
                 return unreached(e);
             }
         }
-        let vendor = match Vendor::new(self, &def, &config).and_then(|v| v.for_instance(open.row.id).on_base(route.resource.base.as_deref())) {
+        let mut vendor = match Vendor::new(self, &def, &config).and_then(|v| v.for_instance(open.row.id).on_base(route.resource.base.as_deref())) {
             Ok(v) => v,
             Err(e) => return unreached(e),
         };
+        // Dates are converted only in writes and `where`: read the account's zone then.
+        let dated = matches!(route.operation, Operation::Create | Operation::Update) || request.params.iter().any(|(k, _)| k == "where");
+        if dated && vendor.local_dates_zone().is_some() {
+            match xmlrpc::account_zone(&vendor, &open.row).await {
+                Ok(zone) => vendor = vendor.in_zone(zone),
+                Err(e) => return Outcome { answer: Err(e), maybe_reached: false },
+            }
+        }
         let answer = operate(&vendor, &open.row, request, &route).await;
         Outcome { answer, maybe_reached: vendor.maybe_reached() }
+    }
+
+    /// The zone in which the instance's vendor writes dates without an offset (the
+    /// account's own, read once from the vendor: Keap's `Application/timezone`), or
+    /// `None` when its dates carry their offset. For the event poller's windows.
+    pub async fn account_zone(&self, row: &InstanceRow) -> Result<Option<Zone>, EngineError> {
+        let def = self.element_of(row)?;
+        if def.protocol != Protocol::XmlRpc {
+            return Ok(None);
+        }
+        let mut config = self.open_configuration(&def, row).await?;
+        if def.authentication.oauth2().is_some() {
+            if !row.valid {
+                return Err(oauth::reauthorize_error(self, row.id).await);
+            }
+            oauth::ensure_fresh(self, &def, row.id, &mut config).await?;
+        }
+        let vendor = Vendor::new(self, &def, &config)?.for_instance(row.id);
+        xmlrpc::account_zone(&vendor, row).await.map(Some)
     }
 
     /// A hub read made by the platform itself for an instance (the event poller's

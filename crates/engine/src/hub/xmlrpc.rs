@@ -17,7 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use switchyard_elements::{plan_where, project, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch};
+use switchyard_elements::{plan_where_in, project, ElementDefinition, FieldType, Operation, Paging, Resource, RouteMatch, Zone};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use switchyard_xmlrpc::{
     decode_response_lossy, encode_call, Fault, MethodCall, MethodResponse, PathItem, Replaced, Replacement, Struct,
@@ -26,6 +26,7 @@ use switchyard_xmlrpc::{
 
 use super::call::{bad_request, requested_fields, HubAnswer};
 use crate::calls::render;
+use switchyard_store::InstanceRow;
 use crate::vendor::{Extras, Vendor};
 use crate::EngineError;
 
@@ -104,6 +105,35 @@ fn fault_error(def: &ElementDefinition, fault: &Fault) -> EngineError {
     let mut err = EngineError::new(status, format!("The vendor refused the call ({})", kind.unwrap_or("fault")));
     err.provider_message = Some(fault.message.clone());
     err
+}
+
+/// The account's time zone, for an element whose vendor writes dates as the
+/// account's local time (`xmlRpc.timezone`; UTC for others): as stored for the
+/// instance, else read from the vendor once and stored (an IANA name; a name the
+/// zone database does not know is kept and read as UTC, with a warning). A failed
+/// read fails the call that needed it: its dates could not be right.
+pub(crate) async fn account_zone(vendor: &Vendor<'_>, row: &InstanceRow) -> Result<Zone, EngineError> {
+    let Some(setting) = vendor.def.xml_rpc.as_ref().and_then(|x| x.timezone.as_ref()) else {
+        return Ok(Zone::UTC);
+    };
+    let name = match &row.account_zone {
+        Some(name) => name.clone(),
+        None => {
+            let params = setting.params.iter().map(|p| Rpc::from(p.as_str())).collect();
+            let name = match call(vendor, &setting.method, params).await? {
+                Rpc::String(name) => name.trim().to_owned(),
+                _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor named no time zone for the account")),
+            };
+            vendor.engine.store.set_account_zone(row.id, Some(&name)).await?;
+            // Opened instances hold the row read before: open it again.
+            vendor.engine.instances.forget_all();
+            name
+        }
+    };
+    Ok(Zone::parse(&name).unwrap_or_else(|| {
+        tracing::warn!(instance = row.id, zone = %name, "the account's time zone is not in the zone database; its dates are read as UTC");
+        Zone::UTC
+    }))
 }
 
 /// The element's cheap credential check: `check.method` with the key and a value.
@@ -192,11 +222,12 @@ fn table(resource: &Resource) -> Result<Rpc, EngineError> {
 }
 
 /// A date as the vendor's `dateTime.iso8601` (no zone): a time with an offset is
-/// taken to UTC, one without is kept as given, a bare date is midnight.
-fn vendor_date(text: &str) -> Option<NaiveDateTime> {
+/// taken to the account's `zone` (its wall-clock time then), one without is kept as
+/// given, a bare date is midnight.
+fn vendor_date(text: &str, zone: Zone) -> Option<NaiveDateTime> {
     let t = text.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.naive_utc());
+        return Some(zone.local(d.to_utc()));
     }
     for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(d) = NaiveDateTime::parse_from_str(t, format) {
@@ -211,7 +242,7 @@ fn vendor_date(text: &str) -> Option<NaiveDateTime> {
 /// (which clears the field; Keap refuses `nil`).
 /// The vendor's key and the added `id` are left out (a record read from the hub
 /// can be sent back); a fixed field may only be given its fixed value.
-fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, EngineError> {
+fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value, zone: Zone) -> Result<Struct, EngineError> {
     let Value::Object(fields) = body else { return Err(bad_request("The body must be a JSON object")) };
     let model = model(def, resource);
     let mut out = Struct::new();
@@ -230,7 +261,7 @@ fn write_struct(def: &ElementDefinition, resource: &Resource, body: &Value) -> R
             (_, Value::Null) => Rpc::from(""),
             (Some(FieldType::Date), Value::String(s)) if s.is_empty() => Rpc::from(""),
             (Some(FieldType::Date), Value::String(s)) => {
-                Rpc::DateTime(vendor_date(s).ok_or_else(|| wrong("a date such as 2024-05-01T10:15:00"))?)
+                Rpc::DateTime(vendor_date(s, zone).ok_or_else(|| wrong("a date such as 2024-05-01T10:15:00"))?)
             }
             (Some(FieldType::Date), _) => return Err(wrong("a date such as 2024-05-01T10:15:00")),
             (Some(FieldType::Integer), v) => {
@@ -375,7 +406,7 @@ pub(super) async fn operation(
             record_answer(resource, record)
         }
         Operation::Create => {
-            let mut fields = write_struct(def, resource, &json_body()?)?;
+            let mut fields = write_struct(def, resource, &json_body()?, vendor.zone)?;
             for (k, v) in &resource.fixed {
                 fields.insert(k.clone(), Rpc::from(v.as_str()));
             }
@@ -387,7 +418,7 @@ pub(super) async fn operation(
         }
         Operation::Update => {
             let id = id()?;
-            let fields = write_struct(def, resource, &json_body()?)?;
+            let fields = write_struct(def, resource, &json_body()?, vendor.zone)?;
             if !resource.fixed.is_empty() {
                 load(vendor, resource, id).await?; // only records of this resource
             }
@@ -407,7 +438,7 @@ pub(super) async fn operation(
             let mut data = fixed_query(resource);
             let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
             if !where_text.trim().is_empty() {
-                let plan = plan_where(def, resource, where_text).map_err(|e| bad_request(e.to_string()))?;
+                let plan = plan_where_in(def, resource, where_text, Some(vendor.zone)).map_err(|e| bad_request(e.to_string()))?;
                 if let Some(rest) = plan.residual {
                     return Err(bad_request(format!("A count can only filter what the vendor filters exactly; not '{rest}'")));
                 }
@@ -426,11 +457,21 @@ mod tests {
 
     #[test]
     fn dates_are_written_as_the_vendor_keeps_them() {
-        let d = |s: &str| vendor_date(s).map(|d| d.to_string());
+        let d = |s: &str| vendor_date(s, Zone::UTC).map(|d| d.to_string());
         assert_eq!(d("2024-05-01T10:15:00").as_deref(), Some("2024-05-01 10:15:00"), "as given, no zone");
         assert_eq!(d("2024-05-01T10:15:00+02:00").as_deref(), Some("2024-05-01 08:15:00"), "an offset to UTC");
         assert_eq!(d("2024-05-01").as_deref(), Some("2024-05-01 00:00:00"));
         assert_eq!(d("yesterday"), None);
+        // An account in New York: its wall-clock time, daylight saving time included.
+        let ny = Zone::parse("America/New_York").unwrap();
+        let d = |s: &str| vendor_date(s, ny).map(|d| d.to_string());
+        assert_eq!(d("2024-01-15T12:00:00Z").as_deref(), Some("2024-01-15 07:00:00"), "EST");
+        assert_eq!(d("2024-07-01T12:00:00Z").as_deref(), Some("2024-07-01 08:00:00"), "EDT");
+        assert_eq!(d("2024-07-01T10:15:00").as_deref(), Some("2024-07-01 10:15:00"), "a local time as given");
+    }
+
+    fn write_struct_utc(def: &ElementDefinition, resource: &Resource, body: &Value) -> Result<Struct, EngineError> {
+        write_struct(def, resource, body, Zone::UTC)
     }
 
     #[test]
@@ -439,22 +480,22 @@ mod tests {
         let def = catalog.get("infusionsoftmarketing").unwrap();
         let mut s = Struct::new();
         s.insert("Id".into(), Rpc::Int(12));
-        s.insert("ActionDate".into(), Rpc::DateTime(vendor_date("2026-11-23T10:15:00").unwrap()));
+        s.insert("ActionDate".into(), Rpc::DateTime(vendor_date("2026-11-23T10:15:00", Zone::UTC).unwrap()));
         let r = record(def, &Rpc::Struct(s));
         assert_eq!(r, json!({"Id": 12, "id": 12, "ActionDate": "2026-11-23T10:15:00"}));
         assert_eq!(r.as_object().unwrap().keys().collect::<Vec<_>>(), ["Id", "id", "ActionDate"]);
 
         let notes = def.resources.iter().find(|r| r.path == "/notes").unwrap();
         let body = json!({"Id": 12, "id": 12, "ContactId": "4", "ActionDate": "2026-11-23T10:15:00", "Priority": null, "ObjectType": "Note"});
-        let s = write_struct(def, notes, &body).unwrap();
+        let s = write_struct(def, notes, &body, Zone::UTC).unwrap();
         assert_eq!(s.keys().collect::<Vec<_>>(), ["ContactId", "ActionDate", "Priority", "ObjectType"]);
         assert_eq!(s["ContactId"], Rpc::Int(4));
         assert_eq!(s["Priority"], Rpc::from(""), "Keap reads no nil; an empty value clears");
-        let err = write_struct(def, notes, &json!({"ObjectType": "Task"})).unwrap_err();
+        let err = write_struct_utc(def, notes, &json!({"ObjectType": "Task"})).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(write_struct(def, notes, &json!({"ActionDate": "soon"})).is_err());
-        assert!(write_struct(def, notes, &json!({"ContactId": 1.5})).is_err());
-        assert!(write_struct(def, notes, &json!({"CreationNotes": {"a": 1}})).is_err());
+        assert!(write_struct_utc(def, notes, &json!({"ActionDate": "soon"})).is_err());
+        assert!(write_struct_utc(def, notes, &json!({"ContactId": 1.5})).is_err());
+        assert!(write_struct_utc(def, notes, &json!({"CreationNotes": {"a": 1}})).is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<KeapSimulator> {
         .route("/_sim/apps", get(list).post(add))
         .route("/_sim/apps/{client_id}", get(show).delete(remove))
         .route("/_sim/apps/{client_id}/limits", put(set_limits))
+        .route("/_sim/apps/{client_id}/timezone", put(set_timezone))
         .route("/_sim/apps/{client_id}/token-calls", get(app_token_calls))
         .route("/_sim/apps/{client_id}/expire-tokens", post(expire))
         .route("/_sim/apps/{client_id}/revoke-tokens", post(revoke))
@@ -108,6 +109,7 @@ fn summary(sim: &KeapSimulator, cfg: &AppConfig) -> Value {
         "account": cfg.account,
         "seed": cfg.seed,
         "limits": cfg.limits,
+        "timezone": cfg.timezone.name(),
         "records": records,
         "token_calls": sim.app_token_calls(&cfg.client_id),
         "rpc_count": sim.rpc_count(&cfg.client_id),
@@ -130,6 +132,9 @@ struct AppDto {
     seed: Option<Seed>,
     #[serde(default)]
     limits: Option<Limits>,
+    /// An IANA name (`America/New_York`).
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 fn plain(s: &str) -> bool {
@@ -155,6 +160,10 @@ async fn add(State(sim): State<KeapSimulator>, body: Bytes) -> Response {
         account: dto.account.unwrap_or(demo.account),
         seed: dto.seed.unwrap_or(demo.seed),
         limits: dto.limits.unwrap_or(demo.limits),
+        timezone: match dto.timezone.as_deref().map(zone_named).transpose() {
+            Ok(zone) => zone.unwrap_or(demo.timezone),
+            Err(r) => return *r,
+        },
     };
     for (name, v) in [("client_id", &cfg.client_id), ("client_secret", &cfg.client_secret), ("private_key", &cfg.private_key), ("account", &cfg.account)] {
         if !plain(v) {
@@ -185,6 +194,30 @@ async fn remove(State(sim): State<KeapSimulator>, Path(id): Path<String>) -> Res
     } else {
         no_app()
     }
+}
+
+/// An IANA zone name, or a 400 saying what is allowed.
+fn zone_named(name: &str) -> Result<chrono_tz::Tz, Box<Response>> {
+    name.parse().map_err(|_| Box::new(control_error(StatusCode::BAD_REQUEST, &format!("timezone '{name}' is not an IANA zone name such as America/New_York"))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimezoneDto {
+    timezone: String,
+}
+
+/// `PUT /_sim/apps/{id}/timezone {"timezone": "America/New_York"}`.
+async fn set_timezone(State(sim): State<KeapSimulator>, Path(id): Path<String>, body: Bytes) -> Response {
+    if sim.app(&id).is_none() {
+        return no_app();
+    }
+    let zone = match parse::<TimezoneDto>(&body).and_then(|dto| zone_named(&dto.timezone)) {
+        Ok(zone) => zone,
+        Err(r) => return *r,
+    };
+    sim.set_timezone(&id, zone);
+    show(State(sim), Path(id)).await
 }
 
 async fn set_limits(State(sim): State<KeapSimulator>, Path(id): Path<String>, body: Bytes) -> Response {

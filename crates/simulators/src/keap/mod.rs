@@ -60,6 +60,10 @@ pub struct AppConfig {
     pub seed: Seed,
     /// API quota and throttle; `None` parts are unlimited and send no headers.
     pub limits: Limits,
+    /// The account's time zone (`Application/timezone`): Keap writes every date
+    /// (`DateCreated`, `LastUpdated`, ...) as the wall-clock time in it, without an
+    /// offset. UTC unless set.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for AppConfig {
@@ -74,6 +78,7 @@ impl Default for AppConfig {
             account: DEMO_ACCOUNT.into(),
             seed: Seed::default(),
             limits: Limits::default(),
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 }
@@ -348,6 +353,15 @@ impl KeapSimulator {
         if let Some(a) = self.state(client_id) {
             write(&a.cfg).limits = limits;
             *lock(&a.windows) = [None, None];
+        }
+    }
+
+    /// Sets an app's account time zone: dates written from now on are its wall-clock
+    /// times, and `getAppSetting("Application", "timezone")` names it (no-op for an
+    /// unknown app).
+    pub fn set_timezone(&self, client_id: &str, zone: chrono_tz::Tz) {
+        if let Some(a) = self.state(client_id) {
+            write(&a.cfg).timezone = zone;
         }
     }
 

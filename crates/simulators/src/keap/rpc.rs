@@ -205,12 +205,12 @@ fn paging(p: &[Value], at: usize) -> Result<(usize, usize), Fault> {
     Ok((limit as usize, page as usize))
 }
 
-fn app_setting(module: &str, setting: &str) -> &'static str {
+fn app_setting(app: &App, module: &str, setting: &str) -> &'static str {
     match (module, setting) {
         ("Contact", "optiontypes") => "Lead,Prospect,Customer,Other",
         ("Contact", "optionphonetypes") => "Work,Home,Mobile,Other",
         ("Contact", "optionfaxtypes") => "Work,Home,Other",
-        ("Application", "timezone") => "UTC",
+        ("Application", "timezone") => read(&app.cfg).timezone.name(),
         ("Application", "currencylocale") => "en_US",
         ("Opportunity", "defaultstage") => "20",
         _ => "",
@@ -226,20 +226,20 @@ fn run(app: &App, method: &str, p: &[Value]) -> Result<Value, Fault> {
         }
         "getAppSetting" => {
             arity(method, p, &[2])?;
-            Ok(Value::from(app_setting(text(p, 0, "The module")?, text(p, 1, "The setting")?)))
+            Ok(Value::from(app_setting(app, text(p, 0, "The module")?, text(p, 1, "The setting")?)))
         }
         "add" => {
             arity(method, p, &[2])?;
             let t = table(p, Some("add to"))?;
             let values = members(p, 1, "The values")?;
-            write(&app.data).add(t, values, store::now()).map(Value::Int)
+            write(&app.data).add(t, values, store::now_in(read(&app.cfg).timezone)).map(Value::Int)
         }
         "update" => {
             arity(method, p, &[3])?;
             let t = table(p, Some("update"))?;
             let id = int(p, 1, "The id")?;
             let values = members(p, 2, "The values")?;
-            write(&app.data).update(t, id, values, store::now()).map(Value::Int)
+            write(&app.data).update(t, id, values, store::now_in(read(&app.cfg).timezone)).map(Value::Int)
         }
         "delete" => {
             arity(method, p, &[2])?;

@@ -27,9 +27,10 @@ pub(crate) struct AccountData {
     tables: HashMap<&'static str, Rows>,
 }
 
-/// The simulator's clock: UTC, whole seconds (XML-RPC dates carry no fraction).
-pub(crate) fn now() -> NaiveDateTime {
-    let n = Utc::now().naive_utc();
+/// The account's clock: the wall-clock time in its zone, whole seconds (XML-RPC
+/// dates carry neither zone nor fraction).
+pub(crate) fn now_in(zone: chrono_tz::Tz) -> NaiveDateTime {
+    let n = Utc::now().with_timezone(&zone).naive_local();
     n.with_nanosecond(0).unwrap_or(n)
 }
 
@@ -237,6 +238,10 @@ fn coerce(t: &Table, field: &Field, v: &Value) -> Result<Option<Value>, Fault> {
 mod tests {
     use super::super::schema::{CONTACT, LEAD, USER};
     use super::*;
+
+    fn now() -> NaiveDateTime {
+        now_in(chrono_tz::Tz::UTC)
+    }
 
     fn s(pairs: &[(&str, Value)]) -> Struct {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
