@@ -1,6 +1,6 @@
 //! Planning CEQL, orderBy and fields against the BigCommerce element's declarations.
 
-use switchyard_elements::{parse, plan_order_by, plan_where, Catalog, QueryError};
+use switchyard_elements::{parse, plan_order_by, plan_where, plan_where_in, Catalog, QueryError, Zone};
 
 fn plan(path: &str, where_text: &str) -> (Vec<(String, String)>, Option<String>) {
     let catalog = Catalog::builtin();
@@ -129,6 +129,28 @@ fn xml_rpc_where_becomes_query_data() {
     assert_eq!(k("FirstName NOT LIKE 'A%'").0, vec![]);
     assert_eq!(k("Id IN (2, 4)").0, vec![]);
     assert_eq!(k("FirstName = ''").0, vec![], "Keap's empty value also matches a missing field");
+}
+
+/// Issue 10 item 4: Keap compares its zoneless dates as the account's wall-clock
+/// time, so a bound with an offset is rewritten to that time before it is sent and
+/// before the engine checks records again (New York: EDT, UTC-4, in July; tzdb).
+#[test]
+fn xml_rpc_date_bounds_are_the_accounts_wall_clock_time() {
+    let catalog = Catalog::builtin();
+    let def = catalog.get("infusionsoftcrm").unwrap();
+    let r = def.resources.iter().find(|r| r.path == "/contacts").unwrap();
+    let ny = Zone::parse("America/New_York");
+    let q = plan_where_in(def, r, "LastUpdated >= '2024-07-01T12:00:00Z' AND Id > 3", ny).unwrap();
+    assert_eq!(q.params, p(&[("LastUpdated", "~>=~2024-07-01 08:00:00"), ("Id", "~>~3")]));
+    let residual = q.residual.unwrap().to_string();
+    assert!(residual.starts_with("LastUpdated >= '2024-07-01T08:00:00'"), "{residual}");
+    // Without an offset the value is already the account's time; other fields are kept.
+    let q = plan_where_in(def, r, "LastUpdated < '2024-07-01T12:00:00' AND FirstName = '2024-07-01T12:00:00Z'", ny).unwrap();
+    assert_eq!(q.params, p(&[("LastUpdated", "~<~2024-07-01 12:00:00"), ("FirstName", "2024-07-01T12:00:00Z")]));
+    // IN lists too; and a second clause on the field, checked by the engine.
+    let q = plan_where_in(def, r, "DateCreated IN ('2024-01-15T12:00:00Z') OR DateCreated > '2024-07-01T12:00:00+02:00'", ny).unwrap();
+    let residual = q.residual.unwrap().to_string();
+    assert!(residual.contains("DateCreated IN ('2024-01-15T07:00:00')") && residual.contains("DateCreated > '2024-07-01T06:00:00'"), "{residual}");
 }
 
 #[test]
