@@ -15,6 +15,11 @@
 //! | reading a head | accept, or the first byte after an answer | `header_read_timeout` | dropped (no request to finish) |
 //! | idle keep-alive | the end of the last answer | `idle_timeout` | graceful close |
 //! | request in flight | the head read | none here (the vendor budget bounds handlers) | |
+//! | writing an answer | the socket refusing more bytes | `write_timeout` | dropped (the client stopped reading) |
+//!
+//! The last one guards the other direction: a client that asks and never reads the
+//! answer (or pipelines requests without reading) would otherwise hold its
+//! connection, and the answer's buffers, for as long as it likes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +54,9 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Connections open at once; more wait in the listen backlog. Default 10,000.
     pub max_connections: u32,
+    /// How long writing an answer may make no progress (the client reads none of
+    /// it) before the connection is dropped. Default 60 s.
+    pub write_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -57,6 +65,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -114,7 +123,7 @@ pub async fn serve(
 /// One connection, until it closes or a limit closes it.
 async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, limits: ConnectionLimits, mut stop: watch::Receiver<bool>) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
+    let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone(), write_timeout: limits.write_timeout, write_stalled: None });
     let tracker = activity.clone();
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -290,10 +299,31 @@ impl hyper::body::Body for Stalling {
     }
 }
 
-/// The socket, noting when bytes arrive.
+/// The socket, noting when bytes arrive, and failing writes that make no progress
+/// for `write_timeout`.
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    write_timeout: Duration,
+    /// Armed while the socket refuses bytes; cleared when a write goes through.
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Tracked {
+    /// After a write `polled`: progress clears the timer, a refusal arms it, and
+    /// past its limit the write fails (hyper then drops the connection).
+    fn written<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_stalled = None;
+            return polled;
+        }
+        let limit = self.write_timeout;
+        let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading its answer"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -309,11 +339,13 @@ impl AsyncRead for Tracked {
 
 impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.written(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -321,7 +353,8 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -472,6 +472,7 @@ async fn slow_clients_are_cut_off_idle_ones_later_and_connections_are_bounded() 
         header_read_timeout: Duration::from_millis(600),
         idle_timeout: Duration::from_millis(2000),
         max_connections: 3,
+        ..Default::default()
     };
     let mut app = app_with_limits(limits).await;
     // Connections this test does not hold must not count against the limit.
@@ -560,6 +561,7 @@ async fn a_request_body_that_stops_arriving_is_cut_off() {
         header_read_timeout: Duration::from_millis(600),
         idle_timeout: Duration::from_secs(30),
         max_connections: 100,
+        ..Default::default()
     };
     let app = app_with_limits(limits).await;
     let addr = url::Url::parse(&app.api).unwrap().socket_addrs(|| None).unwrap()[0];
@@ -573,4 +575,38 @@ async fn a_request_body_that_stops_arriving_is_cut_off() {
     assert!(took >= Duration::from_millis(550), "not before the limit: {took:?}");
     let text = String::from_utf8_lossy(&answer);
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "a 4xx or a close, not {text}");
+}
+
+/// A client that asks and never reads its answers (here: requests pipelined
+/// behind a tiny receive window) is dropped once writing to it has made no progress
+/// for the write timeout, and its connection is freed for others. Before the
+/// limit it held its connection, and the answers' buffers, for as long as it liked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_its_answers_is_dropped() {
+    use tokio::io::AsyncWriteExt;
+    let limits = switchyard_server::ConnectionLimits {
+        write_timeout: Duration::from_millis(500),
+        max_connections: 1,
+        ..Default::default()
+    };
+    let app = app_with_limits(limits).await;
+    let addr = url::Url::parse(&app.api).unwrap().socket_addrs(|| None).unwrap()[0];
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut reader_that_never_reads = socket.connect(addr).await.unwrap();
+    // The API's OpenAPI document, asked for again and again: far more than the
+    // socket buffers hold. Written in the background: once the server stops
+    // reading, this blocks too.
+    let asking = tokio::spawn(async move {
+        let request = b"GET /elements/api-v2/docs HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000);
+        let _ = reader_that_never_reads.write_all(&request).await;
+        reader_that_never_reads
+    });
+
+    // With one connection allowed, another client is served only once that one is gone.
+    let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(20), healthz(&mut next)).await;
+    assert!(matches!(served, Ok(true)), "the connection of a client that reads nothing was never let go");
+    drop(asking);
 }

@@ -107,6 +107,10 @@ pub struct ConnectionOptions {
     /// Client connections open at once; more wait in the listen backlog.
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: u32,
+    /// Seconds writing an answer may make no progress (the client reads none of
+    /// it) before the connection is closed.
+    #[arg(long, env = "SWITCHYARD_WRITE_TIMEOUT", default_value_t = 60.0)]
+    pub write_timeout: f64,
 }
 
 #[derive(Subcommand)]

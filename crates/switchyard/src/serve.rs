@@ -193,6 +193,7 @@ fn connection_limits(o: &ConnectionOptions) -> anyhow::Result<switchyard_server:
         header_read_timeout: seconds("header-read-timeout", o.header_read_timeout)?,
         idle_timeout: seconds("idle-timeout", o.idle_timeout)?,
         max_connections: o.max_connections,
+        write_timeout: seconds("write-timeout", o.write_timeout)?,
     })
 }
 
