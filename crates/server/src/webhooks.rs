@@ -21,7 +21,7 @@ use switchyard_store::{IncomingEvent, NewEvent, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::caller::hash_secret;
-use crate::extract::{Body, Path};
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// Largest vendor call accepted (BigCommerce's are a few hundred bytes).
@@ -44,16 +44,19 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     request_body(content = Object, description = "The vendor's call, e.g. BigCommerce's {scope, data: {type, id}, ...}"),
     security(()),
     responses((status = 200, description = "Stored durably: `{eventId}`; a call the vendor sent again within the dedupe window answers the first call's `eventId` and stores nothing (`{ignored: scope}` for a scope the element does not map)", body = Object),
-        (status = 400, description = "Not JSON, or no scope or object id", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or wrong secret header", body = crate::error::ErrorBody),
+        (status = 400, description = "Not JSON, or no scope or object id, or an id that cannot name a record (`..`, one holding `/`)", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong secret header (answered before the body is read)", body = crate::error::ErrorBody),
         (status = 404, description = "No webhook registered at this address", body = crate::error::ErrorBody),
+        (status = 413, description = "A body over 256 KiB, declared or sent", body = crate::error::ErrorBody),
         (status = 503, description = "Not stored; the vendor should call again", body = crate::error::ErrorBody)))]
 pub async fn ingest(
     State(state): State<AppState>,
     Path((element_key, instance_key)): Path<(String, String)>,
     headers: HeaderMap,
-    Body(body): Body,
+    body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
+    // Address and secret first, size next, and only then the body: a caller who
+    // knows neither cannot make the server read (and hold) what it sends.
     let unknown = || ApiError::not_found("No webhook is registered at this address");
     let target = state.engine.store.webhook_target(&element_key, &instance_key).await?.ok_or_else(unknown)?;
     let given = headers.get(SECRET_HEADER).map(|v| hash_secret(&String::from_utf8_lossy(v.as_bytes())));
@@ -62,9 +65,17 @@ pub async fn ingest(
     }
     let def = state.engine.catalog.get(&element_key).cloned().ok_or_else(unknown)?;
     let w = def.events.webhooks.as_ref().ok_or_else(unknown)?;
-    if body.len() > MAX_INCOMING_BODY {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Webhook calls are at most {MAX_INCOMING_BODY} bytes")));
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Webhook calls are at most {MAX_INCOMING_BODY} bytes"));
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_INCOMING_BODY as u64) {
+        return Err(too_large());
     }
+    let body = match axum::body::to_bytes(body, MAX_INCOMING_BODY).await {
+        Ok(body) => body,
+        // A chunked body that runs past the limit, or one that broke off.
+        Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => return Err(too_large()),
+        Err(_) => return Err(bad_request("The request body could not be read to its end; send it again")),
+    };
     let payload: Value = serde_json::from_slice(&body).map_err(|_| bad_request("The webhook body must be JSON"))?;
     let scope = payload.pointer(&w.scope_pointer).and_then(Value::as_str).ok_or_else(|| bad_request(format!("No scope at {}", w.scope_pointer)))?;
     let object_id = match payload.pointer(&w.object_id_pointer) {
@@ -72,6 +83,11 @@ pub async fn ingest(
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(bad_request(format!("No object id at {}", w.object_id_pointer))),
     };
+    // The id is read back through the hub as one path segment: one that cannot be
+    // (`..`, `a/b`) would fail every delivery attempt, so it is refused now.
+    if let Err(e) = switchyard_engine::segment::encode(&object_id) {
+        return Err(bad_request(format!("The object id at {} cannot name a record: {}", w.object_id_pointer, e.message)));
+    }
     let (Some(object), Some(event_type)) = (w.object_of(scope), w.event_type_of(scope)) else {
         // A scope this element does not turn into events: acknowledged, so the vendor stops.
         return Ok(Json(json!({"ignored": scope})));

@@ -499,3 +499,58 @@ async fn a_call_the_vendor_sends_again_is_answered_with_the_first_event() {
     want.sort_unstable();
     assert_eq!(ids, want, "one event per change: {log}");
 }
+
+/// The intake checks the address, the secret and the declared size before it reads
+/// a body: a stranger's (or an oversize) call is answered without its body ever
+/// being sent, so nobody can make the server read and hold megabytes (before, every
+/// body up to the API's 10 MiB was read first). Ids that cannot name a record are
+/// refused at once rather than failing every delivery attempt.
+#[tokio::test]
+async fn the_intake_answers_before_reading_bodies_it_will_not_take() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "customers"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let hooks = w.vendor_hooks().await;
+    let destination = url::Url::parse(hooks[0]["destination"].as_str().unwrap()).unwrap();
+    let secret = hooks[0]["headers"][SECRET_HEADER].as_str().unwrap().to_owned();
+    let addr = destination.socket_addrs(|| None).unwrap()[0];
+
+    // Only the head: a 5 MB body is declared and never sent.
+    let head_only = |secret: Option<&str>| {
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n{}\r\n",
+            destination.path(),
+            secret.map(|s| format!("{SECRET_HEADER}: {s}\r\n")).unwrap_or_default()
+        );
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            conn.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = [0u8; 12];
+            tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut answer)).await.expect("answered before the body").unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    assert_eq!(head_only(None).await, "HTTP/1.1 401");
+    assert_eq!(head_only(Some("wrong")).await, "HTTP/1.1 401");
+    assert_eq!(head_only(Some(&secret)).await, "HTTP/1.1 413");
+
+    // A chunked body (no length declared) that runs past 256 KiB.
+    let padding = "x".repeat(300 * 1024);
+    let big = format!(r#"{{"scope":"store/customer/updated","data":{{"type":"customer","id":1}},"pad":"{padding}"}}"#);
+    let chunks = futures::stream::iter(big.into_bytes().chunks(8192).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let r = w.http.post(destination.as_str()).header(SECRET_HEADER, &secret).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Ids that are not one path segment.
+    for bad in [json!(".."), json!("a/b"), json!(".")] {
+        let call = json!({"scope": "store/customer/updated", "data": {"type": "customer", "id": bad}});
+        let r = w.http.post(destination.as_str()).header(SECRET_HEADER, &secret).json(&call).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("cannot name a record"), "{body}");
+    }
+    let (_, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
+    assert_eq!(log, json!([]), "nothing stored");
+}
