@@ -567,7 +567,10 @@ async fn a_request_body_that_stops_arriving_is_cut_off() {
     let addr = url::Url::parse(&app.api).unwrap().socket_addrs(|| None).unwrap()[0];
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     let started = tokio::time::Instant::now();
-    conn.write_all(b"POST /elements/api-v2/events/bigcommerce/nokey HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"scope\":").await.unwrap();
+    // A call that reads its body (the webhook intake, which did before, now answers
+    // a stranger before reading it).
+    let head = format!("POST /elements/api-v2/instances HTTP/1.1\r\nHost: t\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":", app.auth);
+    conn.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "the stalled upload still holds its connection after 10 s");
