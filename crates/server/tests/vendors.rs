@@ -455,6 +455,11 @@ fn created(i: u64) -> String {
 
 const LATER: &str = "2024-06-01T12:00:00Z";
 
+/// An RFC 3339 instant, for the vendors' date filters.
+fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok()
+}
+
 /// Whether every member of `part` is in `record` with the same value (objects compared
 /// member by member).
 fn holds(record: &Value, part: &Value) -> bool {
@@ -486,17 +491,13 @@ mod shopify {
     }
 
     /// Where a list stands: its filters, and the last id shown (`page_info` carries both).
-    #[derive(serde::Serialize, serde::Deserialize, Default)]
+    #[derive(serde::Serialize, serde::Deserialize, Clone)]
     struct Position {
         after: u64,
         status: Option<String>,
         financial_status: Option<String>,
         created_at_min: Option<String>,
         created_at_max: Option<String>,
-    }
-
-    fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-        chrono::DateTime::parse_from_rfc3339(text).ok()
     }
 
     impl Position {
@@ -558,7 +559,7 @@ mod shopify {
         let link = |rel: &str, p: &Position| format!("<{}{API}/orders.json?limit={limit}&page_info={}>; rel=\"{rel}\"", v.base, p.page_info());
         let mut links = Vec::new();
         if position.after > 0 {
-            links.push(link("previous", &Position { after: 0, ..Position::from_query(&BTreeMap::new()) }));
+            links.push(link("previous", &Position { after: 0, ..position.clone() }));
         }
         if more {
             links.push(link("next", &Position { after: id_of(orders.last().unwrap()), ..position }));
@@ -620,9 +621,10 @@ mod shopify {
     }
 
     async fn delete(State(v): State<Vendor>, UrlPath(file): UrlPath<String>) -> Response {
-        match id_in(&file).is_some_and(|id| v.remove(id)) {
-            true => reply(200, json!({})),
-            false => not_found(),
+        if id_in(&file).is_some_and(|id| v.remove(id)) {
+            reply(200, json!({}))
+        } else {
+            not_found()
         }
     }
 
@@ -735,10 +737,6 @@ mod hubspot {
         out
     }
 
-    fn instant(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-        chrono::DateTime::parse_from_rfc3339(text).ok()
-    }
-
     /// One search filter on a record: `EQ`, `GTE`, `LTE` on a property (dates as instants).
     fn passes(record: &Value, filter: &Value) -> Result<bool, String> {
         let name = filter["propertyName"].as_str().ok_or("a filter without propertyName")?;
@@ -845,9 +843,10 @@ mod hubspot {
     }
 
     async fn delete(State(v): State<Vendor>, UrlPath(id): UrlPath<String>) -> Response {
-        match id.parse().ok().is_some_and(|id| v.remove(id)) {
-            true => AxStatus::NO_CONTENT.into_response(),
-            false => not_found(),
+        if id.parse().ok().is_some_and(|id| v.remove(id)) {
+            AxStatus::NO_CONTENT.into_response()
+        } else {
+            not_found()
         }
     }
 
@@ -1055,9 +1054,10 @@ mod zendesk {
     }
 
     async fn delete(State(v): State<Vendor>, UrlPath(id): UrlPath<String>) -> Response {
-        match id_in(&id).is_some_and(|id| v.remove(id)) {
-            true => AxStatus::NO_CONTENT.into_response(),
-            false => not_found(),
+        if id_in(&id).is_some_and(|id| v.remove(id)) {
+            AxStatus::NO_CONTENT.into_response()
+        } else {
+            not_found()
         }
     }
 
@@ -1225,9 +1225,10 @@ mod pipedrive {
     }
 
     async fn delete(State(v): State<Vendor>, UrlPath(id): UrlPath<u64>) -> Response {
-        match v.remove(id) {
-            true => reply(200, json!({"success": true, "data": {"id": id}})),
-            false => not_found(),
+        if v.remove(id) {
+            reply(200, json!({"success": true, "data": {"id": id}}))
+        } else {
+            not_found()
         }
     }
 
