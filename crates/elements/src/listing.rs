@@ -259,6 +259,10 @@ pub(crate) fn validate_listing(def: &ElementDefinition, r: &Resource) -> Result<
             return Err(format!("count.path uses '{{{p}}}' that the path lacks"));
         }
         Pointer::parse(&count.pointer).map_err(|e| format!("count.pointer: {e}"))?;
+        let params: Vec<&str> = r.where_map.values().flat_map(|f| f.params()).collect();
+        if let Some(name) = count.filters.iter().flatten().find(|n| !params.contains(&n.as_str())) {
+            return Err(format!("count.filters: '{name}' is not a vendor parameter of the resource's where (it has: {})", params.join(", ")));
+        }
     }
     let paging = def.paging_of(r);
     match &r.search {
@@ -388,6 +392,9 @@ mod tests {
         let counted = "{path: /contacts, vendorPath: /contacts.json, operations: [list, count], query: {status: any},
             count: {path: /contacts/count.json, pointer: /count}}";
         crate::parse("t.yaml", &element(link, counted)).unwrap();
+        let some = "{path: /contacts, vendorPath: /contacts.json, operations: [list, count], model: contact,
+            where: {properties.email: {eq: email}, createdAt: {min: since}}, count: {path: /contacts/count.json, pointer: count, filters: [since]}}";
+        crate::parse("t.yaml", &element(link, some)).unwrap();
     }
 
     #[test]
@@ -406,6 +413,8 @@ mod tests {
         refused(CURSOR, &with("paging: {style: cursor, cursorParam: after, cursorPointer: 'x..y', maxPageSize: 5}"), &["resource /contacts", "paging.cursorPointer"]);
         refused(CURSOR, &with("count: {path: '/c/{id}/count', pointer: n}"), &["count.path", "{id}"]);
         refused(CURSOR, &with("count: {path: /c/count, pointer: n..m}"), &["count.pointer"]);
+        let filtered = "where: {properties.email: {eq: email}}, count: {path: /c/count, pointer: n, filters: [mail]}";
+        refused(CURSOR, &with(filtered), &["resource /contacts", "count.filters", "'mail'", "it has: email"]);
         refused(CURSOR, "{path: /contacts, vendorPath: /contacts, operations: [list], count: {path: /c, pointer: n}}", &["operations lack count"]);
         refused(CURSOR, "{path: /contacts, vendorPath: /contacts, operations: [get], query: {a: b}}", &["'query' on a resource without 'list'"]);
     }

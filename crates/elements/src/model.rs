@@ -617,6 +617,11 @@ fn default_search_method() -> String {
 pub struct CountCall {
     pub path: String,
     pub pointer: String,
+    /// The vendor parameters of `where` the count call takes (Zendesk's ticket count
+    /// takes none: `[]`); absent: all of them. A count whose `where` needs another
+    /// one is a 400, not the vendor's unfiltered number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<String>>,
 }
 
 /// A vendor's throttle dialect: the answers that mean "slow down" and the headers

@@ -56,14 +56,15 @@ impl Dispatcher {
     /// wait instead of hammering. A throttled answer is retried (the vendor did
     /// nothing) after that pause, unless the pause is longer than the policy's
     /// `max_vendor_wait` or would pass `deadline`: then it is the answer, with
-    /// `retry_after` set. A pause already running past `deadline` gives
-    /// [`VendorError::Throttled`] without calling the vendor.
+    /// `retry_after` set. A pause already running past `deadline`, or longer than
+    /// `max_vendor_wait` (what the call that met the "slow down" would have waited),
+    /// gives [`VendorError::Throttled`] without calling the vendor.
     pub async fn send(&self, instance: Option<i64>, req: VendorRequest, deadline: Instant, throttle: &Throttle) -> Dispatched {
         let started = Instant::now();
         let mut retries = 0;
         loop {
             let slot = match instance {
-                Some(id) => match self.limits.acquire(id, deadline).await {
+                Some(id) => match self.limits.acquire(id, deadline, self.retry.max_vendor_wait).await {
                     Ok(slot) => Some(slot),
                     Err(over) => {
                         let result = Err(VendorError::Throttled(over.paused_for));

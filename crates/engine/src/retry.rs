@@ -29,6 +29,7 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// The longest wait the vendor may ask for before a retry; when it asks for more, the
     /// call gives up at once and answers (retrying sooner would only be refused again).
+    /// Also the longest a call waits for its instance's pause to end before it starts.
     pub max_vendor_wait: Duration,
     /// Time one platform request may spend on vendor calls, waits and retries included;
     /// a wait that would pass it is not made and the last answer stands.

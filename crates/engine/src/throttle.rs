@@ -81,8 +81,10 @@ impl InstanceLimits {
     }
 
     /// Waits for a free slot of `instance` and for the end of its quota pause; gives up
-    /// if either would pass `deadline`.
-    pub async fn acquire(&self, instance: i64, deadline: Instant) -> Result<Slot, OverBudget> {
+    /// if either would pass `deadline`, or at once when the pause has more than
+    /// `longest_pause` left (the longest wait a caller is held for a vendor's "slow
+    /// down", as a retry would be: [`crate::RetryPolicy::max_vendor_wait`]).
+    pub async fn acquire(&self, instance: i64, deadline: Instant, longest_pause: Duration) -> Result<Slot, OverBudget> {
         let gate = self.gate(instance);
         let permit = tokio::time::timeout_at(deadline, gate.permits.clone().acquire_owned())
             .await
@@ -94,7 +96,7 @@ impl InstanceLimits {
             let now = Instant::now();
             match resume {
                 Some(t) if t > now => {
-                    if t > deadline {
+                    if t > deadline || t - now > longest_pause {
                         return Err(OverBudget { paused_for: t - now });
                     }
                     tokio::time::sleep_until(t).await;
@@ -132,6 +134,9 @@ impl Default for InstanceLimits {
 mod tests {
     use super::*;
 
+    /// No bound on the pause but the deadline.
+    const FOREVER: Duration = Duration::from_secs(u32::MAX as u64);
+
     #[tokio::test(start_paused = true)]
     async fn a_paused_instance_waits_while_others_proceed() {
         let limits = InstanceLimits::new(2);
@@ -139,10 +144,10 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         // Instance 2 is not held up by instance 1's pause.
         let before = Instant::now();
-        drop(limits.acquire(2, far).await.unwrap());
+        drop(limits.acquire(2, far, FOREVER).await.unwrap());
         assert_eq!(Instant::now(), before);
         // Instance 1 starts only once its pause is over (virtual time).
-        drop(limits.acquire(1, far).await.unwrap());
+        drop(limits.acquire(1, far, FOREVER).await.unwrap());
         assert!(Instant::now() >= before + Duration::from_secs(5));
     }
 
@@ -150,25 +155,43 @@ mod tests {
     async fn a_pause_past_the_deadline_is_refused_at_once() {
         let limits = InstanceLimits::new(2);
         limits.pause(7, Duration::from_secs(20));
-        let err = limits.acquire(7, Instant::now() + Duration::from_secs(3)).await.unwrap_err();
+        let err = limits.acquire(7, Instant::now() + Duration::from_secs(3), FOREVER).await.unwrap_err();
         assert!(err.paused_for > Duration::from_secs(19));
         // A shorter pause never replaces a longer one.
         limits.pause(7, Duration::from_secs(1));
         assert!(limits.paused_for(7) > Duration::from_secs(19));
     }
 
+    /// A pause within the deadline but longer than the longest hold is refused at
+    /// once, as the call that met the vendor's 429 was: a caller is never held longer
+    /// for a pause than the first one was for the same "slow down".
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_longest_hold_is_refused_at_once() {
+        let limits = InstanceLimits::new(2);
+        limits.pause(3, Duration::from_secs(45));
+        let far = Instant::now() + Duration::from_secs(60);
+        let before = Instant::now();
+        let err = limits.acquire(3, far, Duration::from_secs(30)).await.unwrap_err();
+        assert_eq!(Instant::now(), before, "not held");
+        assert!(err.paused_for > Duration::from_secs(44), "{err:?}");
+        // A pause that fits is waited out.
+        limits.pause(4, Duration::from_secs(20));
+        drop(limits.acquire(4, far, Duration::from_secs(30)).await.unwrap());
+        assert!(Instant::now() >= before + Duration::from_secs(20));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_concurrency_cap_is_per_instance() {
         let limits = InstanceLimits::new(2);
         let far = Instant::now() + Duration::from_secs(60);
-        let a = limits.acquire(1, far).await.unwrap();
-        let _b = limits.acquire(1, far).await.unwrap();
+        let a = limits.acquire(1, far, FOREVER).await.unwrap();
+        let _b = limits.acquire(1, far, FOREVER).await.unwrap();
         // A third slot of instance 1 is not free before the deadline...
         let soon = Instant::now() + Duration::from_millis(10);
-        assert_eq!(limits.acquire(1, soon).await.unwrap_err().paused_for, Duration::ZERO);
+        assert_eq!(limits.acquire(1, soon, FOREVER).await.unwrap_err().paused_for, Duration::ZERO);
         // ... while instance 2 has its own slots.
-        let _c = limits.acquire(2, far).await.unwrap();
+        let _c = limits.acquire(2, far, FOREVER).await.unwrap();
         drop(a);
-        let _d = limits.acquire(1, far).await.unwrap();
+        let _d = limits.acquire(1, far, FOREVER).await.unwrap();
     }
 }

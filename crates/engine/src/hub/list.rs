@@ -815,6 +815,12 @@ pub(super) async fn count(
     let lister = Lister { vendor, resource, paging, path: list_path, filters: plan.params };
     let n = match (&resource.count, count_path) {
         (Some(call), Some(path)) => {
+            if let Some((param, _)) = lister.filters.iter().find(|(p, _)| call.filters.as_ref().is_some_and(|taken| !taken.contains(p))) {
+                return Err(bad_request(format!(
+                    "Element {}, resource {}: the vendor's count takes no '{param}' filter; count without that clause",
+                    def.key, resource.path
+                )));
+            }
             let mut query: Vec<(String, String)> =
                 resource.query.iter().filter(|(k, _)| !lister.filters.iter().any(|(f, _)| f == *k)).map(|(k, v)| (k.clone(), v.clone())).collect();
             query.extend(lister.filters.iter().cloned());
