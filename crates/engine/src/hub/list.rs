@@ -442,9 +442,60 @@ impl Lister<'_, '_> {
     /// The id of a page's first record (its JSON text), to tell pages apart.
     fn first_id(&self, records: &[Warned<Box<RawValue>>]) -> Option<String> {
         let (first, _) = records.first()?;
-        let object: Members = serde_json::from_str(first.get()).ok()?;
-        object.get(&self.vendor.def.id_field).map(|id| id.get().to_owned()).filter(|id| id != "null")
+        member(first.get(), &self.vendor.def.id_field).map(|id| id.get().to_owned()).filter(|id| id != "null")
     }
+}
+
+/// The raw value of the member `name` of the JSON object `object`, found in one pass
+/// without building the object (a map of every member, keys allocated, cost about
+/// 100,000 instructions per page on a 50-field record).
+fn member<'a>(object: &'a str, name: &str) -> Option<&'a RawValue> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// Whether a key is `name`, read without allocating when it has no escapes.
+    struct KeyIs<'n>(&'n str);
+    impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for KeyIs<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+            Ok(key == self.0)
+        }
+    }
+
+    struct Find<'n>(&'n str);
+    impl<'de> DeserializeSeed<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(is_it) = map.next_key_seed(KeyIs(self.0))? {
+                if is_it {
+                    // The last of repeated names, as a map of the members would keep.
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    Find(name).deserialize(&mut serde_json::Deserializer::from_str(object)).ok().flatten()
 }
 
 /// The `rel="next"` target of the answer's `Link` headers (RFC 8288), as written;
@@ -846,6 +897,16 @@ pub(super) async fn count(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_found_without_building_the_object() {
+        let record = r#"{"a": {"id": 9}, "i\u0064": 12, "b": [1, {"id": 3}], "c": "x"}"#;
+        assert_eq!(member(record, "id").map(RawValue::get), Some("12"), "an escaped name is the name; nested ones are not");
+        assert_eq!(member(r#"{"id": "x", "id": "y"}"#, "id").map(RawValue::get), Some("\"y\""), "the last of repeated names");
+        assert!(member(r#"{"a": 1}"#, "id").is_none());
+        assert!(member("[1, 2]", "id").is_none());
+        assert!(member(r#"{"id": 1"#, "id").is_none(), "malformed");
+    }
 
     fn token(o: Option<u64>) -> PageToken {
         PageToken { i: 1, p: "ecommerce/orders".into(), q: query_hash("", ""), s: 50, o, v: None, w: None, c: None, k: None, f: None }
