@@ -386,3 +386,19 @@ async fn commit_outcomes(deliverer: Deliverer, mut rx: mpsc::UnboundedReceiver<D
         deliverer.inner.waker.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live worker is never overtaken: its claim lasts the request, the wait for
+    /// the batched commit (each up to the timeout) and a margin, and no longer, so a
+    /// dead worker's attempt is taken over soon after.
+    #[test]
+    fn a_claim_outlasts_a_live_attempt_by_five_seconds() {
+        for secs in [1, 10, 30] {
+            let settings = DeliverySettings { timeout: Duration::from_secs(secs), ..Default::default() };
+            assert_eq!(settings.lease(), Duration::from_secs(2 * secs + 5), "timeout {secs} s");
+        }
+    }
+}

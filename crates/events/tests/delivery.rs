@@ -189,11 +189,14 @@ async fn gone_stops_delivery_to_that_url_until_redelivered() {
     worker.run_once().await.unwrap();
     let row = delivery(&s, &first[0]).await;
     assert_eq!((row.delivery_state.as_str(), row.attempts, row.last_status), ("stopped", 1, Some(410)));
-    // A later event for the same URL is not sent at all.
+    assert_eq!(row.last_error.as_deref(), Some("the callback URL answered 410 Gone; delivery to it is stopped"), "the user is told why");
+    // A later event for the same URL is not sent at all, and says why.
     let second = queue(&s, &instance, 1).await;
     worker.run_once().await.unwrap();
     assert_eq!(receiver.count(), 1);
-    assert_eq!(delivery(&s, &second[0]).await.delivery_state, "stopped");
+    let stopped = delivery(&s, &second[0]).await;
+    assert_eq!((stopped.delivery_state.as_str(), stopped.attempts), ("stopped", 0));
+    assert_eq!(stopped.last_error.as_deref(), Some("the callback URL answered 410 Gone before; delivery to it is stopped"));
     // Redelivering is the user saying the URL works again.
     receiver.answer(200);
     assert_eq!(s.ctx.store.redeliver_instance(s.org, instance.id, now_ms()).await.unwrap(), Some(2));

@@ -277,6 +277,14 @@ async fn vendor_changes_arrive_enriched_and_signed() {
         assert_eq!(e["status"], "NOTIFIED", "{e}");
         assert!(e["providerData"].as_str().unwrap().contains("store/order/"), "{e}");
     }
+
+    // The record read for the first attempt is kept with the event: a redelivery sends
+    // the same record, not the vendor's thin call again.
+    let first = log.iter().find(|e| e["notifiedData"].to_string().contains("CREATED")).unwrap()["id"].as_str().unwrap().to_owned();
+    let (status, _) = w.send(reqwest::Method::POST, &format!("/instances/events/{first}/redeliver"), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let got = w.until_received(3).await;
+    assert_eq!(got[2].1["message"]["raw"]["billing_address"]["email"], "ada@example.com", "{}", got[2].1);
 }
 
 #[tokio::test]
