@@ -25,7 +25,7 @@ pub enum CatalogError {
     /// file writes the field or something around it, the field when one is at fault).
     #[error("{file}{}: {}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
     Invalid { file: String, line: Option<usize>, field: Option<String>, message: String },
-    #[error("reading element directory {dir}: {source}")]
+    #[error("reading element directory {dir}")]
     Io {
         dir: String,
         #[source]
