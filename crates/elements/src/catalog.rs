@@ -156,11 +156,18 @@ pub fn parse(file: &str, text: &str) -> Result<ElementDefinition, CatalogError> 
             message: strip_location(&e.to_string()),
         })?
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Invalid {
-            file: file.to_owned(),
-            line: e.location().map(|l| l.line()),
-            field: None,
-            message: strip_location(&e.to_string()),
+        // The field path of a missing or mistyped field (the parser gives a line only,
+        // and for a missing field the line of the document's start).
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| {
+            let path = e.path().to_string();
+            let e = e.into_inner();
+            let field = (!path.is_empty() && path != ".").then_some(path);
+            CatalogError::Invalid {
+                file: file.to_owned(),
+                line: field.as_deref().and_then(|f| Lines::of(text).line_of(f)).or(e.location().map(|l| l.line())),
+                field,
+                message: strip_location(&e.to_string()),
+            }
         })?
     };
     if let Some(r) = crate::check::first_refusal(&def) {

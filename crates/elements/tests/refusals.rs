@@ -210,3 +210,18 @@ fn a_time_zone_call_that_names_no_method_is_refused() {
     let err = refusal(KEAP, from, "timezone: {method: DataService.getAppSetting, params: [Application, \"{zone}\"]}", "xmlRpc.timezone.params[1]");
     assert!(err.contains("'{zone}' holds a placeholder"), "{err}");
 }
+
+/// Syntax and type errors name the field they are in and its line (found by a review:
+/// a missing `sizeParam` was reported at line 1 with no field).
+#[test]
+fn a_missing_or_mistyped_field_names_where_it_is() {
+    let paging = "paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: 250}";
+    assert!(BIGCOMMERCE.contains(paging), "the test edits the BigCommerce paging line");
+    let at = line_of(BIGCOMMERCE, paging);
+    let missing = BIGCOMMERCE.replacen(paging, "paging: {style: page, pageParam: page, firstPage: 1, maxPageSize: 250}", 1);
+    let err = parse("shop.yaml", &missing).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("shop.yaml:{at}: paging: ")) && err.contains("sizeParam"), "{err}");
+    let mistyped = BIGCOMMERCE.replacen(paging, "paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: lots}", 1);
+    let err = parse("shop.yaml", &mistyped).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("shop.yaml:{at}: paging")) && err.contains("lots"), "{err}");
+}
