@@ -246,7 +246,12 @@ mod tests {
         let call = serde_json::json!({"producer": "stores/abc", "hash": "dd70", "created_at": 1561479335,
             "store_id": "1", "scope": "store/order/created", "data": {"type": "order", "id": 223}});
         let digest = hooks.digest_of(&call).unwrap();
-        assert_eq!(digest, r#"["store/order/created","order",223,1561479335,"stores/abc"]"#);
+        assert_eq!(digest, r#"["store/order/created","order","223","1561479335","stores/abc"]"#);
+        // An id written as a string is the same id (found by a review: 101 and "101"
+        // were two events).
+        let mut as_text = call.clone();
+        as_text["data"]["id"] = "223".into();
+        assert_eq!(hooks.digest_of(&as_text).as_deref(), Some(digest.as_str()));
         let mut other_hash = call.clone();
         other_hash["hash"] = "ffff".into();
         assert_eq!(hooks.digest_of(&other_hash).as_deref(), Some(digest.as_str()));
