@@ -9,6 +9,8 @@ use std::time::Duration;
 
 mod common;
 
+use common::Answer;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
@@ -37,28 +39,6 @@ struct Platform {
     /// The server's engine, for the event poller of the tests that poll.
     engine: switchyard_engine::Engine,
     _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn ok(self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        self.body
-    }
-    /// An error in the Cloud Elements shape.
-    fn error(&self, status: StatusCode) -> (String, Option<String>) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert!(self.body["requestId"].is_string(), "{}", self.body);
-        (self.body["message"].as_str().unwrap().to_owned(), self.body["providerMessage"].as_str().map(str::to_owned))
-    }
-    fn next(&self) -> Option<String> {
-        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
-    }
 }
 
 /// The server (refresh margin 300 s, a short lease) with the Keap simulator's
@@ -133,11 +113,7 @@ impl Platform {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let r = r.send().await.unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, headers, body }
+        Answer::of(r).await
     }
 
     async fn platform(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
