@@ -220,7 +220,7 @@ impl Store {
     /// Migrations run under a lock, so servers starting together on one database
     /// do not race: on PostgreSQL sqlx's migrator holds `pg_advisory_lock` (keyed
     /// by the database name) from before it creates its table until it is done; on
-    /// SQLite each migration is a write transaction, and writers are serialized.
+    /// SQLite they all run in one `BEGIN IMMEDIATE` transaction (the write lock).
     pub async fn open(url: &str) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect(url).await?;
@@ -242,7 +242,17 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // sqlx takes no lock on SQLite, and two servers opening a new file together
+        // both applied migration 9 (one then failed: duplicate column). One
+        // IMMEDIATE transaction holds the write lock from the check of what is
+        // applied to the last migration (each runs in a savepoint inside it).
+        let mut conn = pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        // run_direct: `run` on a borrowed connection trips a known higher-ranked
+        // lifetime error ("Acquire is not general enough") once the future is spawned.
+        sqlx::migrate!("./migrations").run_direct(&mut *tx).await?;
+        tx.commit().await?;
+        drop(conn);
         Ok(Store { pool: Pool::Sqlite(pool) })
     }
 
