@@ -173,3 +173,26 @@ on_both! {
         assert_eq!(s.prune_webhook_digests(i64::MAX, 10).await.unwrap(), 2);
     }
 }
+
+on_both! {
+    /// Servers started together on one new database migrate it once between them:
+    /// on PostgreSQL sqlx's migrator holds an advisory lock for the whole run.
+    async fn servers_starting_together_migrate_a_new_database_once(backend: Backend) {
+        let db = support::EmptyDb::new(backend).await;
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { Store::open(&url).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for open in opens {
+            stores.push(open.await.unwrap().unwrap_or_else(|e| panic!("a concurrent start failed: {e}")));
+        }
+        let (org, _) = stores[0].create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        assert_eq!(stores[3].organizations().await.unwrap()[0].id, org.id, "one database, one schema");
+        for s in stores {
+            s.close().await;
+        }
+    }
+}

@@ -22,20 +22,20 @@ pub fn admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// A store on a fresh database; dropping it removes the database.
-pub struct TestDb {
-    pub store: Store,
+/// A fresh, empty database (no tables yet); dropping it removes it.
+pub struct EmptyDb {
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
 
-impl TestDb {
-    pub async fn new(backend: Backend) -> TestDb {
+impl EmptyDb {
+    pub async fn new(backend: Backend) -> EmptyDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("t.db").display());
-                TestDb { store: Store::open(&url).await.unwrap(), _dir: Some(dir), pg_name: None }
+                EmptyDb { url, _dir: Some(dir), pg_name: None }
             }
             Backend::Postgres => {
                 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -50,10 +50,23 @@ impl TestDb {
                 });
                 conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
                 conn.close().await.unwrap();
-                let url = database_url(&admin, &name);
-                TestDb { store: Store::open(&url).await.unwrap(), _dir: None, pg_name: Some(name) }
+                EmptyDb { url: database_url(&admin, &name), _dir: None, pg_name: Some(name) }
             }
         }
+    }
+}
+
+/// A store on a fresh database; dropping it removes the database.
+pub struct TestDb {
+    // Declared first, so dropped before the database goes.
+    pub store: Store,
+    _db: EmptyDb,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let db = EmptyDb::new(backend).await;
+        TestDb { store: Store::open(&db.url).await.unwrap(), _db: db }
     }
 }
 
@@ -67,7 +80,7 @@ fn database_url(admin: &str, name: &str) -> String {
     }
 }
 
-impl Drop for TestDb {
+impl Drop for EmptyDb {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else { return };
         // Drop runs inside the test's runtime, which cannot block on itself: the
