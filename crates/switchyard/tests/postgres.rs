@@ -1,12 +1,14 @@
-//! `switchyard serve` on PostgreSQL: a first start on a fresh database creates the
-//! first organization, an instance answers hub calls through the simulator, and a
-//! restart on the same database (selected through SWITCHYARD_DATABASE_URL this time)
-//! keeps the tenant, the instance and its sealed secrets.
+//! `switchyard` on PostgreSQL: a first `serve` on a fresh database creates the first
+//! organization, an instance answers hub calls through the simulator, a restart on
+//! the same database (selected through SWITCHYARD_DATABASE_URL this time) keeps the
+//! tenant, the instance and its sealed secrets; the tenant commands and `rotate-key`
+//! work on it, and after the rotation the new key alone opens everything.
 //!
 //! PostgreSQL is the server at `SWITCHYARD_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`, the CI machine's); the test creates its
 //! own database there and drops it after. It fails, never skips, without a server.
 
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -14,7 +16,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 mod common;
 
-use common::{Sandbox, Serve};
+use common::{Sandbox, Serve, BIN};
 
 fn admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -65,7 +67,7 @@ impl Drop for FreshDatabase {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn serve_runs_on_postgres_and_keeps_its_instances_across_restarts() {
+async fn serve_and_the_commands_run_on_postgres_and_keep_the_data_across_restarts() {
     let db = FreshDatabase::create().await;
     let sandbox = Sandbox::start(&[]);
     let bc = sandbox.credentials["bigcommerce"].clone();
@@ -118,4 +120,43 @@ async fn serve_runs_on_postgres_and_keeps_its_instances_across_restarts() {
     assert!(log.contains("postgres:***@"), "the log names the database without its password: {log}");
     assert!(!dir.path().join("switchyard.db").exists(), "no SQLite file beside: the data is in PostgreSQL");
     assert!(dir.path().join("switchyard.key").exists(), "the key file is made in the working directory");
+
+    // The tenant commands and key rotation on the same database.
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .env("SWITCHYARD_DATABASE_URL", &db.url)
+            .env_remove("SWITCHYARD_MASTER_KEY")
+            .env_remove("SWITCHYARD_MASTER_KEY_FILE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains(PASSWORD), "the database password reached the log: {stderr}");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let (ok, orgs, err) = cli(&["orgs", "list", "--json"]);
+    assert!(ok, "{err}");
+    let orgs: Value = serde_json::from_str(&orgs).unwrap();
+    let org_id = orgs[0]["id"].as_i64().unwrap().to_string();
+    let (ok, _, err) = cli(&["users", "create", "--org", &org_id, "dev@pg.test", "--json"]);
+    assert!(ok, "{err}");
+    assert!(!cli(&["users", "create", "--org", &org_id, "dev@pg.test", "--json"]).0, "the same email twice is refused");
+    assert!(!cli(&["init", "--json"]).0, "init refuses a database that has organizations");
+    let (ok, rotated, err) = cli(&["rotate-key"]);
+    assert!(ok, "{err}");
+    let rotated: Value = serde_json::from_str(&rotated).unwrap();
+    assert_eq!(rotated["reencrypted"].as_u64(), Some(1), "the instance's API token: {rotated}");
+    let new_id = rotated["currentKeyId"].as_u64().unwrap();
+    let key_file: Value = serde_json::from_slice(&std::fs::read(dir.path().join("switchyard.key")).unwrap()).unwrap();
+    let new_key = key_file["keys"].as_array().unwrap().iter().find(|k| k["id"].as_u64() == Some(new_id)).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // With the new key alone the server opens the database and the instance's token.
+    let env = [("SWITCHYARD_DATABASE_URL", db.url.as_str()), ("SWITCHYARD_MASTER_KEY", new_key.as_str())];
+    let server = Serve::start(dir.path(), &allow, &env);
+    assert_eq!(orders(server.base.clone()).await, first);
+    server.stop();
 }
