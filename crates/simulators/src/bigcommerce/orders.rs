@@ -385,6 +385,12 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
         (1, _) => not_allowed(),
         (2, Method::GET) if segs[1] == "count" => count(d.get(), ctx),
         (2, _) if segs[1] == "count" => not_allowed(),
+        // The store-wide counts of the legacy v2 reference ("Get a Count of Order
+        // Products", "Get a Count of Shipments"): named before `/orders/{id}` can take
+        // `products` or `shipments` for an order id.
+        (3, Method::GET) if segs[2] == "count" && segs[1] == "products" => Ok(Reply::count(d.get().order_products.rows.len())),
+        (3, Method::GET) if segs[2] == "count" && segs[1] == "shipments" => Ok(Reply::count(d.get().shipments.rows.len())),
+        (3, _) if segs[2] == "count" && (segs[1] == "products" || segs[1] == "shipments") => not_allowed(),
         (2, m) => {
             let oid = id(segs[1])?;
             match m {

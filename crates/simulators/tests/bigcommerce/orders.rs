@@ -272,6 +272,48 @@ async fn order_shipping_address_update() {
     assert_eq!(v["city"], a["city"]);
 }
 
+/// The store-wide counts of BigCommerce's legacy v2 reference: `GET /orders/products/count`
+/// ("Get a Count of Order Products") and `GET /orders/shipments/count` ("Get a Count of
+/// Shipments"), each `{"count": N}` over every order of the store. Our shared spec has only
+/// the per-order forms; `products` and `shipments` are not taken for an order id.
+#[tokio::test]
+async fn store_wide_order_product_and_shipment_counts() {
+    let s = demo().await;
+    let orders = s.all("/orders").await;
+    let (mut lines, mut shipments) = (0, 0);
+    for o in &orders {
+        let id = o["id"].as_u64().unwrap();
+        let a = s.get(&format!("/orders/{id}/products?limit=250")).await;
+        if a.status == StatusCode::OK {
+            lines += a.json().as_array().unwrap().len() as u64;
+        }
+        shipments += s.count(&format!("/orders/{id}/shipments/count")).await;
+    }
+    assert!(lines > 0 && shipments > 0, "the seed has lines ({lines}) and shipments ({shipments})");
+    assert_eq!(s.count("/orders/products/count").await, lines);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments);
+    assert_eq!(s.count("/orders/products/count.json").await, lines);
+
+    // A new order of two lines, then a shipment of it, move both counts.
+    let r = s.post("/orders", new_order()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    assert_eq!(s.count("/orders/products/count").await, lines + 2);
+    let aid = s.ok(&format!("/orders/{id}/shipping_addresses")).await[0]["id"].as_u64().unwrap();
+    let op = s.ok(&format!("/orders/{id}/products")).await[0]["id"].clone();
+    let r = s.post(&format!("/orders/{id}/shipments"), json!({ "order_address_id": aid, "items": [{ "order_product_id": op, "quantity": 1 }] })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments + 1);
+    assert_eq!(s.delete(&format!("/orders/{id}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(s.count("/orders/products/count").await, lines);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments);
+
+    // Read-only, and not an order id.
+    s.call(reqwest::Method::POST, "/orders/products/count", Some(json!({}))).await.error(405);
+    s.get("/orders/products").await.error(404);
+    s.get("/orders/shipments/1").await.error(404);
+}
+
 /// BigCommerce v2 reads a numeric string wherever it documents an integer: the vendor's own
 /// guide sends one (bigcommerce/docs, docs/store-operations/orders/index.mdx, "Create an
 /// order shipment": `"order_address_id": "128"`). Ids and quantities of orders, shipments,
