@@ -25,7 +25,7 @@ pub enum CatalogError {
     /// file writes the field or something around it, the field when one is at fault).
     #[error("{file}{}: {}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
     Invalid { file: String, line: Option<usize>, field: Option<String>, message: String },
-    #[error("reading element directory {dir}: {source}")]
+    #[error("reading element directory {dir}")]
     Io {
         dir: String,
         #[source]
@@ -156,11 +156,18 @@ pub fn parse(file: &str, text: &str) -> Result<ElementDefinition, CatalogError> 
             message: strip_location(&e.to_string()),
         })?
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Invalid {
-            file: file.to_owned(),
-            line: e.location().map(|l| l.line()),
-            field: None,
-            message: strip_location(&e.to_string()),
+        // The field path of a missing or mistyped field (the parser gives a line only,
+        // and for a missing field the line of the document's start).
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| {
+            let path = e.path().to_string();
+            let e = e.into_inner();
+            let field = (!path.is_empty() && path != ".").then_some(path);
+            CatalogError::Invalid {
+                file: file.to_owned(),
+                line: field.as_deref().and_then(|f| Lines::of(text).line_of(f)).or(e.location().map(|l| l.line())),
+                field,
+                message: strip_location(&e.to_string()),
+            }
         })?
     };
     if let Some(r) = crate::check::first_refusal(&def) {
@@ -239,7 +246,12 @@ mod tests {
         let call = serde_json::json!({"producer": "stores/abc", "hash": "dd70", "created_at": 1561479335,
             "store_id": "1", "scope": "store/order/created", "data": {"type": "order", "id": 223}});
         let digest = hooks.digest_of(&call).unwrap();
-        assert_eq!(digest, r#"["store/order/created","order",223,1561479335,"stores/abc"]"#);
+        assert_eq!(digest, r#"["store/order/created","order","223","1561479335","stores/abc"]"#);
+        // An id written as a string is the same id (found by a review: 101 and "101"
+        // were two events).
+        let mut as_text = call.clone();
+        as_text["data"]["id"] = "223".into();
+        assert_eq!(hooks.digest_of(&as_text).as_deref(), Some(digest.as_str()));
         let mut other_hash = call.clone();
         other_hash["hash"] = "ffff".into();
         assert_eq!(hooks.digest_of(&other_hash).as_deref(), Some(digest.as_str()));

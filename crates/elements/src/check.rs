@@ -362,7 +362,7 @@ pub(crate) const RULES: &[Rule] = &[
 /// `value` must be one of `allowed`.
 pub(crate) fn one_of(f: &mut Found, field: &str, value: &str, allowed: &[&str]) {
     if !allowed.contains(&value) {
-        f.refuse_allowing(field, format!("'{value}' is not one of them"), format!("one of {}", allowed.join(", ")));
+        f.refuse_allowing(field, format!("'{value}' is not one of the allowed values"), format!("one of {}", allowed.join(", ")));
     }
 }
 

@@ -985,15 +985,20 @@ impl Webhooks {
     }
 
     /// What identifies `call` among the vendor's calls: the values at the `digest`
-    /// pointers, in order, as one compact JSON array. `None` when the element
-    /// declares no digest or the call lacks one of the values (it cannot be told
-    /// from another then, so it is never taken for a repeat).
+    /// pointers, in order, each as text (a number and the string of its digits are
+    /// one value, as the event's object id makes them), as one compact JSON array of
+    /// strings. `None` when the element declares no digest or the call lacks one of
+    /// the values (it cannot be told from another then, so it is never taken for a
+    /// repeat).
     pub fn digest_of(&self, call: &serde_json::Value) -> Option<String> {
         if self.digest.is_empty() {
             return None;
         }
-        let values: Option<Vec<&serde_json::Value>> =
-            self.digest.iter().map(|p| call.pointer(p).filter(|v| !v.is_null())).collect();
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let values: Option<Vec<String>> = self.digest.iter().map(|p| call.pointer(p).filter(|v| !v.is_null()).map(text)).collect();
         serde_json::to_string(&values?).ok()
     }
 }

@@ -115,7 +115,7 @@ fn a_base_url_that_cannot_form_a_url_is_refused() {
 #[test]
 fn a_hub_outside_the_documented_list_is_refused() {
     let err = refusal(BIGCOMMERCE, "hub: ecommerce", "hub: ecomerce", "hub");
-    assert!(err.contains("'ecomerce' is not one of them") && err.contains("allowed: one of crm, documents, ecommerce,"), "{err}");
+    assert!(err.contains("'ecomerce' is not one of the allowed values") && err.contains("allowed: one of crm, documents, ecommerce,"), "{err}");
     let err = refusal(KEAP, "hub: crm", "hub: CRM", "hub");
     assert!(err.contains("'CRM'"), "{err}");
 }
@@ -209,4 +209,19 @@ fn a_time_zone_call_that_names_no_method_is_refused() {
     assert!(err.contains("'getAppSetting' is not a method name") && err.ends_with("allowed: a method name (Service.method) and plain string params, no placeholders"), "{err}");
     let err = refusal(KEAP, from, "timezone: {method: DataService.getAppSetting, params: [Application, \"{zone}\"]}", "xmlRpc.timezone.params[1]");
     assert!(err.contains("'{zone}' holds a placeholder"), "{err}");
+}
+
+/// Syntax and type errors name the field they are in and its line (found by a review:
+/// a missing `sizeParam` was reported at line 1 with no field).
+#[test]
+fn a_missing_or_mistyped_field_names_where_it_is() {
+    let paging = "paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: 250}";
+    assert!(BIGCOMMERCE.contains(paging), "the test edits the BigCommerce paging line");
+    let at = line_of(BIGCOMMERCE, paging);
+    let missing = BIGCOMMERCE.replacen(paging, "paging: {style: page, pageParam: page, firstPage: 1, maxPageSize: 250}", 1);
+    let err = parse("shop.yaml", &missing).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("shop.yaml:{at}: paging: ")) && err.contains("sizeParam"), "{err}");
+    let mistyped = BIGCOMMERCE.replacen(paging, "paging: {style: page, pageParam: page, sizeParam: limit, firstPage: 1, maxPageSize: lots}", 1);
+    let err = parse("shop.yaml", &mistyped).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("shop.yaml:{at}: paging")) && err.contains("lots"), "{err}");
 }

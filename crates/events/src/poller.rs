@@ -438,7 +438,10 @@ impl Poller {
         let store = &self.inner.ctx.store;
         let settings = &self.inner.settings;
         let now = now_ms();
-        let high_water = store.poll_mark(instance.id, &res.name, now).await?;
+        // The mark never passes our clock: a record dated in the future (a vendor
+        // clock ahead, or a zone read wrongly) would otherwise hide every change
+        // until that time (it stays in the window, and is not announced twice).
+        let high_water = store.poll_mark(instance.id, &res.name, now).await?.min(now);
         let since = high_water - settings.overlap.as_millis() as i64;
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
         // A vendor that writes zoneless local times (Keap) is asked, and read, in
@@ -478,7 +481,7 @@ impl Poller {
                 .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?;
             for record in page.records {
                 if let Some(c) = candidate(instance, res, account, record, since, now, &seen) {
-                    new_high_water = new_high_water.max(c.updated_at);
+                    new_high_water = new_high_water.max(c.updated_at.min(now));
                     candidates.push(c);
                 }
             }

@@ -182,6 +182,27 @@ async fn a_late_record_inside_the_overlap_is_still_announced() {
     assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string()), ("2".to_string(), "CREATED".to_string())]);
 }
 
+/// A record dated in the future (a vendor clock ahead of ours, or dates read in
+/// the wrong zone) is announced, but the mark never passes our clock, so later
+/// changes are still found, and nothing is announced twice. Found by a review: one
+/// record six hours ahead silenced polling for six hours, the poll still "ok".
+#[tokio::test]
+async fn a_record_dated_in_the_future_does_not_silence_later_changes() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let vendor = Vendor::default();
+    let p = poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    let ahead = Utc::now() + chrono::Duration::hours(6);
+    vendor.put(1, ahead, ahead);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+    let now = Utc::now();
+    vendor.put(2, now, now);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1, "a change after the future-dated one is found");
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0, "and nothing is repeated");
+    assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string()), ("2".to_string(), "CREATED".to_string())]);
+}
+
 #[tokio::test]
 async fn a_bad_configuration_is_an_error_naming_the_problem() {
     let s = setup().await;

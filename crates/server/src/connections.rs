@@ -15,7 +15,7 @@
 //! | reading a head | accept, or the first byte after an answer | `header_read_timeout` | dropped (no request to finish) |
 //! | idle keep-alive | the end of the last answer | `idle_timeout` | graceful close |
 //! | request in flight | the head read | none here (the vendor budget bounds handlers) | |
-//! | writing an answer | the socket refusing more bytes | `write_timeout` | dropped (the client stopped reading) |
+//! | writing an answer | the socket refusing more bytes | `write_timeout` | reset (the client stopped reading; the unsent answer is freed at once) |
 //!
 //! The last one guards the other direction: a client that asks and never reads the
 //! answer (or pipelines requests without reading) would otherwise hold its
@@ -320,7 +320,12 @@ impl Tracked {
         let limit = self.write_timeout;
         let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match stalled.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading its answer"))),
+            Poll::Ready(()) => {
+                // Reset rather than close: a closed socket would keep the unsent answer
+                // in kernel memory for minutes (FIN-WAIT-1), where no limit counts it.
+                let _ = self.inner.set_zero_linger();
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading its answer")))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -26,6 +26,8 @@ use crate::{ApiError, AppState};
 
 /// Largest vendor call accepted (BigCommerce's are a few hundred bytes).
 const MAX_INCOMING_BODY: usize = 256 * 1024;
+/// Largest body read (and dropped) to answer a call over the limit with a 413.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 /// Calls committed together at most.
 const MAX_COMMIT_BATCH: usize = 512;
 
@@ -66,16 +68,30 @@ pub async fn ingest(
     let def = state.engine.catalog.get(&element_key).cloned().ok_or_else(unknown)?;
     let w = def.events.webhooks.as_ref().ok_or_else(unknown)?;
     let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Webhook calls are at most {MAX_INCOMING_BODY} bytes"));
+    // Past the limit, a body of up to DRAIN_LIMIT is read on and dropped before the
+    // 413, so an HTTP client still sending it reads the answer instead of a reset
+    // connection; one declared larger than that is not read at all.
     let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_INCOMING_BODY as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(too_large());
     }
-    let body = match axum::body::to_bytes(body, MAX_INCOMING_BODY).await {
-        Ok(body) => body,
-        // A chunked body that runs past the limit, or one that broke off.
-        Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => return Err(too_large()),
-        Err(_) => return Err(bad_request("The request body could not be read to its end; send it again")),
-    };
+    let (mut body, mut kept, mut seen) = (body, Vec::new(), 0usize);
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame = frame.map_err(|_| bad_request("The request body could not be read to its end; send it again"))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > DRAIN_LIMIT {
+                return Err(too_large());
+            }
+            if seen <= MAX_INCOMING_BODY {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > MAX_INCOMING_BODY {
+        return Err(too_large());
+    }
+    let body = kept;
     let payload: Value = serde_json::from_slice(&body).map_err(|_| bad_request("The webhook body must be JSON"))?;
     let scope = payload.pointer(&w.scope_pointer).and_then(Value::as_str).ok_or_else(|| bad_request(format!("No scope at {}", w.scope_pointer)))?;
     let object_id = match payload.pointer(&w.object_id_pointer) {

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::Answer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
@@ -21,27 +24,22 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+/// What these tests read from an answer beyond `common::Answer`.
+trait Read {
+    fn ids(&self) -> Vec<u64>;
+    /// A 400 whose message names every one of `words`.
+    fn refused(&self, words: &[&str]);
 }
 
-impl Answer {
-    fn next(&self) -> Option<String> {
-        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
-    }
+impl Read for Answer {
     fn ids(&self) -> Vec<u64> {
         self.body.as_array().unwrap_or_else(|| panic!("not a list: {}", self.body)).iter().map(|r| r["id"].as_u64().unwrap()).collect()
     }
-    /// A 400 whose message names every one of `words`.
     fn refused(&self, words: &[&str]) {
-        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.body);
-        let m = self.body["message"].as_str().unwrap();
+        let (m, _) = self.error(StatusCode::BAD_REQUEST);
         for w in words {
             assert!(m.contains(w), "{m:?} lacks {w:?}");
         }
-        assert!(self.body["requestId"].is_string());
     }
 }
 
@@ -98,11 +96,7 @@ impl Hub {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let r = r.send().await.unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, headers, body }
+        Answer::of(r).await
     }
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Answer {
         self.call(reqwest::Method::GET, path, query, None).await

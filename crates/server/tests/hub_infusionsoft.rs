@@ -9,6 +9,8 @@ use std::time::Duration;
 
 mod common;
 
+use common::Answer;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use switchyard_elements::Catalog;
@@ -39,31 +41,14 @@ struct Platform {
     _dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn ok(self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        self.body
-    }
-    /// An error in the Cloud Elements shape.
-    fn error(&self, status: StatusCode) -> (String, Option<String>) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert!(self.body["requestId"].is_string(), "{}", self.body);
-        (self.body["message"].as_str().unwrap().to_owned(), self.body["providerMessage"].as_str().map(str::to_owned))
-    }
-    fn next(&self) -> Option<String> {
-        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
-    }
-}
-
 /// The server (refresh margin 300 s, a short lease) with the Keap simulator's
 /// endpoints as the Infusionsoft elements' defaults, as `serve --sandbox` does.
 async fn start() -> Platform {
+    start_with(None).await
+}
+
+/// [`start`], with the element files of `elements_dir` over the built-in ones.
+async fn start_with(elements_dir: Option<&std::path::Path>) -> Platform {
     let sim = KeapSimulator::demo();
     sim.set_auto_approve(true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,6 +56,9 @@ async fn start() -> Platform {
     tokio::spawn(keap::serve(listener, sim.clone()));
 
     let mut catalog = Catalog::builtin();
+    if let Some(dir) = elements_dir {
+        catalog.load_dir(dir).unwrap();
+    }
     for element in ["infusionsoftcrm", "infusionsoftmarketing"] {
         assert!(catalog.set_default(element, "oauth.authorization.url", &format!("{keap}/app/oauth/authorize")));
         assert!(catalog.set_default(element, "oauth.token.url", &format!("{keap}/token")));
@@ -125,11 +113,7 @@ impl Platform {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let r = r.send().await.unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, headers, body }
+        Answer::of(r).await
     }
 
     async fn platform(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -950,4 +934,28 @@ async fn polling_an_account_outside_utc_finds_its_changes() {
         assert_eq!((event["objectType"].as_str(), event["objectId"].as_str()), (Some("contacts"), Some(contact["id"].to_string().as_str())), "{zone}: {event}");
         assert_eq!(event["eventType"], "CREATED", "{zone}");
     }
+}
+
+/// A zone name the zone database does not know is not guessed as UTC: the calls that
+/// convert dates fail and say so, calls without dates work, and nothing is stored, so
+/// it is read again. Found by a review: such an account's dates were silently
+/// written as UTC. (Keap answers IANA names; here the element asks for another
+/// setting, `en_US`, to stand for one this server does not know.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_zone_nobody_knows_fails_the_dated_calls_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = include_str!("../../../elements/infusionsoftcrm.yaml")
+        .replace("params: [Application, timezone]", "params: [Application, currencylocale]");
+    std::fs::write(dir.path().join("infusionsoftcrm.yaml"), format!("replaces: infusionsoftcrm\n{text}")).unwrap();
+    let p = start_with(Some(dir.path())).await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let id = created["id"].as_i64().unwrap();
+
+    let body = json!({"LastName": "Nowhere", "Birthday": "2024-01-15T12:00:00Z"});
+    let (m, _) = p.hub(&auth, Method::POST, "crm/contacts", Some(body)).await.error(StatusCode::BAD_GATEWAY);
+    assert!(m.contains("time zone") && m.contains("'en_US'") && m.contains("DataService.getAppSetting"), "{m}");
+    let q = urlencode("LastUpdated >= '2024-01-01T00:00:00Z'");
+    p.hub(&auth, Method::GET, &format!("crm/contacts?where={q}"), None).await.error(StatusCode::BAD_GATEWAY);
+    assert_eq!(p.hub(&auth, Method::GET, "crm/contacts?pageSize=2", None).await.ok().as_array().unwrap().len(), 2);
+    assert!(p.store.instance(p.org, id).await.unwrap().unwrap().account_zone.is_none(), "nothing stored");
 }

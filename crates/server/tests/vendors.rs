@@ -26,6 +26,8 @@
 
 mod common;
 
+use common::Answer;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::path::Path;
@@ -247,23 +249,9 @@ async fn start_vendor<S: Shape>() -> Vendor {
 // ============================================================================
 // The platform and the checks every vendor goes through
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn ok(self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        self.body
-    }
-    fn next(&self) -> Option<String> {
-        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
-    }
-    fn number(&self, header: &str) -> Option<u64> {
-        self.headers.get(header).map(|v| v.to_str().unwrap().parse().unwrap())
-    }
+/// A header of `a` read as a number.
+fn number(a: &Answer, header: &str) -> Option<u64> {
+    a.headers.get(header).map(|v| v.to_str().unwrap().parse().unwrap())
 }
 
 /// The server with the built-in elements and those of `tests/elements_vendors/`,
@@ -299,11 +287,7 @@ impl<S: Shape> Trial<S> {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let r = r.send().await.unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, headers, body }
+        Answer::of(r).await
     }
 
     async fn create_instance(&self, token: &str) -> Answer {
@@ -335,9 +319,9 @@ impl<S: Shape> Trial<S> {
             let a = self.hub(Method::GET, "", &q, None).await;
             assert_eq!(a.status, StatusCode::OK, "{} page {} of {size}: {}", S::ELEMENT, pages.len() + 1, a.body);
             let records = a.body.as_array().unwrap_or_else(|| panic!("not a list: {}", a.body)).clone();
-            assert_eq!(a.number("Elements-Returned-Count"), Some(records.len() as u64));
+            assert_eq!(number(&a, "Elements-Returned-Count"), Some(records.len() as u64));
             if S::TOTALS && query.is_empty() {
-                assert_eq!(a.number("Elements-Total-Count"), Some(TOTAL), "{}: the vendor's total", S::ELEMENT);
+                assert_eq!(number(&a, "Elements-Total-Count"), Some(TOTAL), "{}: the vendor's total", S::ELEMENT);
             }
             pages.push(records);
             assert!(pages.len() as u64 <= TOTAL + 1, "{}: the list does not end", S::ELEMENT);
@@ -438,12 +422,12 @@ impl<S: Shape> Trial<S> {
         let a = self.hub(Method::GET, "/6", &[], None).await;
         assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}: {}", S::ELEMENT, a.body);
         assert_eq!(a.body["message"], "The vendor answered 429");
-        let retry_after = a.number("Retry-After").unwrap();
+        let retry_after = number(&a, "Retry-After").unwrap();
         assert!((long_wait - 1..=long_wait).contains(&retry_after), "{}: Retry-After {retry_after}, not {long_wait}", S::ELEMENT);
         assert_eq!(self.vendor.seen().len() - before, 1, "{}: not retried into the refusal", S::ELEMENT);
         let again = self.hub(Method::GET, "/7", &[], None).await;
         assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{}", again.body);
-        assert!(again.number("Retry-After").unwrap() <= retry_after);
+        assert!(number(&again, "Retry-After").unwrap() <= retry_after);
         assert_eq!(self.vendor.seen().len() - before, 1, "{}: the paused instance does not call its vendor", S::ELEMENT);
     }
 }
@@ -1277,7 +1261,7 @@ mod pipedrive {
         assert_eq!(t.count(&[("where", "status = 'won'")]).await, won.len() as u64);
         // Nothing left: `data: null` is an empty list, and its total 0.
         let none = t.hub(Method::GET, "", &[("where", "status = 'deleted'")], None).await;
-        assert_eq!((none.status, &none.body, none.next(), none.number("Elements-Total-Count")), (StatusCode::OK, &json!([]), None, Some(0)));
+        assert_eq!((none.status, &none.body, none.next(), number(&none, "Elements-Total-Count")), (StatusCode::OK, &json!([]), None, Some(0)));
 
         let (made, changed) = t.records(json!({"title": "Big one", "value": 5000}), json!({"status": "won"})).await;
         assert!(holds(&made, &json!({"title": "Big one", "value": 5000, "status": "open"})), "{made}");

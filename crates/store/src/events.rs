@@ -5,10 +5,10 @@
 //! `UPDATE ... RETURNING`), commit, and only then call out; the outcome is
 //! written later in a batch. Event log reads are scoped by organization here.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, Row, Sqlite, Transaction};
+use sqlx::{FromRow, Row};
 
-use crate::{now, Result, Store};
+use crate::model::from_row_on_both;
+use crate::{json_members, now, on_pool, on_tx, Result, Store, Tx};
 
 /// The outcome of an instance's latest poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,49 +146,49 @@ const EVENT_SELECT: &str = "SELECT e.id, e.event_id, e.organization_id, e.instan
     d.last_attempt_at
     FROM events e JOIN event_deliveries d ON d.event_row = e.id";
 
-pub(crate) async fn insert_event(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent, due_at: i64) -> Result<()> {
-    let row: i64 = sqlx::query_scalar(
-        "INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
-                             event_date, provider_data, notified_data, raw)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&e.event_id)
-    .bind(e.organization_id)
-    .bind(e.instance_id)
-    .bind(&e.element_key)
-    .bind(&e.source)
-    .bind(&e.status)
-    .bind(&e.event_date)
-    .bind(&e.provider_data)
-    .bind(&e.notified_data)
-    .bind(&e.raw)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO event_deliveries (event_row, instance_id, next_attempt_at) VALUES (?, ?, ?)")
-        .bind(row)
+pub(crate) async fn insert_event(tx: &mut Tx<'_>, e: &NewEvent, due_at: i64) -> Result<()> {
+    on_tx!(tx, |c, pg| {
+        let row: i64 = sqlx::query_scalar(
+            "INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
+                                 event_date, provider_data, notified_data, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(&e.event_id)
+        .bind(e.organization_id)
         .bind(e.instance_id)
-        .bind(due_at)
-        .execute(&mut **tx)
+        .bind(&e.element_key)
+        .bind(&e.source)
+        .bind(&e.status)
+        .bind(&e.event_date)
+        .bind(&e.provider_data)
+        .bind(&e.notified_data)
+        .bind(&e.raw)
+        .fetch_one(&mut *c)
         .await?;
+        sqlx::query("INSERT INTO event_deliveries (event_row, instance_id, next_attempt_at) VALUES ($1, $2, $3)")
+            .bind(row)
+            .bind(e.instance_id)
+            .bind(due_at)
+            .execute(&mut *c)
+            .await?;
+    });
     Ok(())
 }
 
-impl FromRow<'_, SqliteRow> for ClaimedDelivery {
-    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
-        Ok(ClaimedDelivery {
-            event_row: row.try_get("id")?,
-            event_id: row.try_get("event_id")?,
-            organization_id: row.try_get("organization_id")?,
-            instance_id: row.try_get("instance_id")?,
-            element_key: row.try_get("element_key")?,
-            notified_data: row.try_get("notified_data")?,
-            raw: row.try_get("raw")?,
-            status: row.try_get("status")?,
-            attempts: row.try_get("attempts")?,
-            lease_until: row.try_get("lease_until")?,
-        })
-    }
-}
+from_row_on_both!(ClaimedDelivery, |row| {
+    Ok(ClaimedDelivery {
+        event_row: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        organization_id: row.try_get("organization_id")?,
+        instance_id: row.try_get("instance_id")?,
+        element_key: row.try_get("element_key")?,
+        notified_data: row.try_get("notified_data")?,
+        raw: row.try_get("raw")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        lease_until: row.try_get("lease_until")?,
+    })
+});
 
 impl Store {
     /// Stores events with their delivery jobs (due at `due_at`), all in one transaction.
@@ -196,7 +196,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for e in events {
             insert_event(&mut tx, e, due_at).await?;
         }
@@ -206,47 +206,59 @@ impl Store {
 
     /// Claims up to `limit` due jobs: one `UPDATE ... RETURNING` sets their lease,
     /// and the transaction commits before any HTTP call.
+    ///
+    /// The lease condition is checked again on the row being updated: on
+    /// PostgreSQL two claims may pick the same job in their subqueries, and the
+    /// second, after waiting for the first's commit, then finds the lease taken and
+    /// skips the job (on SQLite writers are serialized and this changes nothing).
     pub async fn claim_deliveries(&self, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "UPDATE event_deliveries SET lease_until = ?1
-             WHERE event_row IN (
-                 SELECT event_row FROM event_deliveries
-                 WHERE state = 'pending' AND next_attempt_at <= ?2
-                   AND (lease_until IS NULL OR lease_until <= ?2)
-                 ORDER BY next_attempt_at LIMIT ?3)
-             RETURNING event_row",
-        )
-        .bind(lease_until)
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let ids = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-        let claimed = sqlx::query_as(
-            "SELECT e.id, e.event_id, e.organization_id, e.instance_id, e.element_key, e.notified_data,
-                    e.raw, e.status, d.attempts, d.lease_until
-             FROM events e JOIN event_deliveries d ON d.event_row = e.id
-             WHERE e.id IN (SELECT value FROM json_each(?)) ORDER BY e.id",
-        )
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut tx = self.begin().await?;
+        let claimed = on_tx!(&mut tx, |c, pg| {
+            let rows: Vec<i64> = sqlx::query_scalar(
+                "UPDATE event_deliveries SET lease_until = $1
+                 WHERE event_row IN (
+                     SELECT event_row FROM event_deliveries
+                     WHERE state = 'pending' AND next_attempt_at <= $2
+                       AND (lease_until IS NULL OR lease_until <= $2)
+                     ORDER BY next_attempt_at LIMIT $3)
+                   AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)
+                 RETURNING event_row",
+            )
+            .bind(lease_until)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?;
+            if rows.is_empty() {
+                Vec::new()
+            } else {
+                let ids = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(&format!(
+                    "SELECT e.id, e.event_id, e.organization_id, e.instance_id, e.element_key, e.notified_data,
+                            e.raw, e.status, d.attempts, d.lease_until
+                     FROM events e JOIN event_deliveries d ON d.event_row = e.id
+                     WHERE e.id IN ({}) ORDER BY e.id",
+                    json_members(pg, 1, true)
+                ))
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?
+            }
+        });
         tx.commit().await?;
         Ok(claimed)
     }
 
     /// When the next pending job falls due, if any.
     pub async fn next_delivery_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM event_deliveries WHERE state = 'pending'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            let greatest = if pg { "GREATEST" } else { "MAX" };
+            sqlx::query_scalar(&format!(
+                "SELECT MIN({greatest}(next_attempt_at, COALESCE(lease_until, 0))) FROM event_deliveries WHERE state = 'pending'"
+            ))
+            .fetch_one(p)
+            .await?
+        }))
     }
 
     /// Writes attempt outcomes in one transaction. A failure reported under a lease
@@ -256,60 +268,61 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for o in outcomes {
-            let done = sqlx::query(
-                "UPDATE event_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL,
-                        last_status = COALESCE(?, last_status), last_error = ?, last_attempt_at = ?
-                 WHERE event_row = ? AND (lease_until = ? OR ? = 'delivered')",
-            )
-            .bind(o.state.as_str())
-            .bind(o.attempts)
-            .bind(o.next_attempt_at)
-            .bind(o.last_status)
-            .bind(&o.last_error)
-            .bind(o.attempted_at)
-            .bind(o.event_row)
-            .bind(o.lease_until)
-            .bind(o.state.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                continue;
-            }
-            if let Some(raw) = &o.raw {
-                sqlx::query("UPDATE events SET raw = ?, status = 'DISPATCHED' WHERE id = ? AND status = 'RECEIVED'")
-                    .bind(raw)
-                    .bind(o.event_row)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // The log's status: NOTIFIED once acknowledged, DISPATCHED once tried
-            // (a webhook's event stays RECEIVED until its record was read).
-            let status = match (o.state, o.last_status.is_some() || o.last_error.is_some()) {
-                (DeliveryState::Delivered, _) => Some("NOTIFIED"),
-                (_, true) => Some("DISPATCHED"),
-                _ => None,
-            };
-            if let Some(status) = status {
-                sqlx::query("UPDATE events SET status = ? WHERE id = ? AND status NOT IN ('NOTIFIED', 'RECEIVED')")
-                    .bind(status)
-                    .bind(o.event_row)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(url) = &o.stop_url {
-                sqlx::query(
-                    "INSERT INTO event_stopped_callbacks (instance_id, url, stopped_at)
-                     SELECT instance_id, ?, ? FROM event_deliveries WHERE event_row = ?
-                     ON CONFLICT DO NOTHING",
+            on_tx!(&mut tx, |c, pg| {
+                let done = sqlx::query(
+                    "UPDATE event_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
+                            last_status = COALESCE($4, last_status), last_error = $5, last_attempt_at = $6
+                     WHERE event_row = $7 AND (lease_until = $8 OR $1 = 'delivered')",
                 )
-                .bind(url)
-                .bind(now())
+                .bind(o.state.as_str())
+                .bind(o.attempts)
+                .bind(o.next_attempt_at)
+                .bind(o.last_status)
+                .bind(&o.last_error)
+                .bind(o.attempted_at)
                 .bind(o.event_row)
-                .execute(&mut *tx)
+                .bind(o.lease_until)
+                .execute(&mut *c)
                 .await?;
-            }
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                if let Some(raw) = &o.raw {
+                    sqlx::query("UPDATE events SET raw = $1, status = 'DISPATCHED' WHERE id = $2 AND status = 'RECEIVED'")
+                        .bind(raw)
+                        .bind(o.event_row)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                // The log's status: NOTIFIED once acknowledged, DISPATCHED once tried
+                // (a webhook's event stays RECEIVED until its record was read).
+                let status = match (o.state, o.last_status.is_some() || o.last_error.is_some()) {
+                    (DeliveryState::Delivered, _) => Some("NOTIFIED"),
+                    (_, true) => Some("DISPATCHED"),
+                    _ => None,
+                };
+                if let Some(status) = status {
+                    sqlx::query("UPDATE events SET status = $1 WHERE id = $2 AND status NOT IN ('NOTIFIED', 'RECEIVED')")
+                        .bind(status)
+                        .bind(o.event_row)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                if let Some(url) = &o.stop_url {
+                    sqlx::query(
+                        "INSERT INTO event_stopped_callbacks (instance_id, url, stopped_at)
+                         SELECT instance_id, $1, $2 FROM event_deliveries WHERE event_row = $3
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(url)
+                    .bind(now())
+                    .bind(o.event_row)
+                    .execute(&mut *c)
+                    .await?;
+                }
+            });
         }
         tx.commit().await?;
         Ok(())
@@ -319,76 +332,92 @@ impl Store {
     /// failed) and was last attempted before `before_ms`, with their jobs. Pending
     /// events are never pruned, however old. Returns how many went.
     pub async fn prune_events(&self, before_ms: i64, limit: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM events WHERE id IN (
-                 SELECT event_row FROM event_deliveries
-                 WHERE state <> 'pending' AND last_attempt_at < ? LIMIT ?)",
-        )
-        .bind(before_ms)
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query(
+                "DELETE FROM events WHERE id IN (
+                     SELECT event_row FROM event_deliveries
+                     WHERE state <> 'pending' AND last_attempt_at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(limit)
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
     }
 
     /// The callback URLs of these instances that answered 410.
     pub async fn stopped_callbacks(&self, instance_ids: &[i64]) -> Result<Vec<(i64, String)>> {
         let ids = serde_json::to_string(instance_ids).unwrap_or_else(|_| "[]".into());
-        Ok(sqlx::query_as(
-            "SELECT instance_id, url FROM event_stopped_callbacks WHERE instance_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "SELECT instance_id, url FROM event_stopped_callbacks WHERE instance_id IN ({})",
+                json_members(pg, 1, true)
+            ))
+            .bind(&ids)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// A page of the organization's event log, newest first.
     pub async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{EVENT_SELECT} WHERE e.organization_id = ?1 AND (?2 IS NULL OR e.instance_id = ?2)
-             AND (?3 IS NULL OR e.id < ?3) ORDER BY e.id DESC LIMIT ?4 OFFSET ?5"
-        ))
-        .bind(q.organization_id)
-        .bind(q.instance_id)
-        .bind(q.before)
-        .bind(q.limit)
-        .bind(q.offset)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "{EVENT_SELECT} WHERE e.organization_id = $1 AND ($2 IS NULL OR e.instance_id = $2)
+                 AND ($3 IS NULL OR e.id < $3) ORDER BY e.id DESC LIMIT $4 OFFSET $5"
+            ))
+            .bind(q.organization_id)
+            .bind(q.instance_id)
+            .bind(q.before)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// One event of the organization (and of the instance, when given).
     pub async fn event(&self, org_id: i64, instance_id: Option<i64>, event_id: &str) -> Result<Option<EventRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{EVENT_SELECT} WHERE e.organization_id = ?1 AND (?2 IS NULL OR e.instance_id = ?2) AND e.event_id = ?3"
-        ))
-        .bind(org_id)
-        .bind(instance_id)
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "{EVENT_SELECT} WHERE e.organization_id = $1 AND ($2 IS NULL OR e.instance_id = $2) AND e.event_id = $3"
+            ))
+            .bind(org_id)
+            .bind(instance_id)
+            .bind(event_id)
+            .fetch_optional(p)
+            .await?
+        }))
     }
 
     /// Queues one event again (whatever its state) with a fresh attempt count, and
     /// lifts a 410 stop on its instance's callbacks: asking is the user's decision.
     /// False when the organization has no such event.
     pub async fn redeliver_event(&self, org_id: i64, event_id: &str, now_ms: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let instance: Option<i64> = sqlx::query_scalar(
-            "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL
-             WHERE event_row = (SELECT id FROM events WHERE organization_id = ? AND event_id = ?)
-             RETURNING instance_id",
-        )
-        .bind(now_ms)
-        .bind(org_id)
-        .bind(event_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(instance) = instance else { return Ok(false) };
-        sqlx::query("DELETE FROM event_stopped_callbacks WHERE instance_id = ?")
-            .bind(instance)
-            .execute(&mut *tx)
+        let mut tx = self.begin().await?;
+        let found = on_tx!(&mut tx, |c, pg| {
+            let instance: Option<i64> = sqlx::query_scalar(
+                "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL
+                 WHERE event_row = (SELECT id FROM events WHERE organization_id = $2 AND event_id = $3)
+                 RETURNING instance_id",
+            )
+            .bind(now_ms)
+            .bind(org_id)
+            .bind(event_id)
+            .fetch_optional(&mut *c)
             .await?;
+            if let Some(instance) = instance {
+                sqlx::query("DELETE FROM event_stopped_callbacks WHERE instance_id = $1")
+                    .bind(instance)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            instance.is_some()
+        });
+        if !found {
+            return Ok(false);
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -396,72 +425,83 @@ impl Store {
     /// Queues every undelivered event of an instance again; the number queued.
     /// `None` when the instance is not the organization's.
     pub async fn redeliver_instance(&self, org_id: i64, instance_id: i64, now_ms: i64) -> Result<Option<u64>> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL
-             WHERE instance_id = (SELECT id FROM instances WHERE organization_id = ? AND id = ?)
-               AND state <> 'delivered' AND (state <> 'pending' OR lease_until IS NULL)",
-        )
-        .bind(now_ms)
-        .bind(org_id)
-        .bind(instance_id)
-        .execute(&mut *tx)
-        .await?;
-        let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE organization_id = ? AND id = ?")
+        let mut tx = self.begin().await?;
+        let queued = on_tx!(&mut tx, |c, pg| {
+            let done = sqlx::query(
+                "UPDATE event_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL
+                 WHERE instance_id = (SELECT id FROM instances WHERE organization_id = $2 AND id = $3)
+                   AND state <> 'delivered' AND (state <> 'pending' OR lease_until IS NULL)",
+            )
+            .bind(now_ms)
             .bind(org_id)
             .bind(instance_id)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *c)
             .await?;
-        if owned.is_none() {
+            let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE organization_id = $1 AND id = $2")
+                .bind(org_id)
+                .bind(instance_id)
+                .fetch_optional(&mut *c)
+                .await?;
+            if owned.is_some() {
+                sqlx::query("DELETE FROM event_stopped_callbacks WHERE instance_id = $1")
+                    .bind(instance_id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            owned.map(|_| done.rows_affected())
+        });
+        if queued.is_none() {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM event_stopped_callbacks WHERE instance_id = ?")
-            .bind(instance_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(Some(done.rows_affected()))
+        Ok(queued)
     }
 
     // ---- polling ----
 
     /// Instances that want events: events enabled and the instance not disabled.
     pub async fn instances_with_events(&self) -> Result<Vec<crate::InstanceRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{} WHERE events_enabled = 1 AND disabled = 0 ORDER BY id",
-            crate::INSTANCE_SELECT
-        ))
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "{} WHERE events_enabled = TRUE AND disabled = FALSE ORDER BY id",
+                crate::INSTANCE_SELECT
+            ))
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// The high-water mark of one resource, starting it at `start` when there is none
     /// (events begin when polling begins, not with the vendor's history).
     pub async fn poll_mark(&self, instance_id: i64, resource: &str, start: i64) -> Result<i64> {
-        sqlx::query(
-            "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(instance_id)
-        .bind(resource)
-        .bind(start)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(sqlx::query_scalar("SELECT high_water FROM event_poll_marks WHERE instance_id = ? AND resource = ?")
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query(
+                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
             .bind(instance_id)
             .bind(resource)
-            .fetch_one(&self.pool)
-            .await?)
+            .bind(start)
+            .bind(now())
+            .execute(p)
+            .await?;
+            sqlx::query_scalar("SELECT high_water FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
+                .bind(instance_id)
+                .bind(resource)
+                .fetch_one(p)
+                .await?
+        }))
     }
 
     /// Object ids already seen inside the overlap window of a resource.
     pub async fn poll_seen_ids(&self, instance_id: i64, resource: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT object_id FROM event_poll_seen WHERE instance_id = ? AND resource = ?")
-            .bind(instance_id)
-            .bind(resource)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_scalar("SELECT DISTINCT object_id FROM event_poll_seen WHERE instance_id = $1 AND resource = $2")
+                .bind(instance_id)
+                .bind(resource)
+                .fetch_all(p)
+                .await?
+        }))
     }
 
     /// Ends one poll in one transaction: records each candidate's (object id,
@@ -478,43 +518,50 @@ impl Store {
         candidates: &[PollCandidate],
         due_at: i64,
     ) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance_id, resource) DO UPDATE
-             SET high_water = MAX(high_water, excluded.high_water), polled_at = excluded.polled_at",
-        )
-        .bind(instance_id)
-        .bind(resource)
-        .bind(high_water)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        let mut stored = 0;
-        for c in candidates {
-            let fresh = sqlx::query(
-                "INSERT INTO event_poll_seen (instance_id, resource, object_id, updated_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO NOTHING",
-            )
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, |c, pg| {
+            let greatest = if pg { "GREATEST" } else { "MAX" };
+            sqlx::query(&format!(
+                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (instance_id, resource) DO UPDATE
+                 SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at"
+            ))
             .bind(instance_id)
             .bind(resource)
-            .bind(&c.object_id)
-            .bind(c.updated_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            .bind(high_water)
+            .bind(now())
+            .execute(&mut *c)
+            .await?;
+        });
+        let mut stored = 0;
+        for cand in candidates {
+            let fresh = on_tx!(&mut tx, |c, pg| {
+                sqlx::query(
+                    "INSERT INTO event_poll_seen (instance_id, resource, object_id, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(instance_id)
+                .bind(resource)
+                .bind(&cand.object_id)
+                .bind(cand.updated_at)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+                    == 1
+            });
             if fresh {
-                insert_event(&mut tx, &c.event, due_at).await?;
+                insert_event(&mut tx, &cand.event, due_at).await?;
                 stored += 1;
             }
         }
-        sqlx::query("DELETE FROM event_poll_seen WHERE instance_id = ? AND resource = ? AND updated_at < ?")
-            .bind(instance_id)
-            .bind(resource)
-            .bind(prune_before)
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(&mut tx, |c, pg| {
+            sqlx::query("DELETE FROM event_poll_seen WHERE instance_id = $1 AND resource = $2 AND updated_at < $3")
+                .bind(instance_id)
+                .bind(resource)
+                .bind(prune_before)
+                .execute(&mut *c)
+                .await?;
+        });
         tx.commit().await?;
         Ok(stored)
     }
@@ -522,31 +569,35 @@ impl Store {
     /// Records the outcome of an instance's poll, replacing the previous one. An
     /// instance deleted meanwhile records nothing.
     pub async fn record_poll(&self, instance_id: i64, polled_at: i64, ok: bool, message: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO event_poll_status (instance_id, polled_at, outcome, message)
-             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1)
-             ON CONFLICT (instance_id) DO UPDATE
-             SET polled_at = excluded.polled_at, outcome = excluded.outcome, message = excluded.message",
-        )
-        .bind(instance_id)
-        .bind(polled_at)
-        .bind(if ok { "ok" } else { "failed" })
-        .bind(if ok { None } else { message })
-        .execute(&self.pool)
-        .await?;
+        on_pool!(self, |p, pg| {
+            sqlx::query(
+                "INSERT INTO event_poll_status (instance_id, polled_at, outcome, message)
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM instances WHERE id = $1)
+                 ON CONFLICT (instance_id) DO UPDATE
+                 SET polled_at = excluded.polled_at, outcome = excluded.outcome, message = excluded.message",
+            )
+            .bind(instance_id)
+            .bind(polled_at)
+            .bind(if ok { "ok" } else { "failed" })
+            .bind(if ok { None } else { message })
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     /// The outcome of the instance's latest poll; `None` before its first.
     pub async fn poll_status(&self, instance_id: i64) -> Result<Option<PollStatus>> {
-        let row = sqlx::query("SELECT polled_at, outcome, message FROM event_poll_status WHERE instance_id = ?")
-            .bind(instance_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| PollStatus {
-            polled_at: r.get("polled_at"),
-            ok: r.get::<String, _>("outcome") == "ok",
-            message: r.get("message"),
+        Ok(on_pool!(self, |p, pg| {
+            let row = sqlx::query("SELECT polled_at, outcome, message FROM event_poll_status WHERE instance_id = $1")
+                .bind(instance_id)
+                .fetch_optional(p)
+                .await?;
+            row.map(|r| PollStatus {
+                polled_at: r.get("polled_at"),
+                ok: r.get::<String, _>("outcome") == "ok",
+                message: r.get("message"),
+            })
         }))
     }
 
@@ -554,12 +605,14 @@ impl Store {
     /// switched to webhooks), so turning polling on again starts from then.
     pub async fn forget_poll_marks_except(&self, keep: &[i64]) -> Result<()> {
         let ids = serde_json::to_string(keep).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for table in ["event_poll_marks", "event_poll_seen"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE instance_id NOT IN (SELECT value FROM json_each(?))"))
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(&mut tx, |c, pg| {
+                sqlx::query(&format!("DELETE FROM {table} WHERE instance_id NOT IN ({})", json_members(pg, 1, true)))
+                    .bind(&ids)
+                    .execute(&mut *c)
+                    .await?;
+            });
         }
         tx.commit().await?;
         Ok(())

@@ -1,4 +1,9 @@
-//! Persistence on SQLite through sqlx.
+//! Persistence through sqlx, on SQLite (the embedded default) or PostgreSQL.
+//!
+//! Each backend has its own pool type and migrations; every operation is written
+//! once and compiled for both by [`on_pool!`]/[`on_tx!`], with per-backend SQL only
+//! where the dialects differ (JSON arrays, `MAX`/`GREATEST`, row locks). Queries use
+//! `$N` placeholders, which both drivers bind by number.
 //!
 //! The store never sees a plaintext secret: callers hand it sealed blobs (see
 //! [`Sealer`]) and hashes of caller secrets. Every instance query is scoped by
@@ -8,8 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Postgres, Row, Sqlite, SqlitePool, Transaction};
 use thiserror::Error;
 
 pub mod calls;
@@ -28,7 +34,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL (expected sqlite://PATH): {0}")]
+    #[error("unsupported database URL (expected sqlite://PATH or postgres://...): {0}")]
     UnsupportedUrl(String),
     #[error("{0}")]
     Conflict(String),
@@ -69,9 +75,111 @@ impl std::fmt::Debug for NewValue {
     }
 }
 
+/// The pool of one backend.
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either backend.
+pub(crate) enum Tx<'c> {
+    Sqlite(Transaction<'c, Sqlite>),
+    Postgres(Transaction<'c, Postgres>),
+}
+
+impl Tx<'_> {
+    async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Runs `$body` with `$p` bound to the store's pool (`&SqlitePool` or `&PgPool`) and
+/// `$pg` to whether it is PostgreSQL: the body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident, $pg:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($p) => {
+                #[allow(unused_variables)]
+                let $pg = false;
+                $body
+            }
+            $crate::Pool::Postgres($p) => {
+                #[allow(unused_variables)]
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+
+/// As [`on_pool!`] for a [`Tx`]: `$c` is the transaction's connection (use `&mut *$c`).
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident, $pg:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                #[allow(unused_variables)]
+                let $pg = false;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                #[allow(unused_variables)]
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+/// Runs `$body` (an expression awaiting writes on `$tx: &mut Tx`) in one
+/// transaction whose commit must survive a power cut: on SQLite on a
+/// `synchronous=FULL` connection ([`Store::full_sync_connection`]); on PostgreSQL
+/// every commit already waits for its WAL flush (`synchronous_commit`'s default).
+macro_rules! durably {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite(pool) => {
+                let mut conn = $crate::Store::full_sync_connection(pool).await?;
+                let written = async {
+                    let mut tx = $crate::Tx::Sqlite(sqlx::Connection::begin(&mut *conn).await?);
+                    let $tx = &mut tx;
+                    let value = $body;
+                    tx.commit().await?;
+                    Ok::<_, $crate::StoreError>(value)
+                }
+                .await;
+                $crate::end_full_sync(conn, written).await
+            }
+            $crate::Pool::Postgres(pool) => {
+                let mut tx = $crate::Tx::Postgres(pool.begin().await?);
+                let $tx = &mut tx;
+                let value = $body;
+                tx.commit().await?;
+                Ok(value)
+            }
+        }
+    };
+}
+pub(crate) use {durably, on_pool, on_tx};
+
+/// SQL selecting the members of a JSON array bound as parameter `$n`, as a
+/// one-column subquery (`value`), integers when `ints`.
+pub(crate) fn json_members(pg: bool, n: u8, ints: bool) -> String {
+    match (pg, ints) {
+        (false, _) => format!("SELECT value FROM json_each(${n})"),
+        (true, false) => format!("SELECT value FROM jsonb_array_elements_text(${n}::jsonb) AS j(value)"),
+        (true, true) => format!("SELECT value::bigint FROM jsonb_array_elements_text(${n}::jsonb) AS j(value)"),
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 /// Puts a [`Store::full_sync_connection`] back to NORMAL before the pool reuses it
@@ -87,17 +195,38 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Connections per process to a PostgreSQL server (SQLite keeps its own 8).
+const PG_MAX_CONNECTIONS: u32 = 10;
+
 impl Store {
-    /// A pooled connection whose commits fsync (`synchronous=FULL`), for the few
-    /// writes that must survive a power cut; give it back through [`end_full_sync`].
-    async fn full_sync_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
-        let mut conn = self.pool.acquire().await?;
+    /// A pooled SQLite connection whose commits fsync (`synchronous=FULL`), for the
+    /// few writes that must survive a power cut; give it back through [`end_full_sync`].
+    async fn full_sync_connection(pool: &SqlitePool) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let mut conn = pool.acquire().await?;
         sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
         Ok(conn)
     }
 
-    /// Opens (creating if needed) the database and runs the migrations.
+    pub(crate) async fn begin(&self) -> Result<Tx<'static>> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Opens the database and runs its backend's migrations: `sqlite://PATH`
+    /// (created if missing) or `postgres://...` (the database must exist).
+    ///
+    /// Migrations run under a lock, so servers starting together on one database
+    /// do not race: on PostgreSQL sqlx's migrator holds `pg_advisory_lock` (keyed
+    /// by the database name) from before it creates its table until it is done; on
+    /// SQLite they all run in one `BEGIN IMMEDIATE` transaction (the write lock).
     pub async fn open(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect(url).await?;
+            sqlx::migrate!("./migrations_pg").run(&pool).await?;
+            return Ok(Store { pool: Pool::Postgres(pool) });
+        }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
@@ -113,72 +242,94 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        // sqlx takes no lock on SQLite, and two servers opening a new file together
+        // both applied migration 9 (one then failed: duplicate column). One
+        // IMMEDIATE transaction holds the write lock from the check of what is
+        // applied to the last migration (each runs in a savepoint inside it).
+        let mut conn = pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        // run_direct: `run` on a borrowed connection trips a known higher-ranked
+        // lifetime error ("Acquire is not general enough") once the future is spawned.
+        sqlx::migrate!("./migrations").run_direct(&mut *tx).await?;
+        tx.commit().await?;
+        drop(conn);
+        Ok(Store { pool: Pool::Sqlite(pool) })
+    }
+
+    /// Whether this store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, |p, pg| {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
         Ok(())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |p, pg| p.close().await)
     }
 
     // ---- meta ----
 
     pub async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(on_pool!(self, |p, pg| {
+            let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(p).await?;
+            row.map(|r| r.get(0))
+        }))
     }
 
     /// Stores `value` unless the key exists; returns what is stored afterwards,
     /// so two processes racing on a fresh database agree on one value.
     pub async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |p, pg| {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING")
+                .bind(key)
+                .bind(value)
+                .execute(p)
+                .await?;
+        });
         Ok(self.meta_get(key).await?.unwrap_or_default())
     }
 
     /// Overwrites one meta value (key rotation re-seals the canary).
     pub async fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |p, pg| {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                .bind(key)
+                .bind(value)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     // ---- tenants ----
 
     pub async fn organization_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |p, pg| sqlx::query_scalar("SELECT COUNT(*) FROM organizations").fetch_one(p).await?))
     }
 
     /// Every organization, oldest first.
     pub async fn organizations(&self) -> Result<Vec<Organization>> {
-        Ok(sqlx::query_as("SELECT id, name, created_at FROM organizations ORDER BY id").fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT id, name, created_at FROM organizations ORDER BY id").fetch_all(p).await?
+        }))
     }
 
     /// The users of one organization, or of all when `org_id` is `None`, oldest first.
     pub async fn users(&self, org_id: Option<i64>) -> Result<Vec<User>> {
-        Ok(sqlx::query_as(
-            "SELECT id, organization_id, email, first_name, last_name, created_at FROM users
-             WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id",
-        )
-        .bind(org_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT id, organization_id, email, first_name, last_name, created_at FROM users
+                 WHERE $1 IS NULL OR organization_id = $1 ORDER BY id",
+            )
+            .bind(org_id)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Creates an organization and its first user in one transaction.
@@ -189,28 +340,29 @@ impl Store {
         email: &str,
         user_secret_hash: &[u8],
     ) -> Result<(Organization, User)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let created = now();
-        let org: Organization = sqlx::query_as(
-            "INSERT INTO organizations (name, secret_hash, created_at) VALUES (?, ?, ?)
-             RETURNING id, name, created_at",
-        )
-        .bind(name)
-        .bind(org_secret_hash)
-        .bind(&created)
-        .fetch_one(&mut *tx)
-        .await?;
+        let org: Organization = on_tx!(&mut tx, |c, pg| {
+            sqlx::query_as(
+                "INSERT INTO organizations (name, secret_hash, created_at) VALUES ($1, $2, $3)
+                 RETURNING id, name, created_at",
+            )
+            .bind(name)
+            .bind(org_secret_hash)
+            .bind(&created)
+            .fetch_one(&mut *c)
+            .await?
+        });
         let user = insert_user(&mut tx, org.id, email, user_secret_hash).await?;
         tx.commit().await?;
         Ok((org, user))
     }
 
     pub async fn create_user(&self, org_id: i64, email: &str, secret_hash: &[u8]) -> Result<User> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE id = ?")
-            .bind(org_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.begin().await?;
+        let exists: Option<i64> = on_tx!(&mut tx, |c, pg| {
+            sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1").bind(org_id).fetch_optional(&mut *c).await?
+        });
         if exists.is_none() {
             return Err(StoreError::Conflict(format!("no organization {org_id}")));
         }
@@ -221,35 +373,43 @@ impl Store {
 
     /// Replaces an organization's secret hash; false when there is no such organization.
     pub async fn reset_organization_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        let done = sqlx::query("UPDATE organizations SET secret_hash = ? WHERE id = ?")
-            .bind(secret_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query("UPDATE organizations SET secret_hash = $1 WHERE id = $2")
+                .bind(secret_hash)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     pub async fn reset_user_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET secret_hash = ? WHERE id = ?")
-            .bind(secret_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query("UPDATE users SET secret_hash = $1 WHERE id = $2")
+                .bind(secret_hash)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// The caller whose user and organization secrets hash to these values, if the
     /// user belongs to that organization.
     pub async fn authenticate(&self, user_hash: &[u8], org_hash: &[u8]) -> Result<Option<Caller>> {
-        Ok(sqlx::query_as(
-            "SELECT u.id AS user_id, u.email, u.first_name, u.last_name, o.id AS organization_id
-             FROM users u JOIN organizations o ON o.id = u.organization_id
-             WHERE u.secret_hash = ? AND o.secret_hash = ?",
-        )
-        .bind(user_hash)
-        .bind(org_hash)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT u.id AS user_id, u.email, u.first_name, u.last_name, o.id AS organization_id
+                 FROM users u JOIN organizations o ON o.id = u.organization_id
+                 WHERE u.secret_hash = $1 AND o.secret_hash = $2",
+            )
+            .bind(user_hash)
+            .bind(org_hash)
+            .fetch_optional(p)
+            .await?
+        }))
     }
 
     // ---- instances ----
@@ -261,24 +421,27 @@ impl Store {
         config: &[(String, NewValue)],
         sealer: &dyn Sealer,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let created = now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO instances (organization_id, user_id, element_key, name, token_hash, tags,
-                                    events_enabled, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.organization_id)
-        .bind(new.user_id)
-        .bind(&new.element_key)
-        .bind(&new.name)
-        .bind(&new.token_hash)
-        .bind(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(new.events_enabled)
-        .bind(&created)
-        .bind(&created)
-        .fetch_one(&mut *tx)
-        .await?;
+        let tags = serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into());
+        let id: i64 = on_tx!(&mut tx, |c, pg| {
+            sqlx::query_scalar(
+                "INSERT INTO instances (organization_id, user_id, element_key, name, token_hash, tags,
+                                        events_enabled, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(new.organization_id)
+            .bind(new.user_id)
+            .bind(&new.element_key)
+            .bind(&new.name)
+            .bind(&new.token_hash)
+            .bind(&tags)
+            .bind(new.events_enabled)
+            .bind(&created)
+            .bind(&created)
+            .fetch_one(&mut *c)
+            .await?
+        });
         write_configuration(&mut tx, id, config, sealer).await?;
         if let Some(w) = &new.webhook {
             webhooks::write_webhook(&mut tx, id, Some(w)).await?;
@@ -289,48 +452,65 @@ impl Store {
 
     /// One instance of an organization.
     pub async fn instance(&self, org_id: i64, id: i64) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE organization_id = ? AND id = ?"))
-            .bind(org_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE organization_id = $1 AND id = $2"))
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }))
     }
 
     /// One instance by id, whatever its organization (for the platform's own work,
     /// never for a caller's request).
     pub async fn instance_by_id(&self, id: i64) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE id = $1")).bind(id).fetch_optional(p).await?
+        }))
     }
 
     /// Records the vendor account's time zone as the vendor named it, or forgets it
     /// (`None`: read it again at the next call that needs it, as after a
     /// re-authorization, which may have connected another account).
     pub async fn set_account_zone(&self, instance_id: i64, zone: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE instances SET account_zone = ? WHERE id = ?").bind(zone).bind(instance_id).execute(&self.pool).await?;
+        on_pool!(self, |p, pg| {
+            sqlx::query("UPDATE instances SET account_zone = $1 WHERE id = $2")
+                .bind(zone)
+                .bind(instance_id)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     /// The instance whose token hashes to `token_hash`, whatever its organization:
     /// the caller compares organizations and answers 401 on a mismatch.
     pub async fn instance_by_token(&self, token_hash: &[u8]) -> Result<Option<InstanceRow>> {
-        Ok(sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE token_hash = ?"))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{INSTANCE_SELECT} WHERE token_hash = $1")).bind(token_hash).fetch_optional(p).await?
+        }))
     }
 
     /// The organization's instances, optionally only those carrying every tag given.
     pub async fn instances(&self, org_id: i64, tags: &[String]) -> Result<Vec<InstanceRow>> {
-        let mut sql = format!("{INSTANCE_SELECT} WHERE organization_id = ?");
-        for _ in tags {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(instances.tags) WHERE json_each.value = ?)");
+        let mut sql = format!("{INSTANCE_SELECT} WHERE organization_id = $1");
+        for n in 2..tags.len() + 2 {
+            if self.is_postgres() {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(instances.tags::jsonb) AS j(value) WHERE j.value = ${n})"
+                ));
+            } else {
+                sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(instances.tags) WHERE json_each.value = ${n})"));
+            }
         }
         sql.push_str(" ORDER BY id");
-        let mut query = sqlx::query_as(&sql).bind(org_id);
-        for tag in tags {
-            query = query.bind(tag);
-        }
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |p, pg| {
+            let mut query = sqlx::query_as(&sql).bind(org_id);
+            for tag in tags {
+                query = query.bind(tag);
+            }
+            query.fetch_all(p).await?
+        }))
     }
 
     /// Updates the instance and upserts its configuration; with `replace`, keys not
@@ -344,37 +524,41 @@ impl Store {
         replace: bool,
         sealer: &dyn Sealer,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE instances SET name = COALESCE(?, name), tags = COALESCE(?, tags),
-                    events_enabled = COALESCE(?, events_enabled), valid = COALESCE(?, valid),
-                    account_zone = CASE WHEN ? THEN NULL ELSE account_zone END, updated_at = ?
-             WHERE organization_id = ? AND id = ?",
-        )
-        .bind(&update.name)
-        .bind(update.tags.as_ref().map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into())))
-        .bind(update.events_enabled)
-        .bind(update.valid)
-        .bind(update.forget_account_zone)
-        .bind(now())
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if replace {
-            let keep: Vec<&str> = config.iter().map(|(k, _)| k.as_str()).collect();
-            let keep = serde_json::to_string(&keep).unwrap_or_else(|_| "[]".into());
-            sqlx::query(
-                "DELETE FROM instance_configuration WHERE instance_id = ?
-                 AND key NOT IN (SELECT value FROM json_each(?))",
+        let mut tx = self.begin().await?;
+        let tags = update.tags.as_ref().map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()));
+        let keep: Vec<&str> = config.iter().map(|(k, _)| k.as_str()).collect();
+        let keep = serde_json::to_string(&keep).unwrap_or_else(|_| "[]".into());
+        let updated = on_tx!(&mut tx, |c, pg| {
+            let done = sqlx::query(
+                "UPDATE instances SET name = COALESCE($1, name), tags = COALESCE($2, tags),
+                        events_enabled = COALESCE($3, events_enabled), valid = COALESCE($4, valid),
+                        account_zone = CASE WHEN $5 THEN NULL ELSE account_zone END, updated_at = $6
+                 WHERE organization_id = $7 AND id = $8",
             )
+            .bind(&update.name)
+            .bind(&tags)
+            .bind(update.events_enabled)
+            .bind(update.valid)
+            .bind(update.forget_account_zone)
+            .bind(now())
+            .bind(org_id)
             .bind(id)
-            .bind(keep)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await?;
+            if done.rows_affected() == 1 && replace {
+                sqlx::query(&format!(
+                    "DELETE FROM instance_configuration WHERE instance_id = $1 AND key NOT IN ({})",
+                    json_members(pg, 2, false)
+                ))
+                .bind(id)
+                .bind(&keep)
+                .execute(&mut *c)
+                .await?;
+            }
+            done.rows_affected() == 1
+        });
+        if !updated {
+            return Ok(false);
         }
         write_configuration(&mut tx, id, config, sealer).await?;
         if let Some(w) = &update.webhook {
@@ -385,68 +569,74 @@ impl Store {
     }
 
     pub async fn set_disabled(&self, org_id: i64, id: i64, disabled: bool) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE instances SET disabled = ?, updated_at = ? WHERE organization_id = ? AND id = ?",
-        )
-        .bind(disabled)
-        .bind(now())
-        .bind(org_id)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query("UPDATE instances SET disabled = $1, updated_at = $2 WHERE organization_id = $3 AND id = $4")
+                .bind(disabled)
+                .bind(now())
+                .bind(org_id)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Deletes the instance and its configuration; its token stops working at once.
     pub async fn delete_instance(&self, org_id: i64, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM instances WHERE organization_id = ? AND id = ?")
-            .bind(org_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query("DELETE FROM instances WHERE organization_id = $1 AND id = $2")
+                .bind(org_id)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// The stored configuration rows of an instance (secrets still sealed).
     pub async fn configuration(&self, instance_id: i64) -> Result<Vec<ConfigRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, key, value, secret FROM instance_configuration WHERE instance_id = ? ORDER BY id",
-        )
-        .bind(instance_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT id, key, value, secret FROM instance_configuration WHERE instance_id = $1 ORDER BY id")
+                .bind(instance_id)
+                .fetch_all(p)
+                .await?
+        }))
     }
 
     // ---- key rotation ----
 
     /// Up to `limit` sealed rows whose key is not `current_key_id`.
     pub async fn sealed_rows_not_under(&self, current_key_id: u32, limit: i64) -> Result<Vec<SealedRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, instance_id, key, secret FROM instance_configuration
-             WHERE secret IS NOT NULL AND key_id <> ? ORDER BY id LIMIT ?",
-        )
-        .bind(current_key_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT id, instance_id, key, secret FROM instance_configuration
+                 WHERE secret IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT $2",
+            )
+            .bind(i64::from(current_key_id))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Replaces sealed blobs in one transaction; a row whose blob changed since it
     /// was read (a concurrent write) is left alone.
     pub async fn reseal(&self, rows: &[(SealedRow, Vec<u8>, u32)]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut changed = 0;
         for (row, blob, key_id) in rows {
-            changed += sqlx::query(
-                "UPDATE instance_configuration SET secret = ?, key_id = ? WHERE id = ? AND secret = ?",
-            )
-            .bind(blob)
-            .bind(key_id)
-            .bind(row.id)
-            .bind(&row.secret)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            changed += on_tx!(&mut tx, |c, pg| {
+                sqlx::query("UPDATE instance_configuration SET secret = $1, key_id = $2 WHERE id = $3 AND secret = $4")
+                    .bind(blob)
+                    .bind(i64::from(*key_id))
+                    .bind(row.id)
+                    .bind(&row.secret)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(changed)
@@ -456,22 +646,20 @@ impl Store {
 const INSTANCE_SELECT: &str = "SELECT id, organization_id, user_id, element_key, name, tags, valid,
     disabled, events_enabled, created_at, updated_at, account_zone FROM instances";
 
-async fn insert_user(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    org_id: i64,
-    email: &str,
-    secret_hash: &[u8],
-) -> Result<User> {
-    let result = sqlx::query_as(
-        "INSERT INTO users (organization_id, email, secret_hash, created_at) VALUES (?, ?, ?, ?)
-         RETURNING id, organization_id, email, first_name, last_name, created_at",
-    )
-    .bind(org_id)
-    .bind(email)
-    .bind(secret_hash)
-    .bind(now())
-    .fetch_one(&mut **tx)
-    .await;
+async fn insert_user(tx: &mut Tx<'_>, org_id: i64, email: &str, secret_hash: &[u8]) -> Result<User> {
+    let created = now();
+    let result = on_tx!(tx, |c, pg| {
+        sqlx::query_as(
+            "INSERT INTO users (organization_id, email, secret_hash, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, organization_id, email, first_name, last_name, created_at",
+        )
+        .bind(org_id)
+        .bind(email)
+        .bind(secret_hash)
+        .bind(&created)
+        .fetch_one(&mut *c)
+        .await
+    });
     match result {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
             format!("a user with email {email} already exists in organization {org_id}"),
@@ -481,7 +669,7 @@ async fn insert_user(
 }
 
 async fn write_configuration(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut Tx<'_>,
     instance_id: i64,
     config: &[(String, NewValue)],
     sealer: &dyn Sealer,
@@ -491,23 +679,25 @@ async fn write_configuration(
             NewValue::Plain(v) => (Some(v.clone()), None, None),
             NewValue::Secret(v) => {
                 let (blob, key_id) = sealer.seal(instance_id, key, v);
-                (None, Some(blob), Some(key_id))
+                (None, Some(blob), Some(i64::from(key_id)))
             }
             NewValue::Keep => continue,
         };
-        sqlx::query(
-            "INSERT INTO instance_configuration (instance_id, key, value, secret, key_id)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(instance_id, key) DO UPDATE
-             SET value = excluded.value, secret = excluded.secret, key_id = excluded.key_id",
-        )
-        .bind(instance_id)
-        .bind(key)
-        .bind(plain)
-        .bind(secret)
-        .bind(key_id)
-        .execute(&mut **tx)
-        .await?;
+        on_tx!(&mut *tx, |c, pg| {
+            sqlx::query(
+                "INSERT INTO instance_configuration (instance_id, key, value, secret, key_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT(instance_id, key) DO UPDATE
+                 SET value = excluded.value, secret = excluded.secret, key_id = excluded.key_id",
+            )
+            .bind(instance_id)
+            .bind(key)
+            .bind(&plain)
+            .bind(&secret)
+            .bind(key_id)
+            .execute(&mut *c)
+            .await?;
+        });
     }
     Ok(())
 }

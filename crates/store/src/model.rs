@@ -1,7 +1,23 @@
 //! Rows as the store reads and writes them.
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
+
+/// Implements `FromRow` for a row of each backend with one body.
+macro_rules! from_row_on_both {
+    ($t:ty, |$row:ident| $body:expr) => {
+        impl ::sqlx::FromRow<'_, ::sqlx::sqlite::SqliteRow> for $t {
+            fn from_row($row: &::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
+                $body
+            }
+        }
+        impl ::sqlx::FromRow<'_, ::sqlx::postgres::PgRow> for $t {
+            fn from_row($row: &::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
+                $body
+            }
+        }
+    };
+}
+pub(crate) use from_row_on_both;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Organization {
@@ -75,25 +91,23 @@ pub struct InstanceRow {
     pub account_zone: Option<String>,
 }
 
-impl FromRow<'_, SqliteRow> for InstanceRow {
-    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
-        let tags: String = row.try_get("tags")?;
-        Ok(InstanceRow {
-            id: row.try_get("id")?,
-            organization_id: row.try_get("organization_id")?,
-            user_id: row.try_get("user_id")?,
-            element_key: row.try_get("element_key")?,
-            name: row.try_get("name")?,
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
-            valid: row.try_get("valid")?,
-            disabled: row.try_get("disabled")?,
-            events_enabled: row.try_get("events_enabled")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            account_zone: row.try_get("account_zone")?,
-        })
-    }
-}
+from_row_on_both!(InstanceRow, |row| {
+    let tags: String = row.try_get("tags")?;
+    Ok(InstanceRow {
+        id: row.try_get("id")?,
+        organization_id: row.try_get("organization_id")?,
+        user_id: row.try_get("user_id")?,
+        element_key: row.try_get("element_key")?,
+        name: row.try_get("name")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        valid: row.try_get("valid")?,
+        disabled: row.try_get("disabled")?,
+        events_enabled: row.try_get("events_enabled")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        account_zone: row.try_get("account_zone")?,
+    })
+});
 
 /// One stored configuration value; exactly one of `value` and `secret` is set.
 #[derive(Clone, FromRow)]

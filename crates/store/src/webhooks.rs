@@ -2,10 +2,8 @@
 //! vendor's calls.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, Sqlite, Transaction};
-
 use crate::events::insert_event;
-use crate::{end_full_sync, now, NewEvent, Result, Store};
+use crate::{durably, now, on_pool, on_tx, NewEvent, Result, Store, Tx};
 
 /// One hook at the vendor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,22 +77,24 @@ impl From<Stored> for WebhookRow {
 }
 
 /// Replaces (or, with `None`, removes) an instance's webhook row inside `tx`.
-pub(crate) async fn write_webhook(tx: &mut Transaction<'_, Sqlite>, instance_id: i64, row: Option<&WebhookRow>) -> Result<()> {
-    sqlx::query("DELETE FROM event_webhooks WHERE instance_id = ?").bind(instance_id).execute(&mut **tx).await?;
-    let Some(w) = row else { return Ok(()) };
-    sqlx::query(
-        "INSERT INTO event_webhooks (instance_id, element_key, instance_key, secret_hash, hooks, destination, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(instance_id)
-    .bind(&w.element_key)
-    .bind(&w.instance_key)
-    .bind(&w.secret_hash)
-    .bind(serde_json::to_string(&w.hooks).unwrap_or_else(|_| "[]".into()))
-    .bind(&w.destination)
-    .bind(now())
-    .execute(&mut **tx)
-    .await?;
+pub(crate) async fn write_webhook(tx: &mut Tx<'_>, instance_id: i64, row: Option<&WebhookRow>) -> Result<()> {
+    on_tx!(tx, |c, pg| {
+        sqlx::query("DELETE FROM event_webhooks WHERE instance_id = $1").bind(instance_id).execute(&mut *c).await?;
+        let Some(w) = row else { return Ok(()) };
+        sqlx::query(
+            "INSERT INTO event_webhooks (instance_id, element_key, instance_key, secret_hash, hooks, destination, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(instance_id)
+        .bind(&w.element_key)
+        .bind(&w.instance_key)
+        .bind(&w.secret_hash)
+        .bind(serde_json::to_string(&w.hooks).unwrap_or_else(|_| "[]".into()))
+        .bind(&w.destination)
+        .bind(now())
+        .execute(&mut *c)
+        .await?;
+    });
     Ok(())
 }
 
@@ -103,28 +103,37 @@ const SELECT: &str = "SELECT w.instance_id, w.element_key, w.instance_key, w.sec
 impl Store {
     /// The webhooks an instance registered, if any.
     pub async fn webhook(&self, instance_id: i64) -> Result<Option<WebhookRow>> {
-        let row: Option<Stored> = sqlx::query_as(&format!("{SELECT} FROM event_webhooks w WHERE w.instance_id = ?"))
-            .bind(instance_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<Stored> = on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{SELECT} FROM event_webhooks w WHERE w.instance_id = $1"))
+                .bind(instance_id)
+                .fetch_optional(p)
+                .await?
+        });
         Ok(row.map(WebhookRow::from))
     }
 
     /// Every instance's webhooks, for the periodic check.
     pub async fn webhooks(&self) -> Result<Vec<WebhookRow>> {
-        let rows: Vec<Stored> =
-            sqlx::query_as(&format!("{SELECT} FROM event_webhooks w ORDER BY w.instance_id")).fetch_all(&self.pool).await?;
+        let rows: Vec<Stored> = on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{SELECT} FROM event_webhooks w ORDER BY w.instance_id")).fetch_all(p).await?
+        });
         Ok(rows.into_iter().map(WebhookRow::from).collect())
     }
 
     /// Replaces an instance's webhooks after a re-registration, unless they changed
     /// meanwhile (`expected_key` is the instance key they were read with): false then.
     pub async fn replace_webhook(&self, expected_key: &str, row: &WebhookRow) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT instance_key FROM event_webhooks WHERE instance_id = ?")
-            .bind(row.instance_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.begin().await?;
+        // PostgreSQL locks the row read until commit, so no writer slips in between
+        // the check and the write (SQLite has one writer at a time: a write after
+        // another's commit fails the transaction instead).
+        let current: Option<String> = on_tx!(&mut tx, |c, pg| {
+            let lock = if pg { " FOR UPDATE" } else { "" };
+            sqlx::query_scalar(&format!("SELECT instance_key FROM event_webhooks WHERE instance_id = $1{lock}"))
+                .bind(row.instance_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
         if current.as_deref() != Some(expected_key) {
             return Ok(false);
         }
@@ -135,21 +144,24 @@ impl Store {
 
     /// The instance an incoming vendor call is for, by the path's keys.
     pub async fn webhook_target(&self, element_key: &str, instance_key: &str) -> Result<Option<WebhookTarget>> {
-        let row: Option<Targeted> = sqlx::query_as(&format!(
-            "{SELECT}, i.organization_id, i.disabled FROM event_webhooks w JOIN instances i ON i.id = w.instance_id
-             WHERE w.instance_key = ? AND w.element_key = ?"
-        ))
-        .bind(instance_key)
-        .bind(element_key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Targeted> = on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "{SELECT}, i.organization_id, i.disabled FROM event_webhooks w JOIN instances i ON i.id = w.instance_id
+                 WHERE w.instance_key = $1 AND w.element_key = $2"
+            ))
+            .bind(instance_key)
+            .bind(element_key)
+            .fetch_optional(p)
+            .await?
+        });
         Ok(row.map(|t| WebhookTarget { webhook: t.stored.into(), organization_id: t.organization_id, disabled: t.disabled }))
     }
 
     /// Stores vendor calls' events with their delivery jobs (due at `due_at`) in one
-    /// transaction committed with `synchronous=FULL`: the caller acknowledges a
-    /// vendor's call after this, and the vendor will not send it again, so not even
-    /// a power cut may lose it. Callers batch many calls into one commit (one fsync).
+    /// transaction committed durably (on SQLite with `synchronous=FULL`): the caller
+    /// acknowledges a vendor's call after this, and the vendor will not send it
+    /// again, so not even a power cut may lose it. Callers batch many calls into one
+    /// commit (one fsync).
     ///
     /// A call with a digest that an earlier call of the same instance had at or
     /// after `repeats_since` (epoch ms) is a repeat: nothing is stored for it and its
@@ -166,61 +178,68 @@ impl Store {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.full_sync_connection().await?;
-        let written = async {
-            let mut tx = conn.begin().await?;
+        durably!(self, |tx| {
             let mut answers = Vec::with_capacity(calls.len());
             for call in calls {
                 if let Some(digest) = &call.digest {
                     // New, or the same digest seen before the window (replaced): this
                     // call is an event. Otherwise the row stays and names the first.
-                    let fresh = sqlx::query(
-                        "INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (instance_id, digest) DO UPDATE
-                         SET event_id = excluded.event_id, received_at = excluded.received_at
-                         WHERE event_webhook_digests.received_at < ?5",
-                    )
-                    .bind(call.event.instance_id)
-                    .bind(digest)
-                    .bind(&call.event.event_id)
-                    .bind(received_at)
-                    .bind(repeats_since)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1;
-                    if !fresh {
-                        let first: String =
-                            sqlx::query_scalar("SELECT event_id FROM event_webhook_digests WHERE instance_id = ? AND digest = ?")
+                    let first: Option<String> = on_tx!(&mut *tx, |c, pg| {
+                        let fresh = sqlx::query(
+                            "INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at)
+                             VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (instance_id, digest) DO UPDATE
+                             SET event_id = excluded.event_id, received_at = excluded.received_at
+                             WHERE event_webhook_digests.received_at < $5",
+                        )
+                        .bind(call.event.instance_id)
+                        .bind(digest)
+                        .bind(&call.event.event_id)
+                        .bind(received_at)
+                        .bind(repeats_since)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected()
+                            == 1;
+                        if fresh {
+                            None
+                        } else {
+                            Some(
+                                sqlx::query_scalar(
+                                    "SELECT event_id FROM event_webhook_digests WHERE instance_id = $1 AND digest = $2",
+                                )
                                 .bind(call.event.instance_id)
                                 .bind(digest)
-                                .fetch_one(&mut *tx)
-                                .await?;
+                                .fetch_one(&mut *c)
+                                .await?,
+                            )
+                        }
+                    });
+                    if let Some(first) = first {
                         answers.push(first);
                         continue;
                     }
                 }
-                insert_event(&mut tx, &call.event, due_at).await?;
+                insert_event(tx, &call.event, due_at).await?;
                 answers.push(call.event.event_id.clone());
             }
-            tx.commit().await?;
-            Ok::<_, crate::StoreError>(answers)
-        }
-        .await;
-        end_full_sync(conn, written).await
+            answers
+        })
     }
 
     /// Forgets up to `limit` webhook call digests received before `before_ms` (calls
     /// sent again after that are new events); how many went.
     pub async fn prune_webhook_digests(&self, before_ms: i64, limit: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM event_webhook_digests WHERE (instance_id, digest) IN (
-                 SELECT instance_id, digest FROM event_webhook_digests WHERE received_at < ? LIMIT ?)",
-        )
-        .bind(before_ms)
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query(
+                "DELETE FROM event_webhook_digests WHERE (instance_id, digest) IN (
+                     SELECT instance_id, digest FROM event_webhook_digests WHERE received_at < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(limit)
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
     }
 }

@@ -18,19 +18,55 @@ pub struct Opened {
     pub vault: Vault,
 }
 
+/// Whether a database URL names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL as it may be shown in logs and errors: a PostgreSQL password (in the
+/// user part or a `password=` parameter) is replaced by `***`.
+pub fn shown_url(url: &str) -> String {
+    if !is_postgres(url) {
+        return url.to_owned();
+    }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Unparsable: show only the scheme, never what might be a password.
+        return "postgres://(unreadable URL)".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
 /// The SQLite file behind a `sqlite://PATH` URL.
 fn database_path(url: &str) -> anyhow::Result<PathBuf> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .with_context(|| format!("unsupported database URL {url} (expected sqlite://PATH)"))?;
+        .with_context(|| format!("unsupported database URL {} (expected sqlite://PATH or postgres://...)", shown_url(url)))?;
     let path = path.split('?').next().unwrap_or(path);
     Ok(PathBuf::from(path))
 }
 
+/// The key file: as given, else beside a SQLite database, else (PostgreSQL) in
+/// the working directory.
 fn key_file_path(opts: &DatabaseOptions) -> anyhow::Result<PathBuf> {
     if let Some(path) = &opts.master_key_file {
         return Ok(path.clone());
+    }
+    if is_postgres(&opts.database_url) {
+        return Ok(PathBuf::from("switchyard.key"));
     }
     let db = database_path(&opts.database_url)?;
     let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -43,9 +79,8 @@ fn key_file_path(opts: &DatabaseOptions) -> anyhow::Result<PathBuf> {
 /// open with the ring given, or this refuses with a message saying which key it
 /// needs: a server never runs on a key that would make its secrets garbage.
 pub async fn open(opts: &DatabaseOptions) -> anyhow::Result<Opened> {
-    let store = Store::open(&opts.database_url)
-        .await
-        .with_context(|| format!("opening database {}", opts.database_url))?;
+    let shown = shown_url(&opts.database_url);
+    let store = Store::open(&opts.database_url).await.with_context(|| format!("opening database {shown}"))?;
     let existing_canary = store.meta_get(CANARY).await?;
 
     let vault = match std::env::var(MASTER_KEY_ENV) {
@@ -60,7 +95,7 @@ pub async fn open(opts: &DatabaseOptions) -> anyhow::Result<Opened> {
                     format!(
                         "the database {} holds encrypted secrets but its master key file {} cannot be read; \
                          restore the key file that was backed up with the database, or set {MASTER_KEY_ENV}",
-                        opts.database_url,
+                        shown,
                         path.display()
                     )
                 })?
@@ -83,7 +118,7 @@ pub async fn open(opts: &DatabaseOptions) -> anyhow::Result<Opened> {
         bail!(
             "the master key does not open the database {}: {e}. \
              Use the key file (or {MASTER_KEY_ENV}) that belongs to this database",
-            opts.database_url
+            shown
         );
     }
     Ok(Opened { store, vault })
@@ -135,4 +170,19 @@ pub async fn rotate_key(opts: &DatabaseOptions, batch: i64) -> anyhow::Result<()
     opened.store.close().await;
     println!("{{\"currentKeyId\":{new},\"previousKeyId\":{old},\"reencrypted\":{total}}}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn shown_urls_never_carry_a_postgres_password() {
+        assert_eq!(shown_url("sqlite://switchyard.db"), "sqlite://switchyard.db");
+        assert_eq!(shown_url("postgres://app:s3cret@db.example:5432/sy"), "postgres://app:***@db.example:5432/sy");
+        assert_eq!(shown_url("postgres://app@db.example/sy"), "postgres://app@db.example/sy");
+        let shown = shown_url("postgresql://db.example/sy?user=app&password=s3cret&sslmode=require");
+        assert!(!shown.contains("s3cret") && shown.contains("sslmode=require"), "{shown}");
+        assert!(!shown_url("postgres://app:s3cret@[bad").contains("s3cret"));
+    }
 }

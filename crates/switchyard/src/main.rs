@@ -41,7 +41,9 @@ enum LogFormat {
 /// touches the database.
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseOptions {
-    /// Database URL (embedded SQLite).
+    /// Database URL: `sqlite://PATH` (embedded, created if missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (an existing database; see
+    /// docs/deploy.md).
     #[arg(long = "database", env = "SWITCHYARD_DATABASE_URL", default_value = "sqlite://switchyard.db")]
     pub database_url: String,
     /// Master key ring file; created with mode 0600 on first start.

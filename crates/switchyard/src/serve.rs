@@ -138,7 +138,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
     let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
-    greet(&opened.store, &db.database_url).await?;
+    greet(&opened.store, &database::shown_url(&db.database_url)).await?;
     if let Some(credentials) = &state.sandbox {
         println!("{}", json!({"sandbox": credentials}));
     }

@@ -64,7 +64,7 @@ pub async fn init(db: &DatabaseOptions, name: &str, email: &str, json: bool) -> 
         bail!(
             "the database {} already has organizations; use `switchyard orgs create NAME` \
              or `switchyard orgs reset-secret ID`",
-            db.database_url
+            database::shown_url(&db.database_url)
         );
     }
     let created = new_organization(&opened.store, name, email).await?;

@@ -669,7 +669,7 @@ fn a_wrong_element_definition_stops_serve_with_one_line_and_creates_no_user() {
         .replacen("id: 274", "id: 9001", 1);
     let line = |text: &str, needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
     for (from, to, says) in [
-        ("hub: ecommerce", "hub: ecommmerce", "hub: 'ecommmerce' is not one of them; allowed: one of crm, documents, ecommerce"),
+        ("hub: ecommerce", "hub: ecommmerce", "hub: 'ecommmerce' is not one of the allowed values; allowed: one of crm, documents, ecommerce"),
         ("vendorPath: /orders\n", "vendorPath: /orders?status=any\n", "resources[4].vendorPath: '/orders?status=any' has a '?' or '#'"),
         ("id: 9001", "id: 274", "id: 274 is already the id of bigcommerce.yaml; allowed: an id no other element has"),
     ] {

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::{Method, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -97,10 +98,32 @@ fn other_query() -> EngineError {
 /// fields the vendor wrote undecodably, see `xmlrpc::warning`).
 type Warned<T> = (T, Vec<String>);
 
-/// Records as the vendor wrote them: each one's JSON text, checked but not built
-/// into values. Pages the engine neither filters nor projects pass through so,
-/// never parsed into trees and written again.
-type RawRecords = Vec<Box<RawValue>>;
+/// One record as the vendor wrote it: its JSON text, checked but not built into
+/// values, a slice of the vendor's answer (shared, not copied). Pages the engine
+/// neither filters nor projects pass through so, never parsed into trees and
+/// written again.
+#[derive(Debug, Clone)]
+struct Raw(ByteString);
+
+impl Raw {
+    fn get(&self) -> &str {
+        &self.0
+    }
+
+    /// A record the engine built (XML-RPC answers).
+    fn of(value: &Value) -> Result<Raw, EngineError> {
+        serde_json::to_string(value).map(|text| Raw(ByteString::from(text))).map_err(EngineError::internal)
+    }
+}
+
+/// The records of an array written in `text`, each a slice of it; `None` when
+/// `text` is not an array of JSON values.
+fn records_in(text: &ByteString) -> Option<Vec<Raw>> {
+    let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+    Some(items.into_iter().map(|r| Raw(text.slice_ref(r.get()))).collect())
+}
+
+type RawRecords = Vec<Raw>;
 
 /// The members of a list answer's top-level object, as raw JSON texts.
 type Members = HashMap<String, Box<RawValue>>;
@@ -157,26 +180,23 @@ fn malformed() -> EngineError {
 /// the answer's top-level members (for the other pointers). `null` or a missing
 /// key where `recordsPath` leads is an empty list; an answer that should be the
 /// array itself must be one (`null` there is a 502, as it always was).
-fn read_answer(body: &[u8], records_path: Option<&Pointer>) -> Result<(RawRecords, Members), EngineError> {
+fn read_answer(body: &Bytes, records_path: Option<&Pointer>) -> Result<(RawRecords, Members), EngineError> {
     if body.is_empty() {
         return Err(no_array());
     }
+    // UTF-8 checked once for the whole answer; records are then slices of it.
+    let text = ByteString::try_from(body.clone()).map_err(|_| malformed())?;
+    let not_an_array = || match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+        Ok(_) => no_array(),
+        Err(_) => malformed(),
+    };
     let (records, top): (RawRecords, Members) = match records_path {
-        None => {
-            // The common case, in one pass over the body.
-            let records: RawRecords = serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => no_array(),
-                Err(_) => malformed(),
-            })?;
-            (records, Members::new())
-        }
+        // The common case, in one pass over the body.
+        None => (records_in(&text).ok_or_else(not_an_array)?, Members::new()),
         Some(path) => {
-            let top: Members = serde_json::from_slice(body).map_err(|_| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => no_array(),
-                Err(_) => malformed(),
-            })?;
+            let top: Members = serde_json::from_str(&text).map_err(|_| not_an_array())?;
             let records = match find(&top, path) {
-                Found::Value(raw) => serde_json::from_str::<RawRecords>(raw.get()).map_err(|_| no_array())?,
+                Found::Value(raw) => records_in(&ByteString::from(raw.get())).ok_or_else(no_array)?,
                 Found::Absent => Vec::new(),
                 Found::Blocked => return Err(no_array()),
             };
@@ -192,7 +212,7 @@ fn read_answer(body: &[u8], records_path: Option<&Pointer>) -> Result<(RawRecord
 }
 
 /// `[a,b,...]` from raw records, byte for byte as the vendor wrote them.
-fn join_raw<'r>(records: impl IntoIterator<Item = &'r Box<RawValue>> + Clone) -> Vec<u8> {
+fn join_raw<'r>(records: impl IntoIterator<Item = &'r Raw> + Clone) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + records.clone().into_iter().map(|r| r.get().len() + 1).sum::<usize>());
     out.push(b'[');
     for (i, r) in records.into_iter().enumerate() {
@@ -220,7 +240,7 @@ enum At<'c> {
 
 /// One vendor page.
 struct VendorPage {
-    records: Vec<Warned<Box<RawValue>>>,
+    records: Vec<Warned<Raw>>,
     /// The next page's cursor or link (as a token keeps it); `None`: the vendor says
     /// this page is the last (always `None` on `page`/`offset` paging).
     next: Option<String>,
@@ -289,7 +309,7 @@ impl Lister<'_, '_> {
             let records = super::xmlrpc::query_page(vendor, self.resource, &query).await?;
             let records = records
                 .into_iter()
-                .map(|r| Ok((serde_json::value::to_raw_value(&r.value).map_err(EngineError::internal)?, r.warnings)))
+                .map(|r| Ok((Raw::of(&r.value)?, r.warnings)))
                 .collect::<Result<_, EngineError>>()?;
             return Ok(VendorPage { records, next: None, total: None });
         }
@@ -440,7 +460,7 @@ impl Lister<'_, '_> {
     }
 
     /// The id of a page's first record (its JSON text), to tell pages apart.
-    fn first_id(&self, records: &[Warned<Box<RawValue>>]) -> Option<String> {
+    fn first_id(&self, records: &[Warned<Raw>]) -> Option<String> {
         let (first, _) = records.first()?;
         member(first.get(), &self.vendor.def.id_field).map(|id| id.get().to_owned()).filter(|id| id != "null")
     }
@@ -524,7 +544,7 @@ type Matcher<'m> = dyn Fn(&Value) -> bool + Sync + 'm;
 
 /// What one hub page collected.
 struct Collected {
-    records: Vec<Warned<Box<RawValue>>>,
+    records: Vec<Warned<Raw>>,
     next: Option<PageToken>,
     total: Option<u64>,
 }
@@ -758,11 +778,11 @@ async fn scan(
 /// `out` holds `size`. `Some(index)`: the vendor page holds a further match at
 /// `index`, where the next hub page starts.
 fn take_matches(
-    records: Vec<Warned<Box<RawValue>>>,
+    records: Vec<Warned<Raw>>,
     at: u64,
     matches: Option<&Matcher<'_>>,
     skip: &mut u64,
-    out: &mut Vec<Warned<Box<RawValue>>>,
+    out: &mut Vec<Warned<Raw>>,
     size: u64,
 ) -> Result<Option<u64>, EngineError> {
     for (index, (raw, warnings)) in records.into_iter().enumerate().skip(at as usize) {
@@ -933,14 +953,14 @@ mod tests {
 
     #[test]
     fn raw_records_pass_through_byte_for_byte() {
-        let records = |body: &[u8], path: Option<&str>| read_answer(body, path.map(|p| Pointer::parse(p).unwrap()).as_ref()).map(|(r, _)| r);
+        let records = |body: &[u8], path: Option<&str>| read_answer(&Bytes::copy_from_slice(body), path.map(|p| Pointer::parse(p).unwrap()).as_ref()).map(|(r, _)| r);
         let body = br#"[{"id":1,"total":"1.5000"}, {"id":2,"x":{"y":[1,2]}}]"#;
         assert_eq!(String::from_utf8(join_raw(&records(body, None).unwrap())).unwrap(), r#"[{"id":1,"total":"1.5000"},{"id":2,"x":{"y":[1,2]}}]"#);
         let nested = records(br#"{"data":{"items":[{"id":3}]},"count":1}"#, Some("data.items")).unwrap();
         assert_eq!(join_raw(&nested), br#"[{"id":3}]"#);
         assert_eq!(join_raw(&records(br#"{"data":{"items":[{"id":3}]}}"#, Some("/data/items")).unwrap()), br#"[{"id":3}]"#);
         assert_eq!(join_raw(&RawRecords::new()), b"[]");
-        for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json", b"[1]", b"[{\"id\":1}, null]", b"[[]]"] {
+        for bad in [&b""[..], b"{\"id\":1}", b"[1,", b"not json", b"[1]", b"[{\"id\":1}, null]", b"[[]]", b"[{\"a\":\"\xff\"}]"] {
             assert_eq!(records(bad, None).unwrap_err().status, StatusCode::BAD_GATEWAY);
         }
         assert_eq!(records(br#"{"data":5}"#, Some("data.items")).unwrap_err().status, StatusCode::BAD_GATEWAY, "a scalar on the way");
@@ -950,7 +970,7 @@ mod tests {
     /// `null` or a missing records key is an empty list (issue 16, item 7).
     #[test]
     fn null_or_missing_records_are_an_empty_list() {
-        let records = |body: &[u8], path: Option<&str>| read_answer(body, path.map(|p| Pointer::parse(p).unwrap()).as_ref()).map(|(r, _)| r.len());
+        let records = |body: &[u8], path: Option<&str>| read_answer(&Bytes::copy_from_slice(body), path.map(|p| Pointer::parse(p).unwrap()).as_ref()).map(|(r, _)| r.len());
         assert_eq!(records(b"null", None).unwrap_err().status, StatusCode::BAD_GATEWAY, "the answer itself is the array");
         assert_eq!(records(b"null", Some("data")).unwrap_err().status, StatusCode::BAD_GATEWAY, "no object to hold the key");
         assert_eq!(records(br#"{"data":null,"additional_data":{}}"#, Some("data")).unwrap(), 0);
@@ -961,7 +981,7 @@ mod tests {
 
     #[test]
     fn pointers_find_cursors_below_the_top_level() {
-        let (_, top) = read_answer(br#"{"results":[],"paging":{"next":{"after":"42"}},"list":[{"id":"a"}]}"#, Some(&Pointer::parse("results").unwrap())).unwrap();
+        let (_, top) = read_answer(&Bytes::from_static(br#"{"results":[],"paging":{"next":{"after":"42"}},"list":[{"id":"a"}]}"#), Some(&Pointer::parse("results").unwrap())).unwrap();
         let text = |p: &str| match find(&top, &Pointer::parse(p).unwrap()) {
             Found::Value(raw) => raw.get().to_owned(),
             Found::Absent => "absent".into(),

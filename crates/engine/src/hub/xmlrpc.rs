@@ -109,31 +109,39 @@ fn fault_error(def: &ElementDefinition, fault: &Fault) -> EngineError {
 
 /// The account's time zone, for an element whose vendor writes dates as the
 /// account's local time (`xmlRpc.timezone`; UTC for others): as stored for the
-/// instance, else read from the vendor once and stored (an IANA name; a name the
-/// zone database does not know is kept and read as UTC, with a warning). A failed
-/// read fails the call that needed it: its dates could not be right.
+/// instance, else read from the vendor once and stored (an IANA name). A read that
+/// fails, or a name the zone database does not know, fails the call that needed it
+/// (its dates could not be right) with a message that says so; nothing is stored,
+/// so the next such call reads it again.
 pub(crate) async fn account_zone(vendor: &Vendor<'_>, row: &InstanceRow) -> Result<Zone, EngineError> {
     let Some(setting) = vendor.def.xml_rpc.as_ref().and_then(|x| x.timezone.as_ref()) else {
         return Ok(Zone::UTC);
     };
-    let name = match &row.account_zone {
-        Some(name) => name.clone(),
-        None => {
-            let params = setting.params.iter().map(|p| Rpc::from(p.as_str())).collect();
-            let name = match call(vendor, &setting.method, params).await? {
-                Rpc::String(name) => name.trim().to_owned(),
-                _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "The vendor named no time zone for the account")),
-            };
-            vendor.engine.store.set_account_zone(row.id, Some(&name)).await?;
-            // Opened instances hold the row read before: open it again.
-            vendor.engine.instances.forget_all();
-            name
+    if let Some(zone) = row.account_zone.as_deref().and_then(Zone::parse) {
+        return Ok(zone);
+    }
+    let failed = |why: String| {
+        EngineError::new(StatusCode::BAD_GATEWAY, format!("The account's time zone could not be read ({}): {why}", setting.method))
+    };
+    let params = setting.params.iter().map(|p| Rpc::from(p.as_str())).collect();
+    let name = match call(vendor, &setting.method, params).await {
+        Ok(Rpc::String(name)) => name.trim().to_owned(),
+        Ok(_) => return Err(failed("the answer is not a zone name".into())),
+        Err(e) => {
+            let mut err = failed(e.message);
+            err.status = if e.status.is_server_error() { StatusCode::BAD_GATEWAY } else { e.status };
+            err.provider_message = e.provider_message;
+            err.retry_after = e.retry_after;
+            return Err(err);
         }
     };
-    Ok(Zone::parse(&name).unwrap_or_else(|| {
-        tracing::warn!(instance = row.id, zone = %name, "the account's time zone is not in the zone database; its dates are read as UTC");
-        Zone::UTC
-    }))
+    let Some(zone) = Zone::parse(&name) else {
+        return Err(failed(format!("'{name}' is not a zone this server knows (an IANA name such as America/New_York)")));
+    };
+    vendor.engine.store.set_account_zone(row.id, Some(&name)).await?;
+    // Opened instances hold the row read before: open it again.
+    vendor.engine.instances.forget_all();
+    Ok(zone)
 }
 
 /// The element's cheap credential check: `check.method` with the key and a value.

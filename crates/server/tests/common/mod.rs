@@ -53,3 +53,40 @@ pub async fn serve_catalog(catalog: switchyard_elements::Catalog) -> (String, St
     tokio::spawn(switchyard_server::serve(listener, state, std::future::pending()));
     (format!("http://{addr}/elements/api-v2"), format!("User {user_secret}, Organization {org_secret}"), dir)
 }
+
+/// An answer of the API as the tests read it: status, headers, and the body as JSON
+/// (a string when it is not JSON, `null` when empty).
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// Sends `request` and reads the whole answer.
+    pub async fn of(request: reqwest::RequestBuilder) -> Answer {
+        let r = request.send().await.unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) };
+        Answer { status, headers, body }
+    }
+
+    /// The body of a 200.
+    pub fn ok(self) -> serde_json::Value {
+        assert_eq!(self.status, reqwest::StatusCode::OK, "{}", self.body);
+        self.body
+    }
+
+    /// An error in the Cloud Elements shape with `status`: its message and providerMessage.
+    pub fn error(&self, status: reqwest::StatusCode) -> (String, Option<String>) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body["requestId"].is_string(), "{}", self.body);
+        (self.body["message"].as_str().unwrap().to_owned(), self.body["providerMessage"].as_str().map(str::to_owned))
+    }
+
+    /// `Elements-Next-Page-Token`.
+    pub fn next(&self) -> Option<String> {
+        self.headers.get("Elements-Next-Page-Token").map(|v| v.to_str().unwrap().to_owned())
+    }
+}

@@ -1,0 +1,260 @@
+//! Events, deliveries, polling marks, webhooks and tenants on both backends (see
+//! support/mod.rs): the operations the engine and server crates test on SQLite only.
+
+use switchyard_store::*;
+
+#[macro_use]
+mod support;
+use support::TestDb;
+
+struct NoSeal;
+impl Sealer for NoSeal {
+    fn seal(&self, _: i64, _: &str, p: &str) -> (Vec<u8>, u32) {
+        (p.as_bytes().to_vec(), 7)
+    }
+}
+
+fn new_instance(org: i64, user: i64, token: &[u8], events: bool) -> NewInstance {
+    NewInstance {
+        organization_id: org,
+        user_id: user,
+        element_key: "bigcommerce".into(),
+        name: "shop".into(),
+        token_hash: token.to_vec(),
+        tags: vec![],
+        events_enabled: events,
+        webhook: None,
+    }
+}
+
+fn event(org: i64, instance: i64, id: &str) -> NewEvent {
+    NewEvent {
+        event_id: id.into(),
+        organization_id: org,
+        instance_id: instance,
+        element_key: "bigcommerce".into(),
+        source: "polling".into(),
+        status: "NEW".into(),
+        event_date: "2026-01-01T00:00:00.000Z".into(),
+        provider_data: "{}".into(),
+        notified_data: "[]".into(),
+        raw: "{}".into(),
+    }
+}
+
+fn outcome(claim: &ClaimedDelivery, state: DeliveryState, at: i64) -> DeliveryOutcome {
+    DeliveryOutcome {
+        event_row: claim.event_row,
+        lease_until: claim.lease_until,
+        state,
+        attempts: claim.attempts + 1,
+        next_attempt_at: (state == DeliveryState::Pending).then_some(at + 1_000),
+        last_status: Some(if state == DeliveryState::Delivered { 200 } else { 500 }),
+        last_error: None,
+        attempted_at: at,
+        stop_url: None,
+        raw: None,
+    }
+}
+
+on_both! {
+    async fn tenants_meta_and_instance_flags(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        s.ping().await.unwrap();
+        assert_eq!(s.meta_get("k").await.unwrap(), None);
+        assert_eq!(s.meta_get_or_insert("k", b"one").await.unwrap(), b"one");
+        assert_eq!(s.meta_get_or_insert("k", b"two").await.unwrap(), b"one", "the first value stays");
+        s.meta_set("k", b"three").await.unwrap();
+        assert_eq!(s.meta_get("k").await.unwrap().as_deref(), Some(&b"three"[..]));
+
+        assert_eq!(s.organization_count().await.unwrap(), 0);
+        let (a, ua) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let (b, _) = s.create_organization("b", b"ob", "b@x", b"ub").await.unwrap();
+        assert_eq!(s.organizations().await.unwrap().iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let second = s.create_user(a.id, "c@x", b"uc").await.unwrap();
+        assert!(matches!(s.create_user(a.id, "c@x", b"ud").await, Err(StoreError::Conflict(_))), "same email twice");
+        assert!(matches!(s.create_user(9_999, "e@x", b"ue").await, Err(StoreError::Conflict(_))), "no organization");
+        assert_eq!(s.users(Some(a.id)).await.unwrap().len(), 2);
+        assert_eq!(s.users(None).await.unwrap().len(), 3);
+        assert!(s.reset_user_secret(second.id, b"uc2").await.unwrap());
+        assert!(s.reset_organization_secret(a.id, b"oa2").await.unwrap());
+        assert!(!s.reset_organization_secret(9_999, b"x").await.unwrap());
+        assert!(s.authenticate(b"uc", b"oa2").await.unwrap().is_none(), "the old user secret is gone");
+        assert_eq!(s.authenticate(b"uc2", b"oa2").await.unwrap().unwrap().user_id, second.id);
+
+        let config = vec![("password".to_string(), NewValue::Secret("p".into()))];
+        let id = s.create_instance(&new_instance(a.id, ua.id, b"t", true), &config, &NoSeal).await.unwrap();
+        let row = s.instance(a.id, id).await.unwrap().unwrap();
+        assert!(row.valid && !row.disabled && row.events_enabled);
+        assert_eq!(s.instances_with_events().await.unwrap().len(), 1);
+        assert!(!s.set_disabled(b.id, id, true).await.unwrap(), "another organization's instance");
+        assert!(s.set_disabled(a.id, id, true).await.unwrap());
+        assert!(s.instance(a.id, id).await.unwrap().unwrap().disabled);
+        assert!(s.instances_with_events().await.unwrap().is_empty(), "a disabled instance wants no events");
+
+        s.set_account_zone(id, Some("America/New_York")).await.unwrap();
+        assert_eq!(s.instance_by_id(id).await.unwrap().unwrap().account_zone.as_deref(), Some("America/New_York"));
+        let update = InstanceUpdate { valid: Some(false), forget_account_zone: true, ..Default::default() };
+        assert!(s.update_instance(a.id, id, &update, &[], false, &NoSeal).await.unwrap());
+        let row = s.instance_by_id(id).await.unwrap().unwrap();
+        assert_eq!((row.valid, row.account_zone), (false, None));
+        assert_eq!(s.sealed_rows_not_under(7, 10).await.unwrap().len(), 0, "sealed under key 7 already");
+        assert_eq!(s.sealed_rows_not_under(8, 10).await.unwrap().len(), 1);
+    }
+}
+
+on_both! {
+    async fn deliveries_are_claimed_finished_redelivered_and_pruned(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let inst = s.create_instance(&new_instance(org.id, user.id, b"t", true), &[], &NoSeal).await.unwrap();
+        s.insert_events(&[event(org.id, inst, "e1"), event(org.id, inst, "e2"), event(org.id, inst, "e3")], 100).await.unwrap();
+        assert_eq!(s.next_delivery_due().await.unwrap(), Some(100));
+        assert!(s.claim_deliveries(99, 1_000, 10).await.unwrap().is_empty(), "not due yet");
+
+        let claimed = s.claim_deliveries(100, 1_000, 2).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.event_id.as_str()).collect::<Vec<_>>(), ["e1", "e2"]);
+        assert!(claimed.iter().all(|c| c.lease_until == 1_000 && c.attempts == 0));
+        let rest = s.claim_deliveries(100, 1_000, 10).await.unwrap();
+        assert_eq!(rest.iter().map(|c| c.event_id.as_str()).collect::<Vec<_>>(), ["e3"], "leased jobs are not claimed twice");
+        assert_eq!(s.next_delivery_due().await.unwrap(), Some(1_000), "due again when the leases lapse");
+
+        // e1 delivered; e2 fails and retries; e3 answers 410 and stops its URL.
+        let mut stop = outcome(&rest[0], DeliveryState::Stopped, 200);
+        stop.stop_url = Some("https://receiver.example/hook".into());
+        let stale = DeliveryOutcome { lease_until: 5, ..outcome(&claimed[1], DeliveryState::Failed, 200) };
+        s.finish_deliveries(&[
+            outcome(&claimed[0], DeliveryState::Delivered, 200),
+            stale,
+            outcome(&claimed[1], DeliveryState::Pending, 200),
+            stop,
+        ])
+        .await
+        .unwrap();
+        let e1 = s.event(org.id, Some(inst), "e1").await.unwrap().unwrap();
+        assert_eq!((e1.delivery_state.as_str(), e1.status.as_str(), e1.attempts), ("delivered", "NOTIFIED", 1));
+        let e2 = s.event(org.id, None, "e2").await.unwrap().unwrap();
+        assert_eq!((e2.delivery_state.as_str(), e2.status.as_str()), ("pending", "DISPATCHED"), "the stale lease's failure is dropped");
+        assert_eq!(e2.next_attempt_at, Some(1_200));
+        assert_eq!(s.stopped_callbacks(&[inst, 9_999]).await.unwrap(), [(inst, "https://receiver.example/hook".to_string())]);
+        assert!(s.event(org.id + 1, None, "e1").await.unwrap().is_none(), "another organization");
+
+        let page = EventQuery { organization_id: org.id, instance_id: Some(inst), before: None, offset: 0, limit: 2 };
+        let newest: Vec<_> = s.events(&page).await.unwrap().into_iter().map(|e| e.event_id).collect();
+        assert_eq!(newest, ["e3", "e2"]);
+        let below = s.events(&page).await.unwrap()[1].id;
+        let older = EventQuery { instance_id: None, before: Some(below), ..page };
+        assert_eq!(s.events(&older).await.unwrap().into_iter().map(|e| e.event_id).collect::<Vec<_>>(), ["e1"]);
+
+        // Redelivery queues e3 again and lifts the stop; the instance-wide one skips e1 (delivered).
+        assert!(s.redeliver_event(org.id, "e3", 300).await.unwrap());
+        assert!(!s.redeliver_event(org.id, "nope", 300).await.unwrap());
+        assert!(s.stopped_callbacks(&[inst]).await.unwrap().is_empty());
+        assert_eq!(s.redeliver_instance(org.id, inst, 400).await.unwrap(), Some(2));
+        assert_eq!(s.redeliver_instance(org.id + 1, inst, 400).await.unwrap(), None);
+
+        // Only finished deliveries last attempted before the cut are pruned.
+        assert_eq!(s.prune_events(201, 10).await.unwrap(), 1);
+        assert!(s.event(org.id, None, "e1").await.unwrap().is_none());
+        assert!(s.event(org.id, None, "e2").await.unwrap().is_some());
+    }
+}
+
+on_both! {
+    async fn polls_emit_each_change_once_and_marks_only_move_forward(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let one = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
+        let two = s.create_instance(&new_instance(org.id, user.id, b"t2", true), &[], &NoSeal).await.unwrap();
+        assert_eq!(s.poll_mark(one, "orders", 50).await.unwrap(), 50);
+        assert_eq!(s.poll_mark(one, "orders", 70).await.unwrap(), 50, "an existing mark stays");
+        let cand = |object: &str, updated: i64, id: &str| PollCandidate { object_id: object.into(), updated_at: updated, event: event(org.id, one, id) };
+        assert_eq!(s.commit_poll(one, "orders", 200, 0, &[cand("o1", 100, "p1"), cand("o2", 150, "p2")], 0).await.unwrap(), 2);
+        // The overlap window reads o2 again (same date: nothing) and a change of o1.
+        assert_eq!(s.commit_poll(one, "orders", 150, 0, &[cand("o2", 150, "p3"), cand("o1", 160, "p4")], 0).await.unwrap(), 1);
+        assert_eq!(s.poll_mark(one, "orders", 0).await.unwrap(), 200, "the mark never moves back");
+        let mut seen = s.poll_seen_ids(one, "orders").await.unwrap();
+        seen.sort();
+        assert_eq!(seen, ["o1", "o2"]);
+        assert_eq!(s.commit_poll(one, "orders", 300, 155, &[], 0).await.unwrap(), 0);
+        assert_eq!(s.poll_seen_ids(one, "orders").await.unwrap(), ["o1"], "pairs before the cut are forgotten");
+
+        s.poll_mark(two, "orders", 10).await.unwrap();
+        s.forget_poll_marks_except(&[two]).await.unwrap();
+        assert_eq!(s.poll_mark(one, "orders", 999).await.unwrap(), 999, "one's mark was forgotten");
+        assert_eq!(s.poll_mark(two, "orders", 999).await.unwrap(), 10);
+        assert!(s.poll_seen_ids(one, "orders").await.unwrap().is_empty());
+    }
+}
+
+on_both! {
+    async fn webhooks_are_stored_found_replaced_and_removed(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let hook = |key: &str| WebhookRow {
+            instance_id: 0,
+            element_key: "bigcommerce".into(),
+            instance_key: key.into(),
+            secret_hash: b"h".to_vec(),
+            hooks: vec![VendorHook { object: "orders".into(), scope: "store/order/*".into(), id: "1".into() }],
+            destination: "https://switchyard.example/events".into(),
+        };
+        let new = NewInstance { webhook: Some(hook("k1")), ..new_instance(org.id, user.id, b"t", true) };
+        let id = s.create_instance(&new, &[], &NoSeal).await.unwrap();
+        let stored = s.webhook(id).await.unwrap().unwrap();
+        assert_eq!((stored.instance_id, stored.instance_key.as_str(), stored.hooks.len()), (id, "k1", 1));
+        assert_eq!(s.webhooks().await.unwrap().len(), 1);
+        let target = s.webhook_target("bigcommerce", "k1").await.unwrap().unwrap();
+        assert_eq!((target.organization_id, target.disabled), (org.id, false));
+        assert!(s.webhook_target("shopify", "k1").await.unwrap().is_none(), "another element's path");
+
+        let moved = WebhookRow { instance_id: id, ..hook("k2") };
+        assert!(!s.replace_webhook("stale", &moved).await.unwrap(), "changed meanwhile");
+        assert!(s.replace_webhook("k1", &moved).await.unwrap());
+        assert_eq!(s.webhook(id).await.unwrap().unwrap().instance_key, "k2");
+
+        let remove = InstanceUpdate { webhook: Some(None), ..Default::default() };
+        assert!(s.update_instance(org.id, id, &remove, &[], false, &NoSeal).await.unwrap());
+        assert!(s.webhook(id).await.unwrap().is_none());
+    }
+}
+
+on_both! {
+    /// Claims racing on one database (several workers, or several servers) never
+    /// hand one job to two of them while its lease runs.
+    async fn concurrent_claims_never_take_a_job_twice(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let inst = s.create_instance(&new_instance(org.id, user.id, b"t", true), &[], &NoSeal).await.unwrap();
+        let events: Vec<_> = (0..300).map(|n| event(org.id, inst, &format!("e{n}"))).collect();
+        s.insert_events(&events, 0).await.unwrap();
+        let workers: Vec<_> = (0..6)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = s.claim_deliveries(1, 1_000_000, 7).await.unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.into_iter().map(|c| c.event_id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(w.await.unwrap());
+        }
+        let claimed = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!((claimed, all.len()), (300, 300), "every job claimed exactly once");
+    }
+}
