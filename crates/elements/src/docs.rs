@@ -219,9 +219,17 @@ fn op_verb(op: Operation) -> &'static str {
     }
 }
 
-/// `/orders/{orderId}/shipments` -> `OrdersShipments`: unique per resource path.
+/// `/orders/{orderId}/shipments` -> `OrdersByOrderIdShipments`: unique per resource path,
+/// so that it differs from the store-wide `/orders/shipments` (`OrdersShipments`).
 fn path_name(path: &str, op: Operation) -> String {
-    let name: String = path.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).map(schema_name).collect();
+    let name: String = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(param) => format!("By{}", schema_name(param)),
+            None => schema_name(s),
+        })
+        .collect();
     if op == Operation::Count {
         format!("{name}Count")
     } else {

@@ -114,6 +114,12 @@ mod tests {
         assert_eq!((r.resource.vendor_path.as_str(), r.operation), ("/orders", Operation::Count));
         let r = bc.route("GET", "/orders/statuses").unwrap();
         assert_eq!((r.resource.vendor_path.as_str(), r.operation), ("/order_statuses", Operation::List));
+        // The store-wide counts are not the count of an order "products" or "shipments".
+        for sub in ["products", "shipments"] {
+            let r = bc.route("GET", &format!("/orders/{sub}/count")).unwrap();
+            assert_eq!((r.resource.vendor_path.as_str(), r.operation), (format!("/orders/{sub}").as_str(), Operation::Count));
+            assert!(r.params.is_empty());
+        }
         let r = bc.route("GET", "/orders/100").unwrap();
         assert_eq!((r.operation, r.id.as_deref()), (Operation::Get, Some("100")));
         let r = bc.route("GET", "/orders/100/products/7").unwrap();

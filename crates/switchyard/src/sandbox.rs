@@ -27,6 +27,9 @@ pub fn keap_credentials(addr: SocketAddr) -> Value {
         "clientId": keap::DEMO_CLIENT_ID,
         "clientSecret": keap::DEMO_CLIENT_SECRET,
         "privateKey": keap::DEMO_PRIVATE_KEY,
+        // The demo account's sign-in on the authorize page, before the approval.
+        "username": keap::DEMO_USERNAME,
+        "password": keap::DEMO_PASSWORD,
     })
 }
 
@@ -60,6 +63,7 @@ pub async fn run(listen_bigcommerce: SocketAddr, listen_keap: SocketAddr, json: 
         println!("  Client ID     (oauth.api.key)          : {}", keap::DEMO_CLIENT_ID);
         println!("  Client Secret (oauth.api.secret)       : {}", keap::DEMO_CLIENT_SECRET);
         println!("  Encrypted Key (infusionsoft.private.key): {}", keap::DEMO_PRIVATE_KEY);
+        println!("  Sign-in on the authorize page          : {} / {}", keap::DEMO_USERNAME, keap::DEMO_PASSWORD);
         println!("  Auto-approve for scripts: curl -X PUT -d '{{\"auto_approve\":true}}' http://{keap_addr}/_sim/settings");
         println!("Press Ctrl-C to stop.");
     }

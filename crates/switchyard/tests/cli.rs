@@ -203,7 +203,7 @@ fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
     assert!(creds["bigcommerce"]["storeUrl"].is_string());
     let keap = &creds["keap"];
     let keys: Vec<&str> = keap.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["authorizeUrl", "tokenUrl", "baseUrl", "clientId", "clientSecret", "privateKey"]);
+    assert_eq!(keys, ["authorizeUrl", "tokenUrl", "baseUrl", "clientId", "clientSecret", "privateKey", "username", "password"]);
     let base = keap["baseUrl"].as_str().unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/crm"), "{base}");
     let origin = base.trim_end_matches("/crm").to_owned();
@@ -214,6 +214,26 @@ fn sandbox_json_carries_the_keap_app_and_its_oauth_dance_works() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        // The printed sign-in opens the consent page.
+        let page = http
+            .get(text("authorizeUrl"))
+            .query(&[("client_id", text("clientId").as_str()), ("redirect_uri", "http://127.0.0.1:9/cb"), ("response_type", "code"), ("state", "s0")])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"consent\" value=\"";
+        let consent = page[page.find(marker).expect("a sign-in form") + marker.len()..].split('"').next().unwrap().to_owned();
+        let signed_in = http
+            .post(text("authorizeUrl"))
+            .form(&[("consent", consent.as_str()), ("username", text("username").as_str()), ("password", text("password").as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 200);
+        assert!(signed_in.text().await.unwrap().contains("id=\"approve\""));
         let set = http.put(format!("{origin}/_sim/settings")).json(&serde_json::json!({ "auto_approve": true })).send().await.unwrap();
         assert_eq!(set.status(), 200);
         let authorize = http

@@ -9,7 +9,7 @@ use super::events::Event;
 use super::fmt;
 use super::query::Query;
 use super::table::{ApiError, Reply};
-use super::{catalog, customers, orders, read, write, StoreState};
+use super::{catalog, customers, geo, orders, read, write, StoreState};
 
 /// What a resource handler sees of the request.
 pub(crate) struct Ctx<'a> {
@@ -89,6 +89,7 @@ fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<'_>) -> Res
         "orders" | "order_statuses" => orders::route(d, method, segs, ctx),
         "customers" | "customer_groups" => customers::route(d, method, segs, ctx),
         "products" | "brands" | "categories" | "options" => catalog::route(d, method, segs, ctx),
+        "countries" => geo::route(method, segs, ctx),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -195,6 +196,21 @@ pub(crate) enum T {
     Date,
 }
 
+/// An integer as the v2 API reads one: a JSON integer or a numeric string (`"12"`), as
+/// the vendor accepted wherever it documents an integer.
+pub(crate) fn int_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// [`int_value`], not negative.
+pub(crate) fn uint_value(v: &Value) -> Option<u64> {
+    int_value(v).and_then(|i| u64::try_from(i).ok())
+}
+
 /// Checks one value against `t`, giving what is stored.
 pub(crate) fn convert(field: &str, v: &Value, t: T) -> Result<Value, ApiError> {
     let bad = |what: &str| ApiError::invalid(field, format!("The value must be {what}."));
@@ -205,10 +221,9 @@ pub(crate) fn convert(field: &str, v: &Value, t: T) -> Result<Value, ApiError> {
             Value::Number(n) => Value::String(n.to_string()),
             _ => return Err(bad("a string")),
         },
-        T::Int => match v {
-            Value::Number(n) if n.as_i64().is_some() => v.clone(),
-            Value::String(s) if s.trim().parse::<i64>().is_ok() => json!(s.trim().parse::<i64>().unwrap_or(0)),
-            _ => return Err(bad("an integer")),
+        T::Int => match int_value(v) {
+            Some(i) => json!(i),
+            None => return Err(bad("an integer")),
         },
         T::Bool => match v {
             Value::Bool(_) => v.clone(),
@@ -225,7 +240,10 @@ pub(crate) fn convert(field: &str, v: &Value, t: T) -> Result<Value, ApiError> {
             _ => return Err(bad("an array")),
         },
         T::IntArray => match v {
-            Value::Array(a) if a.iter().all(|x| x.as_i64().is_some()) => v.clone(),
+            Value::Array(a) => match a.iter().map(int_value).collect::<Option<Vec<i64>>>() {
+                Some(ints) => json!(ints),
+                None => return Err(bad("an array of integers")),
+            },
             _ => return Err(bad("an array of integers")),
         },
         T::Object => match v {

@@ -4,7 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::api::{apply, body_object, id, max_len, not_allowed, require, Ctx, Data, CREATED, T};
+use super::api::{apply, body_object, id, int_value, max_len, not_allowed, require, uint_value, Ctx, Data, CREATED, T};
 use super::data::StoreData;
 use super::events;
 use super::fmt::{money, rfc2822};
@@ -179,15 +179,15 @@ fn set_links(v: &mut Map<String, Value>, id: u64) {
     let sale = num(v, "sale_price");
     let calc = if sale > 0.0 { sale } else { num(v, "price") };
     v.insert("calculated_price".into(), json!(money(calc)));
-    let brand = v.get("brand_id").and_then(Value::as_i64).unwrap_or(0);
+    let brand = v.get("brand_id").and_then(int_value).unwrap_or(0);
     v.insert("brand".into(), if brand > 0 { link(format!("/brands/{brand}")) } else { Value::Null });
     for r in ["downloads", "images", "discount_rules", "configurable_fields", "custom_fields", "videos", "skus", "rules"] {
         v.insert(r.into(), link(format!("/products/{id}/{r}")));
     }
-    let option_set = v.get("option_set_id").and_then(Value::as_i64);
+    let option_set = v.get("option_set_id").and_then(int_value);
     v.insert("option_set".into(), option_set.map(|o| link(format!("/option_sets/{o}"))).unwrap_or(Value::Null));
     v.insert("options".into(), link(format!("/products/{id}/options")));
-    let tax = v.get("tax_class_id").and_then(Value::as_i64).unwrap_or(0);
+    let tax = v.get("tax_class_id").and_then(int_value).unwrap_or(0);
     v.insert("tax_class".into(), link(format!("/tax_classes/{tax}")));
     v.insert("avalara_product_tax_code".into(), link(format!("/products/{id}/avalara_product_tax_code")));
 }
@@ -496,7 +496,7 @@ fn write_flat(d: &mut StoreData, k: Kind, own: Option<u64>, body: &Map<String, V
             return Err(ApiError::invalid("name", "The value must not be empty."));
         }
         let parent = match body.get("parent_id") {
-            Some(p) => p.as_i64().unwrap_or(-1),
+            Some(p) => int_value(p).unwrap_or(-1),
             None => own.and_then(|o| d.categories.get(o)).and_then(|r| r.int("parent_id")).unwrap_or(0),
         };
         let clash = table(d, k).iter().any(|r| {
@@ -520,7 +520,7 @@ fn write_flat(d: &mut StoreData, k: Kind, own: Option<u64>, body: &Map<String, V
     let v = match k {
         Kind::Brand => brand_value(rid, &input),
         _ => {
-            let parent = input.get("parent_id").and_then(Value::as_u64).unwrap_or(0);
+            let parent = input.get("parent_id").and_then(uint_value).unwrap_or(0);
             let mut list = if parent == 0 {
                 Vec::new()
             } else {
@@ -663,14 +663,14 @@ fn write_product(d: &mut StoreData, own: Option<u64>, body: &Map<String, Value>,
             return Err(ApiError::invalid("categories", "A product needs at least one category."));
         }
         for c in cats {
-            let c = c.as_u64().ok_or_else(|| ApiError::invalid("categories", "The value must be an array of category ids."))?;
+            let c = uint_value(c).ok_or_else(|| ApiError::invalid("categories", "The value must be an array of category ids."))?;
             if d.categories.get(c).is_none() {
                 return Err(ApiError::invalid("categories", format!("There is no category {c}.")));
             }
         }
     }
     if let Some(b) = body.get("brand_id") {
-        let b = b.as_u64().ok_or_else(|| ApiError::invalid("brand_id", "The value must be an integer."))?;
+        let b = uint_value(b).ok_or_else(|| ApiError::invalid("brand_id", "The value must be an integer."))?;
         if b != 0 && d.brands.get(b).is_none() {
             return Err(ApiError::invalid("brand_id", format!("There is no brand {b}.")));
         }

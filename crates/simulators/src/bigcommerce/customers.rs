@@ -3,7 +3,7 @@
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::api::{apply, body_object, id, not_allowed, require, valid_email, Ctx, Data, CREATED, T};
+use super::api::{apply, body_object, id, int_value, not_allowed, require, valid_email, Ctx, Data, CREATED, T};
 use super::data::StoreData;
 use super::events;
 use super::fmt::{iso8601, rfc2822};
@@ -209,7 +209,7 @@ fn check_customer(d: &StoreData, body: &Map<String, Value>, own_id: Option<u64>)
         }
     }
     if let Some(v) = body.get("customer_group_id") {
-        let g = v.as_i64().ok_or_else(|| ApiError::invalid("customer_group_id", "The value must be an integer."))?;
+        let g = int_value(v).ok_or_else(|| ApiError::invalid("customer_group_id", "The value must be an integer."))?;
         if g != 0 && u64::try_from(g).ok().and_then(|g| d.groups.get(g)).is_none() {
             return Err(ApiError::invalid("customer_group_id", format!("There is no customer group {g}.")));
         }
@@ -279,7 +279,7 @@ fn touch_customer(d: &mut StoreData, cid: u64, now: i64) {
 }
 
 fn addresses(d: &mut Data<'_>, m: &Method, cid: u64, segs: &[&str], ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-    const REQUIRED: &[&str] = &["first_name", "last_name", "street_1", "city", "state", "zip", "country", "phone"];
+    const REQUIRED: &[&str] = &["first_name", "last_name", "street_1", "city", "zip", "country", "phone"];
     match (segs.len(), m) {
         (0, &Method::GET) => {
             let (page, limit) = ctx.query.paging()?;
@@ -289,6 +289,10 @@ fn addresses(d: &mut Data<'_>, m: &Method, cid: u64, segs: &[&str], ctx: &Ctx<'_
             let body = body_object(ctx.body)?;
             require(&body, REQUIRED)?;
             check_address(&body)?;
+            // A state only where the country has a states list (`/countries/{id}/states`).
+            if body.get("country").and_then(Value::as_str).and_then(super::geo::country).is_some_and(super::geo::has_states) {
+                require(&body, &["state"])?;
+            }
             let mut input = Map::new();
             apply(&mut input, &body, ADDRESS_FIELDS)?;
             let d = d.get_mut()?;
@@ -348,7 +352,7 @@ fn check_address(body: &Map<String, Value>) -> Result<(), ApiError> {
         }
     }
     if let Some(Value::String(c)) = body.get("country") {
-        if super::seed::iso2_of(c).is_empty() {
+        if super::geo::country(c).is_none() {
             return Err(ApiError::invalid("country", format!("'{c}' is not a known country.")));
         }
     }

@@ -19,6 +19,7 @@ mod data;
 mod delivery;
 mod events;
 mod fmt;
+mod geo;
 mod hooks;
 mod http;
 mod orders;

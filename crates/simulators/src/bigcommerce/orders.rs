@@ -3,9 +3,10 @@
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::api::{self, apply, body_object, id, not_allowed, require, Ctx, Data, T};
+use super::api::{self, apply, body_object, id, int_value, not_allowed, require, uint_value, Ctx, Data, T};
 use super::data::StoreData;
 use super::events::{self, Event};
+use super::geo;
 use super::fmt::{money, parse_money, rfc2822};
 use super::query::{filters, select, sort, F};
 use super::table::{link, obj, ApiError, Record, Reply};
@@ -384,6 +385,12 @@ pub(crate) fn route(d: &mut Data<'_>, method: &Method, segs: &[&str], ctx: &Ctx<
         (1, _) => not_allowed(),
         (2, Method::GET) if segs[1] == "count" => count(d.get(), ctx),
         (2, _) if segs[1] == "count" => not_allowed(),
+        // The store-wide counts of the legacy v2 reference ("Get a Count of Order
+        // Products", "Get a Count of Shipments"): named before `/orders/{id}` can take
+        // `products` or `shipments` for an order id.
+        (3, Method::GET) if segs[2] == "count" && segs[1] == "products" => Ok(Reply::count(d.get().order_products.rows.len())),
+        (3, Method::GET) if segs[2] == "count" && segs[1] == "shipments" => Ok(Reply::count(d.get().shipments.rows.len())),
+        (3, _) if segs[2] == "count" && (segs[1] == "products" || segs[1] == "shipments") => not_allowed(),
         (2, m) => {
             let oid = id(segs[1])?;
             match m {
@@ -486,14 +493,19 @@ fn address_from(field: &str, v: &Value) -> Result<Map<String, Value>, ApiError> 
     Ok(a)
 }
 
-/// Fills `country` from `country_iso2` or the other way round.
+/// Fills `country` from `country_iso2` or the other way round; a country given by its
+/// ISO code is stored by its name.
 pub(crate) fn fill_country(a: &mut Map<String, Value>) {
     let country = a.get("country").and_then(Value::as_str).unwrap_or("").to_string();
     let iso = a.get("country_iso2").and_then(Value::as_str).unwrap_or("").to_string();
     if iso.is_empty() && !country.is_empty() {
-        a.insert("country_iso2".into(), json!(super::seed::iso2_of(&country)));
+        let known = geo::country(&country);
+        a.insert("country_iso2".into(), json!(known.map(|c| c.iso2).unwrap_or("")));
+        if let Some(c) = known.filter(|c| c.iso2.eq_ignore_ascii_case(&country) || c.iso3.eq_ignore_ascii_case(&country)) {
+            a.insert("country".into(), json!(c.name));
+        }
     } else if country.is_empty() && !iso.is_empty() {
-        a.insert("country".into(), json!(super::seed::country_of(&iso)));
+        a.insert("country".into(), json!(geo::country(&iso).map(|c| c.name).unwrap_or("")));
     }
 }
 
@@ -514,12 +526,12 @@ fn create(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         };
         let quantity = match p.get("quantity") {
             None => return Err(ApiError::missing("products.quantity")),
-            Some(q) => q.as_i64().filter(|q| *q > 0).ok_or_else(|| ApiError::invalid("products.quantity", "The quantity must be a positive integer."))?,
+            Some(q) => int_value(q).filter(|q| *q > 0).ok_or_else(|| ApiError::invalid("products.quantity", "The quantity must be a positive integer."))?,
         };
         let price = |f: &str| p.get(f).map(|v| parse_money(v).ok_or_else(|| ApiError::invalid(&format!("products.{f}"), "The value must be a decimal number.")));
         match p.get("product_id") {
             Some(pid) => {
-                let pid = pid.as_i64().ok_or_else(|| ApiError::invalid("products.product_id", "The value must be an integer."))?;
+                let pid = int_value(pid).ok_or_else(|| ApiError::invalid("products.product_id", "The value must be an integer."))?;
                 let cat = u64::try_from(pid).ok().and_then(|i| d.products.get(i)).ok_or_else(|| {
                     ApiError::invalid("products.product_id", format!("The product with ID {pid} does not exist."))
                 })?;
@@ -567,7 +579,7 @@ fn create(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let status_id = match body.get("status_id") {
         Some(v) => {
-            let s = v.as_i64().ok_or_else(|| ApiError::invalid("status_id", "The value must be an integer."))?;
+            let s = int_value(v).ok_or_else(|| ApiError::invalid("status_id", "The value must be an integer."))?;
             status_name(s).ok_or_else(|| ApiError::invalid("status_id", format!("There is no order status {s}.")))?;
             s
         }
@@ -575,7 +587,7 @@ fn create(d: &mut StoreData, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let customer_id = match body.get("customer_id") {
         Some(v) => {
-            let c = v.as_i64().ok_or_else(|| ApiError::invalid("customer_id", "The value must be an integer."))?;
+            let c = int_value(v).ok_or_else(|| ApiError::invalid("customer_id", "The value must be an integer."))?;
             if c != 0 && u64::try_from(c).ok().and_then(|i| d.customers.get(i)).is_none() {
                 return Err(ApiError::invalid("customer_id", format!("The customer with ID {c} does not exist.")));
             }
@@ -662,13 +674,13 @@ fn update(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, ApiError>
     super::api::max_len(&body, "ip_address", 30)?;
     let status = match body.get("status_id") {
         Some(v) => {
-            let s = v.as_i64().ok_or_else(|| ApiError::invalid("status_id", "The value must be an integer."))?;
+            let s = int_value(v).ok_or_else(|| ApiError::invalid("status_id", "The value must be an integer."))?;
             Some((s, status_name(s).ok_or_else(|| ApiError::invalid("status_id", format!("There is no order status {s}.")))?))
         }
         None => None,
     };
     if let Some(v) = body.get("customer_id") {
-        let c = v.as_i64().ok_or_else(|| ApiError::invalid("customer_id", "The value must be an integer."))?;
+        let c = int_value(v).ok_or_else(|| ApiError::invalid("customer_id", "The value must be an integer."))?;
         if c != 0 && u64::try_from(c).ok().and_then(|i| d.customers.get(i)).is_none() {
             return Err(ApiError::invalid("customer_id", format!("The customer with ID {c} does not exist.")));
         }
@@ -696,7 +708,7 @@ fn update(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, ApiError>
     let old_status = r.int("status_id");
     let mut v = r.value.clone();
     apply(&mut v, &body, ORDER_TEXT_FIELDS)?;
-    if let Some(c) = body.get("customer_id").and_then(Value::as_i64) {
+    if let Some(c) = body.get("customer_id").and_then(int_value) {
         v.insert("customer_id".into(), json!(c));
     }
     if let Some((s, name)) = status {
@@ -922,9 +934,7 @@ fn create_shipment(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, 
     require(&body, &["order_address_id", "items"])?;
     super::api::max_len(&body, "tracking_number", 50)?;
     super::api::max_len(&body, "tracking_link", 500)?;
-    let address_id = body["order_address_id"]
-        .as_u64()
-        .ok_or_else(|| ApiError::invalid("order_address_id", "The value must be an integer."))?;
+    let address_id = uint_value(&body["order_address_id"]).ok_or_else(|| ApiError::invalid("order_address_id", "The value must be an integer."))?;
     if d.order_addresses.get(oid, address_id).is_none() {
         return Err(ApiError::invalid("order_address_id", format!("The order has no address {address_id}.")));
     }
@@ -936,8 +946,8 @@ fn create_shipment(d: &mut StoreData, oid: u64, ctx: &Ctx<'_>) -> Result<Reply, 
     }
     let mut items = Vec::new();
     for it in raw_items {
-        let op = it.get("order_product_id").and_then(Value::as_u64).ok_or_else(|| ApiError::missing("items.order_product_id"))?;
-        let q = it.get("quantity").and_then(Value::as_i64).ok_or_else(|| ApiError::missing("items.quantity"))?;
+        let op = it.get("order_product_id").and_then(uint_value).ok_or_else(|| ApiError::missing("items.order_product_id"))?;
+        let q = it.get("quantity").and_then(int_value).ok_or_else(|| ApiError::missing("items.quantity"))?;
         let line = d.order_products.get(oid, op).ok_or_else(|| ApiError::invalid("items.order_product_id", format!("The order has no product {op}.")))?;
         let left = line.int("quantity").unwrap_or(0) - line.int("quantity_shipped").unwrap_or(0);
         if q < 1 || q > left {
@@ -991,7 +1001,7 @@ fn update_shipment(d: &mut StoreData, oid: u64, sid: u64, ctx: &Ctx<'_>) -> Resu
     let old = d.shipments.get(oid, sid).ok_or_else(ApiError::not_found)?;
     let mut address_id = old.int("order_address_id").unwrap_or(0) as u64;
     if let Some(v) = body.get("order_address_id") {
-        let a = v.as_u64().ok_or_else(|| ApiError::invalid("order_address_id", "The value must be an integer."))?;
+        let a = uint_value(v).ok_or_else(|| ApiError::invalid("order_address_id", "The value must be an integer."))?;
         if d.order_addresses.get(oid, a).is_none() {
             return Err(ApiError::invalid("order_address_id", format!("The order has no address {a}.")));
         }

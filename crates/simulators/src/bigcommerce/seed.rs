@@ -52,27 +52,6 @@ const CITIES: &[(&str, &str, &str, &str, &str, &str)] = &[
     ("Toronto", "Ontario", "M5H 2N2", "Canada", "CA", "416"),
     ("London", "England", "EC1A 1BB", "United Kingdom", "GB", "020"),
 ];
-const COUNTRIES: &[(&str, &str)] = &[
-    ("United States", "US"),
-    ("Australia", "AU"),
-    ("Canada", "CA"),
-    ("United Kingdom", "GB"),
-    ("Germany", "DE"),
-    ("France", "FR"),
-    ("Mexico", "MX"),
-    ("Japan", "JP"),
-    ("New Zealand", "NZ"),
-    ("Ireland", "IE"),
-];
-
-pub(crate) fn iso2_of(country: &str) -> &'static str {
-    COUNTRIES.iter().find(|c| c.0.eq_ignore_ascii_case(country)).map(|c| c.1).unwrap_or("")
-}
-
-pub(crate) fn country_of(iso: &str) -> &'static str {
-    COUNTRIES.iter().find(|c| c.1.eq_ignore_ascii_case(iso)).map(|c| c.0).unwrap_or("")
-}
-
 const BRANDS: &[&str] = &["Common Good", "Sagaform", "OFS", "Barrel & Oak", "Fog Linen Work", "Able Brewing", "Kinfolk Goods", "Hearth & Loom"];
 
 /// Name, parent index (into this list, or none), description.

@@ -107,6 +107,8 @@ fn summary(sim: &KeapSimulator, cfg: &AppConfig) -> Value {
         "private_key": cfg.private_key,
         "app_name": cfg.app_name,
         "account": cfg.account,
+        "username": cfg.username,
+        "password": cfg.password,
         "seed": cfg.seed,
         "limits": cfg.limits,
         "timezone": cfg.timezone.name(),
@@ -128,6 +130,10 @@ struct AppDto {
     app_name: Option<String>,
     #[serde(default)]
     account: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     seed: Option<Seed>,
     #[serde(default)]
@@ -158,6 +164,8 @@ async fn add(State(sim): State<KeapSimulator>, body: Bytes) -> Response {
         private_key: dto.private_key.unwrap_or(demo.private_key),
         app_name: dto.app_name.unwrap_or(demo.app_name),
         account: dto.account.unwrap_or(demo.account),
+        username: dto.username.unwrap_or(demo.username),
+        password: dto.password.unwrap_or(demo.password),
         seed: dto.seed.unwrap_or(demo.seed),
         limits: dto.limits.unwrap_or(demo.limits),
         timezone: match dto.timezone.as_deref().map(zone_named).transpose() {
@@ -169,6 +177,9 @@ async fn add(State(sim): State<KeapSimulator>, body: Bytes) -> Response {
         if !plain(v) {
             return control_error(StatusCode::BAD_REQUEST, &format!("{name} must be 1-100 letters, digits, '-', '_' or '.'"));
         }
+    }
+    if cfg.username.trim().is_empty() || cfg.username.len() > 200 || cfg.password.is_empty() || cfg.password.len() > 200 {
+        return control_error(StatusCode::BAD_REQUEST, "username and password must be 1-200 characters");
     }
     if cfg.app_name.trim().is_empty() || cfg.app_name.len() > 200 {
         return control_error(StatusCode::BAD_REQUEST, "app_name must be 1-200 characters");

@@ -1,7 +1,8 @@
 //! A Keap (Infusionsoft) simulator: the OAuth 2.0 authorize page and token endpoint,
 //! and the legacy XML-RPC `DataService` API.
 //!
-//! * `GET|POST /app/oauth/authorize`: the consent page (Approve/Deny), redirecting with a code;
+//! * `GET|POST /app/oauth/authorize`: the sign-in page, then the consent page (Approve/Deny),
+//!   redirecting with a code;
 //! * `POST /token`: code exchange and refresh with rotation;
 //! * `POST /crm/xmlrpc/v1`: `DataService.*` with `Authorization: Bearer` and the private key;
 //! * `/_sim/...`: the JSON control API (apps, settings, limits, counters, token expiry).
@@ -39,6 +40,10 @@ pub const DEMO_PRIVATE_KEY: &str = "sandbox-keap-private-key-0123456789abcdef";
 pub const DEMO_APP_NAME: &str = "Switchyard Sandbox";
 /// The demo Keap account (its `*.infusionsoft.com` name, part of the token's `scope`).
 pub const DEMO_ACCOUNT: &str = "sandbox123";
+/// The demo account's sign-in on the authorize page: user name (an e-mail, as Keap's).
+pub const DEMO_USERNAME: &str = "sandbox@example.com";
+/// The demo account's sign-in on the authorize page: password.
+pub const DEMO_PASSWORD: &str = "sandbox-keap-password";
 
 /// Keap's access-token lifetime: 24 hours.
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
@@ -56,6 +61,9 @@ pub struct AppConfig {
     pub app_name: String,
     /// The account name (`{account}.infusionsoft.com`).
     pub account: String,
+    /// The sign-in of the account's user on the authorize page (before the approval).
+    pub username: String,
+    pub password: String,
     /// Seed sizes.
     pub seed: Seed,
     /// API quota and throttle; `None` parts are unlimited and send no headers.
@@ -68,7 +76,8 @@ pub struct AppConfig {
 
 impl Default for AppConfig {
     /// The demo app: [`DEMO_CLIENT_ID`], [`DEMO_CLIENT_SECRET`], [`DEMO_PRIVATE_KEY`],
-    /// [`DEMO_APP_NAME`], account [`DEMO_ACCOUNT`], the default seed and Keap's limits.
+    /// [`DEMO_APP_NAME`], account [`DEMO_ACCOUNT`] signed in with [`DEMO_USERNAME`] and
+    /// [`DEMO_PASSWORD`], the default seed and Keap's limits.
     fn default() -> Self {
         AppConfig {
             client_id: DEMO_CLIENT_ID.into(),
@@ -76,6 +85,8 @@ impl Default for AppConfig {
             private_key: DEMO_PRIVATE_KEY.into(),
             app_name: DEMO_APP_NAME.into(),
             account: DEMO_ACCOUNT.into(),
+            username: DEMO_USERNAME.into(),
+            password: DEMO_PASSWORD.into(),
             seed: Seed::default(),
             limits: Limits::default(),
             timezone: chrono_tz::Tz::UTC,

@@ -20,12 +20,15 @@ use super::{lock, page, read, KeapSimulator};
 /// told "expired" rather than "invalid".
 const EXPIRED_MEMORY: Duration = Duration::from_secs(86_400);
 
+/// An authorize request waiting for its person: first to sign in, then to decide.
 struct Consent {
     client_id: String,
     redirect_uri: String,
     scope: String,
     state: Option<String>,
     expires: Instant,
+    /// The account's user signed in on the sign-in page; only then can it be approved.
+    signed_in: bool,
 }
 
 struct Code {
@@ -192,10 +195,9 @@ pub(crate) async fn authorize_get(State(sim): State<KeapSimulator>, uri: Uri) ->
     let Some(client_id) = p.get("client_id").filter(|c| !c.is_empty()) else { return error_page("The client_id parameter is missing.") };
     let Some(app) = sim.state(client_id) else { return error_page("The client_id is not known: no such application.") };
     let Some(redirect_uri) = p.get("redirect_uri").filter(|r| !r.is_empty()) else { return error_page("The redirect_uri parameter is missing.") };
-    let url = match acceptable_redirect(redirect_uri) {
-        Ok(u) => u,
-        Err(e) => return error_page(e),
-    };
+    if let Err(e) = acceptable_redirect(redirect_uri) {
+        return error_page(e);
+    }
     // From here on errors go back to the client, as OAuth says.
     let state = p.get("state").map(String::as_str);
     if p.get("response_type").map(String::as_str) != Some("code") {
@@ -224,22 +226,49 @@ pub(crate) async fn authorize_get(State(sim): State<KeapSimulator>, uri: Uri) ->
             redirect_uri: redirect_uri.clone(),
             scope: scope.into(),
             state: state.map(str::to_owned),
-            // A person has this long to decide.
+            // A person has this long to sign in and decide.
             expires: Instant::now() + Duration::from_secs(1_800),
+            signed_in: false,
         },
     );
     drop(grants);
     let cfg = read(&app.cfg);
-    html(
-        StatusCode::OK,
+    html(StatusCode::OK, page::sign_in(&cfg.app_name, &consent_id, false))
+}
+
+/// The sign-in form's answer: the consent page under a fresh consent id when the user
+/// name and password are the account's, the sign-in page again (401) otherwise.
+fn sign_in(sim: &KeapSimulator, p: &HashMap<String, String>) -> Response {
+    let mut grants = lock(&sim.inner.grants);
+    grants.prune();
+    let Some(mut consent) = p.get("consent").and_then(|c| grants.consents.remove(c)) else {
+        return error_page("This authorization request has expired or was already answered. Start again from the application.");
+    };
+    // The grants are not held while the app is looked up.
+    drop(grants);
+    let Some(app) = sim.state(&consent.client_id) else { return error_page("The client_id is not known: no such application.") };
+    let cfg = read(&app.cfg);
+    let username = p.get("username").map(|u| u.trim()).unwrap_or("");
+    let password = p.get("password").map(String::as_str).unwrap_or("");
+    // Keap's sign-in is an e-mail address: its case does not matter, the password's does.
+    let good = username.eq_ignore_ascii_case(&cfg.username) && password == cfg.password;
+    let id = random_token(24);
+    consent.signed_in = good;
+    let redirect = url::Url::parse(&consent.redirect_uri).ok();
+    let page = if good {
         page::consent(&page::Consent {
             app_name: &cfg.app_name,
             account: &cfg.account,
-            scope,
-            redirect_host: url.host_str().unwrap_or(""),
-            consent_id: &consent_id,
-        }),
-    )
+            scope: &consent.scope,
+            redirect_host: redirect.as_ref().and_then(url::Url::host_str).unwrap_or(""),
+            consent_id: &id,
+        })
+    } else {
+        page::sign_in(&cfg.app_name, &id, true)
+    };
+    drop(cfg);
+    lock(&sim.inner.grants).consents.insert(id, consent);
+    html(if good { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, page)
 }
 
 pub(crate) async fn authorize_post(State(sim): State<KeapSimulator>, body: Bytes) -> Response {
@@ -247,6 +276,9 @@ pub(crate) async fn authorize_post(State(sim): State<KeapSimulator>, body: Bytes
         Ok(p) => p,
         Err(e) => return error_page(&e),
     };
+    if p.contains_key("username") || p.contains_key("password") {
+        return sign_in(&sim, &p);
+    }
     let decision = p.get("decision").map(String::as_str);
     if !matches!(decision, Some("approve" | "deny")) {
         return error_page("Choose Approve or Deny.");
@@ -255,6 +287,10 @@ pub(crate) async fn authorize_post(State(sim): State<KeapSimulator>, body: Bytes
     let mut grants = lock(&sim.inner.grants);
     grants.prune();
     // Single use: a consent is consumed by the first answer.
+    // Answering before the sign-in leaves the request pending.
+    if p.get("consent").and_then(|c| grants.consents.get(c)).is_some_and(|c| !c.signed_in) {
+        return error_page("Sign in before answering.");
+    }
     let Some(consent) = p.get("consent").and_then(|c| grants.consents.remove(c)) else {
         return error_page("This authorization request has expired or was already answered. Start again from the application.");
     };

@@ -1,10 +1,14 @@
-//! The HTML of the authorize flow: the consent page and the error page.
+//! The HTML of the authorize flow: the sign-in page, the consent page and the error page.
+//! Automation written for Keap's pages finds what it looks for: `#username`, `#password`
+//! and a submit `.btn-primary` to sign in, then `#approve` as the first `.btn-primary`.
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f6f8;margin:0}\
 main{max-width:28rem;margin:4rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 4px #0002}\
 h1{font-size:1.3rem;margin-top:0}.scope{background:#eef5e9;padding:.6rem .8rem;border-radius:4px}\
 .buttons{display:flex;gap:1rem;margin-top:1.5rem}button{flex:1;padding:.7rem;font-size:1rem;border-radius:4px;border:1px solid #2f7a1f;cursor:pointer}\
-#approve{background:#2f7a1f;color:#fff}#deny{background:#fff;color:#2f7a1f}small{color:#666}";
+.btn-primary{background:#2f7a1f;color:#fff}.btn-secondary{background:#fff;color:#2f7a1f}small{color:#666}\
+label{display:block;margin-top:1rem}input{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;margin-top:.3rem}\
+#error{color:#a40000}";
 
 /// Escapes text for HTML element content and double-quoted attributes. Five
 /// replacements do not justify a templating dependency.
@@ -50,9 +54,9 @@ pub(crate) fn consent(c: &Consent<'_>) -> String {
 <p>This application is asking for:</p><p class=\"scope\" id=\"scope\" data-scope=\"{scope}\">{scope_text}</p>\
 <form method=\"post\" action=\"/app/oauth/authorize\">\
 <input type=\"hidden\" name=\"consent\" value=\"{consent}\">\
-<div class=\"buttons\"><button type=\"submit\" id=\"approve\" name=\"decision\" value=\"approve\">Approve</button>\
-<button type=\"submit\" id=\"deny\" name=\"decision\" value=\"deny\">Deny</button></div></form>\
-<p><small>You will be sent back to {host}. Keap sandbox (simulated): no login is needed.</small></p>",
+<div class=\"buttons\"><button type=\"submit\" id=\"approve\" class=\"btn-primary\" name=\"decision\" value=\"approve\">Approve</button>\
+<button type=\"submit\" id=\"deny\" class=\"btn-secondary\" name=\"decision\" value=\"deny\">Deny</button></div></form>\
+<p><small>You will be sent back to {host}. Keap sandbox (simulated).</small></p>",
         app = escape(c.app_name),
         account = escape(c.account),
         scope = escape(c.scope),
@@ -61,6 +65,24 @@ pub(crate) fn consent(c: &Consent<'_>) -> String {
         host = escape(c.redirect_host),
     );
     document(&format!("Authorize {}", c.app_name), &body)
+}
+
+/// The sign-in page shown before the consent page: one form posting the user name and
+/// password back to the authorize URL with the pending request's `consent`.
+pub(crate) fn sign_in(app_name: &str, consent_id: &str, failed: bool) -> String {
+    let error = if failed { "<p id=\"error\" role=\"alert\">The email or password is incorrect.</p>" } else { "" };
+    let body = format!(
+        "<h1>Sign in to Keap</h1><p>to continue to <span id=\"app-name\">{app}</span></p>{error}\
+<form method=\"post\" action=\"/app/oauth/authorize\">\
+<input type=\"hidden\" name=\"consent\" value=\"{consent}\">\
+<label for=\"username\">Email</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" required>\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<div class=\"buttons\"><button type=\"submit\" id=\"sign-in\" class=\"btn-primary\">Log in</button></div></form>\
+<p><small>Keap sandbox (simulated): the account's sign-in is printed by <code>switchyard sandbox</code>.</small></p>",
+        app = escape(app_name),
+        consent = escape(consent_id),
+    );
+    document(&format!("Sign in to authorize {app_name}"), &body)
 }
 
 /// An error that is not sent back to the client (unknown client, bad redirect URI).
@@ -78,5 +100,8 @@ mod tests {
         assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
         let page = consent(&Consent { app_name: "<b>Evil</b>", account: "a", scope: "full", redirect_host: "h", consent_id: "c" });
         assert!(page.contains("&lt;b&gt;Evil&lt;/b&gt;") && !page.contains("<b>Evil"));
+        let page = sign_in("<i>App</i>", "\"c", true);
+        assert!(page.contains("&lt;i&gt;App&lt;/i&gt;") && page.contains("value=\"&quot;c\"") && page.contains("id=\"error\""));
+        assert!(!sign_in("App", "c", false).contains("id=\"error\""));
     }
 }

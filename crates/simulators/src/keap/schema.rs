@@ -44,8 +44,6 @@ pub(crate) struct Table {
     pub(crate) created: Option<&'static str>,
     /// The field stamped on every write.
     pub(crate) updated: Option<&'static str>,
-    /// Fields an add must carry (non-zero), e.g. an opportunity's contact.
-    pub(crate) required: &'static [&'static str],
     /// Ids grow by this much (Keap's contact ids are even: they grow by 2).
     pub(crate) id_step: i32,
 }
@@ -102,7 +100,6 @@ pub(crate) static CONTACT: Table = Table {
     writable: true,
     created: Some("DateCreated"),
     updated: Some("LastUpdated"),
-    required: &[],
     id_step: 2,
 };
 
@@ -136,7 +133,6 @@ pub(crate) static COMPANY: Table = Table {
     writable: true,
     created: Some("DateCreated"),
     updated: Some("LastUpdated"),
-    required: &[],
     id_step: 2,
 };
 
@@ -170,7 +166,6 @@ pub(crate) static LEAD: Table = Table {
     writable: true,
     created: Some("DateCreated"),
     updated: Some("LastUpdated"),
-    required: &["ContactID"],
     id_step: 1,
 };
 
@@ -200,7 +195,6 @@ pub(crate) static CONTACT_ACTION: Table = Table {
     writable: true,
     created: Some("CreationDate"),
     updated: Some("LastUpdated"),
-    required: &["ContactId"],
     id_step: 1,
 };
 
@@ -231,7 +225,6 @@ pub(crate) static USER: Table = Table {
     writable: false,
     created: None,
     updated: None,
-    required: &[],
     id_step: 1,
 };
 
@@ -253,7 +246,7 @@ mod tests {
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), t.fields.len(), "{}", t.name);
-            for name in t.created.iter().chain(t.updated.iter()).chain(t.required.iter()) {
+            for name in t.created.iter().chain(t.updated.iter()) {
                 assert!(t.field(name).is_some(), "{}.{name}", t.name);
             }
         }

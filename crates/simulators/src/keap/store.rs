@@ -82,11 +82,6 @@ impl AccountData {
     pub(crate) fn add(&mut self, t: &Table, values: &Struct, now: NaiveDateTime) -> Result<i32, Fault> {
         let mut record = Struct::new();
         apply(t, &mut record, values)?;
-        for name in t.required {
-            if !record.get(*name).is_some_and(|v| *v != Value::Int(0)) {
-                return Err(invalid_parameter(format!("{}.{name} is required", t.name)));
-            }
-        }
         for stamp in t.created.iter().chain(t.updated.iter()) {
             record.insert((*stamp).into(), Value::DateTime(now));
         }
@@ -98,11 +93,6 @@ impl AccountData {
         let Some(current) = self.rows(t).records.get(&id) else { return Err(record_not_found(t.name, id)) };
         let mut record = current.clone();
         apply(t, &mut record, values)?;
-        for name in t.required {
-            if !record.get(*name).is_some_and(|v| *v != Value::Int(0)) {
-                return Err(invalid_parameter(format!("{}.{name} cannot be cleared", t.name)));
-            }
-        }
         if let Some(stamp) = t.updated {
             record.insert(stamp.into(), Value::DateTime(now));
         }
@@ -236,7 +226,7 @@ fn coerce(t: &Table, field: &Field, v: &Value) -> Result<Option<Value>, Fault> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::{CONTACT, LEAD, USER};
+    use super::super::schema::{CONTACT, CONTACT_ACTION, LEAD, USER};
     use super::*;
 
     fn now() -> NaiveDateTime {
@@ -262,11 +252,18 @@ mod tests {
         assert_eq!(USER.id_step, 1);
     }
 
+    /// Keap's `DataService.add` takes any columns of the table: its reference names no
+    /// required one (developer.infusionsoft.com, "Data Service": `values`, "an associative
+    /// array of data you would like stored into this new row"), so an opportunity (`Lead`)
+    /// without `ContactID` and a note (`ContactAction`) without `ContactId` are created.
     #[test]
-    fn required_fields_and_types_are_checked() {
+    fn adds_need_no_contact_and_types_are_checked() {
         let mut d = AccountData::new();
-        let e = d.add(&LEAD, &s(&[("OpportunityTitle", "x".into())]), now()).unwrap_err();
-        assert!(e.message.starts_with("[InvalidParameter]"), "{e:?}");
+        let lead = d.add(&LEAD, &s(&[("OpportunityTitle", "x".into())]), now()).unwrap();
+        assert!(d.get(&LEAD, lead).unwrap().get("ContactID").is_none());
+        let note = d.add(&CONTACT_ACTION, &s(&[("CreationNotes", "no one".into())]), now()).unwrap();
+        assert!(d.get(&CONTACT_ACTION, note).unwrap().get("ContactId").is_none());
+        d.update(&LEAD, lead, &s(&[("ContactID", 0.into())]), now()).unwrap();
         let e = d.add(&LEAD, &s(&[("ContactID", "abc".into())]), now()).unwrap_err();
         assert!(e.message.contains("Lead.ContactID"), "{e:?}");
         let e = d.add(&LEAD, &s(&[("Nope", 1.into())]), now()).unwrap_err();

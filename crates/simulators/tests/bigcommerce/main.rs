@@ -5,6 +5,7 @@ mod catalog;
 mod common;
 mod control;
 mod customers;
+mod geography;
 mod hooks;
 mod orders;
 mod spec;

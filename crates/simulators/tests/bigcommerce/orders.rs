@@ -271,3 +271,94 @@ async fn order_shipping_address_update() {
     assert_eq!(v["street_2"], "Suite 5");
     assert_eq!(v["city"], a["city"]);
 }
+
+/// The store-wide counts of BigCommerce's legacy v2 reference: `GET /orders/products/count`
+/// ("Get a Count of Order Products") and `GET /orders/shipments/count` ("Get a Count of
+/// Shipments"), each `{"count": N}` over every order of the store. Our shared spec has only
+/// the per-order forms; `products` and `shipments` are not taken for an order id.
+#[tokio::test]
+async fn store_wide_order_product_and_shipment_counts() {
+    let s = demo().await;
+    let orders = s.all("/orders").await;
+    let (mut lines, mut shipments) = (0, 0);
+    for o in &orders {
+        let id = o["id"].as_u64().unwrap();
+        let a = s.get(&format!("/orders/{id}/products?limit=250")).await;
+        if a.status == StatusCode::OK {
+            lines += a.json().as_array().unwrap().len() as u64;
+        }
+        shipments += s.count(&format!("/orders/{id}/shipments/count")).await;
+    }
+    assert!(lines > 0 && shipments > 0, "the seed has lines ({lines}) and shipments ({shipments})");
+    assert_eq!(s.count("/orders/products/count").await, lines);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments);
+    assert_eq!(s.count("/orders/products/count.json").await, lines);
+
+    // A new order of two lines, then a shipment of it, move both counts.
+    let r = s.post("/orders", new_order()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    assert_eq!(s.count("/orders/products/count").await, lines + 2);
+    let aid = s.ok(&format!("/orders/{id}/shipping_addresses")).await[0]["id"].as_u64().unwrap();
+    let op = s.ok(&format!("/orders/{id}/products")).await[0]["id"].clone();
+    let r = s.post(&format!("/orders/{id}/shipments"), json!({ "order_address_id": aid, "items": [{ "order_product_id": op, "quantity": 1 }] })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments + 1);
+    assert_eq!(s.delete(&format!("/orders/{id}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(s.count("/orders/products/count").await, lines);
+    assert_eq!(s.count("/orders/shipments/count").await, shipments);
+
+    // Read-only, and not an order id.
+    s.call(reqwest::Method::POST, "/orders/products/count", Some(json!({}))).await.error(405);
+    s.get("/orders/products").await.error(404);
+    s.get("/orders/shipments/1").await.error(404);
+}
+
+/// BigCommerce v2 reads a numeric string wherever it documents an integer: the vendor's own
+/// guide sends one (bigcommerce/docs, docs/store-operations/orders/index.mdx, "Create an
+/// order shipment": `"order_address_id": "128"`). Ids and quantities of orders, shipments,
+/// products and customers are taken either way and answered as integers.
+#[tokio::test]
+async fn numeric_strings_are_integers() {
+    let s = demo().await;
+    let mut body = new_order();
+    body["customer_id"] = json!("1");
+    body["status_id"] = json!("11");
+    body["products"] = json!([{ "product_id": "77", "quantity": "2" }]);
+    body["channel_id"] = json!("1");
+    let r = s.post("/orders", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let o = r.json();
+    spec::check(SPEC, "/orders", "post", "200", &o);
+    assert_eq!((o["customer_id"].clone(), o["status_id"].clone(), o["items_total"].clone(), o["channel_id"].clone()), (json!(1), json!(11), json!(2), json!(1)));
+    let id = o["id"].as_u64().unwrap();
+    let line = s.ok(&format!("/orders/{id}/products")).await[0].clone();
+    assert_eq!(line["product_id"], 77);
+    let r = s.put(&format!("/orders/{id}"), json!({ "status_id": "9", "customer_id": "2" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.json()["status_id"].clone(), r.json()["customer_id"].clone()), (json!(9), json!(2)));
+
+    let aid = s.ok(&format!("/orders/{id}/shipping_addresses")).await[0]["id"].as_u64().unwrap();
+    let items = json!([{ "order_product_id": line["id"].to_string(), "quantity": "1" }]);
+    let r = s.post(&format!("/orders/{id}/shipments"), json!({ "order_address_id": aid.to_string(), "items": items })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sh = r.json();
+    assert_eq!((sh["order_address_id"].clone(), sh["items"][0]["quantity"].clone()), (json!(aid), json!(1)));
+    let r = s.put(&format!("/orders/{id}/shipments/{}", sh["id"]), json!({ "order_address_id": aid.to_string() })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let r = s.post("/products", json!({ "name": "Walnut Spoon", "price": "12.5", "categories": ["19"], "type": "physical",
+        "availability": "available", "weight": "0.2", "inventory_level": "4", "brand_id": "1" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let p = r.json();
+    assert_eq!((p["categories"].clone(), p["inventory_level"].clone(), p["brand_id"].clone()), (json!([19]), json!(4), json!(1)));
+    let r = s.post("/customers", json!({ "first_name": "Ada", "last_name": "L", "email": "ada.strings@example.com", "customer_group_id": "1" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json()["customer_group_id"], 1);
+
+    // What is not a number is still refused.
+    s.post(&format!("/orders/{id}/shipments"), json!({ "order_address_id": "one", "items": items })).await.error(422);
+    let mut body = new_order();
+    body["products"] = json!([{ "product_id": 77, "quantity": "two" }]);
+    s.post("/orders", body).await.error(422);
+}

@@ -1,5 +1,5 @@
 //! The authorize page in a real browser: headless Chromium, driven over WebDriver by
-//! chromedriver, clicks Approve and lands on a loopback receiver with the code.
+//! chromedriver, signs in, clicks Approve and lands on a loopback receiver with the code.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
 //! them the test fails and says so: a silently skipped browser test is no test.
@@ -16,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::Method;
 use serde_json::json;
-use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -133,9 +133,22 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<HashMap<String, String>>
     (format!("http://{addr}/oauth/callback"), rx)
 }
 
-/// What the person at the browser does: read the page, then click Approve.
+/// What the person at the browser does, as automation written for Keap's page does it:
+/// sign in through `#username`, `#password` and the first `.btn-primary`, read the
+/// consent page, then click the first `.btn-primary`, which is `#approve`.
 async fn approve_in_browser(browser: Client, authorize_url: String, callback: String) {
     browser.goto(&authorize_url).await.unwrap();
+    assert!(browser.title().await.unwrap().contains(DEMO_APP_NAME));
+    browser.find(Locator::Id("username")).await.unwrap().send_keys(DEMO_USERNAME).await.unwrap();
+    let password = browser.find(Locator::Css("input#password[name=password]")).await.unwrap();
+    assert_eq!(password.attr("type").await.unwrap().as_deref(), Some("password"));
+    password.send_keys(DEMO_PASSWORD).await.unwrap();
+    let submit = browser.find(Locator::Css(".btn-primary")).await.unwrap();
+    assert_eq!(submit.attr("type").await.unwrap().as_deref(), Some("submit"));
+    submit.click().await.unwrap();
+
+    // The consent page, once the sign-in is through.
+    browser.wait().at_most(GIVE_UP).for_element(Locator::Id("approve")).await.unwrap();
     assert!(browser.title().await.unwrap().contains(DEMO_APP_NAME));
     let app = browser.find(Locator::Id("app-name")).await.unwrap();
     assert_eq!(app.text().await.unwrap(), DEMO_APP_NAME);
@@ -144,7 +157,11 @@ async fn approve_in_browser(browser: Client, authorize_url: String, callback: St
     assert!(scope.text().await.unwrap().starts_with("Full access to your Keap account"));
     assert!(browser.find(Locator::Id("deny")).await.unwrap().is_displayed().await.unwrap());
 
-    browser.find(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+    let first = browser.find(Locator::Css(".btn-primary")).await.unwrap();
+    assert_eq!(first.attr("id").await.unwrap().as_deref(), Some("approve"));
+    let deny_class = browser.find(Locator::Id("deny")).await.unwrap().attr("class").await.unwrap().unwrap_or_default();
+    assert!(!deny_class.split_whitespace().any(|c| c == "btn-primary"), "{deny_class}");
+    first.click().await.unwrap();
     // The browser followed the redirect to the receiver and rendered its page.
     let done = browser.wait().at_most(GIVE_UP).for_element(Locator::Id("done")).await.unwrap();
     assert_eq!(done.text().await.unwrap(), "Connected");

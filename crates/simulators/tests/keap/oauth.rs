@@ -2,13 +2,68 @@
 
 use reqwest::Method;
 use serde_json::json;
-use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
 
-use crate::common::{demo, until, CALLBACK};
+use crate::common::{demo, until, Sim, CALLBACK};
 
 fn hidden_consent(html: &str) -> String {
     let at = html.find("name=\"consent\" value=\"").expect("a consent field") + "name=\"consent\" value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Opens the authorize URL and signs in as the demo account's user: the consent page.
+async fn consent_page(s: &Sim, url: String) -> String {
+    let sign_in = s.http.get(url).send().await.unwrap().text().await.unwrap();
+    let a = s
+        .post_form("/app/oauth/authorize", &[("consent", &hidden_consent(&sign_in)), ("username", DEMO_USERNAME), ("password", DEMO_PASSWORD)], None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.text
+}
+
+/// Keap's authorize page signs the account's user in before it asks for the approval
+/// (Keap's OAuth guide, developer.infusionsoft.com "Getting Started with OAuth2": the user
+/// logs in to their Keap account, then allows the application). Automation written for
+/// Keap's pages finds `#username`, `#password` and a submit `.btn-primary`, then `#approve`
+/// as the first `.btn-primary` (the shape issue 13 records from such automation).
+#[tokio::test]
+async fn the_authorize_page_signs_in_before_the_approval() {
+    let s = demo().await;
+    let url = s.authorize_url(DEMO_CLIENT_ID, CALLBACK, "st9").await;
+    let page = s.http.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<input id=\"username\" name=\"username\""), "{html}");
+    assert!(html.contains("<input id=\"password\" name=\"password\" type=\"password\""), "{html}");
+    assert!(html.contains("<button type=\"submit\" id=\"sign-in\" class=\"btn-primary\">"), "{html}");
+    assert!(!html.contains("value=\"approve\""), "no approval before the sign-in");
+    let pending = hidden_consent(&html);
+
+    // Approving without signing in is refused, and does not use the request up.
+    let early = s.post_form("/app/oauth/authorize", &[("consent", &pending), ("decision", "approve")], None).await;
+    assert_eq!(early.status, 400);
+    assert!(early.header("location").is_none());
+    // A wrong password: the sign-in page again, with an error and no approval.
+    let wrong = s.post_form("/app/oauth/authorize", &[("consent", &pending), ("username", DEMO_USERNAME), ("password", "guess-guess")], None).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text.contains("id=\"error\"") && wrong.text.contains("id=\"password\"") && !wrong.text.contains("value=\"approve\""));
+    // The e-mail's case does not matter.
+    let again = hidden_consent(&wrong.text);
+    let ok = s
+        .post_form("/app/oauth/authorize", &[("consent", &again), ("username", &DEMO_USERNAME.to_uppercase()), ("password", DEMO_PASSWORD)], None)
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let first_primary = ok.text.find("btn-primary\"").unwrap();
+    assert!(ok.text[..first_primary].ends_with("<button type=\"submit\" id=\"approve\" class=\""), "{}", ok.text);
+    assert!(ok.text.contains("id=\"deny\" class=\"btn-secondary\""));
+    // The id of the signed-in request is new: the one seen before the sign-in is spent.
+    let consent = hidden_consent(&ok.text);
+    assert_ne!(consent, again);
+    assert_eq!(s.post_form("/app/oauth/authorize", &[("consent", &again), ("decision", "approve")], None).await.status, 400);
+    let a = s.post_form("/app/oauth/authorize", &[("consent", &consent), ("decision", "approve")], None).await;
+    let q = a.redirect_query();
+    assert_eq!(q["state"], "st9");
+    assert!(q.contains_key("code"));
 }
 
 #[tokio::test]
@@ -48,10 +103,10 @@ async fn auto_approve_then_exchange_gives_keaps_token_answer_once() {
 async fn the_consent_page_approves_with_a_form_post() {
     let s = demo().await;
     let url = s.authorize_url(DEMO_CLIENT_ID, "https://app.example.com/cb?tenant=7", "st8").await;
-    let page = s.http.get(url).send().await.unwrap();
+    let page = s.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let html = page.text().await.unwrap();
+    let html = consent_page(&s, url).await;
     assert!(html.contains(DEMO_APP_NAME));
     assert!(html.contains("data-scope=\"full\""));
     assert!(html.contains("<form method=\"post\" action=\"/app/oauth/authorize\">"));
@@ -86,7 +141,7 @@ async fn the_consent_page_approves_with_a_form_post() {
 #[tokio::test]
 async fn deny_redirects_with_access_denied() {
     let s = demo().await;
-    let html = s.http.get(s.authorize_url(DEMO_CLIENT_ID, CALLBACK, "abc").await).send().await.unwrap().text().await.unwrap();
+    let html = consent_page(&s, s.authorize_url(DEMO_CLIENT_ID, CALLBACK, "abc").await).await;
     let a = s.post_form("/app/oauth/authorize", &[("consent", &hidden_consent(&html)), ("decision", "deny")], None).await;
     let q = a.redirect_query();
     assert_eq!(q["error"], "access_denied");

@@ -141,8 +141,16 @@ async fn opportunities_and_notes_round_trip_their_types() {
     assert_eq!(n["CreationNotes"], Value::from("Called <back> & left a message"));
     assert!(matches!(n["CreationDate"], Value::DateTime(_)));
 
-    let missing = s.call(&t, "DataService.add", vec!["ContactAction".into(), st(&[("ObjectType", "Note".into())])]).await.unwrap_err();
-    assert_eq!(missing.keap_kind(), Some("InvalidParameter"));
+    // Keap's DataService.add requires no column (developer.infusionsoft.com, "Data Service":
+    // `values`, the data to store in the new row): a note without `ContactId` and an
+    // opportunity without `ContactID` are created, and load answers without the field.
+    let loose = s.call(&t, "DataService.add", vec!["ContactAction".into(), st(&[("ObjectType", "Note".into())])]).await.unwrap();
+    let n = s.call(&t, "DataService.load", vec!["ContactAction".into(), loose, fields(&["ObjectType", "ContactId"])]).await.unwrap();
+    assert_eq!(n.as_struct().unwrap().get("ContactId"), None, "{n:?}");
+    let lone = s.call(&t, "DataService.add", vec!["Lead".into(), st(&[("OpportunityTitle", "Walk-in".into())])]).await.unwrap();
+    let l = s.call(&t, "DataService.load", vec!["Lead".into(), lone, fields(&["OpportunityTitle", "ContactID"])]).await.unwrap();
+    assert_eq!(l.as_struct().unwrap().get("ContactID"), None, "{l:?}");
+    assert_eq!(l.as_struct().unwrap()["OpportunityTitle"], Value::from("Walk-in"));
 }
 
 #[tokio::test]
