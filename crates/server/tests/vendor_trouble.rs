@@ -598,11 +598,19 @@ async fn a_client_that_never_reads_its_answers_is_dropped() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut reader_that_never_reads = socket.connect(addr).await.unwrap();
-    // The API's OpenAPI document, asked for again and again: far more than the
-    // socket buffers hold. Written in the background: once the server stops
-    // reading, this blocks too.
+    // The API's OpenAPI document (about 48 KB), asked for again and again: 150 times
+    // (7 MB, past Linux's default 4 MB send buffer limit), or more where the kernel
+    // allows larger send buffers, so the server's writes stall whatever this
+    // machine's settings. Few enough asks (7 KB) that the server reads them all: its
+    // close then leaves only its unsent answer, which the reset must drop. Written
+    // in the background: once the server stops reading, this blocks too.
+    let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20);
+    let asks = (wmem_max * 3 / 2 / 48_000).max(150);
     let asking = tokio::spawn(async move {
-        let request = b"GET /elements/api-v2/docs HTTP/1.1\r\nHost: t\r\n\r\n".repeat(150);
+        let request = b"GET /elements/api-v2/docs HTTP/1.1\r\nHost: t\r\n\r\n".repeat(asks);
         let _ = reader_that_never_reads.write_all(&request).await;
         reader_that_never_reads
     });
