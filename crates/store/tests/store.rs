@@ -196,3 +196,21 @@ on_both! {
         }
     }
 }
+
+/// TLS to PostgreSQL (rustls, webpki roots): `sslmode=require` encrypts the connection
+/// (checked on the server's side, `pg_stat_ssl`); `verify-full` refuses a certificate
+/// no known authority signed (the test server's is Debian's self-signed snakeoil),
+/// at open, with no store made.
+#[tokio::test]
+async fn postgres_connections_take_tls_when_the_url_asks() {
+    use sqlx::Connection;
+    let db = support::EmptyDb::new(support::Backend::Postgres).await;
+    let with = |mode: &str| format!("{}{}sslmode={mode}", db.url, if db.url.contains('?') { "&" } else { "?" });
+    let store = Store::open(&with("require")).await.unwrap();
+    drop(store);
+    let mut conn = sqlx::PgConnection::connect(&with("require")).await.unwrap();
+    let encrypted: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&mut conn).await.unwrap();
+    assert!(encrypted, "sslmode=require gives an encrypted connection");
+    conn.close().await.unwrap();
+    assert!(Store::open(&with("verify-full")).await.is_err(), "a self-signed certificate is not trusted");
+}
