@@ -375,10 +375,21 @@ impl Poller {
         let def = ctx.catalog.get(&instance.element_key).cloned();
         let cfg = EventConfig::load(ctx, def.as_deref(), instance.id).await?;
         let resources = self.resources(instance.id, &cfg)?;
+        // A vendor that writes zoneless local times (Keap) is asked, and read, in its
+        // account's zone wherever the configuration names none: read once per poll.
+        let account = match resources.iter().find(|r| r.zone.is_none()) {
+            Some(res) => self
+                .inner
+                .lister
+                .account_zone(instance)
+                .await
+                .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?,
+            None => None,
+        };
         let mut stored = 0;
         let mut first_error = None;
         for res in &resources {
-            match self.poll_resource(instance, res).await {
+            match self.poll_resource(instance, res, account).await {
                 Ok(n) => stored += n,
                 Err(e) => {
                     tracing::warn!(instance = instance.id, resource = %res.name, error = %e, "poll failed");
@@ -433,8 +444,9 @@ impl Poller {
         Ok(())
     }
 
-    /// One poll of one resource.
-    pub async fn poll_resource(&self, instance: &InstanceRow, res: &ResourcePoll) -> Result<usize, EventsError> {
+    /// One poll of one resource; `account` is the zone the vendor writes zoneless
+    /// dates in (see [`HubLister::account_zone`]), used where `res` names none.
+    pub async fn poll_resource(&self, instance: &InstanceRow, res: &ResourcePoll, account: Option<Zone>) -> Result<usize, EventsError> {
         let store = &self.inner.ctx.store;
         let settings = &self.inner.settings;
         let now = now_ms();
@@ -444,17 +456,6 @@ impl Poller {
         let high_water = store.poll_mark(instance.id, &res.name, now).await?.min(now);
         let since = high_water - settings.overlap.as_millis() as i64;
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
-        // A vendor that writes zoneless local times (Keap) is asked, and read, in
-        // its account's zone unless the configuration names one.
-        let account = match res.zone {
-            Some(_) => None,
-            None => self
-                .inner
-                .lister
-                .account_zone(instance)
-                .await
-                .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?,
-        };
         let mut query = Vec::with_capacity(res.query.len() + 2);
         for (k, v) in &res.query {
             let v = render_placeholders(v, since_time, res.zone.or(account))

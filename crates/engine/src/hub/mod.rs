@@ -79,6 +79,10 @@ impl Engine {
         if def.protocol != Protocol::XmlRpc {
             return Ok(None);
         }
+        // Stored (or not needed): no configuration to open, no vendor call.
+        if let Some(zone) = xmlrpc::known_zone(&def, row) {
+            return Ok(Some(zone));
+        }
         let mut config = self.open_configuration(&def, row).await?;
         if def.authentication.oauth2().is_some() {
             if !row.valid {

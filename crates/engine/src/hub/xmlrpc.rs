@@ -114,12 +114,12 @@ fn fault_error(def: &ElementDefinition, fault: &Fault) -> EngineError {
 /// (its dates could not be right) with a message that says so; nothing is stored,
 /// so the next such call reads it again.
 pub(crate) async fn account_zone(vendor: &Vendor<'_>, row: &InstanceRow) -> Result<Zone, EngineError> {
+    if let Some(zone) = known_zone(vendor.def, row) {
+        return Ok(zone);
+    }
     let Some(setting) = vendor.def.xml_rpc.as_ref().and_then(|x| x.timezone.as_ref()) else {
         return Ok(Zone::UTC);
     };
-    if let Some(zone) = row.account_zone.as_deref().and_then(Zone::parse) {
-        return Ok(zone);
-    }
     let failed = |why: String| {
         EngineError::new(StatusCode::BAD_GATEWAY, format!("The account's time zone could not be read ({}): {why}", setting.method))
     };
@@ -142,6 +142,15 @@ pub(crate) async fn account_zone(vendor: &Vendor<'_>, row: &InstanceRow) -> Resu
     // Opened instances hold the row read before: open it again.
     vendor.engine.instances.forget_all();
     Ok(zone)
+}
+
+/// The account's zone when it needs no vendor call: UTC for an element that declares
+/// no `xmlRpc.timezone`, else the zone stored for the instance, if any.
+pub(crate) fn known_zone(def: &ElementDefinition, row: &InstanceRow) -> Option<Zone> {
+    if def.xml_rpc.as_ref().and_then(|x| x.timezone.as_ref()).is_none() {
+        return Some(Zone::UTC);
+    }
+    row.account_zone.as_deref().and_then(Zone::parse)
 }
 
 /// The element's cheap credential check: `check.method` with the key and a value.
