@@ -373,26 +373,17 @@ impl Store {
 
     /// Replaces an organization's secret hash; false when there is no such organization.
     pub async fn reset_organization_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        let done = on_pool!(self, |p, pg| {
-            sqlx::query("UPDATE organizations SET secret_hash = $1 WHERE id = $2")
-                .bind(secret_hash)
-                .bind(id)
-                .execute(p)
-                .await?
-                .rows_affected()
-        });
-        Ok(done == 1)
+        self.reset_secret("UPDATE organizations SET secret_hash = $1 WHERE id = $2", id, secret_hash).await
     }
 
+    /// Replaces a user's secret hash; false when there is no such user.
     pub async fn reset_user_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        let done = on_pool!(self, |p, pg| {
-            sqlx::query("UPDATE users SET secret_hash = $1 WHERE id = $2")
-                .bind(secret_hash)
-                .bind(id)
-                .execute(p)
-                .await?
-                .rows_affected()
-        });
+        self.reset_secret("UPDATE users SET secret_hash = $1 WHERE id = $2", id, secret_hash).await
+    }
+
+    /// Runs `update` (binding the hash, then the id): whether it changed one row.
+    async fn reset_secret(&self, update: &'static str, id: i64, secret_hash: &[u8]) -> Result<bool> {
+        let done = on_pool!(self, |p, pg| sqlx::query(update).bind(secret_hash).bind(id).execute(p).await?.rows_affected());
         Ok(done == 1)
     }
 
