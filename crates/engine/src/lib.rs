@@ -25,6 +25,7 @@ mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod page_token;
+pub mod password;
 pub mod retry;
 pub mod secret;
 pub mod segment;

@@ -17,3 +17,28 @@ pub fn new_secret() -> String {
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
+
+/// A fresh user or organization secret with what the store keeps of it: the
+/// lookup hash, and the secret sealed by the vault (bound to that hash) so its
+/// owner can read it back after logging in (`GET /elements/api-v1/ui/getSecrets`).
+pub struct NewTenantSecret {
+    pub secret: String,
+    pub hash: Vec<u8>,
+    sealed: Vec<u8>,
+    key_id: u32,
+}
+
+impl NewTenantSecret {
+    pub fn generate(vault: &switchyard_vault::Vault, tenant: switchyard_store::Tenant) -> NewTenantSecret {
+        let secret = new_secret();
+        let hash = hash_secret(&secret);
+        let sealed = vault.encrypt_str(&secret, &switchyard_store::tenant_secret_aad(tenant, &hash));
+        let key_id = switchyard_vault::KeyRing::key_id_of(&sealed).unwrap_or_default();
+        NewTenantSecret { secret, hash, sealed, key_id }
+    }
+
+    /// What the store writes.
+    pub fn stored(&self) -> switchyard_store::TenantSecret<'_> {
+        switchyard_store::TenantSecret { hash: &self.hash, sealed: Some((&self.sealed, self.key_id)) }
+    }
+}

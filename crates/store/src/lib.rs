@@ -25,6 +25,8 @@ pub use calls::*;
 pub use model::*;
 mod events;
 pub use events::*;
+mod login;
+pub use login::*;
 mod webhooks;
 pub use webhooks::*;
 
@@ -333,32 +335,48 @@ impl Store {
     }
 
     /// Creates an organization and its first user in one transaction.
-    pub async fn create_organization(
+    pub async fn create_organization<'a>(
         &self,
         name: &str,
-        org_secret_hash: &[u8],
+        org_secret: impl Into<TenantSecret<'a>>,
         email: &str,
-        user_secret_hash: &[u8],
+        user_secret: impl Into<TenantSecret<'a>>,
     ) -> Result<(Organization, User)> {
+        let org_secret = org_secret.into();
         let mut tx = self.begin().await?;
         let created = now();
         let org: Organization = on_tx!(&mut tx, |c, pg| {
             sqlx::query_as(
-                "INSERT INTO organizations (name, secret_hash, created_at) VALUES ($1, $2, $3)
-                 RETURNING id, name, created_at",
+                "INSERT INTO organizations (name, secret_hash, secret_sealed, secret_key_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id, name, created_at",
             )
             .bind(name)
-            .bind(org_secret_hash)
+            .bind(org_secret.hash)
+            .bind(org_secret.blob())
+            .bind(org_secret.key_id())
             .bind(&created)
             .fetch_one(&mut *c)
             .await?
         });
-        let user = insert_user(&mut tx, org.id, email, user_secret_hash).await?;
+        let user = insert_user(&mut tx, org.id, email, user_secret.into()).await?;
         tx.commit().await?;
         Ok((org, user))
     }
 
-    pub async fn create_user(&self, org_id: i64, email: &str, secret_hash: &[u8]) -> Result<User> {
+    pub async fn create_user<'a>(&self, org_id: i64, email: &str, secret: impl Into<TenantSecret<'a>>) -> Result<User> {
+        self.create_user_with_password(org_id, email, secret, None).await
+    }
+
+    /// Creates a user, with a password (an Argon2id PHC string) when given, in one
+    /// transaction. A [`StoreError::Conflict`] names what is in the way: no such
+    /// organization, the email taken in it, or its password already on another user.
+    pub async fn create_user_with_password<'a>(
+        &self,
+        org_id: i64,
+        email: &str,
+        secret: impl Into<TenantSecret<'a>>,
+        password_hash: Option<&str>,
+    ) -> Result<User> {
         let mut tx = self.begin().await?;
         let exists: Option<i64> = on_tx!(&mut tx, |c, pg| {
             sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1").bind(org_id).fetch_optional(&mut *c).await?
@@ -366,24 +384,40 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::Conflict(format!("no organization {org_id}")));
         }
-        let user = insert_user(&mut tx, org_id, email, secret_hash).await?;
+        let user = insert_user(&mut tx, org_id, email, secret.into()).await?;
+        if password_hash.is_some() {
+            login::write_password(&mut tx, user.id, &user.email, password_hash).await?;
+        }
         tx.commit().await?;
         Ok(user)
     }
 
-    /// Replaces an organization's secret hash; false when there is no such organization.
-    pub async fn reset_organization_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        self.reset_secret("UPDATE organizations SET secret_hash = $1 WHERE id = $2", id, secret_hash).await
+    /// Replaces an organization's secret (hash and sealed copy); false when there
+    /// is no such organization.
+    pub async fn reset_organization_secret<'a>(&self, id: i64, secret: impl Into<TenantSecret<'a>>) -> Result<bool> {
+        self.reset_secret(Tenant::Organization, id, secret.into()).await
     }
 
-    /// Replaces a user's secret hash; false when there is no such user.
-    pub async fn reset_user_secret(&self, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        self.reset_secret("UPDATE users SET secret_hash = $1 WHERE id = $2", id, secret_hash).await
+    /// Replaces a user's secret (hash and sealed copy); false when there is no such user.
+    pub async fn reset_user_secret<'a>(&self, id: i64, secret: impl Into<TenantSecret<'a>>) -> Result<bool> {
+        self.reset_secret(Tenant::User, id, secret.into()).await
     }
 
-    /// Runs `update` (binding the hash, then the id): whether it changed one row.
-    async fn reset_secret(&self, update: &'static str, id: i64, secret_hash: &[u8]) -> Result<bool> {
-        let done = on_pool!(self, |p, pg| sqlx::query(update).bind(secret_hash).bind(id).execute(p).await?.rows_affected());
+    /// Writes one tenant row's secret: whether it changed one row.
+    async fn reset_secret(&self, tenant: Tenant, id: i64, secret: TenantSecret<'_>) -> Result<bool> {
+        let table = tenant.table();
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query(&format!(
+                "UPDATE {table} SET secret_hash = $1, secret_sealed = $2, secret_key_id = $3 WHERE id = $4"
+            ))
+            .bind(secret.hash)
+            .bind(secret.blob())
+            .bind(secret.key_id())
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
         Ok(done == 1)
     }
 
@@ -637,16 +671,19 @@ impl Store {
 const INSTANCE_SELECT: &str = "SELECT id, organization_id, user_id, element_key, name, tags, valid,
     disabled, events_enabled, created_at, updated_at, account_zone FROM instances";
 
-async fn insert_user(tx: &mut Tx<'_>, org_id: i64, email: &str, secret_hash: &[u8]) -> Result<User> {
+async fn insert_user(tx: &mut Tx<'_>, org_id: i64, email: &str, secret: TenantSecret<'_>) -> Result<User> {
     let created = now();
     let result = on_tx!(tx, |c, pg| {
         sqlx::query_as(
-            "INSERT INTO users (organization_id, email, secret_hash, created_at) VALUES ($1, $2, $3, $4)
+            "INSERT INTO users (organization_id, email, secret_hash, secret_sealed, secret_key_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
              RETURNING id, organization_id, email, first_name, last_name, created_at",
         )
         .bind(org_id)
         .bind(email)
-        .bind(secret_hash)
+        .bind(secret.hash)
+        .bind(secret.blob())
+        .bind(secret.key_id())
         .bind(&created)
         .fetch_one(&mut *c)
         .await
