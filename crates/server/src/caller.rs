@@ -1,4 +1,5 @@
-//! Who is calling: `Authorization: User <secret>, Organization <secret>[, Element <token>]`.
+//! Who is calling: `Authorization: User <secret>, Organization <secret>[, Element <token>]`,
+//! or, for platform calls without that header, the console's session cookie (`session`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -53,10 +54,13 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("Missing Authorization header"))?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // Platform calls may come from a logged-in console instead.
+            return match crate::session::cookie_token(&parts.headers) {
+                Some(token) => crate::session::caller_from_cookie(state, &parts.method, &parts.headers, &token).await,
+                None => Err(ApiError::unauthorized("Missing Authorization header")),
+            };
+        };
         let credentials = header.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
             ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")
         })?;

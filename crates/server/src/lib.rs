@@ -20,6 +20,7 @@ mod oauth;
 mod openapi;
 mod logs;
 mod proxy;
+pub mod session;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub struct AppState {
     /// A vendor webhook call sent again within this long is a repeat, not a new
     /// event (`serve --event-dedupe-hours`). Read when the first call arrives.
     pub event_dedupe: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (`serve --trusted-proxy`),
+    /// for per-address login throttling. [default: none]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AppState {
@@ -81,6 +85,7 @@ impl AppState {
             event_waker: switchyard_events::EventWaker::default(),
             intake: webhooks::Intake::default(),
             event_dedupe: switchyard_events::retention::DEFAULT_DEDUPE,
+            trusted_proxies: Vec::new(),
         };
         state.set_event_waker(switchyard_events::EventWaker::default());
         state
@@ -131,9 +136,13 @@ pub fn router(state: AppState) -> Router {
         .route("/hubs/{hub}/{*path}", any(hub::call))
         .route("/docs", get(openapi::document))
         .route("/proxy/{*path}", any(proxy::call))
-        .route("/sandbox", get(sandbox));
+        .route("/sandbox", get(sandbox))
+        .route("/logout", post(session::logout_post));
     Router::new()
         .nest("/elements/api-v2", api)
+        .route("/elements/j_spring_security_check", post(session::login))
+        .route("/elements/j_spring_security_logout", get(session::logout_get))
+        .route("/elements/api-v1/ui/getSecrets", get(session::get_secrets))
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::render))

@@ -48,6 +48,7 @@ use crate::{elements, hub, instances};
         hub::call,
         crate::proxy::call,
         crate::sandbox,
+        crate::session::logout_post,
     ),
     modifiers(&CallerAuthorization),
     security(("Authorization" = []))

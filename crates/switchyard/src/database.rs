@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use switchyard_store::{config_aad, Store};
+use switchyard_store::{config_aad, tenant_secret_aad, Store};
 use switchyard_vault::{KeyRing, Vault, MASTER_KEY_ENV};
 
 use crate::DatabaseOptions;
@@ -165,11 +165,38 @@ pub async fn rotate_key(opts: &DatabaseOptions, batch: i64) -> anyhow::Result<()
             tokio::task::yield_now().await;
         }
     }
+    total += reseal_tenant_secrets(&opened, new, batch).await?;
     let canary = opened.store.meta_get(CANARY).await?.unwrap_or_default();
     opened.store.meta_set(CANARY, &opened.vault.reencrypt_canary(&canary)?).await?;
     opened.store.close().await;
     println!("{{\"currentKeyId\":{new},\"previousKeyId\":{old},\"reencrypted\":{total}}}");
     Ok(())
+}
+
+/// Re-encrypts the sealed user and organization secrets under key `new`, in
+/// batches; returns how many were rewritten.
+async fn reseal_tenant_secrets(opened: &Opened, new: u32, batch: i64) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let rows = opened.store.sealed_tenant_secrets_not_under(new, batch).await?;
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        let mut resealed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let blob = opened
+                .vault
+                .reencrypt(&row.sealed, &tenant_secret_aad(row.tenant, &row.secret_hash))
+                .with_context(|| format!("re-encrypting the secret of {:?} {}", row.tenant, row.id))?;
+            resealed.push((row, blob, new));
+        }
+        let changed = opened.store.reseal_tenant_secrets(&resealed).await?;
+        total += changed;
+        if changed == 0 {
+            // Each was replaced meanwhile (reset-secret); look again.
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 #[cfg(test)]

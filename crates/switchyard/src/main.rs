@@ -113,8 +113,15 @@ pub struct ConnectionOptions {
     /// it) before the connection is closed.
     #[arg(long, env = "SWITCHYARD_WRITE_TIMEOUT", default_value_t = 60.0)]
     pub write_timeout: f64,
+    /// Reverse proxies (comma list of addresses and CIDRs) whose
+    /// `X-Forwarded-For` names the client, for per-address login throttling.
+    /// Other peers' header is ignored. [default: none]
+    #[arg(long, env = "SWITCHYARD_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
 }
 
+// Parsed once at start: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server under /elements/api-v2. On an empty database it first
@@ -269,6 +276,10 @@ enum UsersCommand {
         #[arg(long = "org")]
         org: i64,
         email: String,
+        /// Also give the user a password (at least 12 characters) for console
+        /// login, read as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -290,6 +301,14 @@ enum UsersCommand {
         id: i64,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Set a user's password for console login (POST /elements/j_spring_security_check),
+    /// read as one line from standard input (at least 12 characters). Ends the
+    /// user's sessions. One user per email may have a password.
+    SetPassword {
+        id: i64,
         #[command(flatten)]
         db: DatabaseOptions,
     },
@@ -344,12 +363,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Orgs(OrgsCommand::ResetSecret { id, json, db }) => {
             tenants::reset_organization_secret(&db, id, json).await
         }
-        Command::Users(UsersCommand::Create { org, email, json, db }) => {
-            tenants::create_user(&db, org, &email, json).await
+        Command::Users(UsersCommand::Create { org, email, password_stdin, json, db }) => {
+            tenants::create_user(&db, org, &email, password_stdin, json).await
         }
         Command::Users(UsersCommand::ResetSecret { id, json, db }) => {
             tenants::reset_user_secret(&db, id, json).await
         }
+        Command::Users(UsersCommand::SetPassword { id, db }) => tenants::set_password(&db, id).await,
         Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
         Command::Bench { requests, concurrency, page_size } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size }).await

@@ -53,6 +53,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let (delivery_settings, poller_settings, retention) = event_settings(&events)?;
     let hook_check = event_seconds("event-webhook-check-interval", events.event_webhook_check_interval, 1.0)?;
     let limits = connection_limits(&connections)?;
+    let trusted = trusted_proxies(&connections.trusted_proxy)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -114,6 +115,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.engine.oauth = switchyard_engine::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
     state.engine.public_url = public_url;
     state.event_dedupe = retention.dedupe;
+    state.trusted_proxies = trusted;
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context {
@@ -138,7 +140,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let polling = tokio::spawn(poller.run(stopped(stop_rx)));
 
     let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
-    greet(&opened.store, &database::shown_url(&db.database_url)).await?;
+    greet(&opened.store, &opened.vault, &database::shown_url(&db.database_url)).await?;
     if let Some(credentials) = &state.sandbox {
         println!("{}", json!({"sandbox": credentials}));
     }
@@ -160,10 +162,10 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
 /// The first start creates the first organization and user and prints their
 /// secrets (the only time they exist in the clear); later starts say how to get
 /// credentials again.
-async fn greet(store: &switchyard_store::Store, database_url: &str) -> anyhow::Result<()> {
+async fn greet(store: &switchyard_store::Store, vault: &switchyard_vault::Vault, database_url: &str) -> anyhow::Result<()> {
     let organizations = store.organization_count().await?;
     if organizations == 0 {
-        let created = tenants::new_organization(store, "default", "admin@localhost").await?;
+        let created = tenants::new_organization(store, vault, "default", "admin@localhost").await?;
         println!("{created}");
         tracing::info!("created the first organization and user; their secrets are on standard output only");
     } else {
@@ -176,6 +178,20 @@ async fn greet(store: &switchyard_store::Store, database_url: &str) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// `--trusted-proxy`: addresses (a single address is a /32 or /128) and CIDRs.
+fn trusted_proxies(given: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    given
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("--trusted-proxy: {s:?} is neither an IP address nor a CIDR"))
+        })
+        .collect()
 }
 
 /// The connection flags checked (seconds above zero, at most an hour; at least one connection).

@@ -26,7 +26,7 @@ fn ok_json(out: &Output) -> Value {
 }
 
 #[test]
-fn init_prints_the_pinned_shape_once_and_stores_only_hashes() {
+fn init_prints_the_pinned_shape_once_and_never_stores_a_secret_in_the_clear() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["init", "--json"], &[]);
     let v = ok_json(&out);
