@@ -56,10 +56,11 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             // Platform calls may come from a logged-in console instead.
-            return match crate::session::cookie_token(&parts.headers) {
-                Some(token) => crate::session::caller_from_cookie(state, &parts.method, &parts.headers, &token).await,
-                None => Err(ApiError::unauthorized("Missing Authorization header")),
-            };
+            let tokens = crate::session::cookie_tokens(&parts.headers);
+            if tokens.is_empty() {
+                return Err(ApiError::unauthorized("Missing Authorization header"));
+            }
+            return crate::session::caller_from_cookie(state, &parts.method, &parts.headers, &tokens).await;
         };
         let credentials = header.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
             ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")

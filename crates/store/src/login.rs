@@ -184,23 +184,30 @@ impl Store {
     }
 
     /// Counts one failed login in each scope (one transaction), starting a new
-    /// window where the last one is over; forgets windows over for an hour.
-    pub async fn record_login_failure(&self, scopes: &[&str], now_ms: i64) -> Result<()> {
+    /// window where the last one is over, and answers the highest count among them
+    /// afterwards. Login counts a try as failed *before* checking the password (and
+    /// forgives it after a success, [`Store::forgive_login_failure`]), so concurrent
+    /// tries cannot all pass the limit before the first failure is written.
+    /// Also forgets windows over for an hour.
+    pub async fn record_login_failure(&self, scopes: &[&str], now_ms: i64) -> Result<i64> {
         let mut tx = self.begin().await?;
+        let mut highest = 0;
         for scope in scopes {
-            on_tx!(&mut tx, |c, pg| {
-                sqlx::query(
+            let count: i64 = on_tx!(&mut tx, |c, pg| {
+                sqlx::query_scalar(
                     "INSERT INTO login_failures (scope, window_start, failures) VALUES ($1, $2, 1)
                      ON CONFLICT (scope) DO UPDATE SET
                        failures = CASE WHEN login_failures.window_start <= $3 THEN 1 ELSE login_failures.failures + 1 END,
-                       window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END",
+                       window_start = CASE WHEN login_failures.window_start <= $3 THEN $2 ELSE login_failures.window_start END
+                     RETURNING failures",
                 )
                 .bind(scope)
                 .bind(now_ms)
                 .bind(now_ms - LOGIN_WINDOW_MS)
-                .execute(&mut *c)
-                .await?;
+                .fetch_one(&mut *c)
+                .await?
             });
+            highest = highest.max(count);
         }
         on_tx!(&mut tx, |c, pg| {
             sqlx::query("DELETE FROM login_failures WHERE window_start < $1")
@@ -208,6 +215,26 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
         });
+        tx.commit().await?;
+        Ok(highest)
+    }
+
+    /// Takes back one failure counted by [`Store::record_login_failure`] in each
+    /// scope's current window (the try succeeded).
+    pub async fn forgive_login_failure(&self, scopes: &[&str], now_ms: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for scope in scopes {
+            on_tx!(&mut tx, |c, pg| {
+                sqlx::query(
+                    "UPDATE login_failures SET failures = failures - 1
+                     WHERE scope = $1 AND failures > 0 AND window_start > $2",
+                )
+                .bind(scope)
+                .bind(now_ms - LOGIN_WINDOW_MS)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -67,17 +67,24 @@ on_both! {
         let store = &db.store;
         let t0 = 1_000_000_000_000;
         for i in 0..3 {
-            store.record_login_failure(&["email:a", "ip:1"], t0 + i).await.unwrap();
+            assert_eq!(store.record_login_failure(&["email:a", "ip:1"], t0 + i).await.unwrap(), i + 1);
         }
-        store.record_login_failure(&["email:b", "ip:1"], t0 + 5).await.unwrap();
+        // The highest count among the scopes.
+        assert_eq!(store.record_login_failure(&["email:b", "ip:1"], t0 + 5).await.unwrap(), 4);
         assert_eq!(store.login_failures("email:a", t0 + 10).await.unwrap(), 3);
         assert_eq!(store.login_failures("email:b", t0 + 10).await.unwrap(), 1);
         assert_eq!(store.login_failures("ip:1", t0 + 10).await.unwrap(), 4);
         assert_eq!(store.login_failures("ip:2", t0 + 10).await.unwrap(), 0);
         // The window is a minute from its first failure; then a new one starts at 1.
         assert_eq!(store.login_failures("email:a", t0 + MINUTE).await.unwrap(), 0);
-        store.record_login_failure(&["email:a"], t0 + MINUTE).await.unwrap();
+        assert_eq!(store.record_login_failure(&["email:a"], t0 + MINUTE).await.unwrap(), 1);
         assert_eq!(store.login_failures("email:a", t0 + MINUTE + 1).await.unwrap(), 1);
+        // A success takes its try back, within the window and never below zero.
+        store.forgive_login_failure(&["email:a", "ip:1", "ip:2"], t0 + MINUTE + 2).await.unwrap();
+        assert_eq!(store.login_failures("email:a", t0 + MINUTE + 3).await.unwrap(), 0);
+        store.forgive_login_failure(&["email:a"], t0 + MINUTE + 4).await.unwrap();
+        assert_eq!(store.login_failures("email:a", t0 + MINUTE + 5).await.unwrap(), 0);
+        assert_eq!(store.login_failures("ip:1", t0 + 10).await.unwrap(), 4, "ip:1's window was over: untouched");
     }
 }
 

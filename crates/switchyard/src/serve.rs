@@ -116,6 +116,9 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.engine.public_url = public_url;
     state.event_dedupe = retention.dedupe;
     state.trusted_proxies = trusted;
+    // The first login for an unknown email would otherwise pay for making the
+    // dummy password hash, and take visibly longer than a wrong password.
+    tokio::task::spawn_blocking(|| switchyard_engine::password::verify_nobody(""));
 
     // Events: the delivery worker and the poller run beside the API and stop with it.
     let ctx = switchyard_events::Context {

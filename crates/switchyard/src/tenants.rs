@@ -13,6 +13,18 @@ use crate::database;
 use crate::DatabaseOptions;
 
 
+/// An email as given for a new user: login compares it trimmed and without case,
+/// so one with blanks around it could never log in.
+fn checked_email(email: &str) -> anyhow::Result<&str> {
+    if email.is_empty() || email.trim() != email || email.len() > switchyard_server::session::MAX_EMAIL_BYTES {
+        bail!(
+            "the email {email:?} must be 1 to {} bytes without spaces around it",
+            switchyard_server::session::MAX_EMAIL_BYTES
+        );
+    }
+    Ok(email)
+}
+
 fn authorization(user_secret: &str, org_secret: &str) -> String {
     format!("User {user_secret}, Organization {org_secret}")
 }
@@ -50,6 +62,7 @@ pub async fn new_organization(
     name: &str,
     email: &str,
 ) -> anyhow::Result<Value> {
+    let email = checked_email(email)?;
     let org_secret = NewTenantSecret::generate(vault, Tenant::Organization);
     let user_secret = NewTenantSecret::generate(vault, Tenant::User);
     let (org, user) = store.create_organization(name, org_secret.stored(), email, user_secret.stored()).await?;
@@ -87,6 +100,7 @@ pub async fn create_organization(db: &DatabaseOptions, name: &str, email: &str, 
 /// `switchyard users create --org ID EMAIL [--password-stdin]`. The password, when
 /// asked for, is read and checked before anything is written.
 pub async fn create_user(db: &DatabaseOptions, org: i64, email: &str, password_stdin: bool, json: bool) -> anyhow::Result<()> {
+    let email = checked_email(email)?;
     let password_hash = if password_stdin { Some(hash_password(read_password()?).await?) } else { None };
     let opened = database::open(db).await?;
     let secret = NewTenantSecret::generate(&opened.vault, Tenant::User);

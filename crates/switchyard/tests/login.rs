@@ -102,6 +102,28 @@ async fn a_user_logs_in_reads_the_secrets_and_logs_out() {
     let (status, body) = json(bare).await;
     assert!(status.is_client_error() && body["message"].as_str().unwrap().contains("j_username"), "{status} {body}");
 
+    // The password never rides in the URL; a browser form from another origin is refused.
+    let in_url = http.post(format!("{root}/elements/j_spring_security_check?j_username=admin@localhost&j_password=x")).form(&[("a", "b")]).send().await.unwrap();
+    assert_eq!(in_url.status(), StatusCode::BAD_REQUEST);
+    let cross = http
+        .post(format!("{root}/elements/j_spring_security_check"))
+        .header("Origin", "https://evil.example")
+        .form(&[("j_username", "admin@localhost"), ("j_password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let host = root.trim_start_matches("http://");
+    let same = http
+        .post(format!("{root}/elements/j_spring_security_check"))
+        .header("Origin", format!("http://{host}"))
+        .header("Content-Type", "Application/X-WWW-Form-Urlencoded; charset=UTF-8")
+        .body(format!("j_username=admin%40localhost&j_password={}", PASSWORD.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+
     // Emails match whatever their case.
     let ok = login(&http, &root, "Admin@Localhost", PASSWORD, None).await;
     assert_eq!(ok.status(), StatusCode::OK);
@@ -124,6 +146,9 @@ async fn a_user_logs_in_reads_the_secrets_and_logs_out() {
     // The cookie is a platform caller: reads work; changes need X-Requested-With or the CSRF token.
     let listed = http.get(format!("{root}/elements/api-v2/instances")).header(COOKIE, &cookie).send().await.unwrap();
     assert_eq!(listed.status(), StatusCode::OK);
+    // A cookie of the same name planted before ours (a longer path, another app on the host) does not hide it.
+    let planted = http.get(format!("{root}/elements/api-v2/instances")).header(COOKIE, format!("SWITCHYARD_SESSION=planted; {cookie}")).send().await.unwrap();
+    assert_eq!(planted.status(), StatusCode::OK);
     let create = |extra: Option<(&'static str, String)>| {
         let mut r = http.post(format!("{root}/elements/api-v2/instances")).header(COOKIE, &cookie).json(&serde_json::json!({}));
         if let Some((name, value)) = extra {
@@ -243,6 +268,21 @@ async fn failed_logins_are_throttled_per_email_and_per_client_address() {
     let r = login(&http, &root, "admin@localhost", PASSWORD, Some("198.51.100.200")).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "60");
+
+    // Tries are counted before the password is checked, so a concurrent burst
+    // passes no more than ten either.
+    let burst: Vec<_> = (0..30)
+        .map(|i| {
+            let (http, root) = (http.clone(), root.clone());
+            tokio::spawn(async move { login(&http, &root, "burst@example.com", "wrong password!!", Some(&format!("198.51.101.{i}"))).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in burst {
+        statuses.push(task.await.unwrap());
+    }
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((statuses.len() - refused, refused), (10, 20), "{statuses:?}");
 
     // Ten failures from one address over ten emails: that address is held off,
     // others are not (the email's own count is what stops the right password above).
