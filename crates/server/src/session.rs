@@ -413,7 +413,7 @@ mod tests {
         headers.insert(COOKIE_HEADER, HeaderValue::from_static("SWITCHYARD_SESSION=planted; x=1; SWITCHYARD_SESSION=mine"));
         headers.append(COOKIE_HEADER, HeaderValue::from_static("SWITCHYARD_SESSION=third"));
         assert_eq!(cookie_tokens(&headers), ["planted", "mine", "third"]);
-        let many = vec!["SWITCHYARD_SESSION=t"; 10].join("; ");
+        let many = ["SWITCHYARD_SESSION=t"; 10].join("; ");
         headers.insert(COOKIE_HEADER, HeaderValue::from_str(&many).unwrap());
         assert_eq!(cookie_tokens(&headers).len(), MAX_SESSION_COOKIES);
     }
