@@ -29,6 +29,8 @@ impl Default for Retention {
 const QUEUE: usize = 10_000;
 /// Entries written per transaction at most.
 const BATCH: usize = 500;
+/// The lease that lets one node at a time prune the call log.
+const PRUNE_LEASE: &str = "call-log.retention";
 /// Pause between writes of the log.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -104,6 +106,17 @@ async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<E
                 tokio::time::sleep(GATHER).await;
             }
             _ = prune.tick() => {
+                // One server process on the database prunes per period (the lease is
+                // kept for the period); the others skip it.
+                let now = chrono::Utc::now().timestamp_millis();
+                match store.take_lease(PRUNE_LEASE, now, now + retention.every.as_millis() as i64).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take the call log's pruning lease");
+                        continue;
+                    }
+                }
                 match store.prune_calls(retention.max_age, retention.per_instance).await {
                     Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned the vendor call log"),
                     Ok(_) => {}

@@ -151,13 +151,86 @@ pub async fn remove(
     }
 }
 
-/// Checks every instance's hooks at the vendor, every `every`, until `shutdown`.
+/// The lease that lets one server process per period check every instance's hooks.
+pub const CHECK_LEASE: &str = "webhooks.check";
+/// How long a node may hold an instance's hooks: longer than any registration
+/// (its vendor calls time out sooner), so only a dead holder ever runs it out.
+const INSTANCE_LEASE_MS: i64 = 5 * 60_000;
+/// How long a change of an instance waits for another node's hold on its hooks.
+const INSTANCE_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn instance_lease(instance_id: i64) -> String {
+    format!("webhooks:{instance_id}")
+}
+
+/// One node's hold on an instance's hooks, so that of all server processes on
+/// the database only one registers, checks or removes them at a time. Dropping
+/// it gives the lease back (in the background).
+pub struct HooksHeld {
+    store: switchyard_store::Store,
+    name: String,
+}
+
+impl Drop for HooksHeld {
+    fn drop(&mut self) {
+        let (store, name) = (self.store.clone(), std::mem::take(&mut self.name));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release_lease(&name).await {
+                    tracing::warn!(lease = %name, error = %e, "giving a webhook lease back failed; it runs out by itself");
+                }
+            });
+        }
+    }
+}
+
+/// Takes the hold on an instance's hooks if no other node has it.
+pub async fn try_hold(engine: &Engine, instance_id: i64) -> Result<Option<HooksHeld>, EngineError> {
+    let name = instance_lease(instance_id);
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(engine
+        .store
+        .take_lease(&name, now, now + INSTANCE_LEASE_MS)
+        .await?
+        .then(|| HooksHeld { store: engine.store.clone(), name }))
+}
+
+/// Takes the hold on an instance's hooks, waiting a few seconds for another
+/// node's to end; a 409 when it does not.
+pub async fn hold(engine: &Engine, instance_id: i64) -> Result<HooksHeld, EngineError> {
+    let deadline = tokio::time::Instant::now() + INSTANCE_LEASE_WAIT;
+    loop {
+        if let Some(held) = try_hold(engine, instance_id).await? {
+            return Ok(held);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(EngineError::new(
+                StatusCode::CONFLICT,
+                "The instance's vendor webhooks are being changed by another request; try again",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks every instance's hooks at the vendor, every `every`, until `shutdown`,
+/// in the periods this node holds the [`CHECK_LEASE`] for (kept for the period:
+/// the other nodes skip it).
 pub async fn check_hooks(engine: Engine, every: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = &mut shutdown => return,
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        match engine.store.take_lease(CHECK_LEASE, now, now + every.as_millis() as i64).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the webhook check lease failed; trying again next period");
+                continue;
+            }
         }
         let mended = check_hooks_once(&engine).await;
         if mended > 0 {
@@ -170,6 +243,7 @@ pub async fn check_hooks(engine: Engine, every: std::time::Duration, shutdown: i
 /// an inactive hook is turned back on; if one is gone, the instance's hooks are
 /// registered anew (a new address and secret) and the old ones removed. Returns
 /// how many instances needed mending; failures are logged and left for next time.
+/// An instance whose hooks another node holds (a change under way) is skipped.
 pub async fn check_hooks_once(engine: &Engine) -> usize {
     let rows = match engine.store.webhooks().await {
         Ok(rows) => rows,
@@ -180,6 +254,23 @@ pub async fn check_hooks_once(engine: &Engine) -> usize {
     };
     let mut mended = 0;
     for row in rows {
+        let _held = match try_hold(engine, row.instance_id).await {
+            Ok(Some(held)) => held,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(instance = row.instance_id, error = %e.message, "taking the webhook lease failed");
+                continue;
+            }
+        };
+        // Read again under the hold: a change may have replaced them meanwhile.
+        let row = match engine.store.webhook(row.instance_id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(instance = row.instance_id, error = %e, "reading the instance's vendor webhooks failed");
+                continue;
+            }
+        };
         match check_instance_hooks(engine, &row).await {
             Ok(true) => mended += 1,
             Ok(false) => {}

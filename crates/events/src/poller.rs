@@ -22,7 +22,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchyard_store::{InstanceRow, NewEvent, PollCandidate};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use crate::config::{EventConfig, VendorType};
 use crate::datefmt::{parse_zone, JavaDateFormat, Zone};
@@ -336,8 +335,9 @@ struct Inner {
     waker: Option<EventWaker>,
 }
 
+/// What the scheduler knows of one polled instance; when it is due is the
+/// database's (see [`Poller::run`]).
 struct Slot {
-    next_due: Instant,
     interval: Duration,
     running: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -509,10 +509,17 @@ impl Poller {
 
     /// Runs the scheduler until `shutdown` completes. Each tick reads the instances
     /// with events on and their configuration, so enabling, disabling or a new
-    /// interval take effect within a tick. Instances start at a random point of
-    /// their interval and each due time moves by ±10 %, spreading many instances
-    /// out; polls run in their own tasks, so a slow vendor delays only itself.
+    /// interval take effect within a tick. Polls run in their own tasks, so a slow
+    /// vendor delays only itself.
+    ///
+    /// When an instance is due is kept in the database, for every server process
+    /// on it: each tick claims the due instances not being polled here (see
+    /// `Store::claim_polls`), so each interval's poll runs on one process, and the
+    /// instances of a process that died fall due for the others within one
+    /// interval. Instances start at a random point of their first interval, which
+    /// spreads many instances out.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let store = &self.inner.ctx.store;
         let mut slots: HashMap<i64, Slot> = HashMap::new();
         let mut polling_before: Option<Vec<i64>> = None;
         // Instances that cannot poll, with the reason last recorded on them (so it
@@ -527,15 +534,15 @@ impl Poller {
                 _ = &mut shutdown => break,
             }
             while tasks.try_join_next().is_some() {}
-            let instances = match self.inner.ctx.store.instances_with_events().await {
+            let instances = match store.instances_with_events().await {
                 Ok(i) => i,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading instances for polling failed");
                     continue;
                 }
             };
-            let now = Instant::now();
             let mut polling = Vec::new();
+            let mut idle = HashMap::new();
             for instance in instances {
                 let def = self.inner.ctx.catalog.get(&instance.element_key).cloned();
                 let cfg = match EventConfig::load(&self.inner.ctx, def.as_deref(), instance.id).await {
@@ -551,40 +558,53 @@ impl Poller {
                 };
                 polling.push(instance.id);
                 let interval = cfg.refresh_interval;
-                if let std::collections::hash_map::Entry::Vacant(vacant) = slots.entry(instance.id) {
-                    if let Err(e) = self.start_marks(instance.id, &cfg).await {
-                        self.cannot_poll(&mut cannot_poll, &instance, "polling cannot start", e).await;
+                let known = slots.get(&instance.id).map(|slot| slot.interval);
+                if known != Some(interval) {
+                    if known.is_none() {
+                        if let Err(e) = self.start_marks(instance.id, &cfg).await {
+                            self.cannot_poll(&mut cannot_poll, &instance, "polling cannot start", e).await;
+                            continue;
+                        }
+                        cannot_poll.remove(&instance.id);
+                    }
+                    // A new instance, or a new interval, starts within one interval from now.
+                    let first = now_ms() + interval.mul_f64(rand::thread_rng().gen::<f64>()).as_millis() as i64;
+                    if let Err(e) = store.schedule_poll(instance.id, interval.as_millis() as i64, first).await {
+                        tracing::warn!(instance = instance.id, error = %e, "scheduling polls failed; trying again next tick");
                         continue;
                     }
-                    cannot_poll.remove(&instance.id);
-                    let first = now + interval.mul_f64(rand::thread_rng().gen::<f64>());
-                    vacant.insert(Slot { next_due: first, interval, running: Default::default() });
+                    slots.entry(instance.id).or_insert_with(|| Slot { interval, running: Default::default() }).interval = interval;
                 }
-                let slot = slots.get_mut(&instance.id).expect("inserted above");
-                if slot.interval != interval {
-                    // A new interval counts from now.
-                    slot.interval = interval;
-                    slot.next_due = slot.next_due.min(now + interval.mul_f64(rand::thread_rng().gen::<f64>()));
+                let slot = &slots[&instance.id];
+                if !slot.running.load(std::sync::atomic::Ordering::Acquire) {
+                    idle.insert(instance.id, (instance, slot.running.clone()));
                 }
-                let running = &slot.running;
-                if now >= slot.next_due && !running.load(std::sync::atomic::Ordering::Acquire) {
-                    slot.next_due = now + interval.mul_f64(rand::thread_rng().gen_range(0.9..1.1));
-                    running.store(true, std::sync::atomic::Ordering::Release);
-                    let (this, running, permits) = (self.clone(), running.clone(), permits.clone());
-                    tasks.spawn(async move {
-                        if let Ok(_permit) = permits.acquire().await {
-                            if let Err(e) = this.poll_instance(&instance).await {
-                                tracing::debug!(instance = instance.id, error = %e, "poll ended with an error");
-                            }
+            }
+            let ids: Vec<i64> = idle.keys().copied().collect();
+            let claimed = match store.claim_polls(&ids, now_ms()).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming due polls failed");
+                    Vec::new()
+                }
+            };
+            for id in claimed {
+                let Some((instance, running)) = idle.remove(&id) else { continue };
+                running.store(true, std::sync::atomic::Ordering::Release);
+                let (this, permits) = (self.clone(), permits.clone());
+                tasks.spawn(async move {
+                    if let Ok(_permit) = permits.acquire().await {
+                        if let Err(e) = this.poll_instance(&instance).await {
+                            tracing::debug!(instance = instance.id, error = %e, "poll ended with an error");
                         }
-                        running.store(false, std::sync::atomic::Ordering::Release);
-                    });
-                }
+                    }
+                    running.store(false, std::sync::atomic::Ordering::Release);
+                });
             }
             slots.retain(|id, _| polling.contains(id));
             cannot_poll.retain(|id, _| !slots.contains_key(id));
             if polling_before.as_ref() != Some(&polling) {
-                if let Err(e) = self.inner.ctx.store.forget_poll_marks_except(&polling).await {
+                if let Err(e) = store.forget_poll_marks_except(&polling).await {
                     tracing::warn!(error = %e, "forgetting poll marks failed");
                 }
                 polling_before = Some(polling);

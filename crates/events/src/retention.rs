@@ -3,6 +3,10 @@
 //! batches, so the log and its jobs do not grow without end. Pending events stay.
 //! The digests that recognise a vendor's repeated webhook calls go once they are
 //! older than the dedupe window.
+//!
+//! Every server process runs the loop, but one at a time prunes: each period
+//! starts by taking the [`LEASE`] for the whole period (never given back), so the
+//! others skip it; if the pruning node dies, another prunes the next period.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,6 +38,9 @@ impl Default for Retention {
     }
 }
 
+/// The name of the lease that lets one node prune per period.
+pub const LEASE: &str = "retention";
+
 /// Deletes every finished event older than the retention, and the webhook call
 /// digests older than the dedupe window; how many events went.
 pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, switchyard_store::StoreError> {
@@ -55,14 +62,20 @@ pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, swi
     }
 }
 
-/// Prunes at start and then every `retention.every` until `shutdown` completes.
+/// Prunes at start and then every `retention.every` until `shutdown` completes,
+/// in the periods this node holds the [`LEASE`] for.
 pub async fn run(store: Store, retention: Retention, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
-        match prune_once(&store, &retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, "pruned finished events past the retention"),
-            Err(e) => tracing::warn!(error = %e, "pruning the event log failed; trying again later"),
+        let now = now_ms();
+        match store.take_lease(LEASE, now, now + retention.every.as_millis() as i64).await {
+            Ok(true) => match prune_once(&store, &retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "pruned finished events past the retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning the event log failed; trying again later"),
+            },
+            Ok(false) => tracing::debug!("another node prunes the event log this period"),
+            Err(e) => tracing::warn!(error = %e, "taking the pruning lease failed; trying again later"),
         }
         tokio::select! {
             _ = tokio::time::sleep(retention.every) => {}

@@ -518,6 +518,8 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i
     responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
+    // No other node registers or checks the hooks meanwhile.
+    let _hooks_held = webhooks::hold(&state.engine, row.id).await?;
     // The vendor hooks go too; their ids and the credentials to remove them with
     // are read before the rows are.
     let hooks = match state.engine.store.webhook(row.id).await? {
@@ -740,6 +742,12 @@ async fn update(
     // Vendor hooks follow the configuration: registered anew when what is watched,
     // the address or the credentials changed (new ones first, so a refusal leaves
     // the old ones working), the old ones removed once the change is stored.
+    // One node at a time changes an instance's hooks (another request, or the
+    // periodic check on any node), held until this change is stored.
+    let _hooks_held = match def.events.webhooks {
+        Some(_) => Some(webhooks::hold(&state.engine, row.id).await?),
+        None => None,
+    };
     let current_hooks = state.engine.store.webhook(row.id).await?;
     let rehook = checked || !webhooks::serves(current_hooks.as_ref(), &wanted_hooks, &state.engine, &def);
     let new_hooks = if rehook && !wanted_hooks.is_empty() {

@@ -207,23 +207,35 @@ impl Store {
     /// Claims up to `limit` due jobs: one `UPDATE ... RETURNING` sets their lease,
     /// and the transaction commits before any HTTP call.
     ///
-    /// The lease condition is checked again on the row being updated: on
-    /// PostgreSQL two claims may pick the same job in their subqueries, and the
-    /// second, after waiting for the first's commit, then finds the lease taken and
-    /// skips the job (on SQLite writers are serialized and this changes nothing).
+    /// On PostgreSQL the subquery locks the jobs it picks `FOR UPDATE SKIP LOCKED`,
+    /// so nodes claiming at once take different jobs instead of queueing behind
+    /// each other's locks. The lease condition is checked again on the row being
+    /// updated all the same (on SQLite writers are serialized and this changes
+    /// nothing). A job whose holder died falls due again when its lease ends.
     pub async fn claim_deliveries(&self, now_ms: i64, lease_until: i64, limit: i64) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.begin().await?;
         let claimed = on_tx!(&mut tx, |c, pg| {
-            let rows: Vec<i64> = sqlx::query_scalar(
-                "UPDATE event_deliveries SET lease_until = $1
-                 WHERE event_row IN (
-                     SELECT event_row FROM event_deliveries
-                     WHERE state = 'pending' AND next_attempt_at <= $2
-                       AND (lease_until IS NULL OR lease_until <= $2)
-                     ORDER BY next_attempt_at LIMIT $3)
-                   AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)
-                 RETURNING event_row",
-            )
+            let due = "SELECT event_row FROM event_deliveries
+                 WHERE state = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+                 ORDER BY next_attempt_at LIMIT $3";
+            // PostgreSQL may run an `IN` subquery more than once, and each run of a
+            // `SKIP LOCKED` one can pick other rows (more than the limit): the picks
+            // are made once, in a materialized CTE.
+            let claim = if pg {
+                format!(
+                    "WITH picked AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED)
+                     UPDATE event_deliveries SET lease_until = $1 WHERE event_row IN (SELECT event_row FROM picked)
+                       AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)
+                     RETURNING event_row"
+                )
+            } else {
+                format!(
+                    "UPDATE event_deliveries SET lease_until = $1 WHERE event_row IN ({due})
+                       AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $2)
+                     RETURNING event_row"
+                )
+            };
+            let rows: Vec<i64> = sqlx::query_scalar(&claim)
             .bind(lease_until)
             .bind(now_ms)
             .bind(limit)
@@ -601,12 +613,12 @@ impl Store {
         }))
     }
 
-    /// Forgets the poll marks of instances not in `keep` (events turned off or
-    /// switched to webhooks), so turning polling on again starts from then.
+    /// Forgets the poll marks and turns of instances not in `keep` (events turned
+    /// off or switched to webhooks), so turning polling on again starts from then.
     pub async fn forget_poll_marks_except(&self, keep: &[i64]) -> Result<()> {
         let ids = serde_json::to_string(keep).unwrap_or_else(|_| "[]".into());
         let mut tx = self.begin().await?;
-        for table in ["event_poll_marks", "event_poll_seen"] {
+        for table in ["event_poll_marks", "event_poll_seen", "event_poll_due"] {
             on_tx!(&mut tx, |c, pg| {
                 sqlx::query(&format!("DELETE FROM {table} WHERE instance_id NOT IN ({})", json_members(pg, 1, true)))
                     .bind(&ids)

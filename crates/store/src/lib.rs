@@ -29,6 +29,7 @@ mod login;
 pub use login::*;
 mod webhooks;
 pub use webhooks::*;
+mod leases;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -182,6 +183,8 @@ pub(crate) fn json_members(pg: bool, n: u8, ints: bool) -> String {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// This process's node id: who holds the leases it takes (see [`Store::node_id`]).
+    node: std::sync::Arc<str>,
 }
 
 /// Puts a [`Store::full_sync_connection`] back to NORMAL before the pool reuses it
@@ -227,7 +230,7 @@ impl Store {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect(url).await?;
             sqlx::migrate!("./migrations_pg").run(&pool).await?;
-            return Ok(Store { pool: Pool::Postgres(pool) });
+            return Ok(Store { pool: Pool::Postgres(pool), node: leases::new_node_id() });
         }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
@@ -255,7 +258,7 @@ impl Store {
         sqlx::migrate!("./migrations").run_direct(&mut *tx).await?;
         tx.commit().await?;
         drop(conn);
-        Ok(Store { pool: Pool::Sqlite(pool) })
+        Ok(Store { pool: Pool::Sqlite(pool), node: leases::new_node_id() })
     }
 
     /// Whether this store is on PostgreSQL.

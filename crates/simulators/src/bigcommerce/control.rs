@@ -282,7 +282,8 @@ async fn requests(State(sim): State<BigCommerceSimulator>, Path(hash): Path<Stri
     if sim.store(&hash).is_none() {
         return control_error(StatusCode::NOT_FOUND, "no such store");
     }
-    control_json(StatusCode::OK, &json!({ "hash": hash, "count": sim.request_count(&hash) }))
+    let recent = sim.recent_requests(&hash);
+    control_json(StatusCode::OK, &json!({ "hash": hash, "count": sim.request_count(&hash), "recent": recent }))
 }
 
 async fn reset(State(sim): State<BigCommerceSimulator>, Path(hash): Path<String>) -> Response {

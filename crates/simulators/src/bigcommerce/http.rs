@@ -22,7 +22,7 @@ use super::api::{self, Ctx};
 use super::hooks;
 use super::query::Query;
 use super::table::{ApiError, Reply};
-use super::{control, fmt, lock, read, BigCommerceSimulator, Quota, QuotaWindow, StoreConfig, StoreState};
+use super::{control, fmt, lock, read, BigCommerceSimulator, Quota, QuotaWindow, SeenRequest, StoreConfig, StoreState, RECENT_REQUESTS};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -158,6 +158,14 @@ async fn handle(sim: BigCommerceSimulator, mode: Mode, hash: String, rest: Strin
         return respond(mode.error(&ApiError::new(StatusCode::NOT_FOUND, format!("The store '{hash}' was not found."))), None);
     };
     store.requests.fetch_add(1, Ordering::Relaxed);
+    {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut recent = lock(&store.recent);
+        if recent.len() == RECENT_REQUESTS {
+            recent.pop_front();
+        }
+        recent.push_back(SeenRequest { at, method: req.method().to_string(), path: rest.clone() });
+    }
     let (auth, faults, quota, legacy_limits) = {
         let cfg = read(&store.cfg);
         (check_auth(&cfg, mode, req.headers()), cfg.faults.clone(), cfg.quota.clone(), mode == Mode::Legacy && cfg.legacy_rate_limits)

@@ -131,11 +131,26 @@ pub struct Faults {
     pub max_errors: Option<u64>,
 }
 
+/// How many of a store's latest requests it remembers (see [`SeenRequest`]).
+pub const RECENT_REQUESTS: usize = 10_000;
+
+/// One request a store received, as the control API's `/_sim/stores/{hash}/requests`
+/// lists it: when (epoch milliseconds), the method, and the path after the API's
+/// base (`customers`), without the query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeenRequest {
+    pub at: u64,
+    pub method: String,
+    pub path: String,
+}
+
 /// The run-time state of one store.
 pub(crate) struct StoreState {
     pub(crate) cfg: RwLock<StoreConfig>,
     pub(crate) data: RwLock<data::StoreData>,
     pub(crate) requests: AtomicU64,
+    /// The latest requests, oldest first, at most [`RECENT_REQUESTS`].
+    pub(crate) recent: Mutex<std::collections::VecDeque<SeenRequest>>,
     /// Errors injected since the faults were last set.
     pub(crate) injected: AtomicU64,
     pub(crate) window: Mutex<QuotaWindow>,
@@ -155,6 +170,7 @@ impl StoreState {
             cfg: RwLock::new(cfg),
             data: RwLock::new(data),
             requests: AtomicU64::new(0),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             injected: AtomicU64::new(0),
             window: Mutex::new(QuotaWindow { start: Instant::now(), used: 0 }),
             hooks: Mutex::new(hooks::Hooks::new()),
@@ -271,6 +287,11 @@ impl BigCommerceSimulator {
     /// Requests seen for a store (every request addressed to it, whatever the answer).
     pub fn request_count(&self, hash: &str) -> u64 {
         self.state(hash).map(|s| s.requests.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// The store's latest requests (at most [`RECENT_REQUESTS`]), oldest first.
+    pub fn recent_requests(&self, hash: &str) -> Vec<SeenRequest> {
+        self.state(hash).map(|s| lock(&s.recent).iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Sets how fast a store's webhook retries come: the vendor's waits (60 s, 180 s, ...

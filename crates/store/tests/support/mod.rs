@@ -119,3 +119,12 @@ macro_rules! on_both {
         }
     };
 }
+
+impl TestDb {
+    /// A second store on this test's database, as another server process opens
+    /// it: the same rows, its own pool and node id. (Not every test binary uses it.)
+    #[allow(dead_code)]
+    pub async fn another_node(&self) -> Store {
+        Store::open(&self._db.url).await.unwrap()
+    }
+}
