@@ -4,8 +4,9 @@
 //! to their row.
 //!
 //! The memory lives [`TTL`] at most. Writes through this process forget it at once;
-//! another process sharing the database sees a deleted, disabled or reconfigured
-//! instance at most `TTL` late.
+//! on PostgreSQL other nodes forget an instance when its change is announced
+//! (`switchyard serve` follows `Store::listen_changes`), and `TTL` bounds what a
+//! missed announcement (or another SQLite process) costs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use switchyard_elements::ElementDefinition;
 use switchyard_store::{config_aad, InstanceRow, Sealer};
-use switchyard_vault::{KeyRing, Vault};
+use switchyard_vault::{KeyRing, Vault, VaultError};
 
 use crate::error::EngineError;
 use crate::Engine;
@@ -43,7 +44,8 @@ impl Default for InstanceCache {
 }
 
 impl InstanceCache {
-    fn with_ttl(ttl: Duration) -> Self {
+    /// A cache whose entries live `ttl` at most.
+    pub fn with_ttl(ttl: Duration) -> Self {
         InstanceCache { instances: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build() }
     }
 
@@ -61,6 +63,16 @@ impl InstanceCache {
     /// forgetting every instance is simpler than finding the one entry.
     pub fn forget_all(&self) {
         self.instances.invalidate_all();
+    }
+
+    /// Forgets one instance (another node changed it). Walks the cache, which
+    /// is cheap next to the write being announced.
+    pub fn forget_instance(&self, instance_id: i64) {
+        for (token_hash, open) in self.instances.iter() {
+            if open.row.id == instance_id {
+                self.instances.invalidate(&*token_hash);
+            }
+        }
     }
 }
 
@@ -123,7 +135,7 @@ impl Engine {
                 (None, Some(blob)) => self
                     .vault
                     .decrypt_str(&blob, &config_aad(instance_id, &c.key))
-                    .map_err(EngineError::internal)?
+                    .map_err(vault_error)?
                     .expose()
                     .to_owned(),
                 (None, None) => continue,
@@ -136,6 +148,33 @@ impl Engine {
     /// The sealer for configuration writes.
     pub fn sealer(&self) -> VaultSealer<'_> {
         VaultSealer(&self.vault)
+    }
+
+    /// Whether this node may seal new secrets now: a 503 when its key ring lacks
+    /// the key the database names as current (`rotate-key --activate` ran on a
+    /// node that has it). Ask before a write that seals, or before anything that
+    /// cannot be undone and is followed by one (an OAuth refresh).
+    pub fn check_sealing(&self) -> Result<(), EngineError> {
+        self.vault.check_sealing().map_err(vault_error)
+    }
+}
+
+/// A vault failure as the caller sees it. A key this node lacks is a 503 that
+/// names the key id (ids are fingerprints, not secrets) so the operator knows
+/// what to add; anything else is an internal error. Logged either way.
+pub fn vault_error(e: VaultError) -> EngineError {
+    match e {
+        VaultError::UnknownKey(id) | VaultError::CurrentKeyMissing(id) => {
+            tracing::error!(key_id = id, error = %e, "this node's master key ring lacks a key the database uses");
+            EngineError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "This server's master key ring lacks key id {id}, which the database uses for secrets; \
+                     add that key to this server (see docs/deploy.md, rotating the master key on several nodes)"
+                ),
+            )
+        }
+        other => EngineError::internal(other),
     }
 }
 
@@ -173,5 +212,15 @@ mod tests {
         short.remember(b"t".to_vec(), OpenInstance { row: row(2), config: BTreeMap::new() });
         std::thread::sleep(Duration::from_millis(60));
         assert!(short.get(b"t").is_none(), "expired");
+    }
+
+    #[test]
+    fn one_instance_is_forgotten_by_id() {
+        let cache = InstanceCache::default();
+        cache.remember(b"a".to_vec(), OpenInstance { row: row(1), config: BTreeMap::new() });
+        cache.remember(b"b".to_vec(), OpenInstance { row: row(2), config: BTreeMap::new() });
+        cache.forget_instance(1);
+        assert!(cache.get(b"a").is_none());
+        assert_eq!(cache.get(b"b").map(|i| i.row.id), Some(2));
     }
 }

@@ -463,6 +463,13 @@ async fn refresh_holding_lease(
         }))
     };
     let o = oauth2(def)?;
+    // The vendor kills the old refresh token when it answers; a node that could
+    // not seal the new one would lose the connection, so it does not ask.
+    if let Err(e) = engine.check_sealing() {
+        drop(renewal);
+        engine.store.release_refresh_lease(instance_id, &holder).await?;
+        return Err(e);
+    }
     crash_point("oauth-before-token-call");
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
     let answer = token_call(engine, def, config, form, o.refresh_auth, Some(instance_id)).await;

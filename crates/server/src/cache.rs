@@ -1,8 +1,10 @@
 //! A short memory of the caller behind a pair of credential hashes, sparing each
 //! call a database round trip. (Opened instances are remembered by the engine.)
 //!
-//! Entries live `TTL` at most: another process sharing the database sees a reset
-//! secret at most `TTL` late.
+//! Entries live `TTL` at most. On PostgreSQL a node forgets them all when another
+//! node or the CLI announces a reset or deleted secret (`switchyard serve` follows
+//! `Store::listen_changes`); `TTL` bounds what a missed announcement (or another
+//! SQLite process) costs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +23,26 @@ pub struct CallerCache {
 
 impl Default for CallerCache {
     fn default() -> Self {
-        CallerCache { callers: Cache::builder().max_capacity(CAPACITY).time_to_live(TTL).build() }
+        CallerCache::with_ttl(TTL)
     }
 }
 
 impl CallerCache {
+    /// A cache whose entries live `ttl` at most.
+    pub fn with_ttl(ttl: Duration) -> Self {
+        CallerCache { callers: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build() }
+    }
+
     pub fn get(&self, user_hash: &[u8], org_hash: &[u8]) -> Option<Arc<StoredCaller>> {
         self.callers.get(&(user_hash.to_vec(), org_hash.to_vec()))
     }
 
     pub fn remember(&self, user_hash: Vec<u8>, org_hash: Vec<u8>, caller: StoredCaller) {
         self.callers.insert((user_hash, org_hash), Arc::new(caller));
+    }
+
+    /// After a secret changed somewhere: resets are rare, so all go.
+    pub fn forget_all(&self) {
+        self.callers.invalidate_all();
     }
 }

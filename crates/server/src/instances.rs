@@ -257,6 +257,8 @@ async fn create_instance(
     body: InstanceBody,
 ) -> Result<Json<InstanceView>, ApiError> {
     let name = body.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| bad_request("name is required"))?;
+    // Before any vendor call: an OAuth code is spent once, and its tokens must be sealed.
+    state.engine.check_sealing()?;
     let code = provider_code(def, body.provider_data)?;
     let mut given = as_config_strings(body.configuration.unwrap_or_default())?;
     if given.values().any(|v| v == MASK) {
@@ -679,6 +681,7 @@ async fn update(
     mode: UpdateMode,
 ) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(state, caller, id).await?;
+    state.engine.check_sealing()?;
     let def = state
         .engine
         .catalog

@@ -19,6 +19,7 @@ use sqlx::{Postgres, Row, Sqlite, SqlitePool, Transaction};
 use thiserror::Error;
 
 pub mod calls;
+pub mod changes;
 pub mod model;
 mod oauth;
 pub use calls::*;

@@ -10,7 +10,7 @@ use crate::DatabaseOptions;
 
 /// The meta row holding a blob sealed at database creation; opening it proves the
 /// key ring belongs to this database.
-const CANARY: &str = "vault.canary";
+pub(crate) const CANARY: &str = "vault.canary";
 
 /// The database and the vault that opens its secrets.
 pub struct Opened {
@@ -121,43 +121,140 @@ pub async fn open(opts: &DatabaseOptions) -> anyhow::Result<Opened> {
             shown
         );
     }
+    if is_postgres(&opts.database_url) {
+        // Several nodes: the key that sealed the canary is current, whatever the
+        // key file says (`rotate-key --activate` ran on some node); the canary just
+        // opened, so the ring has it.
+        if let Some(id) = KeyRing::key_id_of(&canary) {
+            vault.follow_current(id)?;
+        }
+    }
     Ok(Opened { store, vault })
 }
 
-/// Adds a new current key to the key file, then re-encrypts every sealed value
-/// (and the canary) under it in batches. Servers keep running: they re-read the
-/// key file when they meet a key id they do not know.
-pub async fn rotate_key(opts: &DatabaseOptions, batch: i64) -> anyhow::Result<()> {
+/// What `switchyard rotate-key` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// Add a new key, make it current and re-encrypt, in one step (one node).
+    Whole,
+    /// Add a key to this node's key file without making it current: a new random
+    /// key, or the keys of another node's key file that this one lacks.
+    Add { key_from: Option<PathBuf> },
+    /// Make a key every node already has current in the database (the newest of
+    /// this node's ring unless named) and re-encrypt every secret under it.
+    Activate { key_id: Option<u32> },
+}
+
+fn refuse_master_key_env(what: &str) -> anyhow::Result<()> {
     if std::env::var(MASTER_KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
         bail!(
-            "{MASTER_KEY_ENV} is set: keys given in the environment are rotated by putting a new \
-             key first in the list; rotate-key manages the key file"
+            "{MASTER_KEY_ENV} is set: keys given in the environment are {what} \
+             (see docs/deploy.md); rotate-key --add and plain rotate-key manage the key file"
         );
     }
-    let opened = open(opts).await?;
-    let path = key_file_path(opts)?;
-    let mut ring = KeyRing::load(&path).with_context(|| format!("master key file {}", path.display()))?;
-    let old = ring.current_id();
-    let new = ring.rotate();
-    ring.save(&path).with_context(|| format!("writing {}", path.display()))?;
-    opened.vault.reload()?;
-    tracing::info!(old_key = old, new_key = new, "added a new current master key");
+    Ok(())
+}
 
+/// `switchyard rotate-key`: see [`Rotation`]. Prints one JSON line.
+///
+/// Activation seals the canary under the new key first, which tells every node
+/// (PostgreSQL: the `keys` notification; SQLite: the key file, whose current key
+/// changes too) to seal new values under it; then every sealed value is
+/// re-encrypted in batches of `batch`. Servers keep running throughout.
+pub async fn rotate_key(opts: &DatabaseOptions, rotation: Rotation, batch: i64) -> anyhow::Result<()> {
+    match rotation {
+        Rotation::Whole => {
+            refuse_master_key_env("rotated by putting a new key first in the list")?;
+            let opened = open(opts).await?;
+            let path = key_file_path(opts)?;
+            let mut ring = KeyRing::load(&path).with_context(|| format!("master key file {}", path.display()))?;
+            let new = ring.add_new();
+            ring.save(&path).with_context(|| format!("writing {}", path.display()))?;
+            opened.vault.reload()?;
+            activate(opts, opened, new, batch).await
+        }
+        Rotation::Add { key_from } => {
+            refuse_master_key_env("added by appending the new key to the list")?;
+            // Not `open`: this node's ring may lack the current key (another node
+            // activated it), which is what adding it mends.
+            let shown = shown_url(&opts.database_url);
+            let store = Store::open(&opts.database_url).await.with_context(|| format!("opening database {shown}"))?;
+            let canary = store.meta_get(CANARY).await?;
+            store.close().await;
+            let path = key_file_path(opts)?;
+            let mut ring = KeyRing::load(&path).with_context(|| format!("master key file {}", path.display()))?;
+            let added = match &key_from {
+                Some(from) => {
+                    let other = KeyRing::load(from).with_context(|| format!("master key file {}", from.display()))?;
+                    ring.add_keys_of(&other)
+                }
+                None => vec![ring.add_new()],
+            };
+            if let Some(canary) = canary {
+                if let Err(e) = ring.verify_canary(&canary) {
+                    bail!("the key file {} (with the keys added) does not open the database {shown}: {e}", path.display());
+                }
+            }
+            ring.save(&path).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(?added, path = %path.display(), "added master keys (not current)");
+            println!("{}", serde_json::json!({"addedKeyIds": added, "currentKeyId": ring.current_id(), "keyIds": ring.key_ids()}));
+            Ok(())
+        }
+        Rotation::Activate { key_id } => {
+            let opened = open(opts).await?;
+            let new = key_id.unwrap_or_else(|| opened.vault.snapshot().newest_id());
+            activate(opts, opened, new, batch).await
+        }
+    }
+}
+
+/// Makes key `new` current (key file, canary) and re-encrypts every sealed value under it.
+async fn activate(opts: &DatabaseOptions, opened: Opened, new: u32, batch: i64) -> anyhow::Result<()> {
+    let Opened { store, vault } = opened;
+    if !vault.key_ids().contains(&new) {
+        bail!("this node's master key ring has no key id {new} (it has {:?}); add it first with rotate-key --add", vault.key_ids());
+    }
+    let canary = store.meta_get(CANARY).await?.unwrap_or_default();
+    let old = KeyRing::key_id_of(&canary).unwrap_or_else(|| vault.current_id());
+    vault.follow_current(new)?;
+    if let Some(path) = vault.key_file() {
+        let mut ring = KeyRing::load(path).with_context(|| format!("master key file {}", path.display()))?;
+        ring.set_current(new)?;
+        ring.save(path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if old != new {
+        store.meta_set(CANARY, &vault.reencrypt_canary(&canary)?).await?;
+        tracing::info!(old_key = old, new_key = new, "the database's current master key changed");
+    }
+    let mut total = reencrypt_all(&store, &vault, new, batch).await?;
+    if is_postgres(&opts.database_url) {
+        // A node that sealed a value before it heard of the new key (it hears within
+        // a notification's delay) is caught by one more pass.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        total += reencrypt_all(&store, &vault, new, batch).await?;
+    }
+    store.close().await;
+    println!("{{\"currentKeyId\":{new},\"previousKeyId\":{old},\"reencrypted\":{total}}}");
+    Ok(())
+}
+
+/// Re-encrypts every sealed value not yet under key `new` (instance
+/// configuration, then user and organization secrets); returns how many.
+async fn reencrypt_all(store: &Store, vault: &Vault, new: u32, batch: i64) -> anyhow::Result<u64> {
     let mut total = 0u64;
     loop {
-        let rows = opened.store.sealed_rows_not_under(new, batch).await?;
+        let rows = store.sealed_rows_not_under(new, batch).await?;
         if rows.is_empty() {
-            break;
+            return Ok(total + reseal_tenant_secrets(store, vault, new, batch).await?);
         }
         let mut resealed = Vec::with_capacity(rows.len());
         for row in rows {
-            let blob = opened
-                .vault
+            let blob = vault
                 .reencrypt(&row.secret, &config_aad(row.instance_id, &row.key))
                 .with_context(|| format!("re-encrypting configuration row {}", row.id))?;
             resealed.push((row, blob, new));
         }
-        let changed = opened.store.reseal(&resealed).await?;
+        let changed = store.reseal(&resealed).await?;
         total += changed;
         if changed == 0 {
             // Every row of the batch was rewritten meanwhile by a writer that
@@ -165,32 +262,25 @@ pub async fn rotate_key(opts: &DatabaseOptions, batch: i64) -> anyhow::Result<()
             tokio::task::yield_now().await;
         }
     }
-    total += reseal_tenant_secrets(&opened, new, batch).await?;
-    let canary = opened.store.meta_get(CANARY).await?.unwrap_or_default();
-    opened.store.meta_set(CANARY, &opened.vault.reencrypt_canary(&canary)?).await?;
-    opened.store.close().await;
-    println!("{{\"currentKeyId\":{new},\"previousKeyId\":{old},\"reencrypted\":{total}}}");
-    Ok(())
 }
 
 /// Re-encrypts the sealed user and organization secrets under key `new`, in
 /// batches; returns how many were rewritten.
-async fn reseal_tenant_secrets(opened: &Opened, new: u32, batch: i64) -> anyhow::Result<u64> {
+async fn reseal_tenant_secrets(store: &Store, vault: &Vault, new: u32, batch: i64) -> anyhow::Result<u64> {
     let mut total = 0u64;
     loop {
-        let rows = opened.store.sealed_tenant_secrets_not_under(new, batch).await?;
+        let rows = store.sealed_tenant_secrets_not_under(new, batch).await?;
         if rows.is_empty() {
             return Ok(total);
         }
         let mut resealed = Vec::with_capacity(rows.len());
         for row in rows {
-            let blob = opened
-                .vault
+            let blob = vault
                 .reencrypt(&row.sealed, &tenant_secret_aad(row.tenant, &row.secret_hash))
                 .with_context(|| format!("re-encrypting the secret of {:?} {}", row.tenant, row.id))?;
             resealed.push((row, blob, new));
         }
-        let changed = opened.store.reseal_tenant_secrets(&resealed).await?;
+        let changed = store.reseal_tenant_secrets(&resealed).await?;
         total += changed;
         if changed == 0 {
             // Each was replaced meanwhile (reset-secret); look again.

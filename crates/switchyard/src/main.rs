@@ -4,6 +4,7 @@
 mod bench;
 mod bench_events;
 mod database;
+mod nodes;
 mod sandbox;
 mod serve;
 mod tenants;
@@ -162,6 +163,11 @@ enum Command {
         /// servers on the database wait for a refreshing server that died.
         #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_LEASE", default_value_t = 30)]
         oauth_refresh_lease: u64,
+        /// Seconds a looked-up caller or opened instance is remembered. On
+        /// PostgreSQL other nodes' changes reach the caches at once; this bounds
+        /// what a missed notification costs.
+        #[arg(long, env = "SWITCHYARD_CACHE_TTL", default_value_t = 1.0)]
+        cache_ttl: f64,
         #[command(flatten)]
         connections: ConnectionOptions,
         #[command(flatten)]
@@ -189,11 +195,25 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Add a new current master key and re-encrypt every secret under it.
+    /// Add a new current master key and re-encrypt every secret under it; on
+    /// several nodes, `--add` on every node, then `--activate` on one.
     RotateKey {
         /// Rows re-encrypted per transaction.
         #[arg(long, default_value_t = 500)]
         batch: i64,
+        /// Only add a new key to this node's key file (not current); prints its id.
+        #[arg(long, conflicts_with = "activate")]
+        add: bool,
+        /// With --add: add the keys of this key file (another node's) instead of a new one.
+        #[arg(long, value_name = "FILE", requires = "add")]
+        key_from: Option<PathBuf>,
+        /// Make a key every node has current (the newest of this node's ring, or
+        /// --key-id) and re-encrypt every secret under it.
+        #[arg(long)]
+        activate: bool,
+        /// With --activate: the key id to make current.
+        #[arg(long, requires = "activate")]
+        key_id: Option<u32>,
         #[command(flatten)]
         db: DatabaseOptions,
     },
@@ -338,7 +358,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, connections, events, db } => {
+        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, cache_ttl, connections, events, db } => {
             let options = serve::ServeOptions {
                 listen,
                 public_url,
@@ -349,6 +369,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 elements_dir,
                 oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
+                cache_ttl,
                 connections,
                 events,
             };
@@ -370,7 +391,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tenants::reset_user_secret(&db, id, json).await
         }
         Command::Users(UsersCommand::SetPassword { id, db }) => tenants::set_password(&db, id).await,
-        Command::RotateKey { batch, db } => database::rotate_key(&db, batch).await,
+        Command::RotateKey { batch, add, key_from, activate, key_id, db } => {
+            let rotation = match (add, activate) {
+                (true, _) => database::Rotation::Add { key_from },
+                (_, true) => database::Rotation::Activate { key_id },
+                _ => database::Rotation::Whole,
+            };
+            database::rotate_key(&db, rotation, batch).await
+        }
         Command::Bench { requests, concurrency, page_size } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size }).await
         }

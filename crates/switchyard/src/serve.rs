@@ -15,7 +15,7 @@ use switchyard_server::AppState;
 use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator};
 use switchyard_simulators::keap::KeapSimulator;
 
-use crate::{database, sandbox, tenants, ConnectionOptions, DatabaseOptions, EventOptions};
+use crate::{database, nodes, sandbox, tenants, ConnectionOptions, DatabaseOptions, EventOptions};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub oauth_refresh_margin: Duration,
     /// How long another server waits for a refresh whose server stopped answering.
     pub oauth_refresh_lease: Duration,
+    /// Seconds callers and opened instances are remembered (`--cache-ttl`).
+    pub cache_ttl: f64,
     pub connections: ConnectionOptions,
     pub events: EventOptions,
 }
@@ -44,6 +46,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         elements_dir,
         oauth_refresh_margin,
         oauth_refresh_lease,
+        cache_ttl,
         connections,
         events,
     } = options;
@@ -54,6 +57,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let hook_check = event_seconds("event-webhook-check-interval", events.event_webhook_check_interval, 1.0)?;
     let limits = connection_limits(&connections)?;
     let trusted = trusted_proxies(&connections.trusted_proxy)?;
+    let cache_ttl = event_seconds("cache-ttl", cache_ttl, 0.001)?;
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -101,6 +105,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let addr = listener.local_addr()?;
     let public_url = public_url_for(public_url.as_deref(), addr)?;
     let opened = database::open(db).await?;
+    // On PostgreSQL: other nodes' writes reach this node's caches as they commit.
+    let changes = opened.store.listen_changes().await.context("listening for other nodes' changes")?;
     let paging_key = {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
@@ -114,6 +120,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.sandbox = sandbox_credentials;
     state.engine.oauth = switchyard_engine::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
     state.engine.public_url = public_url;
+    state.engine.instances = switchyard_engine::instance::InstanceCache::with_ttl(cache_ttl);
+    state.callers = switchyard_server::cache::CallerCache::with_ttl(cache_ttl);
     state.event_dedupe = retention.dedupe;
     state.trusted_proxies = trusted;
     // The first login for an unknown email would otherwise pay for making the
@@ -140,7 +148,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let delivery = tokio::spawn(deliverer.run(stopped(stop_rx.clone())));
     let pruning = tokio::spawn(switchyard_events::retention::run(state.engine.store.clone(), retention, stopped(stop_rx.clone())));
     let checking = tokio::spawn(switchyard_engine::webhooks::check_hooks(state.engine.clone(), hook_check, stopped(stop_rx.clone())));
-    let polling = tokio::spawn(poller.run(stopped(stop_rx)));
+    let polling = tokio::spawn(poller.run(stopped(stop_rx.clone())));
+    let following = changes.map(|changes| tokio::spawn(nodes::follow(changes, state.clone(), stopped(stop_rx))));
 
     let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
     greet(&opened.store, &opened.vault, &database::shown_url(&db.database_url)).await?;
@@ -155,6 +164,9 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let _ = delivery.await;
     let _ = pruning.await;
     let _ = checking.await;
+    if let Some(following) = following {
+        let _ = following.await;
+    }
     // The last calls' log rows are written before the database closes.
     call_log.flush().await;
     opened.store.close().await;

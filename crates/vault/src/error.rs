@@ -87,6 +87,15 @@ pub enum VaultError {
         source: std::io::Error,
     },
 
+    /// The database says new values are sealed under a key this node's ring
+    /// lacks: sealing under another key would split the database, so it refuses.
+    #[error(
+        "this node's master key ring lacks key id {0}, which the database names as \
+         current; add that key to this node's ring (`switchyard rotate-key --add \
+         --key-from FILE`, or append it to SWITCHYARD_MASTER_KEY)"
+    )]
+    CurrentKeyMissing(u32),
+
     /// Asked to remove the key that new values are encrypted with.
     #[error("key id {0} is the current key; rotate before removing it")]
     RemoveCurrent(u32),

@@ -240,6 +240,14 @@ impl KeyRing {
     /// Adds a new random key and makes it current; returns its id. Old keys
     /// stay for decryption.
     pub fn rotate(&mut self) -> u32 {
+        let id = self.add_new();
+        self.current = id;
+        id
+    }
+
+    /// Adds a new random key without making it current (the first step of a
+    /// rotation across several nodes); returns its id.
+    pub fn add_new(&mut self) -> u32 {
         let key = loop {
             let key = Key::random();
             // A 32-bit id collision between random keys is ~1 in 2^32 per
@@ -248,9 +256,38 @@ impl KeyRing {
                 break key;
             }
         };
-        self.current = key.id;
+        let id = key.id;
         self.keys.push(key);
-        self.current
+        id
+    }
+
+    /// Adds every key of `other` this ring lacks, none made current; returns
+    /// their ids (empty when there was nothing new).
+    pub fn add_keys_of(&mut self, other: &KeyRing) -> Vec<u32> {
+        let mut added = Vec::new();
+        for key in &other.keys {
+            if !self.contains(key.id) {
+                added.push(key.id);
+                self.keys.push(key.clone());
+            }
+        }
+        added
+    }
+
+    /// Makes a key of the ring the one new values are encrypted with.
+    /// [`VaultError::UnknownKey`] if the ring lacks it.
+    pub fn set_current(&mut self, id: u32) -> Result<()> {
+        if !self.contains(id) {
+            return Err(VaultError::UnknownKey(id));
+        }
+        self.current = id;
+        Ok(())
+    }
+
+    /// Id of the key added last (the newest key of a key file; the last
+    /// entry of a `SWITCHYARD_MASTER_KEY` list).
+    pub fn newest_id(&self) -> u32 {
+        self.keys.last().map_or(self.current, |k| k.id)
     }
 
     /// Drops an old key (after every value under it was re-encrypted).

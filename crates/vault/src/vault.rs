@@ -16,6 +16,9 @@ use crate::secret::Secret;
 /// and retries, so a running server picks up keys that
 /// `switchyard rotate-key` added from another process. The re-read ring
 /// replaces the old one, so from then on new values use its current key.
+///
+/// On several nodes the database, not the key file, says which key is current
+/// ([`Vault::follow_current`]); that choice survives re-reads of the file.
 #[derive(Clone)]
 pub struct Vault {
     inner: Arc<Inner>,
@@ -27,6 +30,9 @@ struct Inner {
     /// When the key file was last seen changed, so `encrypt` notices a
     /// rotation made by another process and seals under the new current key.
     key_file_modified: Mutex<Option<SystemTime>>,
+    /// The key the database names as current, once told; it overrides the
+    /// `current` of the key file or key list.
+    database_current: Mutex<Option<u32>>,
 }
 
 impl Vault {
@@ -55,6 +61,7 @@ impl Vault {
                 ring: RwLock::new(ring),
                 key_file,
                 key_file_modified: Mutex::new(modified),
+                database_current: Mutex::new(None),
             }),
         }
     }
@@ -85,9 +92,52 @@ impl Vault {
         let Some(path) = self.key_file() else {
             return Ok(());
         };
-        let ring = KeyRing::load(path)?;
+        let ring = self.followed(KeyRing::load(path)?);
         *self.write() = ring;
         Ok(())
+    }
+
+    /// `ring` with the database's current key made current, when it has it.
+    fn followed(&self, mut ring: KeyRing) -> KeyRing {
+        if let Some(id) = self.database_current() {
+            let _ = ring.set_current(id);
+        }
+        ring
+    }
+
+    fn database_current(&self) -> Option<u32> {
+        *self.inner.database_current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seals new values under key `id` from now on, as the database says
+    /// (after `switchyard rotate-key --activate` on any node). A ring without
+    /// that key re-reads its key file; if the key is still missing this is
+    /// [`VaultError::CurrentKeyMissing`], and until the key arrives
+    /// [`Vault::check_sealing`] refuses (values keep opening with the keys held).
+    pub fn follow_current(&self, id: u32) -> Result<()> {
+        *self.inner.database_current.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        if !self.read().contains(id) && self.key_file().is_some() {
+            self.reload_for(id)?;
+        }
+        let mut ring = self.write();
+        ring.set_current(id).map_err(|_| VaultError::CurrentKeyMissing(id))
+    }
+
+    /// Whether new values may be sealed now: [`VaultError::CurrentKeyMissing`]
+    /// when the database's current key ([`Vault::follow_current`]) is not in
+    /// the ring, even after re-reading the key file.
+    pub fn check_sealing(&self) -> Result<()> {
+        self.follow_key_file();
+        let Some(id) = self.database_current() else { return Ok(()) };
+        if !self.read().contains(id) {
+            // The file may have changed within its clock's resolution.
+            let _ = self.reload_for(id);
+        }
+        if self.read().contains(id) {
+            Ok(())
+        } else {
+            Err(VaultError::CurrentKeyMissing(id))
+        }
     }
 
     /// Re-reads the key file unless another thread already brought `id` in.
@@ -97,7 +147,7 @@ impl Vault {
         };
         let mut ring = self.write();
         if !ring.contains(id) {
-            *ring = KeyRing::load(path)?;
+            *ring = self.followed(KeyRing::load(path)?);
         }
         Ok(())
     }

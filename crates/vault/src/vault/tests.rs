@@ -190,3 +190,35 @@ fn strings_canaries_and_reencryption_after_a_rotation() {
     other.remove(first).unwrap();
     other.verify_canary(&moved).unwrap();
 }
+
+#[test]
+fn follows_the_database_current_key_and_refuses_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.json");
+    let ring = KeyRing::generate();
+    let old = ring.current_id();
+    ring.save(&path).unwrap();
+    let vault = Vault::open(&path).unwrap();
+    vault.check_sealing().unwrap();
+
+    // Another node activated a key this one has never seen.
+    let mut elsewhere = ring.clone();
+    let new = elsewhere.add_new();
+    let sealed_elsewhere = {
+        let mut current = elsewhere.clone();
+        current.set_current(new).unwrap();
+        current.encrypt_str("v", b"aad")
+    };
+    assert!(matches!(vault.follow_current(new), Err(VaultError::CurrentKeyMissing(id)) if id == new));
+    assert!(matches!(vault.check_sealing(), Err(VaultError::CurrentKeyMissing(id)) if id == new));
+    assert!(matches!(vault.decrypt_str(&sealed_elsewhere, b"aad"), Err(VaultError::UnknownKey(id)) if id == new));
+    assert_eq!(vault.current_id(), old, "keeps its own key until it has the new one");
+
+    // The operator adds the key (not current in the file): the database's choice wins.
+    elsewhere.save(&path).unwrap();
+    vault.check_sealing().unwrap();
+    assert_eq!(vault.current_id(), new);
+    assert_eq!(vault.decrypt_str(&sealed_elsewhere, b"aad").unwrap().expose(), "v");
+    vault.reload().unwrap();
+    assert_eq!(vault.current_id(), new, "a re-read keeps the database's current key");
+}
