@@ -29,6 +29,8 @@ pub use events::*;
 mod login;
 pub use login::*;
 mod webhooks;
+mod copy;
+pub use copy::{TableCount, COPIED_TABLES, NOT_COPIED_TABLES};
 pub use webhooks::*;
 mod leases;
 
@@ -201,8 +203,11 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Connections per process to a PostgreSQL server (SQLite keeps its own 8).
-const PG_MAX_CONNECTIONS: u32 = 10;
+/// Connections per process to a PostgreSQL server unless told otherwise.
+pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 10;
+/// Connections per process to a SQLite file unless told otherwise (one writes at a
+/// time; the others read beside it in WAL mode).
+pub const DEFAULT_SQLITE_MAX_CONNECTIONS: u32 = 8;
 
 impl Store {
     /// A pooled SQLite connection whose commits fsync (`synchronous=FULL`), for the
@@ -228,8 +233,18 @@ impl Store {
     /// by the database name) from before it creates its table until it is done; on
     /// SQLite they all run in one `BEGIN IMMEDIATE` transaction (the write lock).
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, None).await
+    }
+
+    /// As [`Store::open`] with a pool of at most `max_connections` connections
+    /// (at least 1; `None`: [`DEFAULT_PG_MAX_CONNECTIONS`] on PostgreSQL,
+    /// [`DEFAULT_SQLITE_MAX_CONNECTIONS`] on SQLite).
+    pub async fn open_with(url: &str, max_connections: Option<u32>) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect(url).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.unwrap_or(DEFAULT_PG_MAX_CONNECTIONS).max(1))
+                .connect(url)
+                .await?;
             sqlx::migrate!("./migrations_pg").run(&pool).await?;
             return Ok(Store { pool: Pool::Postgres(pool), node: leases::new_node_id() });
         }
@@ -245,7 +260,7 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(max_connections.unwrap_or(DEFAULT_SQLITE_MAX_CONNECTIONS).max(1))
             .connect_with(options)
             .await?;
         // sqlx takes no lock on SQLite, and two servers opening a new file together

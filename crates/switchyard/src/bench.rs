@@ -21,6 +21,8 @@ pub struct BenchOptions {
     pub concurrency: Vec<usize>,
     /// `pageSize` of the list call.
     pub page_size: usize,
+    /// A PostgreSQL database to run Switchyard on (`None`: a new SQLite file).
+    pub database: Option<String>,
 }
 
 /// A child process killed when dropped, so a failed run leaves nothing behind.
@@ -69,7 +71,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let bc = &credentials["bigcommerce"];
     let store_url = text(bc, "storeUrl")?;
     let (username, token) = (text(bc, "username")?, text(bc, "apiToken")?);
-    let (server, api, authorization) = start_server(&exe, dir.path())?;
+    let (server, api, authorization) = start_server_with(&exe, dir.path(), options.database.as_deref(), &[])?;
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let created: Value = http
@@ -101,7 +103,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         ),
     ];
 
-    println!("switchyard bench: {} requests per run; simulator and Switchyard in their own processes", options.requests);
+    println!(
+        "switchyard bench: {} requests per run; simulator and Switchyard ({}) in their own processes",
+        options.requests,
+        backend(options.database.as_deref())
+    );
     println!();
     println!("| call | clients | direct req/s | direct p50 | direct p99 | switchyard req/s | switchyard p50 | switchyard p99 | throughput ratio | added p50 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -205,20 +211,40 @@ pub(crate) fn start_sandbox(exe: &Path) -> anyhow::Result<(Process, Value)> {
     Ok((process, serde_json::from_str(&line).context("the sandbox's credentials line")?))
 }
 
-fn start_server(exe: &Path, dir: &Path) -> anyhow::Result<(Process, String, String)> {
-    start_server_with(exe, dir, &[])
+/// The database a run measures, for its title line.
+pub(crate) fn backend(database: Option<&str>) -> &'static str {
+    if database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
 }
 
-/// `serve` on a fresh database in `dir`, loopback allowed, with `extra` flags; its
-/// API base and the first tenant's Authorization.
-pub(crate) fn start_server_with(exe: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<(Process, String, String)> {
-    let mut child = Command::new(exe)
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--outbound-allow", "127.0.0.1"])
+/// `serve` on a fresh database, loopback allowed, with `extra` flags; its API base
+/// and the first tenant's Authorization. The database is a new SQLite file in
+/// `dir`, or `database` (PostgreSQL), which must hold no installation yet: the
+/// first tenant and the key file (in `dir`) are made for this run.
+pub(crate) fn start_server_with(
+    exe: &Path,
+    dir: &Path,
+    database: Option<&str>,
+    extra: &[&str],
+) -> anyhow::Result<(Process, String, String)> {
+    if database.is_some_and(|url| !crate::database::is_postgres(url)) {
+        bail!("--database must name a PostgreSQL database (postgres://...); without it the benchmark uses a new SQLite file");
+    }
+    let mut command = Command::new(exe);
+    command.current_dir(dir).args(["serve", "--listen", "127.0.0.1:0", "--outbound-allow", "127.0.0.1"]);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let mut child = command
         .args(extra)
         .env("NO_COLOR", "1")
         .env("SWITCHYARD_LOG", "warn,switchyard=info")
         .env_remove("SWITCHYARD_MASTER_KEY")
+        .env_remove("SWITCHYARD_MASTER_KEY_FILE")
+        .env_remove("SWITCHYARD_DATABASE_URL")
         .env_remove("SWITCHYARD_LOG_FORMAT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -236,7 +262,10 @@ pub(crate) fn start_server_with(exe: &Path, dir: &Path, extra: &[&str]) -> anyho
             }
         }
     }
-    let authorization = authorization.context("serve printed no first tenant")?;
+    let authorization = authorization.context(
+        "serve printed no first tenant: the benchmark needs a database without an installation \
+         (create a new PostgreSQL database for each run)",
+    )?;
     let mut api = None;
     let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {

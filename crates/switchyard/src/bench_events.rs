@@ -1,6 +1,7 @@
 //! `switchyard bench-events`: vendor webhook calls in, signed deliveries out.
 //!
-//! The simulator (`switchyard sandbox`) and Switchyard (`serve`, SQLite) run in
+//! The simulator (`switchyard sandbox`) and Switchyard (`serve`, SQLite or the
+//! PostgreSQL database given) run in
 //! their own processes. This process plays the vendor and the receiver: it makes a
 //! token-mode BigCommerce instance with webhook events, reads the hook Switchyard
 //! registered at the simulator (its address and secret header), then calls it at
@@ -31,6 +32,8 @@ pub struct EventBenchOptions {
     pub seconds: u32,
     /// Share (0..1) of deliveries the failing receiver answers with 500.
     pub fail_share: f64,
+    /// A PostgreSQL database to run Switchyard on (`None`: a new SQLite file).
+    pub database: Option<String>,
 }
 
 /// The receiver: when each event first arrived, and how many calls it answered.
@@ -80,7 +83,7 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     // A short retry base (attempt x after about 0.01·4^x s), so the failing run
     // measures the pipeline rather than the production schedule's waits.
     let (server, api, authorization) =
-        start_server_with(&exe, dir.path(), &["--event-retry-base", "0.01", "--event-delivery-concurrency", "128"])?;
+        start_server_with(&exe, dir.path(), options.database.as_deref(), &["--event-retry-base", "0.01", "--event-delivery-concurrency", "128"])?;
 
     let receiver = Receiver {
         arrived: Arc::default(),
@@ -129,10 +132,11 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     }
     let vendor = Vendor { http: http.clone(), destination, header, secret, ids, epoch: chrono_now(), changes: Default::default() };
 
-    println!(
-        "switchyard bench-events: {} vendor calls/s for {} s per run; SQLite, group-committed with synchronous=FULL",
-        options.rate, options.seconds
-    );
+    let storage = match options.database {
+        Some(_) => "PostgreSQL",
+        None => "SQLite, group-committed with synchronous=FULL",
+    };
+    println!("switchyard bench-events: {} vendor calls/s for {} s per run; {storage}", options.rate, options.seconds);
     println!();
     println!("| receiver | vendor calls | delivered | events/s | p50 | p99 | max | receiver calls |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");

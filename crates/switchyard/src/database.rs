@@ -50,7 +50,7 @@ pub fn shown_url(url: &str) -> String {
 }
 
 /// The SQLite file behind a `sqlite://PATH` URL.
-fn database_path(url: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn database_path(url: &str) -> anyhow::Result<PathBuf> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -80,7 +80,9 @@ fn key_file_path(opts: &DatabaseOptions) -> anyhow::Result<PathBuf> {
 /// needs: a server never runs on a key that would make its secrets garbage.
 pub async fn open(opts: &DatabaseOptions) -> anyhow::Result<Opened> {
     let shown = shown_url(&opts.database_url);
-    let store = Store::open(&opts.database_url).await.with_context(|| format!("opening database {shown}"))?;
+    let store = Store::open_with(&opts.database_url, opts.database_max_connections)
+        .await
+        .with_context(|| format!("opening database {shown}"))?;
     let existing_canary = store.meta_get(CANARY).await?;
 
     let vault = match std::env::var(MASTER_KEY_ENV) {

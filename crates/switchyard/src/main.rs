@@ -4,6 +4,7 @@
 mod bench;
 mod bench_events;
 mod database;
+mod migrate_db;
 mod nodes;
 mod sandbox;
 mod serve;
@@ -51,6 +52,11 @@ pub struct DatabaseOptions {
     /// [default: switchyard.key beside the database]
     #[arg(long, env = "SWITCHYARD_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Database connections this process keeps open at most (at least 1); with
+    /// several nodes on one PostgreSQL server, keep nodes × this below its
+    /// `max_connections`. [default: 10 on PostgreSQL, 8 on SQLite]
+    #[arg(long, env = "SWITCHYARD_DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_max_connections: Option<u32>,
     // The key itself may come from SWITCHYARD_MASTER_KEY (base64 of 32 bytes, or a
     // comma list with the current key first); it is read from the environment only,
     // never from a flag, so it cannot show in `ps`.
@@ -217,6 +223,20 @@ enum Command {
         #[command(flatten)]
         db: DatabaseOptions,
     },
+    /// Copy an installation from its SQLite file into a new, empty PostgreSQL
+    /// database (ids kept; secrets stay sealed under the same master key). Stop
+    /// the servers first; prints every table's row count on both sides.
+    MigrateDb {
+        /// The SQLite database to copy: sqlite://PATH.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database to fill: postgres://...; it must exist and hold no rows.
+        #[arg(long)]
+        to: String,
+        /// Rows per INSERT statement (all in one transaction).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+    },
     /// Measure Switchyard against the simulator it fronts: the same load straight
     /// at the simulator and through a hub, each in its own process; prints a table
     /// of requests/s, p50, p99, their ratio and Switchyard's resident memory.
@@ -230,6 +250,10 @@ enum Command {
         /// Records per list call.
         #[arg(long, default_value_t = 50)]
         page_size: usize,
+        /// Run Switchyard on this PostgreSQL database (postgres://...; it must hold
+        /// no installation yet) instead of a new SQLite file.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Measure events: vendor webhook calls into Switchyard at a fixed rate, each
     /// enriched through the hub and delivered signed to a local receiver; prints
@@ -244,6 +268,10 @@ enum Command {
         /// Share of deliveries the failing receiver answers with 500.
         #[arg(long, default_value_t = 0.2)]
         fail_share: f64,
+        /// Run Switchyard on this PostgreSQL database (postgres://...; it must hold
+        /// no installation yet) instead of a new SQLite file.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
@@ -399,11 +427,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             database::rotate_key(&db, rotation, batch).await
         }
-        Command::Bench { requests, concurrency, page_size } => {
-            bench::run(bench::BenchOptions { requests, concurrency, page_size }).await
+        Command::MigrateDb { from, to, batch } => migrate_db::run(&from, &to, batch as usize).await,
+        Command::Bench { requests, concurrency, page_size, database } => {
+            bench::run(bench::BenchOptions { requests, concurrency, page_size, database }).await
         }
-        Command::BenchEvents { rate, seconds, fail_share } => {
-            bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share }).await
+        Command::BenchEvents { rate, seconds, fail_share, database } => {
+            bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share, database }).await
         }
         Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }

@@ -69,7 +69,7 @@ async fn start_simulator(stores: Vec<StoreConfig>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_calls_over_three_nodes_survive_a_sigkill_without_duplicates() {
-    let db = PgDatabase::create("sy_nodes_hooks").await;
+    let db = PgDatabase::create("nodes_hooks").await;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     // No quota: every delivery reads its order back from the vendor.
@@ -217,7 +217,7 @@ async fn holders(db: &PgDatabase) -> BTreeMap<String, usize> {
 async fn polls_run_once_per_interval_across_three_nodes_and_survive_a_sigkill() {
     const INSTANCES: usize = 50;
     const INTERVAL_MS: u64 = 6_000; // 0.1 minute
-    let db = PgDatabase::create("sy_nodes_polls").await;
+    let db = PgDatabase::create("nodes_polls").await;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     // One empty store per instance, so the simulator tells their polls apart.

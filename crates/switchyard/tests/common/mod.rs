@@ -245,47 +245,58 @@ impl Serve {
     }
 }
 
-/// A fresh PostgreSQL database for one test on the server at
-/// `SWITCHYARD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`),
-/// dropped with this value. Panics, never skips, without a server.
+
+/// The PostgreSQL server tests create their databases on:
+/// `SWITCHYARD_TEST_POSTGRES`, by default the CI machine's.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A new database on the test PostgreSQL server, dropped with this value. Fails
+/// (never skips) without a server.
 pub struct PgDatabase {
-    name: String,
+    pub name: String,
+    /// `postgres://USER@HOST:PORT/NAME`.
     pub url: String,
 }
 
 impl PgDatabase {
     pub async fn create(prefix: &str) -> PgDatabase {
         use sqlx::{Connection, Executor};
-        let admin = pg_admin_url();
+        let admin = postgres_admin_url();
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
             panic!("this test needs PostgreSQL at {admin} (SWITCHYARD_TEST_POSTGRES names another): {e}")
         });
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("{prefix}_{}_{nanos}", std::process::id());
+        let name = format!("sy_{prefix}_{}_{nanos}", std::process::id());
         conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
         let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&format!("/{name}"));
+        if url.username().is_empty() {
+            url.set_username("postgres").unwrap();
+        }
         PgDatabase { name, url: url.to_string() }
     }
 }
 
-fn pg_admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        use sqlx::{Connection, Executor};
         let name = self.name.clone();
-        // Not on the test's runtime, which cannot block on itself.
-        std::thread::spawn(move || {
+        // A thread of its own: drop may run inside a Tokio runtime, which must not block.
+        let _ = std::thread::spawn(move || {
+            use sqlx::{Connection, Executor};
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.unwrap();
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                }
             });
         })
-        .join()
-        .unwrap();
+        .join();
     }
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
