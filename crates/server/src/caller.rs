@@ -18,6 +18,19 @@ pub struct Caller {
     pub element_token: Option<String>,
 }
 
+impl Caller {
+    fn from_stored(c: switchyard_store::Caller, element_token: Option<String>) -> Caller {
+        Caller {
+            user_id: c.user_id,
+            organization_id: c.organization_id,
+            email: c.email,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            element_token,
+        }
+    }
+}
+
 /// The parts of the header, by name. Unknown parts or repeats are refused.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Credentials {
@@ -60,7 +73,8 @@ impl FromRequestParts<AppState> for Caller {
             if tokens.is_empty() {
                 return Err(ApiError::unauthorized("Missing Authorization header"));
             }
-            return crate::session::caller_from_cookie(state, &parts.method, &parts.headers, &tokens).await;
+            let stored = crate::session::caller_from_cookie(state, &parts.method, &parts.headers, &tokens).await?;
+            return Ok(Caller::from_stored(stored, None));
         };
         let credentials = header.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
             ApiError::unauthorized("Authorization must be 'User <secret>, Organization <secret>'")
@@ -75,14 +89,7 @@ impl FromRequestParts<AppState> for Caller {
                 caller
             }
         };
-        Ok(Caller {
-            user_id: caller.user_id,
-            organization_id: caller.organization_id,
-            email: caller.email,
-            first_name: caller.first_name,
-            last_name: caller.last_name,
-            element_token: credentials.element,
-        })
+        Ok(Caller::from_stored(caller, credentials.element))
     }
 }
 

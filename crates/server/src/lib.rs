@@ -20,6 +20,7 @@ mod oauth;
 mod openapi;
 mod logs;
 mod proxy;
+mod secrets;
 pub mod session;
 pub mod webhooks;
 
@@ -142,7 +143,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/elements/api-v2", api)
         .route("/elements/j_spring_security_check", post(session::login))
         .route("/elements/j_spring_security_logout", get(session::logout_get))
-        .route("/elements/api-v1/ui/getSecrets", get(session::get_secrets))
+        .route("/elements/api-v1/ui/getSecrets", get(secrets::get_secrets))
         .route("/healthz", get(|| async { Json(json!({"status": "up"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::render))

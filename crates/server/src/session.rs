@@ -1,8 +1,8 @@
 //! Console login, the way Cloud Elements' console and tools log in (a Spring
 //! Security form login): `POST /elements/j_spring_security_check` with the form
 //! fields `j_username` (email) and `j_password` starts a server-side session
-//! carried by the cookie [`COOKIE`]; `GET /elements/api-v1/ui/getSecrets` then
-//! reads the user's and organization's secrets; `GET
+//! carried by the cookie [`COOKIE`]; `GET /elements/api-v1/ui/getSecrets` (`secrets`)
+//! then reads the user's and organization's secrets; `GET
 //! /elements/j_spring_security_logout` or `POST /elements/api-v2/logout` ends it.
 //!
 //! Sessions and failed-login counters live in the database, so logout, password
@@ -26,9 +26,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use switchyard_engine::password;
 use switchyard_engine::secret::{hash_secret, new_secret};
-use switchyard_store::{tenant_secret_aad, Tenant};
 
-use crate::caller::Caller;
 use crate::{ApiError, AppState};
 
 /// The session cookie's name.
@@ -80,7 +78,12 @@ pub const MAX_SESSION_COOKIES: usize = 4;
 /// The caller the first live one of `tokens` (session cookies) stands for.
 /// Refuses (403) a state-changing method without `X-Requested-With` or the
 /// session's `X-CSRF-Token`.
-pub async fn caller_from_cookie(state: &AppState, method: &Method, headers: &HeaderMap, tokens: &[String]) -> Result<Caller, ApiError> {
+pub async fn caller_from_cookie(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    tokens: &[String],
+) -> Result<switchyard_store::Caller, ApiError> {
     let now = now_ms();
     let mut live = None;
     for token in tokens {
@@ -99,15 +102,7 @@ pub async fn caller_from_cookie(state: &AppState, method: &Method, headers: &Hea
     if now - session.last_used_at >= TOUCH_EVERY_MS {
         state.engine.store.touch_session(&token_hash, now).await?;
     }
-    let c = session.caller;
-    Ok(Caller {
-        user_id: c.user_id,
-        organization_id: c.organization_id,
-        email: c.email,
-        first_name: c.first_name,
-        last_name: c.last_name,
-        element_token: None,
-    })
+    Ok(session.caller)
 }
 
 fn csrf_refused() -> ApiError {
@@ -305,41 +300,6 @@ pub async fn logout_post(State(state): State<AppState>, headers: HeaderMap, body
         state.engine.store.end_session(&token_hash).await?;
     }
     Ok(logged_out(&state))
-}
-
-/// `GET /elements/api-v1/ui/getSecrets`: `{"user": "<user secret>", "company":
-/// "<organization secret>"}` for the logged-in user (or a header caller). 409 for
-/// a secret made before secrets were kept sealed: only its hash exists, and the
-/// answer names the `reset-secret` command that makes a readable one.
-pub async fn get_secrets(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let sealed = state
-        .engine
-        .store
-        .sealed_secrets(caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("No such user"))?;
-    let open = |tenant: Tenant, pair: Option<(Vec<u8>, Vec<u8>)>, id: i64, command: &str| -> Result<String, ApiError> {
-        let (hash, blob) = pair.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "This {} secret was made before Switchyard kept secrets readable, so it cannot be shown; \
-                     make a new one with `switchyard {command} reset-secret {id}` (the old one stops working)",
-                    match tenant {
-                        Tenant::User => "user",
-                        Tenant::Organization => "organization",
-                    }
-                ),
-            )
-        })?;
-        let secret = state.engine.vault.decrypt_str(&blob, &tenant_secret_aad(tenant, &hash)).map_err(ApiError::internal)?;
-        Ok(secret.expose().to_owned())
-    };
-    let user = open(Tenant::User, sealed.user, sealed.user_id, "users")?;
-    let company = open(Tenant::Organization, sealed.organization, sealed.organization_id, "orgs")?;
-    let mut response = Json(json!({"user": user, "company": company})).into_response();
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the

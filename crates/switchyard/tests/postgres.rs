@@ -146,7 +146,8 @@ async fn serve_and_the_commands_run_on_postgres_and_keep_the_data_across_restart
     let (ok, rotated, err) = cli(&["rotate-key"]);
     assert!(ok, "{err}");
     let rotated: Value = serde_json::from_str(&rotated).unwrap();
-    assert_eq!(rotated["reencrypted"].as_u64(), Some(1), "the instance's API token: {rotated}");
+    // The instance's API token, the organization's secret and its two users' secrets.
+    assert_eq!(rotated["reencrypted"].as_u64(), Some(4), "{rotated}");
     let new_id = rotated["currentKeyId"].as_u64().unwrap();
     let key_file: Value = serde_json::from_slice(&std::fs::read(dir.path().join("switchyard.key")).unwrap()).unwrap();
     let new_key = key_file["keys"].as_array().unwrap().iter().find(|k| k["id"].as_u64() == Some(new_id)).unwrap()["key"]

@@ -485,7 +485,8 @@ async fn rotate_key_while_serving_moves_every_secret_and_new_ones_follow_the_new
     let out = Command::new(BIN).current_dir(dir.path()).arg("rotate-key").env_remove("SWITCHYARD_MASTER_KEY").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rotated["reencrypted"], 1);
+    // (the instance's secret, and the sealed organization and user secrets)
+    assert_eq!(rotated["reencrypted"], 3);
     // ...the server seals what it writes from now on under the new key (before
     // it has met that key in any row)...
     let second = create(server.base.clone(), "after").await;
