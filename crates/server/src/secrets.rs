@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use switchyard_engine::instance::vault_error;
 use switchyard_store::{tenant_secret_aad, Tenant};
 
 use crate::caller::Caller;
@@ -30,14 +31,12 @@ pub async fn get_secrets(State(state): State<AppState>, caller: Caller) -> Resul
                 format!(
                     "This {} secret was made before Switchyard kept secrets readable, so it cannot be shown; \
                      make a new one with `switchyard {command} reset-secret {id}` (the old one stops working)",
-                    match tenant {
-                        Tenant::User => "user",
-                        Tenant::Organization => "organization",
-                    }
+                    tenant.name()
                 ),
             )
         })?;
-        let secret = state.engine.vault.decrypt_str(&blob, &tenant_secret_aad(tenant, &hash)).map_err(ApiError::internal)?;
+        // A key this node lacks is the engine's 503 naming it, as for instance secrets.
+        let secret = state.engine.vault.decrypt_str(&blob, &tenant_secret_aad(tenant, &hash)).map_err(vault_error)?;
         Ok(secret.expose().to_owned())
     };
     let user = open(Tenant::User, sealed.user, sealed.user_id, "users")?;

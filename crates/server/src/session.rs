@@ -25,6 +25,7 @@ use cookie::{Cookie, SameSite};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use switchyard_engine::password;
+use switchyard_events::now_ms;
 use switchyard_engine::secret::{hash_secret, new_secret};
 
 use crate::{ApiError, AppState};
@@ -47,10 +48,6 @@ const REQUESTED_WITH: &str = "x-requested-with";
 /// The session's CSRF token, as a header (Spring Security's name) or form field.
 const CSRF_HEADER: &str = "x-csrf-token";
 const CSRF_FIELD: &str = "_csrf";
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn idle_ms() -> i64 {
     IDLE.as_millis() as i64

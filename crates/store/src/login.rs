@@ -23,7 +23,8 @@ impl Tenant {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// "user" or "organization".
+    pub fn name(self) -> &'static str {
         match self {
             Tenant::User => "user",
             Tenant::Organization => "organization",

@@ -18,7 +18,7 @@ use switchyard_store::{Store, COPIED_TABLES, NOT_COPIED_TABLES};
 
 mod common;
 
-use common::{until, PgDatabase, Sandbox, Serve, BIN};
+use common::{create_instance, until, PgDatabase, Sandbox, Serve, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_table_is_either_copied_or_explicitly_left_out() {
@@ -86,33 +86,15 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     let server = Serve::start(dir.path(), &allow, &[]);
     let auth = server.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
     let api = server.base.clone();
-    let basic: Value = http
-        .post(format!("{api}/instances"))
-        .header("Authorization", &auth)
-        .json(&json!({"element": {"key": "bigcommerce"}, "name": "basic", "tags": ["a"], "configuration": {
-            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let basic: Value = create_instance(&http, &api, &auth, &json!({"element": {"key": "bigcommerce"}, "name": "basic", "tags": ["a"], "configuration": {
+            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}})).await;
     let store_url = bc["tokenStoreUrl"].as_str().unwrap();
     let api_token = bc["apiToken"].as_str().unwrap();
-    let hooked: Value = http
-        .post(format!("{api}/instances"))
-        .header("Authorization", &auth)
-        .json(&json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
+    let hooked: Value = create_instance(&http, &api, &auth, &json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
             "authentication.type": "custom", "oauth.api.key": "k", "oauth.user.token": api_token,
             "store.url": store_url, "event.notification.enabled": true, "event.vendor.type": "webhook",
             "event.objects": "orders", "event.notification.callback.url": callback,
-            "event.notification.signature.key": "sig-key"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+            "event.notification.signature.key": "sig-key"}})).await;
     let basic_auth = format!("{auth}, Element {}", basic["token"].as_str().unwrap_or_else(|| panic!("{basic}")));
     let hooked_id = hooked["id"].as_i64().unwrap_or_else(|| panic!("{hooked}"));
 
@@ -215,17 +197,8 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
         get(&http, &format!("{api}/instances/events/{id}"), &auth).await;
     }
     // Ids continue past the copied ones.
-    let third: Value = http
-        .post(format!("{api}/instances"))
-        .header("Authorization", &auth)
-        .json(&json!({"element": {"key": "bigcommerce"}, "name": "third", "configuration": {
-            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let third: Value = create_instance(&http, &api, &auth, &json!({"element": {"key": "bigcommerce"}, "name": "third", "configuration": {
+            "username": bc["username"], "password": bc["apiToken"], "store.url": bc["storeUrl"]}})).await;
     assert!(third["id"].as_i64().unwrap_or_else(|| panic!("{third}")) > hooked_id);
     // A new vendor call on the moved installation is stored and delivered.
     let body = json!({"created_at": 1_800_000_000, "store_id": "1", "producer": "stores/abc123",

@@ -21,7 +21,7 @@ use switchyard_simulators::bigcommerce::{self, BigCommerceSimulator, StoreConfig
 
 mod common;
 
-use common::{until, PgDatabase, Serve};
+use common::{create_instance, until, PgDatabase, Serve};
 
 /// Three nodes on `db`, sharing the key file in `dir` (the first makes it, and
 /// the first organization).
@@ -81,19 +81,10 @@ async fn webhook_calls_over_three_nodes_survive_a_sigkill_without_duplicates() {
     let mut nodes: Vec<Option<Serve>> = three_nodes(dir.path(), &db).into_iter().map(Some).collect();
     let first = nodes[0].as_ref().unwrap();
     let auth = first.stdout.iter().find_map(|v| v["authorization"].as_str()).unwrap().to_owned();
-    let created: Value = http
-        .post(format!("{}/instances", first.base))
-        .header("Authorization", &auth)
-        .json(&json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
+    let created: Value = create_instance(&http, &first.base, &auth, &json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
             "authentication.type": "custom", "oauth.api.key": "c", "oauth.user.token": bigcommerce::DEMO_API_TOKEN,
             "store.url": token_url, "event.notification.enabled": true, "event.vendor.type": "webhook",
-            "event.objects": "orders", "event.notification.callback.url": hook}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+            "event.objects": "orders", "event.notification.callback.url": hook}})).await;
     assert!(created["id"].is_i64(), "{created}");
     // The vendor's side of the registration: the path to call, and the header to echo.
     let hooks: Value = http

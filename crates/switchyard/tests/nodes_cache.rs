@@ -11,73 +11,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 mod common;
 
-use common::{Sandbox, Serve, BIN};
+use common::{PgDatabase, Sandbox, Serve, BIN};
 
 const DEADLINE: Duration = Duration::from_secs(2);
-
-fn admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh database on the test server, dropped with this value.
-struct FreshDatabase {
-    name: String,
-    url: String,
-}
-
-impl FreshDatabase {
-    async fn create() -> FreshDatabase {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("this test needs PostgreSQL at {admin} (SWITCHYARD_TEST_POSTGRES names another): {e}")
-        });
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("sy_nodes_{}_{nanos}", std::process::id());
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&format!("/{name}"));
-        if url.username().is_empty() {
-            url.set_username("postgres").unwrap();
-        }
-        FreshDatabase {
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .unwrap();
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
 
 /// `switchyard ARGS` in `dir` on the database: standard output as JSON, or a panic
 /// with standard error.
@@ -182,7 +125,7 @@ fn secrets_of(auth: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
-    let db = FreshDatabase::create().await;
+    let db = PgDatabase::create("nodes_cache").await;
     let sandbox = Sandbox::start(&[]);
     let bc = sandbox.credentials["bigcommerce"].clone();
     let dir = tempfile::tempdir().unwrap();
@@ -328,7 +271,7 @@ async fn sealed_key_ids(url: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_master_key_is_rotated_across_nodes_with_their_own_key_files() {
-    let db = FreshDatabase::create().await;
+    let db = PgDatabase::create("nodes_cache").await;
     let sandbox = Sandbox::start(&[]);
     let bc = sandbox.credentials["bigcommerce"].clone();
     let args = [

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{PgDatabase, Serve};
+use common::{create_instance, PgDatabase, Serve};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -55,23 +55,14 @@ async fn three_nodes_refresh_an_expired_keap_token_once() {
     let r = no_redirects.get(authorize).send().await.unwrap();
     let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let created: Value = http
-        .post(format!("{}/instances", apis[0]))
-        .header("Authorization", &caller)
-        .json(&json!({"element": {"key": "infusionsoftcrm"}, "name": "keap", "providerData": {"code": code}, "configuration": {
+    let created: Value = create_instance(&http, &apis[0], &caller, &json!({"element": {"key": "infusionsoftcrm"}, "name": "keap", "providerData": {"code": code}, "configuration": {
             "oauth.api.key": client_id,
             "oauth.api.secret": keap["clientSecret"],
             "oauth.callback.url": CALLBACK,
             "infusionsoft.private.key": keap["privateKey"],
             "oauth.token.url": keap["tokenUrl"],
             "base.url": keap["baseUrl"],
-        }}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }})).await;
     let instance_id = created["id"].as_i64().unwrap_or_else(|| panic!("{created}"));
     let auth = format!("{caller}, Element {}", created["token"].as_str().unwrap());
     // Every node has read the instance (and its token) once before the expiry.

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::{free_port, until, Sandbox, Serve};
+use common::{create_instance, free_port, until, Sandbox, Serve};
 
 /// Where a PostgreSQL server of this test's own lives and listens.
 #[derive(Clone)]
@@ -136,20 +136,11 @@ async fn a_postgres_restart_during_intake_loses_no_acknowledged_event() {
     let root = api.trim_end_matches("/elements/api-v2").to_owned();
     let store_url = bc["tokenStoreUrl"].as_str().unwrap();
     let api_token = bc["apiToken"].as_str().unwrap();
-    let created: Value = http
-        .post(format!("{api}/instances"))
-        .header("Authorization", &auth)
-        .json(&json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
+    let created: Value = create_instance(&http, &api, &auth, &json!({"element": {"key": "bigcommerce"}, "name": "hooked", "configuration": {
             "authentication.type": "custom", "oauth.api.key": "k", "oauth.user.token": api_token,
             "store.url": store_url, "event.notification.enabled": true, "event.vendor.type": "webhook",
             "event.objects": "orders", "event.notification.callback.url": callback,
-            "event.notification.signature.key": "sig-key"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+            "event.notification.signature.key": "sig-key"}})).await;
     assert!(created["id"].is_i64(), "{created}");
     let hooks: Value =
         http.get(format!("{}/hooks", store_url.replace("/v2", "/v3"))).header("X-Auth-Token", api_token).send().await.unwrap().json().await.unwrap();

@@ -300,3 +300,9 @@ impl Drop for PgDatabase {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// `POST {api}/instances` with `body`, as `auth`: the answer's JSON whatever its
+/// status (callers assert on it, e.g. that it has an `id`).
+pub async fn create_instance(http: &reqwest::Client, api: &str, auth: &str, body: &Value) -> Value {
+    http.post(format!("{api}/instances")).header("Authorization", auth).json(body).send().await.unwrap().json().await.unwrap()
+}
