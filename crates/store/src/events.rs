@@ -5,6 +5,8 @@
 //! `UPDATE ... RETURNING`), commit, and only then call out; the outcome is
 //! written later in a batch. Event log reads are scoped by organization here.
 
+use std::collections::HashSet;
+
 use sqlx::{FromRow, Row};
 
 use crate::model::from_row_on_both;
@@ -276,65 +278,35 @@ impl Store {
     /// Writes attempt outcomes in one transaction. A failure reported under a lease
     /// that has since been replaced is dropped (another worker owns the job); a
     /// success always counts, since the receiver has the event.
+    ///
+    /// On PostgreSQL a batch is one statement (a network round trip per outcome
+    /// would cap the committer at a few thousand a second); on SQLite, in process,
+    /// each outcome is its own few statements.
     pub async fn finish_deliveries(&self, outcomes: &[DeliveryOutcome]) -> Result<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for o in outcomes {
-            on_tx!(&mut tx, |c, pg| {
-                let done = sqlx::query(
-                    "UPDATE event_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
-                            last_status = COALESCE($4, last_status), last_error = $5, last_attempt_at = $6
-                     WHERE event_row = $7 AND (lease_until = $8 OR $1 = 'delivered')",
-                )
-                .bind(o.state.as_str())
-                .bind(o.attempts)
-                .bind(o.next_attempt_at)
-                .bind(o.last_status)
-                .bind(&o.last_error)
-                .bind(o.attempted_at)
-                .bind(o.event_row)
-                .bind(o.lease_until)
-                .execute(&mut *c)
-                .await?;
-                if done.rows_affected() == 0 {
-                    continue;
+        match &mut tx {
+            crate::Tx::Sqlite(t) => {
+                for o in outcomes {
+                    finish_delivery_sqlite(t, o).await?;
                 }
-                if let Some(raw) = &o.raw {
-                    sqlx::query("UPDATE events SET raw = $1, status = 'DISPATCHED' WHERE id = $2 AND status = 'RECEIVED'")
-                        .bind(raw)
-                        .bind(o.event_row)
-                        .execute(&mut *c)
-                        .await?;
+            }
+            crate::Tx::Postgres(t) => {
+                // A statement updates each job once, so an event that is in the batch
+                // twice (a lease ran out and another worker tried it too) starts a
+                // new statement, keeping the outcomes' order.
+                let mut from = 0;
+                let mut rows = HashSet::new();
+                for (i, o) in outcomes.iter().enumerate() {
+                    if !rows.insert(o.event_row) {
+                        finish_deliveries_pg(t, &outcomes[from..i]).await?;
+                        (from, rows) = (i, HashSet::from([o.event_row]));
+                    }
                 }
-                // The log's status: NOTIFIED once acknowledged, DISPATCHED once tried
-                // (a webhook's event stays RECEIVED until its record was read).
-                let status = match (o.state, o.last_status.is_some() || o.last_error.is_some()) {
-                    (DeliveryState::Delivered, _) => Some("NOTIFIED"),
-                    (_, true) => Some("DISPATCHED"),
-                    _ => None,
-                };
-                if let Some(status) = status {
-                    sqlx::query("UPDATE events SET status = $1 WHERE id = $2 AND status NOT IN ('NOTIFIED', 'RECEIVED')")
-                        .bind(status)
-                        .bind(o.event_row)
-                        .execute(&mut *c)
-                        .await?;
-                }
-                if let Some(url) = &o.stop_url {
-                    sqlx::query(
-                        "INSERT INTO event_stopped_callbacks (instance_id, url, stopped_at)
-                         SELECT instance_id, $1, $2 FROM event_deliveries WHERE event_row = $3
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(url)
-                    .bind(now())
-                    .bind(o.event_row)
-                    .execute(&mut *c)
-                    .await?;
-                }
-            });
+                finish_deliveries_pg(t, &outcomes[from..]).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -629,4 +601,114 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The event log's status after an outcome: NOTIFIED once acknowledged,
+/// DISPATCHED once tried (a webhook's event stays RECEIVED until its record was
+/// read, see [`DeliveryOutcome::raw`]); `None` leaves it.
+fn logged_status(o: &DeliveryOutcome) -> Option<&'static str> {
+    match (o.state, o.last_status.is_some() || o.last_error.is_some()) {
+        (DeliveryState::Delivered, _) => Some("NOTIFIED"),
+        (_, true) => Some("DISPATCHED"),
+        _ => None,
+    }
+}
+
+async fn finish_delivery_sqlite(c: &mut sqlx::SqliteConnection, o: &DeliveryOutcome) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE event_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL,
+                last_status = COALESCE($4, last_status), last_error = $5, last_attempt_at = $6
+         WHERE event_row = $7 AND (lease_until = $8 OR $1 = 'delivered')",
+    )
+    .bind(o.state.as_str())
+    .bind(o.attempts)
+    .bind(o.next_attempt_at)
+    .bind(o.last_status)
+    .bind(&o.last_error)
+    .bind(o.attempted_at)
+    .bind(o.event_row)
+    .bind(o.lease_until)
+    .execute(&mut *c)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
+    if let Some(raw) = &o.raw {
+        sqlx::query("UPDATE events SET raw = $1, status = 'DISPATCHED' WHERE id = $2 AND status = 'RECEIVED'")
+            .bind(raw)
+            .bind(o.event_row)
+            .execute(&mut *c)
+            .await?;
+    }
+    if let Some(status) = logged_status(o) {
+        sqlx::query("UPDATE events SET status = $1 WHERE id = $2 AND status NOT IN ('NOTIFIED', 'RECEIVED')")
+            .bind(status)
+            .bind(o.event_row)
+            .execute(&mut *c)
+            .await?;
+    }
+    if let Some(url) = &o.stop_url {
+        sqlx::query(
+            "INSERT INTO event_stopped_callbacks (instance_id, url, stopped_at)
+             SELECT instance_id, $1, $2 FROM event_deliveries WHERE event_row = $3
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(url)
+        .bind(now())
+        .bind(o.event_row)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`finish_delivery_sqlite`] for a batch of distinct jobs in one statement: the
+/// job rows whose lease still matches (or that were delivered), then their
+/// events' record and status, then the URLs stopped by a 410, the same rules.
+async fn finish_deliveries_pg(c: &mut sqlx::PgConnection, outcomes: &[DeliveryOutcome]) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "event_row": o.event_row, "lease_until": o.lease_until, "state": o.state.as_str(),
+                "attempts": o.attempts, "next_attempt_at": o.next_attempt_at, "last_status": o.last_status,
+                "last_error": o.last_error, "attempted_at": o.attempted_at, "stop_url": o.stop_url,
+                "raw": o.raw, "status": logged_status(o),
+            })
+        })
+        .collect();
+    sqlx::query(
+        "WITH o AS (
+             SELECT * FROM jsonb_to_recordset($1::jsonb) AS o(event_row BIGINT, lease_until BIGINT, state TEXT,
+                 attempts BIGINT, next_attempt_at BIGINT, last_status BIGINT, last_error TEXT, attempted_at BIGINT,
+                 stop_url TEXT, raw TEXT, status TEXT)
+         ), done AS (
+             UPDATE event_deliveries d SET state = o.state, attempts = o.attempts, next_attempt_at = o.next_attempt_at,
+                 lease_until = NULL, last_status = COALESCE(o.last_status, d.last_status), last_error = o.last_error,
+                 last_attempt_at = o.attempted_at
+             FROM o WHERE d.event_row = o.event_row AND (d.lease_until = o.lease_until OR o.state = 'delivered')
+             RETURNING d.event_row, d.instance_id
+         ), logged AS (
+             -- A RECEIVED event given its record becomes DISPATCHED, then takes the
+             -- outcome's status; any other takes it unless NOTIFIED already.
+             UPDATE events e SET
+                 raw = CASE WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN o.raw ELSE e.raw END,
+                 status = CASE
+                     WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN COALESCE(o.status, 'DISPATCHED')
+                     WHEN o.status IS NOT NULL AND e.status NOT IN ('NOTIFIED', 'RECEIVED') THEN o.status
+                     ELSE e.status END
+             FROM o JOIN done USING (event_row) WHERE e.id = o.event_row
+         )
+         INSERT INTO event_stopped_callbacks (instance_id, url, stopped_at)
+         SELECT done.instance_id, o.stop_url, $2 FROM done JOIN o USING (event_row) WHERE o.stop_url IS NOT NULL
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(now())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }

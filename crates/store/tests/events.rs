@@ -163,6 +163,41 @@ on_both! {
 }
 
 on_both! {
+    async fn a_webhook_event_keeps_the_record_read_for_its_first_attempt(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let inst = s.create_instance(&new_instance(org.id, user.id, b"t", true), &[], &NoSeal).await.unwrap();
+        let received = |id: &str| NewEvent { source: "webhook".into(), status: "RECEIVED".into(), ..event(org.id, inst, id) };
+        s.insert_events(&[received("w1"), received("w2"), received("w3")], 100).await.unwrap();
+        let claimed = s.claim_deliveries(100, 1_000, 10).await.unwrap();
+        let record = r#"{"id":7}"#.to_string();
+        // w1: read and delivered; w2: read, then the receiver failed; w3: the read failed.
+        let read_failed = DeliveryOutcome { last_status: None, last_error: Some("vendor 503".into()), ..outcome(&claimed[2], DeliveryState::Pending, 200) };
+        s.finish_deliveries(&[
+            DeliveryOutcome { raw: Some(record.clone()), ..outcome(&claimed[0], DeliveryState::Delivered, 200) },
+            DeliveryOutcome { raw: Some(record.clone()), ..outcome(&claimed[1], DeliveryState::Pending, 200) },
+            read_failed,
+        ])
+        .await
+        .unwrap();
+        let get = |id: &'static str| async move { s.event(org.id, None, id).await.unwrap().unwrap() };
+        let (w1, w2, w3) = (get("w1").await, get("w2").await, get("w3").await);
+        assert_eq!((w1.status.as_str(), w1.raw.as_str()), ("NOTIFIED", record.as_str()));
+        assert_eq!((w2.status.as_str(), w2.raw.as_str(), w2.delivery_state.as_str()), ("DISPATCHED", record.as_str(), "pending"));
+        assert_eq!((w3.status.as_str(), w3.raw.as_str()), ("RECEIVED", "{}"), "no record read: the next attempt reads it");
+        assert_eq!(w3.last_error.as_deref(), Some("vendor 503"));
+
+        // A later record never replaces the one sent first.
+        let again = s.claim_deliveries(2_000, 3_000, 10).await.unwrap();
+        let w2_again = again.iter().find(|c| c.event_id == "w2").unwrap();
+        s.finish_deliveries(&[DeliveryOutcome { raw: Some("{}".into()), ..outcome(w2_again, DeliveryState::Delivered, 2_000) }]).await.unwrap();
+        let w2 = get("w2").await;
+        assert_eq!((w2.status.as_str(), w2.raw.as_str()), ("NOTIFIED", record.as_str()));
+    }
+}
+
+on_both! {
     async fn polls_emit_each_change_once_and_marks_only_move_forward(backend: Backend) {
         let db = TestDb::new(backend).await;
         let s = &db.store;

@@ -230,6 +230,31 @@ pub(crate) fn start_server_with(
     database: Option<&str>,
     extra: &[&str],
 ) -> anyhow::Result<(Process, String, String)> {
+    let (process, api, authorization) = spawn_serve(exe, dir, database, extra, true)?;
+    let authorization = authorization.context(
+        "serve printed no first tenant: the benchmark needs a database without an installation \
+         (create a new PostgreSQL database for each run)",
+    )?;
+    Ok((process, api, authorization))
+}
+
+/// One more `serve` node on the installation a [`start_server_with`] made (the
+/// same `dir`, so the same key file, and the same `database`): the process and
+/// its API base URL.
+pub(crate) fn start_another_node(exe: &Path, dir: &Path, database: Option<&str>, extra: &[&str]) -> anyhow::Result<(Process, String)> {
+    let (process, api, _) = spawn_serve(exe, dir, database, extra, false)?;
+    Ok((process, api))
+}
+
+/// Starts `serve` and reads, when `first`, the first tenant's Authorization it
+/// prints on standard output, then its listen line from the log.
+fn spawn_serve(
+    exe: &Path,
+    dir: &Path,
+    database: Option<&str>,
+    extra: &[&str],
+    first: bool,
+) -> anyhow::Result<(Process, String, Option<String>)> {
     if database.is_some_and(|url| !crate::database::is_postgres(url)) {
         bail!("--database must name a PostgreSQL database (postgres://...); without it the benchmark uses a new SQLite file");
     }
@@ -253,19 +278,20 @@ pub(crate) fn start_server_with(
     let (stdout, stderr) = (child.stdout.take().context("serve stdout")?, child.stderr.take().context("serve stderr")?);
     let process = Process(child);
     let mut authorization = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if let Some(a) = v["authorization"].as_str() {
-                authorization = Some(a.to_owned());
-                break;
+    if first {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if let Some(a) = v["authorization"].as_str() {
+                    authorization = Some(a.to_owned());
+                    break;
+                }
             }
         }
+    } else {
+        // A node joining an installation prints nothing there; never let it block.
+        std::thread::spawn(move || BufReader::new(stdout).lines().for_each(drop));
     }
-    let authorization = authorization.context(
-        "serve printed no first tenant: the benchmark needs a database without an installation \
-         (create a new PostgreSQL database for each run)",
-    )?;
     let mut api = None;
     let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {
@@ -281,7 +307,7 @@ pub(crate) fn start_server_with(
 }
 
 /// Resident set size of a process, from /proc (Linux).
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

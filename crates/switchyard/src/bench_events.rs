@@ -12,6 +12,11 @@
 //!
 //! Two runs: a healthy receiver, and one that answers 500 to a share of calls
 //! (those events arrive on a retry, after the server's retry delay).
+//!
+//! With `--nodes N` there are N `serve` processes on the one database (the first
+//! makes the installation, the others join it), and the vendor calls go to them
+//! in turn: a webhook is stored by the node it reached and delivered by whichever
+//! node claims it, so the figures include the nodes' coordination.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +28,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::bench::{ms, print_rss, start_sandbox, start_server_with, text};
+use crate::bench::{ms, rss_kib, start_another_node, start_sandbox, start_server_with, text};
 
 pub struct EventBenchOptions {
     /// Vendor calls per second.
@@ -34,6 +39,8 @@ pub struct EventBenchOptions {
     pub fail_share: f64,
     /// A PostgreSQL database to run Switchyard on (`None`: a new SQLite file).
     pub database: Option<String>,
+    /// `serve` processes on that database, taking the vendor calls in turn.
+    pub nodes: usize,
 }
 
 /// The receiver: when each event first arrived, and how many calls it answered.
@@ -71,8 +78,8 @@ struct Run {
 }
 
 pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
-    if options.rate == 0 || options.seconds == 0 || !(0.0..1.0).contains(&options.fail_share) {
-        bail!("--rate and --seconds must be positive and --fail-share from 0 to below 1");
+    if options.rate == 0 || options.seconds == 0 || options.nodes == 0 || !(0.0..1.0).contains(&options.fail_share) {
+        bail!("--rate, --seconds and --nodes must be positive and --fail-share from 0 to below 1");
     }
     let exe = std::env::current_exe().context("finding the switchyard binary")?;
     let dir = tempfile::tempdir().context("a scratch directory")?;
@@ -82,8 +89,12 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     let api_token = text(bc, "apiToken")?;
     // A short retry base (attempt x after about 0.01·4^x s), so the failing run
     // measures the pipeline rather than the production schedule's waits.
-    let (server, api, authorization) =
-        start_server_with(&exe, dir.path(), options.database.as_deref(), &["--event-retry-base", "0.01", "--event-delivery-concurrency", "128"])?;
+    let serve_args = ["--event-retry-base", "0.01", "--event-delivery-concurrency", "128"];
+    let (server, api, authorization) = start_server_with(&exe, dir.path(), options.database.as_deref(), &serve_args)?;
+    let mut nodes = vec![(server, api.clone())];
+    for _ in 1..options.nodes {
+        nodes.push(start_another_node(&exe, dir.path(), options.database.as_deref(), &serve_args)?);
+    }
 
     let receiver = Receiver {
         arrived: Arc::default(),
@@ -118,7 +129,13 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
         .json()
         .await?;
     let hook = &hooks["data"][0];
+    // The hook names the first node; the same path on every node takes the call.
     let destination = text(hook, "destination")?;
+    let first_origin = origin(&api);
+    let destinations: Vec<String> = nodes
+        .iter()
+        .map(|(_, node_api)| destination.replacen(first_origin, origin(node_api), 1))
+        .collect();
     let (header, secret) = hook["headers"]
         .as_object()
         .and_then(|h| h.iter().next())
@@ -130,13 +147,17 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
     if ids.is_empty() {
         bail!("the simulator has no orders");
     }
-    let vendor = Vendor { http: http.clone(), destination, header, secret, ids, epoch: chrono_now(), changes: Default::default() };
+    let vendor = Vendor { http: http.clone(), destinations, header, secret, ids, epoch: chrono_now(), changes: Default::default() };
 
     let storage = match options.database {
         Some(_) => "PostgreSQL",
         None => "SQLite, group-committed with synchronous=FULL",
     };
-    println!("switchyard bench-events: {} vendor calls/s for {} s per run; {storage}", options.rate, options.seconds);
+    let nodes_text = match options.nodes {
+        1 => "one node".to_owned(),
+        n => format!("{n} nodes taking the calls in turn"),
+    };
+    println!("switchyard bench-events: {} vendor calls/s for {} s per run; {storage}; {nodes_text}", options.rate, options.seconds);
     println!();
     println!("| receiver | vendor calls | delivered | events/s | p50 | p99 | max | receiver calls |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -156,8 +177,14 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
             r.receiver_calls
         );
     }
-    print_rss(&server);
-    drop(server);
+    println!();
+    for (n, (server, _)) in nodes.iter().enumerate() {
+        match rss_kib(server.id()) {
+            Some(kib) => println!("Switchyard node {} resident memory after the runs: {:.1} MB", n + 1, kib as f64 / 1024.0),
+            None => println!("Switchyard node {} resident memory: unavailable (no /proc here)", n + 1),
+        }
+    }
+    drop(nodes);
     drop(sandbox);
     Ok(())
 }
@@ -165,7 +192,8 @@ pub async fn run(options: EventBenchOptions) -> anyhow::Result<()> {
 /// Plays BigCommerce: calls the registered hook.
 struct Vendor {
     http: reqwest::Client,
-    destination: String,
+    /// The hook's URL on each node, called in turn.
+    destinations: Vec<String>,
     header: String,
     secret: String,
     ids: Vec<i64>,
@@ -196,7 +224,7 @@ impl Vendor {
             let body = json!({"created_at": created_at, "store_id": "1", "producer": "stores/abc123",
                 "scope": "store/order/updated", "hash": format!("{n:040x}"),
                 "data": {"type": "order", "id": self.ids[change as usize % self.ids.len()]}});
-            let request = self.http.post(&self.destination).header(&self.header, &self.secret).json(&body);
+            let request = self.http.post(&self.destinations[n % self.destinations.len()]).header(&self.header, &self.secret).json(&body);
             calls.push(tokio::spawn(async move {
                 let at = Instant::now();
                 let answer = request.send().await?;
@@ -246,4 +274,10 @@ impl Vendor {
 
 fn chrono_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// `scheme://host:port` of a URL (all of it when it has no path).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |i| &url[..after_scheme + i])
 }

@@ -272,6 +272,9 @@ enum Command {
         /// no installation yet) instead of a new SQLite file.
         #[arg(long)]
         database: Option<String>,
+        /// `serve` processes on the one database, taking the vendor calls in turn.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        nodes: u32,
     },
     /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
@@ -431,8 +434,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench { requests, concurrency, page_size, database } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size, database }).await
         }
-        Command::BenchEvents { rate, seconds, fail_share, database } => {
-            bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share, database }).await
+        Command::BenchEvents { rate, seconds, fail_share, database, nodes } => {
+            bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share, database, nodes: nodes as usize }).await
         }
         Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }

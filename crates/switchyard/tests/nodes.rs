@@ -245,11 +245,16 @@ async fn polls_run_once_per_interval_across_three_nodes_and_survive_a_sigkill() 
     let start = epoch_ms();
     tokio::time::sleep(Duration::from_millis(2 * INTERVAL_MS)).await;
 
-    // Each node polls some of them; then node 2 dies.
+    // The node holding the most polls dies. (How the polls spread over the nodes
+    // depends on which ticks first, so a loaded machine may leave a node none: CI
+    // once saw 49 and 1.)
     let before = holders(&db).await;
-    let killed = nodes[2].as_ref().unwrap().pid().to_string();
-    assert_eq!(before.len(), 3, "the polls are spread over the three nodes: {before:?}");
-    assert!(!nodes[2].take().unwrap().signal("-KILL").status.success());
+    let victim = (0..3)
+        .max_by_key(|&i| before.get(&nodes[i].as_ref().unwrap().pid().to_string()).copied().unwrap_or(0))
+        .unwrap();
+    let killed = nodes[victim].as_ref().unwrap().pid().to_string();
+    assert!(before.contains_key(&killed), "some node holds polls: {before:?}");
+    assert!(!nodes[victim].take().unwrap().signal("-KILL").status.success());
     let kill = epoch_ms();
     tokio::time::sleep(Duration::from_millis((start + 5 * INTERVAL_MS).saturating_sub(kill))).await;
     let end = start + 5 * INTERVAL_MS;
