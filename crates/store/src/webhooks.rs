@@ -179,51 +179,32 @@ impl Store {
             return Ok(Vec::new());
         }
         durably!(self, |tx| {
-            let mut answers = Vec::with_capacity(calls.len());
-            for call in calls {
-                if let Some(digest) = &call.digest {
-                    // New, or the same digest seen before the window (replaced): this
-                    // call is an event. Otherwise the row stays and names the first.
-                    let first: Option<String> = on_tx!(&mut *tx, |c, pg| {
-                        let fresh = sqlx::query(
-                            "INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at)
-                             VALUES ($1, $2, $3, $4)
-                             ON CONFLICT (instance_id, digest) DO UPDATE
-                             SET event_id = excluded.event_id, received_at = excluded.received_at
-                             WHERE event_webhook_digests.received_at < $5",
-                        )
-                        .bind(call.event.instance_id)
-                        .bind(digest)
-                        .bind(&call.event.event_id)
-                        .bind(received_at)
-                        .bind(repeats_since)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected()
-                            == 1;
-                        if fresh {
-                            None
-                        } else {
-                            Some(
-                                sqlx::query_scalar(
-                                    "SELECT event_id FROM event_webhook_digests WHERE instance_id = $1 AND digest = $2",
-                                )
-                                .bind(call.event.instance_id)
-                                .bind(digest)
-                                .fetch_one(&mut *c)
-                                .await?,
-                            )
-                        }
-                    });
-                    if let Some(first) = first {
-                        answers.push(first);
-                        continue;
+            match tx {
+                Tx::Sqlite(_) => {
+                    let mut answers = Vec::with_capacity(calls.len());
+                    for call in calls {
+                        answers.push(insert_incoming(tx, call, due_at, received_at, repeats_since).await?);
                     }
+                    answers
                 }
-                insert_event(tx, &call.event, due_at).await?;
-                answers.push(call.event.event_id.clone());
+                Tx::Postgres(t) => {
+                    // One statement per run of calls with distinct digests (a statement
+                    // cannot upsert one row twice); a repeat inside the batch then sees
+                    // the first call's row, as one call after another would.
+                    let mut answers = Vec::with_capacity(calls.len());
+                    let (mut from, mut seen) = (0, std::collections::HashSet::new());
+                    for (i, call) in calls.iter().enumerate() {
+                        if let Some(digest) = &call.digest {
+                            if !seen.insert((call.event.instance_id, digest)) {
+                                answers.extend(insert_incoming_pg(&mut **t, &calls[from..i], due_at, received_at, repeats_since).await?);
+                                (from, seen) = (i, std::collections::HashSet::from([(call.event.instance_id, digest)]));
+                            }
+                        }
+                    }
+                    answers.extend(insert_incoming_pg(&mut **t, &calls[from..], due_at, received_at, repeats_since).await?);
+                    answers
+                }
             }
-            answers
         })
     }
 
@@ -242,4 +223,134 @@ impl Store {
             .rows_affected()
         }))
     }
+}
+
+/// One vendor call into the open transaction: its event id, or the first call's
+/// when it is a repeat (see [`Store::insert_incoming_durably`]).
+async fn insert_incoming(tx: &mut Tx<'_>, call: &IncomingEvent, due_at: i64, received_at: i64, repeats_since: i64) -> Result<String> {
+    if let Some(digest) = &call.digest {
+        // New, or the same digest seen before the window (replaced): this call is
+        // an event. Otherwise the row stays and names the first.
+        let first: Option<String> = on_tx!(&mut *tx, |c, pg| {
+            let fresh = sqlx::query(
+                "INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (instance_id, digest) DO UPDATE
+                 SET event_id = excluded.event_id, received_at = excluded.received_at
+                 WHERE event_webhook_digests.received_at < $5",
+            )
+            .bind(call.event.instance_id)
+            .bind(digest)
+            .bind(&call.event.event_id)
+            .bind(received_at)
+            .bind(repeats_since)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                == 1;
+            if fresh {
+                None
+            } else {
+                Some(
+                    sqlx::query_scalar("SELECT event_id FROM event_webhook_digests WHERE instance_id = $1 AND digest = $2")
+                        .bind(call.event.instance_id)
+                        .bind(digest)
+                        .fetch_one(&mut *c)
+                        .await?,
+                )
+            }
+        });
+        if let Some(first) = first {
+            return Ok(first);
+        }
+    }
+    insert_event(tx, &call.event, due_at).await?;
+    Ok(call.event.event_id.clone())
+}
+
+/// [`insert_incoming`] for calls with distinct digests in one PostgreSQL
+/// statement (one round trip, not three a call): the digests upserted, the events
+/// of the fresh calls and of those without a digest with their delivery jobs, and
+/// each call's answer, in order.
+async fn insert_incoming_pg(
+    c: &mut sqlx::PgConnection,
+    calls: &[IncomingEvent],
+    due_at: i64,
+    received_at: i64,
+    repeats_since: i64,
+) -> Result<Vec<String>> {
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(ord, call)| {
+            let e = &call.event;
+            serde_json::json!({
+                "ord": ord, "digest_hex": call.digest.as_deref().map(hex), "event_id": e.event_id,
+                "organization_id": e.organization_id, "instance_id": e.instance_id, "element_key": e.element_key,
+                "source": e.source, "status": e.status, "event_date": e.event_date, "provider_data": e.provider_data,
+                "notified_data": e.notified_data, "raw": e.raw,
+            })
+        })
+        .collect();
+    let answers: Vec<(i32, Option<String>)> = sqlx::query_as(
+        "WITH c AS (
+             SELECT c.*, decode(c.digest_hex, 'hex') AS digest
+             FROM jsonb_to_recordset($1::jsonb) AS c(ord INT, digest_hex TEXT, event_id TEXT, organization_id BIGINT,
+                 instance_id BIGINT, element_key TEXT, source TEXT, status TEXT, event_date TEXT, provider_data TEXT,
+                 notified_data TEXT, raw TEXT)
+         ), fresh AS (
+             INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at)
+             SELECT instance_id, digest, event_id, $2 FROM c WHERE digest IS NOT NULL
+             ON CONFLICT (instance_id, digest) DO UPDATE
+             SET event_id = excluded.event_id, received_at = excluded.received_at
+             WHERE event_webhook_digests.received_at < $3
+             RETURNING event_id
+         ), stored AS (
+             INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
+                                 event_date, provider_data, notified_data, raw)
+             SELECT event_id, organization_id, instance_id, element_key, source, status,
+                    event_date, provider_data, notified_data, raw
+             FROM c WHERE digest IS NULL OR event_id IN (SELECT event_id FROM fresh)
+             ORDER BY ord
+             RETURNING id, instance_id, event_id
+         ), jobs AS (
+             INSERT INTO event_deliveries (event_row, instance_id, next_attempt_at) SELECT id, instance_id, $4 FROM stored
+         )
+         -- A repeat's answer is the first call's event, as the statement's snapshot
+         -- shows its row (the upsert left it).
+         SELECT c.ord, COALESCE(s.event_id, d.event_id)
+         FROM c LEFT JOIN stored s ON s.event_id = c.event_id
+         LEFT JOIN event_webhook_digests d ON s.event_id IS NULL AND d.instance_id = c.instance_id AND d.digest = c.digest
+         ORDER BY c.ord",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(received_at)
+    .bind(repeats_since)
+    .bind(due_at)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut out = Vec::with_capacity(calls.len());
+    for ((_, answer), call) in answers.into_iter().zip(calls) {
+        match answer {
+            Some(id) => out.push(id),
+            // The first call's row was committed by another node after this
+            // statement's snapshot was taken: a new statement sees it.
+            None => out.push(
+                sqlx::query_scalar("SELECT event_id FROM event_webhook_digests WHERE instance_id = $1 AND digest = $2")
+                    .bind(call.event.instance_id)
+                    .bind(&call.digest)
+                    .fetch_one(&mut *c)
+                    .await?,
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Lower-case hex, for bytes passed inside a JSON parameter.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

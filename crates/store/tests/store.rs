@@ -165,12 +165,16 @@ on_both! {
         // A call without a digest is never a repeat.
         let plain = IncomingEvent { digest: None, ..call(one, "e8") };
         assert_eq!(s.insert_incoming_durably(&[plain], 0, 5000, 0).await.unwrap(), ["e8"]);
+        // One batch of a call without a digest, a repeat and a new digest: answered in order.
+        let batch = [IncomingEvent { digest: None, ..call(one, "p1") }, call(one, "e10"), IncomingEvent { digest: Some(b"n".to_vec()), ..call(one, "n1") }];
+        assert_eq!(s.insert_incoming_durably(&batch, 0, 5500, 1001).await.unwrap(), ["p1", "e6", "n1"]);
+        assert_eq!(events(one).await, ["e1", "e6", "e8", "n1", "p1"]);
 
         // Pruning takes digests received before the cut, in batches.
         assert_eq!(s.prune_webhook_digests(2001, 1).await.unwrap(), 1, "instance two's, from 2000");
         assert_eq!(s.prune_webhook_digests(2001, 1).await.unwrap(), 0, "instance one's is from 4000");
         assert_eq!(s.insert_incoming_durably(&[call(two, "e9")], 0, 6000, 0).await.unwrap(), ["e9"], "pruned: new");
-        assert_eq!(s.prune_webhook_digests(i64::MAX, 10).await.unwrap(), 2);
+        assert_eq!(s.prune_webhook_digests(i64::MAX, 10).await.unwrap(), 3, "both instances' d and instance one's n");
     }
 }
 
