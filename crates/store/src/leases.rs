@@ -9,7 +9,29 @@ use std::sync::Arc;
 
 use rand::Rng;
 
+use crate::model::from_row_on_both;
 use crate::{json_members, on_pool, Result, Store};
+
+/// One polled instance's turn (epoch milliseconds), as [`Store::poll_turns`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollTurn {
+    pub instance_id: i64,
+    /// When the next poll is due.
+    pub next_due: i64,
+    pub interval_ms: i64,
+    /// When the latest poll ended; `None` before the first.
+    pub polled_at: Option<i64>,
+}
+
+from_row_on_both!(PollTurn, |row| {
+    use sqlx::Row;
+    Ok(PollTurn {
+        instance_id: row.try_get("instance_id")?,
+        next_due: row.try_get("next_due")?,
+        interval_ms: row.try_get("interval_ms")?,
+        polled_at: row.try_get("polled_at")?,
+    })
+});
 
 /// A fresh node id, `{pid}-{16 hex digits}`: random, so two processes (on one
 /// machine or several) never share one.
@@ -110,6 +132,32 @@ impl Store {
             .bind(&ids)
             .fetch_all(p)
             .await?
+        }))
+    }
+
+    /// Every scheduled poll turn with the end of the instance's latest poll, for
+    /// measuring the scheduler (`switchyard bench-scale`), in no order.
+    pub async fn poll_turns(&self) -> Result<Vec<PollTurn>> {
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT d.instance_id, d.next_due, d.interval_ms, s.polled_at
+                 FROM event_poll_due d LEFT JOIN event_poll_status s ON s.instance_id = d.instance_id",
+            )
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// The database's size in bytes (SQLite: the main file's pages, free ones
+    /// included; PostgreSQL: `pg_database_size`).
+    pub async fn database_bytes(&self) -> Result<i64> {
+        Ok(on_pool!(self, |p, pg| {
+            let sql = if pg {
+                "SELECT pg_database_size(current_database())"
+            } else {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            };
+            sqlx::query_scalar(sql).fetch_one(p).await?
         }))
     }
 }
