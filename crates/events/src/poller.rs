@@ -381,29 +381,40 @@ impl ScheduleWaker {
     }
 }
 
+/// Configurations opened per look at most; the rest wait for the next tick, so
+/// due polls are claimed meanwhile when many instances are new at once (a start,
+/// a bulk import).
+const OPENS_PER_LOOK: usize = 500;
+
 /// What the scheduler knows of the instances that want events, as of its last
 /// look; when a poll is due is the database's (see [`Poller::run`]).
 #[derive(Default)]
 struct Schedule {
     known: HashMap<i64, Known>,
     /// Instances that cannot poll, with the reason last recorded on them (so it is
-    /// written when it changes, not at every look). They are opened at every look.
+    /// written when it changes, not at every look). They are opened again at
+    /// every sweep.
     cannot_poll: HashMap<i64, String>,
-    /// Whether one look at every instance has succeeded (the first also forgets
-    /// the turns and marks of instances no longer polling).
+    /// Instances told of, not opened since.
+    told: HashSet<i64>,
+    /// Whether the last look left configurations to open (the next tick goes on).
+    unfinished: bool,
+    /// Whether every instance has been opened once (the first time, the turns and
+    /// marks of instances no longer polling are forgotten).
     complete: bool,
 }
 
 struct Known {
-    /// The instance's `updated_at` when its configuration was opened.
+    /// The instance's `updated_at` when its configuration was opened; empty: to
+    /// be opened again.
     updated_at: String,
-    /// Its poll interval, when it polls (and is on the schedule).
-    interval: Option<Duration>,
+    /// Whether it polls (its marks and turn are kept).
+    polling: bool,
 }
 
 /// What opening one instance's configuration made of its schedule.
 enum Scheduled {
-    Polling(Duration),
+    Polling,
     /// Events by vendor webhook: nothing to poll.
     NotPolling,
     /// Its configuration cannot be read or polling cannot start (recorded on it).
@@ -652,9 +663,14 @@ impl Poller {
     /// at each tick after it was told of a write ([`ScheduleWaker`]: the server's
     /// own writes, and on PostgreSQL the writes other nodes announce), and every
     /// [`PollerSettings::sweep`] otherwise (writes nobody announced: another
-    /// process on the same SQLite file). A change thus takes effect within a tick
-    /// (1 s) when announced, within a sweep (10 s) otherwise; a claimed instance
-    /// whose configuration no longer polls is taken off the schedule at once.
+    /// process on the same SQLite file). A look opens at most 500 configurations
+    /// and the next tick goes on, so due polls are claimed meanwhile (at start, with
+    /// 10,000 instances, every one is opened within about 20 ticks). A change thus
+    /// takes effect within a tick (1 s) when announced, within a sweep (10 s)
+    /// otherwise; a claimed instance whose configuration no longer polls is taken
+    /// off the schedule at once, and disabling, deleting or turning events off
+    /// stops its claims at once. A configuration that cannot be read is tried
+    /// again at every sweep.
     /// Instances start at a random point of their first interval (which spreads
     /// many instances out), and a new interval starts within one interval from
     /// the change; a restart keeps every turn.
@@ -673,21 +689,18 @@ impl Poller {
             }
             while tasks.try_join_next().is_some() {}
             let (changed, everything) = self.inner.schedule.take();
+            schedule.told.extend(changed);
+            if everything {
+                for known in schedule.known.values_mut() {
+                    known.updated_at.clear();
+                }
+                schedule.complete = false;
+            }
             let sweep = swept.is_none_or(|at| at.elapsed() >= settings.sweep);
-            if sweep || everything || !changed.is_empty() {
+            if sweep || everything || schedule.unfinished || !schedule.told.is_empty() {
                 let started = tokio::time::Instant::now();
-                if self.look(&mut schedule, &changed, everything).await {
-                    if sweep {
-                        swept = Some(started);
-                    }
-                } else {
-                    // Looked at nothing: what was told is told again.
-                    for id in changed {
-                        self.inner.schedule.changed(id);
-                    }
-                    if everything {
-                        self.inner.schedule.changed_all();
-                    }
+                if self.look(&mut schedule, sweep).await && sweep {
+                    swept = Some(started);
                 }
             }
             self.claim_due(&running, &permits, &mut tasks).await;
@@ -698,10 +711,11 @@ impl Poller {
     }
 
     /// Looks at the instances that want events: opens the configuration of those
-    /// new or changed since the last look (and of `changed`; of all when
-    /// `everything` or at the first look), and puts them on the schedule, re-times
-    /// them or takes them off. False when the instances could not be read.
-    async fn look(&self, schedule: &mut Schedule, changed: &HashSet<i64>, everything: bool) -> bool {
+    /// new or changed since the last look, or told of (and at a `sweep`, of those
+    /// that could not poll), at most [`OPENS_PER_LOOK`] of them, and puts them on
+    /// the schedule, re-times them or takes them off; takes the ones gone (disabled,
+    /// events off, deleted) off. False when the instances could not be read.
+    async fn look(&self, schedule: &mut Schedule, sweep: bool) -> bool {
         let store = &self.inner.ctx.store;
         let stamps = match store.events_stamps().await {
             Ok(stamps) => stamps,
@@ -710,52 +724,52 @@ impl Poller {
                 return false;
             }
         };
-        let all = everything || !schedule.complete;
         let mut present = HashSet::with_capacity(stamps.len());
-        // Off the schedule: no longer polling. Kept: scheduling failed, to be retried.
-        let (mut forget, mut keep) = (Vec::new(), Vec::new());
+        let mut todo = Vec::new();
         for stamp in stamps {
             present.insert(stamp.id);
-            let known = schedule.known.get(&stamp.id);
-            if !all && !changed.contains(&stamp.id) && known.is_some_and(|k| k.updated_at == stamp.updated_at) {
-                continue;
+            let stale = schedule.known.get(&stamp.id).is_none_or(|k| k.updated_at != stamp.updated_at);
+            let retry = sweep && schedule.cannot_poll.contains_key(&stamp.id);
+            if stale || retry || schedule.told.contains(&stamp.id) {
+                todo.push(stamp);
             }
-            let was_polling = known.is_some_and(|k| k.interval.is_some());
-            match self.schedule_one(&mut schedule.cannot_poll, stamp.id, &stamp.element_key).await {
-                Scheduled::Polling(interval) => {
-                    schedule.known.insert(stamp.id, Known { updated_at: stamp.updated_at, interval: Some(interval) });
-                }
-                Scheduled::NotPolling => {
+        }
+        schedule.unfinished = todo.len() > OPENS_PER_LOOK;
+        // Off the schedule: no longer polling.
+        let mut forget = Vec::new();
+        for stamp in todo.into_iter().take(OPENS_PER_LOOK) {
+            schedule.told.remove(&stamp.id);
+            let was_polling = schedule.known.get(&stamp.id).is_some_and(|k| k.polling);
+            let known = match self.schedule_one(&mut schedule.cannot_poll, stamp.id, &stamp.element_key).await {
+                Scheduled::Polling => Known { updated_at: stamp.updated_at, polling: true },
+                Scheduled::NotPolling | Scheduled::CannotPoll => {
                     if was_polling {
                         forget.push(stamp.id);
                     }
-                    schedule.known.insert(stamp.id, Known { updated_at: stamp.updated_at, interval: None });
+                    Known { updated_at: stamp.updated_at, polling: false }
                 }
-                Scheduled::CannotPoll => {
-                    if was_polling {
-                        forget.push(stamp.id);
-                    }
-                    schedule.known.remove(&stamp.id);
-                }
+                // Its marks stay; opened again at the next look.
                 Scheduled::Retry => {
-                    keep.push(stamp.id);
-                    schedule.known.remove(&stamp.id);
+                    schedule.unfinished = true;
+                    Known { updated_at: String::new(), polling: true }
                 }
-            }
+            };
+            schedule.known.insert(stamp.id, known);
         }
         // Disabled, events off, or deleted since the last look.
         schedule.known.retain(|id, k| {
             let stays = present.contains(id);
-            if !stays && k.interval.is_some() {
+            if !stays && k.polling {
                 forget.push(*id);
             }
             stays
         });
         schedule.cannot_poll.retain(|id, _| present.contains(id));
-        if all {
+        schedule.told.retain(|id| present.contains(id));
+        if !schedule.complete && !schedule.unfinished {
             // Every instance was opened: the turns and marks of any other (from
             // before a restart, or written by a node that has not looked yet) go.
-            keep.extend(schedule.known.iter().filter(|(_, k)| k.interval.is_some()).map(|(id, _)| *id));
+            let keep: Vec<i64> = schedule.known.iter().filter(|(_, k)| k.polling).map(|(id, _)| *id).collect();
             match store.forget_poll_marks_except(&keep).await {
                 Ok(()) => schedule.complete = true,
                 Err(e) => tracing::warn!(error = %e, "forgetting poll marks failed"),
@@ -796,7 +810,7 @@ impl Poller {
         let interval = cfg.refresh_interval;
         let first = now_ms() + interval.mul_f64(rand::thread_rng().gen::<f64>()).as_millis() as i64;
         match ctx.store.schedule_poll(instance_id, interval.as_millis() as i64, first).await {
-            Ok(()) => Scheduled::Polling(interval),
+            Ok(()) => Scheduled::Polling,
             Err(e) => {
                 tracing::warn!(instance = instance_id, error = %e, "scheduling polls failed; trying again at the next look");
                 Scheduled::Retry
