@@ -31,7 +31,7 @@ use switchyard_vault::Vault;
 pub use config::{ConfigError, EventConfig, VendorType};
 pub use delivery::{Deliverer, DeliverySettings};
 pub use health::{notify_instance_health, HealthNotifier};
-pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
+pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings, ScheduleWaker};
 pub use retry::RetryPolicy;
 
 /// What the event machinery reads: the database, the vault that opens sealed

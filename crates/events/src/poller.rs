@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,8 +120,17 @@ fn hub_error(e: switchyard_engine::EngineError) -> HubError {
 
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
-    /// How often the scheduler looks for due instances and configuration changes.
+    /// How often the scheduler claims due polls, and looks at the instances it was
+    /// told changed (see [`ScheduleWaker`]).
     pub tick: Duration,
+    /// How often the scheduler looks at every instance that wants events for
+    /// changes nobody told it of (another process on the same SQLite file): it
+    /// reads each one's `updated_at`, and opens the configuration of those new or
+    /// changed since its last look.
+    pub sweep: Duration,
+    /// Due polls claimed per statement, the earliest due first; at most this many
+    /// claimed polls wait for a free slot (the rest stay due, for other nodes).
+    pub claim_batch: usize,
     /// How far before the high-water mark each poll looks again.
     pub overlap: Duration,
     /// Hub page size asked for.
@@ -135,6 +145,8 @@ impl Default for PollerSettings {
     fn default() -> Self {
         PollerSettings {
             tick: Duration::from_secs(1),
+            sweep: Duration::from_secs(10),
+            claim_batch: 256,
             overlap: Duration::from_secs(120),
             page_size: 200,
             concurrency: 16,
@@ -333,19 +345,119 @@ struct Inner {
     lister: Arc<dyn HubLister>,
     settings: PollerSettings,
     waker: Option<EventWaker>,
+    schedule: ScheduleWaker,
 }
 
-/// What the scheduler knows of one polled instance; when it is due is the
-/// database's (see [`Poller::run`]).
-struct Slot {
-    interval: Duration,
-    running: Arc<std::sync::atomic::AtomicBool>,
+/// Tells the poller's scheduler which instances were written (their row or
+/// configuration) or deleted, so their polling schedule follows at its next tick
+/// rather than at its next sweep. The server calls it after its own writes, and
+/// for the writes other nodes announce. Cheap to clone; a default one tells
+/// nobody until a poller is given it ([`Poller::with_schedule_waker`]).
+#[derive(Clone, Default)]
+pub struct ScheduleWaker(Arc<ScheduleNews>);
+
+#[derive(Default)]
+struct ScheduleNews {
+    changed: std::sync::Mutex<HashSet<i64>>,
+    everything: AtomicBool,
+}
+
+impl ScheduleWaker {
+    /// The instance was written or deleted.
+    pub fn changed(&self, instance_id: i64) {
+        self.0.changed.lock().unwrap_or_else(|e| e.into_inner()).insert(instance_id);
+    }
+
+    /// Any instance may have changed (another node's announcements were missed):
+    /// every configuration is opened again at the next tick.
+    pub fn changed_all(&self) {
+        self.0.everything.store(true, Ordering::Release);
+    }
+
+    /// What was told since the last call: the instances, and whether it was all.
+    fn take(&self) -> (HashSet<i64>, bool) {
+        let changed = std::mem::take(&mut *self.0.changed.lock().unwrap_or_else(|e| e.into_inner()));
+        (changed, self.0.everything.swap(false, Ordering::AcqRel))
+    }
+}
+
+/// Configurations opened per look at most; the rest wait for the next tick, so
+/// due polls are claimed meanwhile when many instances are new at once (a start,
+/// a bulk import).
+const OPENS_PER_LOOK: usize = 500;
+
+/// What the scheduler knows of the instances that want events, as of its last
+/// look; when a poll is due is the database's (see [`Poller::run`]).
+#[derive(Default)]
+struct Schedule {
+    known: HashMap<i64, Known>,
+    /// Instances that cannot poll, with the reason last recorded on them (so it is
+    /// written when it changes, not at every look). They are opened again at
+    /// every sweep.
+    cannot_poll: HashMap<i64, String>,
+    /// Instances told of, not opened since.
+    told: HashSet<i64>,
+    /// Whether the last look left configurations to open (the next tick goes on).
+    unfinished: bool,
+    /// Whether every instance has been opened once (the first time, the turns and
+    /// marks of instances no longer polling are forgotten).
+    complete: bool,
+}
+
+struct Known {
+    /// The instance's `updated_at` when its configuration was opened; empty: to
+    /// be opened again.
+    updated_at: String,
+    /// Whether it polls (its marks and turn are kept).
+    polling: bool,
+}
+
+/// What opening one instance's configuration made of its schedule.
+enum Scheduled {
+    Polling,
+    /// Events by vendor webhook: nothing to poll.
+    NotPolling,
+    /// Its configuration cannot be read or polling cannot start (recorded on it).
+    CannotPoll,
+    /// The schedule could not be written: try again at the next look.
+    Retry,
+}
+
+/// The instances this node is polling (or about to); an id leaves when its
+/// task ends, however it ends.
+type Running = Arc<std::sync::Mutex<HashSet<i64>>>;
+
+struct RunningGuard(Running, i64);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+    }
 }
 
 impl Poller {
     /// `waker` is told when a poll stored events (the delivery worker's).
     pub fn new(ctx: Context, lister: Arc<dyn HubLister>, settings: PollerSettings, waker: Option<EventWaker>) -> Poller {
-        Poller { inner: Arc::new(Inner { ctx, lister, settings, waker }) }
+        Poller { inner: Arc::new(Inner { ctx, lister, settings, waker, schedule: ScheduleWaker::default() }) }
+    }
+
+    /// The poller, told of instance writes through `schedule` (the server's).
+    pub fn with_schedule_waker(self, schedule: ScheduleWaker) -> Poller {
+        let inner = &self.inner;
+        Poller {
+            inner: Arc::new(Inner {
+                ctx: inner.ctx.clone(),
+                lister: inner.lister.clone(),
+                settings: inner.settings.clone(),
+                waker: inner.waker.clone(),
+                schedule,
+            }),
+        }
+    }
+
+    /// What tells this poller's scheduler of instance writes.
+    pub fn schedule_waker(&self) -> ScheduleWaker {
+        self.inner.schedule.clone()
     }
 
     /// Polls every configured resource of one instance now. Returns the events stored.
@@ -354,19 +466,39 @@ impl Poller {
     /// [`Poller::record`]).
     pub async fn poll_instance(&self, instance: &InstanceRow) -> Result<usize, EventsError> {
         let result = self.poll_all(instance).await;
-        self.record(instance, result.as_ref().err().map(EventsError::reason)).await;
+        self.record(instance.id, &instance.element_key, result.as_ref().err().map(EventsError::reason)).await;
         result
+    }
+
+    /// The poll of a claimed turn. An instance whose configuration no longer polls
+    /// (webhook events) is taken off the schedule instead.
+    async fn poll_due(&self, instance: &InstanceRow) {
+        let ctx = &self.inner.ctx;
+        let def = ctx.catalog.get(&instance.element_key).cloned();
+        let result = match EventConfig::load(ctx, def.as_deref(), instance.id).await {
+            Ok(cfg) if cfg.vendor_type != VendorType::Polling => {
+                if let Err(e) = ctx.store.forget_polls(&[instance.id]).await {
+                    tracing::warn!(instance = instance.id, error = %e, "taking an instance that no longer polls off the schedule failed");
+                }
+                return;
+            }
+            Ok(cfg) => self.poll_configured(instance, &cfg).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::debug!(instance = instance.id, error = %e, "poll ended with an error");
+        }
+        self.record(instance.id, &instance.element_key, result.as_ref().err().map(EventsError::reason)).await;
     }
 
     /// The outcome of a poll of `instance` (`failure`: why it failed), as the user
     /// and the operator see it: on the instance (`GET /instances/{id}` shows the
     /// latest) and in `switchyard_event_polls_total{element,outcome}`.
-    async fn record(&self, instance: &InstanceRow, failure: Option<String>) {
+    async fn record(&self, instance_id: i64, element_key: &str, failure: Option<String>) {
         let outcome = if failure.is_some() { "failed" } else { "ok" };
-        metrics::counter!("switchyard_event_polls_total", "element" => instance.element_key.clone(), "outcome" => outcome)
-            .increment(1);
-        if let Err(e) = self.inner.ctx.store.record_poll(instance.id, now_ms(), failure.is_none(), failure.as_deref()).await {
-            tracing::warn!(instance = instance.id, error = %e, "recording the poll outcome failed");
+        metrics::counter!("switchyard_event_polls_total", "element" => element_key.to_owned(), "outcome" => outcome).increment(1);
+        if let Err(e) = self.inner.ctx.store.record_poll(instance_id, now_ms(), failure.is_none(), failure.as_deref()).await {
+            tracing::warn!(instance = instance_id, error = %e, "recording the poll outcome failed");
         }
     }
 
@@ -374,7 +506,11 @@ impl Poller {
         let ctx = &self.inner.ctx;
         let def = ctx.catalog.get(&instance.element_key).cloned();
         let cfg = EventConfig::load(ctx, def.as_deref(), instance.id).await?;
-        let resources = self.resources(instance.id, &cfg)?;
+        self.poll_configured(instance, &cfg).await
+    }
+
+    async fn poll_configured(&self, instance: &InstanceRow, cfg: &EventConfig) -> Result<usize, EventsError> {
+        let resources = self.resources(instance.id, cfg)?;
         // A vendor that writes zoneless local times (Keap) is asked, and read, in its
         // account's zone wherever the configuration names none: read once per poll.
         let account = match resources.iter().find(|r| r.zone.is_none()) {
@@ -410,12 +546,12 @@ impl Poller {
 
     /// Records and logs, once per reason (not at every tick), that `instance`
     /// cannot poll.
-    async fn cannot_poll(&self, recorded: &mut HashMap<i64, String>, instance: &InstanceRow, what: &str, e: EventsError) {
+    async fn cannot_poll(&self, recorded: &mut HashMap<i64, String>, instance_id: i64, element_key: &str, what: &str, e: EventsError) {
         let reason = e.reason();
-        if recorded.get(&instance.id) != Some(&reason) {
-            tracing::warn!(instance = instance.id, error = %e, "{what}");
-            self.record(instance, Some(reason.clone())).await;
-            recorded.insert(instance.id, reason);
+        if recorded.get(&instance_id) != Some(&reason) {
+            tracing::warn!(instance = instance_id, error = %e, "{what}");
+            self.record(instance_id, element_key, Some(reason.clone())).await;
+            recorded.insert(instance_id, reason);
         }
     }
 
@@ -507,112 +643,223 @@ impl Poller {
         Ok(store.commit_poll(instance.id, &res.name, new_high_water, since, &candidates, now).await?)
     }
 
-    /// Runs the scheduler until `shutdown` completes. Each tick reads the instances
-    /// with events on and their configuration, so enabling, disabling or a new
-    /// interval take effect within a tick. Polls run in their own tasks, so a slow
-    /// vendor delays only itself.
+    /// Runs the scheduler until `shutdown` completes. Polls run in their own tasks,
+    /// so a slow vendor delays only itself.
     ///
     /// When an instance is due is kept in the database, for every server process
-    /// on it: each tick claims the due instances not being polled here (see
-    /// `Store::claim_polls`), so each interval's poll runs on one process, and the
-    /// instances of a process that died fall due for the others within one
-    /// interval. Instances start at a random point of their first interval, which
-    /// spreads many instances out.
+    /// on it (`event_poll_due`). Each tick claims up to
+    /// [`PollerSettings::claim_batch`] due polls in one statement, the earliest due
+    /// first, skipping the instances this node is still polling and any that is
+    /// disabled, has events off or is gone (see `Store::claim_due_polls`); only the
+    /// claimed instances are read and their configuration opened. So each
+    /// interval's poll runs on one process, the instances of a process that died
+    /// fall due for the others within one interval, and a tick with nothing due
+    /// costs one indexed query whatever the number of instances.
+    ///
+    /// What is on the schedule follows the configuration: an instance is put on
+    /// it, re-timed or taken off when its configuration is opened, which happens
+    /// when it is new or its `updated_at` changed (every write of the instance or
+    /// its configuration sets it). The scheduler looks at every instance at start,
+    /// at each tick after it was told of a write ([`ScheduleWaker`]: the server's
+    /// own writes, and on PostgreSQL the writes other nodes announce), and every
+    /// [`PollerSettings::sweep`] otherwise (writes nobody announced: another
+    /// process on the same SQLite file). A look opens at most 500 configurations
+    /// and the next tick goes on, so due polls are claimed meanwhile (at start, with
+    /// 10,000 instances, every one is opened within about 20 ticks). A change thus
+    /// takes effect within a tick (1 s) when announced, within a sweep (10 s)
+    /// otherwise; a claimed instance whose configuration no longer polls is taken
+    /// off the schedule at once, and disabling, deleting or turning events off
+    /// stops its claims at once. A configuration that cannot be read is tried
+    /// again at every sweep.
+    /// Instances start at a random point of their first interval (which spreads
+    /// many instances out), and a new interval starts within one interval from
+    /// the change; a restart keeps every turn.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let store = &self.inner.ctx.store;
-        let mut slots: HashMap<i64, Slot> = HashMap::new();
-        let mut polling_before: Option<Vec<i64>> = None;
-        // Instances that cannot poll, with the reason last recorded on them (so it
-        // is written when it changes, not at every tick).
-        let mut cannot_poll: HashMap<i64, String> = HashMap::new();
-        let permits = Arc::new(Semaphore::new(self.inner.settings.concurrency.max(1)));
+        let settings = &self.inner.settings;
+        let mut schedule = Schedule::default();
+        let running: Running = Arc::default();
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut swept: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.inner.settings.tick) => {}
+                _ = tokio::time::sleep(settings.tick) => {}
                 _ = &mut shutdown => break,
             }
             while tasks.try_join_next().is_some() {}
-            let instances = match store.instances_with_events().await {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading instances for polling failed");
-                    continue;
+            let (changed, everything) = self.inner.schedule.take();
+            schedule.told.extend(changed);
+            if everything {
+                for known in schedule.known.values_mut() {
+                    known.updated_at.clear();
                 }
-            };
-            let mut polling = Vec::new();
-            let mut idle = HashMap::new();
-            for instance in instances {
-                let def = self.inner.ctx.catalog.get(&instance.element_key).cloned();
-                let cfg = match EventConfig::load(&self.inner.ctx, def.as_deref(), instance.id).await {
-                    Ok(c) if c.vendor_type == VendorType::Polling => c,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        // Saved configuration is checked, so this is one saved before
-                        // the checks (or a vault that does not open it): polling stops,
-                        // and the instance says why.
-                        self.cannot_poll(&mut cannot_poll, &instance, "event configuration unreadable", e).await;
-                        continue;
-                    }
-                };
-                polling.push(instance.id);
-                let interval = cfg.refresh_interval;
-                let known = slots.get(&instance.id).map(|slot| slot.interval);
-                if known != Some(interval) {
-                    if known.is_none() {
-                        if let Err(e) = self.start_marks(instance.id, &cfg).await {
-                            self.cannot_poll(&mut cannot_poll, &instance, "polling cannot start", e).await;
-                            continue;
-                        }
-                        cannot_poll.remove(&instance.id);
-                    }
-                    // A new instance, or a new interval, starts within one interval from now.
-                    let first = now_ms() + interval.mul_f64(rand::thread_rng().gen::<f64>()).as_millis() as i64;
-                    if let Err(e) = store.schedule_poll(instance.id, interval.as_millis() as i64, first).await {
-                        tracing::warn!(instance = instance.id, error = %e, "scheduling polls failed; trying again next tick");
-                        continue;
-                    }
-                    slots.entry(instance.id).or_insert_with(|| Slot { interval, running: Default::default() }).interval = interval;
-                }
-                let slot = &slots[&instance.id];
-                if !slot.running.load(std::sync::atomic::Ordering::Acquire) {
-                    idle.insert(instance.id, (instance, slot.running.clone()));
+                schedule.complete = false;
+            }
+            let sweep = swept.is_none_or(|at| at.elapsed() >= settings.sweep);
+            if sweep || everything || schedule.unfinished || !schedule.told.is_empty() {
+                let started = tokio::time::Instant::now();
+                if self.look(&mut schedule, sweep).await && sweep {
+                    swept = Some(started);
                 }
             }
-            let ids: Vec<i64> = idle.keys().copied().collect();
-            let claimed = match store.claim_polls(&ids, now_ms()).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming due polls failed");
-                    Vec::new()
-                }
-            };
-            for id in claimed {
-                let Some((instance, running)) = idle.remove(&id) else { continue };
-                running.store(true, std::sync::atomic::Ordering::Release);
-                let (this, permits) = (self.clone(), permits.clone());
-                tasks.spawn(async move {
-                    if let Ok(_permit) = permits.acquire().await {
-                        if let Err(e) = this.poll_instance(&instance).await {
-                            tracing::debug!(instance = instance.id, error = %e, "poll ended with an error");
-                        }
-                    }
-                    running.store(false, std::sync::atomic::Ordering::Release);
-                });
-            }
-            slots.retain(|id, _| polling.contains(id));
-            cannot_poll.retain(|id, _| !slots.contains_key(id));
-            if polling_before.as_ref() != Some(&polling) {
-                if let Err(e) = store.forget_poll_marks_except(&polling).await {
-                    tracing::warn!(error = %e, "forgetting poll marks failed");
-                }
-                polling_before = Some(polling);
-            }
+            self.claim_due(&running, &permits, &mut tasks).await;
         }
         // Unfinished polls are dropped: nothing of theirs was committed, and the next
         // start polls again from the stored marks.
         tasks.shutdown().await;
+    }
+
+    /// Looks at the instances that want events: opens the configuration of those
+    /// new or changed since the last look, or told of (and at a `sweep`, of those
+    /// that could not poll), at most [`OPENS_PER_LOOK`] of them, and puts them on
+    /// the schedule, re-times them or takes them off; takes the ones gone (disabled,
+    /// events off, deleted) off. False when the instances could not be read.
+    async fn look(&self, schedule: &mut Schedule, sweep: bool) -> bool {
+        let store = &self.inner.ctx.store;
+        let stamps = match store.events_stamps().await {
+            Ok(stamps) => stamps,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading instances for polling failed");
+                return false;
+            }
+        };
+        let mut present = HashSet::with_capacity(stamps.len());
+        let mut todo = Vec::new();
+        for stamp in stamps {
+            present.insert(stamp.id);
+            let stale = schedule.known.get(&stamp.id).is_none_or(|k| k.updated_at != stamp.updated_at);
+            let retry = sweep && schedule.cannot_poll.contains_key(&stamp.id);
+            if stale || retry || schedule.told.contains(&stamp.id) {
+                todo.push(stamp);
+            }
+        }
+        schedule.unfinished = todo.len() > OPENS_PER_LOOK;
+        // Off the schedule: no longer polling.
+        let mut forget = Vec::new();
+        for stamp in todo.into_iter().take(OPENS_PER_LOOK) {
+            schedule.told.remove(&stamp.id);
+            let was_polling = schedule.known.get(&stamp.id).is_some_and(|k| k.polling);
+            let known = match self.schedule_one(&mut schedule.cannot_poll, stamp.id, &stamp.element_key).await {
+                Scheduled::Polling => Known { updated_at: stamp.updated_at, polling: true },
+                Scheduled::NotPolling | Scheduled::CannotPoll => {
+                    if was_polling {
+                        forget.push(stamp.id);
+                    }
+                    Known { updated_at: stamp.updated_at, polling: false }
+                }
+                // Its marks stay; opened again at the next look.
+                Scheduled::Retry => {
+                    schedule.unfinished = true;
+                    Known { updated_at: String::new(), polling: true }
+                }
+            };
+            schedule.known.insert(stamp.id, known);
+        }
+        // Disabled, events off, or deleted since the last look.
+        schedule.known.retain(|id, k| {
+            let stays = present.contains(id);
+            if !stays && k.polling {
+                forget.push(*id);
+            }
+            stays
+        });
+        schedule.cannot_poll.retain(|id, _| present.contains(id));
+        schedule.told.retain(|id| present.contains(id));
+        if !schedule.complete && !schedule.unfinished {
+            // Every instance was opened: the turns and marks of any other (from
+            // before a restart, or written by a node that has not looked yet) go.
+            let keep: Vec<i64> = schedule.known.iter().filter(|(_, k)| k.polling).map(|(id, _)| *id).collect();
+            match store.forget_poll_marks_except(&keep).await {
+                Ok(()) => schedule.complete = true,
+                Err(e) => tracing::warn!(error = %e, "forgetting poll marks failed"),
+            }
+        } else if let Err(e) = store.forget_polls(&forget).await {
+            // A claimed turn of one of them takes it off the schedule (see `poll_due`).
+            tracing::warn!(error = %e, "forgetting poll marks failed");
+        }
+        true
+    }
+
+    /// Opens one instance's configuration and puts it on the schedule (a new one
+    /// at a random point of its first interval; a new interval within one interval
+    /// from now; an unchanged one keeps its turn), or says why not.
+    async fn schedule_one(&self, cannot_poll: &mut HashMap<i64, String>, instance_id: i64, element_key: &str) -> Scheduled {
+        let ctx = &self.inner.ctx;
+        let def = ctx.catalog.get(element_key).cloned();
+        let cfg = match EventConfig::load(ctx, def.as_deref(), instance_id).await {
+            Ok(c) if c.vendor_type == VendorType::Polling => c,
+            Ok(_) => {
+                cannot_poll.remove(&instance_id);
+                return Scheduled::NotPolling;
+            }
+            Err(e) => {
+                // Saved configuration is checked, so this is one saved before the
+                // checks (or a vault that does not open it): polling stops, and the
+                // instance says why.
+                self.cannot_poll(cannot_poll, instance_id, element_key, "event configuration unreadable", e).await;
+                return Scheduled::CannotPoll;
+            }
+        };
+        // Marks kept from before (a restart, another node) stay.
+        if let Err(e) = self.start_marks(instance_id, &cfg).await {
+            self.cannot_poll(cannot_poll, instance_id, element_key, "polling cannot start", e).await;
+            return Scheduled::CannotPoll;
+        }
+        cannot_poll.remove(&instance_id);
+        let interval = cfg.refresh_interval;
+        let first = now_ms() + interval.mul_f64(rand::thread_rng().gen::<f64>()).as_millis() as i64;
+        match ctx.store.schedule_poll(instance_id, interval.as_millis() as i64, first).await {
+            Ok(()) => Scheduled::Polling,
+            Err(e) => {
+                tracing::warn!(instance = instance_id, error = %e, "scheduling polls failed; trying again at the next look");
+                Scheduled::Retry
+            }
+        }
+    }
+
+    /// Claims due polls, a batch at a time, and starts them. At most a batch of
+    /// claimed polls waits for a free slot; the others stay due for other nodes.
+    async fn claim_due(&self, running: &Running, permits: &Arc<Semaphore>, tasks: &mut tokio::task::JoinSet<()>) {
+        let store = &self.inner.ctx.store;
+        let batch = self.inner.settings.claim_batch.max(1);
+        let most = self.inner.settings.concurrency.max(1) + batch;
+        loop {
+            let busy: Vec<i64> = running.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+            let limit = most.saturating_sub(busy.len()).min(batch);
+            if limit == 0 {
+                return;
+            }
+            let claimed = match store.claim_due_polls(now_ms(), limit, &busy).await {
+                Ok(claimed) if claimed.is_empty() => return,
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming due polls failed");
+                    return;
+                }
+            };
+            let instances = match store.instances_by_ids(&claimed).await {
+                Ok(instances) => instances,
+                Err(e) => {
+                    tracing::warn!(error = %e, polls = claimed.len(), "reading claimed instances failed; their polls wait for the next turn");
+                    return;
+                }
+            };
+            for instance in instances {
+                running.lock().unwrap_or_else(|e| e.into_inner()).insert(instance.id);
+                let guard = RunningGuard(running.clone(), instance.id);
+                let (this, permits) = (self.clone(), permits.clone());
+                tasks.spawn(async move {
+                    let _guard = guard;
+                    if let Ok(_permit) = permits.acquire().await {
+                        this.poll_due(&instance).await;
+                    }
+                });
+            }
+            if claimed.len() < limit {
+                return;
+            }
+        }
     }
 }
 

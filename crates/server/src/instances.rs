@@ -314,6 +314,7 @@ async fn create_instance(
             return Err(e.into());
         }
     };
+    state.poll_schedule.changed(id);
     let row = state.engine.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::internal("instance vanished"))?;
     let mut view = instance_view(state, caller, &row).await?;
     // The token is shown once, here; only its hash is kept.
@@ -534,6 +535,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     };
     state.engine.store.delete_instance(caller.organization_id, row.id).await?;
     state.engine.instances.forget_all();
+    state.poll_schedule.changed(row.id);
     if let Some((w, def, config)) = hooks {
         webhooks::remove(&state.engine, &def, &config, None, &w.hooks).await;
     }
@@ -579,6 +581,7 @@ async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) 
     let row = owned(&state, &caller, Some(id)).await?;
     state.engine.store.set_disabled(caller.organization_id, row.id, disabled).await?;
     state.engine.instances.forget_all();
+    state.poll_schedule.changed(row.id);
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
 }
@@ -813,6 +816,7 @@ async fn update(
         state.engine.announce_health(row.id, true, None).await;
     }
     state.engine.instances.forget_all();
+    state.poll_schedule.changed(row.id);
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))
 }

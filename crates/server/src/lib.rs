@@ -56,6 +56,10 @@ pub struct AppState {
     pub sandbox: Option<Value>,
     /// Wakes the event delivery worker when an event is stored here.
     pub event_waker: switchyard_events::EventWaker,
+    /// Tells the poller's scheduler of instance writes made here (and, on
+    /// PostgreSQL, announced by other nodes), so polling follows at its next tick;
+    /// give the poller the same one (`Poller::with_schedule_waker`).
+    pub poll_schedule: switchyard_events::ScheduleWaker,
     /// Stores vendor webhook calls' events, many per durable commit.
     pub intake: webhooks::Intake,
     /// A vendor webhook call sent again within this long is a repeat, not a new
@@ -84,6 +88,7 @@ impl AppState {
             callers: cache::CallerCache::default(),
             sandbox: None,
             event_waker: switchyard_events::EventWaker::default(),
+            poll_schedule: switchyard_events::ScheduleWaker::default(),
             intake: webhooks::Intake::default(),
             event_dedupe: switchyard_events::retention::DEFAULT_DEDUPE,
             trusted_proxies: Vec::new(),

@@ -22,6 +22,16 @@ pub struct PollStatus {
     pub message: Option<String>,
 }
 
+/// An instance that wants events, as [`Store::events_stamps`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct EventsStamp {
+    pub id: i64,
+    pub element_key: String,
+    /// The instance's `updated_at` (ISO 8601, milliseconds): every write of the
+    /// instance or its configuration sets it.
+    pub updated_at: String,
+}
+
 /// An event on its way into the store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -455,6 +465,33 @@ impl Store {
         }))
     }
 
+    /// Instances that want events (events enabled, not disabled), each with what
+    /// changes whenever its row or configuration is written (`updated_at`): the
+    /// poller's scheduler reads this and opens the configuration only of those
+    /// new or changed since its last look. In no order.
+    pub async fn events_stamps(&self) -> Result<Vec<EventsStamp>> {
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT id, element_key, updated_at FROM instances WHERE events_enabled = TRUE AND disabled = FALSE")
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// The instances of `ids` that exist (any organization's, for the platform's
+    /// own work), in id order.
+    pub async fn instances_by_ids(&self, ids: &[i64]) -> Result<Vec<crate::InstanceRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!("{} WHERE id IN ({}) ORDER BY id", crate::INSTANCE_SELECT, json_members(pg, 1, true)))
+                .bind(&ids)
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
     /// The high-water mark of one resource, starting it at `start` when there is none
     /// (events begin when polling begins, not with the vendor's history).
     pub async fn poll_mark(&self, instance_id: i64, resource: &str, start: i64) -> Result<i64> {
@@ -593,6 +630,26 @@ impl Store {
         for table in ["event_poll_marks", "event_poll_seen", "event_poll_due"] {
             on_tx!(&mut tx, |c, pg| {
                 sqlx::query(&format!("DELETE FROM {table} WHERE instance_id NOT IN ({})", json_members(pg, 1, true)))
+                    .bind(&ids)
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the marks, announced records and turn of the instances `ids` (their
+    /// polling stopped: when it starts again, it starts from then).
+    pub async fn forget_polls(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.begin().await?;
+        for table in ["event_poll_marks", "event_poll_seen", "event_poll_due"] {
+            on_tx!(&mut tx, |c, pg| {
+                sqlx::query(&format!("DELETE FROM {table} WHERE instance_id IN ({})", json_members(pg, 1, true)))
                     .bind(&ids)
                     .execute(&mut *c)
                     .await?;

@@ -9,7 +9,29 @@ use std::sync::Arc;
 
 use rand::Rng;
 
+use crate::model::from_row_on_both;
 use crate::{json_members, on_pool, Result, Store};
+
+/// One polled instance's turn (epoch milliseconds), as [`Store::poll_turns`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollTurn {
+    pub instance_id: i64,
+    /// When the next poll is due.
+    pub next_due: i64,
+    pub interval_ms: i64,
+    /// When the latest poll ended; `None` before the first.
+    pub polled_at: Option<i64>,
+}
+
+from_row_on_both!(PollTurn, |row| {
+    use sqlx::Row;
+    Ok(PollTurn {
+        instance_id: row.try_get("instance_id")?,
+        next_due: row.try_get("next_due")?,
+        interval_ms: row.try_get("interval_ms")?,
+        polled_at: row.try_get("polled_at")?,
+    })
+});
 
 /// A fresh node id, `{pid}-{16 hex digits}`: random, so two processes (on one
 /// machine or several) never share one.
@@ -81,21 +103,33 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the polls of those of `instance_ids` that are due at `now_ms`, for
-    /// this node: the ones returned are this node's to poll now, and no other
-    /// node's. Each one's next turn moves one interval on from its last, but never
-    /// to less than half an interval from now (one late poll is not followed by a
-    /// burst). On PostgreSQL, rows another node is claiming are skipped, not waited for.
-    pub async fn claim_polls(&self, instance_ids: &[i64], now_ms: i64) -> Result<Vec<i64>> {
-        if instance_ids.is_empty() {
+    /// Claims, for this node, up to `limit` polls due at `now_ms`, the longest
+    /// overdue first: the ones returned are this node's to poll now, and no other
+    /// node's. Only instances that want events (events on, not disabled) are
+    /// claimed, and none of `running` (the ones this node is still polling). Each
+    /// one's next turn moves one interval on from its last, but never to less than
+    /// half an interval from now (one late poll is not followed by a burst). On
+    /// PostgreSQL, rows another node is claiming are skipped, not waited for.
+    ///
+    /// One statement whatever the number of scheduled instances: it reads the due
+    /// rows through the `next_due` index (migration 0013), so a tick with nothing
+    /// due costs one index probe.
+    pub async fn claim_due_polls(&self, now_ms: i64, limit: usize, running: &[i64]) -> Result<Vec<i64>> {
+        if limit == 0 {
             return Ok(Vec::new());
         }
-        let ids = serde_json::to_string(instance_ids).unwrap_or_else(|_| "[]".into());
+        let running = serde_json::to_string(running).unwrap_or_else(|_| "[]".into());
         Ok(on_pool!(self, |p, pg| {
-            let due = format!("SELECT instance_id FROM event_poll_due WHERE next_due <= $2 AND instance_id IN ({})", json_members(pg, 3, true));
+            let due = format!(
+                "SELECT d.instance_id FROM event_poll_due d JOIN instances i ON i.id = d.instance_id
+                 WHERE d.next_due <= $2 AND i.events_enabled = TRUE AND i.disabled = FALSE
+                   AND d.instance_id NOT IN ({})
+                 ORDER BY d.next_due LIMIT $4",
+                json_members(pg, 3, true)
+            );
             // The picks made once (see `claim_deliveries`), skipping rows being claimed.
             let (with, picked, greatest) = if pg {
-                (format!("WITH picked AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED)"), "SELECT instance_id FROM picked".to_owned(), "GREATEST")
+                (format!("WITH picked AS MATERIALIZED ({due} FOR UPDATE OF d SKIP LOCKED)"), "SELECT instance_id FROM picked".to_owned(), "GREATEST")
             } else {
                 (String::new(), due, "MAX")
             };
@@ -107,9 +141,36 @@ impl Store {
             ))
             .bind(&*self.node)
             .bind(now_ms)
-            .bind(&ids)
+            .bind(&running)
+            .bind(limit as i64)
             .fetch_all(p)
             .await?
+        }))
+    }
+
+    /// Every scheduled poll turn with the end of the instance's latest poll, for
+    /// measuring the scheduler (`switchyard bench-scale`), in no order.
+    pub async fn poll_turns(&self) -> Result<Vec<PollTurn>> {
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT d.instance_id, d.next_due, d.interval_ms, s.polled_at
+                 FROM event_poll_due d LEFT JOIN event_poll_status s ON s.instance_id = d.instance_id",
+            )
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// The database's size in bytes (SQLite: the main file's pages, free ones
+    /// included; PostgreSQL: `pg_database_size`).
+    pub async fn database_bytes(&self) -> Result<i64> {
+        Ok(on_pool!(self, |p, pg| {
+            let sql = if pg {
+                "SELECT pg_database_size(current_database())"
+            } else {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            };
+            sqlx::query_scalar(sql).fetch_one(p).await?
         }))
     }
 }

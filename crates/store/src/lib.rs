@@ -33,6 +33,7 @@ mod copy;
 pub use copy::{TableCount, COPIED_TABLES, NOT_COPIED_TABLES};
 pub use webhooks::*;
 mod leases;
+pub use leases::PollTurn;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

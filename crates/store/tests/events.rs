@@ -222,6 +222,42 @@ on_both! {
         assert_eq!(s.poll_mark(one, "orders", 999).await.unwrap(), 999, "one's mark was forgotten");
         assert_eq!(s.poll_mark(two, "orders", 999).await.unwrap(), 10);
         assert!(s.poll_seen_ids(one, "orders").await.unwrap().is_empty());
+
+        // Forgetting named instances leaves the others.
+        s.schedule_poll(one, 1_000, 0).await.unwrap();
+        s.schedule_poll(two, 1_000, 0).await.unwrap();
+        s.forget_polls(&[two]).await.unwrap();
+        assert_eq!(s.poll_mark(two, "orders", 999).await.unwrap(), 999, "two's mark was forgotten");
+        let turns: Vec<i64> = s.poll_turns().await.unwrap().iter().map(|t| t.instance_id).collect();
+        assert_eq!(turns, [one], "and its turn");
+    }
+}
+
+on_both! {
+    /// What the poller's scheduler reads: every write of an instance or its
+    /// configuration moves the stamp; instances without events have none.
+    async fn events_stamps_move_with_every_write(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+        let on = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
+        let off = s.create_instance(&new_instance(org.id, user.id, b"t2", false), &[], &NoSeal).await.unwrap();
+        let stamp = || async { s.events_stamps().await.unwrap().into_iter().map(|st| (st.id, st.updated_at)).collect::<Vec<_>>() };
+        let first = stamp().await;
+        assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [on], "events off: no stamp");
+        let later = || tokio::time::sleep(std::time::Duration::from_millis(5));
+        later().await;
+        let config = vec![("event.poller.refresh_interval".to_string(), NewValue::Plain("5".into()))];
+        assert!(s.update_instance(org.id, on, &InstanceUpdate::default(), &config, false, &NoSeal).await.unwrap());
+        let second = stamp().await;
+        assert_ne!(first, second, "a configuration write moves it");
+        later().await;
+        assert!(s.set_disabled(org.id, on, true).await.unwrap());
+        assert!(stamp().await.is_empty(), "disabled: no stamp");
+        assert!(s.set_disabled(org.id, on, false).await.unwrap());
+        assert_ne!(stamp().await, second, "enabling moves it");
+        let rows = s.instances_by_ids(&[off, on, 9_999]).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [on, off], "the ones that exist, in id order");
     }
 }
 

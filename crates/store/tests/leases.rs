@@ -65,29 +65,29 @@ on_both! {
         let (x, y) = (ids[0], ids[1]);
         a.schedule_poll(x, 1_000, 500).await.unwrap();
         b.schedule_poll(x, 1_000, 900).await.unwrap(); // known: keeps its turn
-        assert_eq!(a.claim_polls(&ids, 499).await.unwrap(), Vec::<i64>::new(), "not due yet");
-        assert_eq!(b.claim_polls(&ids, 500).await.unwrap(), vec![x], "y is not scheduled");
-        assert_eq!(a.claim_polls(&ids, 500).await.unwrap(), Vec::<i64>::new(), "b has this turn");
-        assert_eq!(a.claim_polls(&ids, 1_499).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(a.claim_due_polls(499, 10, &[]).await.unwrap(), Vec::<i64>::new(), "not due yet");
+        assert_eq!(b.claim_due_polls(500, 10, &[]).await.unwrap(), vec![x], "y is not scheduled");
+        assert_eq!(a.claim_due_polls(500, 10, &[]).await.unwrap(), Vec::<i64>::new(), "b has this turn");
+        assert_eq!(a.claim_due_polls(1_499, 10, &[]).await.unwrap(), Vec::<i64>::new());
         // b died: a takes the next turn, one interval after the last.
-        assert_eq!(a.claim_polls(&ids, 1_500).await.unwrap(), vec![x]);
+        assert_eq!(a.claim_due_polls(1_500, 10, &[]).await.unwrap(), vec![x]);
         // A late turn is followed by the next half an interval later, not at once.
-        assert_eq!(a.claim_polls(&ids, 10_000).await.unwrap(), vec![x]);
-        assert_eq!(b.claim_polls(&ids, 10_499).await.unwrap(), Vec::<i64>::new());
-        assert_eq!(b.claim_polls(&ids, 10_500).await.unwrap(), vec![x]);
-        assert_eq!(b.claim_polls(&[y], 11_500).await.unwrap(), Vec::<i64>::new(), "only the ids asked for");
+        assert_eq!(a.claim_due_polls(10_000, 10, &[]).await.unwrap(), vec![x]);
+        assert_eq!(b.claim_due_polls(10_499, 10, &[]).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(b.claim_due_polls(10_500, 10, &[]).await.unwrap(), vec![x]);
+        assert_eq!(b.claim_due_polls(11_500, 10, &[x]).await.unwrap(), Vec::<i64>::new(), "not one this node is still polling");
         // A new interval takes effect at once, due no later than the new first turn.
         a.schedule_poll(x, 5_000, 11_000).await.unwrap();
-        assert_eq!(a.claim_polls(&ids, 11_000).await.unwrap(), vec![x]);
-        assert_eq!(a.claim_polls(&ids, 15_999).await.unwrap(), Vec::<i64>::new());
-        assert_eq!(a.claim_polls(&ids, 16_000).await.unwrap(), vec![x]);
+        assert_eq!(a.claim_due_polls(11_000, 10, &[]).await.unwrap(), vec![x]);
+        assert_eq!(a.claim_due_polls(15_999, 10, &[]).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(a.claim_due_polls(16_000, 10, &[]).await.unwrap(), vec![x]);
         // Polling turned off: the turn is forgotten (a new one starts when it is on again).
         a.forget_poll_marks_except(&[y]).await.unwrap();
-        assert_eq!(a.claim_polls(&ids, 100_000).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(a.claim_due_polls(100_000, 10, &[]).await.unwrap(), Vec::<i64>::new());
         // A deleted instance is not scheduled.
         a.delete_instance(org, y).await.unwrap();
         a.schedule_poll(y, 1_000, 0).await.unwrap();
-        assert_eq!(a.claim_polls(&ids, 100_000).await.unwrap(), Vec::<i64>::new());
+        assert_eq!(a.claim_due_polls(100_000, 10, &[]).await.unwrap(), Vec::<i64>::new());
     }
 }
 
@@ -102,11 +102,18 @@ on_both! {
         }
         let tasks: Vec<_> = (0..9)
             .map(|n| {
-                let (s, ids) = (nodes[n % 3].clone(), ids.clone());
+                let s = nodes[n % 3].clone();
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     for now in [0, 1_000, 2_000] {
-                        mine.extend(s.claim_polls(&ids, now).await.unwrap().into_iter().map(|id| (now, id)));
+                        // Small batches, so the tasks claim side by side.
+                        loop {
+                            let claimed = s.claim_due_polls(now, 7, &[]).await.unwrap();
+                            if claimed.is_empty() {
+                                break;
+                            }
+                            mine.extend(claimed.into_iter().map(|id| (now, id)));
+                        }
                     }
                     mine
                 })
@@ -122,5 +129,36 @@ on_both! {
         assert_eq!(claimed, all.len(), "no turn claimed twice");
         let polled: std::collections::HashSet<i64> = all.iter().map(|(_, id)| *id).collect();
         assert_eq!(polled.len(), 50, "every instance had a turn");
+    }
+}
+
+on_both! {
+    /// Claims take the longest overdue first, a batch at a time, and never an
+    /// instance that is disabled, has events off, or is gone.
+    async fn claims_go_by_due_time_and_skip_instances_without_events(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let s = &db.store;
+        let (org, ids) = instances(s, 5).await;
+        for (n, id) in ids.iter().enumerate() {
+            // Due at 400, 300, 200, 100, 0: the last instance is the longest overdue.
+            s.schedule_poll(*id, 10_000, 400 - 100 * n as i64).await.unwrap();
+        }
+        assert_eq!(s.claim_due_polls(1_000, 2, &[]).await.unwrap().len(), 2);
+        let mut rest = s.claim_due_polls(1_000, 10, &[]).await.unwrap();
+        rest.sort();
+        assert_eq!(rest, ids[..3].to_vec(), "the two longest overdue went first");
+        assert_eq!(s.claim_due_polls(11_000, 1, &[]).await.unwrap(), vec![ids[4]], "earliest due first");
+
+        // Disabled, events off, deleted: never claimed, however due.
+        s.set_disabled(org, ids[0], true).await.unwrap();
+        let off = InstanceUpdate { events_enabled: Some(false), ..Default::default() };
+        assert!(s.update_instance(org, ids[1], &off, &[], false, &NoSeal).await.unwrap());
+        s.delete_instance(org, ids[2]).await.unwrap();
+        let mut claimed = s.claim_due_polls(100_000, 10, &[]).await.unwrap();
+        claimed.sort();
+        assert_eq!(claimed, vec![ids[3], ids[4]]);
+        // Enabled again: due again.
+        s.set_disabled(org, ids[0], false).await.unwrap();
+        assert_eq!(s.claim_due_polls(200_000, 10, &[ids[3], ids[4]]).await.unwrap(), vec![ids[0]]);
     }
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_events;
+mod bench_scale;
 mod database;
 mod migrate_db;
 mod nodes;
@@ -276,6 +277,28 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
         nodes: u32,
     },
+    /// Measure what many polling instances cost while few polls are due: creates
+    /// N BigCommerce instances polling the simulator, then prints the server's CPU
+    /// share over a window, the polls due, done and late, its RSS and the
+    /// database's size.
+    BenchScale {
+        /// Polling instances to create (through the API).
+        #[arg(long, default_value_t = 1000)]
+        instances: usize,
+        /// Their poll interval, minutes.
+        #[arg(long, default_value_t = 15.0)]
+        interval: f64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Instances created at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Run Switchyard on this PostgreSQL database (postgres://...; it must hold
+        /// no installation yet) instead of a new SQLite file.
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Run the vendor simulators (BigCommerce, Keap) on loopback for offline development.
     Sandbox {
         /// Print the demo credentials as JSON.
@@ -436,6 +459,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::BenchEvents { rate, seconds, fail_share, database, nodes } => {
             bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share, database, nodes: nodes as usize }).await
+        }
+        Command::BenchScale { instances, interval, seconds, concurrency, database } => {
+            bench_scale::run(bench_scale::ScaleBenchOptions { instances, interval, seconds, concurrency, database }).await
         }
         Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }

@@ -1,6 +1,7 @@
 //! Following the writes other nodes (and CLI commands) commit to a shared
 //! PostgreSQL database: each announced change drops what this node's caches hold
-//! for it, and a new current master key is followed by the vault.
+//! for it and tells the poller's scheduler, and a new current master key is
+//! followed by the vault.
 
 use std::future::Future;
 
@@ -25,11 +26,15 @@ pub async fn follow(mut changes: Changes, state: AppState, stop: impl Future<Out
 async fn apply(state: &AppState, change: Change) {
     tracing::debug!(?change, "another node changed something");
     match change {
-        Change::Instance(id) => state.engine.instances.forget_instance(id),
+        Change::Instance(id) => {
+            state.engine.instances.forget_instance(id);
+            state.poll_schedule.changed(id);
+        }
         Change::Callers => state.callers.forget_all(),
         Change::Keys => follow_current_key(&state.engine.store, &state.engine.vault).await,
         Change::Missed => {
             state.engine.instances.forget_all();
+            state.poll_schedule.changed_all();
             state.callers.forget_all();
             follow_current_key(&state.engine.store, &state.engine.vault).await;
         }
