@@ -196,12 +196,12 @@ impl Store {
                     for (i, call) in calls.iter().enumerate() {
                         if let Some(digest) = &call.digest {
                             if !seen.insert((call.event.instance_id, digest)) {
-                                answers.extend(insert_incoming_pg(&mut **t, &calls[from..i], due_at, received_at, repeats_since).await?);
+                                answers.extend(insert_incoming_pg(t, &calls[from..i], due_at, received_at, repeats_since).await?);
                                 (from, seen) = (i, std::collections::HashSet::from([(call.event.instance_id, digest)]));
                             }
                         }
                     }
-                    answers.extend(insert_incoming_pg(&mut **t, &calls[from..], due_at, received_at, repeats_since).await?);
+                    answers.extend(insert_incoming_pg(t, &calls[from..], due_at, received_at, repeats_since).await?);
                     answers
                 }
             }
