@@ -625,18 +625,7 @@ impl Store {
     /// Forgets the poll marks and turns of instances not in `keep` (events turned
     /// off or switched to webhooks), so turning polling on again starts from then.
     pub async fn forget_poll_marks_except(&self, keep: &[i64]) -> Result<()> {
-        let ids = serde_json::to_string(keep).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.begin().await?;
-        for table in ["event_poll_marks", "event_poll_seen", "event_poll_due"] {
-            on_tx!(&mut tx, |c, pg| {
-                sqlx::query(&format!("DELETE FROM {table} WHERE instance_id NOT IN ({})", json_members(pg, 1, true)))
-                    .bind(&ids)
-                    .execute(&mut *c)
-                    .await?;
-            });
-        }
-        tx.commit().await?;
-        Ok(())
+        self.forget_poll_state(keep, "NOT IN").await
     }
 
     /// Forgets the marks, announced records and turn of the instances `ids` (their
@@ -645,11 +634,17 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        self.forget_poll_state(ids, "IN").await
+    }
+
+    /// Deletes the poll marks, announced records and turns of the instances that
+    /// are (`IN`) or are not (`NOT IN`) among `ids`, in one transaction.
+    async fn forget_poll_state(&self, ids: &[i64], membership: &str) -> Result<()> {
         let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         let mut tx = self.begin().await?;
         for table in ["event_poll_marks", "event_poll_seen", "event_poll_due"] {
             on_tx!(&mut tx, |c, pg| {
-                sqlx::query(&format!("DELETE FROM {table} WHERE instance_id IN ({})", json_members(pg, 1, true)))
+                sqlx::query(&format!("DELETE FROM {table} WHERE instance_id {membership} ({})", json_members(pg, 1, true)))
                     .bind(&ids)
                     .execute(&mut *c)
                     .await?;
