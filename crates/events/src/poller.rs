@@ -480,6 +480,9 @@ impl Poller {
                 if let Err(e) = ctx.store.forget_polls(&[instance.id]).await {
                     tracing::warn!(instance = instance.id, error = %e, "taking an instance that no longer polls off the schedule failed");
                 }
+                // Its configuration may have turned back to polling since it was
+                // read: the next look opens it again and reschedules it if so.
+                self.inner.schedule.changed(instance.id);
                 return;
             }
             Ok(cfg) => self.poll_configured(instance, &cfg).await,
@@ -838,21 +841,20 @@ impl Poller {
                     return;
                 }
             };
-            let instances = match store.instances_by_ids(&claimed).await {
-                Ok(instances) => instances,
-                Err(e) => {
-                    tracing::warn!(error = %e, polls = claimed.len(), "reading claimed instances failed; their polls wait for the next turn");
-                    return;
-                }
-            };
-            for instance in instances {
-                running.lock().unwrap_or_else(|e| e.into_inner()).insert(instance.id);
-                let guard = RunningGuard(running.clone(), instance.id);
+            for &id in &claimed {
+                running.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+                let guard = RunningGuard(running.clone(), id);
                 let (this, permits) = (self.clone(), permits.clone());
                 tasks.spawn(async move {
                     let _guard = guard;
-                    if let Ok(_permit) = permits.acquire().await {
-                        this.poll_due(&instance).await;
+                    let Ok(_permit) = permits.acquire().await else { return };
+                    // A claimed poll may wait for a slot behind slow vendors: the
+                    // instance is read when its slot comes, so one disabled, with
+                    // events off or deleted meanwhile is not polled.
+                    match this.inner.ctx.store.instance_by_id(id).await {
+                        Ok(Some(instance)) if !instance.disabled && instance.events_enabled => this.poll_due(&instance).await,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(instance = id, error = %e, "reading a claimed instance failed; its poll waits for the next turn"),
                     }
                 });
             }

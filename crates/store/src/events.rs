@@ -477,21 +477,6 @@ impl Store {
         }))
     }
 
-    /// The instances of `ids` that exist (any organization's, for the platform's
-    /// own work), in id order.
-    pub async fn instances_by_ids(&self, ids: &[i64]) -> Result<Vec<crate::InstanceRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        Ok(on_pool!(self, |p, pg| {
-            sqlx::query_as(&format!("{} WHERE id IN ({}) ORDER BY id", crate::INSTANCE_SELECT, json_members(pg, 1, true)))
-                .bind(&ids)
-                .fetch_all(p)
-                .await?
-        }))
-    }
-
     /// The high-water mark of one resource, starting it at `start` when there is none
     /// (events begin when polling begins, not with the vendor's history).
     pub async fn poll_mark(&self, instance_id: i64, resource: &str, start: i64) -> Result<i64> {

@@ -320,10 +320,12 @@ async fn insert_incoming_pg(
              INSERT INTO event_deliveries (event_row, instance_id, next_attempt_at) SELECT id, instance_id, $4 FROM stored
          )
          -- A repeat's answer is the first call's event, as the statement's snapshot
-         -- shows its row (the upsert left it).
+         -- shows its row (the upsert left it). A row the snapshot shows from before
+         -- the window was replaced by another node meanwhile: no answer here.
          SELECT c.ord, COALESCE(s.event_id, d.event_id)
          FROM c LEFT JOIN stored s ON s.event_id = c.event_id
          LEFT JOIN event_webhook_digests d ON s.event_id IS NULL AND d.instance_id = c.instance_id AND d.digest = c.digest
+             AND d.received_at >= $3
          ORDER BY c.ord",
     )
     .bind(serde_json::Value::Array(rows).to_string())
@@ -336,8 +338,9 @@ async fn insert_incoming_pg(
     for ((_, answer), call) in answers.into_iter().zip(calls) {
         match answer {
             Some(id) => out.push(id),
-            // The first call's row was committed by another node after this
-            // statement's snapshot was taken: a new statement sees it.
+            // The first call's row was committed (or replaced, the old one being
+            // out of the window) by another node after this statement's snapshot
+            // was taken: a new statement sees it.
             None => out.push(
                 sqlx::query_scalar("SELECT event_id FROM event_webhook_digests WHERE instance_id = $1 AND digest = $2")
                     .bind(call.event.instance_id)

@@ -241,7 +241,7 @@ on_both! {
         let s = &db.store;
         let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
         let on = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
-        let off = s.create_instance(&new_instance(org.id, user.id, b"t2", false), &[], &NoSeal).await.unwrap();
+        s.create_instance(&new_instance(org.id, user.id, b"t2", false), &[], &NoSeal).await.unwrap();
         let stamp = || async { s.events_stamps().await.unwrap().into_iter().map(|st| (st.id, st.updated_at)).collect::<Vec<_>>() };
         let first = stamp().await;
         assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [on], "events off: no stamp");
@@ -256,8 +256,6 @@ on_both! {
         assert!(stamp().await.is_empty(), "disabled: no stamp");
         assert!(s.set_disabled(org.id, on, false).await.unwrap());
         assert_ne!(stamp().await, second, "enabling moves it");
-        let rows = s.instances_by_ids(&[off, on, 9_999]).await.unwrap();
-        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [on, off], "the ones that exist, in id order");
     }
 }
 

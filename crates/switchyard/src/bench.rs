@@ -231,11 +231,7 @@ pub(crate) fn start_server_with(
     extra: &[&str],
 ) -> anyhow::Result<(Process, String, String)> {
     let (process, api, authorization) = spawn_serve(exe, dir, database, extra, true)?;
-    let authorization = authorization.context(
-        "serve printed no first tenant: the benchmark needs a database without an installation \
-         (create a new PostgreSQL database for each run)",
-    )?;
-    Ok((process, api, authorization))
+    Ok((process, api, authorization.context("serve printed no first tenant")?))
 }
 
 /// One more `serve` node on the installation a [`start_server_with`] made (the
@@ -287,6 +283,15 @@ fn spawn_serve(
                     break;
                 }
             }
+        }
+        if authorization.is_none() {
+            // serve ended (or made no tenant): say why, with the end of its log.
+            let log: Vec<String> = BufReader::new(stderr).lines().map_while(|l| l.ok()).collect();
+            let tail = log[log.len().saturating_sub(5)..].join("\n");
+            bail!(
+                "serve printed no first tenant: the benchmark needs a database without an installation \
+                 (a new, throwaway PostgreSQL database for each run; a run leaves its instances there). serve said:\n{tail}"
+            );
         }
     } else {
         // A node joining an installation prints nothing there; never let it block.

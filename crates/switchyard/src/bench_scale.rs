@@ -49,6 +49,11 @@ pub async fn run(options: ScaleBenchOptions) -> anyhow::Result<()> {
     if !options.interval.is_finite() || options.interval <= 0.0 || options.interval > 1440.0 {
         bail!("--interval must be minutes above 0 and at most 1440");
     }
+    // Each instance's turn is counted once in the window (its next due time and its
+    // last poll), so a window as long as an interval would count polls wrongly.
+    if options.seconds as f64 >= options.interval * 60.0 {
+        bail!("--seconds must be shorter than the interval ({} minutes = {} s)", options.interval, options.interval * 60.0);
+    }
     let exe = std::env::current_exe().context("finding the switchyard binary")?;
     let dir = tempfile::tempdir().context("a scratch directory")?;
     let (sandbox, credentials) = start_sandbox(&exe)?;
