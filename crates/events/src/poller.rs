@@ -662,11 +662,11 @@ impl Poller {
     /// What is on the schedule follows the configuration: an instance is put on
     /// it, re-timed or taken off when its configuration is opened, which happens
     /// when it is new or its `updated_at` changed (every write of the instance or
-    /// its configuration sets it). The scheduler looks at every instance at start,
-    /// at each tick after it was told of a write ([`ScheduleWaker`]: the server's
-    /// own writes, and on PostgreSQL the writes other nodes announce), and every
-    /// [`PollerSettings::sweep`] otherwise (writes nobody announced: another
-    /// process on the same SQLite file). A look opens at most 500 configurations
+    /// its configuration sets it). The scheduler looks at every instance at start
+    /// and every [`PollerSettings::sweep`], and at the instances it was told of
+    /// ([`ScheduleWaker`]: the server's own writes, and on PostgreSQL the writes
+    /// other nodes announce) at the next tick, reading only theirs; the sweep finds
+    /// the writes nobody announced (another process on the same SQLite file). A look opens at most 500 configurations
     /// and the next tick goes on, so due polls are claimed meanwhile (at start, with
     /// 10,000 instances, every one is opened within about 20 ticks). A change thus
     /// takes effect within a tick (1 s) when announced, within a sweep (10 s)
@@ -700,11 +700,15 @@ impl Poller {
                 schedule.complete = false;
             }
             let sweep = swept.is_none_or(|at| at.elapsed() >= settings.sweep);
-            if sweep || everything || schedule.unfinished || !schedule.told.is_empty() {
+            if sweep || everything || schedule.unfinished {
                 let started = tokio::time::Instant::now();
-                if self.look(&mut schedule, sweep).await && sweep {
+                if self.look(&mut schedule, sweep, false).await && sweep {
                     swept = Some(started);
                 }
+            } else if !schedule.told.is_empty() {
+                // Only what was told of: a trickle of writes (token refreshes, on
+                // any node) costs a read of those instances, not of all of them.
+                self.look(&mut schedule, false, true).await;
             }
             self.claim_due(&running, &permits, &mut tasks).await;
         }
@@ -717,10 +721,16 @@ impl Poller {
     /// new or changed since the last look, or told of (and at a `sweep`, of those
     /// that could not poll), at most [`OPENS_PER_LOOK`] of them, and puts them on
     /// the schedule, re-times them or takes them off; takes the ones gone (disabled,
-    /// events off, deleted) off. False when the instances could not be read.
-    async fn look(&self, schedule: &mut Schedule, sweep: bool) -> bool {
+    /// events off, deleted) off. With `told_only`, it looks at the instances told
+    /// of and no others. False when the instances could not be read.
+    async fn look(&self, schedule: &mut Schedule, sweep: bool, told_only: bool) -> bool {
         let store = &self.inner.ctx.store;
-        let stamps = match store.events_stamps().await {
+        let scope: Option<HashSet<i64>> = told_only.then(|| schedule.told.clone());
+        let read = match &scope {
+            Some(told) => store.events_stamps_of(&told.iter().copied().collect::<Vec<_>>()).await,
+            None => store.events_stamps().await,
+        };
+        let stamps = match read {
             Ok(stamps) => stamps,
             Err(e) => {
                 tracing::warn!(error = %e, "reading instances for polling failed");
@@ -759,17 +769,18 @@ impl Poller {
             };
             schedule.known.insert(stamp.id, known);
         }
-        // Disabled, events off, or deleted since the last look.
+        // Disabled, events off, or deleted since the last look (of those looked at).
+        let gone = |id: &i64| !present.contains(id) && scope.as_ref().is_none_or(|told| told.contains(id));
         schedule.known.retain(|id, k| {
-            let stays = present.contains(id);
+            let stays = !gone(id);
             if !stays && k.polling {
                 forget.push(*id);
             }
             stays
         });
-        schedule.cannot_poll.retain(|id, _| present.contains(id));
-        schedule.told.retain(|id| present.contains(id));
-        if !schedule.complete && !schedule.unfinished {
+        schedule.cannot_poll.retain(|id, _| !gone(id));
+        schedule.told.retain(|id| !gone(id));
+        if scope.is_none() && !schedule.complete && !schedule.unfinished {
             // Every instance was opened: the turns and marks of any other (from
             // before a restart, or written by a node that has not looked yet) go.
             let keep: Vec<i64> = schedule.known.iter().filter(|(_, k)| k.polling).map(|(id, _)| *id).collect();

@@ -477,6 +477,25 @@ impl Store {
         }))
     }
 
+    /// [`Store::events_stamps`] of the instances `ids` only (those of them that
+    /// want events), for a look at the instances the scheduler was told changed.
+    pub async fn events_stamps_of(&self, ids: &[i64]) -> Result<Vec<EventsStamp>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(&format!(
+                "SELECT id, element_key, updated_at FROM instances
+                 WHERE events_enabled = TRUE AND disabled = FALSE AND id IN ({})",
+                json_members(pg, 1, true)
+            ))
+            .bind(&ids)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     /// The high-water mark of one resource, starting it at `start` when there is none
     /// (events begin when polling begins, not with the vendor's history).
     pub async fn poll_mark(&self, instance_id: i64, resource: &str, start: i64) -> Result<i64> {

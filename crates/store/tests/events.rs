@@ -241,7 +241,7 @@ on_both! {
         let s = &db.store;
         let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
         let on = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
-        s.create_instance(&new_instance(org.id, user.id, b"t2", false), &[], &NoSeal).await.unwrap();
+        let off = s.create_instance(&new_instance(org.id, user.id, b"t2", false), &[], &NoSeal).await.unwrap();
         let stamp = || async { s.events_stamps().await.unwrap().into_iter().map(|st| (st.id, st.updated_at)).collect::<Vec<_>>() };
         let first = stamp().await;
         assert_eq!(first.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [on], "events off: no stamp");
@@ -256,6 +256,9 @@ on_both! {
         assert!(stamp().await.is_empty(), "disabled: no stamp");
         assert!(s.set_disabled(org.id, on, false).await.unwrap());
         assert_ne!(stamp().await, second, "enabling moves it");
+        let of: Vec<i64> = s.events_stamps_of(&[on, off, 9_999]).await.unwrap().into_iter().map(|st| st.id).collect();
+        assert_eq!(of, [on], "of those asked for, the ones that want events");
+        assert!(s.events_stamps_of(&[]).await.unwrap().is_empty());
     }
 }
 
