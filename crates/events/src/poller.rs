@@ -351,8 +351,8 @@ struct Inner {
 /// Tells the poller's scheduler which instances were written (their row or
 /// configuration) or deleted, so their polling schedule follows at its next tick
 /// rather than at its next sweep. The server calls it after its own writes, and
-/// for the writes other nodes announce. Cheap to clone; a default one tells
-/// nobody until a poller is given it ([`Poller::with_schedule_waker`]).
+/// for the writes other nodes announce. Cheap to clone; take the poller's
+/// ([`Poller::schedule_waker`]): a default one tells nobody.
 #[derive(Clone, Default)]
 pub struct ScheduleWaker(Arc<ScheduleNews>);
 
@@ -439,20 +439,6 @@ impl Poller {
     /// `waker` is told when a poll stored events (the delivery worker's).
     pub fn new(ctx: Context, lister: Arc<dyn HubLister>, settings: PollerSettings, waker: Option<EventWaker>) -> Poller {
         Poller { inner: Arc::new(Inner { ctx, lister, settings, waker, schedule: ScheduleWaker::default() }) }
-    }
-
-    /// The poller, told of instance writes through `schedule` (the server's).
-    pub fn with_schedule_waker(self, schedule: ScheduleWaker) -> Poller {
-        let inner = &self.inner;
-        Poller {
-            inner: Arc::new(Inner {
-                ctx: inner.ctx.clone(),
-                lister: inner.lister.clone(),
-                settings: inner.settings.clone(),
-                waker: inner.waker.clone(),
-                schedule,
-            }),
-        }
     }
 
     /// What tells this poller's scheduler of instance writes.

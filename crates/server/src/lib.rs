@@ -57,8 +57,8 @@ pub struct AppState {
     /// Wakes the event delivery worker when an event is stored here.
     pub event_waker: switchyard_events::EventWaker,
     /// Tells the poller's scheduler of instance writes made here (and, on
-    /// PostgreSQL, announced by other nodes), so polling follows at its next tick;
-    /// give the poller the same one (`Poller::with_schedule_waker`).
+    /// PostgreSQL, announced by other nodes), so polling follows at its next tick:
+    /// the poller's own (`Poller::schedule_waker`).
     pub poll_schedule: switchyard_events::ScheduleWaker,
     /// Stores vendor webhook calls' events, many per durable commit.
     pub intake: webhooks::Intake,

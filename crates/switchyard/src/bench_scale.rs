@@ -123,9 +123,9 @@ pub async fn run(options: ScaleBenchOptions) -> anyhow::Result<()> {
 
     let pid = server.id();
     let before = store.poll_turns().await?;
-    let (t0, cpu0, wall0) = (now_ms(), cpu_ticks(pid), Instant::now());
+    let (t0, cpu0, wall0) = (switchyard_events::now_ms(), cpu_ticks(pid), Instant::now());
     tokio::time::sleep(Duration::from_secs(options.seconds)).await;
-    let (t1, cpu1, wall) = (now_ms(), cpu_ticks(pid), wall0.elapsed());
+    let (t1, cpu1, wall) = (switchyard_events::now_ms(), cpu_ticks(pid), wall0.elapsed());
     let after = store.poll_turns().await?;
     let bytes = store.database_bytes().await?;
     let rss = rss_kib(pid);
@@ -213,10 +213,6 @@ impl Figures {
 
 fn seconds(ms: Option<i64>) -> String {
     ms.map(|ms| format!("{:.2} s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// User and system CPU time of a process so far, in USER_HZ ticks (Linux /proc).

@@ -140,8 +140,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     state.set_event_waker(deliverer.waker());
     let lister = Arc::new(state.engine.clone());
     let deliverer = deliverer.enriching_with(lister.clone());
-    let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()))
-        .with_schedule_waker(state.poll_schedule.clone());
+    let poller = switchyard_events::Poller::new(ctx, lister, poller_settings, Some(deliverer.waker()));
+    state.poll_schedule = poller.schedule_waker();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
