@@ -190,6 +190,12 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
+/// Idle connections kept per vendor host by default (`serve
+/// --vendor-max-idle-per-host`). Hub calls to one host from many instances share
+/// them; with fewer idle slots than calls in flight, each call past the slots
+/// closes its connection and the next opens a new one.
+pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 256;
+
 /// Policy-bound HTTP client; cheap to clone (shares the connection pool).
 #[derive(Clone, Debug)]
 pub struct VendorClient {
@@ -199,7 +205,15 @@ pub struct VendorClient {
 
 impl VendorClient {
     /// Builds a client; `timeout` bounds each whole request (including the body).
+    /// Keeps [`DEFAULT_MAX_IDLE_PER_HOST`] idle connections per host.
     pub fn new(policy: OutboundPolicy, timeout: Duration) -> Self {
+        VendorClient::with_idle_per_host(policy, timeout, DEFAULT_MAX_IDLE_PER_HOST)
+    }
+
+    /// As [`VendorClient::new`], keeping up to `max_idle_per_host` idle
+    /// connections to each host for reuse (by any instance: connections carry no
+    /// credentials, each request sends its own).
+    pub fn with_idle_per_host(policy: OutboundPolicy, timeout: Duration, max_idle_per_host: usize) -> Self {
         let redirect_policy = policy.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
             // `previous` holds the URLs requested so far, the first one included:
@@ -224,7 +238,7 @@ impl VendorClient {
             .referer(false)
             .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
             .timeout(timeout)
-            .pool_max_idle_per_host(8)
+            .pool_max_idle_per_host(max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -1,12 +1,14 @@
 //! Instances as the engine uses them: the element they belong to, their
-//! configuration opened (secrets decrypted, over the element's defaults), a short
+//! configuration opened (secrets decrypted, over the element defaults), the
 //! memory of instances opened by token, and the sealer that stores secrets bound
 //! to their row.
 //!
-//! The memory lives [`TTL`] at most. Writes through this process forget it at once;
-//! on PostgreSQL other nodes forget an instance when its change is announced
-//! (`switchyard serve` follows `Store::listen_changes`), and `TTL` bounds what a
-//! missed announcement (or another SQLite process) costs.
+//! An opened instance is kept until it changes, at most [`TTL`]: writes through
+//! this process forget it at once, and `switchyard serve` forgets what other
+//! nodes and processes change as it hears of it (`Store::listen_changes`: at
+//! once on PostgreSQL, within a second on SQLite). `TTL` only bounds what a
+//! missed change costs. A hub call on a remembered instance reads nothing from
+//! the database.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,11 +20,13 @@ use switchyard_store::{config_aad, InstanceRow, Sealer};
 use switchyard_vault::{KeyRing, Vault, VaultError};
 
 use crate::error::EngineError;
+use crate::memo::{Memo, Ticket};
 use crate::Engine;
 
-/// How long an opened instance is trusted without asking the database.
-pub const TTL: Duration = Duration::from_secs(1);
-const CAPACITY: u64 = 10_000;
+/// How long an opened instance is kept at most (`serve --cache-ttl`).
+pub const TTL: Duration = Duration::from_secs(600);
+/// Opened instances kept at once (about 1 KB each); the least used go first.
+const CAPACITY: u64 = 100_000;
 
 /// An instance as hub calls need it: its row and its configuration, secrets
 /// opened, over the element defaults.
@@ -31,10 +35,15 @@ pub struct OpenInstance {
     pub config: BTreeMap<String, String>,
 }
 
-/// Instances opened recently, by the hash of their token. Cheap to clone.
+/// Instances opened by token. Cheap to clone.
 #[derive(Clone)]
 pub struct InstanceCache {
-    instances: Cache<Vec<u8>, Arc<OpenInstance>>,
+    /// Opened instances by id: what a change forgets.
+    open: Memo<i64, Arc<OpenInstance>>,
+    /// The instance a token hash belongs to. A token is made with its instance
+    /// and never changes, so this needs no forgetting: a deleted instance is
+    /// missing from `open` and the database says there is no such token.
+    tokens: Cache<Vec<u8>, i64>,
 }
 
 impl Default for InstanceCache {
@@ -46,33 +55,38 @@ impl Default for InstanceCache {
 impl InstanceCache {
     /// A cache whose entries live `ttl` at most.
     pub fn with_ttl(ttl: Duration) -> Self {
-        InstanceCache { instances: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build() }
+        InstanceCache {
+            open: Memo::new(CAPACITY, ttl),
+            tokens: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build(),
+        }
     }
 
     pub fn get(&self, token_hash: &[u8]) -> Option<Arc<OpenInstance>> {
-        self.instances.get(token_hash)
+        self.open.get(&self.tokens.get(token_hash)?)
     }
 
-    pub fn remember(&self, token_hash: Vec<u8>, instance: OpenInstance) -> Arc<OpenInstance> {
+    /// Take before reading an instance from the database; see [`Memo`].
+    pub fn ticket(&self) -> Ticket {
+        self.open.ticket()
+    }
+
+    /// Remembers an instance read after `ticket` was taken (unless it changed
+    /// since); the instance, shared.
+    pub fn remember(&self, ticket: Ticket, token_hash: Vec<u8>, instance: OpenInstance) -> Arc<OpenInstance> {
         let instance = Arc::new(instance);
-        self.instances.insert(token_hash, instance.clone());
+        self.tokens.insert(token_hash, instance.row.id);
+        self.open.remember(ticket, instance.row.id, instance.clone());
         instance
     }
 
-    /// After any write to an instance or its configuration. Writes are rare, so
-    /// forgetting every instance is simpler than finding the one entry.
-    pub fn forget_all(&self) {
-        self.instances.invalidate_all();
+    /// After a write to an instance's row or configuration, or its deletion.
+    pub fn forget_instance(&self, instance_id: i64) {
+        self.open.forget(&instance_id);
     }
 
-    /// Forgets one instance (another node changed it). Walks the cache, which
-    /// is cheap next to the write being announced.
-    pub fn forget_instance(&self, instance_id: i64) {
-        for (token_hash, open) in self.instances.iter() {
-            if open.row.id == instance_id {
-                self.instances.invalidate(&*token_hash);
-            }
-        }
+    /// When changes may have gone unheard.
+    pub fn forget_all(&self) {
+        self.open.forget_all();
     }
 }
 
@@ -96,19 +110,20 @@ pub fn defaults(def: &ElementDefinition) -> BTreeMap<String, String> {
 }
 
 impl Engine {
-    /// The instance whose token hashes to `token_hash`, opened (remembered briefly);
+    /// The instance whose token hashes to `token_hash`, opened (remembered until it changes);
     /// `None` for a token nobody holds. Disabled and invalid instances are opened
     /// too: what they may do is the caller's decision.
     pub async fn open_by_token(&self, token_hash: &[u8]) -> Result<Option<Arc<OpenInstance>>, EngineError> {
         if let Some(open) = self.instances.get(token_hash) {
             return Ok(Some(open));
         }
+        let ticket = self.instances.ticket();
         let Some(row) = self.store.instance_by_token(token_hash).await? else {
             return Ok(None);
         };
         let def = self.element_of(&row)?;
         let config = self.open_configuration(&def, &row).await?;
-        Ok(Some(self.instances.remember(token_hash.to_vec(), OpenInstance { row, config })))
+        Ok(Some(self.instances.remember(ticket, token_hash.to_vec(), OpenInstance { row, config })))
     }
 
     /// The element an instance belongs to.
@@ -199,28 +214,37 @@ mod tests {
         }
     }
 
+    fn open(id: i64) -> OpenInstance {
+        OpenInstance { row: row(id), config: BTreeMap::new() }
+    }
+
     #[test]
-    fn instances_are_forgotten_on_write_and_after_the_ttl() {
+    fn instances_are_kept_until_they_change_or_the_ttl_passes() {
         let cache = InstanceCache::default();
-        cache.remember(b"t1".to_vec(), OpenInstance { row: row(1), config: BTreeMap::new() });
+        cache.remember(cache.ticket(), b"t1".to_vec(), open(1));
+        cache.remember(cache.ticket(), b"t2".to_vec(), open(2));
         assert_eq!(cache.get(b"t1").map(|i| i.row.id), Some(1));
-        assert!(cache.get(b"t2").is_none());
-        cache.forget_all();
+        assert!(cache.get(b"t3").is_none());
+        cache.forget_instance(1);
         assert!(cache.get(b"t1").is_none());
+        assert_eq!(cache.get(b"t2").map(|i| i.row.id), Some(2), "only the changed instance goes");
+        cache.forget_all();
+        assert!(cache.get(b"t2").is_none());
 
         let short = InstanceCache::with_ttl(Duration::from_millis(20));
-        short.remember(b"t".to_vec(), OpenInstance { row: row(2), config: BTreeMap::new() });
+        short.remember(short.ticket(), b"t".to_vec(), open(2));
         std::thread::sleep(Duration::from_millis(60));
         assert!(short.get(b"t").is_none(), "expired");
     }
 
     #[test]
-    fn one_instance_is_forgotten_by_id() {
+    fn an_instance_read_before_its_change_is_not_kept() {
         let cache = InstanceCache::default();
-        cache.remember(b"a".to_vec(), OpenInstance { row: row(1), config: BTreeMap::new() });
-        cache.remember(b"b".to_vec(), OpenInstance { row: row(2), config: BTreeMap::new() });
+        let ticket = cache.ticket();
+        // A write committed and was announced while this reader read the old row.
         cache.forget_instance(1);
-        assert!(cache.get(b"a").is_none());
-        assert_eq!(cache.get(b"b").map(|i| i.row.id), Some(2));
+        let served = cache.remember(ticket, b"t".to_vec(), open(1));
+        assert_eq!(served.row.id, 1, "the reader still answers with what it read");
+        assert!(cache.get(b"t").is_none(), "but the next call reads again");
     }
 }

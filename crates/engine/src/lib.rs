@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod error;
 pub mod hub;
 pub mod instance;
+pub mod memo;
 mod metrics;
 pub mod oauth;
 pub mod outbound;

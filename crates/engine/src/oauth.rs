@@ -490,8 +490,8 @@ async fn refresh_holding_lease(
             loop {
                 match engine.store.commit_tokens(instance_id, &holder, &values, &VaultSealer(&engine.vault)).await {
                     Ok(()) => {
-                        // This process's short memory of instances holds the old token.
-                        engine.instances.forget_all();
+                        // This process's memory of the instance holds the old token.
+                        engine.instances.forget_instance(instance_id);
                         break;
                     }
                     Err(e) if attempt < 5 => {
@@ -520,7 +520,7 @@ async fn refresh_holding_lease(
             let words = words.unwrap_or(error);
             tracing::warn!(instance_id, "the vendor refused to refresh the tokens; the instance is now invalid");
             engine.store.refuse_refresh(instance_id, &holder, &words).await?;
-            engine.instances.forget_all();
+            engine.instances.forget_instance(instance_id);
             engine.announce_health(instance_id, false, Some(&words)).await;
             Err(reauthorize(instance_id, Some(words)))
         }

@@ -1,24 +1,24 @@
-//! A short memory of the caller behind a pair of credential hashes, sparing each
-//! call a database round trip. (Opened instances are remembered by the engine.)
+//! The memory of the caller behind a pair of credential hashes, sparing each call
+//! a database round trip. (Opened instances are remembered by the engine.)
 //!
-//! Entries live `TTL` at most. On PostgreSQL a node forgets them all when another
-//! node or the CLI announces a reset or deleted secret (`switchyard serve` follows
-//! `Store::listen_changes`); `TTL` bounds what a missed announcement (or another
-//! SQLite process) costs.
+//! A caller is kept until an organization or user changes, at most `ttl`: writes
+//! through this process and other nodes' and processes' writes
+//! (`Store::listen_changes`, followed by `switchyard serve`) forget them all.
+//! `ttl` only bounds what a missed change costs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::sync::Cache;
+use switchyard_engine::memo::{Memo, Ticket};
 use switchyard_store::Caller as StoredCaller;
 
-/// How long a looked-up caller is trusted without asking the database.
-pub const TTL: Duration = Duration::from_secs(1);
+/// How long a looked-up caller is kept at most (`serve --cache-ttl`).
+pub const TTL: Duration = switchyard_engine::instance::TTL;
 const CAPACITY: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct CallerCache {
-    callers: Cache<(Vec<u8>, Vec<u8>), Arc<StoredCaller>>,
+    callers: Memo<(Vec<u8>, Vec<u8>), Arc<StoredCaller>>,
 }
 
 impl Default for CallerCache {
@@ -30,19 +30,25 @@ impl Default for CallerCache {
 impl CallerCache {
     /// A cache whose entries live `ttl` at most.
     pub fn with_ttl(ttl: Duration) -> Self {
-        CallerCache { callers: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build() }
+        CallerCache { callers: Memo::new(CAPACITY, ttl) }
     }
 
     pub fn get(&self, user_hash: &[u8], org_hash: &[u8]) -> Option<Arc<StoredCaller>> {
         self.callers.get(&(user_hash.to_vec(), org_hash.to_vec()))
     }
 
-    pub fn remember(&self, user_hash: Vec<u8>, org_hash: Vec<u8>, caller: StoredCaller) {
-        self.callers.insert((user_hash, org_hash), Arc::new(caller));
+    /// Take before reading a caller from the database; see [`Memo`].
+    pub fn ticket(&self) -> Ticket {
+        self.callers.ticket()
     }
 
-    /// After a secret changed somewhere: resets are rare, so all go.
+    /// Remembers a caller read after `ticket` was taken, unless callers changed since.
+    pub fn remember(&self, ticket: Ticket, user_hash: Vec<u8>, org_hash: Vec<u8>, caller: StoredCaller) {
+        self.callers.remember(ticket, (user_hash, org_hash), Arc::new(caller));
+    }
+
+    /// After a secret, user or organization changed somewhere: rare, so all go.
     pub fn forget_all(&self) {
-        self.callers.invalidate_all();
+        self.callers.forget_all();
     }
 }

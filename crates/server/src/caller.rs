@@ -83,9 +83,10 @@ impl FromRequestParts<AppState> for Caller {
         let caller = match state.callers.get(&user_hash, &org_hash) {
             Some(caller) => (*caller).clone(),
             None => {
+                let ticket = state.callers.ticket();
                 let found = state.engine.store.authenticate(&user_hash, &org_hash).await?;
                 let caller = found.ok_or_else(|| ApiError::unauthorized("Invalid user or organization secret"))?;
-                state.callers.remember(user_hash, org_hash, caller.clone());
+                state.callers.remember(ticket, user_hash, org_hash, caller.clone());
                 caller
             }
         };

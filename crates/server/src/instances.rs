@@ -534,7 +534,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
         None => None,
     };
     state.engine.store.delete_instance(caller.organization_id, row.id).await?;
-    state.engine.instances.forget_all();
+    state.engine.instances.forget_instance(row.id);
     state.poll_schedule.changed(row.id);
     if let Some((w, def, config)) = hooks {
         webhooks::remove(&state.engine, &def, &config, None, &w.hooks).await;
@@ -580,7 +580,7 @@ pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Pa
 async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.engine.store.set_disabled(caller.organization_id, row.id, disabled).await?;
-    state.engine.instances.forget_all();
+    state.engine.instances.forget_instance(row.id);
     state.poll_schedule.changed(row.id);
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
@@ -815,7 +815,7 @@ async fn update(
         // the instance turn invalid.
         state.engine.announce_health(row.id, true, None).await;
     }
-    state.engine.instances.forget_all();
+    state.engine.instances.forget_instance(row.id);
     state.poll_schedule.changed(row.id);
     let row = owned(state, caller, Some(row.id)).await?;
     Ok(Json(instance_view(state, caller, &row).await?))

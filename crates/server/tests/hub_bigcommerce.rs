@@ -21,6 +21,7 @@ struct Hub {
     auth: String,
     http: reqwest::Client,
     sim: BigCommerceSimulator,
+    sim_addr: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -83,7 +84,7 @@ async fn start(store: StoreConfig) -> Hub {
         .unwrap();
     let token = created["token"].as_str().unwrap_or_else(|| panic!("{created}"));
     let auth = format!("{auth}, Element {token}");
-    Hub { api, auth, http, sim, _dir: dir }
+    Hub { api, auth, http, sim, sim_addr, _dir: dir }
 }
 
 async fn demo() -> Hub {
@@ -144,6 +145,41 @@ impl Hub {
         assert_eq!((d.status, &d.body), (StatusCode::OK, &Value::Null), "delete {path}");
         assert_eq!(self.get(&format!("{path}/{id}"), &[]).await.status, StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+/// An opened instance is kept until it changes (the default `--cache-ttl` is ten
+/// minutes, and this server's instance was opened by the first call), so every
+/// change made through the server must reach the very next hub call.
+#[tokio::test]
+async fn a_credential_change_a_disable_and_a_delete_reach_the_next_call_at_once() {
+    let hub = demo().await;
+    let platform = hub.auth.rsplit_once(", Element ").unwrap().0.to_owned();
+    let listed = Answer::of(hub.http.get(format!("{}/instances", hub.api)).header("Authorization", &platform)).await.ok();
+    let id = listed[0]["id"].as_i64().unwrap();
+    let instance = |method: reqwest::Method, path: &str| hub.http.request(method, format!("{}/instances/{id}{path}", hub.api)).header("Authorization", &platform);
+    assert_eq!(count(&hub.ok("/orders/count", &[]).await), 120);
+
+    // New credentials for another store: the next call goes there.
+    hub.sim.add_store(StoreConfig {
+        hash: "second".into(),
+        username: "second-user".into(),
+        api_token: "second-token".into(),
+        seed_orders: 7,
+        ..StoreConfig::default()
+    });
+    let changed = instance(reqwest::Method::PATCH, "").json(&json!({"configuration": {
+        "store.url": format!("http://{}/stores/second/api/v2", hub.sim_addr),
+        "username": "second-user", "password": "second-token"}}));
+    Answer::of(changed).await.ok();
+    assert_eq!(count(&hub.ok("/orders/count", &[]).await), 7, "the new credentials are used at once");
+
+    Answer::of(instance(reqwest::Method::DELETE, "/enabled")).await.ok();
+    hub.get("/orders/count", &[]).await.error(StatusCode::FORBIDDEN);
+    Answer::of(instance(reqwest::Method::PUT, "/enabled")).await.ok();
+    assert_eq!(count(&hub.ok("/orders/count", &[]).await), 7);
+
+    Answer::of(instance(reqwest::Method::DELETE, "")).await.ok();
+    hub.get("/orders/count", &[]).await.error(StatusCode::UNAUTHORIZED);
 }
 
 fn count(a: &Answer) -> u64 {

@@ -38,8 +38,9 @@ pub const COPIED_TABLES: &[&str] = &[
 
 /// The tables `migrate-db` leaves empty: leases name the nodes of the old
 /// installation and mean nothing to the new one, which takes them afresh; failed
-/// login counters last a minute.
-pub const NOT_COPIED_TABLES: &[&str] = &["leases", "login_failures"];
+/// login counters last a minute; SQLite's cache change log tells the processes on
+/// that file what changed (PostgreSQL nodes hear it by notification instead).
+pub const NOT_COPIED_TABLES: &[&str] = &["leases", "login_failures", "cache_changes"];
 
 /// sqlx's record of applied migrations: each database keeps its own (the target
 /// is migrated when it is opened).

@@ -170,11 +170,18 @@ enum Command {
         /// servers on the database wait for a refreshing server that died.
         #[arg(long, env = "SWITCHYARD_OAUTH_REFRESH_LEASE", default_value_t = 30)]
         oauth_refresh_lease: u64,
-        /// Seconds a looked-up caller or opened instance is remembered. On
-        /// PostgreSQL other nodes' changes reach the caches at once; this bounds
-        /// what a missed notification costs.
-        #[arg(long, env = "SWITCHYARD_CACHE_TTL", default_value_t = 1.0)]
+        /// Seconds a looked-up caller or opened instance is remembered at most.
+        /// They are forgotten as soon as they change (this node's writes at once;
+        /// other nodes' as PostgreSQL announces them, other processes' on one
+        /// SQLite file within a second); this bounds what a missed change costs.
+        #[arg(long, env = "SWITCHYARD_CACHE_TTL", default_value_t = 600.0)]
         cache_ttl: f64,
+        /// Idle connections kept open per vendor host, shared by every instance
+        /// on that host. Set it to about the vendor calls in flight at once to
+        /// one host, so busy instances reuse connections instead of opening
+        /// (and, against a real vendor, handshaking TLS on) new ones.
+        #[arg(long, env = "SWITCHYARD_VENDOR_MAX_IDLE_PER_HOST", default_value_t = switchyard_engine::client::DEFAULT_MAX_IDLE_PER_HOST)]
+        vendor_max_idle_per_host: usize,
         #[command(flatten)]
         connections: ConnectionOptions,
         #[command(flatten)]
@@ -277,20 +284,28 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
         nodes: u32,
     },
-    /// Measure what many polling instances cost while few polls are due: creates
-    /// N BigCommerce instances polling the simulator, then prints the server's CPU
-    /// share over a window, the polls due, done and late, its RSS and the
-    /// database's size.
+    /// Measure what many instances cost: creates N BigCommerce instances, then
+    /// with --interval prints the server's CPU share over a window while they poll
+    /// the simulator (polls due, done and late, RSS, database size), and with
+    /// --hot the hub call rate, latency, CPU per call and new connections per
+    /// second when calls are spread over K instance tokens.
     BenchScale {
-        /// Polling instances to create (through the API).
+        /// Instances to create (through the API).
         #[arg(long, default_value_t = 1000)]
         instances: usize,
-        /// Their poll interval, minutes.
-        #[arg(long, default_value_t = 15.0)]
-        interval: f64,
-        /// Seconds measured.
+        /// Turn polling on at this interval, minutes, and measure it.
+        #[arg(long)]
+        interval: Option<f64>,
+        /// Seconds measured (per --hot count for hub calls).
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Hub calls spread over this many instances' tokens, a comma list (one
+        /// run each; the first is the baseline, e.g. 1,1000,10000).
+        #[arg(long, value_delimiter = ',')]
+        hot: Vec<usize>,
+        /// Concurrent hub call loops.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
         /// Instances created at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
@@ -412,7 +427,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, cache_ttl, connections, events, db } => {
+        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, cache_ttl, vendor_max_idle_per_host, connections, events, db } => {
             let options = serve::ServeOptions {
                 listen,
                 public_url,
@@ -424,6 +439,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 oauth_refresh_margin: std::time::Duration::from_secs(oauth_refresh_margin),
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
                 cache_ttl,
+                vendor_max_idle_per_host,
                 connections,
                 events,
             };
@@ -460,8 +476,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::BenchEvents { rate, seconds, fail_share, database, nodes } => {
             bench_events::run(bench_events::EventBenchOptions { rate, seconds, fail_share, database, nodes: nodes as usize }).await
         }
-        Command::BenchScale { instances, interval, seconds, concurrency, database } => {
-            bench_scale::run(bench_scale::ScaleBenchOptions { instances, interval, seconds, concurrency, database }).await
+        Command::BenchScale { instances, interval, seconds, hot, clients, concurrency, database } => {
+            bench_scale::run(bench_scale::ScaleBenchOptions { instances, interval, seconds, hot, clients, concurrency, database }).await
         }
         Command::Sandbox { json, listen_bigcommerce, listen_keap } => sandbox::run(listen_bigcommerce, listen_keap, json).await,
     }

@@ -1,7 +1,7 @@
-//! Following the writes other nodes (and CLI commands) commit to a shared
-//! PostgreSQL database: each announced change drops what this node's caches hold
-//! for it and tells the poller's scheduler, and a new current master key is
-//! followed by the vault.
+//! Following the writes other nodes, processes and CLI commands commit to the
+//! database (PostgreSQL's notifications, or SQLite's change log read each
+//! second): each change drops what this node's caches hold for it and tells the
+//! poller's scheduler, and a new current master key is followed by the vault.
 
 use std::future::Future;
 

@@ -29,8 +29,10 @@ pub struct ServeOptions {
     pub oauth_refresh_margin: Duration,
     /// How long another server waits for a refresh whose server stopped answering.
     pub oauth_refresh_lease: Duration,
-    /// Seconds callers and opened instances are remembered (`--cache-ttl`).
+    /// Seconds callers and opened instances are remembered at most (`--cache-ttl`).
     pub cache_ttl: f64,
+    /// Idle vendor connections kept per host (`--vendor-max-idle-per-host`).
+    pub vendor_max_idle_per_host: usize,
     pub connections: ConnectionOptions,
     pub events: EventOptions,
 }
@@ -47,6 +49,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         oauth_refresh_margin,
         oauth_refresh_lease,
         cache_ttl,
+        vendor_max_idle_per_host,
         connections,
         events,
     } = options;
@@ -105,8 +108,9 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let addr = listener.local_addr()?;
     let public_url = public_url_for(public_url.as_deref(), addr)?;
     let opened = database::open(db).await?;
-    // On PostgreSQL: other nodes' writes reach this node's caches as they commit.
-    let changes = opened.store.listen_changes().await.context("listening for other nodes' changes")?;
+    // Other nodes' and processes' writes reach this node's caches: as they commit
+    // on PostgreSQL, within a second on SQLite.
+    let changes = opened.store.listen_changes().await.context("following other nodes' changes")?;
     let paging_key = {
         use rand::RngCore;
         let mut fresh = [0u8; 32];
@@ -114,7 +118,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         // One key per database, so tokens survive restarts and work across servers.
         opened.store.meta_get_or_insert("paging.key", &fresh).await?
     };
-    let client = VendorClient::new(policy.clone(), vendor_timeout);
+    let client = VendorClient::with_idle_per_host(policy.clone(), vendor_timeout, vendor_max_idle_per_host);
     let mut state = AppState::new(opened.store.clone(), opened.vault.clone(), client.clone(), catalog, paging_key);
     state.engine.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
@@ -150,7 +154,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let pruning = tokio::spawn(switchyard_events::retention::run(state.engine.store.clone(), retention, stopped(stop_rx.clone())));
     let checking = tokio::spawn(switchyard_engine::webhooks::check_hooks(state.engine.clone(), hook_check, stopped(stop_rx.clone())));
     let polling = tokio::spawn(poller.run(stopped(stop_rx.clone())));
-    let following = changes.map(|changes| tokio::spawn(nodes::follow(changes, state.clone(), stopped(stop_rx))));
+    let following = tokio::spawn(nodes::follow(changes, state.clone(), stopped(stop_rx)));
 
     let shutdown = shutdown_signal().context("installing the SIGTERM and SIGINT handlers")?;
     greet(&opened.store, &opened.vault, &database::shown_url(&db.database_url)).await?;
@@ -165,9 +169,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let _ = delivery.await;
     let _ = pruning.await;
     let _ = checking.await;
-    if let Some(following) = following {
-        let _ = following.await;
-    }
+    let _ = following.await;
     // The last calls' log rows are written before the database closes.
     call_log.flush().await;
     opened.store.close().await;

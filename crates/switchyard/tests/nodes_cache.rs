@@ -1,13 +1,15 @@
-//! Several `switchyard serve` processes on one PostgreSQL database: a disable or a
-//! secret reset made through one node (or the CLI) reaches every node's caches at
-//! once, and the master key is rotated across nodes holding separate key files.
+//! Several `switchyard serve` processes on one database: a disable, delete or
+//! secret reset made through one node (or the CLI) reaches every node's caches —
+//! at once on PostgreSQL (notifications), within a second on one SQLite file (the
+//! change log) — and the master key is rotated across PostgreSQL nodes holding
+//! separate key files.
 //!
 //! The nodes remember callers and instances for 60 s (`--cache-ttl`), so only the
-//! change notifications can bring a change within the 2 s deadlines here. The
-//! latencies observed are printed (the ≤ 100 ms figure is a benchmark's, not a
-//! test's). PostgreSQL is `SWITCHYARD_TEST_POSTGRES` (default the CI machine's); each
-//! test creates its own database and drops it after. It fails, never skips, without
-//! a server.
+//! changes they hear of can bring a change within the deadlines here (2 s on
+//! PostgreSQL, 3 s on SQLite). The latencies observed are printed (the ≤ 100 ms
+//! figure is a benchmark's, not a test's). PostgreSQL is `SWITCHYARD_TEST_POSTGRES`
+//! (default the CI machine's); each test creates its own database and drops it
+//! after. It fails, never skips, without a server.
 
 use std::path::Path;
 use std::process::Command;
@@ -20,7 +22,11 @@ mod common;
 
 use common::{PgDatabase, Sandbox, Serve, BIN};
 
+/// How soon another PostgreSQL node's change must be seen.
 const DEADLINE: Duration = Duration::from_secs(2);
+/// How soon another SQLite process's change must be seen: the change log is read
+/// every second.
+const SQLITE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// `switchyard ARGS` in `dir` on the database: standard output as JSON, or a panic
 /// with standard error.
@@ -40,9 +46,9 @@ fn cli(dir: &Path, db: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{args:?} printed JSON ({e}): {stdout}"))
 }
 
-/// Calls `status_of` until it answers `want`; panics after [`DEADLINE`]. Answers
+/// Calls `status_of` until it answers `want`; panics after `deadline`. Answers
 /// how long it took.
-async fn within_deadline<F, Fut>(what: &str, want: u16, mut status_of: F) -> Duration
+async fn within_deadline<F, Fut>(deadline: Duration, what: &str, want: u16, mut status_of: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = u16>,
@@ -56,8 +62,8 @@ where
             return took;
         }
         assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: still {status} after {DEADLINE:?}, not {want}"
+            started.elapsed() < deadline,
+            "{what}: still {status} after {deadline:?}, not {want}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -126,25 +132,38 @@ fn secrets_of(auth: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
     let db = PgDatabase::create("nodes_cache").await;
+    let dir = tempfile::tempdir().unwrap();
+    changes_reach_every_node(dir.path(), &db.url, DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disables_and_secret_resets_reach_every_process_on_one_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    changes_reach_every_node(dir.path(), &url, SQLITE_DEADLINE).await;
+}
+
+/// Two nodes on the database `db` (started in `dir`): changes made through one or
+/// the CLI reach the other's caches within `deadline`.
+async fn changes_reach_every_node(dir: &Path, db: &str, deadline: Duration) {
     let sandbox = Sandbox::start(&[]);
     let bc = sandbox.credentials["bigcommerce"].clone();
-    let dir = tempfile::tempdir().unwrap();
     let args = [
         "--database",
-        db.url.as_str(),
+        db,
         "--outbound-allow",
         "127.0.0.0/8",
         "--cache-ttl",
         "60",
     ];
-    let a = Serve::start(dir.path(), &args, &[]);
+    let a = Serve::start(dir, &args, &[]);
     let auth = a
         .stdout
         .iter()
         .find_map(|v| v["authorization"].as_str())
         .expect("the first organization is printed")
         .to_owned();
-    let b = Serve::start(dir.path(), &args, &[]);
+    let b = Serve::start(dir, &args, &[]);
     let nodes = Nodes {
         http: reqwest::Client::new(),
     };
@@ -161,7 +180,7 @@ async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    within_deadline("hub call through B after a disable through A", 403, || {
+    within_deadline(deadline, "hub call through B after a disable through A", 403, || {
         nodes.orders(&b.base, &hub_auth)
     })
     .await;
@@ -173,7 +192,7 @@ async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    within_deadline("hub call through A after an enable through B", 200, || {
+    within_deadline(deadline, "hub call through A after an enable through B", 200, || {
         nodes.orders(&a.base, &hub_auth)
     })
     .await;
@@ -186,16 +205,17 @@ async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
     for api in [&a.base, &b.base] {
         assert_eq!(instances(api.clone(), auth.clone()).await, 200);
     }
-    let orgs = cli(dir.path(), &db.url, &["orgs", "list", "--json"]);
+    let orgs = cli(dir, db, &["orgs", "list", "--json"]);
     let org_id = orgs[0]["id"].as_i64().unwrap().to_string();
     let reset = cli(
-        dir.path(),
-        &db.url,
+        dir,
+        db,
         &["orgs", "reset-secret", &org_id, "--json"],
     );
     let new_org = reset["organization"]["secret"].as_str().unwrap().to_owned();
     for (name, api) in [("A", &a.base), ("B", &b.base)] {
         within_deadline(
+            deadline,
             &format!("the old organization secret through {name} after orgs reset-secret"),
             401,
             || instances(api.clone(), auth.clone()),
@@ -213,16 +233,17 @@ async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
     }
 
     // The same for the user's secret.
-    let users = cli(dir.path(), &db.url, &["users", "list", "--json"]);
+    let users = cli(dir, db, &["users", "list", "--json"]);
     let user_id = users[0]["id"].as_i64().unwrap().to_string();
     let reset = cli(
-        dir.path(),
-        &db.url,
+        dir,
+        db,
         &["users", "reset-secret", &user_id, "--json"],
     );
     let new_user = reset["user"]["secret"].as_str().unwrap().to_owned();
     for (name, api) in [("A", &a.base), ("B", &b.base)] {
         within_deadline(
+            deadline,
             &format!("the old user secret through {name} after users reset-secret"),
             401,
             || instances(api.clone(), auth.clone()),
@@ -252,7 +273,7 @@ async fn disables_and_secret_resets_reach_every_node_within_the_deadline() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    within_deadline("hub call through A after a delete through B", 401, || {
+    within_deadline(deadline, "hub call through A after a delete through B", 401, || {
         nodes.orders(&a.base, &hub_auth)
     })
     .await;
@@ -352,6 +373,7 @@ async fn the_master_key_is_rotated_across_nodes_with_their_own_key_files() {
     // A and B open the re-encrypted secrets and seal new ones under the new key.
     for node in [&a, &b] {
         within_deadline(
+            DEADLINE,
             "a re-encrypted instance through a node with the new key",
             200,
             || nodes.orders(&node.base, &first),

@@ -140,7 +140,7 @@ pub(crate) async fn account_zone(vendor: &Vendor<'_>, row: &InstanceRow) -> Resu
     };
     vendor.engine.store.set_account_zone(row.id, Some(&name)).await?;
     // Opened instances hold the row read before: open it again.
-    vendor.engine.instances.forget_all();
+    vendor.engine.instances.forget_instance(row.id);
     Ok(zone)
 }
 
