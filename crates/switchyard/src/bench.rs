@@ -191,7 +191,7 @@ async fn load(http: &reqwest::Client, target: &Target, clients: usize, requests:
     Ok(Figures { per_second: took.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) })
 }
 
-async fn first_order_id(http: &reqwest::Client, store_url: &str, user: &str, token: &str) -> anyhow::Result<i64> {
+pub(crate) async fn first_order_id(http: &reqwest::Client, store_url: &str, user: &str, token: &str) -> anyhow::Result<i64> {
     let orders: Value =
         http.get(format!("{store_url}/orders?limit=1")).basic_auth(user, Some(token)).send().await?.json().await?;
     orders[0]["id"].as_i64().context("the simulator has no orders")
