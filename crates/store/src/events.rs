@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use sqlx::{FromRow, Row};
 
 use crate::model::from_row_on_both;
-use crate::{json_members, now, on_pool, on_tx, Result, Store, Tx};
+use crate::{json_members, now, on_pool, on_tx, Param, Result, Store, Tx};
 
 /// The outcome of an instance's latest poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +338,50 @@ impl Store {
             .await?
             .rows_affected()
         }))
+    }
+
+    /// Bounds the event log by rows: each instance keeps at most `per_instance`
+    /// events and the whole log at most `max_rows`, the oldest finished events
+    /// (delivered, stopped or failed; lowest row ids) going first, `batch` per
+    /// statement (each its own short write transaction). Pending events are never
+    /// deleted, whatever the caps: a log holding more pending events than a cap
+    /// stays above it. Returns how many went.
+    pub async fn prune_events_over(&self, max_rows: u64, per_instance: u64, batch: i64) -> Result<u64> {
+        let keep = per_instance.min(i64::MAX as u64) as i64;
+        let crowded: Vec<(i64, i64)> = on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT instance_id, COUNT(*) FROM event_deliveries GROUP BY instance_id HAVING COUNT(*) > $1")
+                .bind(keep)
+                .fetch_all(p)
+                .await?
+        });
+        let mut removed = 0;
+        for (instance, rows) in crowded {
+            removed += self
+                .delete_in_batches(
+                    // events_by_instance gives the instance's rows oldest first.
+                    "DELETE FROM events WHERE id IN (
+                         SELECT e.id FROM events e JOIN event_deliveries d ON d.event_row = e.id
+                         WHERE e.instance_id = $1 AND d.state <> 'pending' ORDER BY e.id LIMIT $2)",
+                    &[Param::Int(instance)],
+                    batch,
+                    (rows - keep) as u64,
+                )
+                .await?;
+        }
+        let rows: i64 = on_pool!(self, |p, pg| sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await?);
+        let excess = (rows.max(0) as u64).saturating_sub(max_rows);
+        if excess > 0 {
+            removed += self
+                .delete_in_batches(
+                    "DELETE FROM events WHERE id IN (
+                         SELECT event_row FROM event_deliveries WHERE state <> 'pending' ORDER BY event_row LIMIT $1)",
+                    &[],
+                    batch,
+                    excess,
+                )
+                .await?;
+        }
+        Ok(removed)
     }
 
     /// The callback URLs of these instances that answered 410.
