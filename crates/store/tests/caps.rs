@@ -1,8 +1,11 @@
-//! The call log's and the event log's caps, and a SQLite file giving pruned
-//! space back, on both backends (see support/mod.rs).
+#![recursion_limit = "256"]
+
+//! The call log's and the event log's caps, the size of a stored event, and a
+//! SQLite file giving pruned space back, on both backends (see support/mod.rs).
 
 use std::time::{Duration, SystemTime};
 
+use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
 use switchyard_store::*;
 
@@ -151,6 +154,173 @@ on_both! {
         assert_eq!(s.prune_calls_over(5).await.unwrap(), 0);
         assert_eq!(s.prune_calls(week, 2).await.unwrap(), 1, "b keeps its newest 2");
         assert_eq!(paths(s.calls(org, b, CallsFrom::Offset(0), 10).await.unwrap()), ["/orders/9/", "/orders/7/"]);
+    }
+}
+
+/// A BigCommerce order as its API gives it (field names from the v2 orders
+/// resource), about 2.4 KB of JSON.
+fn order(id: usize) -> serde_json::Value {
+    let address = json!({
+        "first_name": "Jane", "last_name": "Doe", "company": "Acme Widgets Ltd", "street_1": "12 Harbour Road",
+        "street_2": "Unit 4", "city": "Austin", "state": "Texas", "zip": "78701", "country": "United States",
+        "country_iso2": "US", "phone": "+1 512 555 0100", "email": format!("jane.doe{id}@example.com"), "form_fields": []
+    });
+    json!({
+        "id": id, "customer_id": id % 97, "date_created": "Tue, 20 Nov 2012 00:00:00 +0000",
+        "date_modified": "Tue, 20 Nov 2012 00:00:00 +0000", "date_shipped": "", "status_id": 11,
+        "status": "Awaiting Fulfillment", "subtotal_ex_tax": "79.0000", "subtotal_inc_tax": "79.0000",
+        "subtotal_tax": "0.0000", "base_shipping_cost": "0.0000", "shipping_cost_ex_tax": "0.0000",
+        "shipping_cost_inc_tax": "0.0000", "shipping_cost_tax": "0.0000", "shipping_cost_tax_class_id": 2,
+        "base_handling_cost": "0.0000", "handling_cost_ex_tax": "0.0000", "handling_cost_inc_tax": "0.0000",
+        "handling_cost_tax": "0.0000", "handling_cost_tax_class_id": 2, "base_wrapping_cost": "0.0000",
+        "wrapping_cost_ex_tax": "0.0000", "wrapping_cost_inc_tax": "0.0000", "wrapping_cost_tax": "0.0000",
+        "wrapping_cost_tax_class_id": 3, "total_ex_tax": "79.0000", "total_inc_tax": "79.0000", "total_tax": "0.0000",
+        "items_total": 1, "items_shipped": 0, "payment_method": "Cash", "payment_provider_id": null,
+        "payment_status": "", "refunded_amount": "0.0000", "order_is_digital": false, "store_credit_amount": "0.0000",
+        "gift_certificate_amount": "0.0000", "ip_address": "12.345.678.910", "ip_address_v6": "",
+        "geoip_country": "United States", "geoip_country_iso2": "US", "currency_id": 1, "currency_code": "USD",
+        "currency_exchange_rate": "1.0000000000", "default_currency_id": 1, "default_currency_code": "USD",
+        "staff_notes": "", "customer_message": "", "discount_amount": "0.0000", "coupon_discount": "0.0000",
+        "shipping_address_count": 1, "is_deleted": false, "ebay_order_id": "0",
+        "cart_id": format!("{id:08x}-8f3a-4c5e-9a51-3a0d2b6c7e11"), "billing_address": address,
+        "is_email_opt_in": false, "credit_card_type": null, "order_source": "manual", "channel_id": 1,
+        "external_source": null,
+        "products": {"url": format!("https://api.bigcommerce.com/stores/abc123/v2/orders/{id}/products"), "resource": format!("/orders/{id}/products")},
+        "shipping_addresses": {"url": format!("https://api.bigcommerce.com/stores/abc123/v2/orders/{id}/shippingaddresses"), "resource": format!("/orders/{id}/shippingaddresses")},
+        "coupons": {"url": format!("https://api.bigcommerce.com/stores/abc123/v2/orders/{id}/coupons"), "resource": format!("/orders/{id}/coupons")},
+        "external_id": null, "external_merchant_id": null, "tax_provider_id": "BasicTaxProvider",
+        "customer_locale": "en", "external_order_id": "", "store_default_currency_code": "USD",
+        "store_default_to_transactional_exchange_rate": "1.0000000000", "custom_status": "Awaiting Fulfillment"
+    })
+}
+
+/// A polled order's event as the poller makes it: `provider_data` the record,
+/// `raw` the record with `objectType` put in, one entry in `notified_data`.
+fn polled(org: i64, instance: i64, n: usize) -> NewEvent {
+    let mut record = order(n);
+    let provider_data = record.to_string();
+    record.as_object_mut().unwrap().insert("objectType".into(), json!("orders"));
+    NewEvent {
+        event_id: uuid_like(n),
+        source: "polling".into(),
+        notified_data: json!([{"eventType": "UPDATED", "objectType": "orders", "objectId": n.to_string(),
+            "date": "2026-01-01T00:00:00.000Z"}])
+        .to_string(),
+        ..event(org, instance, "", provider_data, record.to_string())
+    }
+}
+
+fn uuid_like(n: usize) -> String {
+    format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", n.wrapping_mul(2_654_435_761) as u32, n % 65_536, n % 4096, n % 4096, n)
+}
+
+on_both! {
+    async fn a_polled_record_is_stored_once_and_read_back_whole(backend: Backend) {
+        let db = EmptyDb::new(backend).await;
+        let store = Store::open(&db.url).await.unwrap();
+        let s = &store;
+        let (org, ids) = instances(s, 1).await;
+        const N: usize = 2_000;
+        let events: Vec<NewEvent> = (0..N).map(|n| polled(org, ids[0], n)).collect();
+        let record_bytes = events[0].provider_data.len();
+        let before = s.database_bytes().await.unwrap();
+        for chunk in events.chunks(200) {
+            s.insert_events(chunk, 0).await.unwrap();
+        }
+        let queued = (s.database_bytes().await.unwrap() - before) / N as i64;
+        deliver_all_but(s, &[]).await;
+        let per_event = (s.database_bytes().await.unwrap() - before) / N as i64;
+        // PostgreSQL keeps the row versions an update replaced until (auto)vacuum
+        // makes their space reusable: the live rows are measured after VACUUM FULL.
+        // SQLite updates in place, and the file's growth is the live size.
+        let live = match backend {
+            Backend::Sqlite => per_event,
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                c.execute("VACUUM FULL events, event_deliveries").await.unwrap();
+                let bytes: i64 = sqlx::query_scalar(
+                    "SELECT (pg_total_relation_size('events') + pg_total_relation_size('event_deliveries'))::bigint",
+                )
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+                c.close().await.unwrap();
+                bytes / N as i64
+            }
+        };
+        println!(
+            "{backend:?}: a {record_bytes}-byte record's event costs {queued} bytes queued, {per_event} delivered, {live} live"
+        );
+        // Stored whole twice (the record, and the record with objectType), an event
+        // cost over twice its record.
+        assert!(live < record_bytes as i64, "{live} bytes per event of a {record_bytes}-byte record");
+
+        // The log and the delivery read the same texts as were given.
+        let q = EventQuery { organization_id: org, instance_id: None, before: None, offset: 0, limit: 5 };
+        for row in s.events(&q).await.unwrap() {
+            let given = &events[row.event_id.rsplit('-').next().map(|h| usize::from_str_radix(h, 16).unwrap()).unwrap()];
+            assert_eq!((&row.provider_data, &row.raw), (&given.provider_data, &given.raw));
+        }
+        // A queued copy: what the worker claims is `raw` whole.
+        let mut unicode = polled(org, ids[0], N);
+        unicode.provider_data = unicode.provider_data.replacen("Jane", "Zoë 😀", 1);
+        unicode.raw = unicode.raw.replacen("Jane", "Zoë 😀", 1).replacen("\"objectType\"", "\"objectType😀\"", 1);
+        let short = NewEvent { event_id: "short".into(), ..event(org, ids[0], "", "{\"a\":1}".into(), "{\"a\":1,\"b\":2}".into()) };
+        s.insert_events(&[unicode.clone(), short.clone()], 0).await.unwrap();
+        let claimed = s.claim_deliveries(1_000, 2_000, 10).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.raw.as_str()).collect::<Vec<_>>(), [unicode.raw.as_str(), short.raw.as_str()]);
+        // A webhook's record read at delivery replaces `raw` whole.
+        let record = json!({"id": 1, "objectType": "orders"}).to_string();
+        let enriched = DeliveryOutcome {
+            event_row: claimed[0].event_row,
+            lease_until: claimed[0].lease_until,
+            state: DeliveryState::Delivered,
+            attempts: 1,
+            next_attempt_at: None,
+            last_status: Some(200),
+            last_error: None,
+            attempted_at: 1_000,
+            stop_url: None,
+            raw: Some(record.clone()),
+        };
+        s.finish_deliveries(&[enriched]).await.unwrap();
+        assert_eq!(s.event(org, None, &unicode.event_id).await.unwrap().unwrap().raw, unicode.raw, "only RECEIVED events take a record");
+        let webhook = NewEvent { event_id: "hook".into(), status: "RECEIVED".into(), ..polled(org, ids[0], N + 1) };
+        s.insert_events(&[webhook], 0).await.unwrap();
+        let claimed = s.claim_deliveries(1_000, 2_000, 10).await.unwrap();
+        let hook = claimed.iter().find(|c| c.event_id == "hook").unwrap();
+        s.finish_deliveries(&[DeliveryOutcome { event_row: hook.event_row, lease_until: hook.lease_until, ..enriched_like(&record) }])
+            .await
+            .unwrap();
+        assert_eq!(s.event(org, None, "hook").await.unwrap().unwrap().raw, record);
+
+        // A vendor webhook call's event (one statement per batch on PostgreSQL):
+        // payloads long enough to be deflated and spliced read back whole too.
+        let calls: Vec<IncomingEvent> = [N + 2, N + 3]
+            .iter()
+            .map(|&n| IncomingEvent { event: NewEvent { status: "RECEIVED".into(), ..polled(org, ids[0], n) }, digest: Some(vec![n as u8]) })
+            .collect();
+        let answers = s.insert_incoming_durably(&calls, 0, 1_000, 0).await.unwrap();
+        for (call, id) in calls.iter().zip(&answers) {
+            let row = s.event(org, None, id).await.unwrap().unwrap();
+            assert_eq!((&row.provider_data, &row.raw), (&call.event.provider_data, &call.event.raw));
+        }
+        store.close().await;
+    }
+}
+
+fn enriched_like(record: &str) -> DeliveryOutcome {
+    DeliveryOutcome {
+        event_row: 0,
+        lease_until: 0,
+        state: DeliveryState::Delivered,
+        attempts: 1,
+        next_attempt_at: None,
+        last_status: Some(200),
+        last_error: None,
+        attempted_at: 1_000,
+        stop_url: None,
+        raw: Some(record.to_owned()),
     }
 }
 
