@@ -291,21 +291,6 @@ async fn reseal_tenant_secrets(store: &Store, vault: &Vault, new: u32, batch: i6
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::shown_url;
-
-    #[test]
-    fn shown_urls_never_carry_a_postgres_password() {
-        assert_eq!(shown_url("sqlite://switchyard.db"), "sqlite://switchyard.db");
-        assert_eq!(shown_url("postgres://app:s3cret@db.example:5432/sy"), "postgres://app:***@db.example:5432/sy");
-        assert_eq!(shown_url("postgres://app@db.example/sy"), "postgres://app@db.example/sy");
-        let shown = shown_url("postgresql://db.example/sy?user=app&password=s3cret&sslmode=require");
-        assert!(!shown.contains("s3cret") && shown.contains("sslmode=require"), "{shown}");
-        assert!(!shown_url("postgres://app:s3cret@[bad").contains("s3cret"));
-    }
-}
-
 /// `switchyard vacuum`: makes a SQLite file incremental (one full VACUUM) and
 /// prints its size before and after; on PostgreSQL says there is nothing to do.
 pub async fn vacuum(db: &DatabaseOptions) -> anyhow::Result<()> {
@@ -322,3 +307,19 @@ pub async fn vacuum(db: &DatabaseOptions) -> anyhow::Result<()> {
     println!("{}: {before} bytes before, {after} after; pruned rows now give their space back", path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn shown_urls_never_carry_a_postgres_password() {
+        assert_eq!(shown_url("sqlite://switchyard.db"), "sqlite://switchyard.db");
+        assert_eq!(shown_url("postgres://app:s3cret@db.example:5432/sy"), "postgres://app:***@db.example:5432/sy");
+        assert_eq!(shown_url("postgres://app@db.example/sy"), "postgres://app@db.example/sy");
+        let shown = shown_url("postgresql://db.example/sy?user=app&password=s3cret&sslmode=require");
+        assert!(!shown.contains("s3cret") && shown.contains("sslmode=require"), "{shown}");
+        assert!(!shown_url("postgres://app:s3cret@[bad").contains("s3cret"));
+    }
+}
+
