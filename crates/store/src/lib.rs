@@ -345,6 +345,9 @@ impl Store {
         if mode != INCREMENTAL {
             sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
             sqlx::query("VACUUM").execute(&mut *conn).await?;
+            // In WAL mode the rewritten pages are in the WAL: copied back now, the
+            // file takes its new size at once (and the WAL is emptied).
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
         }
         Ok(())
     }
