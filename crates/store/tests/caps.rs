@@ -70,20 +70,25 @@ async fn deliver(s: &Store, claimed: &[ClaimedDelivery], keep_pending: &[&str]) 
     let outcomes: Vec<DeliveryOutcome> = claimed
         .iter()
         .filter(|c| !keep_pending.contains(&c.event_id.as_str()))
-        .map(|c| DeliveryOutcome {
-            event_row: c.event_row,
-            lease_until: c.lease_until,
-            state: DeliveryState::Delivered,
-            attempts: 1,
-            next_attempt_at: None,
-            last_status: Some(200),
-            last_error: None,
-            attempted_at: 1_000,
-            stop_url: None,
-            raw: None,
-        })
+        .map(|c| delivered(c, None))
         .collect();
     s.finish_deliveries(&outcomes).await.unwrap();
+}
+
+/// The claim's first attempt answered 200; `raw` is the record it read, if any.
+fn delivered(c: &ClaimedDelivery, raw: Option<&str>) -> DeliveryOutcome {
+    DeliveryOutcome {
+        event_row: c.event_row,
+        lease_until: c.lease_until,
+        state: DeliveryState::Delivered,
+        attempts: 1,
+        next_attempt_at: None,
+        last_status: Some(200),
+        last_error: None,
+        attempted_at: 1_000,
+        stop_url: None,
+        raw: raw.map(str::to_owned),
+    }
 }
 
 async fn event_ids(s: &Store, org: i64) -> Vec<String> {
@@ -271,27 +276,13 @@ on_both! {
         assert_eq!(claimed.iter().map(|c| c.raw.as_str()).collect::<Vec<_>>(), [unicode.raw.as_str(), short.raw.as_str()]);
         // A webhook's record read at delivery replaces `raw` whole.
         let record = json!({"id": 1, "objectType": "orders"}).to_string();
-        let enriched = DeliveryOutcome {
-            event_row: claimed[0].event_row,
-            lease_until: claimed[0].lease_until,
-            state: DeliveryState::Delivered,
-            attempts: 1,
-            next_attempt_at: None,
-            last_status: Some(200),
-            last_error: None,
-            attempted_at: 1_000,
-            stop_url: None,
-            raw: Some(record.clone()),
-        };
-        s.finish_deliveries(&[enriched]).await.unwrap();
+        s.finish_deliveries(&[delivered(&claimed[0], Some(&record))]).await.unwrap();
         assert_eq!(s.event(org, None, &unicode.event_id).await.unwrap().unwrap().raw, unicode.raw, "only RECEIVED events take a record");
         let webhook = NewEvent { event_id: "hook".into(), status: "RECEIVED".into(), ..polled(org, ids[0], N + 1) };
         s.insert_events(&[webhook], 0).await.unwrap();
         let claimed = s.claim_deliveries(1_000, 2_000, 10).await.unwrap();
         let hook = claimed.iter().find(|c| c.event_id == "hook").unwrap();
-        s.finish_deliveries(&[DeliveryOutcome { event_row: hook.event_row, lease_until: hook.lease_until, ..enriched_like(&record) }])
-            .await
-            .unwrap();
+        s.finish_deliveries(&[delivered(hook, Some(&record))]).await.unwrap();
         assert_eq!(s.event(org, None, "hook").await.unwrap().unwrap().raw, record);
 
         // A vendor webhook call's event (one statement per batch on PostgreSQL):
@@ -306,21 +297,6 @@ on_both! {
             assert_eq!((&row.provider_data, &row.raw), (&call.event.provider_data, &call.event.raw));
         }
         store.close().await;
-    }
-}
-
-fn enriched_like(record: &str) -> DeliveryOutcome {
-    DeliveryOutcome {
-        event_row: 0,
-        lease_until: 0,
-        state: DeliveryState::Delivered,
-        attempts: 1,
-        next_attempt_at: None,
-        last_status: Some(200),
-        last_error: None,
-        attempted_at: 1_000,
-        stop_url: None,
-        raw: Some(record.to_owned()),
     }
 }
 
