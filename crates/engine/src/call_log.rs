@@ -11,18 +11,33 @@ use tokio::sync::mpsc;
 pub struct Retention {
     /// Rows older than this are removed.
     pub max_age: Duration,
-    /// Each instance keeps at most this many newest rows.
+    /// Each instance keeps at most this many newest rows
+    /// (`serve --call-log-max-rows-per-instance`).
     pub per_instance: u64,
+    /// The whole log keeps at most this many newest rows (`serve --call-log-max-rows`).
+    pub max_rows: u64,
     /// How often pruning runs.
     pub every: Duration,
 }
 
 impl Default for Retention {
-    /// 7 days, 10,000 rows per instance, pruned every 10 minutes.
+    /// 7 days, [`DEFAULT_PER_INSTANCE`] rows per instance and [`DEFAULT_MAX_ROWS`]
+    /// in all, pruned every 10 minutes.
     fn default() -> Self {
-        Retention { max_age: Duration::from_secs(7 * 24 * 3600), per_instance: 10_000, every: Duration::from_secs(600) }
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            per_instance: DEFAULT_PER_INSTANCE,
+            max_rows: DEFAULT_MAX_ROWS,
+            every: Duration::from_secs(600),
+        }
     }
 }
+
+/// Rows each instance keeps by default.
+pub const DEFAULT_PER_INSTANCE: u64 = 10_000;
+/// Rows the whole log keeps by default: five million (about 0.7 GB on SQLite,
+/// 1.2 GB on PostgreSQL, at the sizes measured in docs/deploy.md).
+pub const DEFAULT_MAX_ROWS: u64 = 5_000_000;
 
 /// Entries waiting to be written; past this the newest are dropped (and counted in the
 /// server log) rather than slowing hub calls or growing without bound.
@@ -117,13 +132,21 @@ async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<E
                         continue;
                     }
                 }
-                match store.prune_calls(retention.max_age, retention.per_instance).await {
+                let pruned = match store.prune_calls(retention.max_age, retention.per_instance).await {
+                    Ok(n) => store.prune_calls_over(retention.max_rows).await.map(|m| n + m),
+                    Err(e) => Err(e),
+                };
+                match pruned {
                     Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned the vendor call log"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not prune the vendor call log"),
                 }
                 if let Err(e) = store.prune_idempotency().await {
                     tracing::warn!(error = %e, "could not prune expired idempotency keys");
+                }
+                // SQLite: the pages the rows held go back to the file system.
+                if let Err(e) = store.reclaim_space().await {
+                    tracing::warn!(error = %e, "could not give the database's free pages back");
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! The event log's retention: events whose delivery is over (delivered, stopped
-//! or failed) are deleted once their last attempt is older than the retention, in
-//! batches, so the log and its jobs do not grow without end. Pending events stay.
+//! or failed) are deleted once their last attempt is older than the retention, and
+//! the oldest of them beyond a per-instance and a global number of rows, in
+//! batches, so the log and its jobs do not grow without end. Pending events stay,
+//! whatever the caps. On SQLite the freed pages then go back to the file system.
 //! The digests that recognise a vendor's repeated webhook calls go once they are
 //! older than the dedupe window.
 //!
@@ -23,26 +25,46 @@ pub struct Retention {
     pub every: Duration,
     /// Events deleted per statement (one short write transaction each).
     pub batch: i64,
+    /// Events the whole log keeps at most (`serve --event-log-max-rows`): past
+    /// it the oldest finished ones go.
+    pub max_rows: u64,
+    /// Events each instance keeps at most (`serve --event-log-max-rows-per-instance`).
+    pub per_instance: u64,
     /// How long a vendor webhook call's digest is kept: a call sent again within
     /// this is a repeat (`serve --event-dedupe-hours`).
     pub dedupe: Duration,
 }
 
+/// Events the whole log keeps by default: a million (about 1.5 GB of 2.5 KB
+/// records, at the sizes measured in docs/deploy.md).
+pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
+/// Events each instance keeps by default.
+pub const DEFAULT_PER_INSTANCE: u64 = 100_000;
+
 /// How long a repeated vendor webhook call is recognised by default: 72 hours.
 pub const DEFAULT_DEDUPE: Duration = Duration::from_secs(72 * 3600);
 
 impl Default for Retention {
-    /// Seven days, as the call log; digests for 72 hours; looked at every ten minutes.
+    /// Seven days, as the call log, and [`DEFAULT_MAX_ROWS`] and
+    /// [`DEFAULT_PER_INSTANCE`] events; digests for 72 hours; looked at every ten minutes.
     fn default() -> Self {
-        Retention { keep: Duration::from_secs(7 * 86_400), every: Duration::from_secs(600), batch: 5_000, dedupe: DEFAULT_DEDUPE }
+        Retention {
+            keep: Duration::from_secs(7 * 86_400),
+            every: Duration::from_secs(600),
+            batch: 5_000,
+            max_rows: DEFAULT_MAX_ROWS,
+            per_instance: DEFAULT_PER_INSTANCE,
+            dedupe: DEFAULT_DEDUPE,
+        }
     }
 }
 
 /// The name of the lease that lets one node prune per period.
 pub const LEASE: &str = "retention";
 
-/// Deletes every finished event older than the retention, and the webhook call
-/// digests older than the dedupe window; how many events went.
+/// Deletes every finished event older than the retention, then the oldest
+/// finished ones beyond the caps, and the webhook call digests older than the
+/// dedupe window; gives the space back (SQLite); how many events went.
 pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, switchyard_store::StoreError> {
     let now = now_ms();
     let digests_before = now - retention.dedupe.as_millis() as i64;
@@ -55,11 +77,14 @@ pub async fn prune_once(store: &Store, retention: &Retention) -> Result<u64, swi
         let n = store.prune_events(before, retention.batch).await?;
         total += n;
         if n < retention.batch as u64 {
-            return Ok(total);
+            break;
         }
         // Let other writers in between batches.
         tokio::task::yield_now().await;
     }
+    total += store.prune_events_over(retention.max_rows, retention.per_instance, retention.batch).await?;
+    store.reclaim_space().await?;
+    Ok(total)
 }
 
 /// Prunes at start and then every `retention.every` until `shutdown` completes,

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 
-use crate::{on_pool, on_tx, Result, Store};
+use crate::{on_pool, on_tx, Param, Result, Store, PRUNE_BATCH};
 
 /// One vendor call on its way into the log.
 #[derive(Debug, Clone)]
@@ -207,34 +207,55 @@ impl Store {
     }
 
     /// Drops log rows older than `max_age`, and all but the newest `keep_per_instance`
-    /// rows of each instance. Returns the rows removed.
+    /// rows of each instance, [`PRUNE_BATCH`] rows per statement (each its own short
+    /// write transaction). Returns the rows removed.
     pub async fn prune_calls(&self, max_age: Duration, keep_per_instance: u64) -> Result<u64> {
         let cutoff = rfc3339(SystemTime::now().checked_sub(max_age).unwrap_or(SystemTime::UNIX_EPOCH));
         let keep = keep_per_instance.min(i64::MAX as u64) as i64;
-        on_pool!(self, |p, pg| {
-            let mut removed = sqlx::query("DELETE FROM vendor_calls WHERE created_at < $1")
-                .bind(&cutoff)
-                .execute(p)
-                .await?
-                .rows_affected();
-            let crowded: Vec<i64> =
-                sqlx::query_scalar("SELECT instance_id FROM vendor_calls GROUP BY instance_id HAVING COUNT(*) > $1")
-                    .bind(keep)
-                    .fetch_all(p)
-                    .await?;
-            for instance in crowded {
-                removed += sqlx::query(
-                    "DELETE FROM vendor_calls WHERE instance_id = $1 AND id <= (
-                         SELECT id FROM vendor_calls WHERE instance_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-                )
-                .bind(instance)
+        let mut removed = self
+            .delete_in_batches(
+                "DELETE FROM vendor_calls WHERE id IN (SELECT id FROM vendor_calls WHERE created_at < $1 LIMIT $2)",
+                &[Param::Text(&cutoff)],
+                PRUNE_BATCH,
+                u64::MAX,
+            )
+            .await?;
+        let crowded: Vec<(i64, i64)> = on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT instance_id, COUNT(*) FROM vendor_calls GROUP BY instance_id HAVING COUNT(*) > $1")
                 .bind(keep)
-                .execute(p)
+                .fetch_all(p)
                 .await?
-                .rows_affected();
-            }
-            Ok(removed)
-        })
+        });
+        for (instance, rows) in crowded {
+            removed += self
+                .delete_in_batches(
+                    "DELETE FROM vendor_calls WHERE id IN (
+                         SELECT id FROM vendor_calls WHERE instance_id = $1 ORDER BY id LIMIT $2)",
+                    &[Param::Int(instance)],
+                    PRUNE_BATCH,
+                    (rows - keep) as u64,
+                )
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// Drops the oldest log rows (lowest ids, whatever their instance) beyond the
+    /// newest `max_rows` of the whole log, [`PRUNE_BATCH`] per statement. Returns
+    /// the rows removed.
+    pub async fn prune_calls_over(&self, max_rows: u64) -> Result<u64> {
+        let rows: i64 = on_pool!(self, |p, pg| sqlx::query_scalar("SELECT COUNT(*) FROM vendor_calls").fetch_one(p).await?);
+        let excess = (rows.max(0) as u64).saturating_sub(max_rows);
+        if excess == 0 {
+            return Ok(0);
+        }
+        self.delete_in_batches(
+            "DELETE FROM vendor_calls WHERE id IN (SELECT id FROM vendor_calls ORDER BY id LIMIT $1)",
+            &[],
+            PRUNE_BATCH,
+            excess,
+        )
+        .await
     }
 
     /// Claims `scope` for a request with `fingerprint`, or says why not.

@@ -7,10 +7,13 @@
 
 use std::collections::HashSet;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use sqlx::{FromRow, Row};
 
 use crate::model::from_row_on_both;
-use crate::{json_members, now, on_pool, on_tx, Result, Store, Tx};
+use crate::{json_members, now, on_pool, on_tx, Param, Result, Store, Tx};
 
 /// The outcome of an instance's latest poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +114,7 @@ impl DeliveryState {
 }
 
 /// One event as the event log shows it.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     pub id: i64,
     pub event_id: String,
@@ -152,18 +155,159 @@ pub struct PollCandidate {
     pub event: NewEvent,
 }
 
+/// Reads [`EventRow`]s (with [`PAYLOAD_COLUMNS`]).
 const EVENT_SELECT: &str = "SELECT e.id, e.event_id, e.organization_id, e.instance_id, e.element_key,
-    e.source, e.status, e.event_date, e.provider_data, e.notified_data, e.raw,
+    e.source, e.status, e.event_date, e.notified_data,
+    e.provider_data, e.provider_data_z, e.raw, e.raw_z, e.raw_head, e.raw_tail,
     d.state AS delivery_state, d.attempts, d.next_attempt_at, d.last_status, d.last_error,
     d.last_attempt_at
     FROM events e JOIN event_deliveries d ON d.event_row = e.id";
 
+/// Shared bytes below which `raw` is stored whole (splicing would save little).
+const SPLICE_MIN: usize = 64;
+/// Payloads shorter than this are stored as text (deflate would save little).
+const PACK_MIN: usize = 256;
+/// Deflate's level for payloads (zlib's default).
+const PACK_LEVEL: u8 = 6;
+/// The most a stored payload inflates to (what was deflated came from a request
+/// or a vendor answer, both far smaller).
+const UNPACK_LIMIT: usize = 256 << 20;
+
+/// `raw` as stored beside `provider_data`: when the two share a long start and
+/// end (a polled event's `raw` is its record with `"objectType"` put in), only
+/// the text between them and how many bytes of `provider_data` come before and
+/// after it; otherwise `raw` whole and `None`s. [`unsplice`] gives `raw` back,
+/// byte for byte.
+fn splice<'a>(provider_data: &str, raw: &'a str) -> (&'a str, Option<i64>, Option<i64>) {
+    let (p, r) = (provider_data.as_bytes(), raw.as_bytes());
+    let most = p.len().min(r.len());
+    let mut head = p.iter().zip(r).take_while(|(a, b)| a == b).count();
+    // Both strings cut at char boundaries (their bytes differ right after the
+    // shared start, so each is checked).
+    while !(provider_data.is_char_boundary(head) && raw.is_char_boundary(head)) {
+        head -= 1;
+    }
+    let mut tail = p.iter().rev().zip(r.iter().rev()).take_while(|(a, b)| a == b).count().min(most - head);
+    while !(provider_data.is_char_boundary(p.len() - tail) && raw.is_char_boundary(r.len() - tail)) {
+        tail -= 1;
+    }
+    if head + tail < SPLICE_MIN {
+        return (raw, None, None);
+    }
+    (&raw[head..r.len() - tail], Some(head as i64), Some(tail as i64))
+}
+
+/// `raw` from what [`splice`] stored; a decode error when the numbers do not
+/// fit `provider_data` (a row written by something else).
+fn unsplice(provider_data: &str, stored: String, head: Option<i64>, tail: Option<i64>) -> sqlx::Result<String> {
+    let (Some(head), Some(tail)) = (head, tail) else { return Ok(stored) };
+    let cut = |n: i64| usize::try_from(n).ok().filter(|&n| n <= provider_data.len());
+    let parts = cut(head).zip(cut(tail)).and_then(|(head, tail)| {
+        Some((provider_data.get(..head)?, provider_data.get(provider_data.len().checked_sub(tail)?..)?))
+    });
+    let Some((start, end)) = parts else {
+        return Err(sqlx::Error::Decode("events.raw_head/raw_tail do not fit provider_data".into()));
+    };
+    Ok([start, stored.as_str(), end].concat())
+}
+
+/// A payload as stored: `("", deflated)` when that is smaller, else the text.
+fn pack(text: &str) -> (&str, Option<Vec<u8>>) {
+    if text.len() < PACK_MIN {
+        return (text, None);
+    }
+    let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), PACK_LEVEL);
+    if packed.len() >= text.len() {
+        return (text, None);
+    }
+    ("", Some(packed))
+}
+
+/// The text [`pack`] stored.
+fn unpack(text: String, packed: Option<Vec<u8>>) -> sqlx::Result<String> {
+    let Some(packed) = packed else { return Ok(text) };
+    let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, UNPACK_LIMIT)
+        .map_err(|e| sqlx::Error::Decode(format!("a stored event payload does not inflate: {e:?}").into()))?;
+    String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+/// An event's payloads as they are written: [`splice`]d, then [`pack`]ed.
+pub(crate) struct StoredPayloads<'a> {
+    pub provider_data: &'a str,
+    pub provider_data_z: Option<Vec<u8>>,
+    pub raw: &'a str,
+    pub raw_z: Option<Vec<u8>>,
+    pub raw_head: Option<i64>,
+    pub raw_tail: Option<i64>,
+}
+
+impl<'a> StoredPayloads<'a> {
+    pub fn of(e: &'a NewEvent) -> StoredPayloads<'a> {
+        let (raw, raw_head, raw_tail) = splice(&e.provider_data, &e.raw);
+        let (provider_data, provider_data_z) = pack(&e.provider_data);
+        let (raw, raw_z) = pack(raw);
+        StoredPayloads { provider_data, provider_data_z, raw, raw_z, raw_head, raw_tail }
+    }
+
+    /// The payload columns as members of a JSON object (the deflated ones in
+    /// base64), for statements that read rows with `jsonb_to_recordset`.
+    pub fn json_members(&self) -> [(&'static str, serde_json::Value); 6] {
+        let b64 = |z: &Option<Vec<u8>>| -> serde_json::Value { z.as_deref().map(|z| BASE64.encode(z)).into() };
+        [
+            ("provider_data", self.provider_data.into()),
+            ("provider_data_z", b64(&self.provider_data_z)),
+            ("raw", self.raw.into()),
+            ("raw_z", b64(&self.raw_z)),
+            ("raw_head", self.raw_head.into()),
+            ("raw_tail", self.raw_tail.into()),
+        ]
+    }
+}
+
+/// An event's `provider_data` and `raw` from their stored columns
+/// ([`PAYLOAD_COLUMNS`]).
+macro_rules! payloads {
+    ($row:expr) => {{
+        let provider_data = unpack($row.try_get("provider_data")?, $row.try_get("provider_data_z")?)?;
+        let stored = unpack($row.try_get("raw")?, $row.try_get("raw_z")?)?;
+        let raw = unsplice(&provider_data, stored, $row.try_get("raw_head")?, $row.try_get("raw_tail")?)?;
+        (provider_data, raw)
+    }};
+}
+
+/// The stored columns an event's payloads are read from.
+const PAYLOAD_COLUMNS: &str = "e.provider_data, e.provider_data_z, e.raw, e.raw_z, e.raw_head, e.raw_tail";
+
+from_row_on_both!(EventRow, |row| {
+    let (provider_data, raw) = payloads!(row);
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        organization_id: row.try_get("organization_id")?,
+        instance_id: row.try_get("instance_id")?,
+        element_key: row.try_get("element_key")?,
+        source: row.try_get("source")?,
+        status: row.try_get("status")?,
+        event_date: row.try_get("event_date")?,
+        provider_data,
+        notified_data: row.try_get("notified_data")?,
+        raw,
+        delivery_state: row.try_get("delivery_state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        last_attempt_at: row.try_get("last_attempt_at")?,
+    })
+});
+
 pub(crate) async fn insert_event(tx: &mut Tx<'_>, e: &NewEvent, due_at: i64) -> Result<()> {
+    let stored = StoredPayloads::of(e);
     on_tx!(tx, |c, pg| {
         let row: i64 = sqlx::query_scalar(
-            "INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
-                                 event_date, provider_data, notified_data, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status, event_date,
+                                 provider_data, provider_data_z, notified_data, raw, raw_z, raw_head, raw_tail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&e.event_id)
         .bind(e.organization_id)
@@ -172,9 +316,13 @@ pub(crate) async fn insert_event(tx: &mut Tx<'_>, e: &NewEvent, due_at: i64) -> 
         .bind(&e.source)
         .bind(&e.status)
         .bind(&e.event_date)
-        .bind(&e.provider_data)
+        .bind(stored.provider_data)
+        .bind(&stored.provider_data_z)
         .bind(&e.notified_data)
-        .bind(&e.raw)
+        .bind(stored.raw)
+        .bind(&stored.raw_z)
+        .bind(stored.raw_head)
+        .bind(stored.raw_tail)
         .fetch_one(&mut *c)
         .await?;
         sqlx::query("INSERT INTO event_deliveries (event_row, instance_id, next_attempt_at) VALUES ($1, $2, $3)")
@@ -188,6 +336,7 @@ pub(crate) async fn insert_event(tx: &mut Tx<'_>, e: &NewEvent, due_at: i64) -> 
 }
 
 from_row_on_both!(ClaimedDelivery, |row| {
+    let (_, raw) = payloads!(row);
     Ok(ClaimedDelivery {
         event_row: row.try_get("id")?,
         event_id: row.try_get("event_id")?,
@@ -195,7 +344,7 @@ from_row_on_both!(ClaimedDelivery, |row| {
         instance_id: row.try_get("instance_id")?,
         element_key: row.try_get("element_key")?,
         notified_data: row.try_get("notified_data")?,
-        raw: row.try_get("raw")?,
+        raw,
         status: row.try_get("status")?,
         attempts: row.try_get("attempts")?,
         lease_until: row.try_get("lease_until")?,
@@ -259,7 +408,7 @@ impl Store {
                 let ids = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
                 sqlx::query_as(&format!(
                     "SELECT e.id, e.event_id, e.organization_id, e.instance_id, e.element_key, e.notified_data,
-                            e.raw, e.status, d.attempts, d.lease_until
+                            {PAYLOAD_COLUMNS}, e.status, d.attempts, d.lease_until
                      FROM events e JOIN event_deliveries d ON d.event_row = e.id
                      WHERE e.id IN ({}) ORDER BY e.id",
                     json_members(pg, 1, true)
@@ -338,6 +487,50 @@ impl Store {
             .await?
             .rows_affected()
         }))
+    }
+
+    /// Bounds the event log by rows: each instance keeps at most `per_instance`
+    /// events and the whole log at most `max_rows`, the oldest finished events
+    /// (delivered, stopped or failed; lowest row ids) going first, `batch` per
+    /// statement (each its own short write transaction). Pending events are never
+    /// deleted, whatever the caps: a log holding more pending events than a cap
+    /// stays above it. Returns how many went.
+    pub async fn prune_events_over(&self, max_rows: u64, per_instance: u64, batch: i64) -> Result<u64> {
+        let keep = per_instance.min(i64::MAX as u64) as i64;
+        let crowded: Vec<(i64, i64)> = on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT instance_id, COUNT(*) FROM event_deliveries GROUP BY instance_id HAVING COUNT(*) > $1")
+                .bind(keep)
+                .fetch_all(p)
+                .await?
+        });
+        let mut removed = 0;
+        for (instance, rows) in crowded {
+            removed += self
+                .delete_in_batches(
+                    // events_by_instance gives the instance's rows oldest first.
+                    "DELETE FROM events WHERE id IN (
+                         SELECT e.id FROM events e JOIN event_deliveries d ON d.event_row = e.id
+                         WHERE e.instance_id = $1 AND d.state <> 'pending' ORDER BY e.id LIMIT $2)",
+                    &[Param::Int(instance)],
+                    batch,
+                    (rows - keep) as u64,
+                )
+                .await?;
+        }
+        let rows: i64 = on_pool!(self, |p, pg| sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await?);
+        let excess = (rows.max(0) as u64).saturating_sub(max_rows);
+        if excess > 0 {
+            removed += self
+                .delete_in_batches(
+                    "DELETE FROM events WHERE id IN (
+                         SELECT event_row FROM event_deliveries WHERE state <> 'pending' ORDER BY event_row LIMIT $1)",
+                    &[],
+                    batch,
+                    excess,
+                )
+                .await?;
+        }
+        Ok(removed)
     }
 
     /// The callback URLs of these instances that answered 410.
@@ -690,8 +883,13 @@ async fn finish_delivery_sqlite(c: &mut sqlx::SqliteConnection, o: &DeliveryOutc
         return Ok(());
     }
     if let Some(raw) = &o.raw {
-        sqlx::query("UPDATE events SET raw = $1, status = 'DISPATCHED' WHERE id = $2 AND status = 'RECEIVED'")
+        let (raw, raw_z) = pack(raw);
+        sqlx::query(
+            "UPDATE events SET raw = $1, raw_z = $2, raw_head = NULL, raw_tail = NULL, status = 'DISPATCHED'
+             WHERE id = $3 AND status = 'RECEIVED'",
+        )
             .bind(raw)
+            .bind(raw_z)
             .bind(o.event_row)
             .execute(&mut *c)
             .await?;
@@ -728,11 +926,14 @@ async fn finish_deliveries_pg(c: &mut sqlx::PgConnection, outcomes: &[DeliveryOu
     let rows: Vec<serde_json::Value> = outcomes
         .iter()
         .map(|o| {
+            let raw = o.raw.as_deref().map(pack);
+            let raw = raw.as_ref();
             serde_json::json!({
                 "event_row": o.event_row, "lease_until": o.lease_until, "state": o.state.as_str(),
                 "attempts": o.attempts, "next_attempt_at": o.next_attempt_at, "last_status": o.last_status,
                 "last_error": o.last_error, "attempted_at": o.attempted_at, "stop_url": o.stop_url,
-                "raw": o.raw, "status": logged_status(o),
+                "raw": raw.map(|r| r.0), "raw_z": raw.and_then(|r| r.1.as_deref().map(|z| BASE64.encode(z))),
+                "status": logged_status(o),
             })
         })
         .collect();
@@ -740,7 +941,7 @@ async fn finish_deliveries_pg(c: &mut sqlx::PgConnection, outcomes: &[DeliveryOu
         "WITH o AS (
              SELECT * FROM jsonb_to_recordset($1::jsonb) AS o(event_row BIGINT, lease_until BIGINT, state TEXT,
                  attempts BIGINT, next_attempt_at BIGINT, last_status BIGINT, last_error TEXT, attempted_at BIGINT,
-                 stop_url TEXT, raw TEXT, status TEXT)
+                 stop_url TEXT, raw TEXT, raw_z TEXT, status TEXT)
          ), done AS (
              UPDATE event_deliveries d SET state = o.state, attempts = o.attempts, next_attempt_at = o.next_attempt_at,
                  lease_until = NULL, last_status = COALESCE(o.last_status, d.last_status), last_error = o.last_error,
@@ -752,6 +953,9 @@ async fn finish_deliveries_pg(c: &mut sqlx::PgConnection, outcomes: &[DeliveryOu
              -- outcome's status; any other takes it unless NOTIFIED already.
              UPDATE events e SET
                  raw = CASE WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN o.raw ELSE e.raw END,
+                 raw_z = CASE WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN decode(o.raw_z, 'base64') ELSE e.raw_z END,
+                 raw_head = CASE WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN NULL ELSE e.raw_head END,
+                 raw_tail = CASE WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN NULL ELSE e.raw_tail END,
                  status = CASE
                      WHEN o.raw IS NOT NULL AND e.status = 'RECEIVED' THEN COALESCE(o.status, 'DISPATCHED')
                      WHEN o.status IS NOT NULL AND e.status NOT IN ('NOTIFIED', 'RECEIVED') THEN o.status

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Row, Sqlite, SqlitePool, Transaction};
 use thiserror::Error;
 
@@ -204,6 +204,22 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `PRAGMA auto_vacuum`'s value for INCREMENTAL.
+const INCREMENTAL: i64 = 2;
+/// The largest SQLite file [`Store::open`] converts to `auto_vacuum=INCREMENTAL`
+/// by itself (256 MiB: a VACUUM of a few seconds).
+pub const AUTO_CONVERT_MAX_BYTES: i64 = 256 << 20;
+/// Pages one `PRAGMA incremental_vacuum` gives back at most (4 KiB pages: 16 MiB).
+const RECLAIM_STEP: i64 = 4096;
+/// Rows one pruning statement deletes at most: one short write transaction.
+pub const PRUNE_BATCH: i64 = 5_000;
+
+/// A parameter of [`Store::delete_in_batches`].
+pub(crate) enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// Connections per process to a PostgreSQL server unless told otherwise.
 pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 10;
 /// Connections per process to a SQLite file unless told otherwise (one writes at a
@@ -259,6 +275,14 @@ impl Store {
             // drop the last commits. FULL would fsync every commit for no gain here.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Set on every connection, before any table exists: a new file is made
+            // incremental from its first page, so pruning can give pages back to the
+            // file system ([`Store::reclaim_space`]). On an older file it only takes
+            // effect with a VACUUM (see below).
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            // The WAL file is cut back to this after a checkpoint, so a burst of
+            // writes (a large prune) does not leave it large for good.
+            .pragma("journal_size_limit", (64 << 20).to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.unwrap_or(DEFAULT_SQLITE_MAX_CONNECTIONS).max(1))
@@ -275,7 +299,118 @@ impl Store {
         sqlx::migrate!("./migrations").run_direct(&mut *tx).await?;
         tx.commit().await?;
         drop(conn);
-        Ok(Store { pool: Pool::Sqlite(pool), node: leases::new_node_id() })
+        let store = Store { pool: Pool::Sqlite(pool), node: leases::new_node_id() };
+        store.convert_small_file().await;
+        Ok(store)
+    }
+
+    /// A SQLite file made before auto_vacuum was set never gives pages back until
+    /// one full VACUUM rewrites it. One up to [`AUTO_CONVERT_MAX_BYTES`] is
+    /// rewritten here (seconds at most); a larger one is left as it is, with a
+    /// warning naming `switchyard vacuum`, since the rewrite needs about the
+    /// file's size again on disk and holds the write lock meanwhile. A failure
+    /// (another process busy with the file) is logged and the next start tries again.
+    async fn convert_small_file(&self) {
+        let Pool::Sqlite(pool) = &self.pool else { return };
+        let looked: Result<(i64, i64, i64)> = async {
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(pool).await?;
+            let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(pool).await?;
+            let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(pool).await?;
+            Ok((mode, pages, size))
+        }
+        .await;
+        match looked {
+            Ok((INCREMENTAL, _, _)) => {}
+            Ok((_, pages, size)) if pages.saturating_mul(size) <= AUTO_CONVERT_MAX_BYTES => match self.make_incremental().await {
+                Ok(()) => tracing::info!(bytes = pages * size, "made the SQLite file incremental (auto_vacuum), once"),
+                Err(e) => tracing::warn!(error = %e, "could not make the SQLite file incremental; trying again at the next start"),
+            },
+            Ok((_, pages, size)) => tracing::warn!(
+                bytes = pages.saturating_mul(size),
+                "this SQLite file predates auto_vacuum=INCREMENTAL and will not shrink after pruning; stop the \
+                 servers and run `switchyard vacuum` once to convert it (it needs as much free disk as the file)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not read the SQLite file's auto_vacuum mode"),
+        }
+    }
+
+    /// Rewrites a SQLite file with `auto_vacuum=INCREMENTAL` (one full `VACUUM`:
+    /// the file's size again in free disk, the write lock held throughout); a
+    /// file already incremental is left alone. Nothing to do on PostgreSQL,
+    /// where autovacuum reuses the space of deleted rows.
+    pub async fn make_incremental(&self) -> Result<()> {
+        let Pool::Sqlite(pool) = &self.pool else { return Ok(()) };
+        let mut conn = pool.acquire().await?;
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?;
+        if mode != INCREMENTAL {
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+            // In WAL mode the rewritten pages are in the WAL: copied back now, the
+            // file takes its new size at once (and the WAL is emptied).
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives a SQLite file's free pages back to the file system
+    /// (`PRAGMA incremental_vacuum`), [`RECLAIM_STEP`] pages per statement so no
+    /// write transaction is long; called after pruning. Returns the pages given
+    /// back: 0 on a file that is not incremental, and on PostgreSQL, where
+    /// autovacuum makes deleted rows' space reusable inside the tables instead
+    /// (the files do not shrink without `VACUUM FULL`, which is left to the operator).
+    pub async fn reclaim_space(&self) -> Result<u64> {
+        let Pool::Sqlite(pool) = &self.pool else { return Ok(0) };
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(pool).await?;
+        if mode != INCREMENTAL {
+            return Ok(0);
+        }
+        let mut given = 0;
+        loop {
+            let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(pool).await?;
+            if free == 0 {
+                break;
+            }
+            sqlx::query(&format!("PRAGMA incremental_vacuum({RECLAIM_STEP})")).execute(pool).await?;
+            let left: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(pool).await?;
+            if left >= free {
+                // Nothing moved: the next pruning tries again.
+                break;
+            }
+            given += (free - left) as u64;
+            tokio::task::yield_now().await;
+        }
+        // The file itself shrinks when the WAL is copied back into it; a passive
+        // checkpoint does that now if no reader holds older pages, without waiting.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(pool).await?;
+        Ok(given)
+    }
+
+    /// Runs `sql`, a DELETE whose last parameter (after `params`) is how many rows
+    /// it may delete, batch after batch (each statement its own short write
+    /// transaction) until a batch deletes fewer than it may, or `most` rows went.
+    /// Returns the rows deleted.
+    pub(crate) async fn delete_in_batches(&self, sql: &str, params: &[Param<'_>], batch: i64, most: u64) -> Result<u64> {
+        let mut total = 0;
+        while total < most {
+            let limit = (batch.max(1) as u64).min(most - total) as i64;
+            let n = on_pool!(self, |p, pg| {
+                let mut q = sqlx::query(sql);
+                for param in params {
+                    q = match param {
+                        Param::Int(v) => q.bind(*v),
+                        Param::Text(t) => q.bind(*t),
+                    };
+                }
+                q.bind(limit).execute(p).await?.rows_affected()
+            });
+            total += n;
+            if n < limit as u64 {
+                break;
+            }
+            // Let other writers in between batches.
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
     }
 
     /// Whether this store is on PostgreSQL.

@@ -2,7 +2,7 @@
 //! vendor's calls.
 
 use serde::{Deserialize, Serialize};
-use crate::events::insert_event;
+use crate::events::{insert_event, StoredPayloads};
 use crate::{durably, now, on_pool, on_tx, NewEvent, Result, Store, Tx};
 
 /// One hook at the vendor.
@@ -287,12 +287,15 @@ async fn insert_incoming_pg(
         .enumerate()
         .map(|(ord, call)| {
             let e = &call.event;
-            serde_json::json!({
+            let mut row = serde_json::json!({
                 "ord": ord, "digest_hex": call.digest.as_deref().map(hex), "event_id": e.event_id,
                 "organization_id": e.organization_id, "instance_id": e.instance_id, "element_key": e.element_key,
-                "source": e.source, "status": e.status, "event_date": e.event_date, "provider_data": e.provider_data,
-                "notified_data": e.notified_data, "raw": e.raw,
-            })
+                "source": e.source, "status": e.status, "event_date": e.event_date, "notified_data": e.notified_data,
+            });
+            if let Some(row) = row.as_object_mut() {
+                row.extend(StoredPayloads::of(e).json_members().map(|(k, v)| (k.to_owned(), v)));
+            }
+            row
         })
         .collect();
     let answers: Vec<(i32, Option<String>)> = sqlx::query_as(
@@ -300,7 +303,7 @@ async fn insert_incoming_pg(
              SELECT c.*, decode(c.digest_hex, 'hex') AS digest
              FROM jsonb_to_recordset($1::jsonb) AS c(ord INT, digest_hex TEXT, event_id TEXT, organization_id BIGINT,
                  instance_id BIGINT, element_key TEXT, source TEXT, status TEXT, event_date TEXT, provider_data TEXT,
-                 notified_data TEXT, raw TEXT)
+                 provider_data_z TEXT, notified_data TEXT, raw TEXT, raw_z TEXT, raw_head BIGINT, raw_tail BIGINT)
          ), fresh AS (
              INSERT INTO event_webhook_digests (instance_id, digest, event_id, received_at)
              SELECT instance_id, digest, event_id, $2 FROM c WHERE digest IS NOT NULL
@@ -309,10 +312,11 @@ async fn insert_incoming_pg(
              WHERE event_webhook_digests.received_at < $3
              RETURNING event_id
          ), stored AS (
-             INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status,
-                                 event_date, provider_data, notified_data, raw)
-             SELECT event_id, organization_id, instance_id, element_key, source, status,
-                    event_date, provider_data, notified_data, raw
+             INSERT INTO events (event_id, organization_id, instance_id, element_key, source, status, event_date,
+                                 provider_data, provider_data_z, notified_data, raw, raw_z, raw_head, raw_tail)
+             SELECT event_id, organization_id, instance_id, element_key, source, status, event_date,
+                    provider_data, decode(provider_data_z, 'base64'), notified_data, raw, decode(raw_z, 'base64'),
+                    raw_head, raw_tail
              FROM c WHERE digest IS NULL OR event_id IN (SELECT event_id FROM fresh)
              ORDER BY ord
              RETURNING id, instance_id, event_id

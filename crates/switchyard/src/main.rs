@@ -93,6 +93,15 @@ pub struct EventOptions {
     /// pending ones stay until they finish.
     #[arg(long, env = "SWITCHYARD_EVENT_RETENTION_DAYS", default_value_t = 7.0)]
     pub event_retention_days: f64,
+    /// Events the whole event log keeps at most: past it the oldest finished
+    /// ones go (pending ones stay, whatever the number). See docs/deploy.md for sizes.
+    #[arg(long, env = "SWITCHYARD_EVENT_LOG_MAX_ROWS", default_value_t = switchyard_events::retention::DEFAULT_MAX_ROWS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_log_max_rows: u64,
+    /// Events each instance keeps at most in the event log, the same way.
+    #[arg(long, env = "SWITCHYARD_EVENT_LOG_MAX_ROWS_PER_INSTANCE",
+          default_value_t = switchyard_events::retention::DEFAULT_PER_INSTANCE, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_log_max_rows_per_instance: u64,
     /// Hours during which a vendor webhook call sent again (the values the element's
     /// events.webhooks.digest names all equal) is answered with the first call's
     /// eventId instead of becoming another event.
@@ -182,6 +191,15 @@ enum Command {
         /// (and, against a real vendor, handshaking TLS on) new ones.
         #[arg(long, env = "SWITCHYARD_VENDOR_MAX_IDLE_PER_HOST", default_value_t = switchyard_engine::client::DEFAULT_MAX_IDLE_PER_HOST)]
         vendor_max_idle_per_host: usize,
+        /// Vendor calls the whole call log keeps at most (the oldest go first,
+        /// every 10 minutes; rows older than 7 days go too). See docs/deploy.md for sizes.
+        #[arg(long, env = "SWITCHYARD_CALL_LOG_MAX_ROWS", default_value_t = switchyard_engine::call_log::DEFAULT_MAX_ROWS,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        call_log_max_rows: u64,
+        /// Vendor calls each instance keeps at most in the call log.
+        #[arg(long, env = "SWITCHYARD_CALL_LOG_MAX_ROWS_PER_INSTANCE",
+              default_value_t = switchyard_engine::call_log::DEFAULT_PER_INSTANCE, value_parser = clap::value_parser!(u64).range(1..))]
+        call_log_max_rows_per_instance: u64,
         #[command(flatten)]
         connections: ConnectionOptions,
         #[command(flatten)]
@@ -244,6 +262,15 @@ enum Command {
         /// Rows per INSERT statement (all in one transaction).
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
         batch: u32,
+    },
+    /// Rewrite a SQLite database so that it gives the space of pruned rows back
+    /// to the file system (auto_vacuum=INCREMENTAL), once, for a file made before
+    /// that was the default and too large to be converted at start. Stop the
+    /// servers first; it needs as much free disk as the file. Nothing to do on
+    /// PostgreSQL (autovacuum).
+    Vacuum {
+        #[command(flatten)]
+        db: DatabaseOptions,
     },
     /// Measure Switchyard against the simulator it fronts: the same load straight
     /// at the simulator and through a hub, each in its own process; prints a table
@@ -427,7 +454,24 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, public_url, sandbox, outbound_allow, vendor_timeout, vendor_concurrency, elements_dir, oauth_refresh_margin, oauth_refresh_lease, cache_ttl, vendor_max_idle_per_host, connections, events, db } => {
+        Command::Serve {
+            listen,
+            public_url,
+            sandbox,
+            outbound_allow,
+            vendor_timeout,
+            vendor_concurrency,
+            elements_dir,
+            oauth_refresh_margin,
+            oauth_refresh_lease,
+            cache_ttl,
+            vendor_max_idle_per_host,
+            call_log_max_rows,
+            call_log_max_rows_per_instance,
+            connections,
+            events,
+            db,
+        } => {
             let options = serve::ServeOptions {
                 listen,
                 public_url,
@@ -440,6 +484,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 oauth_refresh_lease: std::time::Duration::from_secs(oauth_refresh_lease),
                 cache_ttl,
                 vendor_max_idle_per_host,
+                call_log: switchyard_engine::call_log::Retention {
+                    max_rows: call_log_max_rows,
+                    per_instance: call_log_max_rows_per_instance,
+                    ..Default::default()
+                },
                 connections,
                 events,
             };
@@ -469,6 +518,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             database::rotate_key(&db, rotation, batch).await
         }
+        Command::Vacuum { db } => database::vacuum(&db).await,
         Command::MigrateDb { from, to, batch } => migrate_db::run(&from, &to, batch as usize).await,
         Command::Bench { requests, concurrency, page_size, database } => {
             bench::run(bench::BenchOptions { requests, concurrency, page_size, database }).await

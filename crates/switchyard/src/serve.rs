@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub cache_ttl: f64,
     /// Idle vendor connections kept per host (`--vendor-max-idle-per-host`).
     pub vendor_max_idle_per_host: usize,
+    /// How the vendor call log is bounded (`--call-log-max-rows`, ...).
+    pub call_log: switchyard_engine::call_log::Retention,
     pub connections: ConnectionOptions,
     pub events: EventOptions,
 }
@@ -50,6 +52,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         oauth_refresh_lease,
         cache_ttl,
         vendor_max_idle_per_host,
+        call_log,
         connections,
         events,
     } = options;
@@ -120,6 +123,8 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     };
     let client = VendorClient::with_idle_per_host(policy.clone(), vendor_timeout, vendor_max_idle_per_host);
     let mut state = AppState::new(opened.store.clone(), opened.vault.clone(), client.clone(), catalog, paging_key);
+    // The writer AppState::new started ends as its sender is replaced here.
+    state.engine.call_log = switchyard_engine::call_log::CallLog::spawn(opened.store.clone(), call_log);
     state.engine.vendors = Dispatcher::new(client, RetryPolicy::default(), InstanceLimits::new(vendor_concurrency));
     state.sandbox = sandbox_credentials;
     state.engine.oauth = switchyard_engine::oauth::OAuthRuntime::new(oauth_refresh_margin, oauth_refresh_lease);
@@ -291,6 +296,8 @@ fn event_settings(
     let retention = switchyard_events::retention::Retention {
         keep: Duration::from_secs_f64(days * 86_400.0),
         dedupe: Duration::from_secs_f64(hours * 3600.0),
+        max_rows: o.event_log_max_rows,
+        per_instance: o.event_log_max_rows_per_instance,
         ..Default::default()
     };
     Ok((delivery, poller, retention))
