@@ -243,7 +243,7 @@ mod tests {
         let email = f("billing_address.email");
         assert!(email.filterable && email.vendor_native_type.is_none());
         assert!(!f("staff_notes").filterable && f("staff_notes").createable);
-        let json = serde_json::to_value(&f("status")).unwrap();
+        let json = serde_json::to_value(f("status")).unwrap();
         assert_eq!(json["createable"], "true");
         assert_eq!(json["filterable"], "false");
         assert_eq!(json["vendorReadOnly"], false);

@@ -49,11 +49,11 @@ on_both! {
         let (_db, s, a, ia, b, ib) = two_orgs(backend).await;
         let org = DefinitionScope::Organization;
         let contact = def("myContact", &[("id", "string"), ("address.city", "string")]);
-        assert_eq!(s.create_object_definitions(a, org, &[contact.clone()]).await.unwrap(), DefinitionWrite::Done);
+        assert_eq!(s.create_object_definitions(a, org, std::slice::from_ref(&contact)).await.unwrap(), DefinitionWrite::Done);
         // The same name at another level, and in another organization, is another definition.
         let narrow = def("myContact", &[("id", "string")]);
-        assert_eq!(s.create_object_definitions(a, DefinitionScope::Instance(ia), &[narrow.clone()]).await.unwrap(), DefinitionWrite::Done);
-        assert_eq!(s.create_object_definitions(b, org, &[narrow.clone()]).await.unwrap(), DefinitionWrite::Done);
+        assert_eq!(s.create_object_definitions(a, DefinitionScope::Instance(ia), std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::Done);
+        assert_eq!(s.create_object_definitions(b, org, std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::Done);
 
         assert_eq!(s.object_definition(a, org, "myContact").await.unwrap(), Some(contact.clone()));
         assert_eq!(s.object_definition(a, DefinitionScope::Instance(ia), "myContact").await.unwrap(), Some(narrow.clone()));
@@ -61,7 +61,7 @@ on_both! {
         // b reaches neither a's instance nor its definitions.
         assert_eq!(s.object_definition(b, DefinitionScope::Instance(ia), "myContact").await.unwrap(), None);
         assert!(s.object_definitions(b, DefinitionScope::Instance(ia)).await.unwrap().is_empty());
-        assert_eq!(s.create_object_definitions(b, DefinitionScope::Instance(ia), &[narrow.clone()]).await.unwrap(), DefinitionWrite::NoInstance);
+        assert_eq!(s.create_object_definitions(b, DefinitionScope::Instance(ia), std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::NoInstance);
         assert!(!s.delete_object_definition(b, DefinitionScope::Instance(ia), "myContact").await.unwrap());
         assert_eq!(s.replace_object_definition(b, DefinitionScope::Instance(ia), &contact).await.unwrap(), DefinitionWrite::Missing);
         assert_eq!(s.object_definition(a, DefinitionScope::Instance(ia), "myContact").await.unwrap(), Some(narrow.clone()));
