@@ -8,6 +8,8 @@
 //!   CEQL), OAuth 2.0 token refresh ([`oauth`]), the credential check and code
 //!   exchange of instance creation ([`credentials`]), vendor webhook registration
 //!   ([`webhooks`]), the call log ([`call_log`]), and opened instances ([`instance`]).
+//! - Cloud Elements' data layer: object metadata and common resource definitions
+//!   ([`objects`]).
 //!
 //! The HTTP server, the event poller and the delivery worker all call the engine;
 //! it answers typed values ([`hub::HubAnswer`], [`EngineError`]), never HTTP
@@ -24,6 +26,7 @@ pub mod instance;
 pub mod memo;
 mod metrics;
 pub mod oauth;
+pub mod objects;
 pub mod outbound;
 pub mod page_token;
 pub mod password;

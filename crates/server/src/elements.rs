@@ -57,7 +57,7 @@ fn detail(def: &ElementDefinition) -> Value {
     value
 }
 
-fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinition, ApiError> {
+pub(crate) fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a ElementDefinition, ApiError> {
     state
         .engine
         .catalog

@@ -17,6 +17,7 @@ mod instances;
 mod json_body;
 pub mod metrics;
 mod oauth;
+mod objects;
 mod openapi;
 mod logs;
 mod proxy;
@@ -139,6 +140,30 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
         .route("/instances/{id}/logs", get(logs::list))
+        .route("/objects", get(objects::list))
+        .route("/objects/{object_name}/metadata", get(objects::metadata))
+        .route("/hubs/{hub}/objects", get(objects::list_in_hub))
+        .route("/hubs/{hub}/objects/{object_name}/metadata", get(objects::metadata_in_hub))
+        .route("/elements/{key_or_id}/objects", get(objects::element_list))
+        .route("/elements/{key_or_id}/objects/{object_name}/metadata", get(objects::element_metadata))
+        .route(
+            "/organizations/objects/definitions",
+            get(objects::org_list).post(objects::org_create_many).delete(objects::org_delete_all),
+        )
+        .route(
+            "/organizations/objects/{object_name}/definitions",
+            get(objects::org_get).post(objects::org_create).put(objects::org_replace).delete(objects::org_delete),
+        )
+        .route(
+            "/instances/{id}/objects/definitions",
+            get(objects::instance_list).post(objects::instance_create_many).delete(objects::instance_delete_all),
+        )
+        .route(
+            "/instances/{id}/objects/{object_name}/definitions",
+            get(objects::instance_get).post(objects::instance_create).put(objects::instance_replace).delete(objects::instance_delete),
+        )
+        .route("/accounts", any(objects::accounts))
+        .route("/accounts/{*path}", any(objects::accounts))
         .route("/hubs/{hub}/{*path}", any(hub::call))
         .route("/docs", get(openapi::document))
         .route("/proxy/{*path}", any(proxy::call))

@@ -22,6 +22,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "sessions",
     "instances",
     "instance_configuration",
+    "object_definitions",
     "vendor_calls",
     "idempotency_keys",
     "events",

@@ -34,6 +34,8 @@ pub use copy::{TableCount, COPIED_TABLES, NOT_COPIED_TABLES};
 pub use webhooks::*;
 mod leases;
 pub use leases::PollTurn;
+mod definitions;
+pub use definitions::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

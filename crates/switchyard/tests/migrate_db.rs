@@ -136,6 +136,15 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     }
     until(Duration::from_secs(60), "the five deliveries", || receiver.0.lock().unwrap().len() >= 5).await;
 
+    // Common resources, of the organization and of an instance.
+    let contact = json!({"fields": [{"path": "id", "type": "string"}, {"path": "address.city", "type": "string"}]});
+    for path in ["/organizations/objects/myContact/definitions".to_owned(), format!("/instances/{hooked_id}/objects/myContact/definitions")] {
+        let r = http.post(format!("{api}{path}")).header("Authorization", &auth).json(&contact).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    let before_definitions = get(&http, &format!("{api}/organizations/objects/definitions"), &auth).await;
+    let before_instance_definitions = get(&http, &format!("{api}/instances/{hooked_id}/objects/definitions"), &auth).await;
+
     let before_instances = get(&http, &format!("{api}/instances"), &auth).await;
     let before_events = get(&http, &format!("{api}/instances/events"), &auth).await;
     let before_logs = get(&http, &format!("{api}/instances/{}/logs", basic["id"]), &auth).await;
@@ -164,6 +173,7 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     assert!(count("instance_configuration") > 0 && count("vendor_calls") >= 2 && count("idempotency_keys") == 1);
     assert!(count("meta") >= 2, "the paging key and the key canary");
     assert_eq!(count("event_webhooks"), 1);
+    assert_eq!(count("object_definitions"), 2);
 
     // A second copy into the filled database is refused, and changes nothing.
     let again = migrate(&from, &db.url);
@@ -178,6 +188,8 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     assert_eq!(get(&http, &format!("{api}/instances/events"), &auth).await, before_events);
     assert_eq!(get(&http, &format!("{api}/instances/{}/logs", basic["id"]), &auth).await, before_logs);
     assert_eq!(get(&http, &format!("{api}/instances/{hooked_id}/configuration"), &auth).await, before_config);
+    assert_eq!(get(&http, &format!("{api}/organizations/objects/definitions"), &auth).await, before_definitions);
+    assert_eq!(get(&http, &format!("{api}/instances/{hooked_id}/objects/definitions"), &auth).await, before_instance_definitions);
     // Sealed secrets open: the hub signs in at the vendor with the copied password.
     assert_eq!(get(&http, &format!("{api}/hubs/ecommerce/orders?pageSize=2"), &basic_auth).await, orders);
     // The idempotency key came along: the same create answers the same record.

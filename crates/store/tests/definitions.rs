@@ -1,0 +1,115 @@
+//! Common resource definitions on both backends (see support/mod.rs): levels,
+//! organization scoping, all-or-nothing creates, replace and delete.
+
+use switchyard_store::*;
+
+#[macro_use]
+mod support;
+use support::{Backend, TestDb};
+
+struct PlainSealer;
+impl Sealer for PlainSealer {
+    fn seal(&self, _instance_id: i64, _key: &str, plaintext: &str) -> (Vec<u8>, u32) {
+        (plaintext.as_bytes().to_vec(), 1)
+    }
+}
+
+fn def(name: &str, paths: &[(&str, &str)]) -> ObjectDefinition {
+    ObjectDefinition {
+        name: name.into(),
+        fields: paths.iter().map(|(p, t)| DefinitionField { path: (*p).into(), kind: (*t).into() }).collect(),
+    }
+}
+
+/// Two organizations, each with one instance: (db, store, org a, instance of a, org b, instance of b).
+async fn two_orgs(backend: Backend) -> (TestDb, Store, i64, i64, i64, i64) {
+    let db = TestDb::new(backend).await;
+    let s = db.store.clone();
+    let mut ids = Vec::new();
+    for who in ["a", "b"] {
+        let (org, user) = s.create_organization(who, format!("o{who}").as_bytes(), "x@x", format!("u{who}").as_bytes()).await.unwrap();
+        let new = NewInstance {
+            organization_id: org.id,
+            user_id: user.id,
+            element_key: "bigcommerce".into(),
+            name: who.into(),
+            token_hash: format!("t{who}").into_bytes(),
+            tags: vec![],
+            events_enabled: false,
+            webhook: None,
+        };
+        let instance = s.create_instance(&new, &[], &PlainSealer).await.unwrap();
+        ids.push((org.id, instance));
+    }
+    (db, s, ids[0].0, ids[0].1, ids[1].0, ids[1].1)
+}
+
+on_both! {
+    async fn levels_and_organizations_keep_their_own_names(backend: Backend) {
+        let (_db, s, a, ia, b, ib) = two_orgs(backend).await;
+        let org = DefinitionScope::Organization;
+        let contact = def("myContact", &[("id", "string"), ("address.city", "string")]);
+        assert_eq!(s.create_object_definitions(a, org, std::slice::from_ref(&contact)).await.unwrap(), DefinitionWrite::Done);
+        // The same name at another level, and in another organization, is another definition.
+        let narrow = def("myContact", &[("id", "string")]);
+        assert_eq!(s.create_object_definitions(a, DefinitionScope::Instance(ia), std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::Done);
+        assert_eq!(s.create_object_definitions(b, org, std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::Done);
+
+        assert_eq!(s.object_definition(a, org, "myContact").await.unwrap(), Some(contact.clone()));
+        assert_eq!(s.object_definition(a, DefinitionScope::Instance(ia), "myContact").await.unwrap(), Some(narrow.clone()));
+        assert_eq!(s.object_definitions(b, org).await.unwrap(), vec![narrow.clone()]);
+        // b reaches neither a's instance nor its definitions.
+        assert_eq!(s.object_definition(b, DefinitionScope::Instance(ia), "myContact").await.unwrap(), None);
+        assert!(s.object_definitions(b, DefinitionScope::Instance(ia)).await.unwrap().is_empty());
+        assert_eq!(s.create_object_definitions(b, DefinitionScope::Instance(ia), std::slice::from_ref(&narrow)).await.unwrap(), DefinitionWrite::NoInstance);
+        assert!(!s.delete_object_definition(b, DefinitionScope::Instance(ia), "myContact").await.unwrap());
+        assert_eq!(s.replace_object_definition(b, DefinitionScope::Instance(ia), &contact).await.unwrap(), DefinitionWrite::Missing);
+        assert_eq!(s.object_definition(a, DefinitionScope::Instance(ia), "myContact").await.unwrap(), Some(narrow.clone()));
+        assert!(s.object_definitions(b, DefinitionScope::Instance(ib)).await.unwrap().is_empty());
+    }
+}
+
+on_both! {
+    async fn a_create_of_several_is_all_or_nothing(backend: Backend) {
+        let (_db, s, a, _, _, _) = two_orgs(backend).await;
+        let org = DefinitionScope::Organization;
+        s.create_object_definitions(a, org, &[def("taken", &[("id", "string")])]).await.unwrap();
+        let batch = [def("aFirst", &[("id", "string")]), def("taken", &[("x", "number")]), def("zLast", &[("id", "string")])];
+        assert_eq!(s.create_object_definitions(a, org, &batch).await.unwrap(), DefinitionWrite::Exists("taken".into()));
+        let names: Vec<String> = s.object_definitions(a, org).await.unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["taken"], "nothing of the failed batch stays");
+        assert_eq!(s.object_definition(a, org, "taken").await.unwrap().unwrap().fields[0].path, "id");
+        // A name twice in one batch stops it too.
+        let twice = [def("b", &[("id", "string")]), def("b", &[("id", "string")])];
+        assert_eq!(s.create_object_definitions(a, org, &twice).await.unwrap(), DefinitionWrite::Exists("b".into()));
+        assert_eq!(s.object_definitions(a, org).await.unwrap().len(), 1);
+        let two = [def("b", &[("id", "string")]), def("a", &[("id", "string")])];
+        assert_eq!(s.create_object_definitions(a, org, &two).await.unwrap(), DefinitionWrite::Done);
+        let names: Vec<String> = s.object_definitions(a, org).await.unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["a", "b", "taken"], "listed by name");
+    }
+}
+
+on_both! {
+    async fn replace_and_delete_touch_one_level(backend: Backend) {
+        let (_db, s, a, ia, _, _) = two_orgs(backend).await;
+        let (org, inst) = (DefinitionScope::Organization, DefinitionScope::Instance(ia));
+        s.create_object_definitions(a, org, &[def("c", &[("id", "string")]), def("d", &[("id", "string")])]).await.unwrap();
+        s.create_object_definitions(a, inst, &[def("c", &[("id", "string")])]).await.unwrap();
+        let wider = def("c", &[("id", "string"), ("when", "date")]);
+        assert_eq!(s.replace_object_definition(a, org, &wider).await.unwrap(), DefinitionWrite::Done);
+        assert_eq!(s.object_definition(a, org, "c").await.unwrap(), Some(wider));
+        assert_eq!(s.object_definition(a, inst, "c").await.unwrap().unwrap().fields.len(), 1, "the instance's kept");
+        assert_eq!(s.replace_object_definition(a, org, &def("nope", &[("id", "string")])).await.unwrap(), DefinitionWrite::Missing);
+
+        assert!(s.delete_object_definition(a, org, "c").await.unwrap());
+        assert!(!s.delete_object_definition(a, org, "c").await.unwrap());
+        assert!(s.object_definition(a, inst, "c").await.unwrap().is_some());
+        assert_eq!(s.delete_object_definitions(a, org).await.unwrap(), 1);
+        assert!(s.object_definitions(a, org).await.unwrap().is_empty());
+        assert_eq!(s.object_definitions(a, inst).await.unwrap().len(), 1);
+        // An instance's definitions go with it.
+        assert!(s.delete_instance(a, ia).await.unwrap());
+        assert!(s.object_definitions(a, inst).await.unwrap().is_empty());
+    }
+}
