@@ -192,7 +192,7 @@ fn native_type(def: &ElementDefinition, kind: FieldType) -> &'static str {
 /// `2026-11-23T10:15:00`), else ISO 8601 with an offset.
 fn date_mask(def: &ElementDefinition) -> &'static str {
     if def.behaviours.contains(&Behaviour::Rfc2822Dates) {
-        "EEE, dd MMM yyyy HH:mm:ss Z"
+        "EEE, d MMM yyyy HH:mm:ss Z"
     } else if def.protocol == Protocol::XmlRpc {
         "yyyy-MM-dd'T'HH:mm:ss"
     } else {
@@ -235,7 +235,7 @@ mod tests {
         let id = f("id");
         assert_eq!((id.kind, id.vendor_read_only, id.createable, id.filterable), ("number", true, false, true));
         let modified = f("date_modified");
-        assert_eq!((modified.kind, modified.mask, modified.filterable), ("date", Some("EEE, dd MMM yyyy HH:mm:ss Z"), true));
+        assert_eq!((modified.kind, modified.mask, modified.filterable), ("date", Some("EEE, d MMM yyyy HH:mm:ss Z"), true));
         let total = f("total_inc_tax");
         assert_eq!((total.kind, total.vendor_native_type), ("number", Some("decimal")));
         let products = f("products");

@@ -45,7 +45,7 @@ const QUEUE: usize = 10_000;
 /// Entries written per transaction at most.
 const BATCH: usize = 500;
 /// The lease that lets one node at a time prune the call log.
-const PRUNE_LEASE: &str = "call-log.retention";
+pub const PRUNE_LEASE: &str = "call-log.retention";
 /// Pause between writes of the log.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 

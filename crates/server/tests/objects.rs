@@ -175,7 +175,7 @@ async fn an_instance_lists_its_element_objects_with_its_token() {
     let field = |path: &str| orders["fields"].as_array().unwrap().iter().find(|f| f["vendorPath"] == path).cloned().unwrap();
     assert_eq!(
         field("date_modified"),
-        json!({"vendorPath": "date_modified", "type": "date", "vendorNativeType": "date", "mask": "EEE, dd MMM yyyy HH:mm:ss Z",
+        json!({"vendorPath": "date_modified", "type": "date", "vendorNativeType": "date", "mask": "EEE, d MMM yyyy HH:mm:ss Z",
                "vendorReadOnly": false, "vendorRequired": false, "createable": "true", "updateable": "true", "filterable": "true"})
     );
     assert_eq!(field("staff_notes")["filterable"], "false");

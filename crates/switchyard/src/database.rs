@@ -295,6 +295,9 @@ async fn reseal_tenant_secrets(store: &Store, vault: &Vault, new: u32, batch: i6
 /// prints its size before and after; on PostgreSQL says there is nothing to do.
 pub async fn vacuum(db: &DatabaseOptions) -> anyhow::Result<()> {
     if is_postgres(&db.database_url) {
+        // Connect anyway, so a wrong URL is an error rather than "nothing to do".
+        let store = Store::open(&db.database_url).await.context("opening the database")?;
+        store.close().await;
         println!("PostgreSQL: nothing to do (autovacuum makes deleted rows' space reusable; see docs/deploy.md)");
         return Ok(());
     }

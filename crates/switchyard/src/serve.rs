@@ -177,6 +177,14 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let _ = following.await;
     // The last calls' log rows are written before the database closes.
     call_log.flush().await;
+    // Pruning leases last a whole period: given back on a clean stop, so a node
+    // started next (a restart with new caps) prunes at once instead of up to ten
+    // minutes later. Only released if this node holds them.
+    for lease in [switchyard_events::retention::LEASE, switchyard_engine::call_log::PRUNE_LEASE] {
+        if let Err(e) = opened.store.release_lease(lease).await {
+            tracing::debug!(lease, error = %e, "could not give the pruning lease back; it runs out on its own");
+        }
+    }
     opened.store.close().await;
     tracing::info!("stopped");
     Ok(())

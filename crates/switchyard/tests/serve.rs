@@ -692,3 +692,30 @@ fn a_wrong_element_definition_stops_serve_with_one_line_and_creates_no_user() {
         assert!(!dir.path().join("switchyard.db").exists(), "no database, so no organization or user");
     }
 }
+
+/// The pruning leases last a whole period (ten minutes); a clean stop gives them
+/// back, so a server started next on the database prunes at once (say, after a
+/// restart with lower caps) instead of waiting the period out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_gives_the_pruning_leases_back() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
+    let held = || async {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM leases WHERE name IN ('retention', 'call-log.retention') ORDER BY name")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        names
+    };
+    // Both are taken as the server starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while held().await.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the pruning leases were not taken at start: {:?}", held().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+    assert_eq!(held().await, Vec::<String>::new(), "a clean stop gives them back");
+}
