@@ -69,6 +69,7 @@ impl Engine {
     /// One definition, or a 404 naming it.
     pub async fn definition(&self, org_id: i64, scope: DefinitionScope, name: &str) -> Result<ObjectDefinition, EngineError> {
         self.check_scope(org_id, scope).await?;
+        check_name(name)?;
         self.store.object_definition(org_id, scope, name).await?.ok_or_else(|| no_definition(scope, name))
     }
 
@@ -99,6 +100,7 @@ impl Engine {
     /// definition they still map will be a 409 naming them: issue 14's next part.)
     pub async fn delete_definition(&self, org_id: i64, scope: DefinitionScope, name: &str) -> Result<(), EngineError> {
         self.check_scope(org_id, scope).await?;
+        check_name(name)?;
         if self.store.delete_object_definition(org_id, scope, name).await? {
             Ok(())
         } else {

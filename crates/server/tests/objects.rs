@@ -286,6 +286,11 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing() {
         refused(&p.a(Method::POST, one, Some(body.clone())).await, words);
     }
     refused(&p.a(Method::POST, "/organizations/objects/my%20contact/definitions", Some(contact())).await, "not a common resource name");
+    // A name no definition can have is the same 400 on every method, not a 404.
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let body = (method == Method::PUT).then(contact);
+        refused(&p.a(method, "/organizations/objects/..%2Fx/definitions", body).await, "not a common resource name");
+    }
     refused(&p.a(Method::POST, all, Some(json!({}))).await, "names no common resource");
     refused(&p.a(Method::POST, all, Some(json!({"1st": contact()}))).await, "not a common resource name");
     refused(&p.a(Method::POST, all, Some(json!({"level": "account", "x": contact()}))).await, "accounts are not supported");
