@@ -187,8 +187,15 @@ async fn load(http: &reqwest::Client, target: &Target, clients: usize, requests:
     }
     let elapsed = started.elapsed();
     took.sort_unstable();
-    let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+    let at = |q| quantile(&took, q).unwrap_or_default();
     Ok(Figures { per_second: took.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) })
+}
+
+/// The value below which a share `q` (0 to 1) of the `sorted` values lie; `None`
+/// when there are none.
+pub(crate) fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[((sorted.len() as f64 * q) as usize).min(last)])
 }
 
 pub(crate) async fn first_order_id(http: &reqwest::Client, store_url: &str, user: &str, token: &str) -> anyhow::Result<i64> {

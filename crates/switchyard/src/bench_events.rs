@@ -265,14 +265,14 @@ impl Vendor {
             sent.iter().filter_map(|(id, at)| arrived.get(id).map(|got| got.saturating_duration_since(*at))).collect();
         took.sort_unstable();
         let last = arrived.values().max().copied().unwrap_or(started);
-        let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+        let at = |q| crate::bench::quantile(&took, q).unwrap_or_default();
         Ok(Run {
             sent: sent.len(),
             delivered: took.len(),
             per_second: took.len() as f64 / last.duration_since(started).as_secs_f64(),
             p50: at(0.50),
             p99: at(0.99),
-            intake_p99: answered[((answered.len() as f64 * 0.99) as usize).min(answered.len() - 1)],
+            intake_p99: crate::bench::quantile(&answered, 0.99).unwrap_or_default(),
             max: *took.last().unwrap_or(&Duration::ZERO),
             receiver_calls: receiver.calls.load(std::sync::atomic::Ordering::Relaxed) - calls_before,
         })

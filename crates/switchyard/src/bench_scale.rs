@@ -332,7 +332,7 @@ async fn drive(
     }
     let elapsed = started.elapsed();
     took.sort_unstable();
-    let at = |q: f64| took.get(((took.len() as f64 * q) as usize).min(took.len().saturating_sub(1))).copied().unwrap_or_default();
+    let at = |q| crate::bench::quantile(&took, q).unwrap_or_default();
     Ok(Load { calls: took.len(), took: elapsed, p50: at(0.5), p99: at(0.99) })
 }
 
@@ -387,7 +387,7 @@ impl Figures {
             }
         }
         lags.sort_unstable();
-        let at = |q: f64| (!lags.is_empty()).then(|| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)]);
+        let at = |q| crate::bench::quantile(&lags, q);
         Figures { due, done: ended.len(), late, lag_p50: at(0.5), lag_p99: at(0.99) }
     }
 }
