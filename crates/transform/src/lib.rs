@@ -37,7 +37,7 @@
 //! * Other configuration entries (`addToDocumentation`, …) are kept and echoed,
 //!   with no effect here.
 //! * A `[key=value]` match compares the element's scalar rendered as text (number
-//!   4 and string "4" both match `4`); a `[?(@.k==v)]` filter compares JSON
+//!   4 and string "4" both match `4`, and `4.0` matches number 4); a `[?(@.k==v)]` filter compares JSON
 //!   values, numbers numerically. Both select the first matching element. Match,
 //!   filter and size paths are read-only: writes skip them.
 //! * Writes create objects and arrays on the way, padding arrays with nulls up to

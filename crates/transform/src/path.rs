@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | keys | `billing_address.city` | members of nested objects |
 //! | index | `lines[0].sku` | an array element, from 0 |
-//! | match | `Products[id=4].name` | the first element whose member `id`, rendered as text, is `4` (number 4 and string "4" both match) |
+//! | match | `Products[id=4].name` | the first element whose scalar member `id`, rendered as text, is `4` (number 4 and string "4" both match; a number also matches text of the same numeric value, `4.0`) |
 //! | filter | `details.Products[?(@.id==2)].name` | the first element whose member (a dotted path after `@.`) equals the JSON value (a number, compared numerically, `true`, `false`, `null`, or a quoted string `'…'` / `"…"`) |
 //! | size | `Products[*].size()` | the array's number of elements; only as the last step |
 //!
@@ -423,6 +423,8 @@ mod tests {
         let r = json!({"Products": [{"id": 3, "name": "x"}, {"id": 4, "name": "iPad"}, {"id": "4", "name": "later"}], "S": [{"id": "4", "name": "s"}]});
         assert_eq!(get("Products[id=4].name", &r), Some(json!("iPad")));
         assert_eq!(get("S[id=4].name", &r), Some(json!("s")));
+        assert_eq!(get("Products[id=4.0].name", &r), Some(json!("iPad")));
+        assert_eq!(get("S[id=4.0].name", &r), None);
         assert_eq!(get("Products[id=5].name", &r), None);
         assert_eq!(get("Products[name=iPad].id", &r), Some(json!(4)));
         let p = vp("Products[id=4].name");
