@@ -13,7 +13,6 @@
 //! is sent, so delivery is at-least-once across crashes. See the README.
 
 pub mod config;
-pub mod datefmt;
 pub mod delivery;
 pub mod health;
 pub mod message;
@@ -21,6 +20,9 @@ pub mod poller;
 pub mod retention;
 pub mod retry;
 pub mod sign;
+
+/// Java date patterns; moved to `switchyard-transform`, re-exported so `crate::datefmt` paths keep working.
+pub use switchyard_transform::datefmt;
 
 use std::sync::Arc;
 

@@ -156,6 +156,12 @@ impl JavaDateFormat {
     /// Reads a date written in this pattern. Without a zone in the pattern the text
     /// is read in `zone`; without a time of day, midnight.
     pub fn parse(&self, text: &str, zone: Zone) -> Result<DateTime<Utc>, DateFormatError> {
+        self.parse_with_offset(text, zone).map(|t| t.with_timezone(&Utc))
+    }
+
+    /// As [`parse`](Self::parse), keeping the offset: the text's own when the
+    /// pattern has one, else the offset `zone` had at that instant.
+    pub fn parse_with_offset(&self, text: &str, zone: Zone) -> Result<DateTime<FixedOffset>, DateFormatError> {
         let no_match = || DateFormatError::NoMatch { text: text.to_owned(), pattern: self.pattern.clone() };
         let mut strftime = String::new();
         let mut text = text.trim().to_owned();
@@ -185,11 +191,11 @@ impl JavaDateFormat {
         match parsed.offset {
             Some(secs) => {
                 let offset = FixedOffset::east_opt(secs).ok_or_else(no_match)?;
-                offset.from_local_datetime(&local).single().map(|t| t.with_timezone(&Utc)).ok_or_else(no_match)
+                offset.from_local_datetime(&local).single().ok_or_else(no_match)
             }
             // Daylight saving time as the zone follows it (skipped and repeated local
             // times: `Zone::instant`).
-            None => Ok(zone.instant(local)),
+            None => Ok(zone.at(zone.instant(local))),
         }
     }
 }
@@ -228,6 +234,11 @@ mod tests {
         assert_eq!(f.format(&t), "Thu, 20 Apr 2017 11:32:00 +0000");
         assert_eq!(f.format(&t.with_timezone(&FixedOffset::west_opt(4 * 3600).unwrap())), "Thu, 20 Apr 2017 07:32:00 -0400");
         assert_eq!(f.parse("Thu, 20 Apr 2017 07:32:00 -0400", Zone::UTC).unwrap(), t);
+        let kept = f.parse_with_offset("Thu, 20 Apr 2017 07:32:00 -0400", Zone::UTC).unwrap();
+        assert_eq!(kept.to_rfc3339(), "2017-04-20T07:32:00-04:00");
+        let local = JavaDateFormat::new("yyyy-MM-dd HH:mm").unwrap();
+        let ny = parse_zone("America/New_York").unwrap();
+        assert_eq!(local.parse_with_offset("2017-04-20 07:32", ny).unwrap().to_rfc3339(), "2017-04-20T07:32:00-04:00");
     }
 
     #[test]
