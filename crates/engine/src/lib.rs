@@ -9,7 +9,8 @@
 //!   exchange of instance creation ([`credentials`]), vendor webhook registration
 //!   ([`webhooks`]), the call log ([`call_log`]), and opened instances ([`instance`]).
 //! - Cloud Elements' data layer: object metadata and common resource definitions
-//!   ([`objects`]).
+//!   ([`objects`]), transformations and hub calls on transformed objects
+//!   ([`transformations`]).
 //!
 //! The HTTP server, the event poller and the delivery worker all call the engine;
 //! it answers typed values ([`hub::HubAnswer`], [`EngineError`]), never HTTP
@@ -34,6 +35,7 @@ pub mod retry;
 pub mod secret;
 pub mod segment;
 pub mod throttle;
+pub mod transformations;
 pub mod vendor;
 pub mod webhooks;
 
@@ -86,6 +88,8 @@ pub struct Engine {
     pub public_url: String,
     /// Hears of instances turning invalid or valid.
     pub health: Option<Arc<dyn HealthListener>>,
+    /// Organizations' transformations, for hub calls.
+    pub transformations: transformations::TransformationCache,
 }
 
 impl Engine {
@@ -104,6 +108,7 @@ impl Engine {
             oauth: oauth::OAuthRuntime::default(),
             public_url: "http://127.0.0.1:8080".to_owned(),
             health: None,
+            transformations: transformations::new_cache(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Cloud Elements' data layer, first part (issue 14): object metadata and common
-//! resource definitions. The metadata is computed from the element's data
+//! Cloud Elements' data layer (issue 14): object metadata and common resource
+//! definitions (transformations are in [`crate::transformations`]). The metadata is computed from the element's data
 //! (`switchyard_elements::object_metadata`); definitions are validated here and
 //! kept by the store, scoped by organization. The server only routes and frames.
 //!
@@ -41,23 +41,32 @@ fn check_hub(def: &ElementDefinition, hub: Option<&str>) -> Result<(), EngineErr
 }
 
 impl Engine {
-    /// `GET /objects` for an instance: its element's objects, then the common
-    /// resources a transformation maps for it. (Transformations come with the next
-    /// part of issue 14; until then no common resource is mapped, so none is listed.)
-    /// `hub` (from `/hubs/{hub}/objects`) must be the element's.
-    pub fn instance_objects(&self, open: &OpenInstance, hub: Option<&str>) -> Result<Vec<String>, EngineError> {
+    /// `GET /objects` for an instance: its element's objects, then the objects a
+    /// transformation maps for it (common resources, sorted) that are not already
+    /// listed. `hub` (from `/hubs/{hub}/objects`) must be the element's.
+    pub async fn instance_objects(&self, open: &OpenInstance, hub: Option<&str>) -> Result<Vec<String>, EngineError> {
         let def = self.element_of(&open.row)?;
         check_hub(&def, hub)?;
-        Ok(switchyard_elements::object_names(&def))
+        let mut names = switchyard_elements::object_names(&def);
+        for name in self.org_transformations(open.row.organization_id).await?.names_for(&open.row) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
-    /// `GET /objects/{objectName}/metadata` for an instance: a vendor object's
-    /// fields from the element's data (a transformed common resource's fields join
-    /// here with transformations), or a 404 naming the object.
-    pub fn instance_object_metadata(&self, open: &OpenInstance, hub: Option<&str>, name: &str) -> Result<ObjectMetadata, EngineError> {
+    /// `GET /objects/{objectName}/metadata` for an instance: a transformed
+    /// object's mapped fields (`{"fields": [{"path", "type", "vendorPath",
+    /// "vendorType"?, "mask"?, "vendorReadOnly"}]}`), else a vendor object's fields
+    /// from the element's data, or a 404 naming the object.
+    pub async fn instance_object_metadata(&self, open: &OpenInstance, hub: Option<&str>, name: &str) -> Result<Value, EngineError> {
         let def = self.element_of(&open.row)?;
         check_hub(&def, hub)?;
-        element_object_metadata(&def, name)
+        if let Some(t) = self.transformation_for(&open.row, name).await? {
+            return Ok(crate::transformations::metadata(&t, name));
+        }
+        serde_json::to_value(element_object_metadata(&def, name)?).map_err(EngineError::internal)
     }
 
     /// The definitions of one level.
@@ -96,15 +105,26 @@ impl Engine {
         }
     }
 
-    /// Deletes one definition; a missing one is a 404. (With transformations, a
-    /// definition they still map will be a 409 naming them: issue 14's next part.)
+    /// Deletes one definition; a missing one is a 404, one that transformations
+    /// still map a 409 naming them (nothing is deleted).
     pub async fn delete_definition(&self, org_id: i64, scope: DefinitionScope, name: &str) -> Result<(), EngineError> {
         self.check_scope(org_id, scope).await?;
         check_name(name)?;
-        if self.store.delete_object_definition(org_id, scope, name).await? {
-            Ok(())
-        } else {
-            Err(no_definition(scope, name))
+        let instance = match scope {
+            DefinitionScope::Organization => None,
+            DefinitionScope::Instance(id) => Some(id),
+        };
+        match self.store.delete_definition_unused(org_id, instance, name).await? {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(no_definition(scope, name)),
+            Err(users) => Err(EngineError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} '{name}' is still mapped by the transformations of {}; delete those first",
+                    what(scope),
+                    users.join(", ")
+                ),
+            )),
         }
     }
 

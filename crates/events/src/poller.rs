@@ -35,6 +35,10 @@ pub struct HubPage {
     pub records: Vec<Value>,
     /// The `Elements-Next-Page-Token` of the answer, when another page exists.
     pub next_page: Option<String>,
+    /// When the hub path names a transformed object (a common resource), the
+    /// vendor's records `records` were mapped from, in the same order: kept as
+    /// the events' `providerData`. Empty otherwise (`providerData` is the record).
+    pub vendor_records: Vec<Value>,
 }
 
 /// A hub list that failed: the status and message a hub caller would have seen.
@@ -86,7 +90,7 @@ impl HubLister for switchyard_engine::Engine {
     fn list_page<'a>(&'a self, instance: &'a InstanceRow, path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
         Box::pin(async move {
             let page = switchyard_engine::Engine::list_page(self, instance, path, query).await.map_err(hub_error)?;
-            Ok(HubPage { records: page.records, next_page: page.next_page })
+            Ok(HubPage { records: page.records, next_page: page.next_page, vendor_records: page.vendor_records })
         })
     }
 
@@ -605,8 +609,10 @@ impl Poller {
                 .list_page(instance, &res.path, &q)
                 .await
                 .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?;
+            let mut vendor_records = page.vendor_records.into_iter();
             for record in page.records {
-                if let Some(c) = candidate(instance, res, account, record, since, now, &seen) {
+                let vendor_record = vendor_records.next();
+                if let Some(c) = candidate(instance, res, account, (record, vendor_record), since, now, &seen) {
                     new_high_water = new_high_water.max(c.updated_at.min(now));
                     candidates.push(c);
                 }
@@ -863,12 +869,13 @@ impl Poller {
 }
 
 /// A record as an event candidate, or `None` when it is older than the window,
-/// already announced, or unreadable.
+/// already announced, or unreadable. With the vendor's record it was mapped from
+/// (a transformed object), that is the event's `providerData`.
 fn candidate(
     instance: &InstanceRow,
     res: &ResourcePoll,
     account: Option<Zone>,
-    mut record: Value,
+    (mut record, vendor_record): (Value, Option<Value>),
     since: i64,
     now: i64,
     seen: &HashSet<String>,
@@ -899,7 +906,7 @@ fn candidate(
             (now, "CREATED")
         }
     };
-    let provider_data = record.to_string();
+    let provider_data = vendor_record.as_ref().unwrap_or(&record).to_string();
     if let Value::Object(map) = &mut record {
         map.insert("objectType".into(), Value::String(res.name.clone()));
     }

@@ -61,7 +61,7 @@ impl HubLister for Vendor {
                 .collect();
             let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
             let next_page = (offset + size < matching.len()).then(|| (offset + size).to_string());
-            Ok(HubPage { records: page, next_page })
+            Ok(HubPage { records: page, next_page, vendor_records: Vec::new() })
         })
     }
 

@@ -69,7 +69,7 @@ pub async fn call(
     let (hub, path) = hub_and_path(&uri)?;
     let open = open_instance(&state, &caller).await?;
     // Only creates are POSTs (`Operation::hub_shape`); they alone take Idempotency-Key.
-    let create = method == Method::POST && state.engine.operation(&open, &method, &hub, &path)? == Operation::Create;
+    let create = method == Method::POST && state.engine.operation(&open, &method, &hub, &path).await? == Operation::Create;
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
     let request = HubRequest { method, hub, path, params, body };

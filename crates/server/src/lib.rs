@@ -22,6 +22,7 @@ mod openapi;
 mod logs;
 mod proxy;
 mod secrets;
+mod transformations;
 pub mod session;
 pub mod webhooks;
 
@@ -161,6 +162,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/instances/{id}/objects/{object_name}/definitions",
             get(objects::instance_get).post(objects::instance_create).put(objects::instance_replace).delete(objects::instance_delete),
+        )
+        .route("/organizations/elements/{key_or_id}/transformations", get(transformations::org_list))
+        .route(
+            "/organizations/elements/{key_or_id}/transformations/{object_name}",
+            get(transformations::org_get)
+                .post(transformations::org_create)
+                .put(transformations::org_replace)
+                .delete(transformations::org_delete),
+        )
+        .route("/instances/{id}/transformations", get(transformations::instance_list).delete(transformations::instance_delete_all))
+        .route(
+            "/instances/{id}/transformations/{object_name}",
+            get(transformations::instance_get)
+                .post(transformations::instance_create)
+                .put(transformations::instance_replace)
+                .delete(transformations::instance_delete),
         )
         .route("/accounts", any(objects::accounts))
         .route("/accounts/{*path}", any(objects::accounts))

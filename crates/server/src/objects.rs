@@ -28,7 +28,7 @@ type ErrorBody = crate::error::ErrorBody;
         (status = 403, description = "The instance is disabled", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<String>>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
-    Ok(Json(state.engine.instance_objects(&open, None)?))
+    Ok(Json(state.engine.instance_objects(&open, None).await?))
 }
 
 #[utoipa::path(get, path = "/hubs/{hub}/objects", operation_id = "listHubObjects", tag = "objects",
@@ -38,7 +38,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
         (status = 404, description = "The instance's element serves another hub", body = ErrorBody)))]
 pub async fn list_in_hub(State(state): State<AppState>, caller: Caller, Path(hub): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
-    Ok(Json(state.engine.instance_objects(&open, Some(&hub))?))
+    Ok(Json(state.engine.instance_objects(&open, Some(&hub)).await?))
 }
 
 #[utoipa::path(get, path = "/objects/{objectName}/metadata", operation_id = "getObjectMetadata", tag = "objects",
@@ -46,9 +46,9 @@ pub async fn list_in_hub(State(state): State<AppState>, caller: Caller, Path(hub
     responses((status = 200, description = "`{\"fields\": [{vendorPath, type, vendorNativeType?, mask?, vendorReadOnly, vendorRequired, createable, updateable, filterable}]}`; the last three are the strings \"true\"/\"false\"", body = Object),
         (status = 401, body = ErrorBody), (status = 403, description = "The instance is disabled", body = ErrorBody),
         (status = 404, description = "No such object", body = ErrorBody)))]
-pub async fn metadata(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<ObjectMetadata>, ApiError> {
+pub async fn metadata(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
-    Ok(Json(state.engine.instance_object_metadata(&open, None, &name)?))
+    Ok(Json(state.engine.instance_object_metadata(&open, None, &name).await?))
 }
 
 #[utoipa::path(get, path = "/hubs/{hub}/objects/{objectName}/metadata", operation_id = "getHubObjectMetadata", tag = "objects",
@@ -60,9 +60,9 @@ pub async fn metadata_in_hub(
     State(state): State<AppState>,
     caller: Caller,
     Path((hub, name)): Path<(String, String)>,
-) -> Result<Json<ObjectMetadata>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
-    Ok(Json(state.engine.instance_object_metadata(&open, Some(&hub), &name)?))
+    Ok(Json(state.engine.instance_object_metadata(&open, Some(&hub), &name).await?))
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}/objects", operation_id = "listElementObjects", tag = "objects",

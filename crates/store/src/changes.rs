@@ -45,6 +45,8 @@ pub enum Change {
     Callers,
     /// The vault canary was sealed again: the database has a new current key.
     Keys,
+    /// One of the organization's transformations was written or deleted.
+    Transformations(i64),
     /// The listening connection was lost (and is back, or being restored):
     /// notifications may have been missed, so forget everything.
     Missed,
@@ -56,11 +58,12 @@ impl Change {
         match payload {
             "callers" => Some(Change::Callers),
             "keys" => Some(Change::Keys),
-            _ => payload
-                .strip_prefix("instance:")?
-                .parse()
-                .ok()
-                .map(Change::Instance),
+            _ => {
+                if let Some(org) = payload.strip_prefix("transformations:") {
+                    return org.parse().ok().map(Change::Transformations);
+                }
+                payload.strip_prefix("instance:")?.parse().ok().map(Change::Instance)
+            }
         }
     }
 }
@@ -247,6 +250,8 @@ mod tests {
         assert_eq!(Change::parse("instance:42"), Some(Change::Instance(42)));
         assert_eq!(Change::parse("callers"), Some(Change::Callers));
         assert_eq!(Change::parse("keys"), Some(Change::Keys));
+        assert_eq!(Change::parse("transformations:7"), Some(Change::Transformations(7)));
+        assert_eq!(Change::parse("transformations:"), None);
         assert_eq!(Change::parse("instance:x"), None);
         assert_eq!(Change::parse("other"), None);
     }

@@ -23,6 +23,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "instances",
     "instance_configuration",
     "object_definitions",
+    "transformations",
     "vendor_calls",
     "idempotency_keys",
     "events",

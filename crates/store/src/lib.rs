@@ -36,6 +36,8 @@ mod leases;
 pub use leases::PollTurn;
 mod definitions;
 pub use definitions::*;
+mod transformations;
+pub use transformations::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

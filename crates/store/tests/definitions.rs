@@ -113,3 +113,65 @@ on_both! {
         assert!(s.object_definitions(a, inst).await.unwrap().is_empty());
     }
 }
+
+on_both! {
+    async fn transformations_keep_to_their_level_and_guard_the_definitions_they_map(backend: Backend) {
+        let (_db, s, a, ia, b, ib) = two_orgs(backend).await;
+        let org = TransformationScope::Organization { element_key: "bigcommerce".into() };
+        let inst = TransformationScope::Instance { id: ia, element_key: "bigcommerce".into() };
+        let body = r#"{"vendorName":"customers","fields":[]}"#;
+        assert_eq!(s.create_transformation(a, &org, "myContact", "customers", body).await.unwrap(), TransformationWrite::Done);
+        assert_eq!(s.create_transformation(a, &org, "myContact", "customers", body).await.unwrap(), TransformationWrite::Exists);
+        assert_eq!(s.create_transformation(a, &inst, "myContact", "customers", body).await.unwrap(), TransformationWrite::Done);
+        // Another organization's instance is not a scope of this one.
+        let theirs = TransformationScope::Instance { id: ib, element_key: "bigcommerce".into() };
+        assert_eq!(s.create_transformation(a, &theirs, "myContact", "customers", body).await.unwrap(), TransformationWrite::NoInstance);
+        assert_eq!(s.create_transformation(b, &org, "myContact", "orders", body).await.unwrap(), TransformationWrite::Done);
+        let other_element = TransformationScope::Organization { element_key: "infusionsoftcrm".into() };
+        assert_eq!(s.create_transformation(a, &other_element, "myContact", "contacts", body).await.unwrap(), TransformationWrite::Done);
+
+        let all = s.organization_transformations(a).await.unwrap();
+        let seen: Vec<(&str, Option<i64>)> = all.iter().map(|r| (r.element_key.as_str(), r.instance_id)).collect();
+        assert_eq!(seen, [("bigcommerce", None), ("bigcommerce", Some(ia)), ("infusionsoftcrm", None)]);
+        assert_eq!(s.organization_transformations(b).await.unwrap()[0].vendor_name, "orders");
+
+        let wider = r#"{"vendorName":"customers","fields":[{"path":"a","vendorPath":"b"}]}"#;
+        assert_eq!(s.replace_transformation(a, &inst, "myContact", "customers", wider).await.unwrap(), TransformationWrite::Done);
+        assert_eq!(s.replace_transformation(a, &inst, "nope", "customers", wider).await.unwrap(), TransformationWrite::Missing);
+        let rows = s.organization_transformations(a).await.unwrap();
+        assert_eq!(rows.iter().filter(|r| r.body == wider).count(), 1, "only the instance's was replaced");
+
+        // A definition is guarded by the transformations of its name: the
+        // organization's by any of them, an instance's by that instance's.
+        let contact = def("myContact", &[("id", "string")]);
+        s.create_object_definitions(a, DefinitionScope::Organization, std::slice::from_ref(&contact)).await.unwrap();
+        s.create_object_definitions(a, DefinitionScope::Instance(ia), std::slice::from_ref(&contact)).await.unwrap();
+        let users = s.delete_definition_unused(a, None, "myContact").await.unwrap().unwrap_err();
+        assert_eq!(users, ["element bigcommerce", &format!("instance {ia}"), "element infusionsoftcrm"]);
+        assert_eq!(s.delete_definition_unused(a, Some(ia), "myContact").await.unwrap().unwrap_err(), [format!("instance {ia}")]);
+        assert!(s.delete_transformation(a, &inst, "myContact").await.unwrap());
+        assert!(!s.delete_transformation(a, &inst, "myContact").await.unwrap());
+        assert_eq!(s.delete_definition_unused(a, Some(ia), "myContact").await.unwrap(), Ok(true));
+        assert_eq!(s.delete_definition_unused(a, Some(ia), "myContact").await.unwrap(), Ok(false));
+        assert_eq!(s.delete_transformations(a, &org).await.unwrap(), 1);
+        assert_eq!(s.delete_transformations(a, &other_element).await.unwrap(), 1);
+        assert_eq!(s.delete_definition_unused(a, None, "myContact").await.unwrap(), Ok(true));
+        assert_eq!(s.organization_transformations(b).await.unwrap().len(), 1, "b's untouched");
+
+        // An instance's transformations go with it.
+        s.create_transformation(a, &inst, "x", "customers", body).await.unwrap();
+        assert!(s.delete_instance(a, ia).await.unwrap());
+        assert!(s.organization_transformations(a).await.unwrap().is_empty());
+    }
+}
+
+on_both! {
+    async fn a_written_transformation_is_announced_to_other_processes(backend: Backend) {
+        let (_db, s, a, _, _, _) = two_orgs(backend).await;
+        let mut changes = s.listen_changes().await.unwrap();
+        let org = TransformationScope::Organization { element_key: "bigcommerce".into() };
+        s.create_transformation(a, &org, "myContact", "customers", "{}").await.unwrap();
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), changes.next()).await.expect("announced within 5 s");
+        assert_eq!(heard, changes::Change::Transformations(a));
+    }
+}

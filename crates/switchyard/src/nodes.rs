@@ -31,11 +31,13 @@ async fn apply(state: &AppState, change: Change) {
             state.poll_schedule.changed(id);
         }
         Change::Callers => state.callers.forget_all(),
+        Change::Transformations(org) => state.engine.transformations.forget(&org),
         Change::Keys => follow_current_key(&state.engine.store, &state.engine.vault).await,
         Change::Missed => {
             state.engine.instances.forget_all();
             state.poll_schedule.changed_all();
             state.callers.forget_all();
+            state.engine.transformations.forget_all();
             follow_current_key(&state.engine.store, &state.engine.vault).await;
         }
     }

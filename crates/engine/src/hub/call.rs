@@ -43,6 +43,10 @@ pub struct HubAnswer {
     /// One line per field the vendor wrote undecodably and the engine replaced
     /// (`Elements-Warning`), at most 50 and one that counts the rest.
     pub warnings: Vec<String>,
+    /// A list of a transformed object: the vendor's records the body's records
+    /// were mapped from, in the same order (the event log keeps them as
+    /// `providerData`). `None` for every other answer.
+    pub vendor_records: Option<Vec<Value>>,
 }
 
 impl HubAnswer {
@@ -63,6 +67,9 @@ pub struct Outcome {
 pub struct HubPage {
     pub records: Vec<Value>,
     pub next_page: Option<String>,
+    /// For a transformed object, the vendor's records `records` were mapped from
+    /// (same order); empty otherwise.
+    pub vendor_records: Vec<Value>,
 }
 
 

@@ -28,15 +28,37 @@ use crate::{oauth, segment, Engine, EngineError};
 impl Engine {
     /// Which operation `method path` names on the instance's element (404 for no
     /// such resource or another hub, 405 for a method the path does not take).
-    pub fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
+    /// A transformed object's path names the operation of its vendor object.
+    pub async fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
         let def = self.element_of(&open.row)?;
-        route(&def, method, hub, path).map(|r| r.operation)
+        let object = path.split('/').next().unwrap_or_default();
+        match self.transformation_for(&open.row, object).await? {
+            Some(t) => {
+                let rest = path.split_once('/').map(|(_, rest)| rest);
+                let vendor_path = crate::transformations::vendor_path_of(&def, &t, rest)?;
+                route(&def, method, hub, &vendor_path).map(|r| r.operation)
+            }
+            None => route(&def, method, hub, path).map(|r| r.operation),
+        }
     }
 
-    /// Executes one hub call for an opened instance: OAuth tokens refreshed first
+    /// Executes one hub call for an opened instance. A call on an object that a
+    /// transformation maps for the instance (`/hubs/crm/myContact`) goes to the
+    /// vendor object with its fields rewritten ([`crate::transformations`]); any
+    /// other call is routed by the element's data.
+    pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
+        let object = request.path.split('/').next().unwrap_or_default();
+        match self.transformation_for(&open.row, object).await {
+            Ok(Some(t)) => self.execute_transformed(open, request, &t).await,
+            Ok(None) => self.execute_vendor(open, request).await,
+            Err(e) => Outcome { answer: Err(e), maybe_reached: false },
+        }
+    }
+
+    /// One hub call on the element's own resources: OAuth tokens refreshed first
     /// when due (an instance whose refresh was refused answers 401), then the
     /// element's protocol.
-    pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
+    pub(crate) async fn execute_vendor(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
         let unreached = |e| Outcome { answer: Err(e), maybe_reached: false };
         let def = match self.element_of(&open.row) {
             Ok(def) => def,
@@ -106,11 +128,10 @@ impl Engine {
         let hub = segments.next().unwrap_or_default();
         let path = segments.collect::<Vec<_>>().join("/");
         let def = self.element_of(row)?;
-        let route = route(&def, &Method::GET, &hub, &path)?;
-        if !matches!((route.operation, &route.id), (Operation::List, _) | (Operation::Get, Some(_))) {
+        let open = OpenInstance { row: row.clone(), config: self.open_configuration(&def, row).await? };
+        if !matches!(self.operation(&open, &Method::GET, &hub, &path).await?, Operation::List | Operation::Get) {
             return Err(bad_request(format!("{hub_path} is not a list or a record")));
         }
-        let open = OpenInstance { row: row.clone(), config: self.open_configuration(&def, row).await? };
         let request = HubRequest { method: Method::GET, hub, path, params: params.to_vec(), body: Bytes::new() };
         self.execute(&open, &request).await.answer
     }
@@ -124,7 +145,7 @@ impl Engine {
             Some(Ok(Value::Array(items))) => items,
             _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "the hub list answered no JSON array")),
         };
-        Ok(HubPage { records, next_page: answer.next_page })
+        Ok(HubPage { records, next_page: answer.next_page, vendor_records: answer.vendor_records.unwrap_or_default() })
     }
 
     /// The record `id` of the instance's hub resource `object` (`orders`), read
@@ -162,7 +183,7 @@ impl Engine {
 }
 
 /// The route of `method path` on the element's hub.
-fn route<'d>(def: &'d ElementDefinition, method: &Method, hub: &str, path: &str) -> Result<RouteMatch<'d>, EngineError> {
+pub(crate) fn route<'d>(def: &'d ElementDefinition, method: &Method, hub: &str, path: &str) -> Result<RouteMatch<'d>, EngineError> {
     if def.hub != hub {
         return Err(EngineError::not_found(format!("Element {} serves hub '{}', not '{hub}'", def.key, def.hub)));
     }

@@ -1,0 +1,429 @@
+//! Cloud Elements' transformations (issue 14, second part): an element's vendor
+//! object mapped onto a common resource (`myContact`), for every instance of the
+//! element in an organization or for one instance, and hub calls on the mapped
+//! name. The mapping itself is `switchyard_transform`; here are validation against
+//! the element's data, storage, the cache hub calls read, and the rewriting of a
+//! hub call onto the vendor object and of its answer back.
+//!
+//! Choices where Cloud Elements' docs are silent are in docs/data-layer.md.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value};
+use switchyard_ceql::{Expr, Field};
+use switchyard_elements::{ElementDefinition, Operation, Protocol, Zone};
+use switchyard_store::{InstanceRow, TransformationRow, TransformationScope, TransformationWrite};
+use switchyard_transform::Transformation;
+
+use crate::hub::{HubAnswer, HubRequest};
+use crate::memo::Memo;
+use crate::objects::check_name;
+use crate::{Engine, EngineError, OpenInstance};
+
+/// One stored transformation, parsed.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub element_key: String,
+    /// `None` at organization level.
+    pub instance_id: Option<i64>,
+    pub object_name: String,
+    pub transformation: Transformation,
+}
+
+/// Every transformation of one organization, as hub calls read them.
+#[derive(Debug, Default)]
+pub struct OrgTransformations(Vec<Stored>);
+
+impl OrgTransformations {
+    fn organization_level<'a>(&'a self, element_key: &'a str) -> impl Iterator<Item = &'a Stored> + 'a {
+        self.0.iter().filter(move |s| s.instance_id.is_none() && s.element_key == element_key)
+    }
+
+    fn instance_level(&self, instance_id: i64) -> impl Iterator<Item = &Stored> + '_ {
+        self.0.iter().filter(move |s| s.instance_id == Some(instance_id))
+    }
+
+    /// The transformation a hub call of `row` on `object` uses: the instance's,
+    /// merged over the organization's when it says `inherit`; else the
+    /// organization's for the instance's element.
+    pub fn effective(&self, row: &InstanceRow, object: &str) -> Option<Transformation> {
+        let org = self.organization_level(&row.element_key).find(|s| s.object_name == object);
+        match (self.instance_level(row.id).find(|s| s.object_name == object), org) {
+            (Some(own), Some(base)) if own.transformation.inherits() => Some(own.transformation.merged_over(&base.transformation)),
+            (Some(own), _) => Some(own.transformation.clone()),
+            (None, Some(base)) => Some(base.transformation.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// The object names transformed for `row`, sorted, each once.
+    pub fn names_for(&self, row: &InstanceRow) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .organization_level(&row.element_key)
+            .chain(self.instance_level(row.id))
+            .map(|s| s.object_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The organizations' transformations, kept until they change: this node's writes
+/// forget their organization at once, other nodes' arrive as
+/// `Change::Transformations` (PostgreSQL `NOTIFY`, SQLite's change log).
+pub type TransformationCache = Memo<i64, Arc<OrgTransformations>>;
+
+/// A cache of up to 10,000 organizations, each kept at most ten minutes.
+pub fn new_cache() -> TransformationCache {
+    Memo::new(10_000, Duration::from_secs(600))
+}
+
+fn level_of(scope: &TransformationScope) -> &'static str {
+    match scope {
+        TransformationScope::Organization { .. } => "organization",
+        TransformationScope::Instance { .. } => "instance",
+    }
+}
+
+fn bad(message: impl Into<String>) -> EngineError {
+    EngineError::bad_request(message)
+}
+
+/// The answer shape of one stored transformation.
+fn stored_json(row: &TransformationRow) -> Value {
+    let mut body: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| Value::Object(Map::new()));
+    if let Value::Object(members) = &mut body {
+        members.insert("level".into(), Value::from(if row.instance_id.is_some() { "instance" } else { "organization" }));
+        members.insert("objectName".into(), Value::from(row.object_name.clone()));
+    }
+    body
+}
+
+impl Engine {
+    /// The organization's transformations, from memory or the database.
+    pub async fn org_transformations(&self, org_id: i64) -> Result<Arc<OrgTransformations>, EngineError> {
+        if let Some(found) = self.transformations.get(&org_id) {
+            return Ok(found);
+        }
+        let ticket = self.transformations.ticket();
+        let rows = self.store.organization_transformations(org_id).await?;
+        let mut parsed = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Stored bodies were validated when written; one that no longer parses
+            // (a body written by a later version) is left out and said so.
+            match serde_json::from_str::<Value>(&row.body).map_err(|e| e.to_string()).and_then(|v| Transformation::from_json(&v).map_err(|e| e.to_string())) {
+                Ok(transformation) => parsed.push(Stored {
+                    element_key: row.element_key,
+                    instance_id: row.instance_id,
+                    object_name: row.object_name,
+                    transformation,
+                }),
+                Err(e) => tracing::warn!(org_id, object = row.object_name, error = %e, "a stored transformation does not parse; it is not applied"),
+            }
+        }
+        let found = Arc::new(OrgTransformations(parsed));
+        self.transformations.remember(ticket, org_id, found.clone());
+        Ok(found)
+    }
+
+    /// The transformation a hub call of this instance on `object` uses, if any.
+    pub async fn transformation_for(&self, row: &InstanceRow, object: &str) -> Result<Option<Transformation>, EngineError> {
+        Ok(self.org_transformations(row.organization_id).await?.effective(row, object))
+    }
+
+    /// The scope's element, checked: an instance level exists for the caller only
+    /// when the instance is its organization's.
+    async fn transformation_scope(&self, org_id: i64, scope: &TransformationScope) -> Result<Arc<ElementDefinition>, EngineError> {
+        if let TransformationScope::Instance { id, .. } = scope {
+            if self.store.instance(org_id, *id).await?.is_none() {
+                return Err(EngineError::not_found(format!("No instance {id}")));
+            }
+        }
+        self.catalog
+            .get(scope.element_key())
+            .cloned()
+            .ok_or_else(|| EngineError::not_found(format!("No element '{}'", scope.element_key())))
+    }
+
+    /// `GET .../transformations`: the level's transformations keyed by object name.
+    pub async fn transformations_json(&self, org_id: i64, scope: &TransformationScope) -> Result<Value, EngineError> {
+        self.transformation_scope(org_id, scope).await?;
+        Ok(Value::Object(self.level_rows(org_id, scope).await?.iter().map(|r| (r.object_name.clone(), stored_json(r))).collect()))
+    }
+
+    /// `GET .../transformations/{objectName}`, or a 404 naming it.
+    pub async fn transformation_json(&self, org_id: i64, scope: &TransformationScope, object: &str) -> Result<Value, EngineError> {
+        self.transformation_scope(org_id, scope).await?;
+        check_name(object)?;
+        let rows = self.level_rows(org_id, scope).await?;
+        rows.iter().find(|r| r.object_name == object).map(stored_json).ok_or_else(|| no_transformation(scope, object))
+    }
+
+    async fn level_rows(&self, org_id: i64, scope: &TransformationScope) -> Result<Vec<TransformationRow>, EngineError> {
+        let rows = self.store.organization_transformations(org_id).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| match scope {
+                TransformationScope::Organization { element_key } => r.instance_id.is_none() && &r.element_key == element_key,
+                TransformationScope::Instance { id, .. } => r.instance_id == Some(*id),
+            })
+            .collect())
+    }
+
+    /// `POST` (`create`) or `PUT` of a transformation: validated against the
+    /// element's objects and field types, then stored; answered as `GET` answers.
+    /// Nothing is stored when anything is wrong.
+    pub async fn save_transformation(&self, org_id: i64, scope: &TransformationScope, object: &str, body: &Value, create: bool) -> Result<Value, EngineError> {
+        let def = self.transformation_scope(org_id, scope).await?;
+        check_name(object)?;
+        let transformation = Transformation::from_json(body).map_err(|e| bad(e.to_string()))?;
+        if let Some(level) = transformation.level().map(|l| l.as_str()) {
+            if level != level_of(scope) {
+                return Err(bad(format!(
+                    "level is '{level}' but this path saves at {} level (the path chooses the level)",
+                    level_of(scope)
+                )));
+            }
+        }
+        let vendor_name = transformation.vendor_name().to_owned();
+        let Some(metadata) = switchyard_elements::object_metadata(&def, &vendor_name) else {
+            return Err(bad(format!(
+                "vendorName '{vendor_name}' is not an object of element {} (GET /elements/{}/objects lists them)",
+                def.key, def.key
+            )));
+        };
+        transformation
+            .check_types(|vendor_path| metadata.fields.iter().find(|f| f.vendor_path == vendor_path).map(|f| f.kind))
+            .map_err(|e| bad(e.to_string()))?;
+        let stored = transformation.to_json(object, level_of(scope));
+        let text = serde_json::to_string(&stored).map_err(EngineError::internal)?;
+        let written = if create {
+            self.store.create_transformation(org_id, scope, object, &vendor_name, &text).await?
+        } else {
+            self.store.replace_transformation(org_id, scope, object, &vendor_name, &text).await?
+        };
+        self.transformations.forget(&org_id);
+        match written {
+            TransformationWrite::Done => Ok(stored),
+            TransformationWrite::Exists => Err(EngineError::new(
+                StatusCode::CONFLICT,
+                format!("{} exists; PUT replaces it", describe(scope, object)),
+            )),
+            TransformationWrite::Missing => Err(no_transformation(scope, object)),
+            TransformationWrite::NoInstance => Err(EngineError::not_found(format!("No instance {}", scope.instance_id().unwrap_or_default()))),
+        }
+    }
+
+    /// `DELETE .../transformations/{objectName}`; a missing one is a 404.
+    pub async fn delete_transformation(&self, org_id: i64, scope: &TransformationScope, object: &str) -> Result<(), EngineError> {
+        self.transformation_scope(org_id, scope).await?;
+        check_name(object)?;
+        let gone = self.store.delete_transformation(org_id, scope, object).await?;
+        self.transformations.forget(&org_id);
+        if gone {
+            Ok(())
+        } else {
+            Err(no_transformation(scope, object))
+        }
+    }
+
+    /// `DELETE .../transformations`: every transformation of the level.
+    pub async fn delete_transformations(&self, org_id: i64, scope: &TransformationScope) -> Result<(), EngineError> {
+        self.transformation_scope(org_id, scope).await?;
+        self.store.delete_transformations(org_id, scope).await?;
+        self.transformations.forget(&org_id);
+        Ok(())
+    }
+
+    /// A hub call on a transformed object: the request rewritten onto the vendor
+    /// object (path, `where`, `orderBy`, body), executed as any hub call, the
+    /// answer's records mapped back. `object` is the request path's first segment.
+    pub(crate) async fn execute_transformed(&self, open: &OpenInstance, request: &HubRequest, t: &Transformation) -> crate::hub::Outcome {
+        let unreached = |e| crate::hub::Outcome { answer: Err(e), maybe_reached: false };
+        let def = match self.element_of(&open.row) {
+            Ok(def) => def,
+            Err(e) => return unreached(e),
+        };
+        let zone = match self.transform_zone(&def, &open.row).await {
+            Ok(zone) => zone,
+            Err(e) => return unreached(e),
+        };
+        let (vendor_request, fields) = match vendor_request(&def, request, t, zone) {
+            Ok(mapped) => mapped,
+            Err(e) => return unreached(e),
+        };
+        let operation = match crate::hub::route(&def, &vendor_request.method, &vendor_request.hub, &vendor_request.path) {
+            Ok(found) => found.operation,
+            Err(e) => return unreached(e),
+        };
+        let mut outcome = self.execute_vendor(open, &vendor_request).await;
+        if let Ok(answer) = &mut outcome.answer {
+            if let Err(e) = map_answer(answer, operation, t, zone, fields.as_deref()) {
+                outcome.answer = Err(e);
+            }
+        }
+        outcome
+    }
+
+    /// The zone of dates written without an offset (Keap's), for date conversions.
+    async fn transform_zone(&self, def: &ElementDefinition, row: &InstanceRow) -> Result<Option<Zone>, EngineError> {
+        if def.protocol == Protocol::XmlRpc {
+            self.account_zone(row).await
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// `{"fields": [...]}` of a transformed object: its mapped fields as stored,
+/// each with `vendorReadOnly` (filter and `size()` paths are read only).
+pub fn metadata(t: &Transformation, name: &str) -> Value {
+    let mut stored = t.to_json(name, "instance");
+    let mut fields = match stored.get_mut("fields").map(Value::take) {
+        Some(Value::Array(fields)) => fields,
+        _ => Vec::new(),
+    };
+    for (field, mapped) in fields.iter_mut().zip(t.fields()) {
+        if let Value::Object(members) = field {
+            members.remove("level");
+            members.insert("vendorReadOnly".into(), Value::Bool(!mapped.vendor_path().is_writable()));
+        }
+    }
+    serde_json::json!({ "fields": fields })
+}
+
+fn describe(scope: &TransformationScope, object: &str) -> String {
+    match scope {
+        TransformationScope::Organization { element_key } => format!("The transformation of '{object}' for element {element_key}"),
+        TransformationScope::Instance { id, .. } => format!("The transformation of '{object}' for instance {id}"),
+    }
+}
+
+fn no_transformation(scope: &TransformationScope, object: &str) -> EngineError {
+    EngineError::not_found(format!("{} does not exist", describe(scope, object)))
+}
+
+/// The hub path (below the hub, no leading `/`) of the element's object `name`,
+/// or a 400 when it is nested below a parent record (its path needs the parent's
+/// id, which a common resource's path cannot carry).
+fn vendor_object_path(def: &ElementDefinition, name: &str) -> Result<String, EngineError> {
+    let Some((_, resource)) = switchyard_elements::objects(def).into_iter().find(|(n, _)| n == name) else {
+        return Err(EngineError::new(StatusCode::BAD_GATEWAY, format!("element {} no longer has the object '{name}'", def.key)));
+    };
+    if resource.path.contains('{') {
+        return Err(bad(format!(
+            "'{name}' is nested below another record ({}); a transformation of it cannot be called by its own name",
+            resource.path
+        )));
+    }
+    Ok(resource.path.trim_start_matches('/').to_owned())
+}
+
+/// The hub path of a call on a transformed object: the vendor object's path,
+/// then what followed the object's name (`rest`: a record id, `count`).
+pub(crate) fn vendor_path_of(def: &ElementDefinition, t: &Transformation, rest: Option<&str>) -> Result<String, EngineError> {
+    let base = vendor_object_path(def, t.vendor_name())?;
+    Ok(match rest {
+        Some(rest) => format!("{base}/{rest}"),
+        None => base,
+    })
+}
+
+/// The caller's request rewritten onto the vendor object, and the `fields` the
+/// caller asked for (applied to the mapped records afterwards).
+fn vendor_request(def: &ElementDefinition, request: &HubRequest, t: &Transformation, zone: Option<Zone>) -> Result<(HubRequest, Option<Vec<String>>), EngineError> {
+    let path = vendor_path_of(def, t, request.path.split_once('/').map(|(_, rest)| rest))?;
+    let mut params = Vec::with_capacity(request.params.len());
+    let mut fields = None;
+    for (key, value) in &request.params {
+        match key.as_str() {
+            "where" if !value.trim().is_empty() => params.push((key.clone(), rewrite_where(t, value)?)),
+            "orderBy" if !value.trim().is_empty() => params.push((key.clone(), rewrite_order_by(t, value)?)),
+            "fields" => fields = Some(value.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect::<Vec<_>>()),
+            _ => params.push((key.clone(), value.clone())),
+        }
+    }
+    let body = if request.body.is_empty() {
+        request.body.clone()
+    } else {
+        let record = match serde_json::from_slice::<Value>(&request.body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(bad("The body must be a JSON object")),
+        };
+        let vendor = t.to_vendor(&record, zone).map_err(|e| bad(e.to_string()))?;
+        Bytes::from(serde_json::to_vec(&vendor).map_err(EngineError::internal)?)
+    };
+    let fields = fields.filter(|f| !f.is_empty());
+    Ok((HubRequest { method: request.method.clone(), hub: request.hub.clone(), path, params, body }, fields))
+}
+
+/// The vendor field a common field is filtered or sorted by: its plain vendor
+/// path; an unmapped field passes as it is only when the transformation passes
+/// unmapped vendor fields through.
+fn vendor_field(t: &Transformation, field: &str, what: &str) -> Result<String, EngineError> {
+    match t.vendor_path_of(field) {
+        Some(path) => path.plain().map(str::to_owned).ok_or_else(|| {
+            bad(format!("{what}: field '{field}' maps to '{path}', which the vendor cannot {}", if what == "where" { "filter" } else { "sort" }))
+        }),
+        None if t.pass_through().0 => Ok(field.to_owned()),
+        None => Err(bad(format!("{what}: '{field}' is not a field of this object"))),
+    }
+}
+
+/// CEQL on common fields, rewritten onto vendor fields (before the vendor-filter /
+/// engine-filter split, so what the vendor can filter still goes to the vendor).
+fn rewrite_where(t: &Transformation, text: &str) -> Result<String, EngineError> {
+    let expr: Expr = switchyard_ceql::parse(text).map_err(|e| bad(format!("where: {e}")))?;
+    Ok(map_fields(expr, &|f: &Field| vendor_field(t, f.as_str(), "where").map(Field::new))?.to_string())
+}
+
+fn map_fields(expr: Expr, map: &dyn Fn(&Field) -> Result<Field, EngineError>) -> Result<Expr, EngineError> {
+    Ok(match expr {
+        Expr::And(items) => Expr::And(items.into_iter().map(|e| map_fields(e, map)).collect::<Result<_, _>>()?),
+        Expr::Or(items) => Expr::Or(items.into_iter().map(|e| map_fields(e, map)).collect::<Result<_, _>>()?),
+        Expr::Compare { field, op, value } => Expr::Compare { field: map(&field)?, op, value },
+        Expr::Like { field, pattern, negated } => Expr::Like { field: map(&field)?, pattern, negated },
+        Expr::In { field, values, negated } => Expr::In { field: map(&field)?, values, negated },
+        Expr::IsNull { field, negated } => Expr::IsNull { field: map(&field)?, negated },
+    })
+}
+
+/// `orderBy` (`field [asc|desc]`) with the field rewritten.
+fn rewrite_order_by(t: &Transformation, text: &str) -> Result<String, EngineError> {
+    let text = text.trim();
+    let (field, direction) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let field = vendor_field(t, field, "orderBy")?;
+    Ok(if direction.trim().is_empty() { field } else { format!("{field} {}", direction.trim()) })
+}
+
+/// The vendor's records in a hub answer mapped to the common resource (and cut to
+/// `fields`); counts and deletes pass unchanged.
+fn map_answer(answer: &mut HubAnswer, operation: Operation, t: &Transformation, zone: Option<Zone>, fields: Option<&[String]>) -> Result<(), EngineError> {
+    if !matches!(operation, Operation::List | Operation::Get | Operation::Create | Operation::Update) {
+        return Ok(());
+    }
+    let Some(body) = &answer.body else { return Ok(()) };
+    let value: Value = serde_json::from_slice(body).map_err(|_| EngineError::new(StatusCode::BAD_GATEWAY, "the hub answered no JSON"))?;
+    let one = |record: &Value| {
+        let mapped = t.from_vendor(record, zone);
+        match fields {
+            Some(fields) => switchyard_elements::project(&mapped, fields),
+            None => mapped,
+        }
+    };
+    let mapped = match value {
+        Value::Array(records) => {
+            let mapped = Value::Array(records.iter().map(one).collect());
+            answer.vendor_records = Some(records);
+            mapped
+        }
+        record @ Value::Object(_) => one(&record),
+        _ => return Ok(()),
+    };
+    answer.body = Some(Bytes::from(serde_json::to_vec(&mapped).map_err(EngineError::internal)?));
+    Ok(())
+}
