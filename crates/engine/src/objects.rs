@@ -64,7 +64,7 @@ impl Engine {
         let def = self.element_of(&open.row)?;
         check_hub(&def, hub)?;
         if let Some(t) = self.transformation_for(&open.row, name).await? {
-            return Ok(crate::transformations::metadata(&t, name));
+            return Ok(transformed_metadata(&t, name));
         }
         serde_json::to_value(element_object_metadata(&def, name)?).map_err(EngineError::internal)
     }
@@ -145,6 +145,23 @@ impl Engine {
             },
         }
     }
+}
+
+/// `{"fields": [...]}` of a transformed object: its mapped fields as stored,
+/// each with `vendorReadOnly` (filter and `size()` paths are read only).
+fn transformed_metadata(t: &switchyard_transform::Transformation, name: &str) -> Value {
+    let mut stored = t.to_json(name, "instance");
+    let mut fields = match stored.get_mut("fields").map(Value::take) {
+        Some(Value::Array(fields)) => fields,
+        _ => Vec::new(),
+    };
+    for (field, mapped) in fields.iter_mut().zip(t.fields()) {
+        if let Value::Object(members) = field {
+            members.remove("level");
+            members.insert("vendorReadOnly".into(), Value::Bool(!mapped.vendor_path().is_writable()));
+        }
+    }
+    serde_json::json!({ "fields": fields })
 }
 
 fn what(scope: DefinitionScope) -> String {

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::{Map, Value};
 use switchyard_ceql::{Expr, Field};
 use switchyard_elements::{ElementDefinition, Operation, Protocol, Zone};
 use switchyard_store::{InstanceRow, TransformationRow, TransformationScope, TransformationWrite};
 use switchyard_transform::Transformation;
 
-use crate::hub::{HubAnswer, HubRequest};
+use crate::hub::{route, HubAnswer, HubRequest, Outcome};
 use crate::memo::Memo;
 use crate::objects::check_name;
 use crate::{Engine, EngineError, OpenInstance};
@@ -239,11 +239,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Which operation `method path` names on the instance's element (404 for no
+    /// such resource or another hub, 405 for a method the path does not take). A
+    /// transformed object's path names the operation of its vendor object.
+    pub async fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
+        let def = self.element_of(&open.row)?;
+        let object = path.split('/').next().unwrap_or_default();
+        match self.transformation_for(&open.row, object).await? {
+            Some(t) => {
+                let vendor_path = vendor_path_of(&def, &t, path.split_once('/').map(|(_, rest)| rest))?;
+                route(&def, method, hub, &vendor_path).map(|r| r.operation)
+            }
+            None => route(&def, method, hub, path).map(|r| r.operation),
+        }
+    }
+
+    /// Executes one hub call for an opened instance. A call on an object that a
+    /// transformation maps for the instance (`/hubs/crm/myContact`) goes to the
+    /// vendor object with its fields rewritten; any other call is routed by the
+    /// element's data ([`Engine::execute_vendor`]).
+    pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
+        let object = request.path.split('/').next().unwrap_or_default();
+        match self.transformation_for(&open.row, object).await {
+            Ok(Some(t)) => self.execute_transformed(open, request, &t).await,
+            Ok(None) => self.execute_vendor(open, request).await,
+            Err(e) => Outcome { answer: Err(e), maybe_reached: false },
+        }
+    }
+
     /// A hub call on a transformed object: the request rewritten onto the vendor
     /// object (path, `where`, `orderBy`, body), executed as any hub call, the
     /// answer's records mapped back. `object` is the request path's first segment.
-    pub(crate) async fn execute_transformed(&self, open: &OpenInstance, request: &HubRequest, t: &Transformation) -> crate::hub::Outcome {
-        let unreached = |e| crate::hub::Outcome { answer: Err(e), maybe_reached: false };
+    pub(crate) async fn execute_transformed(&self, open: &OpenInstance, request: &HubRequest, t: &Transformation) -> Outcome {
+        let unreached = |e| Outcome { answer: Err(e), maybe_reached: false };
         let def = match self.element_of(&open.row) {
             Ok(def) => def,
             Err(e) => return unreached(e),
@@ -256,7 +284,7 @@ impl Engine {
             Ok(mapped) => mapped,
             Err(e) => return unreached(e),
         };
-        let operation = match crate::hub::route(&def, &vendor_request.method, &vendor_request.hub, &vendor_request.path) {
+        let operation = match route(&def, &vendor_request.method, &vendor_request.hub, &vendor_request.path) {
             Ok(found) => found.operation,
             Err(e) => return unreached(e),
         };
@@ -277,23 +305,6 @@ impl Engine {
             Ok(None)
         }
     }
-}
-
-/// `{"fields": [...]}` of a transformed object: its mapped fields as stored,
-/// each with `vendorReadOnly` (filter and `size()` paths are read only).
-pub fn metadata(t: &Transformation, name: &str) -> Value {
-    let mut stored = t.to_json(name, "instance");
-    let mut fields = match stored.get_mut("fields").map(Value::take) {
-        Some(Value::Array(fields)) => fields,
-        _ => Vec::new(),
-    };
-    for (field, mapped) in fields.iter_mut().zip(t.fields()) {
-        if let Value::Object(members) = field {
-            members.remove("level");
-            members.insert("vendorReadOnly".into(), Value::Bool(!mapped.vendor_path().is_writable()));
-        }
-    }
-    serde_json::json!({ "fields": fields })
 }
 
 fn describe(scope: &TransformationScope, object: &str) -> String {
@@ -426,4 +437,108 @@ fn map_answer(answer: &mut HubAnswer, operation: Operation, t: &Transformation, 
     };
     answer.body = Some(Bytes::from(serde_json::to_vec(&mapped).map_err(EngineError::internal)?));
     Ok(())
+}
+
+impl Engine {
+    /// The element's OpenAPI document (`GET /elements/{keyOrId}/docs`) with the
+    /// objects the organization's transformations map for it, and with an
+    /// instance (`GET /instances/{id}/docs`) the ones it uses, its own included:
+    /// each as `/hubs/{hub}/{objectName}` with its vendor object's operations and a
+    /// schema `common.{objectName}` of the mapped fields.
+    pub async fn element_docs(&self, org_id: i64, def: &ElementDefinition, instance: Option<&InstanceRow>) -> Result<Value, EngineError> {
+        let mut doc = switchyard_elements::openapi(def);
+        let all = self.org_transformations(org_id).await?;
+        let mapped: Vec<(String, Transformation)> = match instance {
+            Some(row) => all.names_for(row).into_iter().filter_map(|name| all.effective(row, &name).map(|t| (name, t))).collect(),
+            None => all.organization_level(&def.key).map(|s| (s.object_name.clone(), s.transformation.clone())).collect(),
+        };
+        for (name, t) in mapped {
+            add_transformed_docs(&mut doc, def, &name, &t);
+        }
+        Ok(doc)
+    }
+}
+
+/// One transformed object's paths (copied from its vendor object's, with the
+/// record schema swapped for the mapped one) and schema, into `doc`. A nested
+/// vendor object is left out: its transformation cannot be called by name.
+fn add_transformed_docs(doc: &mut Value, def: &ElementDefinition, name: &str, t: &Transformation) {
+    let Ok(base) = vendor_object_path(def, t.vendor_name()) else { return };
+    let schema_ref = format!("#/components/schemas/common.{name}");
+    let vendor_prefix = format!("/hubs/{}/{base}", def.hub);
+    let copies: Vec<(String, Value)> = doc["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .iter()
+                .filter_map(|(path, item)| {
+                    let suffix = path.strip_prefix(&vendor_prefix)?;
+                    matches!(suffix, "" | "/{id}" | "/count").then(|| (format!("/hubs/{}/{name}{suffix}", def.hub), item.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let vendor_ref = def
+        .resources
+        .iter()
+        .find(|r| r.path.trim_start_matches('/') == base)
+        .and_then(|r| r.model.as_deref())
+        .map(|m| format!("#/components/schemas/{}{}", m[..1].to_ascii_uppercase(), &m[1..]));
+    for (path, mut item) in copies {
+        if let Some(vendor_ref) = &vendor_ref {
+            swap_refs(&mut item, vendor_ref, &schema_ref);
+        }
+        if let Some(paths) = doc["paths"].as_object_mut() {
+            paths.insert(path, item);
+        }
+    }
+    let mut properties = Map::new();
+    for field in t.fields() {
+        let schema = match field.field_type().as_str() {
+            "date" => serde_json::json!({"type": "string", "format": "date-time"}),
+            other => serde_json::json!({"type": other}),
+        };
+        insert_property(&mut properties, field.path().keys(), schema);
+    }
+    let description = format!("Common resource '{name}': element object '{}' transformed", t.vendor_name());
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.insert(format!("common.{name}"), serde_json::json!({"type": "object", "description": description, "properties": properties}));
+    }
+}
+
+/// `schema` at the dotted `keys` of an object schema's `properties`, parents made
+/// objects on the way.
+fn insert_property(properties: &mut Map<String, Value>, keys: &[String], schema: Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            properties.insert(last.clone(), schema);
+        }
+        [parent, rest @ ..] => {
+            let parent = properties.entry(parent.clone()).or_insert_with(|| serde_json::json!({"type": "object"}));
+            if !parent["properties"].is_object() {
+                parent["properties"] = serde_json::json!({});
+            }
+            if let Some(children) = parent["properties"].as_object_mut() {
+                insert_property(children, rest, schema);
+            }
+        }
+    }
+}
+
+/// Every `$ref` to `from` in `value` made a `$ref` to `to`.
+fn swap_refs(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                if key == "$ref" && member.as_str() == Some(from) {
+                    *member = Value::String(to.to_owned());
+                } else {
+                    swap_refs(member, from, to);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| swap_refs(item, from, to)),
+        _ => {}
+    }
 }

@@ -102,12 +102,24 @@ pub async fn metadata(
 
 #[utoipa::path(get, path = "/elements/{keyOrId}/docs", operation_id = "getElementDocs", tag = "elements",
     params(("keyOrId" = String, Path, description = "Element key or id")),
-    responses((status = 200, description = "OpenAPI 3.0 document of the element's hub resources and record models", body = Object),
+    responses((status = 200, description = "OpenAPI 3.0 document of the element's hub resources and record models, and of the objects the organization's transformations map for it (`/hubs/{hub}/{objectName}`, schema `common.{objectName}`)", body = Object),
         (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn docs(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(key_or_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(switchyard_elements::openapi(find(&state, &key_or_id)?)))
+    let def = find(&state, &key_or_id)?;
+    Ok(Json(state.engine.element_docs(caller.organization_id, def, None).await?))
+}
+
+#[utoipa::path(get, path = "/instances/{id}/docs", operation_id = "getInstanceDocs", tag = "instances",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "OpenAPI 3.0 of the instance's hub API: its element's resources and the objects transformations map for it (its own and its organization's)", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn instance_docs(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let row = state.engine.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::not_found(format!("No instance {id}")))?;
+    let def = state.engine.element_of(&row)?;
+    Ok(Json(state.engine.element_docs(caller.organization_id, &def, Some(&row)).await?))
 }

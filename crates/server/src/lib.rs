@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
         .route("/instances/{id}/logs", get(logs::list))
+        .route("/instances/{id}/docs", get(elements::instance_docs))
         .route("/objects", get(objects::list))
         .route("/objects/{object_name}/metadata", get(objects::metadata))
         .route("/hubs/{hub}/objects", get(objects::list_in_hub))

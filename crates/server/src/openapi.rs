@@ -22,6 +22,7 @@ use crate::{elements, hub, instances};
         elements::get,
         elements::metadata,
         elements::docs,
+        elements::instance_docs,
         crate::oauth::url,
         instances::create,
         instances::create_for_element,

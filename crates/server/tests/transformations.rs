@@ -309,6 +309,15 @@ async fn an_instance_transformation_replaces_or_inherits_the_organizations() {
     assert_eq!(saved["level"], "instance");
     assert_eq!(person().await, json!({"id": id, "firstName": "Grace", "lastName": "Navy", "mail": "grace@example.com"}));
     assert_eq!(keys(&p.platform(Method::GET, &format!("/instances/{shop}/transformations"), None).await.ok()), ["person"]);
+    // The docs: the element's carry the organization's mapping, the instance's its own.
+    let docs = p.platform(Method::GET, "/elements/bigcommerce/docs", None).await.ok();
+    let get = &docs["paths"]["/hubs/ecommerce/person/{id}"]["get"];
+    assert!(get.to_string().contains("#/components/schemas/common.person"), "{get}");
+    assert!(docs["paths"]["/hubs/ecommerce/person/count"].is_object() && docs["paths"]["/hubs/ecommerce/customers"].is_object());
+    assert_eq!(keys(&docs["components"]["schemas"]["common.person"]["properties"]), ["firstName", "id", "lastName"]);
+    let docs = p.platform(Method::GET, &format!("/instances/{shop}/docs"), None).await.ok();
+    assert_eq!(keys(&docs["components"]["schemas"]["common.person"]["properties"]), ["firstName", "id", "lastName", "mail"]);
+    assert_eq!(p.call(&p.other, Method::GET, &format!("/instances/{shop}/docs"), None).await.status, StatusCode::NOT_FOUND);
 
     // Without inherit the instance's replaces the organization's.
     let mut alone = own.clone();

@@ -26,35 +26,6 @@ use crate::vendor::{Extras, Vendor};
 use crate::{oauth, segment, Engine, EngineError};
 
 impl Engine {
-    /// Which operation `method path` names on the instance's element (404 for no
-    /// such resource or another hub, 405 for a method the path does not take).
-    /// A transformed object's path names the operation of its vendor object.
-    pub async fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
-        let def = self.element_of(&open.row)?;
-        let object = path.split('/').next().unwrap_or_default();
-        match self.transformation_for(&open.row, object).await? {
-            Some(t) => {
-                let rest = path.split_once('/').map(|(_, rest)| rest);
-                let vendor_path = crate::transformations::vendor_path_of(&def, &t, rest)?;
-                route(&def, method, hub, &vendor_path).map(|r| r.operation)
-            }
-            None => route(&def, method, hub, path).map(|r| r.operation),
-        }
-    }
-
-    /// Executes one hub call for an opened instance. A call on an object that a
-    /// transformation maps for the instance (`/hubs/crm/myContact`) goes to the
-    /// vendor object with its fields rewritten ([`crate::transformations`]); any
-    /// other call is routed by the element's data.
-    pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
-        let object = request.path.split('/').next().unwrap_or_default();
-        match self.transformation_for(&open.row, object).await {
-            Ok(Some(t)) => self.execute_transformed(open, request, &t).await,
-            Ok(None) => self.execute_vendor(open, request).await,
-            Err(e) => Outcome { answer: Err(e), maybe_reached: false },
-        }
-    }
-
     /// One hub call on the element's own resources: OAuth tokens refreshed first
     /// when due (an instance whose refresh was refused answers 401), then the
     /// element's protocol.
