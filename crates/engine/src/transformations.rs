@@ -412,13 +412,15 @@ fn rewrite_order_by(t: &Transformation, text: &str) -> Result<String, EngineErro
 }
 
 /// The vendor's records in a hub answer mapped to the common resource (and cut to
-/// `fields`); counts and deletes pass unchanged.
+/// `fields`); counts and deletes pass unchanged. Records are read in one pass
+/// that builds only the members the transformation reads ([`Needed`]): a
+/// 50-order page is mostly fields nobody mapped.
 fn map_answer(answer: &mut HubAnswer, operation: Operation, t: &Transformation, zone: Option<Zone>, fields: Option<&[String]>) -> Result<(), EngineError> {
     if !matches!(operation, Operation::List | Operation::Get | Operation::Create | Operation::Update) {
         return Ok(());
     }
-    let Some(body) = &answer.body else { return Ok(()) };
-    let value: Value = serde_json::from_slice(body).map_err(|_| EngineError::new(StatusCode::BAD_GATEWAY, "the hub answered no JSON"))?;
+    let Some(body) = answer.body.take() else { return Ok(()) };
+    let needed = Needed::of(t);
     let one = |record: &Value| {
         let mapped = t.from_vendor(record, zone);
         match fields {
@@ -426,17 +428,127 @@ fn map_answer(answer: &mut HubAnswer, operation: Operation, t: &Transformation, 
             None => mapped,
         }
     };
-    let mapped = match value {
-        Value::Array(records) => {
-            let mapped = Value::Array(records.iter().map(one).collect());
-            answer.vendor_records = Some(records);
-            mapped
+    let malformed = || EngineError::new(StatusCode::BAD_GATEWAY, "the hub answered no JSON");
+    let mapped = if operation == Operation::List {
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        let records = serde::de::DeserializeSeed::deserialize(Page(&needed), &mut de).map_err(|_| malformed())?;
+        let mapped = Value::Array(records.iter().map(one).collect());
+        answer.vendor_body = Some(body);
+        mapped
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        match serde::de::DeserializeSeed::deserialize(&needed, &mut de).map_err(|_| malformed())? {
+            record @ Value::Object(_) => one(&record),
+            // Not a record (an empty answer is `{}`): as the vendor object answered.
+            _ => {
+                answer.body = Some(body);
+                return Ok(());
+            }
         }
-        record @ Value::Object(_) => one(&record),
-        _ => return Ok(()),
     };
     answer.body = Some(Bytes::from(serde_json::to_vec(&mapped).map_err(EngineError::internal)?));
     Ok(())
+}
+
+/// The top-level members of a vendor record that a transformation reads: the
+/// first key of each mapped vendor path, or all of them when unmapped members pass
+/// through. As a seed it reads one record, building the needed members and
+/// skipping the rest without building them.
+struct Needed<'t> {
+    keys: Option<Vec<&'t str>>,
+}
+
+impl<'t> Needed<'t> {
+    fn of(t: &'t Transformation) -> Needed<'t> {
+        let keys = (!t.pass_through().0).then(|| t.fields().iter().map(|f| f.vendor_path().first_key()).collect());
+        Needed { keys }
+    }
+
+    fn wants(&self, key: &str) -> bool {
+        self.keys.as_ref().is_none_or(|keys| keys.contains(&key))
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Needed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &Needed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self.wants(&key.0) {
+                out.insert(key.0.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    // Anything but an object is kept whole (the mapping then passes it as it is).
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A member name, borrowed from the input unless it has escapes.
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+/// A hub list page (a JSON array of records), each read by [`Needed`].
+struct Page<'n, 't>(&'n Needed<'t>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Page<'_, '_> {
+    type Value = Vec<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Value>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Page<'_, '_> {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(record) = seq.next_element_seed(self.0)? {
+            out.push(record);
+        }
+        Ok(out)
+    }
 }
 
 impl Engine {

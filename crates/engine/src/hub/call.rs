@@ -43,10 +43,10 @@ pub struct HubAnswer {
     /// One line per field the vendor wrote undecodably and the engine replaced
     /// (`Elements-Warning`), at most 50 and one that counts the rest.
     pub warnings: Vec<String>,
-    /// A list of a transformed object: the vendor's records the body's records
-    /// were mapped from, in the same order (the event log keeps them as
+    /// A list of a transformed object: the vendor's list the body's records were
+    /// mapped from, record for record (the event log keeps them as
     /// `providerData`). `None` for every other answer.
-    pub vendor_records: Option<Vec<Value>>,
+    pub vendor_body: Option<Bytes>,
 }
 
 impl HubAnswer {

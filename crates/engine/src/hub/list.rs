@@ -652,7 +652,7 @@ pub(super) async fn list(
         // What the vendor counted is the hub's total only when the vendor filtered.
         total_count: collected.total.filter(|_| residual.is_none()),
         warnings: super::xmlrpc::capped_warnings(resource, warnings),
-        vendor_records: None,
+        vendor_body: None,
     })
 }
 

@@ -112,11 +112,15 @@ impl Engine {
     /// `nextPage`, ...), decoded.
     pub async fn list_page(&self, row: &InstanceRow, path: &str, query: &[(String, String)]) -> Result<HubPage, EngineError> {
         let answer = self.read(row, path, query).await?;
-        let records = match answer.body.as_deref().map(serde_json::from_slice::<Value>) {
-            Some(Ok(Value::Array(items))) => items,
-            _ => return Err(EngineError::new(StatusCode::BAD_GATEWAY, "the hub list answered no JSON array")),
+        let records = |body: Option<&[u8]>| match body.map(serde_json::from_slice::<Value>) {
+            Some(Ok(Value::Array(items))) => Ok(items),
+            _ => Err(EngineError::new(StatusCode::BAD_GATEWAY, "the hub list answered no JSON array")),
         };
-        Ok(HubPage { records, next_page: answer.next_page, vendor_records: answer.vendor_records.unwrap_or_default() })
+        let vendor_records = match answer.vendor_body.as_deref() {
+            Some(body) => records(Some(body))?,
+            None => Vec::new(),
+        };
+        Ok(HubPage { records: records(answer.body.as_deref())?, next_page: answer.next_page, vendor_records })
     }
 
     /// The record `id` of the instance's hub resource `object` (`orders`), read
