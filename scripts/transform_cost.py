@@ -13,35 +13,9 @@ Needs wrk (apt-get install -y wrk). Loopback only; run on a release build and a 
 import argparse, base64, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def wait_port(port, t=60):
-    d = time.time() + t
-    while time.time() < d:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.3).close(); return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def first_json_line(p, t=30):
-    fd = p.stdout.fileno(); os.set_blocking(fd, False); buf = b""; d = time.time() + t
-    while time.time() < d:
-        try:
-            c = os.read(fd, 65536)
-        except BlockingIOError:
-            c = None
-        if c:
-            buf += c
-            for line in buf.decode(errors="replace").splitlines():
-                if line.strip().startswith("{"):
-                    try: return json.loads(line)
-                    except ValueError: pass
-        time.sleep(0.05)
-    sys.exit("the sandbox printed no JSON line")
+# The sandbox and port helpers hop_callgrind.py already has (run from this directory).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hop_callgrind import free_port, read_json, wait_port  # noqa: E402
 
 
 def cpu_s(pid):
@@ -92,7 +66,7 @@ def main():
     try:
         sim = subprocess.Popen([a.bin, "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         procs.append(sim)
-        sb = first_json_line(sim)["bigcommerce"]
+        sb = (read_json(sim) or sys.exit("the sandbox printed no JSON line"))["bigcommerce"]
         db = "sqlite://" + os.path.join(tmp, "sy.db")
         init = subprocess.run([a.bin, "init", "--json", "--database", db], env=env, cwd=tmp, capture_output=True, text=True)
         auth = [json.loads(l) for l in init.stdout.splitlines() if l.startswith("{")][0]["authorization"]
