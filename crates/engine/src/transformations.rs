@@ -52,7 +52,11 @@ impl OrgTransformations {
     pub fn effective(&self, row: &InstanceRow, object: &str) -> Option<Transformation> {
         let org = self.organization_level(&row.element_key).find(|s| s.object_name == object);
         match (self.instance_level(row.id).find(|s| s.object_name == object), org) {
-            (Some(own), Some(base)) if own.transformation.inherits() => Some(own.transformation.merged_over(&base.transformation)),
+            // Inherited fields are paths in the organization's vendor object: merged
+            // only over a transformation of the same one.
+            (Some(own), Some(base)) if own.transformation.inherits() && own.transformation.vendor_name() == base.transformation.vendor_name() => {
+                Some(own.transformation.merged_over(&base.transformation))
+            }
             (Some(own), _) => Some(own.transformation.clone()),
             (None, Some(base)) => Some(base.transformation.clone()),
             (None, None) => None,
@@ -180,7 +184,13 @@ impl Engine {
     pub async fn save_transformation(&self, org_id: i64, scope: &TransformationScope, object: &str, body: &Value, create: bool) -> Result<Value, EngineError> {
         let def = self.transformation_scope(org_id, scope).await?;
         check_name(object)?;
-        let transformation = Transformation::from_json(body).map_err(|e| bad(e.to_string()))?;
+        check_reachable(&def, object)?;
+        if let Some(named) = body.get("objectName").and_then(Value::as_str).filter(|n| *n != object) {
+            return Err(bad(format!("objectName is '{named}' but this path saves '{object}' (the path chooses the name)")));
+        }
+        let body = with_vendor_types(&def, body);
+        let transformation = Transformation::from_json(&body).map_err(|e| bad(e.to_string()))?;
+        check_shape(&transformation)?;
         if let Some(level) = transformation.level().map(|l| l.as_str()) {
             if level != level_of(scope) {
                 return Err(bad(format!(
@@ -244,8 +254,7 @@ impl Engine {
     /// transformed object's path names the operation of its vendor object.
     pub async fn operation(&self, open: &OpenInstance, method: &Method, hub: &str, path: &str) -> Result<Operation, EngineError> {
         let def = self.element_of(&open.row)?;
-        let object = path.split('/').next().unwrap_or_default();
-        match self.transformation_for(&open.row, object).await? {
+        match self.transformation_of_call(open, &def, path).await? {
             Some(t) => {
                 let vendor_path = vendor_path_of(&def, &t, path.split_once('/').map(|(_, rest)| rest))?;
                 route(&def, method, hub, &vendor_path).map(|r| r.operation)
@@ -259,12 +268,30 @@ impl Engine {
     /// vendor object with its fields rewritten; any other call is routed by the
     /// element's data ([`Engine::execute_vendor`]).
     pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
-        let object = request.path.split('/').next().unwrap_or_default();
-        match self.transformation_for(&open.row, object).await {
+        let def = match self.element_of(&open.row) {
+            Ok(def) => def,
+            Err(e) => return Outcome { answer: Err(e), maybe_reached: false },
+        };
+        match self.transformation_of_call(open, &def, &request.path).await {
             Ok(Some(t)) => self.execute_transformed(open, request, &t).await,
             Ok(None) => self.execute_vendor(open, request).await,
             Err(e) => Outcome { answer: Err(e), maybe_reached: false },
         }
+    }
+
+    /// The transformation a hub call on `path` goes through: the one of its first
+    /// segment, for the object itself (`myContact`), a record (`myContact/12`) or its
+    /// count. Anything longer, or a literal resource of the element below that name
+    /// (`orders/statuses` beside a transformation named `orders`), is the element's.
+    async fn transformation_of_call(&self, open: &OpenInstance, def: &ElementDefinition, path: &str) -> Result<Option<Transformation>, EngineError> {
+        let mut segments = path.split('/');
+        let object = segments.next().unwrap_or_default();
+        let (second, third) = (segments.next(), segments.next());
+        let own_literal = || second.is_some_and(|s| s != "count") && def.route("GET", path).is_ok_and(|m| m.id.is_none());
+        if third.is_some() || own_literal() {
+            return Ok(None);
+        }
+        self.transformation_for(&open.row, object).await
     }
 
     /// A hub call on a transformed object: the request rewritten onto the vendor
@@ -305,6 +332,65 @@ impl Engine {
             Ok(None)
         }
     }
+}
+
+/// A name a hub call can reach: not `objects` (`/hubs/{hub}/objects` lists the
+/// objects), nor the first segment of one of the element's resources that is not
+/// an object of that name (`ping`), which the transformation would take over.
+fn check_reachable(def: &ElementDefinition, object: &str) -> Result<(), EngineError> {
+    if object == "objects" {
+        return Err(bad(format!("'objects' cannot be transformed: /hubs/{}/objects lists the objects", def.hub)));
+    }
+    let objects = switchyard_elements::object_names(def);
+    let taken = def.resources.iter().any(|r| r.path.trim_start_matches('/').split('/').next() == Some(object));
+    if taken && !objects.iter().any(|n| n == object) {
+        return Err(bad(format!(
+            "'{object}' is a resource of element {} that holds no records (/hubs/{}/{object}); choose another name",
+            def.key, def.hub
+        )));
+    }
+    Ok(())
+}
+
+/// Common paths that are one record's shape: none both a value and the parent of
+/// others (`address` and `address.city`), as for definitions.
+fn check_shape(t: &Transformation) -> Result<(), EngineError> {
+    let paths: Vec<&[String]> = t.fields().iter().map(|f| f.path().keys()).collect();
+    for (i, a) in paths.iter().enumerate() {
+        for b in &paths[i + 1..] {
+            let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+            if short.len() < long.len() && long.starts_with(short) {
+                return Err(bad(format!(
+                    "fields: path '{}' and '{}' clash: a field cannot also hold nested fields",
+                    short.join("."),
+                    long.join(".")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The body with each field's `vendorType` taken from the element's metadata
+/// where the caller gave none and the vendor path is a known plain field, so
+/// writes convert (and refuse) values as the vendor types them.
+fn with_vendor_types(def: &ElementDefinition, body: &Value) -> Value {
+    let mut body = body.clone();
+    let Some(metadata) = body.get("vendorName").and_then(Value::as_str).and_then(|name| switchyard_elements::object_metadata(def, name)) else {
+        return body;
+    };
+    if let Some(fields) = body.get_mut("fields").and_then(Value::as_array_mut) {
+        for field in fields.iter_mut().filter_map(Value::as_object_mut) {
+            if field.get("vendorType").is_some_and(|t| !t.is_null()) {
+                continue;
+            }
+            let known = field.get("vendorPath").and_then(Value::as_str).and_then(|p| metadata.fields.iter().find(|f| f.vendor_path == p));
+            if let Some(known) = known {
+                field.insert("vendorType".into(), Value::from(known.kind));
+            }
+        }
+    }
+    body
 }
 
 fn describe(scope: &TransformationScope, object: &str) -> String {
@@ -599,6 +685,15 @@ fn add_transformed_docs(doc: &mut Value, def: &ElementDefinition, name: &str, t:
     for (path, mut item) in copies {
         if let Some(vendor_ref) = &vendor_ref {
             swap_refs(&mut item, vendor_ref, &schema_ref);
+        }
+        // Operation ids are unique in a document: the vendor object's keep theirs.
+        for operation in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
+                operation["operationId"] = Value::String(format!("{id}As_{name}"));
+            }
+            if let Some(summary) = operation.get("summary").and_then(Value::as_str) {
+                operation["summary"] = Value::String(format!("{summary}, as {name}"));
+            }
         }
         if let Some(paths) = doc["paths"].as_object_mut() {
             paths.insert(path, item);

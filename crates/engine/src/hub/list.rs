@@ -866,6 +866,21 @@ async fn sequential(
 /// `GET .../count` of a resource that declares a `count` call or a `totalPointer`:
 /// `{"count": N}`. The vendor's filters of `where` are sent with it; a clause the
 /// engine would have to filter is a 400 (a count cannot be filtered here).
+/// The vendor's query parameters for a count's `where`: a count can only filter
+/// what the vendor filters exactly (a 400 for the rest), since the engine sees no
+/// records to filter.
+pub(super) fn count_filters(vendor: &Vendor<'_>, resource: &Resource, params: &[(String, String)]) -> Result<Vec<(String, String)>, EngineError> {
+    let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
+    if where_text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let plan = plan_where_in(vendor.def, resource, where_text, vendor.local_dates_zone()).map_err(query_error)?;
+    if let Some(rest) = &plan.residual {
+        return Err(bad_request(format!("A count can only filter what the vendor filters exactly; not '{rest}'")));
+    }
+    Ok(plan.params)
+}
+
 pub(super) async fn count(
     vendor: &Vendor<'_>,
     list_path: &str,
@@ -874,17 +889,8 @@ pub(super) async fn count(
     resource: &Resource,
 ) -> Result<HubAnswer, EngineError> {
     let def = vendor.def;
-    let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
-    let plan = if where_text.trim().is_empty() {
-        VendorQuery::default()
-    } else {
-        plan_where_in(def, resource, where_text, vendor.local_dates_zone()).map_err(query_error)?
-    };
-    if let Some(rest) = &plan.residual {
-        return Err(bad_request(format!("A count can only filter what the vendor filters exactly; not '{rest}'")));
-    }
     let paging = def.paging_of(resource);
-    let lister = Lister { vendor, resource, paging, path: list_path, filters: plan.params };
+    let lister = Lister { vendor, resource, paging, path: list_path, filters: count_filters(vendor, resource, params)? };
     let n = match (&resource.count, count_path) {
         (Some(call), Some(path)) => {
             if let Some((param, _)) = lister.filters.iter().find(|(p, _)| call.filters.as_ref().is_some_and(|taken| !taken.contains(p))) {

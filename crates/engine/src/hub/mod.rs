@@ -203,7 +203,12 @@ async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, r
             let count_path = resource.count.as_ref().map(|c| render_path(route, &c.path, None)).transpose()?;
             list::count(vendor, &list_path, count_path.as_deref(), params, resource).await
         }
-        Operation::Count => json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &[], None).await?),
+        // The vendor's `{path}/count` takes the list's filters (BigCommerce v2:
+        // orders.v2.oas2.yml `/orders/count`, customers.v2.yml `/customers/count`).
+        Operation::Count => {
+            let filters = list::count_filters(vendor, resource, params)?;
+            json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &filters, None).await?)
+        }
         Operation::Get => {
             let fields = requested_fields(vendor.def, route.resource, params)?;
             let r = vendor.send(Method::GET, &vendor_path, &[], None).await?;
