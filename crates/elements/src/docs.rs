@@ -47,8 +47,8 @@ pub fn openapi(def: &ElementDefinition) -> Value {
             "title": format!("{} hub API ({})", def.name, def.key),
             "version": "1",
             "description": format!(
-                "Element {} (id {}), hub `{}`. Calls carry `Authorization: User <secret>, Organization <secret>, Element <instance token>`. {}",
-                def.key, def.id, def.hub, def.description
+                "Element {} (id {}), hub `{}`. Calls carry `Authorization: User <secret>, Organization <secret>, Element <instance token>`. {}{}",
+                def.key, def.id, def.hub, def.description, setup_markdown(def)
             ),
         },
         "servers": [{"url": "/elements/api-v2"}],
@@ -59,6 +59,24 @@ pub fn openapi(def: &ElementDefinition) -> Value {
             "securitySchemes": {"Authorization": {"type": "apiKey", "in": "header", "name": "Authorization"}},
         },
     })
+}
+
+/// The setup guides as a markdown list under a "Setup" heading, each key with
+/// its label, steps and vendor page; empty when the file gives none.
+fn setup_markdown(def: &ElementDefinition) -> String {
+    if def.setup.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\n\n## Setup\n");
+    for guide in &def.setup {
+        let label = def.parameter(&guide.key).map_or(guide.key.as_str(), |p| p.name.as_str());
+        text.push_str(&format!("\n- **{label}** (`{}`):\n", guide.key));
+        for (n, step) in guide.steps.iter().enumerate() {
+            text.push_str(&format!("  {}. {step}\n", n + 1));
+        }
+        text.push_str(&format!("  <{}>\n", guide.link));
+    }
+    text
 }
 
 /// `customerAddress` -> `CustomerAddress`.
