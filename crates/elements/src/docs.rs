@@ -284,6 +284,21 @@ mod tests {
         assert_eq!(shipments.as_array().unwrap().len(), 2, "both path parameters");
     }
 
+    #[test]
+    fn the_description_lists_the_setup_guides_after_the_element_text() {
+        let catalog = Catalog::builtin();
+        let def = catalog.get("infusionsoftcrm").unwrap();
+        let text = openapi(def)["info"]["description"].as_str().unwrap().to_owned();
+        let (intro, setup) = text.split_once("\n\n## Setup\n").unwrap();
+        assert!(intro.starts_with("Element infusionsoftcrm (id 191)") && intro.ends_with(&def.description), "{intro}");
+        assert!(setup.starts_with("\n- **Encrypted Key** (`infusionsoft.private.key`):\n  1. "), "{setup}");
+        assert!(setup.contains("\n  <https://developer.infusionsoft.com/getting-started-oauth-keys/>\n"), "{setup}");
+        let mut bare = (**def).clone();
+        bare.setup.clear();
+        let text = openapi(&bare)["info"]["description"].as_str().unwrap().to_owned();
+        assert!(!text.contains("Setup") && text.ends_with(&def.description), "no heading without guides: {text}");
+    }
+
     /// Fields the vendor sends as `null` allow it; the others do not.
     /// BigCommerce: orders.v2.oas2.yml `order_Shared` (`external_source`, ...) and
     /// `orderProducts` (`event_name`, ...), customers.v2.yml `customer_Base.form_fields`
