@@ -435,6 +435,69 @@ resources:
         assert_eq!((o.refresh_auth, o.exchange_auth), (crate::ClientAuth::Basic, crate::ClientAuth::Form), "Keap's, unchanged");
     }
 
+    /// Every key a person enters has a guide in the built-in files; the keys are
+    /// pinned so that the rule cannot shrink unnoticed.
+    #[test]
+    fn built_in_setup_guides_cover_the_keys_to_enter() {
+        let catalog = Catalog::builtin();
+        let keap = ["infusionsoft.private.key", "oauth.api.key", "oauth.api.secret", "oauth.callback.url"];
+        for (key, expected) in [
+            ("bigcommerce", &["username", "password", "store.url", "oauth.api.key", "oauth.user.token"][..]),
+            ("infusionsoftcrm", &keap[..]),
+            ("infusionsoftmarketing", &keap[..]),
+        ] {
+            let def = catalog.get(key).unwrap();
+            assert_eq!(def.keys_to_enter(), expected, "{key}");
+            for k in expected {
+                let guide = def.setup_of(k).unwrap_or_else(|| panic!("{key}: no setup guide for {k}"));
+                assert!(guide.link.starts_with("https://") && !guide.steps.is_empty(), "{key}: {k}");
+            }
+        }
+        let oauth = catalog.get("infusionsoftcrm").unwrap();
+        let callback = oauth.setup_of("oauth.callback.url").unwrap().steps.join(" ");
+        assert!(callback.contains("exactly"), "the redirect URL must match: {callback}");
+    }
+
+    #[test]
+    fn wrong_setup_guides_are_refused_at_load_naming_file_line_and_field() {
+        let text = include_str!("../../../elements/bigcommerce.yaml");
+        // `below`: how many lines under the start of `to` the refused field is.
+        let refused = |from: &str, to: &str, below: usize, field: &str, why: &str| {
+            assert!(text.contains(from), "{from}");
+            let changed = text.replacen(from, to, 1);
+            let line = text[..text.find(from).unwrap()].matches('\n').count() + 1 + below;
+            let err = parse("bigcommerce.yaml", &changed).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("bigcommerce.yaml:{line}: {field}: ")), "{to}: {err}");
+            assert!(err.contains(why), "{to}: {err}");
+        };
+        refused("  - key: username\n    steps:", "  - key: user.name\n    steps:", 0, "setup[0].key", "'user.name' is not a configuration key");
+        refused("  - key: password\n    steps:", "  - key: username\n    steps:", 0, "setup[1].key", "'username' has a guide already");
+        refused(
+            "  - key: oauth.user.token\n",
+            "  - key: event.objects\n    steps: []\n    link: \"https://x.example\"\n  - key: oauth.user.token\n",
+            1,
+            "setup[4].steps",
+            "the guide of 'event.objects' has no steps",
+        );
+        refused(
+            "      - \"Open the same legacy API account",
+            "      - \"  \"\n      - \"Open the same legacy API account",
+            0,
+            "setup[1].steps[0]",
+            "step 1 of the guide of 'password' is blank",
+        );
+        let link = "link: \"https://support.bigcommerce.com/articles/Public/Store-API-Accounts/\"";
+        refused(link, "link: \"http://support.bigcommerce.com/x\"", 0, "setup[3].link", "not an absolute https URL");
+        refused(link, "link: \"/articles/Store-API-Accounts\"", 0, "setup[3].link", "not an absolute https URL");
+        let err = parse("bigcommerce.yaml", &text.replacen("    link: \"https://docs", "    url: \"https://docs", 1)).unwrap_err().to_string();
+        assert!(err.contains("bigcommerce.yaml:") && err.contains("url"), "{err}");
+        // No `setup` at all is allowed (a file without guides).
+        let start = text.find("\nsetup:\n").unwrap();
+        let end = text.find("\nevents:\n").unwrap();
+        let bare = parse("bigcommerce.yaml", &format!("{}{}", &text[..start], &text[end..])).unwrap();
+        assert!(bare.setup.is_empty() && bare.setup_of("username").is_none());
+    }
+
     #[test]
     fn bigcommerce_hooks_go_to_the_v3_base() {
         let catalog = Catalog::builtin();

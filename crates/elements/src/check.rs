@@ -355,6 +355,50 @@ pub(crate) const RULES: &[Rule] = &[
         allowed: "statuses 400-599; header names (letters, digits and -); windowSeconds from 1 to 86400; units seconds, milliseconds, epoch-seconds, epoch-milliseconds or http-date",
         check: throttle,
     },
+    Rule {
+        field: "setup[].key",
+        allowed: "a configuration key of this element, with one guide each",
+        check: |def, f| {
+            let mut seen = HashSet::new();
+            for (i, g) in def.setup.iter().enumerate() {
+                let field = format!("setup[{i}].key");
+                if def.parameter(&g.key).is_none() {
+                    let keys: Vec<&str> = def.configuration.iter().map(|p| p.key.as_str()).collect();
+                    f.refuse_allowing(field, format!("'{}' is not a configuration key", g.key), format!("one of {}", keys.join(", ")));
+                } else if !seen.insert(g.key.as_str()) {
+                    f.refuse(field, format!("'{}' has a guide already", g.key));
+                }
+            }
+        },
+    },
+    Rule {
+        field: "setup[].steps",
+        allowed: "at least one step, each a sentence that is not blank",
+        check: |def, f| {
+            for (i, g) in def.setup.iter().enumerate() {
+                if g.steps.is_empty() {
+                    f.refuse(format!("setup[{i}].steps"), format!("the guide of '{}' has no steps", g.key));
+                }
+                for (n, step) in g.steps.iter().enumerate() {
+                    if step.trim().is_empty() {
+                        f.refuse(format!("setup[{i}].steps[{n}]"), format!("step {} of the guide of '{}' is blank", n + 1, g.key));
+                    }
+                }
+            }
+        },
+    },
+    Rule {
+        field: "setup[].link",
+        allowed: "an absolute https URL of the vendor's page the steps follow",
+        check: |def, f| {
+            for (i, g) in def.setup.iter().enumerate() {
+                let https = url::Url::parse(&g.link).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()));
+                if !https {
+                    f.refuse(format!("setup[{i}].link"), format!("'{}' is not an absolute https URL", g.link));
+                }
+            }
+        },
+    },
 ];
 
 // ------------------------------------------------------------------ helpers

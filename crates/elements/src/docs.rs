@@ -47,8 +47,8 @@ pub fn openapi(def: &ElementDefinition) -> Value {
             "title": format!("{} hub API ({})", def.name, def.key),
             "version": "1",
             "description": format!(
-                "Element {} (id {}), hub `{}`. Calls carry `Authorization: User <secret>, Organization <secret>, Element <instance token>`. {}",
-                def.key, def.id, def.hub, def.description
+                "Element {} (id {}), hub `{}`. Calls carry `Authorization: User <secret>, Organization <secret>, Element <instance token>`. {}{}",
+                def.key, def.id, def.hub, def.description, setup_markdown(def)
             ),
         },
         "servers": [{"url": "/elements/api-v2"}],
@@ -59,6 +59,24 @@ pub fn openapi(def: &ElementDefinition) -> Value {
             "securitySchemes": {"Authorization": {"type": "apiKey", "in": "header", "name": "Authorization"}},
         },
     })
+}
+
+/// The setup guides as a markdown list under a "Setup" heading, each key with
+/// its label, steps and vendor page; empty when the file gives none.
+fn setup_markdown(def: &ElementDefinition) -> String {
+    if def.setup.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\n\n## Setup\n");
+    for guide in &def.setup {
+        let label = def.parameter(&guide.key).map_or(guide.key.as_str(), |p| p.name.as_str());
+        text.push_str(&format!("\n- **{label}** (`{}`):\n", guide.key));
+        for (n, step) in guide.steps.iter().enumerate() {
+            text.push_str(&format!("  {}. {step}\n", n + 1));
+        }
+        text.push_str(&format!("  <{}>\n", guide.link));
+    }
+    text
 }
 
 /// `customerAddress` -> `CustomerAddress`.
@@ -264,6 +282,21 @@ mod tests {
         assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
         let shipments = &doc["paths"]["/hubs/ecommerce/orders/{orderId}/shipments/{id}"]["get"]["parameters"];
         assert_eq!(shipments.as_array().unwrap().len(), 2, "both path parameters");
+    }
+
+    #[test]
+    fn the_description_lists_the_setup_guides_after_the_element_text() {
+        let catalog = Catalog::builtin();
+        let def = catalog.get("infusionsoftcrm").unwrap();
+        let text = openapi(def)["info"]["description"].as_str().unwrap().to_owned();
+        let (intro, setup) = text.split_once("\n\n## Setup\n").unwrap();
+        assert!(intro.starts_with("Element infusionsoftcrm (id 191)") && intro.ends_with(&def.description), "{intro}");
+        assert!(setup.starts_with("\n- **Encrypted Key** (`infusionsoft.private.key`):\n  1. "), "{setup}");
+        assert!(setup.contains("\n  <https://developer.infusionsoft.com/getting-started-oauth-keys/>\n"), "{setup}");
+        let mut bare = (**def).clone();
+        bare.setup.clear();
+        let text = openapi(&bare)["info"]["description"].as_str().unwrap().to_owned();
+        assert!(!text.contains("Setup") && text.ends_with(&def.description), "no heading without guides: {text}");
     }
 
     /// Fields the vendor sends as `null` allow it; the others do not.

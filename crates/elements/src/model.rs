@@ -32,6 +32,10 @@ pub struct ElementDefinition {
     #[serde(default)]
     pub behaviours: Vec<Behaviour>,
     pub configuration: Vec<ConfigParameter>,
+    /// Where a person finds each credential at the vendor: one guide per
+    /// configuration key (elements/README.md, "Setup guides").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<SetupGuide>,
     /// The cheap vendor call that proves the credentials work.
     pub check: VendorCall,
     pub paging: Paging,
@@ -415,6 +419,26 @@ pub struct ConfigParameter {
     /// The allowed values of a `COMBO`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+}
+
+/// How a person finds the value of one configuration key at the vendor, in
+/// the element file's own words (`setup: [{key, steps, link}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupGuide {
+    /// The configuration key the steps lead to (`password`).
+    pub key: String,
+    /// What to do, in order: one short sentence each, plain text.
+    pub steps: Vec<String>,
+    /// The vendor's page these steps follow: an absolute https URL.
+    pub link: String,
+}
+
+impl ElementDefinition {
+    /// The setup guide of `key`, if the file gives one.
+    pub fn setup_of(&self, key: &str) -> Option<&SetupGuide> {
+        self.setup.iter().find(|g| g.key == key)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1090,6 +1114,23 @@ impl ElementDefinition {
                 let credential = of_any_mode.contains(&p.key);
                 (p.required && !credential) || of_this_mode.contains(&p.key)
             })
+            .map(|p| p.key.as_str())
+            .collect()
+    }
+
+    /// The keys a person enters to connect an instance, which `setup` should
+    /// guide: in every authentication mode (each mode of a choice, or the one
+    /// scheme), the keys [`Self::required_keys`] names for an instance in that
+    /// mode, less those hidden from the console. In declaration order, each once.
+    pub fn keys_to_enter(&self) -> Vec<&str> {
+        let configs: Vec<BTreeMap<String, String>> = match &self.authentication {
+            Authentication::Choice(c) => c.modes.keys().map(|mode| BTreeMap::from([(c.key.clone(), mode.clone())])).collect(),
+            _ => vec![BTreeMap::new()],
+        };
+        let needed: BTreeSet<&str> = configs.iter().flat_map(|config| self.required_keys(config)).collect();
+        self.configuration
+            .iter()
+            .filter(|p| needed.contains(p.key.as_str()) && !p.hide_from_console)
             .map(|p| p.key.as_str())
             .collect()
     }

@@ -225,3 +225,15 @@ fn a_missing_or_mistyped_field_names_where_it_is() {
     let err = parse("shop.yaml", &mistyped).unwrap_err().to_string();
     assert!(err.starts_with(&format!("shop.yaml:{at}: paging")) && err.contains("lots"), "{err}");
 }
+
+#[test]
+fn a_setup_guide_for_an_unknown_key_or_without_an_https_link_is_refused() {
+    let err = refusal(KEAP, "  - key: oauth.api.secret\n", "  - key: oauth.client.secret\n", "setup[2].key");
+    assert!(err.contains("'oauth.client.secret' is not a configuration key"), "{err}");
+    assert!(err.contains("allowed: one of infusionsoft.private.key, oauth.api.key, oauth.api.secret"), "lists the keys: {err}");
+    let link = "    link: \"https://developer.infusionsoft.com/getting-started-oauth-keys/\"\n";
+    let err = refusal(KEAP, link, "    link: \"ftp://developer.infusionsoft.com/keys\"\n", "setup[1].link");
+    assert!(err.contains("'ftp://developer.infusionsoft.com/keys' is not an absolute https URL"), "{err}");
+    let err = refusal(KEAP, link, "    link: \"https://\"\n", "setup[1].link");
+    assert!(err.contains("'https://'"), "{err}");
+}

@@ -39,6 +39,8 @@ fn detail(def: &ElementDefinition) -> Value {
             })
         })
         .collect();
+    // `[{key, steps, link}]`, one per configuration key the file guides; `[]` without.
+    value["setup"] = def.setup.iter().map(|g| json!({"key": g.key, "steps": g.steps, "link": g.link})).collect();
     let mut resources = Vec::new();
     for r in &def.resources {
         for op in &r.operations {
@@ -73,7 +75,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value>
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}", operation_id = "getElement", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
-    responses((status = 200, description = "The element with its configuration parameters and hub resources", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The element with its configuration parameters, setup guides (`setup`: `[{key, steps, link}]`, how to find each credential at the vendor) and hub resources", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,

@@ -605,6 +605,53 @@ async fn the_elements_describe_their_keys_and_vendor_calls() {
     }
 }
 
+/// Every built-in element answers a setup guide for each key a person enters
+/// (elements/README.md, "Setup guides": each authentication mode's required keys,
+/// less hidden ones), and its docs list the guides under "Setup".
+#[tokio::test(flavor = "multi_thread")]
+async fn every_element_guides_each_key_a_person_enters() {
+    let p = start().await;
+    let catalog = Catalog::builtin();
+    let listed = p.platform(Method::GET, "/elements", None).await.ok();
+    let keys: Vec<&str> = listed.as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
+    for built_in in ["bigcommerce", "infusionsoftcrm", "infusionsoftmarketing"] {
+        assert!(keys.contains(&built_in), "{keys:?}");
+    }
+    for key in keys {
+        let def = catalog.get(key).unwrap();
+        let element = p.platform(Method::GET, &format!("/elements/{key}"), None).await.ok();
+        let setup = element["setup"].as_array().unwrap_or_else(|| panic!("{key}: no setup in {element}"));
+        let guide = |k: &str| setup.iter().find(|g| g["key"] == k).cloned();
+        // From the answer alone: every required key shown in the console has a guide.
+        let shown_required = element["configuration"].as_array().unwrap().iter().filter(|c| c["required"] == true && c["hideFromConsole"] == false);
+        for c in shown_required {
+            assert!(guide(c["key"].as_str().unwrap()).is_some(), "{key}: no guide for {}", c["key"]);
+        }
+        // The rule, with every authentication mode's keys (BigCommerce's token mode too).
+        let to_enter = def.keys_to_enter();
+        assert!(to_enter.len() >= 4, "{key}: {to_enter:?}");
+        for k in to_enter {
+            let g = guide(k).unwrap_or_else(|| panic!("{key}: no setup guide for {k}"));
+            let members: BTreeSet<&str> = g.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(members, BTreeSet::from(["key", "steps", "link"]), "{key}: {g}");
+            let steps = g["steps"].as_array().unwrap();
+            assert!(!steps.is_empty() && steps.iter().all(|s| s.as_str().is_some_and(|s| !s.trim().is_empty())), "{key}: {g}");
+            assert!(g["link"].as_str().unwrap().starts_with("https://"), "{key}: {g}");
+        }
+        let docs = p.platform(Method::GET, &format!("/elements/{key}/docs"), None).await.ok();
+        let description = docs["info"]["description"].as_str().unwrap();
+        assert!(description.contains(&def.description) && description.contains("\n## Setup\n"), "{key}: {description}");
+        for g in setup {
+            let k = g["key"].as_str().unwrap();
+            assert!(description.contains(&format!("(`{k}`)")), "{key}: {k} not in the docs");
+            assert!(description.contains(&format!("<{}>", g["link"].as_str().unwrap())), "{key}: {k}'s link not in the docs");
+            for step in g["steps"].as_array().unwrap() {
+                assert!(description.contains(step.as_str().unwrap()), "{key}: a step of {k} not in the docs");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_early_refresh_that_fails_keeps_the_token_until_it_expires() {
     let p = start().await;
