@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Map, Value};
-use switchyard_ceql::{Expr, Field};
+use switchyard_ceql::{Expr, Field, Literal};
 use switchyard_elements::{ElementDefinition, Operation, Protocol, Zone};
 use switchyard_store::{InstanceRow, TransformationRow, TransformationScope, TransformationWrite};
 use switchyard_transform::Transformation;
@@ -438,7 +438,7 @@ fn vendor_request(def: &ElementDefinition, request: &HubRequest, t: &Transformat
     let mut fields = None;
     for (key, value) in &request.params {
         match key.as_str() {
-            "where" if !value.trim().is_empty() => params.push((key.clone(), rewrite_where(t, value)?)),
+            "where" if !value.trim().is_empty() => params.push((key.clone(), rewrite_where(t, value, zone)?)),
             "orderBy" if !value.trim().is_empty() => params.push((key.clone(), rewrite_order_by(t, value)?)),
             "fields" => fields = Some(value.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect::<Vec<_>>()),
             _ => params.push((key.clone(), value.clone())),
@@ -473,19 +473,47 @@ fn vendor_field(t: &Transformation, field: &str, what: &str) -> Result<String, E
 
 /// CEQL on common fields, rewritten onto vendor fields (before the vendor-filter /
 /// engine-filter split, so what the vendor can filter still goes to the vendor).
-fn rewrite_where(t: &Transformation, text: &str) -> Result<String, EngineError> {
+/// Values are converted as a body's would be (a date into the vendor's mask, `'5'`
+/// into a number for a numeric vendor field); `LIKE` patterns pass as written.
+fn rewrite_where(t: &Transformation, text: &str, zone: Option<Zone>) -> Result<String, EngineError> {
     let expr: Expr = switchyard_ceql::parse(text).map_err(|e| bad(format!("where: {e}")))?;
-    Ok(map_fields(expr, &|f: &Field| vendor_field(t, f.as_str(), "where").map(Field::new))?.to_string())
+    Ok(rewrite_expr(expr, t, zone)?.to_string())
 }
 
-fn map_fields(expr: Expr, map: &dyn Fn(&Field) -> Result<Field, EngineError>) -> Result<Expr, EngineError> {
+fn rewrite_expr(expr: Expr, t: &Transformation, zone: Option<Zone>) -> Result<Expr, EngineError> {
+    let field = |f: &Field| vendor_field(t, f.as_str(), "where").map(Field::new);
+    let value = |f: &Field, literal: Literal| vendor_literal(t, f.as_str(), literal, zone);
     Ok(match expr {
-        Expr::And(items) => Expr::And(items.into_iter().map(|e| map_fields(e, map)).collect::<Result<_, _>>()?),
-        Expr::Or(items) => Expr::Or(items.into_iter().map(|e| map_fields(e, map)).collect::<Result<_, _>>()?),
-        Expr::Compare { field, op, value } => Expr::Compare { field: map(&field)?, op, value },
-        Expr::Like { field, pattern, negated } => Expr::Like { field: map(&field)?, pattern, negated },
-        Expr::In { field, values, negated } => Expr::In { field: map(&field)?, values, negated },
-        Expr::IsNull { field, negated } => Expr::IsNull { field: map(&field)?, negated },
+        Expr::And(items) => Expr::And(items.into_iter().map(|e| rewrite_expr(e, t, zone)).collect::<Result<_, _>>()?),
+        Expr::Or(items) => Expr::Or(items.into_iter().map(|e| rewrite_expr(e, t, zone)).collect::<Result<_, _>>()?),
+        Expr::Compare { field: f, op, value: v } => Expr::Compare { value: value(&f, v)?, field: field(&f)?, op },
+        Expr::Like { field: f, pattern, negated } => Expr::Like { field: field(&f)?, pattern, negated },
+        Expr::In { field: f, values, negated } => {
+            let values = values.into_iter().map(|v| value(&f, v)).collect::<Result<_, _>>()?;
+            Expr::In { field: field(&f)?, values, negated }
+        }
+        Expr::IsNull { field: f, negated } => Expr::IsNull { field: field(&f)?, negated },
+    })
+}
+
+/// A `where` value of a mapped field as the vendor writes that field; unmapped
+/// (passed-through) fields' values as written.
+fn vendor_literal(t: &Transformation, common: &str, literal: Literal, zone: Option<Zone>) -> Result<Literal, EngineError> {
+    let Some(mapped) = t.fields().iter().find(|f| f.path().as_str() == common) else {
+        return Ok(literal);
+    };
+    let value = match &literal {
+        Literal::String(s) => Value::String(s.clone()),
+        Literal::Number(n) => n.to_json().map(Value::Number).unwrap_or(Value::Null),
+        Literal::Bool(b) => Value::Bool(*b),
+    };
+    let target = switchyard_transform::convert::WriteTarget { common: mapped.field_type(), vendor: mapped.vendor_type(), mask: mapped.mask() };
+    let converted = switchyard_transform::convert::to_vendor(&value, &target, zone).map_err(|e| bad(format!("where: {common}: {e}")))?;
+    Ok(match converted {
+        Value::String(s) => Literal::String(s),
+        Value::Bool(b) => Literal::Bool(b),
+        Value::Number(n) => n.to_string().parse::<switchyard_ceql::Number>().map(Literal::Number).unwrap_or(literal),
+        _ => literal,
     })
 }
 

@@ -419,6 +419,17 @@ async fn nested_indexed_and_filtered_paths_dates_and_pass_through() {
     let (m, _) = p.hub(auth, Method::POST, "crm/born", Some(json!({"name": "Bad", "born": "not a date"}))).await.error(StatusCode::BAD_REQUEST);
     assert!(m.contains("born"), "{m}");
 
+    // A date the vendor keeps as text in its own mask: written, read and filtered as a date.
+    let noted = json!({"vendorName": "customers", "fields": [{"path": "id", "type": "number", "vendorPath": "id"},
+        {"path": "when", "type": "date", "vendorPath": "notes", "mask": "dd/MM/yyyy"}]});
+    p.platform(Method::POST, "/organizations/elements/bigcommerce/transformations/noted", Some(noted)).await.ok();
+    let written = p.hub(&p.shop.1, Method::PATCH, "ecommerce/noted/3", Some(json!({"when": "2024-03-04T00:00:00Z"}))).await.ok();
+    assert_eq!(written["when"], "2024-03-04T00:00:00Z", "{written}");
+    assert_eq!(p.hub(&p.shop.1, Method::GET, "ecommerce/customers/3", None).await.ok()["notes"], "04/03/2024");
+    let q = urlencode("when = '2024-03-04T00:00:00Z'");
+    let found = p.hub(&p.shop.1, Method::GET, &format!("ecommerce/noted?where={q}"), None).await.ok();
+    assert_eq!(found, json!([{"id": 3, "when": "2024-03-04T00:00:00Z"}]), "the value is compared in the vendor's mask");
+
     // A value the vendor's field cannot take is a 400 naming the common field, before
     // any vendor call (the vendor's type comes from the element's metadata).
     let flags = json!({"vendorName": "customers", "fields": [{"path": "marketing", "type": "boolean", "vendorPath": "accepts_marketing"}]});

@@ -111,8 +111,9 @@ pub struct WriteTarget<'a> {
 ///
 /// The target is `vendorType` when given; without one, a `number` field is
 /// written as a number, a `date` field as a date, anything else as given. Dates
-/// are written with the mask (or RFC 3339), in `zone` when given, else in the
-/// value's own offset.
+/// (also a `date` field whose vendor type is `string`: a date kept as text) are
+/// written with the mask (or RFC 3339), in `zone` when given, else in the value's
+/// own offset.
 pub fn to_vendor(value: &Value, target: &WriteTarget<'_>, zone: Option<Zone>) -> Result<Value, String> {
     if value.is_null() {
         return Ok(Value::Null);
@@ -124,7 +125,21 @@ pub fn to_vendor(value: &Value, target: &WriteTarget<'_>, zone: Option<Zone>) ->
         (None, _) => return Ok(value.clone()),
     };
     let fail = |what: &str| format!("{} is not {what}", short(value));
+    // A date as text: with the mask (or RFC 3339), in `zone` when given.
+    let date_text = || -> Result<Value, String> {
+        let t = read_date(value, None, zone).ok_or_else(|| fail("a date (RFC 3339, such as 2012-11-20T00:00:00Z)"))?;
+        let t = match zone {
+            Some(z) => z.at(t.with_timezone(&Utc)),
+            None => t,
+        };
+        Ok(Value::String(match target.mask {
+            Some(mask) => mask.format(&t),
+            None => rfc3339(&t),
+        }))
+    };
     match vendor {
+        // A date the vendor keeps in a text field (in its mask) is still a date.
+        VendorType::String if target.common == FieldType::Date => date_text(),
         VendorType::String => to_string(value).ok_or_else(|| fail("a text value")),
         VendorType::Number => {
             if target.common == FieldType::Date && !value.is_number() {
@@ -136,17 +151,7 @@ pub fn to_vendor(value: &Value, target: &WriteTarget<'_>, zone: Option<Zone>) ->
             to_number(value).ok_or_else(|| fail("a number"))
         }
         VendorType::Boolean => to_boolean(value).ok_or_else(|| fail("a boolean")),
-        VendorType::Date => {
-            let t = read_date(value, None, zone).ok_or_else(|| fail("a date (RFC 3339, such as 2012-11-20T00:00:00Z)"))?;
-            let t = match zone {
-                Some(z) => z.at(t.with_timezone(&Utc)),
-                None => t,
-            };
-            Ok(Value::String(match target.mask {
-                Some(mask) => mask.format(&t),
-                None => rfc3339(&t),
-            }))
-        }
+        VendorType::Date => date_text(),
         VendorType::Object if value.is_object() => Ok(value.clone()),
         VendorType::Object => Err(fail("an object")),
         VendorType::Array if value.is_array() => Ok(value.clone()),
@@ -338,5 +343,10 @@ mod tests {
         let ny = parse_zone("America/New_York").unwrap();
         let target = WriteTarget { common: F::Date, vendor: Some(V::Date), mask: Some(&local) };
         assert_eq!(to_vendor(&json!("2026-07-01T13:00:00Z"), &target, Some(ny)), Ok(json!("2026-07-01T09:00:00")));
+        // A date kept in a text field (vendor type string) is still written in its mask.
+        let day = JavaDateFormat::new("dd/MM/yyyy").unwrap();
+        assert_eq!(write(json!("2024-03-04T00:00:00Z"), F::Date, Some(V::String), Some(&day)), Ok(json!("04/03/2024")));
+        assert!(write(json!("soon"), F::Date, Some(V::String), Some(&day)).unwrap_err().contains("is not a date"));
+        assert_eq!(write(json!("as is"), F::String, Some(V::String), Some(&day)), Ok(json!("as is")));
     }
 }
