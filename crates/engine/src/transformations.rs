@@ -543,14 +543,16 @@ fn map_answer(answer: &mut HubAnswer, operation: Operation, t: &Transformation, 
         }
     };
     let malformed = || EngineError::new(StatusCode::BAD_GATEWAY, "the hub answered no JSON");
+    // UTF-8 checked once for the whole answer, not string by string as it is read.
+    let text = std::str::from_utf8(&body).map_err(|_| malformed())?;
     let mapped = if operation == Operation::List {
-        let mut de = serde_json::Deserializer::from_slice(&body);
+        let mut de = serde_json::Deserializer::from_str(text);
         let records = serde::de::DeserializeSeed::deserialize(Page(&needed), &mut de).map_err(|_| malformed())?;
         let mapped = Value::Array(records.iter().map(one).collect());
         answer.vendor_body = Some(body);
         mapped
     } else {
-        let mut de = serde_json::Deserializer::from_slice(&body);
+        let mut de = serde_json::Deserializer::from_str(text);
         match serde::de::DeserializeSeed::deserialize(&needed, &mut de).map_err(|_| malformed())? {
             record @ Value::Object(_) => one(&record),
             // Not a record (an empty answer is `{}`): as the vendor object answered.
@@ -599,7 +601,7 @@ impl<'de> serde::de::Visitor<'de> for &Needed<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(self.keys.as_ref().map_or(map.size_hint().unwrap_or(0), Vec::len));
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if self.wants(&key.0) {
                 out.insert(key.0.into_owned(), map.next_value()?);
