@@ -266,7 +266,7 @@ impl Engine {
     /// Executes one hub call for an opened instance. A call on an object that a
     /// transformation maps for the instance (`/hubs/crm/myContact`) goes to the
     /// vendor object with its fields rewritten; any other call is routed by the
-    /// element's data ([`Engine::execute_vendor`]).
+    /// element's data (`Engine::execute_vendor`).
     pub async fn execute(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
         let def = match self.element_of(&open.row) {
             Ok(def) => def,
@@ -297,7 +297,7 @@ impl Engine {
     /// A hub call on a transformed object: the request rewritten onto the vendor
     /// object (path, `where`, `orderBy`, body), executed as any hub call, the
     /// answer's records mapped back. `object` is the request path's first segment.
-    pub(crate) async fn execute_transformed(&self, open: &OpenInstance, request: &HubRequest, t: &Transformation) -> Outcome {
+    async fn execute_transformed(&self, open: &OpenInstance, request: &HubRequest, t: &Transformation) -> Outcome {
         let unreached = |e| Outcome { answer: Err(e), maybe_reached: false };
         let def = match self.element_of(&open.row) {
             Ok(def) => def,
@@ -422,7 +422,7 @@ fn vendor_object_path(def: &ElementDefinition, name: &str) -> Result<String, Eng
 
 /// The hub path of a call on a transformed object: the vendor object's path,
 /// then what followed the object's name (`rest`: a record id, `count`).
-pub(crate) fn vendor_path_of(def: &ElementDefinition, t: &Transformation, rest: Option<&str>) -> Result<String, EngineError> {
+fn vendor_path_of(def: &ElementDefinition, t: &Transformation, rest: Option<&str>) -> Result<String, EngineError> {
     let base = vendor_object_path(def, t.vendor_name())?;
     Ok(match rest {
         Some(rest) => format!("{base}/{rest}"),

@@ -17,7 +17,7 @@ pub struct HubRequest {
     pub hub: String,
     /// The resource path below the hub (`orders/10/shipments`): decoded segments
     /// joined by `/`, none of them empty, `.`, `..` or holding a `/` (see
-    /// [`segment::decode`]).
+    /// [`crate::segment::decode`]).
     pub path: String,
     /// The query, decoded (`where`, `pageSize`, `nextPage`, `fields`, ...).
     pub params: Vec<(String, String)>,
@@ -55,7 +55,7 @@ impl HubAnswer {
     }
 }
 
-/// What [`Engine::execute`] did: the answer, and whether any request may have
+/// What [`crate::Engine::execute`] did: the answer, and whether any request may have
 /// reached the vendor (what `Idempotency-Key` needs to know to release a key).
 pub struct Outcome {
     pub answer: Result<HubAnswer, EngineError>,

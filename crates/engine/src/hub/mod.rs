@@ -28,7 +28,8 @@ use crate::{oauth, segment, Engine, EngineError};
 impl Engine {
     /// One hub call on the element's own resources: OAuth tokens refreshed first
     /// when due (an instance whose refresh was refused answers 401), then the
-    /// element's protocol.
+    /// element's protocol. Callers use `Engine::execute` (crate::transformations),
+    /// which sends calls on transformed objects here rewritten.
     pub(crate) async fn execute_vendor(&self, open: &OpenInstance, request: &HubRequest) -> Outcome {
         let unreached = |e| Outcome { answer: Err(e), maybe_reached: false };
         let def = match self.element_of(&open.row) {
