@@ -216,6 +216,22 @@ async fn one_common_resource_over_bigcommerce_customers_and_keap_contacts() {
     assert_eq!(keys(&listed), ["myContact"]);
     assert_eq!(listed["myContact"]["fields"].as_array().unwrap().len(), 6);
 
+    exercise_my_contact(&p).await;
+
+    // The same through each instance's own transformation.
+    for (element, path) in [("bigcommerce", "/organizations/elements/bigcommerce"), ("infusionsoftcrm", "/organizations/elements/infusionsoftcrm")] {
+        p.platform(Method::DELETE, &format!("{path}/transformations/myContact"), None).await.ok();
+        let (id, body) = if element == "bigcommerce" { (p.shop.0, bigcommerce_contact()) } else { (p.crm.0, keap_contact()) };
+        let saved = p.platform(Method::POST, &format!("/instances/{id}/transformations/myContact"), Some(body)).await.ok();
+        assert_eq!(saved["level"], "instance");
+    }
+    assert_eq!(p.platform(Method::GET, "/organizations/elements/bigcommerce/transformations", None).await.ok(), json!({}));
+    exercise_my_contact(&p).await;
+}
+
+/// CRUD, count, filters and paging of `myContact` through both hubs, whichever
+/// level maps it.
+async fn exercise_my_contact(p: &Platform) {
     for ((id, auth), hub) in [(&p.shop, "ecommerce"), (&p.crm, "crm")] {
         let objects = p.call(auth, Method::GET, "/objects", None).await.ok();
         assert!(objects.as_array().unwrap().contains(&json!("myContact")), "{hub}: {objects}");
