@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde_json::{Number, Value};
 
 use crate::datefmt::{JavaDateFormat, Zone};
@@ -235,10 +235,8 @@ pub fn read_date(value: &Value, mask: Option<&JavaDateFormat>, zone: Option<Zone
             if let Ok(t) = DateTime::parse_from_rfc2822(s) {
                 return Some(t);
             }
-            let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
-                .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)))
-                .ok()?;
+            // The local forms CEQL reads (`2026-11-23T10:15:00`, a bare date, ...).
+            let local = switchyard_ceql::parse_local(s)?;
             Some(zone_or_utc.at(zone_or_utc.instant(local)))
         }
         Value::Number(n) => {
