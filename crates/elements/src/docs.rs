@@ -79,6 +79,77 @@ fn setup_markdown(def: &ElementDefinition) -> String {
     text
 }
 
+/// Adds to the element's document `doc` (from [`openapi`]) an object that a
+/// transformation maps onto its object `vendor_object`: the vendor object's paths
+/// (the object, a record, the count) under `/hubs/{hub}/{name}`, their operation ids
+/// suffixed `As_{name}` (ids are unique in a document), and a schema
+/// `common.{name}` of `fields` (`(dotted path, string|number|boolean|date)`) in
+/// place of the vendor record's. A nested vendor object, which cannot be called
+/// by another name, is left out.
+pub fn add_common_object(doc: &mut Value, def: &ElementDefinition, name: &str, vendor_object: &str, fields: &[(&str, &str)]) {
+    let Some((_, resource)) = crate::objects(def).into_iter().find(|(n, _)| n == vendor_object) else { return };
+    if resource.path.contains('{') {
+        return;
+    }
+    let vendor_prefix = format!("/hubs/{}{}", def.hub, resource.path);
+    let vendor_ref = resource.model.as_deref().map(|m| format!("#/components/schemas/{}", schema_name(m)));
+    let common_ref = format!("#/components/schemas/common.{name}");
+    let copies: Vec<(String, Value)> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(path, item)| {
+            let suffix = path.strip_prefix(&vendor_prefix)?;
+            matches!(suffix, "" | "/{id}" | "/count").then(|| (format!("/hubs/{}/{name}{suffix}", def.hub), item.clone()))
+        })
+        .collect();
+    for (path, mut item) in copies {
+        if let Some(vendor_ref) = &vendor_ref {
+            swap_refs(&mut item, vendor_ref, &common_ref);
+        }
+        for operation in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
+                operation["operationId"] = Value::String(format!("{id}As_{name}"));
+            }
+            if let Some(summary) = operation.get("summary").and_then(Value::as_str) {
+                operation["summary"] = Value::String(format!("{summary}, as {name}"));
+            }
+        }
+        if let Some(paths) = doc["paths"].as_object_mut() {
+            paths.insert(path, item);
+        }
+    }
+    let mut properties = Map::new();
+    for (path, kind) in fields {
+        let schema = match *kind {
+            "date" => json!({"type": "string", "format": "date-time"}),
+            other => json!({"type": other}),
+        };
+        insert_field(&mut properties, path, schema);
+    }
+    let description = format!("Common resource '{name}': element object '{vendor_object}' transformed");
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.insert(format!("common.{name}"), json!({"type": "object", "description": description, "properties": properties}));
+    }
+}
+
+/// Every `$ref` to `from` in `value` made a `$ref` to `to`.
+fn swap_refs(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                if key == "$ref" && member.as_str() == Some(from) {
+                    *member = Value::String(to.to_owned());
+                } else {
+                    swap_refs(member, from, to);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| swap_refs(item, from, to)),
+        _ => {}
+    }
+}
+
 /// `customerAddress` -> `CustomerAddress`.
 fn schema_name(model: &str) -> String {
     let mut chars = model.chars();

@@ -21,7 +21,7 @@ mod zone;
 
 pub use catalog::{parse, Catalog, CatalogError};
 pub use check::HUBS;
-pub use docs::openapi;
+pub use docs::{add_common_object, openapi};
 pub use behaviour::{format_vendor_date, is_link_object, prepare_write_body};
 pub use listing::{filter_role, search_body, FilterRole, Pointer, SearchAt};
 pub use model::*;

@@ -283,27 +283,33 @@ fn parse_body(name: &str, body: &Value, scope: DefinitionScope, at: &str) -> Res
     }
     let mut out: Vec<DefinitionField> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let here = format!("{at}fields[{i}]");
-        let field = parse_field(item, &here)?;
-        // A path given twice, or both a value and the parent of others
-        // (`address` and `address.city`), cannot be one record's shape.
-        for other in &out {
-            let (a, b) = (other.path.as_str(), field.path.as_str());
+        out.push(parse_field(item, &format!("{at}fields[{i}]"))?);
+    }
+    let paths: Vec<&str> = out.iter().map(|f| f.path.as_str()).collect();
+    check_record_shape(&paths, &format!("{at}fields"))?;
+    Ok(ObjectDefinition { name: name.to_owned(), fields: out })
+}
+
+/// Dotted paths that can be one record's fields: none given twice, none both a
+/// value and the parent of others (`address` and `address.city`). `at` names the
+/// list in the error (`fields`, `myContact.fields`).
+pub(crate) fn check_record_shape(paths: &[&str], at: &str) -> Result<(), EngineError> {
+    let parent = |p: &str, c: &str| c.len() > p.len() && c.starts_with(p) && c.as_bytes()[p.len()] == b'.';
+    for (i, b) in paths.iter().enumerate() {
+        for a in &paths[..i] {
             if a == b {
-                return Err(bad(format!("{here}.path '{}' is given twice", quoted(b))));
+                return Err(bad(format!("{at}[{i}].path '{}' is given twice", quoted(b))));
             }
-            let parent = |p: &str, c: &str| c.len() > p.len() && c.starts_with(p) && c.as_bytes()[p.len()] == b'.';
             if parent(a, b) || parent(b, a) {
                 return Err(bad(format!(
-                    "{here}.path '{}' and '{}' clash: a field cannot also hold nested fields",
+                    "{at}[{i}].path '{}' and '{}' clash: a field cannot also hold nested fields",
                     quoted(b),
                     quoted(a)
                 )));
             }
         }
-        out.push(field);
     }
-    Ok(ObjectDefinition { name: name.to_owned(), fields: out })
+    Ok(())
 }
 
 fn parse_field(item: &Value, here: &str) -> Result<DefinitionField, EngineError> {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Map, Value};
 use switchyard_ceql::{Expr, Field, Literal};
-use switchyard_elements::{ElementDefinition, Operation, Protocol, Zone};
+use switchyard_elements::{ElementDefinition, Operation, Zone};
 use switchyard_store::{InstanceRow, TransformationRow, TransformationScope, TransformationWrite};
 use switchyard_transform::Transformation;
 
@@ -190,7 +190,8 @@ impl Engine {
         }
         let body = with_vendor_types(&def, body);
         let transformation = Transformation::from_json(&body).map_err(|e| bad(e.to_string()))?;
-        check_shape(&transformation)?;
+        let paths: Vec<&str> = transformation.fields().iter().map(|f| f.path().as_str()).collect();
+        crate::objects::check_record_shape(&paths, "fields")?;
         if let Some(level) = transformation.level().map(|l| l.as_str()) {
             if level != level_of(scope) {
                 return Err(bad(format!(
@@ -303,7 +304,8 @@ impl Engine {
             Ok(def) => def,
             Err(e) => return unreached(e),
         };
-        let zone = match self.transform_zone(&def, &open.row).await {
+        // Dates without an offset (Keap's) are in the account's zone.
+        let zone = match self.account_zone(&open.row).await {
             Ok(zone) => zone,
             Err(e) => return unreached(e),
         };
@@ -324,14 +326,6 @@ impl Engine {
         outcome
     }
 
-    /// The zone of dates written without an offset (Keap's), for date conversions.
-    async fn transform_zone(&self, def: &ElementDefinition, row: &InstanceRow) -> Result<Option<Zone>, EngineError> {
-        if def.protocol == Protocol::XmlRpc {
-            self.account_zone(row).await
-        } else {
-            Ok(None)
-        }
-    }
 }
 
 /// A name a hub call can reach: not `objects` (`/hubs/{hub}/objects` lists the
@@ -348,25 +342,6 @@ fn check_reachable(def: &ElementDefinition, object: &str) -> Result<(), EngineEr
             "'{object}' is a resource of element {} that holds no records (/hubs/{}/{object}); choose another name",
             def.key, def.hub
         )));
-    }
-    Ok(())
-}
-
-/// Common paths that are one record's shape: none both a value and the parent of
-/// others (`address` and `address.city`), as for definitions.
-fn check_shape(t: &Transformation) -> Result<(), EngineError> {
-    let paths: Vec<&[String]> = t.fields().iter().map(|f| f.path().keys()).collect();
-    for (i, a) in paths.iter().enumerate() {
-        for b in &paths[i + 1..] {
-            let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
-            if short.len() < long.len() && long.starts_with(short) {
-                return Err(bad(format!(
-                    "fields: path '{}' and '{}' clash: a field cannot also hold nested fields",
-                    short.join("."),
-                    long.join(".")
-                )));
-            }
-        }
     }
     Ok(())
 }
@@ -681,101 +656,9 @@ impl Engine {
             None => all.organization_level(&def.key).map(|s| (s.object_name.clone(), s.transformation.clone())).collect(),
         };
         for (name, t) in mapped {
-            add_transformed_docs(&mut doc, def, &name, &t);
+            let fields: Vec<(&str, &str)> = t.fields().iter().map(|f| (f.path().as_str(), f.field_type().as_str())).collect();
+            switchyard_elements::add_common_object(&mut doc, def, &name, t.vendor_name(), &fields);
         }
         Ok(doc)
-    }
-}
-
-/// One transformed object's paths (copied from its vendor object's, with the
-/// record schema swapped for the mapped one) and schema, into `doc`. A nested
-/// vendor object is left out: its transformation cannot be called by name.
-fn add_transformed_docs(doc: &mut Value, def: &ElementDefinition, name: &str, t: &Transformation) {
-    let Ok(base) = vendor_object_path(def, t.vendor_name()) else { return };
-    let schema_ref = format!("#/components/schemas/common.{name}");
-    let vendor_prefix = format!("/hubs/{}/{base}", def.hub);
-    let copies: Vec<(String, Value)> = doc["paths"]
-        .as_object()
-        .map(|paths| {
-            paths
-                .iter()
-                .filter_map(|(path, item)| {
-                    let suffix = path.strip_prefix(&vendor_prefix)?;
-                    matches!(suffix, "" | "/{id}" | "/count").then(|| (format!("/hubs/{}/{name}{suffix}", def.hub), item.clone()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let vendor_ref = def
-        .resources
-        .iter()
-        .find(|r| r.path.trim_start_matches('/') == base)
-        .and_then(|r| r.model.as_deref())
-        .map(|m| format!("#/components/schemas/{}{}", m[..1].to_ascii_uppercase(), &m[1..]));
-    for (path, mut item) in copies {
-        if let Some(vendor_ref) = &vendor_ref {
-            swap_refs(&mut item, vendor_ref, &schema_ref);
-        }
-        // Operation ids are unique in a document: the vendor object's keep theirs.
-        for operation in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
-            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
-                operation["operationId"] = Value::String(format!("{id}As_{name}"));
-            }
-            if let Some(summary) = operation.get("summary").and_then(Value::as_str) {
-                operation["summary"] = Value::String(format!("{summary}, as {name}"));
-            }
-        }
-        if let Some(paths) = doc["paths"].as_object_mut() {
-            paths.insert(path, item);
-        }
-    }
-    let mut properties = Map::new();
-    for field in t.fields() {
-        let schema = match field.field_type().as_str() {
-            "date" => serde_json::json!({"type": "string", "format": "date-time"}),
-            other => serde_json::json!({"type": other}),
-        };
-        insert_property(&mut properties, field.path().keys(), schema);
-    }
-    let description = format!("Common resource '{name}': element object '{}' transformed", t.vendor_name());
-    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
-        schemas.insert(format!("common.{name}"), serde_json::json!({"type": "object", "description": description, "properties": properties}));
-    }
-}
-
-/// `schema` at the dotted `keys` of an object schema's `properties`, parents made
-/// objects on the way.
-fn insert_property(properties: &mut Map<String, Value>, keys: &[String], schema: Value) {
-    match keys {
-        [] => {}
-        [last] => {
-            properties.insert(last.clone(), schema);
-        }
-        [parent, rest @ ..] => {
-            let parent = properties.entry(parent.clone()).or_insert_with(|| serde_json::json!({"type": "object"}));
-            if !parent["properties"].is_object() {
-                parent["properties"] = serde_json::json!({});
-            }
-            if let Some(children) = parent["properties"].as_object_mut() {
-                insert_property(children, rest, schema);
-            }
-        }
-    }
-}
-
-/// Every `$ref` to `from` in `value` made a `$ref` to `to`.
-fn swap_refs(value: &mut Value, from: &str, to: &str) {
-    match value {
-        Value::Object(members) => {
-            for (key, member) in members.iter_mut() {
-                if key == "$ref" && member.as_str() == Some(from) {
-                    *member = Value::String(to.to_owned());
-                } else {
-                    swap_refs(member, from, to);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|item| swap_refs(item, from, to)),
-        _ => {}
     }
 }
