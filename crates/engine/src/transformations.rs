@@ -288,11 +288,13 @@ impl Engine {
         let mut segments = path.split('/');
         let object = segments.next().unwrap_or_default();
         let (second, third) = (segments.next(), segments.next());
-        let own_literal = || second.is_some_and(|s| s != "count") && def.route("GET", path).is_ok_and(|m| m.id.is_none());
-        if third.is_some() || own_literal() {
+        if third.is_some() {
             return Ok(None);
         }
-        self.transformation_for(&open.row, object).await
+        // Routed only when a transformation of that name exists: most calls have none.
+        let Some(t) = self.transformation_for(&open.row, object).await? else { return Ok(None) };
+        let own_literal = second.is_some_and(|s| s != "count") && def.route("GET", path).is_ok_and(|m| m.id.is_none());
+        Ok((!own_literal).then_some(t))
     }
 
     /// A hub call on a transformed object: the request rewritten onto the vendor
