@@ -19,6 +19,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "meta",
     "organizations",
     "users",
+    "connect_sessions",
     "sessions",
     "instances",
     "instance_configuration",
@@ -41,8 +42,10 @@ pub const COPIED_TABLES: &[&str] = &[
 /// The tables `migrate-db` leaves empty: leases name the nodes of the old
 /// installation and mean nothing to the new one, which takes them afresh; failed
 /// login counters last a minute; SQLite's cache change log tells the processes on
-/// that file what changed (PostgreSQL nodes hear it by notification instead).
-pub const NOT_COPIED_TABLES: &[&str] = &["leases", "login_failures", "cache_changes"];
+/// that file what changed (PostgreSQL nodes hear it by notification instead);
+/// OAuth states live ten minutes, for an authorization in flight in a browser
+/// whose redirect back would reach the old installation anyway.
+pub const NOT_COPIED_TABLES: &[&str] = &["leases", "login_failures", "cache_changes", "oauth_states"];
 
 /// sqlx's record of applied migrations: each database keeps its own (the target
 /// is migrated when it is opened).

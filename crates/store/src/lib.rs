@@ -38,6 +38,8 @@ mod definitions;
 pub use definitions::*;
 mod transformations;
 pub use transformations::*;
+mod connect;
+pub use connect::*;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
