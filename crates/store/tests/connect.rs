@@ -94,7 +94,7 @@ on_both! {
         assert!(store.claim_connect_session(id, T0 + 4).await.unwrap());
         assert!(store.complete_connect_session(id, 7, T0 + 5).await.unwrap());
         let row = store.connect_session(org.id, id).await.unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.instance_id, row.error, row.finished_at), ("completed", Some(7), None, Some(T0 + 5)));
+        assert_eq!((row.status.as_str(), row.instance_id, row.error.clone(), row.finished_at), ("completed", Some(7), None, Some(T0 + 5)));
         assert_eq!(row.reported_status(T0 + LIFE * 10), "completed", "an outcome does not expire");
         // Finished: no claim, release, completion or failure changes it.
         assert!(!store.claim_connect_session(id, T0 + 6).await.unwrap());
