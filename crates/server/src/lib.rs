@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod caller;
+pub mod connect;
 mod connections;
 mod elements;
 mod error;
@@ -183,6 +184,8 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts", any(objects::accounts))
         .route("/accounts/{*path}", any(objects::accounts))
         .route("/hubs/{hub}/{*path}", any(hub::call))
+        .route("/connect/sessions", post(connect::create))
+        .route("/connect/sessions/{id}", get(connect::get))
         .route("/docs", get(openapi::document))
         .route("/proxy/{*path}", any(proxy::call))
         .route("/sandbox", get(sandbox))

@@ -13,7 +13,7 @@ use crate::{elements, hub, instances};
 #[openapi(
     info(
         title = "Switchyard platform API",
-        description = "The Cloud Elements platform API as Switchyard serves it: elements, instances, hub calls, events, object metadata and common resources.",
+        description = "The Cloud Elements platform API as Switchyard serves it: elements, instances, hub calls, events, object metadata, common resources and Connect sessions.",
         license(name = "Apache-2.0")
     ),
     servers((url = "/elements/api-v2")),
@@ -79,6 +79,8 @@ use crate::{elements, hub, instances};
         crate::transformations::instance_create,
         crate::transformations::instance_replace,
         crate::transformations::instance_delete,
+        crate::connect::create,
+        crate::connect::get,
         crate::proxy::call,
         crate::sandbox,
         crate::session::logout_post,
