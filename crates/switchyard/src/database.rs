@@ -241,13 +241,15 @@ async fn activate(opts: &DatabaseOptions, opened: Opened, new: u32, batch: i64) 
 }
 
 /// Re-encrypts every sealed value not yet under key `new` (instance
-/// configuration, then user and organization secrets); returns how many.
+/// configuration, then user and organization secrets, then Connect session and
+/// OAuth state blobs); returns how many.
 async fn reencrypt_all(store: &Store, vault: &Vault, new: u32, batch: i64) -> anyhow::Result<u64> {
     let mut total = 0u64;
     loop {
         let rows = store.sealed_rows_not_under(new, batch).await?;
         if rows.is_empty() {
-            return Ok(total + reseal_tenant_secrets(store, vault, new, batch).await?);
+            let tenants = reseal_tenant_secrets(store, vault, new, batch).await?;
+            return Ok(total + tenants + reseal_connect_blobs(store, vault, new, batch).await?);
         }
         let mut resealed = Vec::with_capacity(rows.len());
         for row in rows {
@@ -286,6 +288,29 @@ async fn reseal_tenant_secrets(store: &Store, vault: &Vault, new: u32, batch: i6
         total += changed;
         if changed == 0 {
             // Each was replaced meanwhile (reset-secret); look again.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Re-encrypts the sealed Connect session secrets and OAuth state payloads under
+/// key `new`, in batches; returns how many blobs were rewritten.
+async fn reseal_connect_blobs(store: &Store, vault: &Vault, new: u32, batch: i64) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let rows = store.sealed_connect_blobs_not_under(new, batch).await?;
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        let mut resealed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let blob = vault.reencrypt(&row.sealed, &row.aad).with_context(|| format!("re-encrypting a {:?} blob", row.kind))?;
+            resealed.push((row, blob, new));
+        }
+        let changed = store.reseal_connect_blobs(&resealed).await?;
+        total += changed;
+        if changed == 0 {
+            // Each changed meanwhile; look again.
             tokio::task::yield_now().await;
         }
     }
