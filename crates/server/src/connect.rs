@@ -139,7 +139,7 @@ fn check_elements(state: &AppState, keys: Vec<String>) -> Result<Vec<String>, Ap
     }
     let mut found: Vec<String> = Vec::with_capacity(keys.len());
     for key in keys {
-        if !state.engine.catalog.get(&key).is_some_and(|d| d.key == key) {
+        if state.engine.catalog.get(&key).is_none_or(|d| d.key != key) {
             return Err(bad_request(format!("No element with key '{key}'")));
         }
         if !found.contains(&key) {

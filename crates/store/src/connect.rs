@@ -183,6 +183,9 @@ pub struct SealedConnectBlob {
     pub aad: Vec<u8>,
 }
 
+/// A session's token hash, sealed signature key and sealed configuration.
+type SessionBlobs = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Which sealed column a [`SealedConnectBlob`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectBlob {
@@ -361,7 +364,7 @@ impl Store {
     /// not `current_key_id` (sessions first).
     pub async fn sealed_connect_blobs_not_under(&self, current_key_id: u32, limit: i64) -> Result<Vec<SealedConnectBlob>> {
         let current = i64::from(current_key_id);
-        let sessions: Vec<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = on_pool!(self, |p, pg| {
+        let sessions: Vec<SessionBlobs> = on_pool!(self, |p, pg| {
             sqlx::query_as(
                 "SELECT token_hash, signature_key_sealed, configuration_sealed FROM connect_sessions
                  WHERE key_id IS NOT NULL AND key_id <> $1

@@ -186,7 +186,7 @@ on_both! {
 
         let blobs = store.sealed_connect_blobs_not_under(2, 100).await.unwrap();
         let mut kinds: Vec<_> = blobs.iter().map(|b| (b.kind, b.hash.clone(), b.sealed.clone())).collect();
-        kinds.sort_by(|a, b| (a.1.clone(), a.2.clone()).cmp(&(b.1.clone(), b.2.clone())));
+        kinds.sort_by_key(|k| (k.1.clone(), k.2.clone()));
         assert_eq!(
             kinds,
             vec![
