@@ -145,6 +145,13 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     let before_definitions = get(&http, &format!("{api}/organizations/objects/definitions"), &auth).await;
     let before_instance_definitions = get(&http, &format!("{api}/instances/{hooked_id}/objects/definitions"), &auth).await;
 
+    // A Connect session, with a sealed signature key.
+    let connect = json!({"elements": ["bigcommerce"], "name": "moved", "signatureKey": "sig"});
+    let r = http.post(format!("{api}/connect/sessions")).header("Authorization", &auth).json(&connect).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let session_id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let before_session = get(&http, &format!("{api}/connect/sessions/{session_id}"), &auth).await;
+
     let before_instances = get(&http, &format!("{api}/instances"), &auth).await;
     let before_events = get(&http, &format!("{api}/instances/events"), &auth).await;
     let before_logs = get(&http, &format!("{api}/instances/{}/logs", basic["id"]), &auth).await;
@@ -174,6 +181,7 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     assert!(count("meta") >= 2, "the paging key and the key canary");
     assert_eq!(count("event_webhooks"), 1);
     assert_eq!(count("object_definitions"), 2);
+    assert_eq!(count("connect_sessions"), 1);
 
     // A second copy into the filled database is refused, and changes nothing.
     let again = migrate(&from, &db.url);
@@ -190,6 +198,11 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     assert_eq!(get(&http, &format!("{api}/instances/{hooked_id}/configuration"), &auth).await, before_config);
     assert_eq!(get(&http, &format!("{api}/organizations/objects/definitions"), &auth).await, before_definitions);
     assert_eq!(get(&http, &format!("{api}/instances/{hooked_id}/objects/definitions"), &auth).await, before_instance_definitions);
+    assert_eq!(get(&http, &format!("{api}/connect/sessions/{session_id}"), &auth).await, before_session);
+    // The identity sequence follows the copied ids.
+    let r = http.post(format!("{api}/connect/sessions")).header("Authorization", &auth).json(&connect).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"].as_i64(), Some(session_id + 1));
     // Sealed secrets open: the hub signs in at the vendor with the copied password.
     assert_eq!(get(&http, &format!("{api}/hubs/ecommerce/orders?pageSize=2"), &basic_auth).await, orders);
     // The idempotency key came along: the same create answers the same record.
