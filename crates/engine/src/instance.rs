@@ -126,6 +126,18 @@ impl Engine {
         Ok(Some(self.instances.remember(ticket, token_hash.to_vec(), OpenInstance { row, config })))
     }
 
+    /// The instance with this id, opened afresh (not remembered: the console's
+    /// explorer calls by id, rarely); `None` when there is none. As with
+    /// [`Engine::open_by_token`], whether it may be used is the caller's decision.
+    pub async fn open_by_id(&self, id: i64) -> Result<Option<Arc<OpenInstance>>, EngineError> {
+        let Some(row) = self.store.instance_by_id(id).await? else {
+            return Ok(None);
+        };
+        let def = self.element_of(&row)?;
+        let config = self.open_configuration(&def, &row).await?;
+        Ok(Some(Arc::new(OpenInstance { row, config })))
+    }
+
     /// The element an instance belongs to.
     pub fn element_of(&self, row: &InstanceRow) -> Result<Arc<ElementDefinition>, EngineError> {
         self.catalog

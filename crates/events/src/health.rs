@@ -24,19 +24,46 @@ pub async fn notify_instance_health(
     if !cfg.enabled || cfg.callback_url.is_none() {
         return Ok(None);
     }
-    let now = now_ms();
     let event_type = if valid { "INSTANCE_VALID" } else { "INSTANCE_INVALID" };
-    let id = instance.id.to_string();
-    let mut raw = json!({
-        "id": instance.id,
-        "name": instance.name,
-        "elementKey": instance.element_key,
-        "valid": valid,
-        "objectType": "instance",
-    });
+    let mut raw = json!({"valid": valid});
     if let Some(reason) = reason {
         raw["reason"] = Value::String(reason.to_owned());
     }
+    let provider_data = reason.map(|r| json!({"reason": r}).to_string()).unwrap_or_else(|| "{}".into());
+    queue(ctx, instance, event_type, raw, provider_data, waker).await.map(Some)
+}
+
+/// Queues `INSTANCE_CREATED` for an instance that has a callback URL, whether or
+/// not its events are enabled: the message a Connect session's creator waits for
+/// (`callbackUrl`, signed with `signatureKey` like every event). Returns the event
+/// id, or `None` when the instance has no callback URL.
+pub async fn notify_instance_created(ctx: &Context, instance: &InstanceRow, waker: Option<&EventWaker>) -> Result<Option<String>, EventsError> {
+    let def = ctx.catalog.get(&instance.element_key).cloned();
+    let cfg = EventConfig::load(ctx, def.as_deref(), instance.id).await?;
+    if cfg.callback_url.is_none() {
+        return Ok(None);
+    }
+    let raw = json!({"valid": instance.valid, "tags": instance.tags});
+    queue(ctx, instance, "INSTANCE_CREATED", raw, "{}".into(), waker).await.map(Some)
+}
+
+/// Stores one message about the instance itself (`objectType` `instance`, the
+/// instance id as `objectId`), `raw` being the fields beside id, name and element.
+async fn queue(
+    ctx: &Context,
+    instance: &InstanceRow,
+    event_type: &str,
+    extra: Value,
+    provider_data: String,
+    waker: Option<&EventWaker>,
+) -> Result<String, EventsError> {
+    let now = now_ms();
+    let id = instance.id.to_string();
+    let mut raw = json!({"id": instance.id, "name": instance.name, "elementKey": instance.element_key});
+    if let (Some(raw), Value::Object(extra)) = (raw.as_object_mut(), extra) {
+        raw.extend(extra);
+    }
+    raw["objectType"] = json!("instance");
     let event_id = new_event_id();
     let event = NewEvent {
         event_id: event_id.clone(),
@@ -46,7 +73,7 @@ pub async fn notify_instance_health(
         source: "instance".into(),
         status: "NEW".into(),
         event_date: iso_ms(now),
-        provider_data: reason.map(|r| json!({"reason": r}).to_string()).unwrap_or_else(|| "{}".into()),
+        provider_data,
         notified_data: Value::Array(vec![notified_event(event_type, "instance", &id, &iso_ms(now))]).to_string(),
         raw: raw.to_string(),
     };
@@ -54,7 +81,7 @@ pub async fn notify_instance_health(
     if let Some(w) = waker {
         w.wake();
     }
-    Ok(Some(event_id))
+    Ok(event_id)
 }
 
 /// Hears the engine's instance health changes and queues the message for each

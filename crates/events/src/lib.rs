@@ -32,7 +32,7 @@ use switchyard_vault::Vault;
 
 pub use config::{ConfigError, EventConfig, VendorType};
 pub use delivery::{Deliverer, DeliverySettings};
-pub use health::{notify_instance_health, HealthNotifier};
+pub use health::{notify_instance_created, notify_instance_health, HealthNotifier};
 pub use poller::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings, ScheduleWaker};
 pub use retry::RetryPolicy;
 

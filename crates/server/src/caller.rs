@@ -16,6 +16,19 @@ pub struct Caller {
     pub last_name: String,
     /// The `Element` token, when the header carries one (hub calls).
     pub element_token: Option<String>,
+    /// The instance hub calls act as when the request came from this process's
+    /// console ([`ActingAs`]) instead of carrying an `Element` token.
+    pub acting_instance: Option<i64>,
+}
+
+/// A request made inside this process (the console, the Connect page) on behalf
+/// of a user it has authenticated itself: a request extension, which only code in
+/// this process can set, so no client can claim it. With `instance_id`, hub calls
+/// act as that instance (the console's API explorer), with no token involved.
+#[derive(Debug, Clone)]
+pub struct ActingAs {
+    pub caller: switchyard_store::Caller,
+    pub instance_id: Option<i64>,
 }
 
 impl Caller {
@@ -27,6 +40,7 @@ impl Caller {
             first_name: c.first_name,
             last_name: c.last_name,
             element_token,
+            acting_instance: None,
         }
     }
 }
@@ -67,6 +81,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(acting) = parts.extensions.get::<ActingAs>() {
+            let mut caller = Caller::from_stored(acting.caller.clone(), None);
+            caller.acting_instance = acting.instance_id;
+            return Ok(caller);
+        }
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             // Platform calls may come from a logged-in console instead.
             let tokens = crate::session::cookie_tokens(&parts.headers);

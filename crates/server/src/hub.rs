@@ -18,11 +18,11 @@ use crate::{ApiError, AppState};
 /// The instance named by the caller's `Element` token, usable for hub calls: in
 /// the caller's organization and enabled.
 pub(crate) async fn open_instance(state: &AppState, caller: &Caller) -> Result<Arc<OpenInstance>, ApiError> {
-    let token = caller
-        .element_token
-        .as_deref()
-        .ok_or_else(|| ApiError::unauthorized("Hub calls need 'Element <token>' in Authorization"))?;
-    let open = state.engine.open_by_token(&hash_secret(token)).await?;
+    let open = match (caller.acting_instance, caller.element_token.as_deref()) {
+        (Some(id), _) => state.engine.open_by_id(id).await?,
+        (None, Some(token)) => state.engine.open_by_token(&hash_secret(token)).await?,
+        (None, None) => return Err(ApiError::unauthorized("Hub calls need 'Element <token>' in Authorization")),
+    };
     let open = open.filter(|o| o.row.organization_id == caller.organization_id).ok_or_else(|| ApiError::unauthorized("Invalid Element token"))?;
     if open.row.disabled {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Instance {} is disabled", open.row.id)));

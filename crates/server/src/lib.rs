@@ -40,7 +40,7 @@ use switchyard_elements::Catalog;
 use switchyard_engine::Engine;
 use switchyard_store::Store;
 
-pub use caller::new_secret;
+pub use caller::{new_secret, ActingAs};
 pub use connections::ConnectionLimits;
 pub use error::{ApiError, ErrorBody};
 
@@ -289,6 +289,18 @@ pub async fn serve(
     serve_with_limits(listener, state, ConnectionLimits::default(), shutdown).await
 }
 
+/// Serves `app` (the API of [`router`], with more routes merged, such as the
+/// console's) with the given limits until `shutdown` completes.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::spawn_upkeep();
+    connections::serve(listener, app, limits, shutdown).await
+}
+
 /// [`serve`] with the given limits on client connections.
 pub async fn serve_with_limits(
     listener: tokio::net::TcpListener,
@@ -296,6 +308,5 @@ pub async fn serve_with_limits(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    metrics::spawn_upkeep();
-    connections::serve(listener, router(state), limits, shutdown).await
+    serve_router(listener, router(state), limits, shutdown).await
 }

@@ -81,25 +81,38 @@ pub async fn caller_from_cookie(
     headers: &HeaderMap,
     tokens: &[String],
 ) -> Result<switchyard_store::Caller, ApiError> {
-    let now = now_ms();
-    let mut live = None;
-    for token in tokens {
-        let token_hash = hash_secret(token);
-        if let Some(session) = state.engine.store.session(&token_hash, now, idle_ms()).await? {
-            live = Some((token_hash, session));
-            break;
-        }
-    }
-    let (token_hash, session) = live
+    let session = live_session(state, tokens)
+        .await?
         .ok_or_else(|| ApiError::unauthorized("The session has ended; log in again (POST /elements/j_spring_security_check)"))?;
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && !headers.contains_key(REQUESTED_WITH) && !csrf_matches(header_text(headers, CSRF_HEADER), &session.csrf_token) {
         return Err(csrf_refused());
     }
-    if now - session.last_used_at >= TOUCH_EVERY_MS {
-        state.engine.store.touch_session(&token_hash, now).await?;
-    }
     Ok(session.caller)
+}
+
+/// A live console session: who it is, and the CSRF token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub caller: switchyard_store::Caller,
+    pub csrf_token: String,
+}
+
+/// The session of the first live one of `tokens` (session cookies), its last use
+/// recorded; `None` when every one has ended. Checks no CSRF token: that is the
+/// caller's part for requests that change something.
+pub async fn live_session(state: &AppState, tokens: &[String]) -> Result<Option<LiveSession>, ApiError> {
+    let now = now_ms();
+    for token in tokens {
+        let token_hash = hash_secret(token);
+        if let Some(session) = state.engine.store.session(&token_hash, now, idle_ms()).await? {
+            if now - session.last_used_at >= TOUCH_EVERY_MS {
+                state.engine.store.touch_session(&token_hash, now).await?;
+            }
+            return Ok(Some(LiveSession { caller: session.caller, csrf_token: session.csrf_token }));
+        }
+    }
+    Ok(None)
 }
 
 fn csrf_refused() -> ApiError {
@@ -114,7 +127,8 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn csrf_matches(given: Option<&str>, expected: &str) -> bool {
+/// Whether `given` is the session's CSRF token (compared in constant time).
+pub fn csrf_matches(given: Option<&str>, expected: &str) -> bool {
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())))
 }
 

@@ -598,6 +598,21 @@ impl Store {
         }))
     }
 
+    /// The caller a user id stands for (its organization included), for work a
+    /// user started earlier and finishes now (an OAuth redirect, a Connect session).
+    pub async fn caller_of_user(&self, user_id: i64) -> Result<Option<Caller>> {
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as(
+                "SELECT u.id AS user_id, u.email, u.first_name, u.last_name, o.id AS organization_id
+                 FROM users u JOIN organizations o ON o.id = u.organization_id
+                 WHERE u.id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
     // ---- instances ----
 
     /// Inserts an instance and its configuration in one transaction.
