@@ -157,6 +157,11 @@ enum Command {
         /// where the simulators listen.
         #[arg(long)]
         sandbox: bool,
+        /// Origins that may show the Connect page (`/connect/{token}`) in a frame,
+        /// comma-separated (https://app.example.com). The console is never framed.
+        /// [default: none]
+        #[arg(long, env = "SWITCHYARD_CONNECT_FRAME_ANCESTORS", value_delimiter = ',')]
+        connect_frame_ancestors: Vec<String>,
         /// Private, loopback or link-local vendor and callback addresses that may
         /// be called anyway (comma list of hosts and CIDRs, e.g. 127.0.0.0/8,::1).
         /// Allow-listed hosts may also use plain http. [default: none]
@@ -458,6 +463,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             public_url,
             sandbox,
+            connect_frame_ancestors,
             outbound_allow,
             vendor_timeout,
             vendor_concurrency,
@@ -476,6 +482,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 listen,
                 public_url,
                 sandbox,
+                connect_frame_ancestors,
                 outbound_allow,
                 vendor_timeout: std::time::Duration::from_secs(vendor_timeout),
                 vendor_concurrency,

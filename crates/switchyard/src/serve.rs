@@ -21,6 +21,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub public_url: Option<String>,
     pub sandbox: bool,
+    /// Origins that may frame the Connect page (`--connect-frame-ancestors`).
+    pub connect_frame_ancestors: Vec<String>,
     pub outbound_allow: String,
     pub vendor_timeout: Duration,
     pub vendor_concurrency: usize,
@@ -44,6 +46,7 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
         listen,
         public_url,
         sandbox,
+        connect_frame_ancestors,
         outbound_allow,
         vendor_timeout,
         vendor_concurrency,
@@ -64,6 +67,10 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     let limits = connection_limits(&connections)?;
     let trusted = trusted_proxies(&connections.trusted_proxy)?;
     let cache_ttl = event_seconds("cache-ttl", cache_ttl, 0.001)?;
+    let console_options = switchyard_console::ConsoleOptions {
+        connect_frame_ancestors: switchyard_console::parse_frame_ancestors(&connect_frame_ancestors)
+            .map_err(|e| anyhow::anyhow!("--connect-frame-ancestors: {e}"))?,
+    };
     let mut policy = OutboundPolicy::parse(&outbound_allow).context("--outbound-allow")?;
     if sandbox {
         // The simulators run on loopback; allowing it is what --sandbox means.
@@ -165,10 +172,14 @@ pub async fn run(db: &DatabaseOptions, options: ServeOptions) -> anyhow::Result<
     greet(&opened.store, &opened.vault, &database::shown_url(&db.database_url)).await?;
     if let Some(credentials) = &state.sandbox {
         println!("{}", json!({"sandbox": credentials}));
+        println!("{}", json!({"console": demo_login(&opened.store, &state.engine.public_url).await?}));
     }
-    tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2");
+    tracing::info!(%addr, "serving the API at http://{addr}/elements/api-v2 and the console at http://{addr}/console");
     let call_log = state.engine.call_log.clone();
-    switchyard_server::serve_with_limits(listener, state, limits, shutdown).await?;
+    let api = switchyard_server::router(state.clone());
+    let console = switchyard_console::Console::new(state, api.clone(), &console_options);
+    let app = api.merge(switchyard_console::router(console));
+    switchyard_server::serve_router(listener, app, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = polling.await;
     let _ = delivery.await;
@@ -209,6 +220,30 @@ async fn greet(store: &switchyard_store::Store, vault: &switchyard_vault::Vault,
         );
     }
     Ok(())
+}
+
+/// The console's address and, under `--sandbox`, a login for it: the first
+/// user's email, and a password made now (printed once) when that user has none.
+/// A user who set their own keeps it (`switchyard users set-password ID` resets it).
+async fn demo_login(store: &switchyard_store::Store, public_url: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/console", public_url.trim_end_matches('/'));
+    let Some(user) = store.users(None).await?.into_iter().min_by_key(|u| u.id) else {
+        return Ok(json!({"url": url}));
+    };
+    if store.password_for_email(&user.email).await?.is_some() {
+        return Ok(json!({
+            "url": url,
+            "email": user.email,
+            "password": null,
+            "hint": format!("the password printed when it was set; `switchyard users set-password {}` sets another", user.id),
+        }));
+    }
+    // 24 characters of a fresh 256-bit secret: about 143 bits, easy to paste.
+    let password: String = switchyard_engine::secret::new_secret().chars().take(24).collect();
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || switchyard_engine::password::hash(&to_hash)).await??;
+    store.set_password(user.id, Some(&hash)).await?;
+    Ok(json!({"url": url, "email": user.email, "password": password}))
 }
 
 /// `--trusted-proxy`: addresses (a single address is a /32 or /128) and CIDRs.

@@ -1,0 +1,21 @@
+// Live tables: every element with data-refresh="<url>" is replaced by the
+// server-rendered fragment at that URL every two seconds while the page is
+// visible. The fragments are HTML the server escaped; nothing else runs here.
+(function () {
+  "use strict";
+  var EVERY_MS = 2000;
+  function refresh(el) {
+    if (document.hidden) return;
+    fetch(el.getAttribute("data-refresh"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        // Keep the user's place: not while they are in one of its forms.
+        if (html !== null && !el.contains(document.activeElement)) el.innerHTML = html;
+      })
+      .catch(function () {});
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var live = document.querySelectorAll("[data-refresh]");
+    live.forEach(function (el) { setInterval(function () { refresh(el); }, EVERY_MS); });
+  });
+})();
