@@ -5,114 +5,20 @@
 //! them the test fails and says so: a silently skipped browser test is no test.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::routing::get;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use reqwest::Method;
-use serde_json::json;
 use switchyard_simulators::keap::{DEMO_APP_NAME, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use crate::common::demo;
 
-/// A failsafe against a hung browser, not a performance bound: the waits below end as
-/// soon as the awaited thing happens.
-const GIVE_UP: Duration = Duration::from_secs(120);
-
-/// Looks a program up on `PATH`, as a shell would (a `which` crate for five lines is
-/// not worth a dependency).
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
-}
-
-fn required(program: &str) -> PathBuf {
-    on_path(program).unwrap_or_else(|| {
-        panic!(
-            "`{program}` is not on PATH: the headless browser test needs Debian's `chromium` and \
-             `chromium-driver` packages; install them with \
-             `DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver` (.ci/run does this)"
-        )
-    })
-}
-
-/// chromedriver on a loopback port it picks itself (`--port=0`, read back from its
-/// banner), so there is no window in which another process could take a port we chose.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    async fn start(program: &Path) -> ChromeDriver {
-        let mut child = Command::new(program)
-            .args(["--port=0", "--allowed-ips=127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            // The last resort if the test is torn down before `stop`.
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = "started successfully on port ";
-        let port = tokio::time::timeout(GIVE_UP, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(at) = line.find(banner) {
-                    return line[at + banner.len()..].trim_end_matches('.').parse::<u16>().unwrap();
-                }
-            }
-            panic!("chromedriver exited without saying which port it listens on");
-        })
-        .await
-        .expect("chromedriver did not start");
-        // Keep draining its output so a chatty driver never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChromeDriver { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    async fn session(&self, chromium: &Path) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    // New headless mode: the same browser as a headed one, no window.
-                    "--headless=new",
-                    // CI runs as root, and Chromium refuses to start its sandbox as root.
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    // This machine's network is closed: no update checks, sync or
-                    // first-run fetches that would fail and clutter the log.
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-            }),
-        );
-        // chromedriver listens on loopback in plain HTTP: a TLS connector would only add
-        // a crypto provider to the build.
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver at {} gave no Chromium session: {e}", self.url))
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
+#[path = "../support/webdriver.rs"]
+mod webdriver;
+use webdriver::{required, ChromeDriver, GIVE_UP};
 
 /// The redirect_uri's owner: a loopback server that hands each callback's query to the
 /// test and shows the browser a small page.
@@ -179,7 +85,7 @@ async fn chromium_clicks_approve_and_the_code_buys_a_token() {
     let authorize_url = s.authorize_url(DEMO_CLIENT_ID, &callback, state).await;
 
     let driver = ChromeDriver::start(&chromedriver).await;
-    let browser = driver.session(&chromium).await;
+    let browser = driver.session(&chromium, 1024, 768).await;
     // The browser part runs in its own task so the session and the driver are shut
     // down whether or not its assertions hold; the failure is raised afterwards.
     let outcome = tokio::spawn(approve_in_browser(browser.clone(), authorize_url, callback.clone())).await;
