@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use switchyard_elements::{Authentication, ElementDefinition, ParameterType};
 
-/// Keys the forms never ask for: OAuth tokens (written by the code exchange) and
-/// the redirect URI (always this server's `/connect/oauth/callback`).
+/// Keys the forms of an OAuth 2.0 element never ask for: its tokens (written by
+/// the code exchange) and the redirect URI (always this server's
+/// `/connect/oauth/callback`). Elsewhere `oauth.user.token` is a credential a
+/// person enters (BigCommerce's token mode).
 fn never_asked(def: &ElementDefinition, key: &str) -> bool {
-    switchyard_engine::oauth::is_token_key(key) || (def.authentication.oauth2().is_some() && key == "oauth.callback.url")
+    def.authentication.oauth2().is_some() && (switchyard_engine::oauth::is_token_key(key) || key == "oauth.callback.url")
 }
 
 /// One input of the form.
