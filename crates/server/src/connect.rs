@@ -61,12 +61,14 @@ pub struct ConnectSessionBody {
     /// never answered.
     #[serde(default)]
     signature_key: Option<String>,
-    /// Configuration values preset for the customer (such as the organization's
-    /// OAuth app, `oauth.api.key` and `oauth.api.secret`): keys of the listed
-    /// elements' configuration. Never answered.
+    /// Configuration values preset for the customer, per listed element key
+    /// (`{"infusionsoftcrm": {"oauth.api.key": …, "oauth.api.secret": …}}`, the
+    /// organization's OAuth app): never asked on the page, never answered. Per
+    /// element, because elements share key names for different things
+    /// (`oauth.api.key` is Keap's client id and BigCommerce's token-mode Client ID).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    configuration: Option<BTreeMap<String, String>>,
+    configuration: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// A new Connect session: the only answer that carries its token.
@@ -149,6 +151,9 @@ fn check_elements(state: &AppState, keys: Vec<String>) -> Result<Vec<String>, Ap
     Ok(found)
 }
 
+/// Longest `redirectUrl`, in bytes (what browsers and proxies reliably carry).
+const MAX_URL_BYTES: usize = 2000;
+
 fn check_redirect_url(url: &str) -> Result<(), ApiError> {
     let refused = || bad_request("redirectUrl must be an absolute http or https URL");
     let parsed = url::Url::parse(url).map_err(|_| refused())?;
@@ -169,16 +174,19 @@ fn check_callback_url(state: &AppState, url: &str) -> Result<(), ApiError> {
         .map_err(|e| bad_request(format!("callbackUrl is not allowed: {e}")))
 }
 
-/// Preset values must name a configuration key of at least one listed element.
-fn check_configuration(state: &AppState, elements: &[String], configuration: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for key in configuration.keys() {
-        let known = elements
-            .iter()
-            .filter_map(|e| state.engine.catalog.get(e))
-            .any(|def| def.configuration.iter().any(|p| &p.key == key));
-        if !known {
-            return Err(bad_request(format!("configuration key '{key}' is not a configuration key of the listed elements")));
+/// Presets are per listed element, each key a configuration key of that element
+/// and well formed for it: a customer could not fix them on the page.
+fn check_configuration(state: &AppState, elements: &[String], configuration: &BTreeMap<String, BTreeMap<String, String>>) -> Result<(), ApiError> {
+    for (element, values) in configuration {
+        let def = elements
+            .contains(element)
+            .then(|| state.engine.catalog.get(element))
+            .flatten()
+            .ok_or_else(|| bad_request(format!("configuration is keyed by the listed elements' keys; '{element}' is not one of them")))?;
+        if let Some(key) = values.keys().find(|k| def.parameter(k).is_none()) {
+            return Err(bad_request(format!("configuration key '{key}' is not a configuration key of element {element}")));
         }
+        crate::instances::check_formats(def, values)?;
     }
     Ok(())
 }
@@ -191,15 +199,21 @@ pub async fn create(
     JsonBody(body): JsonBody<ConnectSessionBody>,
 ) -> Result<(StatusCode, Json<ConnectSessionCreated>), ApiError> {
     let elements = check_elements(&state, body.elements)?;
-    if body.name.as_ref().is_some_and(|n| n.chars().count() > MAX_TEXT) {
-        return Err(bad_request(format!("name must be at most {MAX_TEXT} characters")));
+    if body.name.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_TEXT) {
+        return Err(bad_request(format!("name must be 1 to {MAX_TEXT} characters, not only blanks")));
     }
     let tags = body.tags.unwrap_or_default();
-    if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > MAX_TEXT) {
-        return Err(bad_request(format!("tags must be at most {MAX_TAGS}, each at most {MAX_TEXT} characters")));
+    if tags.len() > MAX_TAGS || tags.iter().any(|t| t.trim().is_empty() || t.chars().count() > MAX_TEXT) {
+        return Err(bad_request(format!("tags must be at most {MAX_TAGS}, each 1 to {MAX_TEXT} characters")));
     }
     if let Some(url) = &body.redirect_url {
+        if url.len() > MAX_URL_BYTES {
+            return Err(bad_request(format!("redirectUrl must be at most {MAX_URL_BYTES} bytes")));
+        }
         check_redirect_url(url)?;
+    }
+    if body.signature_key.is_some() && body.callback_url.is_none() {
+        return Err(bad_request("signatureKey signs the messages sent to callbackUrl; give callbackUrl too"));
     }
     if let Some(url) = &body.callback_url {
         check_callback_url(&state, url)?;

@@ -100,6 +100,13 @@ fn validate(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result
         return Err(bad_request(format!("Missing required configuration: {}", missing.join(", "))));
     }
     check_event_settings(def, given)?;
+    check_formats(def, given)
+}
+
+/// Each value of `given` that is a configuration parameter of `def`: its length,
+/// type and format (what [`validate`] checks after the required keys). Other
+/// keys pass.
+pub(crate) fn check_formats(def: &ElementDefinition, given: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for (key, value) in given {
         let Some(param) = def.parameter(key) else { continue };
         if let Some(max) = param.kind.max_len() {

@@ -94,7 +94,7 @@ async fn a_session_is_created_with_a_link_and_read_back_without_secrets() {
             "redirectUrl": "https://app.example.com/connected?x=1",
             "callbackUrl": "http://127.0.0.1:9/hook",
             "signatureKey": "the-signature-key-0123",
-            "configuration": {"oauth.api.key": "the-client-id", "oauth.api.secret": "the-client-secret-0123"}
+            "configuration": {"infusionsoftcrm": {"oauth.api.key": "the-client-id", "oauth.api.secret": "the-client-secret-0123"}}
         }))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -138,7 +138,7 @@ async fn a_session_is_created_with_a_link_and_read_back_without_secrets() {
     assert_eq!(s.vault.decrypt_str(&sig, &aad).unwrap().expose(), "the-signature-key-0123");
     let conf = s.vault.decrypt_str(&row.configuration_sealed.unwrap(), &aad).unwrap();
     let conf: Value = serde_json::from_str(conf.expose()).unwrap();
-    assert_eq!(conf, json!({"oauth.api.key": "the-client-id", "oauth.api.secret": "the-client-secret-0123"}));
+    assert_eq!(conf, json!({"infusionsoftcrm": {"oauth.api.key": "the-client-id", "oauth.api.secret": "the-client-secret-0123"}}));
     assert!(s.vault.decrypt_str(&sig, &connect_session_aad(b"another session")).is_err());
     assert!(row.key_id.is_some());
 
@@ -185,22 +185,31 @@ async fn bad_input_is_refused_naming_what_is_wrong_and_nothing_is_stored() {
         (json!({"elements": ["bigcommerce"], "redirectUrl": "ftp://example.com/x"}), "redirectUrl"),
         (json!({"elements": ["bigcommerce"], "callbackUrl": "http://127.0.0.1:9/hook"}), "callbackUrl"),
         (json!({"elements": ["bigcommerce"], "callbackUrl": "not a url"}), "callbackUrl"),
-        (json!({"elements": ["bigcommerce"], "configuration": {"no.such.key": "v"}}), "no.such.key"),
-        (json!({"elements": ["bigcommerce"], "configuration": {"username": 5}}), "configuration"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"no.such.key": "v"}}}), "no.such.key"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"username": 5}}}), "configuration"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"username": "flat"}}), "configuration"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"infusionsoftcrm": {"oauth.api.key": "k"}}}), "infusionsoftcrm"),
         (json!({"elements": ["bigcommerce"], "name": long}), "name"),
         (json!({"elements": ["bigcommerce"], "tags": vec!["t"; 21]}), "tags"),
         (json!({"elements": ["bigcommerce"], "signatureKey": "k".repeat(513)}), "signatureKey"),
         (json!({"elements": ["bigcommerce"], "unknownField": 1}), "unknownField"),
+        // What the customer could not fix on the page: refused when the link is made.
+        (json!({"elements": ["bigcommerce"], "name": "  "}), "name"),
+        (json!({"elements": ["bigcommerce"], "tags": [""]}), "tags"),
+        (json!({"elements": ["bigcommerce"], "signatureKey": "k"}), "callbackUrl"),
+        (json!({"elements": ["bigcommerce"], "redirectUrl": format!("https://app.example.com/{}", "x".repeat(2000))}), "redirectUrl"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"store.url": "not a url"}}}), "store.url"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"event.poller.refresh_interval": "abc"}}}), "event.poller.refresh_interval"),
     ];
     for (body, named) in cases {
         let answer = s.create(body.clone()).await;
         let (message, _) = answer.error(StatusCode::BAD_REQUEST);
         assert!(message.contains(named), "{body}: {message}");
     }
-    // A key of one listed element is enough (bigcommerce has no oauth.api.secret).
-    let only_bc = s.create(json!({"elements": ["bigcommerce"], "configuration": {"oauth.api.secret": "s"}})).await;
+    // Each element's presets are keys of that element (BigCommerce has no oauth.api.secret).
+    let only_bc = s.create(json!({"elements": ["bigcommerce", "infusionsoftcrm"], "configuration": {"bigcommerce": {"oauth.api.secret": "s"}}})).await;
     assert!(only_bc.error(StatusCode::BAD_REQUEST).0.contains("oauth.api.secret"));
-    let ok = s.create(json!({"elements": ["bigcommerce", "infusionsoftcrm"], "configuration": {"oauth.api.secret": "s"}})).await;
+    let ok = s.create(json!({"elements": ["bigcommerce", "infusionsoftcrm"], "configuration": {"infusionsoftcrm": {"oauth.api.secret": "s"}}})).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     let id = ok.body["id"].as_i64().unwrap();
     assert_eq!(id, 1, "the refused ones stored nothing");

@@ -36,7 +36,7 @@ async fn rotate_key_reseals_connect_session_secrets() {
     let answer = reqwest::Client::new()
         .post(format!("{}/connect/sessions", serve.base))
         .header("Authorization", &auth)
-        .json(&json!({"elements": ["bigcommerce"], "signatureKey": "sig-key-1", "configuration": {"oauth.api.key": "client-1"}}))
+        .json(&json!({"elements": ["bigcommerce"], "signatureKey": "sig-key-1", "callbackUrl": "https://hooks.example.com/x", "configuration": {"bigcommerce": {"oauth.api.key": "client-1"}}}))
         .send()
         .await
         .unwrap();
@@ -53,7 +53,7 @@ async fn rotate_key_reseals_connect_session_secrets() {
     assert_eq!(row.key_id, Some(new_key));
     let vault = switchyard_vault::Vault::open(d.join("switchyard.key")).unwrap();
     let aad = connect_session_aad(&token_hash);
-    for (blob, plain) in [(row.signature_key_sealed.unwrap(), "sig-key-1"), (row.configuration_sealed.unwrap(), r#"{"oauth.api.key":"client-1"}"#)] {
+    for (blob, plain) in [(row.signature_key_sealed.unwrap(), "sig-key-1"), (row.configuration_sealed.unwrap(), r#"{"bigcommerce":{"oauth.api.key":"client-1"}}"#)] {
         assert_eq!(switchyard_vault::KeyRing::key_id_of(&blob), Some(new_key));
         assert_eq!(vault.decrypt_str(&blob, &aad).unwrap().expose(), plain);
     }
