@@ -6,8 +6,12 @@
   var EVERY_MS = 2000;
   function refresh(el) {
     if (document.hidden) return;
-    fetch(el.getAttribute("data-refresh"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
+    fetch(el.getAttribute("data-refresh"), { credentials: "same-origin", headers: { "X-Console-Fragment": "1" } })
+      .then(function (r) {
+        // The session has ended: the page again, which goes to the login.
+        if (r.status === 401) { window.location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
       .then(function (html) {
         // Keep the user's place: not while they are in one of its forms.
         if (html !== null && !el.contains(document.activeElement)) el.innerHTML = html;

@@ -57,7 +57,14 @@ impl Api {
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let mut request = match request.body(Body::from(bytes)) {
             Ok(r) => r,
-            Err(e) => return internal(format!("a console request could not be built: {e}")),
+            // The path or query holds what a URI cannot (the explorer encodes what it is given).
+            Err(_) => {
+                return Answer {
+                    status: StatusCode::BAD_REQUEST,
+                    headers: HeaderMap::new(),
+                    body: serde_json::json!({"message": "The path or query is not a valid URI"}),
+                }
+            }
         };
         request.extensions_mut().insert(acting.clone());
         self.send(request).await

@@ -87,10 +87,14 @@ impl FromRequestParts<Console> for User {
         };
         match session {
             Some(s) => Ok(User { caller: s.caller, csrf: s.csrf_token }),
+            // The live tables' script asks with this header: it reloads the page,
+            // which goes to the login, instead of filling a table with it.
+            None if parts.headers.contains_key(FRAGMENT_HEADER) => Err(StatusCode::UNAUTHORIZED.into_response()),
             None => {
                 // Back to this page after logging in (GET pages only: a form's
                 // answer would be lost anyway).
-                let next = if parts.method == Method::GET { parts.uri.path() } else { "/console/instances" };
+                let here = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+                let next = if parts.method == Method::GET { here } else { "/console/instances" };
                 let target = format!("/console/login?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC));
                 Err(Redirect::to(&target).into_response())
             }
@@ -98,9 +102,21 @@ impl FromRequestParts<Console> for User {
     }
 }
 
-/// Where a login may send the browser next: a console page of this server only.
+/// Sent by `assets/console.js` when it refreshes a live table.
+const FRAGMENT_HEADER: &str = "x-console-fragment";
+
+/// Where a login may send the browser next: a console page of this server only
+/// (visible ASCII, no `//`, `\\` or `..` segment: nothing a browser or a header
+/// could read as another place).
 fn safe_next(next: Option<&str>) -> &str {
-    next.filter(|n| n.starts_with("/console/") && !n.contains("//") && !n.contains('\\')).unwrap_or("/console/instances")
+    next.filter(|n| {
+        n.starts_with("/console/")
+            && n.bytes().all(|b| b.is_ascii_graphic())
+            && !n.contains("//")
+            && !n.contains('\\')
+            && !n.split(['/', '?']).any(|s| s == ".." || s == ".")
+    })
+    .unwrap_or("/console/instances")
 }
 
 /// `GET /console/login`.
@@ -178,7 +194,17 @@ mod tests {
     #[test]
     fn a_login_returns_to_console_pages_only() {
         assert_eq!(safe_next(Some("/console/instances/4")), "/console/instances/4");
-        for bad in ["https://evil.example", "//evil.example", "/console//evil.example", "/elements/api-v2/instances", "/console/\\evil"] {
+        assert_eq!(safe_next(Some("/console/elements/bigcommerce?mode=custom")), "/console/elements/bigcommerce?mode=custom");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/console//evil.example",
+            "/elements/api-v2/instances",
+            "/console/\\evil",
+            "/console/../elements/api-v2/instances",
+            "/console/a\nb",
+            "/console/ä",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/console/instances", "{bad}");
         }
         assert_eq!(safe_next(None), "/console/instances");

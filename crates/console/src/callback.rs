@@ -12,7 +12,9 @@ use switchyard_events::now_ms;
 use switchyard_server::session::{cookie_tokens, live_session};
 use switchyard_server::ActingAs;
 
+use crate::auth::User;
 use crate::oauth::{signed, Purpose, Returned, Sealed};
+use crate::pages::{refused_form, Entered};
 use crate::Console;
 
 /// The vendor's redirect: `code` and `state`, or `error` (and `error_description`).
@@ -63,10 +65,14 @@ pub async fn callback(State(console): State<Console>, headers: HeaderMap, Query(
     // A console round trip belongs to the browser that started it: without this,
     // someone could start one and have another user approve their vendor account
     // into the first one's organization.
+    let mut user = None;
     if purpose != Purpose::Connect {
         let session = live_session(&console, &cookie_tokens(&headers)).await.ok().flatten();
-        if session.is_none_or(|s| s.caller.user_id != row.user_id) {
-            return console.problem(StatusCode::FORBIDDEN, "Authorization", "Log in to the console as the user who started this authorization, then start it again");
+        match session.filter(|s| s.caller.user_id == row.user_id) {
+            Some(s) => user = Some(User { caller: s.caller, csrf: s.csrf_token }),
+            None => {
+                return console.problem(StatusCode::FORBIDDEN, "Authorization", "Log in to the console as the user who started this authorization, then start it again")
+            }
         }
     }
     let outcome = match (q.code.filter(|c| !c.is_empty()), q.error) {
@@ -85,7 +91,10 @@ pub async fn callback(State(console): State<Console>, headers: HeaderMap, Query(
             };
             crate::connect::finish_oauth(&console, id, &token, returned).await
         }
-        Purpose::ConsoleCreate => finish_create(&console, returned).await,
+        Purpose::ConsoleCreate => match user {
+            Some(user) => finish_create(&console, &user, returned).await,
+            None => gone(),
+        },
         Purpose::ConsoleReauthorize => match row.instance_id {
             Some(id) => finish_reauthorize(&console, id, returned).await,
             None => gone(),
@@ -93,12 +102,18 @@ pub async fn callback(State(console): State<Console>, headers: HeaderMap, Query(
     }
 }
 
-async fn finish_create(console: &Console, returned: Returned) -> Response {
+/// A new instance with the code; a refusal shows the element's form again, as
+/// it was filled (secrets aside), with the vendor's or the platform's words.
+async fn finish_create(console: &Console, user: &User, returned: Returned) -> Response {
+    let p = returned.pending;
+    let Some(def) = console.engine.catalog.get(&p.element_key).cloned() else {
+        return console.problem(StatusCode::NOT_FOUND, "Authorization", &format!("There is no element '{}'", p.element_key));
+    };
+    let entered = Entered { mode: None, name: p.name.clone(), tags: p.tags.clone(), configuration: p.configuration.clone() };
     let code = match returned.outcome {
         Ok(code) => code,
-        Err(message) => return console.problem(StatusCode::BAD_REQUEST, "Authorization", &message),
+        Err(message) => return refused_form(console, user, &def, &entered, StatusCode::BAD_REQUEST, &message),
     };
-    let p = returned.pending;
     let body = json!({
         "element": {"key": p.element_key},
         "name": p.name,
@@ -106,10 +121,9 @@ async fn finish_create(console: &Console, returned: Returned) -> Response {
         "configuration": p.configuration,
         "providerData": {"code": code},
     });
-    let acting = ActingAs { caller: returned.caller, instance_id: None };
-    let answer = console.api().call(&acting, Method::POST, "/instances", Some(&body)).await;
+    let answer = console.api().call(&user.acting(), Method::POST, "/instances", Some(&body)).await;
     if !answer.ok() {
-        return console.problem(answer.status, "The instance was not created", &answer.problem());
+        return refused_form(console, user, &def, &entered, answer.status, &answer.problem());
     }
     let id = answer.body["id"].as_i64().unwrap_or_default();
     Redirect::to(&format!("/console/instances/{id}?created=1")).into_response()

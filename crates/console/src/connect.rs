@@ -48,8 +48,9 @@ fn csrf_of(console: &Console, token: &str) -> String {
     crate::oauth::sign(console, "connect-csrf", &hash_secret(token))
 }
 
-/// The creator's preset configuration (`configuration` of the session), opened.
-fn preset_of(console: &Console, row: &ConnectSessionRow, token: &str) -> Result<BTreeMap<String, String>, Response> {
+/// The creator's preset configuration (`configuration` of the session, per
+/// element key), opened.
+fn preset_of(console: &Console, row: &ConnectSessionRow, token: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, Response> {
     let Some(blob) = &row.configuration_sealed else {
         return Ok(BTreeMap::new());
     };
@@ -66,6 +67,11 @@ fn signature_key_of(console: &Console, row: &ConnectSessionRow, token: &str) -> 
     let aad = switchyard_store::connect_session_aad(&hash_secret(token));
     let blob = row.signature_key_sealed.as_ref()?;
     console.engine.vault.decrypt_str(blob, &aad).ok().map(|s| s.expose().to_owned())
+}
+
+/// The presets of `def`'s own.
+fn own_keys(def: &switchyard_elements::ElementDefinition, preset: &BTreeMap<String, BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    preset.get(&def.key).cloned().unwrap_or_default()
 }
 
 /// The page for `row`: the element chooser, or the chosen element's guide and form.
@@ -101,13 +107,14 @@ fn render(
         "last_error": row.error,
     });
     if let Some(def) = element.filter(|k| row.elements.iter().any(|e| e == k)).and_then(|k| console.engine.catalog.get(k)) {
-        let skip: Vec<String> = preset.keys().cloned().collect();
+        let skip: Vec<String> = own_keys(def, &preset).into_keys().collect();
         let mut form = config_form(def, mode, &skip, false, entered);
         let attached = error.as_deref().is_some_and(|e| form.attach_error(e));
         context["element"] = element_summary(def);
         context["guides"] = json!(guides(def));
         context["form"] = json!(form);
         context["error"] = json!(if attached { None } else { error });
+        context["callback_url"] = json!(crate::oauth::callback_url(console));
     } else if let Some(e) = error {
         context["error"] = json!(e);
     }
@@ -139,6 +146,7 @@ pub async fn submit(State(console): State<Console>, Path(token): Path<String>, f
         Ok(p) => p,
         Err(r) => return r,
     };
+    let preset = own_keys(&def, &preset);
     let skip: Vec<String> = preset.keys().cloned().collect();
     let config_form = config_form(&def, form.get("mode"), &skip, false, &BTreeMap::new());
     let entered = config_form.read(&form);
@@ -161,10 +169,27 @@ pub async fn submit(State(console): State<Console>, Path(token): Path<String>, f
             Err((status, message)) => render(&console, &token, &row, Some(&def.key), form.get("mode"), &entered, Some((status, message))),
         };
     }
-    match create(&console, &row, &token, caller, pending, None).await {
+    match create_detached(&console, &row, &token, caller, pending, None).await {
         Ok(response) => response,
         Err((status, message)) => render(&console, &token, &row, Some(&def.key), form.get("mode"), &entered, Some((status, message))),
     }
+}
+
+/// [`create`] in a task of its own: a customer who closes the tab (the request's
+/// future is dropped) must not leave the session claimed with no one to finish it,
+/// nor an instance made and the session never completed.
+async fn create_detached(
+    console: &Console,
+    row: &ConnectSessionRow,
+    token: &str,
+    caller: switchyard_store::Caller,
+    pending: Pending,
+    code: Option<String>,
+) -> Result<Response, (StatusCode, String)> {
+    let (console, row, token) = (console.clone(), row.clone(), token.to_owned());
+    tokio::spawn(async move { create(&console, &row, &token, caller, pending, code).await })
+        .await
+        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, format!("the connection failed unexpectedly: {e}"))))
 }
 
 /// Makes the instance for a claimed session: `Ok` is the page or redirect that
@@ -282,7 +307,7 @@ pub async fn finish_oauth(console: &Console, session_id: i64, token: &str, retur
             };
         }
     };
-    match create(console, &row, token, returned.caller, returned.pending, Some(code)).await {
+    match create_detached(console, &row, token, returned.caller, returned.pending, Some(code)).await {
         Ok(response) => response,
         Err((status, message)) => render(console, token, &row, Some(&element), None, &BTreeMap::new(), Some((status, message))),
     }

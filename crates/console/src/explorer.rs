@@ -53,6 +53,26 @@ pub async fn page(State(console): State<Console>, user: User, Path(id): Path<i64
     }
 }
 
+/// Characters a path segment keeps as they are (RFC 3986 `pchar` less `%`, so
+/// a `%` typed is sent as `%25`, as typed).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'!').remove(b'$').remove(b'&').remove(b'\'')
+    .remove(b'(').remove(b')').remove(b'*').remove(b'+').remove(b',').remove(b';').remove(b'=').remove(b':').remove(b'@');
+
+/// The path and query as typed, encoded for the request line: each path segment
+/// percent-encoded, the query read as `name=value&…` (blanks and all, as a person
+/// types `where=status_id = 11`) and written again encoded.
+fn hub_target(path: &str, query: &str) -> String {
+    let path: Vec<String> = path.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect();
+    let path = path.join("/");
+    if query.is_empty() {
+        return path;
+    }
+    let pairs = query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")));
+    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    format!("{path}?{encoded}")
+}
+
 /// The explorer again, with the form as sent and why it was not run.
 async fn refused(console: &Console, user: &User, id: i64, mut call: Value, message: &str) -> Response {
     call["error"] = json!(message);
@@ -91,7 +111,7 @@ pub async fn try_it(State(console): State<Console>, user: User, Path(id): Path<i
             Err(e) => return refused(&console, &user, id, call, &format!("The body is not JSON: {e}")).await,
         }
     };
-    let target = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
+    let target = hub_target(&path, &query);
     let answer = console.api().call(&user.acting_as_instance(id), method, &target, body.as_ref()).await;
     let headers: Vec<Value> = answer
         .headers
@@ -108,5 +128,18 @@ pub async fn try_it(State(console): State<Console>, user: User, Path(id): Path<i
     match context(&console, &user, id, call).await {
         Ok(c) => console.page(StatusCode::OK, "explorer.html", c),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_paths_and_queries_are_encoded_for_the_request_line() {
+        assert_eq!(hub_target("/hubs/ecommerce/orders", "pageSize=5&where=status_id = 11"), "/hubs/ecommerce/orders?pageSize=5&where=status_id+%3D+11");
+        assert_eq!(hub_target("/hubs/crm/contacts/ä b", ""), "/hubs/crm/contacts/%C3%A4%20b");
+        assert_eq!(hub_target("/hubs/crm/contacts", "where=email='a&b'"), "/hubs/crm/contacts?where=email%3D%27a&b%27=");
+        assert!(axum::http::Uri::try_from(hub_target("/hubs/x/y\u{7f}", "q=\u{1}")).is_ok());
     }
 }

@@ -155,6 +155,16 @@ pub fn parse_frame_ancestors(given: &[String]) -> Result<Vec<String>, String> {
             if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() || origin == "null" {
                 return Err(format!("'{s}' is not an origin such as https://app.example.com"));
             }
+            // Plain http only where nobody else can be on the path: this machine.
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if url.scheme() == "http" && !loopback {
+                return Err(format!("'{s}' must be https (http only for loopback development)"));
+            }
             Ok(origin)
         })
         .collect()
@@ -181,10 +191,16 @@ pub fn router(console: Console) -> Router {
         .route("/console/instances/{id}/explorer", get(explorer::page).post(explorer::try_it))
         .route("/console/assets/console.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/console.css")) }))
         .route("/console/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/console.js")) }))
+        // Every other console path: the console's own "not found" page, with its headers.
+        .route("/console/{*rest}", axum::routing::any(not_found))
         .route("/connect/oauth/callback", get(callback::callback))
         .route("/connect/{token}", get(connect::page).post(connect::submit))
         .route("/connect/{token}/cancel", post(connect::cancel));
     pages.layer(middleware::from_fn_with_state(console.clone(), security_headers)).with_state(console)
+}
+
+async fn not_found(State(console): State<Console>) -> Response {
+    console.problem(StatusCode::NOT_FOUND, "No such page", "This console page does not exist")
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -225,7 +241,7 @@ mod tests {
     fn frame_ancestors_are_origins() {
         let given = vec!["https://app.example.com, http://127.0.0.1:3000".to_owned()];
         assert_eq!(parse_frame_ancestors(&given).unwrap(), ["https://app.example.com", "http://127.0.0.1:3000"]);
-        for bad in ["app.example.com", "https://app.example.com/path", "javascript:alert(1)", "https://a.example.com?x=1"] {
+        for bad in ["app.example.com", "https://app.example.com/path", "javascript:alert(1)", "https://a.example.com?x=1", "http://evil.example"] {
             assert!(parse_frame_ancestors(&[bad.to_owned()]).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,7 @@ pub(crate) fn element_summary(def: &ElementDefinition) -> Value {
         .flat_map(|r| {
             r.operations.iter().map(move |op| {
                 let (method, suffix) = op.hub_shape();
-                json!({"method": method, "path": format!("/hubs/{}/{}{}", def.hub, r.path, suffix), "description": r.description})
+                json!({"method": method, "path": format!("/hubs/{}/{}{}", def.hub, r.path.trim_start_matches('/'), suffix), "description": r.description})
             })
         })
         .collect();
@@ -112,39 +112,56 @@ pub async fn connect_instance(State(console): State<Console>, user: User, Path(k
         Ok(d) => d,
         Err(r) => return r,
     };
-    let mut config_form = config_form(&def, form.get("mode"), &[], true, &BTreeMap::new());
-    let config = config_form.read(&form);
-    let name = form.get("name").unwrap_or("").chars().take(MAX_NAME).collect::<String>();
-    let tags = tags_of(form.get("tags").unwrap_or(""));
-    let refused = |console: &Console, config_form: &mut ConfigForm, status: StatusCode, message: String| {
-        let entered: BTreeMap<String, String> = config.clone();
-        let mut refilled = crate::forms::config_form(&def, Some(&config_form.mode), &[], true, &entered);
-        let attached = refilled.attach_error(&message);
-        *config_form = refilled;
-        let extra = json!({"name": name, "tags": tags.join(", "), "error": if attached { None } else { Some(&message) }});
-        console.page(status, "element.html", element_context(console, &user, &def, config_form, extra))
+    let config_form = config_form(&def, form.get("mode"), &[], true, &BTreeMap::new());
+    let entered = Entered {
+        mode: Some(config_form.mode.clone()),
+        name: form.get("name").unwrap_or("").chars().take(MAX_NAME).collect::<String>(),
+        tags: tags_of(form.get("tags").unwrap_or("")),
+        configuration: config_form.read(&form),
     };
-    if name.is_empty() {
-        return refused(&console, &mut config_form, StatusCode::BAD_REQUEST, "Give the instance a name".into());
+    if entered.name.is_empty() {
+        return refused_form(&console, &user, &def, &entered, StatusCode::BAD_REQUEST, "Give the instance a name");
     }
     if config_form.oauth {
-        let pending = crate::oauth::Pending { element_key: def.key.clone(), name: name.clone(), tags: tags.clone(), configuration: config.clone() };
+        let pending = crate::oauth::Pending {
+            element_key: def.key.clone(),
+            name: entered.name.clone(),
+            tags: entered.tags.clone(),
+            configuration: entered.configuration.clone(),
+        };
         return match crate::oauth::start(&console, &user.caller, crate::oauth::Purpose::ConsoleCreate, pending, None, None).await {
             Ok(vendor_url) => Redirect::to(&vendor_url).into_response(),
-            Err((status, message)) => refused(&console, &mut config_form, status, message),
+            Err((status, message)) => refused_form(&console, &user, &def, &entered, status, &message),
         };
     }
-    let body = json!({"element": {"key": def.key}, "name": name, "tags": tags, "configuration": config});
+    let body = json!({"element": {"key": def.key}, "name": entered.name, "tags": entered.tags, "configuration": entered.configuration});
     let answer = console.api().call(&user.acting(), Method::POST, "/instances", Some(&body)).await;
     if !answer.ok() {
-        return refused(&console, &mut config_form, answer.status, answer.problem());
+        return refused_form(&console, &user, &def, &entered, answer.status, &answer.problem());
     }
     let id = answer.body["id"].as_i64().unwrap_or_default();
     Redirect::to(&format!("/console/instances/{id}?created=1")).into_response()
 }
 
+/// What a connect form held, to show it again beside a refusal.
+pub(crate) struct Entered {
+    pub mode: Option<String>,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// The element page again with what was entered (secrets left out) and the
+/// refusal, beside the field it names or above the form.
+pub(crate) fn refused_form(console: &Console, user: &User, def: &ElementDefinition, entered: &Entered, status: StatusCode, message: &str) -> Response {
+    let mut form = config_form(def, entered.mode.as_deref(), &[], true, &entered.configuration);
+    let attached = form.attach_error(message);
+    let extra = json!({"name": entered.name, "tags": entered.tags.join(", "), "error": if attached { None } else { Some(message) }});
+    console.page(status, "element.html", element_context(console, user, def, &form, extra))
+}
+
 /// `GET /console/instances`: name, element, tags, valid, enabled, events, last call.
-pub async fn instances(State(console): State<Console>, user: User) -> Response {
+pub async fn instances(State(console): State<Console>, user: User, Query(q): Query<BTreeMap<String, String>>) -> Response {
     let acting = user.acting();
     let answer = console.api().call(&acting, Method::GET, "/instances", None).await;
     if !answer.ok() {
@@ -157,7 +174,8 @@ pub async fn instances(State(console): State<Console>, user: User) -> Response {
         let last_call = calls.body.as_array().and_then(|a| a.first()).cloned();
         rows.push(json!({"instance": instance, "last_call": last_call}));
     }
-    console.page(StatusCode::OK, "instances.html", json!({"user": user.context(), "nav": "instances", "rows": rows}))
+    let notice = q.contains_key("deleted").then_some("The instance is deleted.");
+    console.page(StatusCode::OK, "instances.html", json!({"user": user.context(), "nav": "instances", "rows": rows, "notice": notice}))
 }
 
 /// `GET /console/instances/{id}`.
@@ -268,7 +286,7 @@ pub async fn delete(State(console): State<Console>, user: User, Path(id): Path<i
     if !answer.ok() {
         return console.problem(answer.status, "Delete", &answer.problem());
     }
-    Redirect::to("/console/instances").into_response()
+    Redirect::to("/console/instances?deleted=1").into_response()
 }
 
 /// `POST /console/instances/{id}/reauthorize`: the vendor's page again; the new

@@ -526,3 +526,94 @@ async fn console_forms_need_their_csrf_token_and_pages_send_security_headers() {
     assert_eq!(status["status"], "pending");
     p.serve.stop();
 }
+
+/// The CSRF token in a page's first form.
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a CSRF token in the page").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_presets_apply_to_their_own_element_and_a_customer_gone_mid_submit_leaves_the_link_usable() {
+    let p = platform();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let api = format!("{}/elements/api-v2", p.origin);
+    let keap = &p.sandbox["keap"];
+    let session: Value = http
+        .post(format!("{api}/connect/sessions"))
+        .header("Authorization", &p.auth)
+        .json(&json!({"elements": ["bigcommerce", "infusionsoftcrm"], "configuration": {"infusionsoftcrm": {
+            "oauth.api.key": keap["clientId"], "oauth.api.secret": keap["clientSecret"]}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = session["url"].as_str().unwrap().to_owned();
+    let bc = &p.sandbox["bigcommerce"];
+
+    // A vendor that answers after the customer has gone: the browser's request is
+    // dropped while the instance is being made.
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/stores/slow/api/v2", slow.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        (axum::http::StatusCode::UNAUTHORIZED, "[{\"status\":401,\"message\":\"slow and refused\"}]")
+    });
+    tokio::spawn(async move { axum::serve(slow, app).await });
+    let page = http.get(format!("{url}?element=bigcommerce&mode=custom")).send().await.unwrap().text().await.unwrap();
+    // Token mode asks BigCommerce's own Client ID: the Keap preset is not BigCommerce's.
+    assert!(page.contains("id=\"f-oauth.api.key\"") && page.contains("id=\"f-oauth.user.token\""), "{page}");
+    let csrf = csrf_in(&page);
+    let form = |store: &str, token: &str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("element", "bigcommerce".to_owned()),
+            ("username", bc["username"].as_str().unwrap().to_owned()),
+            ("password", token.to_owned()),
+            ("store.url", store.to_owned()),
+        ]
+    };
+    let cut = http.post(&url).form(&form(&slow_url, "whatever")).timeout(std::time::Duration::from_millis(300)).send().await;
+    assert!(cut.is_err(), "the customer left before the answer");
+    let status = |http: reqwest::Client, auth: String, at: String| async move {
+        let v: Value = http.get(at).header("Authorization", auth).send().await.unwrap().json().await.unwrap();
+        v
+    };
+    let at = format!("{api}/connect/sessions/{}", session["id"]);
+    let deadline = std::time::Instant::now() + GIVE_UP;
+    loop {
+        let s = status(http.clone(), p.auth.clone(), at.clone()).await;
+        if s["error"].as_str().is_some_and(|e| e.contains("slow and refused")) {
+            assert_eq!(s["status"], "pending", "{s}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dropped submit was never finished: {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The link still works, and the Keap preset did not travel into BigCommerce.
+    let done = http.post(&url).form(&form(bc["storeUrl"].as_str().unwrap(), bc["apiToken"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(done.status(), 200, "no redirectUrl: the page says it is connected");
+    let s = status(http.clone(), p.auth.clone(), at.clone()).await;
+    assert_eq!(s["status"], "completed", "{s}");
+    let instance: Value = http
+        .get(format!("{api}/instances/{}", s["instanceId"]))
+        .header("Authorization", &p.auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let config = instance["configuration"].as_object().unwrap();
+    assert!(!config.contains_key("oauth.api.secret") && !config.contains_key("oauth.api.key"), "{instance}");
+
+    // Console odds and ends: a live table asks without a session: 401, not the login
+    // page; an unknown console path is the console's own 404 page, with its headers.
+    let fragment = http.get(format!("{}/console/instances/1/events", p.origin)).header("X-Console-Fragment", "1").send().await.unwrap();
+    assert_eq!(fragment.status(), 401);
+    let missing = http.get(format!("{}/console/nope", p.origin)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    p.serve.stop();
+}
