@@ -572,6 +572,25 @@ async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) ->
     Ok(Json(rows.iter().map(ConfigurationView::from).collect()))
 }
 
+/// Issue a new instance token; the old one stops working at once, on every node.
+///
+/// The token is shown here only (as in the creation answer). This is how the
+/// creator of a Connect session gets the token of the instance its customer
+/// made, and how a lost or leaked token is replaced.
+#[utoipa::path(post, path = "/instances/{id}/token", operation_id = "issueInstanceToken", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, description = "`{\"id\", \"token\"}`: the new token, shown only here", body = Object),
+        (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
+pub async fn issue_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let row = owned(&state, &caller, Some(id)).await?;
+    let token = crate::new_secret();
+    if !state.engine.store.set_instance_token(caller.organization_id, row.id, &hash_secret(&token)).await? {
+        return Err(ApiError::not_found(format!("No instance {id}")));
+    }
+    state.engine.instances.forget_instance(row.id);
+    Ok(Json(serde_json::json!({"id": row.id, "token": token})))
+}
+
 #[utoipa::path(put, path = "/instances/{id}/enabled", operation_id = "enableInstance", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {

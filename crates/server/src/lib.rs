@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/configuration", get(instances::configuration))
         .route("/instances/{id}/configuration/{config_id}", patch(instances::patch_configuration))
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/instances/{id}/token", post(instances::issue_token))
         .route("/instances/{id}/logs", get(logs::list))
         .route("/instances/{id}/docs", get(elements::instance_docs))
         .route("/objects", get(objects::list))

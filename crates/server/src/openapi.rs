@@ -37,6 +37,7 @@ use crate::{elements, hub, instances};
         instances::configuration,
         instances::patch_configuration,
         instances::enable,
+        instances::issue_token,
         instances::disable,
         crate::logs::list,
         crate::events::list_all,

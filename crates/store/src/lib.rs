@@ -769,6 +769,22 @@ impl Store {
         Ok(true)
     }
 
+    /// Replaces an instance's token hash (a new token issued; the old one stops
+    /// working). `false` when the organization has no such instance.
+    pub async fn set_instance_token(&self, org_id: i64, id: i64, token_hash: &[u8]) -> Result<bool> {
+        let done = on_pool!(self, |p, pg| {
+            sqlx::query("UPDATE instances SET token_hash = $1, updated_at = $2 WHERE organization_id = $3 AND id = $4")
+                .bind(token_hash)
+                .bind(now())
+                .bind(org_id)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
     pub async fn set_disabled(&self, org_id: i64, id: i64, disabled: bool) -> Result<bool> {
         let done = on_pool!(self, |p, pg| {
             sqlx::query("UPDATE instances SET disabled = $1, updated_at = $2 WHERE organization_id = $3 AND id = $4")

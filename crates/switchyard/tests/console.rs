@@ -184,6 +184,13 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         // The API token is masked.
         assert!(browser.find(Locator::Css("dl.config")).await.unwrap().text().await.unwrap().contains("********"));
 
+        // Disable, enable.
+        click(&browser, "toggle-enabled").await;
+        assert!(browser.find(Locator::Css("p.meta")).await.unwrap().text().await.unwrap().contains("disabled"));
+        assert_eq!(text_of(&browser, "toggle-enabled").await, "Enable");
+        click(&browser, "toggle-enabled").await;
+        assert_eq!(text_of(&browser, "toggle-enabled").await, "Disable");
+
         // Orders through the explorer: the call runs as the instance, no token shown.
         click(&browser, "explore").await;
         let orders = browser
@@ -207,10 +214,29 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         let width = browser.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap();
         let inner = browser.execute("return window.innerWidth", vec![]).await.unwrap();
         assert!(width.as_i64().unwrap() <= inner.as_i64().unwrap(), "page {width} px wide in a {inner} px window");
+
+        // Delete, after a confirmation page (the instance page fits the phone too).
+        browser.find(Locator::Css("#instances a")).await.unwrap().click().await.unwrap();
+        let width = browser.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap();
+        assert!(width.as_i64().unwrap() <= inner.as_i64().unwrap(), "instance page {width} px wide in a {inner} px window");
+        click(&browser, "delete").await;
+        click(&browser, "confirm-delete").await;
+        assert_eq!(text_of(&browser, "notice").await, "The instance is deleted.");
+        assert!(browser.find(Locator::Id("instances")).await.is_err(), "no instance is left");
     })
     .await;
     p.serve.stop();
     drop(p.dir);
+}
+
+/// On the Keap simulator's authorize page: signs in with the sandbox account, then approves.
+async fn keap_approve(browser: &Client, sandbox: &Value) {
+    let keap = &sandbox["keap"];
+    browser.wait().at_most(GIVE_UP).for_element(Locator::Id("username")).await.unwrap();
+    fill(browser, "username", keap["username"].as_str().unwrap()).await;
+    fill(browser, "password", keap["password"].as_str().unwrap()).await;
+    browser.find(Locator::Css(".btn-primary")).await.unwrap().click().await.unwrap();
+    browser.wait().at_most(GIVE_UP).for_element(Locator::Id("approve")).await.unwrap().click().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,18 +255,17 @@ async fn console_connects_infusionsoft_through_the_keap_sign_in() {
         fill(&browser, "f-oauth.api.secret", keap["clientSecret"].as_str().unwrap()).await;
         click(&browser, "connect").await;
 
-        // Keap's sign-in, then its approval page.
-        browser.wait().at_most(GIVE_UP).for_element(Locator::Id("username")).await.unwrap();
-        fill(&browser, "username", keap["username"].as_str().unwrap()).await;
-        fill(&browser, "password", keap["password"].as_str().unwrap()).await;
-        browser.find(Locator::Css(".btn-primary")).await.unwrap().click().await.unwrap();
-        browser.wait().at_most(GIVE_UP).for_element(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+        keap_approve(&browser, &sandbox).await;
 
         // Back in the console, the instance made with the code.
         assert!(text_of(&browser, "notice").await.starts_with("Connected"));
         assert_eq!(text_of(&browser, "instance-name").await, "Keap account");
         let config = browser.find(Locator::Css("dl.config")).await.unwrap().text().await.unwrap();
         assert!(config.contains("oauth.user.token") && !config.contains(keap["clientSecret"].as_str().unwrap()), "{config}");
+        // Authorize again: Keap's pages once more, then the instance's tokens are new.
+        click(&browser, "reauthorize").await;
+        keap_approve(&browser, &sandbox).await;
+        assert_eq!(text_of(&browser, "notice").await, "Authorized again.");
         // And it works: contacts through the explorer.
         click(&browser, "explore").await;
         fill(&browser, "x-path", "/hubs/crm/contacts").await;
@@ -615,5 +640,61 @@ async fn connect_presets_apply_to_their_own_element_and_a_customer_gone_mid_subm
     let missing = http.get(format!("{}/console/nope", p.origin)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    p.serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_session_authorizes_keap_with_the_organizations_app() {
+    let p = platform();
+    let (app, heard) = app_server().await;
+    let http = reqwest::Client::new();
+    let api = format!("{}/elements/api-v2", p.origin);
+    let keap = p.sandbox["keap"].clone();
+    let session: Value = http
+        .post(format!("{api}/connect/sessions"))
+        .header("Authorization", &p.auth)
+        .json(&json!({"elements": ["infusionsoftcrm"], "redirectUrl": format!("{app}/done"), "configuration": {"infusionsoftcrm": {
+            "oauth.api.key": keap["clientId"], "oauth.api.secret": keap["clientSecret"]}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = session["url"].as_str().unwrap().to_owned();
+    let sandbox = p.sandbox.clone();
+    in_browser("connect_keap", move |browser| async move {
+        browser.goto(&url).await.unwrap();
+        // The organization's app is preset: the customer gives only the Encrypted Key.
+        assert!(browser.find(Locator::Id("f-oauth.api.key")).await.is_err());
+        assert!(browser.find(Locator::Id("callback-url")).await.is_err(), "nothing to register for the customer");
+        assert!(!browser.source().await.unwrap().contains(keap["clientSecret"].as_str().unwrap()));
+        fill(&browser, "f-infusionsoft.private.key", keap["privateKey"].as_str().unwrap()).await;
+        assert_eq!(text_of(&browser, "connect").await, "Sign in with Infusionsoft CRM");
+        click(&browser, "connect").await;
+        keap_approve(&browser, &sandbox).await;
+        browser.wait().at_most(GIVE_UP).for_element(Locator::Id("done")).await.unwrap();
+    })
+    .await;
+    let redirects = heard.redirects.lock().unwrap().clone();
+    let instance_id = redirects[0]["instanceId"].clone();
+    let instance: Value = http.get(format!("{api}/instances/{instance_id}")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+    assert_eq!(instance["configuration"]["oauth.user.token"], "********", "{instance}");
+    assert_eq!(instance["configuration"]["oauth.callback.url"], format!("{}/connect/oauth/callback", p.origin));
+    // The customer never saw a token and neither did the creator: the creator
+    // issues one, and the instance answers hub calls with it; a second one
+    // replaces the first.
+    let issue = || async {
+        let v: Value = http.post(format!("{api}/instances/{instance_id}/token")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let contacts = |token: String| {
+        http.get(format!("{api}/hubs/crm/contacts?pageSize=2")).header("Authorization", format!("{}, Element {token}", p.auth)).send()
+    };
+    let first = issue().await;
+    assert_eq!(contacts(first.clone()).await.unwrap().status(), 200);
+    let second = issue().await;
+    assert_eq!(contacts(first).await.unwrap().status(), 401, "the replaced token stops working");
+    assert_eq!(contacts(second).await.unwrap().status(), 200);
     p.serve.stop();
 }
