@@ -146,7 +146,7 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
     let before_instance_definitions = get(&http, &format!("{api}/instances/{hooked_id}/objects/definitions"), &auth).await;
 
     // A Connect session, with a sealed signature key.
-    let connect = json!({"elements": ["bigcommerce"], "name": "moved", "signatureKey": "sig"});
+    let connect = json!({"elements": ["bigcommerce"], "name": "moved", "callbackUrl": "https://hooks.example.com/x", "signatureKey": "sig"});
     let r = http.post(format!("{api}/connect/sessions")).header("Authorization", &auth).json(&connect).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     let session_id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
