@@ -18,6 +18,11 @@
       })
       .catch(function () {});
   }
+  // One click sends a form once: its button is disabled once the submit is under way.
+  document.addEventListener("submit", function (e) {
+    var button = e.target.querySelector("button[type=submit]");
+    if (button) setTimeout(function () { button.disabled = true; }, 0);
+  });
   document.addEventListener("DOMContentLoaded", function () {
     var live = document.querySelectorAll("[data-refresh]");
     live.forEach(function (el) { setInterval(function () { refresh(el); }, EVERY_MS); });

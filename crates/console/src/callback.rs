@@ -28,8 +28,9 @@ pub struct Redirected {
 
 /// `GET /connect/oauth/callback`.
 pub async fn callback(State(console): State<Console>, headers: HeaderMap, Query(q): Query<Redirected>) -> Response {
+    // Neutral words and no console link: the customer of a Connect page lands here too.
     let gone = || {
-        console.problem(
+        console.connect_problem(
             StatusCode::BAD_REQUEST,
             "Authorization",
             "This authorization was finished already, has expired (after 10 minutes), or did not start here; start it again",

@@ -69,6 +69,15 @@ fn signature_key_of(console: &Console, row: &ConnectSessionRow, token: &str) -> 
     console.engine.vault.decrypt_str(blob, &aad).ok().map(|s| s.expose().to_owned())
 }
 
+/// The authentication mode the creator preset (BigCommerce's
+/// `authentication.type`), which the page then neither offers nor changes.
+fn preset_mode<'a>(def: &switchyard_elements::ElementDefinition, own: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    match &def.authentication {
+        switchyard_elements::Authentication::Choice(choice) => own.get(&choice.key).map(String::as_str),
+        _ => None,
+    }
+}
+
 /// The presets of `def`'s own.
 fn own_keys(def: &switchyard_elements::ElementDefinition, preset: &BTreeMap<String, BTreeMap<String, String>>) -> BTreeMap<String, String> {
     preset.get(&def.key).cloned().unwrap_or_default()
@@ -107,8 +116,12 @@ fn render(
         "last_error": row.error,
     });
     if let Some(def) = element.filter(|k| row.elements.iter().any(|e| e == k)).and_then(|k| console.engine.catalog.get(k)) {
-        let skip: Vec<String> = own_keys(def, &preset).into_keys().collect();
-        let mut form = config_form(def, mode, &skip, false, entered);
+        let own = own_keys(def, &preset);
+        let skip: Vec<String> = own.keys().cloned().collect();
+        let mut form = config_form(def, preset_mode(def, &own).or(mode), &skip, false, entered);
+        if preset_mode(def, &own).is_some() {
+            form.modes.clear();
+        }
         let attached = error.as_deref().is_some_and(|e| form.attach_error(e));
         context["element"] = element_summary(def);
         context["guides"] = json!(guides(def));
@@ -148,7 +161,7 @@ pub async fn submit(State(console): State<Console>, Path(token): Path<String>, f
     };
     let preset = own_keys(&def, &preset);
     let skip: Vec<String> = preset.keys().cloned().collect();
-    let config_form = config_form(&def, form.get("mode"), &skip, false, &BTreeMap::new());
+    let config_form = config_form(&def, preset_mode(&def, &preset).or(form.get("mode")), &skip, false, &BTreeMap::new());
     let entered = config_form.read(&form);
     let mut configuration = entered.clone();
     // The creator's values win over anything a customer's form could add.
@@ -205,7 +218,9 @@ async fn create(
 ) -> Result<Response, (StatusCode, String)> {
     let unavailable = |e: switchyard_store::StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     if !console.engine.store.claim_connect_session(row.id, now_ms()).await.map_err(unavailable)? {
-        return Ok(console.connect_problem(StatusCode::GONE, "This link was used already", "A link connects one account once, within 30 minutes"));
+        // Another submit of this link (a double click, a reload) holds it: its
+        // outcome is this one's too, so the browser lands where the first would have.
+        return outcome_of_other_submit(console, row).await;
     }
     // The creator hears of the new instance at its callback URL, signed like events.
     if let Some(url) = &row.callback_url {
@@ -236,6 +251,29 @@ async fn create(
         notify_created(console, id).await;
     }
     Ok(finished(console, row, Ok(id)))
+}
+
+/// How long a second submit waits for the first one's outcome (the first makes
+/// one vendor check, bounded by the vendor timeout).
+const WAIT_FOR_OTHER_SUBMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The outcome of the submit that holds the claim: its redirect or page once it
+/// ends, its refusal (to show beside the form) if the vendor refused.
+async fn outcome_of_other_submit(console: &Console, row: &ConnectSessionRow) -> Result<Response, (StatusCode, String)> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHER_SUBMIT;
+    loop {
+        let now = console.engine.store.connect_session(row.organization_id, row.id).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let Some(now) = now else {
+            return Ok(console.connect_problem(StatusCode::GONE, "Connect", "This link is not valid; ask for a new one"));
+        };
+        match (now.status.as_str(), now.instance_id) {
+            ("completed", Some(id)) => return Ok(finished(console, row, Ok(id))),
+            ("pending", _) => return Err((StatusCode::CONFLICT, now.error.unwrap_or_else(|| "Try again".into()))),
+            ("claimed", _) if tokio::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            ("claimed", _) => return Err((StatusCode::CONFLICT, "The connection is still being made; reload this page in a minute".into())),
+            _ => return Ok(console.connect_problem(StatusCode::GONE, "This link was used already", "A link connects one account once, within 30 minutes")),
+        }
+    }
 }
 
 /// Queues `INSTANCE_CREATED` for the creator's callback URL; a failure is logged
@@ -284,9 +322,19 @@ pub async fn cancel(State(console): State<Console>, Path(token): Path<String>, f
     }
     let reason = "cancelled by the customer";
     match console.engine.store.fail_connect_session(row.id, reason, now_ms()).await {
-        Ok(_) => finished(&console, &row, Err(reason.into())),
+        Ok(true) => finished(&console, &row, Err(reason.into())),
+        Ok(false) => in_progress(&console),
         Err(e) => console.connect_problem(StatusCode::SERVICE_UNAVAILABLE, "Connect", &e.to_string()),
     }
+}
+
+/// A link whose account is being connected right now cannot be cancelled.
+fn in_progress(console: &Console) -> Response {
+    console.connect_problem(
+        StatusCode::CONFLICT,
+        "The account is being connected",
+        "This link is in use right now; its outcome shows in the page that sent it",
+    )
 }
 
 /// The vendor's redirect for a Connect session (`crate::callback`).
@@ -302,7 +350,8 @@ pub async fn finish_oauth(console: &Console, session_id: i64, token: &str, retur
         Err(message) => {
             // Refused at the vendor's page: the customer said no. That ends it.
             return match console.engine.store.fail_connect_session(row.id, &message, now_ms()).await {
-                Ok(_) => finished(console, &row, Err(message)),
+                Ok(true) => finished(console, &row, Err(message)),
+                Ok(false) => in_progress(console),
                 Err(e) => console.connect_problem(StatusCode::SERVICE_UNAVAILABLE, "Connect", &e.to_string()),
             };
         }

@@ -300,6 +300,9 @@ pub async fn reauthorize(State(console): State<Console>, user: User, Path(id): P
         return console.problem(answer.status, "Authorize again", &answer.problem());
     }
     let key = answer.body["element"]["key"].as_str().unwrap_or_default().to_owned();
+    if console.engine.catalog.get(&key).is_none_or(|d| d.authentication.oauth2().is_none()) {
+        return console.problem(StatusCode::BAD_REQUEST, "Authorize again", "This instance's element does not use OAuth; change its credentials through the API");
+    }
     let pending = crate::oauth::Pending { element_key: key, name: String::new(), tags: Vec::new(), configuration: BTreeMap::new() };
     match crate::oauth::start(&console, &user.caller, crate::oauth::Purpose::ConsoleReauthorize, pending, Some(id), None).await {
         Ok(vendor_url) => Redirect::to(&vendor_url).into_response(),
@@ -313,6 +316,11 @@ pub async fn redeliver(State(console): State<Console>, user: User, Path((id, eve
         return r;
     }
     let event = percent_encoding::utf8_percent_encode(&event_id, percent_encoding::NON_ALPHANUMERIC).to_string();
+    // The event must be this instance's, as the page that shows the button says.
+    let own = console.api().call(&user.acting(), Method::GET, &format!("/instances/{id}/events/{event}"), None).await;
+    if !own.ok() {
+        return console.problem(own.status, "Redeliver", &own.problem());
+    }
     let answer = console.api().call(&user.acting(), Method::POST, &format!("/instances/events/{event}/redeliver"), None).await;
     if !answer.ok() {
         return console.problem(answer.status, "Redeliver", &answer.problem());

@@ -187,6 +187,8 @@ fn check_configuration(state: &AppState, elements: &[String], configuration: &BT
             return Err(bad_request(format!("configuration key '{key}' is not a configuration key of element {element}")));
         }
         crate::instances::check_formats(def, values)?;
+        crate::instances::check_event_settings(def, values)?;
+        crate::instances::check_callback_url(state, values)?;
     }
     Ok(())
 }

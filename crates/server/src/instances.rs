@@ -184,7 +184,7 @@ async fn exchange(
 /// The `event.*` values as the poller and the delivery worker will read them
 /// (over the element's defaults), checked before anything is stored: a value they
 /// would refuse or ignore is a 400 naming the key and what it may be.
-fn check_event_settings(def: &ElementDefinition, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn check_event_settings(def: &ElementDefinition, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
     switchyard_events::EventConfig::from_values(Some(def), config).map(|_| ()).map_err(|e| bad_request(e.to_string()))
 }
 
@@ -194,7 +194,7 @@ fn check_event_settings(def: &ElementDefinition, config: &BTreeMap<String, Strin
 /// (it may not resolve yet, or resolve elsewhere later): the delivery worker
 /// resolves it and applies the policy at every attempt, and a refusal there is a
 /// failed attempt, retried.
-fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub(crate) fn check_callback_url(state: &AppState, config: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let Some(url) = config.get("event.notification.callback.url").filter(|u| !u.trim().is_empty()) else {
         return Ok(());
     };

@@ -200,6 +200,9 @@ async fn bad_input_is_refused_naming_what_is_wrong_and_nothing_is_stored() {
         (json!({"elements": ["bigcommerce"], "redirectUrl": format!("https://app.example.com/{}", "x".repeat(2000))}), "redirectUrl"),
         (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"store.url": "not a url"}}}), "store.url"),
         (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"event.poller.refresh_interval": "abc"}}}), "event.poller.refresh_interval"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"event.poller.refresh_interval": "-5"}}}), "event.poller.refresh_interval"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"event.objects": "bogus"}}}), "bogus"),
+        (json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"event.notification.callback.url": "http://10.1.1.1/"}}}), "event.notification.callback.url"),
     ];
     for (body, named) in cases {
         let answer = s.create(body.clone()).await;

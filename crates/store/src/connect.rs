@@ -298,13 +298,14 @@ impl Store {
         Ok(done > 0)
     }
 
-    /// pending or claimed (and unexpired) -> failed with error, finished_at =
-    /// now; false otherwise.
+    /// pending (and unexpired) -> failed with error, finished_at = now; false
+    /// otherwise. A claimed session is not failed: an instance is being made for
+    /// it, and its outcome is what the session reports.
     pub async fn fail_connect_session(&self, id: i64, error: &str, now: i64) -> Result<bool> {
         let done = on_pool!(self, |p, pg| {
             sqlx::query(
                 "UPDATE connect_sessions SET status = 'failed', error = $2, finished_at = $3
-                 WHERE id = $1 AND status IN ('pending', 'claimed') AND expires_at > $3",
+                 WHERE id = $1 AND status = 'pending' AND expires_at > $3",
             )
             .bind(id)
             .bind(error)

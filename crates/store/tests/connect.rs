@@ -116,6 +116,9 @@ on_both! {
         let late = store.create_connect_session(&session(org.id, user.id, b"t3", T0)).await.unwrap();
         assert!(store.claim_connect_session(claimed, T0 + 1).await.unwrap());
         assert!(store.fail_connect_session(pending, "customer gave up", T0 + 2).await.unwrap());
+        // A claimed one is being made: cancelling it now would contradict its outcome.
+        assert!(!store.fail_connect_session(claimed, "cancelled", T0 + 3).await.unwrap());
+        store.release_connect_session(claimed, "vendor down").await.unwrap();
         assert!(store.fail_connect_session(claimed, "vendor down", T0 + 3).await.unwrap());
         assert!(!store.fail_connect_session(pending, "twice", T0 + 4).await.unwrap());
         let row = store.connect_session(org.id, claimed).await.unwrap().unwrap();

@@ -616,6 +616,19 @@ async fn connect_presets_apply_to_their_own_element_and_a_customer_gone_mid_subm
         assert!(std::time::Instant::now() < deadline, "the dropped submit was never finished: {s}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // While a submit is being made: a second submit (a double click) answers the
+    // first one's outcome, and Cancel is refused (it would contradict that outcome).
+    let first = tokio::spawn(http.post(&url).form(&form(&slow_url, "whatever")).send());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = tokio::spawn(http.post(&url).form(&form(&slow_url, "whatever")).send());
+    let cancel = http.post(format!("{url}/cancel")).form(&[("_csrf", csrf.clone())]).send().await.unwrap();
+    assert_eq!(cancel.status(), 409);
+    let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert_eq!(first.status(), 400);
+    assert_eq!(second.status(), 409);
+    assert!(second.text().await.unwrap().contains("slow and refused"), "the second submit shows the first one's refusal");
+    assert_eq!(status(http.clone(), p.auth.clone(), at.clone()).await["status"], "pending");
+
     // The link still works, and the Keap preset did not travel into BigCommerce.
     let done = http.post(&url).form(&form(bc["storeUrl"].as_str().unwrap(), bc["apiToken"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(done.status(), 200, "no redirectUrl: the page says it is connected");
@@ -632,6 +645,20 @@ async fn connect_presets_apply_to_their_own_element_and_a_customer_gone_mid_subm
         .unwrap();
     let config = instance["configuration"].as_object().unwrap();
     assert!(!config.contains_key("oauth.api.secret") && !config.contains_key("oauth.api.key"), "{instance}");
+
+    // A preset authentication mode decides the form: token mode's fields, no choice.
+    let token_mode: Value = http
+        .post(format!("{api}/connect/sessions"))
+        .header("Authorization", &p.auth)
+        .json(&json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"authentication.type": "custom"}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = http.get(token_mode["url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"f-oauth.user.token\"") && !page.contains("id=\"f-username\"") && !page.contains("mode=basic"), "{page}");
 
     // Console odds and ends: a live table asks without a session: 401, not the login
     // page; an unknown console path is the console's own 404 page, with its headers.
