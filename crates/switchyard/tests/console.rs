@@ -45,7 +45,10 @@ async fn app_server() -> (String, Heard) {
             axum::routing::post(|State(h): State<Heard>, headers: HeaderMap, body: Bytes| async move {
                 let signature = headers.get("elements-webhook-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let raw = String::from_utf8_lossy(&body).into_owned();
-                h.hooks.lock().unwrap().push((json!({"raw": raw, "json": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)}), signature));
+                h.hooks
+                    .lock()
+                    .unwrap()
+                    .push((json!({"raw": raw, "json": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)}), signature));
                 "ok"
             }),
         )
@@ -198,7 +201,10 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
             .await
             .unwrap();
         orders.click().await.unwrap();
-        assert_eq!(browser.find(Locator::Id("x-path")).await.unwrap().prop("value").await.unwrap().as_deref(), Some("/hubs/ecommerce/orders"));
+        assert_eq!(
+            browser.find(Locator::Id("x-path")).await.unwrap().prop("value").await.unwrap().as_deref(),
+            Some("/hubs/ecommerce/orders")
+        );
         fill(&browser, "x-query", "pageSize=3").await;
         click(&browser, "try").await;
         assert_eq!(text_of(&browser, "answer-status").await, "200");
@@ -300,16 +306,13 @@ async fn console_shows_a_polled_event_live_and_redelivers_it() {
 
         // A customer appears at the vendor; the page shows its event without a reload.
         let store = sandbox["bigcommerce"]["storeUrl"].as_str().unwrap();
-        let created: Value = reqwest::Client::new()
-            .post(format!("{store}/customers"))
-            .basic_auth(sandbox["bigcommerce"]["username"].as_str().unwrap(), sandbox["bigcommerce"]["apiToken"].as_str())
-            .json(&json!({"first_name": "Live", "last_name": "Event", "email": "live@example.com"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created: Value = json_of(
+            reqwest::Client::new()
+                .post(format!("{store}/customers"))
+                .basic_auth(sandbox["bigcommerce"]["username"].as_str().unwrap(), sandbox["bigcommerce"]["apiToken"].as_str())
+                .json(&json!({"first_name": "Live", "last_name": "Event", "email": "live@example.com"})),
+        )
+        .await;
         let customer = created["id"].as_i64().unwrap().to_string();
         let row = browser.wait().at_most(GIVE_UP).for_element(Locator::Css("#events tr[data-event]")).await.unwrap();
         let text = row.text().await.unwrap();
@@ -330,6 +333,11 @@ async fn console_shows_a_polled_event_live_and_redelivers_it() {
         assert_eq!(signature, &elements_signature("console-key", body["raw"].as_str().unwrap()));
     }
     p.serve.stop();
+}
+
+/// The JSON answer of a request.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// `sha256=<base64 HMAC-SHA256(key, body)>`, computed here independently.
@@ -394,17 +402,9 @@ async fn a_connect_session_goes_from_token_to_instance_once() {
     assert_eq!(redirects.len(), 1);
     assert_eq!(redirects[0]["from"], "connect");
     let instance_id: i64 = redirects[0]["instanceId"].parse().unwrap();
-    let status: Value = http
-        .get(format!("{api}/connect/sessions/{}", session["id"]))
-        .header("Authorization", &p.auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(http.get(format!("{api}/connect/sessions/{}", session["id"])).header("Authorization", &p.auth)).await;
     assert_eq!((status["status"].as_str(), status["instanceId"].as_i64()), (Some("completed"), Some(instance_id)), "{status}");
-    let instance: Value = http.get(format!("{api}/instances/{instance_id}")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+    let instance = json_of(http.get(format!("{api}/instances/{instance_id}")).header("Authorization", &p.auth)).await;
     assert_eq!((instance["name"].as_str(), instance["tags"].clone()), (Some("Customer <7> shop"), json!(["customer-7"])));
     let (message, signature) = heard.hooks.lock().unwrap()[0].clone();
     assert_eq!(signature, elements_signature("connect-key", message["raw"].as_str().unwrap()));
@@ -413,32 +413,21 @@ async fn a_connect_session_goes_from_token_to_instance_once() {
     assert_eq!(event["objectId"], instance_id.to_string());
 
     // An expired link: another session, its end moved into the past in the database.
-    let second: Value = http
-        .post(format!("{api}/connect/sessions"))
-        .header("Authorization", &p.auth)
-        .json(&json!({"elements": ["bigcommerce"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: Value =
+        json_of(http.post(format!("{api}/connect/sessions")).header("Authorization", &p.auth).json(&json!({"elements": ["bigcommerce"]})))
+            .await;
     let db = format!("sqlite://{}", p.dir.path().join("switchyard.db").display());
     let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE connect_sessions SET expires_at = 1 WHERE id = ?").bind(second["id"].as_i64().unwrap()).execute(&pool).await.unwrap();
+    sqlx::query("UPDATE connect_sessions SET expires_at = 1 WHERE id = ?")
+        .bind(second["id"].as_i64().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let expired = http.get(second["url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(expired.status(), 410);
     assert!(expired.text().await.unwrap().contains("This link has expired"));
-    let status: Value = http
-        .get(format!("{api}/connect/sessions/{}", second["id"]))
-        .header("Authorization", &p.auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(http.get(format!("{api}/connect/sessions/{}", second["id"])).header("Authorization", &p.auth)).await;
     assert_eq!(status["status"], "expired");
     p.serve.stop();
 }
@@ -512,11 +501,17 @@ async fn console_forms_need_their_csrf_token_and_pages_send_security_headers() {
         assert_eq!(forged.status(), 403, "csrf {csrf:?}");
     }
     let api = format!("{origin}/elements/api-v2");
-    let instances: Value = http.get(format!("{api}/instances")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+    let instances = json_of(http.get(format!("{api}/instances")).header("Authorization", &p.auth)).await;
     assert_eq!(instances, json!([]), "nothing was created");
     // The token from the page works.
     let csrf = html.split("name=\"_csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
-    let made = http.post(format!("{origin}/console/elements/bigcommerce/connect")).header("Cookie", &cookie).form(&form(&csrf)).send().await.unwrap();
+    let made = http
+        .post(format!("{origin}/console/elements/bigcommerce/connect"))
+        .header("Cookie", &cookie)
+        .form(&form(&csrf))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(made.status(), 303);
 
     // Without a session: the login page, for pages and forms alike.
@@ -526,28 +521,13 @@ async fn console_forms_need_their_csrf_token_and_pages_send_security_headers() {
     let forged = http.get(format!("{origin}/connect/oauth/callback?code=c&state=abc.def")).send().await.unwrap();
     assert_eq!(forged.status(), 400);
     // A Connect page's form needs the token's CSRF token too.
-    let session: Value = http
-        .post(format!("{api}/connect/sessions"))
-        .header("Authorization", &p.auth)
-        .json(&json!({"elements": ["bigcommerce"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session: Value =
+        json_of(http.post(format!("{api}/connect/sessions")).header("Authorization", &p.auth).json(&json!({"elements": ["bigcommerce"]})))
+            .await;
     let url = session["url"].as_str().unwrap();
     let forged = http.post(url).form(&form("nope")).send().await.unwrap();
     assert_eq!(forged.status(), 403);
-    let status: Value = http
-        .get(format!("{api}/connect/sessions/{}", session["id"]))
-        .header("Authorization", &p.auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(http.get(format!("{api}/connect/sessions/{}", session["id"])).header("Authorization", &p.auth)).await;
     assert_eq!(status["status"], "pending");
     p.serve.stop();
 }
@@ -634,29 +614,17 @@ async fn connect_presets_apply_to_their_own_element_and_a_customer_gone_mid_subm
     assert_eq!(done.status(), 200, "no redirectUrl: the page says it is connected");
     let s = status(http.clone(), p.auth.clone(), at.clone()).await;
     assert_eq!(s["status"], "completed", "{s}");
-    let instance: Value = http
-        .get(format!("{api}/instances/{}", s["instanceId"]))
-        .header("Authorization", &p.auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let instance: Value = json_of(http.get(format!("{api}/instances/{}", s["instanceId"])).header("Authorization", &p.auth)).await;
     let config = instance["configuration"].as_object().unwrap();
     assert!(!config.contains_key("oauth.api.secret") && !config.contains_key("oauth.api.key"), "{instance}");
 
     // A preset authentication mode decides the form: token mode's fields, no choice.
-    let token_mode: Value = http
-        .post(format!("{api}/connect/sessions"))
-        .header("Authorization", &p.auth)
-        .json(&json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"authentication.type": "custom"}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token_mode: Value = json_of(
+        http.post(format!("{api}/connect/sessions"))
+            .header("Authorization", &p.auth)
+            .json(&json!({"elements": ["bigcommerce"], "configuration": {"bigcommerce": {"authentication.type": "custom"}}})),
+    )
+    .await;
     let page = http.get(token_mode["url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("id=\"f-oauth.user.token\"") && !page.contains("id=\"f-username\"") && !page.contains("mode=basic"), "{page}");
 
@@ -705,14 +673,22 @@ async fn a_connect_session_authorizes_keap_with_the_organizations_app() {
     .await;
     let redirects = heard.redirects.lock().unwrap().clone();
     let instance_id = redirects[0]["instanceId"].clone();
-    let instance: Value = http.get(format!("{api}/instances/{instance_id}")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+    let instance = json_of(http.get(format!("{api}/instances/{instance_id}")).header("Authorization", &p.auth)).await;
     assert_eq!(instance["configuration"]["oauth.user.token"], "********", "{instance}");
     assert_eq!(instance["configuration"]["oauth.callback.url"], format!("{}/connect/oauth/callback", p.origin));
     // The customer never saw a token and neither did the creator: the creator
     // issues one, and the instance answers hub calls with it; a second one
     // replaces the first.
     let issue = || async {
-        let v: Value = http.post(format!("{api}/instances/{instance_id}/token")).header("Authorization", &p.auth).send().await.unwrap().json().await.unwrap();
+        let v: Value = http
+            .post(format!("{api}/instances/{instance_id}/token"))
+            .header("Authorization", &p.auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v["token"].as_str().unwrap().to_owned()
     };
     let contacts = |token: String| {
