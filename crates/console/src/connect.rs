@@ -113,7 +113,6 @@ fn render(
         "csrf": csrf_of(console, token),
         "choices": choices,
         "expires_at": switchyard_events::iso_ms(row.expires_at),
-        "last_error": row.error,
     });
     if let Some(def) = element.filter(|k| row.elements.iter().any(|e| e == k)).and_then(|k| console.engine.catalog.get(k)) {
         let own = own_keys(def, &preset);
