@@ -116,8 +116,71 @@ async fn fill(browser: &Client, id: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Clicks what does not leave the page (a checkbox, a `<summary>`).
 async fn click(browser: &Client, id: &str) {
     browser.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}")).click().await.unwrap();
+}
+
+/// Clicks a link or submit button and waits for the next page: WebDriver's click
+/// may return before the navigation starts, and the old page's elements (same
+/// ids) would be read instead.
+async fn follow(browser: &Client, element: fantoccini::elements::Element) {
+    browser.execute("window.__left = true", vec![]).await.unwrap();
+    element.click().await.unwrap();
+    until_new_page(browser).await;
+}
+
+/// Waits until the page marked by [`follow`] has been replaced and has loaded.
+async fn until_new_page(browser: &Client) {
+    let deadline = std::time::Instant::now() + GIVE_UP;
+    loop {
+        let done = browser.execute("return window.__left === undefined && document.readyState === 'complete'", vec![]).await;
+        if done.is_ok_and(|v| v == true) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no new page after the click");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// [`follow`] on what `css` finds in a live table, which the page's script
+/// replaces every two seconds: found and clicked again if it went stale between.
+async fn follow_live(browser: &Client, css: &str) {
+    browser.execute("window.__left = true", vec![]).await.unwrap();
+    let deadline = std::time::Instant::now() + GIVE_UP;
+    loop {
+        let clicked = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing to click at {css}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    until_new_page(browser).await;
+}
+
+/// The text of what `css` finds in a live table, once it is there (read again
+/// if the table was replaced between finding and reading).
+async fn live_text(browser: &Client, css: &str) -> String {
+    let deadline = std::time::Instant::now() + GIVE_UP;
+    loop {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                return text;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing at {css}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// [`follow`] on the element with this id.
+async fn submit(browser: &Client, id: &str) {
+    let element = browser.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}"));
+    follow(browser, element).await;
 }
 
 async fn text_of(browser: &Client, id: &str) -> String {
@@ -131,10 +194,10 @@ async fn log_in(browser: &Client, origin: &str, login: &Value) {
     assert!(browser.current_url().await.unwrap().path().ends_with("/console/login"));
     fill(browser, "j_username", login["email"].as_str().unwrap()).await;
     fill(browser, "j_password", "not-the-password").await;
-    click(browser, "login").await;
+    submit(browser, "login").await;
     assert_eq!(text_of(browser, "login-error").await, "Wrong email or password");
     fill(browser, "j_password", login["password"].as_str().unwrap()).await;
-    click(browser, "login").await;
+    submit(browser, "login").await;
     browser.wait().at_most(GIVE_UP).for_url(&url::Url::parse(&format!("{origin}/console/instances")).unwrap()).await.unwrap();
 }
 
@@ -153,7 +216,7 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
     in_browser("console_bigcommerce", move |browser| async move {
         log_in(&browser, &origin, &login).await;
         browser.goto(&format!("{origin}/console/elements")).await.unwrap();
-        browser.find(Locator::LinkText("BigCommerce")).await.unwrap().click().await.unwrap();
+        follow(&browser, browser.find(Locator::LinkText("BigCommerce")).await.unwrap()).await;
         // Each credential's setup guide is beside its field.
         let guide = browser.find(Locator::Css("#connect-form details.guide")).await.unwrap();
         assert!(guide.html(false).await.unwrap().contains("Legacy API"));
@@ -162,7 +225,7 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         fill(&browser, "f-name", name).await;
         fill(&browser, "f-tags", "eu, <b>bold</b>").await;
         fill_bigcommerce(&browser, &sandbox, "wrong-token").await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         // The vendor's own words, and the form again without the token typed.
         let refusal = text_of(&browser, "connect-error").await;
         assert!(refusal.contains("The username or API token supplied is invalid"), "{refusal}");
@@ -171,7 +234,7 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         assert_eq!(browser.find(Locator::Id("f-name")).await.unwrap().prop("value").await.unwrap().as_deref(), Some(name));
 
         fill_bigcommerce(&browser, &sandbox, sandbox["bigcommerce"]["apiToken"].as_str().unwrap()).await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         assert!(text_of(&browser, "notice").await.starts_with("Connected"));
         // Markup in user input is text: shown as typed, never run.
         assert_eq!(text_of(&browser, "instance-name").await, name);
@@ -188,25 +251,25 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         assert!(browser.find(Locator::Css("dl.config")).await.unwrap().text().await.unwrap().contains("********"));
 
         // Disable, enable.
-        click(&browser, "toggle-enabled").await;
+        submit(&browser, "toggle-enabled").await;
         assert!(browser.find(Locator::Css("p.meta")).await.unwrap().text().await.unwrap().contains("disabled"));
         assert_eq!(text_of(&browser, "toggle-enabled").await, "Enable");
-        click(&browser, "toggle-enabled").await;
+        submit(&browser, "toggle-enabled").await;
         assert_eq!(text_of(&browser, "toggle-enabled").await, "Disable");
 
         // Orders through the explorer: the call runs as the instance, no token shown.
-        click(&browser, "explore").await;
+        submit(&browser, "explore").await;
         let orders = browser
             .find(Locator::XPath("//table[@id='operations']//tr[td[1]='GET' and td[2]/a/code='/hubs/ecommerce/orders']//a"))
             .await
             .unwrap();
-        orders.click().await.unwrap();
+        follow(&browser, orders).await;
         assert_eq!(
             browser.find(Locator::Id("x-path")).await.unwrap().prop("value").await.unwrap().as_deref(),
             Some("/hubs/ecommerce/orders")
         );
         fill(&browser, "x-query", "pageSize=3").await;
-        click(&browser, "try").await;
+        submit(&browser, "try").await;
         assert_eq!(text_of(&browser, "answer-status").await, "200");
         let body: Value = serde_json::from_str(&text_of(&browser, "answer-body").await).unwrap();
         assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
@@ -222,11 +285,11 @@ async fn console_connects_bigcommerce_after_a_refusal_and_browses_orders() {
         assert!(width.as_i64().unwrap() <= inner.as_i64().unwrap(), "page {width} px wide in a {inner} px window");
 
         // Delete, after a confirmation page (the instance page fits the phone too).
-        browser.find(Locator::Css("#instances a")).await.unwrap().click().await.unwrap();
+        follow(&browser, browser.find(Locator::Css("#instances a")).await.unwrap()).await;
         let width = browser.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap();
         assert!(width.as_i64().unwrap() <= inner.as_i64().unwrap(), "instance page {width} px wide in a {inner} px window");
-        click(&browser, "delete").await;
-        click(&browser, "confirm-delete").await;
+        submit(&browser, "delete").await;
+        submit(&browser, "confirm-delete").await;
         assert_eq!(text_of(&browser, "notice").await, "The instance is deleted.");
         assert!(browser.find(Locator::Id("instances")).await.is_err(), "no instance is left");
     })
@@ -241,8 +304,8 @@ async fn keap_approve(browser: &Client, sandbox: &Value) {
     browser.wait().at_most(GIVE_UP).for_element(Locator::Id("username")).await.unwrap();
     fill(browser, "username", keap["username"].as_str().unwrap()).await;
     fill(browser, "password", keap["password"].as_str().unwrap()).await;
-    browser.find(Locator::Css(".btn-primary")).await.unwrap().click().await.unwrap();
-    browser.wait().at_most(GIVE_UP).for_element(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+    follow(browser, browser.find(Locator::Css(".btn-primary")).await.unwrap()).await;
+    follow(browser, browser.wait().at_most(GIVE_UP).for_element(Locator::Id("approve")).await.unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,7 +322,7 @@ async fn console_connects_infusionsoft_through_the_keap_sign_in() {
         fill(&browser, "f-infusionsoft.private.key", keap["privateKey"].as_str().unwrap()).await;
         fill(&browser, "f-oauth.api.key", keap["clientId"].as_str().unwrap()).await;
         fill(&browser, "f-oauth.api.secret", keap["clientSecret"].as_str().unwrap()).await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
 
         keap_approve(&browser, &sandbox).await;
 
@@ -269,14 +332,14 @@ async fn console_connects_infusionsoft_through_the_keap_sign_in() {
         let config = browser.find(Locator::Css("dl.config")).await.unwrap().text().await.unwrap();
         assert!(config.contains("oauth.user.token") && !config.contains(keap["clientSecret"].as_str().unwrap()), "{config}");
         // Authorize again: Keap's pages once more, then the instance's tokens are new.
-        click(&browser, "reauthorize").await;
+        submit(&browser, "reauthorize").await;
         keap_approve(&browser, &sandbox).await;
         assert_eq!(text_of(&browser, "notice").await, "Authorized again.");
         // And it works: contacts through the explorer.
-        click(&browser, "explore").await;
+        submit(&browser, "explore").await;
         fill(&browser, "x-path", "/hubs/crm/contacts").await;
         fill(&browser, "x-query", "pageSize=2").await;
-        click(&browser, "try").await;
+        submit(&browser, "try").await;
         assert_eq!(text_of(&browser, "answer-status").await, "200");
     })
     .await;
@@ -300,7 +363,7 @@ async fn console_shows_a_polled_event_live_and_redelivers_it() {
         fill(&browser, "f-event.notification.signature.key", "console-key").await;
         fill(&browser, "f-event.poller.refresh_interval", "0.05").await;
         fill(&browser, "f-event.objects", "customers").await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         assert!(text_of(&browser, "notice").await.starts_with("Connected"));
         assert!(browser.find(Locator::Id("no-events")).await.is_ok());
 
@@ -314,14 +377,13 @@ async fn console_shows_a_polled_event_live_and_redelivers_it() {
         )
         .await;
         let customer = created["id"].as_i64().unwrap().to_string();
-        let row = browser.wait().at_most(GIVE_UP).for_element(Locator::Css("#events tr[data-event]")).await.unwrap();
-        let text = row.text().await.unwrap();
+        let text = live_text(&browser, "#events tr[data-event]").await;
         assert!(text.contains(&format!("customers {customer} CREATED")), "{text}");
         until(GIVE_UP, "the first delivery", || !seen.hooks.lock().unwrap().is_empty()).await;
         // The delivered state shows once the table refreshes after the delivery.
         browser.wait().at_most(GIVE_UP).for_element(Locator::Css("#events td.state-delivered")).await.unwrap();
 
-        browser.find(Locator::Css("#events tr[data-event] button")).await.unwrap().click().await.unwrap();
+        follow_live(&browser, "#events tr[data-event] button").await;
         assert_eq!(text_of(&browser, "notice").await, "The event is queued for delivery again.");
         until(GIVE_UP, "the redelivery", || seen.hooks.lock().unwrap().len() >= 2).await;
     })
@@ -379,14 +441,14 @@ async fn a_connect_session_goes_from_token_to_instance_once() {
     in_browser("connect_session", move |browser| async move {
         browser.goto(&page_url).await.unwrap();
         // Two elements allowed: the customer picks one.
-        browser.find(Locator::LinkText("BigCommerce")).await.unwrap().click().await.unwrap();
+        follow(&browser, browser.find(Locator::LinkText("BigCommerce")).await.unwrap()).await;
         assert!(browser.find(Locator::Css("#connect-form details.guide")).await.is_ok());
         fill_bigcommerce(&browser, &sandbox, "wrong-token").await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         let refusal = text_of(&browser, "connect-error").await;
         assert!(refusal.contains("The username or API token supplied is invalid"), "{refusal}");
         fill_bigcommerce(&browser, &sandbox, sandbox["bigcommerce"]["apiToken"].as_str().unwrap()).await;
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         // Back in the organization's app with the instance id.
         browser.wait().at_most(GIVE_UP).for_element(Locator::Id("done")).await.unwrap();
         assert!(browser.get_all_cookies().await.unwrap().is_empty(), "the Connect page keeps no cookie");
@@ -666,7 +728,7 @@ async fn a_connect_session_authorizes_keap_with_the_organizations_app() {
         assert!(!browser.source().await.unwrap().contains(keap["clientSecret"].as_str().unwrap()));
         fill(&browser, "f-infusionsoft.private.key", keap["privateKey"].as_str().unwrap()).await;
         assert_eq!(text_of(&browser, "connect").await, "Sign in with Infusionsoft CRM");
-        click(&browser, "connect").await;
+        submit(&browser, "connect").await;
         keap_approve(&browser, &sandbox).await;
         browser.wait().at_most(GIVE_UP).for_element(Locator::Id("done")).await.unwrap();
     })
