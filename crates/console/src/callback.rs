@@ -36,13 +36,10 @@ pub async fn callback(State(console): State<Console>, headers: HeaderMap, Query(
             "This authorization was finished already, has expired (after 10 minutes), or did not start here; start it again",
         )
     };
-    let Some((random, signature)) = q.state.as_deref().and_then(|s| s.split_once('.')) else {
+    let Some(random) = q.state.as_deref().and_then(|s| signed(&console, "oauth-state", s)) else {
         return gone();
     };
-    if !signed(&console, "oauth-state", random.as_bytes(), signature) {
-        return gone();
-    }
-    let state_hash = hash_secret(random);
+    let state_hash = hash_secret(&random);
     let row = match console.engine.store.take_oauth_state(&state_hash, now_ms()).await {
         Ok(Some(row)) => row,
         Ok(None) => return gone(),

@@ -43,9 +43,20 @@ async fn session_of(console: &Console, token: &str) -> Result<ConnectSessionRow,
     }
 }
 
-/// The CSRF token of a Connect page's forms: bound to its token by the server's key.
+/// The CSRF token of a Connect page's forms: the hash of its link token, signed
+/// with the server's key (the link token itself stays out of the form).
 fn csrf_of(console: &Console, token: &str) -> String {
-    crate::oauth::sign(console, "connect-csrf", &hash_secret(token))
+    crate::oauth::sign(console, "connect-csrf", &link_hash(token))
+}
+
+/// Whether a form carries the CSRF token of this link.
+fn csrf_ok(console: &Console, token: &str, form: &Form) -> bool {
+    form.get("_csrf").and_then(|c| crate::oauth::signed(console, "connect-csrf", c)).is_some_and(|h| h == link_hash(token))
+}
+
+fn link_hash(token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash_secret(token))
 }
 
 /// The creator's preset configuration (`configuration` of the session, per
@@ -148,7 +159,7 @@ pub async fn submit(State(console): State<Console>, Path(token): Path<String>, f
         Ok(row) => row,
         Err(r) => return r,
     };
-    if !form.get("_csrf").is_some_and(|c| crate::oauth::signed(&console, "connect-csrf", &hash_secret(&token), c)) {
+    if !csrf_ok(&console, &token, &form) {
         return (StatusCode::FORBIDDEN, "This form is out of date or came from another site; reload the page and send it again").into_response();
     }
     let Some(def) = form.get("element").filter(|k| row.elements.iter().any(|e| e == k)).and_then(|k| console.engine.catalog.get(k)).cloned() else {
@@ -316,7 +327,7 @@ pub async fn cancel(State(console): State<Console>, Path(token): Path<String>, f
         Ok(row) => row,
         Err(r) => return r,
     };
-    if !form.get("_csrf").is_some_and(|c| crate::oauth::signed(&console, "connect-csrf", &hash_secret(&token), c)) {
+    if !csrf_ok(&console, &token, &form) {
         return (StatusCode::FORBIDDEN, "This form is out of date or came from another site; reload the page and send it again").into_response();
     }
     let reason = "cancelled by the customer";

@@ -53,24 +53,19 @@ pub async fn page(State(console): State<Console>, user: User, Path(id): Path<i64
     }
 }
 
-/// Characters a path segment keeps as they are (RFC 3986 `pchar` less `%`, so
-/// a `%` typed is sent as `%25`, as typed).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'!').remove(b'$').remove(b'&').remove(b'\'')
-    .remove(b'(').remove(b')').remove(b'*').remove(b'+').remove(b',').remove(b';').remove(b'=').remove(b':').remove(b'@');
-
 /// The path and query as typed, encoded for the request line: each path segment
 /// percent-encoded, the query read as `name=value&…` (blanks and all, as a person
 /// types `where=status_id = 11`) and written again encoded.
-fn hub_target(path: &str, query: &str) -> String {
-    let path: Vec<String> = path.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect();
-    let path = path.join("/");
+fn hub_target(path: &str, query: &str) -> Result<String, String> {
+    let segments: Result<Vec<String>, _> =
+        path.split('/').map(|s| if s.is_empty() { Ok(String::new()) } else { switchyard_engine::segment::encode(s) }).collect();
+    let path = segments.map_err(|e| e.to_string())?.join("/");
     if query.is_empty() {
-        return path;
+        return Ok(path);
     }
     let pairs = query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")));
     let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-    format!("{path}?{encoded}")
+    Ok(format!("{path}?{encoded}"))
 }
 
 /// The explorer again, with the form as sent and why it was not run.
@@ -111,7 +106,10 @@ pub async fn try_it(State(console): State<Console>, user: User, Path(id): Path<i
             Err(e) => return refused(&console, &user, id, call, &format!("The body is not JSON: {e}")).await,
         }
     };
-    let target = hub_target(&path, &query);
+    let target = match hub_target(&path, &query) {
+        Ok(t) => t,
+        Err(e) => return refused(&console, &user, id, call, &e).await,
+    };
     let answer = console.api().call(&user.acting_as_instance(id), method, &target, body.as_ref()).await;
     let headers: Vec<Value> = answer
         .headers
@@ -137,9 +135,11 @@ mod tests {
 
     #[test]
     fn typed_paths_and_queries_are_encoded_for_the_request_line() {
-        assert_eq!(hub_target("/hubs/ecommerce/orders", "pageSize=5&where=status_id = 11"), "/hubs/ecommerce/orders?pageSize=5&where=status_id+%3D+11");
-        assert_eq!(hub_target("/hubs/crm/contacts/ä b", ""), "/hubs/crm/contacts/%C3%A4%20b");
-        assert_eq!(hub_target("/hubs/crm/contacts", "where=email='a&b'"), "/hubs/crm/contacts?where=email%3D%27a&b%27=");
-        assert!(axum::http::Uri::try_from(hub_target("/hubs/x/y\u{7f}", "q=\u{1}")).is_ok());
+        let target = |p: &str, q: &str| hub_target(p, q).unwrap();
+        assert_eq!(target("/hubs/ecommerce/orders", "pageSize=5&where=status_id = 11"), "/hubs/ecommerce/orders?pageSize=5&where=status_id+%3D+11");
+        assert_eq!(target("/hubs/crm/contacts/ä b", ""), "/hubs/crm/contacts/%C3%A4%20b");
+        assert_eq!(target("/hubs/crm/contacts", "where=email='a&b'"), "/hubs/crm/contacts?where=email%3D%27a&b%27=");
+        assert!(axum::http::Uri::try_from(target("/hubs/x/y\u{7f}", "q=\u{1}")).is_ok());
+        assert!(hub_target("/hubs/x/a\u{0}b", "").is_err());
     }
 }

@@ -57,6 +57,8 @@ struct Inner {
     api: Api,
     templates: minijinja::Environment<'static>,
     connect_csp: HeaderValue,
+    /// Some origins may frame the Connect page (`X-Frame-Options` is left off there).
+    connect_framable: bool,
 }
 
 impl std::ops::Deref for Console {
@@ -106,7 +108,8 @@ impl Console {
         };
         let connect_csp = CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {ancestors}"));
         let connect_csp = HeaderValue::from_str(&connect_csp).unwrap_or_else(|_| HeaderValue::from_static(CSP));
-        Console(Arc::new(Inner { app, api: Api::new(api), templates, connect_csp }))
+        let connect_framable = !options.connect_frame_ancestors.is_empty();
+        Console(Arc::new(Inner { app, api: Api::new(api), templates, connect_csp, connect_framable }))
     }
 
     pub(crate) fn api(&self) -> &Api {
@@ -222,7 +225,7 @@ async fn security_headers(State(console): State<Console>, request: Request, next
     let headers = response.headers_mut();
     let csp = if connect { console.0.connect_csp.clone() } else { HeaderValue::from_static(CSP) };
     headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    if !connect || console.0.connect_csp.to_str().is_ok_and(|c| c.contains("frame-ancestors 'none'")) {
+    if !(connect && console.0.connect_framable) {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -4,18 +4,16 @@
 //! a Connect session). `{public URL}/connect/oauth/callback` is the one redirect URI to
 //! register in the vendor app.
 //!
-//! `state` is `<random>.<HMAC>`: signed with the server's key, so a made-up one
-//! is refused before the database is asked, and single use, as the row it names
-//! is deleted when it is read. The row keeps what the form said (configuration
+//! `state` is a random value signed with the server's key ([`sign`]), so a
+//! made-up one is refused before the database is asked, and single use, as the
+//! row it names is deleted when it is read. The row keeps what the form said (configuration
 //! included, sealed by the vault) for ten minutes.
 
 use std::collections::BTreeMap;
 
 use axum::http::{Method, StatusCode};
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use switchyard_engine::page_token;
 use switchyard_engine::secret::{hash_secret, new_secret};
 use switchyard_events::now_ms;
 use switchyard_server::ActingAs;
@@ -64,20 +62,15 @@ pub(crate) struct Sealed {
     pub connect_token: Option<String>,
 }
 
-/// HMAC-SHA256 of `purpose` and `data` under the server's key, base64url:
-/// tokens of one purpose are never valid for another.
-pub(crate) fn sign(console: &Console, purpose: &str, data: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&console.engine.paging_key).expect("HMAC takes any key length");
-    mac.update(purpose.as_bytes());
-    mac.update(b":");
-    mac.update(data);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+/// `data` signed for `purpose` with the server's key (`switchyard_engine::page_token`,
+/// which the list tokens use too): a token of one purpose is never valid for another.
+pub(crate) fn sign(console: &Console, purpose: &str, data: &str) -> String {
+    page_token::encode(&console.engine.paging_key, purpose, &data)
 }
 
-/// Whether `given` is [`sign`]'s answer (constant time).
-pub(crate) fn signed(console: &Console, purpose: &str, data: &[u8], given: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    bool::from(sign(console, purpose, data).as_bytes().ct_eq(given.as_bytes()))
+/// What a token of [`sign`] carries, if it is one this server made for `purpose`.
+pub(crate) fn signed(console: &Console, purpose: &str, token: &str) -> Option<String> {
+    page_token::decode(&console.engine.paging_key, purpose, token)
 }
 
 /// The redirect URI every OAuth round trip of this server uses.
@@ -110,7 +103,7 @@ pub async fn start(
     pending.configuration.insert("oauth.callback.url".into(), callback.clone());
 
     let random = new_secret();
-    let state = format!("{random}.{}", sign(console, "oauth-state", random.as_bytes()));
+    let state = sign(console, "oauth-state", &random);
     let state_hash = hash_secret(&random);
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("apiKey", &api_key)

@@ -2,8 +2,9 @@
 //! for a single-use link (`{public URL}/connect/{token}`) that lets one of its
 //! customers connect one instance of the listed elements without any platform
 //! secret. Only the token's SHA-256 is stored; the signature key and the preset
-//! configuration are sealed with the vault, bound to the session by
-//! [`connect_session_aad`], and never answered.
+//! configuration (a JSON object per element key) are sealed with the vault,
+//! bound to the session by `switchyard_store::connect_session_aad`, and never
+//! answered.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchyard_store::{ConnectSessionRow, NewConnectSession};
+use switchyard_events::now_ms;
+use switchyard_store::{connect_session_aad, ConnectSessionRow, NewConnectSession};
 use switchyard_vault::KeyRing;
 use utoipa::ToSchema;
 
@@ -28,14 +30,6 @@ const MAX_TAGS: usize = 20;
 const MAX_TEXT: usize = 200;
 const MAX_SIGNATURE_KEY: usize = 512;
 
-/// The associated data binding a session's sealed signature key and preset
-/// configuration to the session (`token_hash` is the SHA-256 of its URL token):
-/// open them with `vault.decrypt_str(blob, &connect_session_aad(&row_token_hash))`.
-/// The signature key is sealed as its text; the configuration as a JSON object of
-/// strings.
-pub fn connect_session_aad(token_hash: &[u8]) -> Vec<u8> {
-    switchyard_store::connect_session_aad(token_hash)
-}
 
 /// The body of `POST /connect/sessions`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,10 +107,6 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 fn iso(ms: i64) -> String {
     switchyard_events::iso_ms(ms)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn view(row: ConnectSessionRow, now: i64) -> ConnectSessionView {

@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchyard_engine::outbound::OutboundPolicy;
 use switchyard_server::caller::hash_secret;
-use switchyard_server::connect::{connect_session_aad, CONNECT_SESSION_LIFETIME};
+use switchyard_server::connect::CONNECT_SESSION_LIFETIME;
+use switchyard_store::connect_session_aad;
 use switchyard_store::{NewConnectSession, Store};
 use switchyard_vault::Vault;
 

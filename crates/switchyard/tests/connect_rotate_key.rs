@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 use switchyard_server::caller::hash_secret;
-use switchyard_server::connect::connect_session_aad;
+use switchyard_store::connect_session_aad;
 
 mod common;
 
