@@ -161,7 +161,11 @@ impl Platform {
         .await
     }
 
+    /// The instance's vendor calls so far, every call already made included (the
+    /// log is written in the background: without the flush, a call just made may
+    /// not be counted yet, and `last_vendor_query` would read it as the next one).
     async fn log_len(&self, id: i64) -> usize {
+        self.engine.call_log.flush().await;
         self.platform(Method::GET, &format!("/instances/{id}/logs?pageSize=500"), None).await.ok().as_array().unwrap().len()
     }
 }
