@@ -1,6 +1,8 @@
 //! Who is calling: `Authorization: User <secret>, Organization <secret>[, Element <token>]`,
 //! or, for platform calls without that header, the console's session cookie (`session`).
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -77,10 +79,10 @@ pub fn parse_authorization(header: &str) -> Option<Credentials> {
 /// Fresh secrets and their lookup hashes (see `switchyard_engine::secret`).
 pub use switchyard_engine::secret::{hash_secret, new_secret};
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         if let Some(acting) = parts.extensions.get::<ActingAs>() {
             let mut caller = Caller::from_stored(acting.caller.clone(), None);
             caller.acting_instance = acting.instance_id;

@@ -7,6 +7,7 @@
 //! answered.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -186,7 +187,7 @@ fn check_configuration(state: &AppState, elements: &[String], configuration: &BT
 #[utoipa::path(post, path = "/connect/sessions", operation_id = "createConnectSession", tag = "connect", request_body = ConnectSessionBody,
     responses((status = 201, description = "Created; the token is shown only here", body = ConnectSessionCreated), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<ConnectSessionBody>,
 ) -> Result<(StatusCode, Json<ConnectSessionCreated>), ApiError> {
@@ -269,7 +270,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/connect/sessions/{id}", operation_id = "getConnectSession", tag = "connect",
     params(("id" = i64, Path, description = "Connect session id")),
     responses((status = 200, description = "The session's outcome so far (no token, no secrets)", body = ConnectSessionView), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such session in the caller's organization", body = crate::error::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<ConnectSessionView>, ApiError> {
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<ConnectSessionView>, ApiError> {
     let row = state
         .engine
         .store

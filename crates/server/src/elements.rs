@@ -1,5 +1,7 @@
 //! `GET /elements`, `/elements/{keyOrId}`, `/elements/{keyOrId}/metadata`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
@@ -70,14 +72,14 @@ pub(crate) fn find<'a>(state: &'a AppState, key_or_id: &str) -> Result<&'a Eleme
 
 #[utoipa::path(get, path = "/elements", operation_id = "listElements", tag = "elements",
     responses((status = 200, description = "Every element: id, key, name, hub, description, active, authentication", body = Vec<Object>), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<Value> {
     Json(state.engine.catalog.iter().map(|d| summary(d)).collect())
 }
 
 #[utoipa::path(get, path = "/elements/{keyOrId}", operation_id = "getElement", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, description = "The element with its configuration parameters, setup guides (`setup`: `[{key, steps, link}]`, how to find each credential at the vendor) and hub resources", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(key_or_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -87,7 +89,7 @@ pub async fn get(
 #[utoipa::path(get, path = "/elements/{keyOrId}/metadata", operation_id = "getElementMetadata", tag = "elements", params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, description = "Events, bulk and paging support", body = Object), (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn metadata(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(key_or_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -107,7 +109,7 @@ pub async fn metadata(
     responses((status = 200, description = "OpenAPI 3.0 document of the element's hub resources and record models, and of the objects the organization's transformations map for it (`/hubs/{hub}/{objectName}`, schema `common.{objectName}`)", body = Object),
         (status = 400, description = "`{keyOrId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn docs(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(key_or_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -120,7 +122,7 @@ pub async fn docs(
     responses((status = 200, description = "OpenAPI 3.0 of the instance's hub API: its element's resources and the objects transformations map for it (its own and its organization's)", body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn instance_docs(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn instance_docs(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let row = state.engine.store.instance(caller.organization_id, id).await?.ok_or_else(|| ApiError::not_found(format!("No instance {id}")))?;
     let def = state.engine.element_of(&row)?;
     Ok(Json(state.engine.element_docs(caller.organization_id, &def, Some(&row)).await?))

@@ -4,6 +4,8 @@
 //! Every read is scoped by the caller's organization in the store: another
 //! organization's event or instance is a 404, like a missing one.
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -117,7 +119,7 @@ async fn list(state: &AppState, caller: &Caller, instance_id: Option<i64>, query
 /// `GET /instances/events`: the organization's events, newest first.
 #[utoipa::path(get, path = "/instances/events", operation_id = "listEvents", tag = "events", params(("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200, at most 500"), ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token")),
     responses((status = 200, description = "Events, newest first: id, eventDate, status, providerData, notifiedData, delivery", body = Vec<Object>), (status = 400, description = "page or pageSize not a whole number from 1, or a bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn list_all(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn list_all(State(state): State<Arc<AppState>>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     list(&state, &caller, None, query).await
 }
 
@@ -125,7 +127,7 @@ pub async fn list_all(State(state): State<AppState>, caller: Caller, RawQuery(qu
 #[utoipa::path(get, path = "/instances/{id}/events", operation_id = "listInstanceEvents", tag = "events", params(("id" = i64, Path), ("page" = Option<u64>, Query), ("pageSize" = Option<u64>, Query, description = "Default 200, at most 500"), ("nextPage" = Option<String>, Query, description = "The token of the previous page's Elements-Next-Page-Token")),
     responses((status = 200, description = "The instance's events, newest first", body = Vec<Object>), (status = 400, description = "page or pageSize not a whole number from 1, or a bad or forged page token", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn list_instance(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
@@ -141,7 +143,7 @@ async fn one(state: &AppState, caller: &Caller, instance_id: Option<i64>, event_
 /// `GET /instances/events/{eventId}`.
 #[utoipa::path(get, path = "/instances/events/{eventId}", operation_id = "getEvent", tag = "events", params(("eventId" = String, Path)),
     responses((status = 200, description = "One event", body = Object), (status = 400, description = "`{eventId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
     one(&state, &caller, None, &event_id).await
 }
 
@@ -149,7 +151,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(event_id): 
 #[utoipa::path(get, path = "/instances/{id}/events/{eventId}", operation_id = "getInstanceEvent", tag = "events", params(("id" = i64, Path), ("eventId" = String, Path)),
     responses((status = 200, description = "One event of the instance", body = Object), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn get_for_instance(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, event_id)): Path<(i64, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -160,7 +162,7 @@ pub async fn get_for_instance(
 /// full set of attempts, and lifts a 410 stop on the instance's callback.
 #[utoipa::path(post, path = "/instances/events/{eventId}/redeliver", operation_id = "redeliverEvent", tag = "events", params(("eventId" = String, Path)),
     responses((status = 200, description = "Queued again; the event as the log shows it", body = Object), (status = 400, description = "`{eventId}` is not UTF-8 once percent-decoded", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn redeliver(State(state): State<Arc<AppState>>, caller: Caller, Path(event_id): Path<String>) -> Result<Json<Value>, ApiError> {
     if !state.engine.store.redeliver_event(caller.organization_id, &event_id, switchyard_events::now_ms()).await? {
         return Err(ApiError::not_found("No such event"));
     }
@@ -170,7 +172,7 @@ pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(event
 /// `POST /instances/{id}/events/redeliver`: every undelivered event of the instance.
 #[utoipa::path(post, path = "/instances/{id}/events/redeliver", operation_id = "redeliverInstanceEvents", tag = "events", params(("id" = i64, Path)),
     responses((status = 200, description = "`{instanceId, redelivered}`: how many were queued again", body = Object), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such event or instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn redeliver_instance(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn redeliver_instance(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     match state.engine.store.redeliver_instance(caller.organization_id, id, switchyard_events::now_ms()).await? {
         Some(n) => Ok(Json(json!({"instanceId": id, "redelivered": n}))),
         None => Err(ApiError::not_found("No such instance")),

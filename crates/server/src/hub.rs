@@ -58,7 +58,7 @@ fn hub_and_path(uri: &Uri) -> Result<(String, String), ApiError> {
         (status = 502, description = "The vendor failed; its status and words in providerMessage", body = crate::error::ErrorBody),
         (status = 504, description = "The vendor did not answer in time", body = crate::error::ErrorBody)))]
 pub async fn call(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     method: Method,
     uri: Uri,

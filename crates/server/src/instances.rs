@@ -5,6 +5,7 @@
 //! call.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -224,7 +225,7 @@ fn find_element<'a>(state: &'a AppState, r: &ElementRef) -> Result<&'a ElementDe
 #[utoipa::path(post, path = "/instances", operation_id = "createInstance", tag = "instances", request_body = InstanceBody,
     responses((status = 200, description = "Created; the token is shown only here", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such element", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
 ) -> Result<Json<InstanceView>, ApiError> {
@@ -237,7 +238,7 @@ pub async fn create(
     params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such element", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn create_for_element(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(key_or_id): Path<String>,
     JsonBody(body): JsonBody<InstanceBody>,
@@ -497,7 +498,7 @@ pub enum InstanceListAnswer {
     params(("tags[]" = Option<Vec<String>>, Query, description = "Only instances with every tag given")),
     responses((status = 200, description = "The organization's instances, an array; with an `Element` token in Authorization, that instance alone, one object", body = InstanceListAnswer), (status = 401, description = "Missing or wrong credentials, or an `Element` token naming no instance of the organization", body = crate::error::ErrorBody)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<InstanceListAnswer>, ApiError> {
@@ -519,14 +520,14 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/instances/{id}", operation_id = "getInstance", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     Ok(Json(instance_view(&state, &caller, &row).await?))
 }
 
 #[utoipa::path(delete, path = "/instances/{id}", operation_id = "deleteInstance", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, description = "Deleted; its token stops working at once"), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     // No other node registers or checks the hooks meanwhile.
     let _hooks_held = webhooks::hold(&state.engine, row.id).await?;
@@ -552,7 +553,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
 #[utoipa::path(get, path = "/instances/{id}/configuration", operation_id = "getInstanceConfiguration", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<ConfigurationView>), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
 pub async fn configuration(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
@@ -562,7 +563,7 @@ pub async fn configuration(
 /// `GET /instances/configuration` for the instance named by the `Element` token.
 #[utoipa::path(get, path = "/instances/configuration", operation_id = "getCurrentInstanceConfiguration", tag = "instances",
     responses((status = 200, description = "The configuration of the instance the `Element` token names", body = Vec<ConfigurationView>), (status = 400, description = "No `Element` token in Authorization", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn configuration_current(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
+pub async fn configuration_current(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<ConfigurationView>>, ApiError> {
     configuration_of(&state, &caller, None).await
 }
 
@@ -581,7 +582,7 @@ async fn configuration_of(state: &AppState, caller: &Caller, id: Option<i64>) ->
     responses((status = 200, description = "`{\"id\", \"token\"}`: the new token, shown only here", body = Object),
         (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn issue_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn issue_token(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     let token = crate::new_secret();
     if !state.engine.store.set_instance_token(caller.organization_id, row.id, &hash_secret(&token)).await? {
@@ -593,17 +594,17 @@ pub async fn issue_token(State(state): State<AppState>, caller: Caller, Path(id)
 
 #[utoipa::path(put, path = "/instances/{id}/enabled", operation_id = "enableInstance", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
+pub async fn enable(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, false).await
 }
 
 #[utoipa::path(delete, path = "/instances/{id}/enabled", operation_id = "disableInstance", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, description = "Disabled: hub calls answer 403", body = InstanceView), (status = 400, description = "`{id}` is not a whole number", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody)))]
-pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
+pub async fn disable(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<InstanceView>, ApiError> {
     set_disabled(state, caller, id, true).await
 }
 
-async fn set_disabled(state: AppState, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
+async fn set_disabled(state: Arc<AppState>, caller: Caller, id: i64, disabled: bool) -> Result<Json<InstanceView>, ApiError> {
     let row = owned(&state, &caller, Some(id)).await?;
     state.engine.store.set_disabled(caller.organization_id, row.id, disabled).await?;
     state.engine.instances.forget_instance(row.id);
@@ -624,7 +625,7 @@ enum UpdateMode {
 #[utoipa::path(put, path = "/instances/{id}", operation_id = "replaceInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
     responses((status = 200, description = "Replaced; `********` keeps a stored secret", body = InstanceView), (status = 400, description = "Bad input (or `{id}` not a whole number); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn put(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<InstanceBody>,
@@ -635,7 +636,7 @@ pub async fn put(
 #[utoipa::path(patch, path = "/instances/{id}", operation_id = "updateInstance", tag = "instances", request_body = InstanceBody, params(("id" = i64, Path)),
     responses((status = 200, description = "Merged: name and tags replaced, configuration merged", body = InstanceView), (status = 400, description = "Bad input (or `{id}` not a whole number); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<InstanceBody>,
@@ -647,7 +648,7 @@ pub async fn patch(
 #[utoipa::path(put, path = "/instances", operation_id = "replaceCurrentInstance", tag = "instances", request_body = InstanceBody,
     responses((status = 200, description = "Replaces the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn put_current(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
 ) -> Result<Json<InstanceView>, ApiError> {
@@ -658,7 +659,7 @@ pub async fn put_current(
 #[utoipa::path(patch, path = "/instances", operation_id = "updateCurrentInstance", tag = "instances", request_body = InstanceBody,
     responses((status = 200, description = "Merges into the instance the `Element` token names", body = InstanceView), (status = 400, description = "Bad input; nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch_current(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<InstanceBody>,
 ) -> Result<Json<InstanceView>, ApiError> {
@@ -860,7 +861,7 @@ pub struct ConfigurationValueBody {
     params(("id" = i64, Path), ("configId" = i64, Path)),
     responses((status = 200, body = ConfigurationView), (status = 400, description = "Bad input (or `{id}`, `{configId}` not whole numbers); nothing was written", body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = crate::error::ErrorBody), (status = 415, description = "The body is not sent as Content-Type: application/json", body = crate::error::ErrorBody)))]
 pub async fn patch_configuration(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, config_id)): Path<(i64, i64)>,
     JsonBody(body): JsonBody<ConfigurationValueBody>,

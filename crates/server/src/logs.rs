@@ -1,6 +1,8 @@
 //! `GET /instances/{id}/logs`: the instance's vendor calls, newest first, paged like
 //! hub lists (`pageSize`, `page`, `nextPage`, `Elements-Next-Page-Token`).
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +38,7 @@ fn decode_cursor(key: &[u8], instance: i64, text: &str) -> Option<i64> {
     responses((status = 200, description = "Vendor calls, newest first: method, path, query parameter names, status, duration, retries; never bodies or secrets", body = Vec<Object>),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,

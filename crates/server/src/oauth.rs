@@ -2,6 +2,8 @@
 //! element. The code exchange and token refreshes are the engine's
 //! (`switchyard_engine::oauth`).
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -26,7 +28,7 @@ use crate::{ApiError, AppState};
     responses((status = 200, description = "`{\"oauthUrl\", \"element\"}`", body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn url(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path(key_or_id): Path<String>,
     RawQuery(query): RawQuery,

@@ -5,6 +5,8 @@
 //! routes, the caller and the answers' framing. Accounts do not exist in
 //! Switchyard: `/accounts/...` is a 400 saying so.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -26,7 +28,7 @@ type ErrorBody = crate::error::ErrorBody;
     responses((status = 200, description = "The names of the objects the instance's element offers (nested resources named by their hub path without `{…}` segments, joined by `-`: `orders-shipments`)", body = Vec<String>),
         (status = 401, description = "No `Element` token, or one of no instance of the organization", body = ErrorBody),
         (status = 403, description = "The instance is disabled", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<String>>, ApiError> {
+pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<String>>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
     Ok(Json(state.engine.instance_objects(&open, None).await?))
 }
@@ -36,7 +38,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     responses((status = 200, description = "As GET /objects", body = Vec<String>),
         (status = 401, body = ErrorBody), (status = 403, description = "The instance is disabled", body = ErrorBody),
         (status = 404, description = "The instance's element serves another hub", body = ErrorBody)))]
-pub async fn list_in_hub(State(state): State<AppState>, caller: Caller, Path(hub): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
+pub async fn list_in_hub(State(state): State<Arc<AppState>>, caller: Caller, Path(hub): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
     Ok(Json(state.engine.instance_objects(&open, Some(&hub)).await?))
 }
@@ -46,7 +48,7 @@ pub async fn list_in_hub(State(state): State<AppState>, caller: Caller, Path(hub
     responses((status = 200, description = "`{\"fields\": [{vendorPath, type, vendorNativeType?, mask?, vendorReadOnly, vendorRequired, createable, updateable, filterable}]}`; the last three are the strings \"true\"/\"false\"", body = Object),
         (status = 401, body = ErrorBody), (status = 403, description = "The instance is disabled", body = ErrorBody),
         (status = 404, description = "No such object", body = ErrorBody)))]
-pub async fn metadata(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn metadata(State(state): State<Arc<AppState>>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let open = crate::hub::open_instance(&state, &caller).await?;
     Ok(Json(state.engine.instance_object_metadata(&open, None, &name).await?))
 }
@@ -57,7 +59,7 @@ pub async fn metadata(State(state): State<AppState>, caller: Caller, Path(name):
         (status = 401, body = ErrorBody), (status = 403, description = "The instance is disabled", body = ErrorBody),
         (status = 404, description = "No such object, or another hub", body = ErrorBody)))]
 pub async fn metadata_in_hub(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((hub, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -69,7 +71,7 @@ pub async fn metadata_in_hub(
     params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, description = "The names of the element's objects", body = Vec<String>),
         (status = 401, body = ErrorBody), (status = 404, description = "No such element", body = ErrorBody)))]
-pub async fn element_list(State(state): State<AppState>, _caller: Caller, Path(key_or_id): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
+pub async fn element_list(State(state): State<Arc<AppState>>, _caller: Caller, Path(key_or_id): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
     Ok(Json(switchyard_elements::object_names(crate::elements::find(&state, &key_or_id)?)))
 }
 
@@ -78,7 +80,7 @@ pub async fn element_list(State(state): State<AppState>, _caller: Caller, Path(k
     responses((status = 200, description = "As GET /objects/{objectName}/metadata, from the element alone", body = Object),
         (status = 401, body = ErrorBody), (status = 404, description = "No such element or object", body = ErrorBody)))]
 pub async fn element_metadata(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     _caller: Caller,
     Path((key_or_id, name)): Path<(String, String)>,
 ) -> Result<Json<ObjectMetadata>, ApiError> {
@@ -121,7 +123,7 @@ async fn replace_at(state: &AppState, caller: &Caller, scope: DefinitionScope, n
 #[utoipa::path(get, path = "/organizations/objects/definitions", operation_id = "listOrganizationDefinitions", tag = "objects",
     responses((status = 200, description = "The organization's common resources, keyed by name (`{\"myContact\": {\"fields\": [{\"path\", \"type\"}]}}`), with `\"level\": \"organization\"` beside them", body = Object),
         (status = 401, body = ErrorBody)))]
-pub async fn org_list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn org_list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     list_at(&state, &caller, ORG).await
 }
 
@@ -131,13 +133,13 @@ pub async fn org_list(State(state): State<AppState>, caller: Caller) -> Result<J
         (status = 400, description = "Bad input; nothing was created", body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 409, description = "A name exists; nothing was created", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
-pub async fn org_create_many(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<Map<String, Value>>) -> Result<Json<Value>, ApiError> {
+pub async fn org_create_many(State(state): State<Arc<AppState>>, caller: Caller, JsonBody(body): JsonBody<Map<String, Value>>) -> Result<Json<Value>, ApiError> {
     create_many_at(&state, &caller, ORG, &body).await
 }
 
 #[utoipa::path(delete, path = "/organizations/objects/definitions", operation_id = "deleteOrganizationDefinitions", tag = "objects",
     responses((status = 200, description = "Every organization-level common resource deleted (instance-level ones stay)"), (status = 401, body = ErrorBody)))]
-pub async fn org_delete_all(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+pub async fn org_delete_all(State(state): State<Arc<AppState>>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.engine.delete_definitions(caller.organization_id, ORG).await?;
     Ok(StatusCode::OK)
 }
@@ -146,7 +148,7 @@ pub async fn org_delete_all(State(state): State<AppState>, caller: Caller) -> Re
     params(("objectName" = String, Path, description = "The common resource's name")),
     responses((status = 200, description = "`{\"fields\": [{\"path\", \"type\"}], \"level\": \"organization\"}`", body = Object),
         (status = 401, body = ErrorBody), (status = 404, description = "No such common resource (or another organization's)", body = ErrorBody)))]
-pub async fn org_get(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn org_get(State(state): State<Arc<AppState>>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     get_at(&state, &caller, ORG, &name).await
 }
 
@@ -157,7 +159,7 @@ pub async fn org_get(State(state): State<AppState>, caller: Caller, Path(name): 
         (status = 401, body = ErrorBody), (status = 409, description = "The name exists", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn org_create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -171,7 +173,7 @@ pub async fn org_create(
     responses((status = 200, description = "Replaced", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such common resource", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn org_replace(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -182,7 +184,7 @@ pub async fn org_replace(
 #[utoipa::path(delete, path = "/organizations/objects/{objectName}/definitions", operation_id = "deleteOrganizationDefinition", tag = "objects",
     params(("objectName" = String, Path, description = "The common resource's name")),
     responses((status = 200, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, description = "No such common resource", body = ErrorBody)))]
-pub async fn org_delete(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn org_delete(State(state): State<Arc<AppState>>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state.engine.delete_definition(caller.organization_id, ORG, &name).await?;
     Ok(StatusCode::OK)
 }
@@ -191,7 +193,7 @@ pub async fn org_delete(State(state): State<AppState>, caller: Caller, Path(name
     params(("id" = i64, Path)),
     responses((status = 200, description = "The instance's common resources, keyed by name, with `\"level\": \"instance\"`", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = ErrorBody)))]
-pub async fn instance_list(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn instance_list(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     list_at(&state, &caller, DefinitionScope::Instance(id)).await
 }
 
@@ -202,7 +204,7 @@ pub async fn instance_list(State(state): State<AppState>, caller: Caller, Path(i
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance", body = ErrorBody),
         (status = 409, description = "A name exists at this instance; nothing was created", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn instance_create_many(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -214,7 +216,7 @@ pub async fn instance_create_many(
     params(("id" = i64, Path)),
     responses((status = 200, description = "Every common resource of the instance deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody)))]
-pub async fn instance_delete_all(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn instance_delete_all(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     state.engine.delete_definitions(caller.organization_id, DefinitionScope::Instance(id)).await?;
     Ok(StatusCode::OK)
 }
@@ -223,7 +225,7 @@ pub async fn instance_delete_all(State(state): State<AppState>, caller: Caller, 
     params(("id" = i64, Path), ("objectName" = String, Path)),
     responses((status = 200, description = "`{\"fields\": [...], \"level\": \"instance\"}`", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance or common resource", body = ErrorBody)))]
-pub async fn instance_get(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn instance_get(State(state): State<Arc<AppState>>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<Json<Value>, ApiError> {
     get_at(&state, &caller, DefinitionScope::Instance(id), &name).await
 }
 
@@ -234,7 +236,7 @@ pub async fn instance_get(State(state): State<AppState>, caller: Caller, Path((i
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance", body = ErrorBody),
         (status = 409, description = "The name exists at this instance", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn instance_create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, name)): Path<(i64, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -248,7 +250,7 @@ pub async fn instance_create(
     responses((status = 200, description = "Replaced", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such instance or common resource", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn instance_replace(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, name)): Path<(i64, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -260,7 +262,7 @@ pub async fn instance_replace(
     params(("id" = i64, Path), ("objectName" = String, Path)),
     responses((status = 200, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such instance or common resource", body = ErrorBody)))]
-pub async fn instance_delete(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<StatusCode, ApiError> {
+pub async fn instance_delete(State(state): State<Arc<AppState>>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<StatusCode, ApiError> {
     state.engine.delete_definition(caller.organization_id, DefinitionScope::Instance(id), &name).await?;
     Ok(StatusCode::OK)
 }

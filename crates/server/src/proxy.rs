@@ -3,6 +3,8 @@
 //! call log as hub calls. The vendor's status, body and headers come back as they
 //! are, less hop-by-hop and credential headers.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
@@ -54,7 +56,7 @@ fn vendor_path(raw: &str) -> Result<String, ApiError> {
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 502, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn call(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     method: Method,
     uri: Uri,

@@ -1,6 +1,8 @@
 //! `GET /elements/api-v1/ui/getSecrets`: a logged-in user reads back the user and
 //! organization secrets, as Cloud Elements' console shows them (see `session`).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, StatusCode};
@@ -17,7 +19,7 @@ use crate::{ApiError, AppState};
 /// "<organization secret>"}` for the logged-in user (or a header caller). 409 for
 /// a secret made before secrets were kept sealed: only its hash exists, and the
 /// answer names the `reset-secret` command that makes a readable one.
-pub async fn get_secrets(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn get_secrets(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     let sealed = state
         .engine
         .store

@@ -14,6 +14,7 @@
 //! `_csrf`), else 403.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
@@ -195,7 +196,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// email or password (one answer for both); 429 after [`MAX_FAILURES_PER_MINUTE`];
 /// 403 for a browser's form posted from another origin.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     uri: axum::http::Uri,
@@ -272,7 +273,7 @@ fn logged_out(state: &AppState) -> Response {
 
 /// `GET /elements/j_spring_security_logout`: ends the cookie's session (if any)
 /// and clears the cookie; always 200.
-pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout_get(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     for token in cookie_tokens(&headers) {
         state.engine.store.end_session(&hash_secret(&token)).await?;
     }
@@ -291,7 +292,7 @@ pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap) -> Re
     responses((status = 200, description = "Logged out (also when there was no session)", body = Object),
         (status = 403, description = "A live session without X-Requested-With or its CSRF token", body = crate::ErrorBody)),
     security(()))]
-pub async fn logout_post(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn logout_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let field = url::form_urlencoded::parse(&body).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());
     for token in cookie_tokens(&headers) {
         let token_hash = hash_secret(&token);

@@ -4,6 +4,8 @@
 //! stores and applies them (`switchyard_engine::transformations`); here are the
 //! routes and the caller.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -31,7 +33,7 @@ async fn instance_scope(state: &AppState, caller: &Caller, id: i64) -> Result<Tr
     params(("keyOrId" = String, Path, description = "Element key or id")),
     responses((status = 200, description = "The organization's transformations for the element, keyed by object name", body = Object),
         (status = 401, body = ErrorBody), (status = 404, description = "No such element", body = ErrorBody)))]
-pub async fn org_list(State(state): State<AppState>, caller: Caller, Path(key_or_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn org_list(State(state): State<Arc<AppState>>, caller: Caller, Path(key_or_id): Path<String>) -> Result<Json<Value>, ApiError> {
     let scope = element_scope(&state, &key_or_id)?;
     Ok(Json(state.engine.transformations_json(caller.organization_id, &scope).await?))
 }
@@ -40,7 +42,7 @@ pub async fn org_list(State(state): State<AppState>, caller: Caller, Path(key_or
     params(("keyOrId" = String, Path, description = "Element key or id"), ("objectName" = String, Path, description = "The transformed object's name")),
     responses((status = 200, description = "`{\"level\", \"objectName\", \"vendorName\", \"fields\": [{\"path\", \"type\", \"vendorPath\", ...}], \"configuration\"}`", body = Object),
         (status = 401, body = ErrorBody), (status = 404, description = "No such element or transformation", body = ErrorBody)))]
-pub async fn org_get(State(state): State<AppState>, caller: Caller, Path((key_or_id, name)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn org_get(State(state): State<Arc<AppState>>, caller: Caller, Path((key_or_id, name)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     let scope = element_scope(&state, &key_or_id)?;
     Ok(Json(state.engine.transformation_json(caller.organization_id, &scope, &name).await?))
 }
@@ -53,7 +55,7 @@ pub async fn org_get(State(state): State<AppState>, caller: Caller, Path((key_or
         (status = 401, body = ErrorBody), (status = 404, description = "No such element", body = ErrorBody),
         (status = 409, description = "The element has a transformation of this object", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn org_create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((key_or_id, name)): Path<(String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -68,7 +70,7 @@ pub async fn org_create(
     responses((status = 200, description = "Replaced", body = Object), (status = 400, description = "Bad input; nothing was stored", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, description = "No such element or transformation", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn org_replace(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((key_or_id, name)): Path<(String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -80,7 +82,7 @@ pub async fn org_replace(
 #[utoipa::path(delete, path = "/organizations/elements/{keyOrId}/transformations/{objectName}", operation_id = "deleteElementTransformation", tag = "transformations",
     params(("keyOrId" = String, Path, description = "Element key or id"), ("objectName" = String, Path)),
     responses((status = 200, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, description = "No such element or transformation", body = ErrorBody)))]
-pub async fn org_delete(State(state): State<AppState>, caller: Caller, Path((key_or_id, name)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn org_delete(State(state): State<Arc<AppState>>, caller: Caller, Path((key_or_id, name)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     let scope = element_scope(&state, &key_or_id)?;
     state.engine.delete_transformation(caller.organization_id, &scope, &name).await?;
     Ok(StatusCode::OK)
@@ -90,7 +92,7 @@ pub async fn org_delete(State(state): State<AppState>, caller: Caller, Path((key
     params(("id" = i64, Path)),
     responses((status = 200, description = "The instance's own transformations, keyed by object name (the organization's for its element are at /organizations/elements/{keyOrId}/transformations)", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "No such instance (or another organization's)", body = ErrorBody)))]
-pub async fn instance_list(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn instance_list(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let scope = instance_scope(&state, &caller, id).await?;
     Ok(Json(state.engine.transformations_json(caller.organization_id, &scope).await?))
 }
@@ -99,7 +101,7 @@ pub async fn instance_list(State(state): State<AppState>, caller: Caller, Path(i
     params(("id" = i64, Path)),
     responses((status = 200, description = "Every transformation of the instance deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody)))]
-pub async fn instance_delete_all(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+pub async fn instance_delete_all(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let scope = instance_scope(&state, &caller, id).await?;
     state.engine.delete_transformations(caller.organization_id, &scope).await?;
     Ok(StatusCode::OK)
@@ -109,7 +111,7 @@ pub async fn instance_delete_all(State(state): State<AppState>, caller: Caller, 
     params(("id" = i64, Path), ("objectName" = String, Path)),
     responses((status = 200, description = "The instance's own transformation of the object", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance or transformation", body = ErrorBody)))]
-pub async fn instance_get(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn instance_get(State(state): State<Arc<AppState>>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<Json<Value>, ApiError> {
     let scope = instance_scope(&state, &caller, id).await?;
     Ok(Json(state.engine.transformation_json(caller.organization_id, &scope, &name).await?))
 }
@@ -121,7 +123,7 @@ pub async fn instance_get(State(state): State<AppState>, caller: Caller, Path((i
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance", body = ErrorBody),
         (status = 409, description = "The instance has a transformation of this object", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn instance_create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, name)): Path<(i64, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -136,7 +138,7 @@ pub async fn instance_create(
     responses((status = 200, description = "Replaced", body = Object), (status = 400, description = "Bad input; nothing was stored", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, description = "No such instance or transformation", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn instance_replace(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, name)): Path<(i64, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -149,7 +151,7 @@ pub async fn instance_replace(
     params(("id" = i64, Path), ("objectName" = String, Path)),
     responses((status = 200, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "No such instance or transformation", body = ErrorBody)))]
-pub async fn instance_delete(State(state): State<AppState>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<StatusCode, ApiError> {
+pub async fn instance_delete(State(state): State<Arc<AppState>>, caller: Caller, Path((id, name)): Path<(i64, String)>) -> Result<StatusCode, ApiError> {
     let scope = instance_scope(&state, &caller, id).await?;
     state.engine.delete_transformation(caller.organization_id, &scope, &name).await?;
     Ok(StatusCode::OK)

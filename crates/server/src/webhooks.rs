@@ -52,7 +52,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
         (status = 413, description = "A body over 256 KiB, declared or sent", body = crate::error::ErrorBody),
         (status = 503, description = "Not stored; the vendor should call again", body = crate::error::ErrorBody)))]
 pub async fn ingest(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((element_key, instance_key)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Body,

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""How much of a hub hop's CPU is the HTTP stack's own (issue 11): the BigCommerce
+simulator's `orders/{id}` through nginx (a plain keep-alive reverse proxy), through the
+bare proxies of `crates/server/examples/bare_hop.rs` (hyper's server and client alone,
+hyper's server with reqwest's client, and axum + reqwest), doing nothing but forward, and through a Switchyard hub.
+Each is driven by wrk in turn (as ../shared/bench/hop_cost.py does); the figure is the
+hop process's CPU time (utime + stime from /proc) per request, and its req/s.
+
+Usage: hop_floor.py BIN BARE_HOP [--seconds 5] [--rounds 3] [--conns 1,32]
+  BIN       target/release/switchyard
+  BARE_HOP  target/release/examples/bare_hop
+            (cargo build --release -p switchyard-server --example bare_hop)
+Needs nginx and wrk (apt-get install -y nginx-light wrk). Loopback only.
+"""
+import argparse, base64, json, os, re, shutil, subprocess, sys, tempfile, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hop_callgrind import free_port, wait_port, read_json  # noqa: E402
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, headers, seconds, conns):
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    if "Non-2xx" in out:
+        sys.exit(f"{url} answered non-2xx:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin"); ap.add_argument("bare_hop")
+    ap.add_argument("--seconds", type=int, default=5); ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conns", default="1,32")
+    a = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install -y nginx-light wrk")
+    tmp = tempfile.mkdtemp(prefix="hopfloor-")
+    env = dict(os.environ, SWITCHYARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
+               SWITCHYARD_OUTBOUND_ALLOW="127.0.0.0/8", SWITCHYARD_LOG="warn")
+    procs = []
+    try:
+        p_sim = subprocess.Popen([os.path.abspath(a.bin), "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(p_sim)
+        sb = read_json(p_sim)["bigcommerce"]
+        m = re.match(r"(http://127\.0\.0\.1:(\d+))(/.*)", sb["storeUrl"])
+        sim_origin, sim_port, store_path = m.group(1), int(m.group(2)), m.group(3)
+        basic = {"Authorization": "Basic " + base64.b64encode(f"{sb['username']}:{sb['apiToken']}".encode()).decode()}
+
+        hops = {}
+        port = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        open(conf, "w").write(f"""worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err warn;
+events {{ worker_connections 1024; }}
+http {{ access_log off; upstream sim {{ server 127.0.0.1:{sim_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://sim; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Host $host; proxy_buffering off; }} }} }}""")
+        p = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p); hops["nginx"] = (p, f"http://127.0.0.1:{port}{store_path}/orders/150", basic)
+        for stack in ("hyper", "hyper-reqwest", "axum"):
+            port = free_port()
+            p = subprocess.Popen([a.bare_hop, "--listen", f"127.0.0.1:{port}", "--upstream", sim_origin, "--stack", stack],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(p); hops[f"bare {stack}"] = (p, f"http://127.0.0.1:{port}{store_path}/orders/150", basic)
+
+        db = "sqlite://" + os.path.join(tmp, "sy.db")
+        init = subprocess.run([a.bin, "init", "--json", "--database", db], env=env, cwd=tmp, capture_output=True, text=True)
+        auth = [json.loads(l) for l in init.stdout.splitlines() if l.startswith("{")][0]["authorization"]
+        port = free_port()
+        p = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{port}", "--database", db], env=env, cwd=tmp,
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "serve.log"), "w"))
+        procs.append(p)
+        for _, url, _ in hops.values():
+            assert wait_port(int(url.split(":")[2].split("/")[0])), f"{url} never opened"
+        assert wait_port(port)
+        body = json.dumps({"element": {"key": "bigcommerce"}, "name": "floor", "configuration": {
+            "username": sb["username"], "password": sb["apiToken"], "store.url": sb["storeUrl"]}}).encode()
+        rq = urllib.request.Request(f"http://127.0.0.1:{port}/elements/api-v2/instances", data=body, method="POST",
+                                    headers={"Authorization": auth, "Content-Type": "application/json"})
+        tok = json.load(urllib.request.urlopen(rq, timeout=60))["token"]
+        hops["switchyard"] = (p, f"http://127.0.0.1:{port}/elements/api-v2/hubs/ecommerce/orders/150", {"Authorization": f"{auth}, Element {tok}"})
+
+        results = {}
+        for _ in range(a.rounds):
+            for conns in [int(c) for c in a.conns.split(",")]:
+                for name, (proc, url, headers) in hops.items():
+                    before = cpu_seconds(proc.pid)
+                    rps, total = wrk(url, headers, a.seconds, conns)
+                    cpu_us = 1e6 * (cpu_seconds(proc.pid) - before) / max(total, 1)
+                    results.setdefault((conns, name), []).append((rps, cpu_us))
+        median = lambda xs: sorted(xs)[len(xs) // 2]
+        print(f"orders/{{id}}, {a.rounds} rounds of {a.seconds} s, medians")
+        print("| clients | hop | req/s | CPU µs/req | CPU ÷ nginx | req/s ÷ nginx |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for conns in [int(c) for c in a.conns.split(",")]:
+            ng_rps = median([r for r, _ in results[(conns, "nginx")]])
+            ng_cpu = median([c for _, c in results[(conns, "nginx")]])
+            for name in hops:
+                rps = median([r for r, _ in results[(conns, name)]])
+                cpu = median([c for _, c in results[(conns, name)]])
+                print(f"| {conns} | {name} | {rps:,.0f} | {cpu:.0f} | {cpu / ng_cpu:.2f}x | {rps / ng_rps:.2f} |")
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
