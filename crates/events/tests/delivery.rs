@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -437,4 +438,103 @@ async fn a_retry_goes_out_when_due_not_at_the_next_idle_poll() {
     .await;
     assert_eq!(receiver.count(), 2);
     let _ = stop.send(());
+}
+
+/// A worker that dies with a delivery in flight (its task dropped, as by kill -9)
+/// leaves the job claimed; another worker takes it once the claim's lease
+/// (`DeliverySettings::lease`: twice the timeout plus 5 s) has run out, not before.
+#[tokio::test]
+async fn a_claim_left_by_a_dead_worker_is_taken_again_when_its_lease_ends() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    receiver.hold(1);
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let ids = queue(&s, &instance, 1).await;
+    // A 1 s timeout: a lease of 7 s, and a second for the test to stop the first
+    // worker while its request hangs, before that request could time out.
+    let settings = DeliverySettings { timeout: Duration::from_secs(1), ..settings(10, 9) };
+    let lease = settings.lease();
+    let first = tokio::spawn({
+        let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings.clone());
+        async move { worker.run_once().await }
+    });
+    until(Duration::from_secs(10), "the first worker's request arrived", || receiver.count() == 1).await;
+    let claimed_at = receiver.requests()[0].at;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled(), "the first worker was stopped mid-request");
+
+    let stop = run(&Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings));
+    until(lease + Duration::from_secs(10), "the job delivered by the second worker", || receiver.count() == 2).await;
+    let taken_after = receiver.requests()[1].at - claimed_at;
+    assert!(taken_after >= lease - Duration::from_secs(1), "taken again {taken_after:?} after the claim, within its lease of {lease:?}");
+    until_async(Duration::from_secs(10), "the delivery recorded", || async {
+        delivery(&s, &ids[0]).await.delivery_state == "delivered"
+    })
+    .await;
+    let _ = stop.send(());
+}
+
+/// Hand-written records by `(object, id)`, as the hub would read them.
+#[derive(Clone, Default)]
+struct Records {
+    records: Arc<Mutex<Vec<(&'static str, &'static str, Value)>>>,
+    reads: Arc<Mutex<Vec<String>>>,
+}
+
+impl switchyard_events::HubLister for Records {
+    fn list_page<'a>(&'a self, _: &'a InstanceRow, _: &'a str, _: &'a [(String, String)]) -> switchyard_events::BoxFutureHub<'a> {
+        Box::pin(async { Ok(Default::default()) })
+    }
+
+    fn get_record<'a>(
+        &'a self,
+        _org: i64,
+        _instance: i64,
+        object: &'a str,
+        id: &'a str,
+    ) -> switchyard_events::BoxFuture<'a, Result<Option<Value>, switchyard_events::HubError>> {
+        self.reads.lock().unwrap().push(format!("{object}/{id}"));
+        let found = self.records.lock().unwrap().iter().find(|(o, i, _)| *o == object && *i == id).map(|(_, _, r)| r.clone());
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// A vendor webhook's event (stored `RECEIVED`, its payload thin) goes out with
+/// the record read through the hub as `raw`; a polled event (`NEW`) already
+/// carries its record and goes out as stored, without a read.
+#[tokio::test]
+async fn webhook_events_are_enriched_through_the_hub_and_polled_ones_are_not() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    let hub = Records::default();
+    hub.records.lock().unwrap().push(("orders", "7", json!({"id": 7, "status": "Shipped"})));
+    let event = |status: &str, raw: Value| NewEvent {
+        event_id: new_event_id(),
+        organization_id: instance.organization_id,
+        instance_id: instance.id,
+        element_key: instance.element_key.clone(),
+        source: if status == "RECEIVED" { "webhook" } else { "polling" }.into(),
+        status: status.into(),
+        event_date: switchyard_events::iso_ms(now_ms()),
+        provider_data: "{}".into(),
+        notified_data: json!([notified_event("UPDATED", "orders", "7", "2025-01-01T00:00:00.000Z")]).to_string(),
+        raw: raw.to_string(),
+    };
+    let webhook = event("RECEIVED", json!({"scope": "store/order/updated", "data": {"id": 7}}));
+    let polled = event("NEW", json!({"id": 7, "status": "Pending", "objectType": "orders"}));
+    s.ctx.store.insert_events(&[webhook.clone()], now_ms()).await.unwrap();
+    s.ctx.store.insert_events(&[polled.clone()], now_ms()).await.unwrap();
+
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9)).enriching_with(Arc::new(hub.clone()));
+    assert_eq!(worker.run_once().await.unwrap(), 2);
+    let raw_of = |event_id: &str| {
+        let sent = receiver.requests().into_iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap());
+        sent.into_iter().find(|b| b["message"]["eventId"] == event_id).unwrap_or_else(|| panic!("{event_id} not sent"))["message"]["raw"].clone()
+    };
+    assert_eq!(raw_of(&webhook.event_id), json!({"id": 7, "status": "Shipped", "objectType": "orders"}));
+    assert_eq!(raw_of(&polled.event_id), json!({"id": 7, "status": "Pending", "objectType": "orders"}));
+    assert_eq!(*hub.reads.lock().unwrap(), ["orders/7"], "one read, for the webhook's event only");
 }

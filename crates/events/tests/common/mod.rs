@@ -91,6 +91,9 @@ pub struct Receiver {
     pub script: Arc<Mutex<VecDeque<Answer>>>,
     /// Answer to give once the script is used up.
     pub then: Arc<Mutex<u16>>,
+    /// Requests to leave unanswered (the connection held open for ever) before
+    /// answering any, as a receiver that hangs.
+    pub hold: Arc<Mutex<usize>>,
 }
 
 impl Receiver {
@@ -106,10 +109,22 @@ impl Receiver {
     pub fn script(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().cloned());
     }
+    pub fn hold(&self, requests: usize) {
+        *self.hold.lock().unwrap() = requests;
+    }
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
     r.seen.lock().unwrap().push(Received { at: Instant::now(), headers, body });
+    let held = {
+        let mut hold = r.hold.lock().unwrap();
+        let held = *hold > 0;
+        *hold = hold.saturating_sub(1);
+        held
+    };
+    if held {
+        std::future::pending::<()>().await;
+    }
     let then = match *r.then.lock().unwrap() {
         0 => 200,
         status => status,
