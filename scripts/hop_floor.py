@@ -10,9 +10,12 @@ Usage: hop_floor.py BIN BARE_HOP [--seconds 5] [--rounds 3] [--conns 1,32]
   BIN       target/release/switchyard
   BARE_HOP  target/release/examples/bare_hop
             (cargo build --release -p switchyard-server --example bare_hop)
+nginx is configured as ../shared/bench/hop_cost.py configures it (one worker, nginx's
+default of 1,000 requests per keep-alive connection; no master process here, so its CPU
+is one process's), so its figures compare with that script's; the Rust hops run tokio's default two workers on two cores.
 Needs nginx and wrk (apt-get install -y nginx-light wrk). Loopback only.
 """
-import argparse, base64, json, os, re, shutil, subprocess, sys, tempfile, urllib.request
+import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hop_callgrind import free_port, wait_port, read_json  # noqa: E402
@@ -28,9 +31,10 @@ def wrk(url, headers, seconds, conns):
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
-    if "Non-2xx" in out:
-        sys.exit(f"{url} answered non-2xx:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), int(re.search(r"(\d+) requests in", out).group(1))
+    rps, total = re.search(r"Requests/sec:\s+([\d.]+)", out), re.search(r"(\d+) requests in", out)
+    if "Non-2xx" in out or "Socket errors" in out or not rps or not total:
+        sys.exit(f"wrk against {url} did not run cleanly:\n{out}")
+    return float(rps.group(1)), int(total.group(1))
 
 
 def main():
@@ -39,6 +43,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=5); ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", default="1,32")
     a = ap.parse_args()
+    a.bin, a.bare_hop = os.path.abspath(a.bin), os.path.abspath(a.bare_hop)
+    # `kill` or `timeout` end the run through the same clean-up as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install -y nginx-light wrk")
@@ -47,7 +54,7 @@ def main():
                SWITCHYARD_OUTBOUND_ALLOW="127.0.0.0/8", SWITCHYARD_LOG="warn")
     procs = []
     try:
-        p_sim = subprocess.Popen([os.path.abspath(a.bin), "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p_sim = subprocess.Popen([a.bin, "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         procs.append(p_sim)
         sb = read_json(p_sim)["bigcommerce"]
         m = re.match(r"(http://127\.0\.0\.1:(\d+))(/.*)", sb["storeUrl"])

@@ -8,6 +8,7 @@
 //! the key is released so the client can try again with it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -66,7 +67,7 @@ pub(crate) struct Attempt {
 /// still end in a stored answer (or a release), or repeats would meet a 409 until
 /// the lease ran out.
 pub(crate) async fn once<Fut>(
-    state: &AppState,
+    state: &Arc<AppState>,
     headers: &HeaderMap,
     request: Request<'_>,
     call: Fut,
@@ -112,7 +113,7 @@ struct Claim {
 
 /// Runs the claimed call and stores its answer (or releases the key if the vendor
 /// surely did not act).
-async fn run_and_store(state: AppState, claim: Claim, call: impl Future<Output = Attempt>) -> Result<Response, ApiError> {
+async fn run_and_store(state: Arc<AppState>, claim: Claim, call: impl Future<Output = Attempt>) -> Result<Response, ApiError> {
     let scope = IdempotencyScope { organization_id: claim.organization_id, instance_id: claim.instance_id, key: &claim.key };
     let Attempt { answer: outcome, reached } = call.await;
     if !reached {
