@@ -501,17 +501,19 @@ impl switchyard_events::HubLister for Records {
 }
 
 /// A vendor webhook's event (stored `RECEIVED`, its payload thin) goes out with
-/// the record read through the hub as `raw`; a polled event (`NEW`) already
-/// carries its record and goes out as stored, without a read.
+/// the record read through the hub as `raw`, and that record is kept for
+/// redeliveries; a polled event (`NEW`) already carries its record, and a deletion
+/// or an event without an object id has none to read: those go out as stored,
+/// without a read.
 #[tokio::test]
-async fn webhook_events_are_enriched_through_the_hub_and_polled_ones_are_not() {
+async fn webhook_events_are_enriched_through_the_hub_and_others_are_not() {
     let s = setup().await;
     let receiver = Receiver::default();
     let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
     let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
     let hub = Records::default();
     hub.records.lock().unwrap().push(("orders", "7", json!({"id": 7, "status": "Shipped"})));
-    let event = |status: &str, raw: Value| NewEvent {
+    let event = |status: &str, event_type: &str, id: &str, raw: Value| NewEvent {
         event_id: new_event_id(),
         organization_id: instance.organization_id,
         instance_id: instance.id,
@@ -520,21 +522,30 @@ async fn webhook_events_are_enriched_through_the_hub_and_polled_ones_are_not() {
         status: status.into(),
         event_date: switchyard_events::iso_ms(now_ms()),
         provider_data: "{}".into(),
-        notified_data: json!([notified_event("UPDATED", "orders", "7", "2025-01-01T00:00:00.000Z")]).to_string(),
+        notified_data: json!([notified_event(event_type, "orders", id, "2025-01-01T00:00:00.000Z")]).to_string(),
         raw: raw.to_string(),
     };
-    let webhook = event("RECEIVED", json!({"scope": "store/order/updated", "data": {"id": 7}}));
-    let polled = event("NEW", json!({"id": 7, "status": "Pending", "objectType": "orders"}));
-    s.ctx.store.insert_events(&[webhook.clone()], now_ms()).await.unwrap();
-    s.ctx.store.insert_events(&[polled.clone()], now_ms()).await.unwrap();
+    let thin = json!({"scope": "store/order/updated", "data": {"id": 7}});
+    let webhook = event("RECEIVED", "UPDATED", "7", thin.clone());
+    let polled = event("NEW", "UPDATED", "7", json!({"id": 7, "status": "Pending", "objectType": "orders"}));
+    let deleted = event("RECEIVED", "DELETED", "7", json!({"scope": "store/order/deleted", "data": {"id": 7}}));
+    let no_id = event("RECEIVED", "UPDATED", "", thin.clone());
+    for e in [&webhook, &polled, &deleted, &no_id] {
+        s.ctx.store.insert_events(std::slice::from_ref(e), now_ms()).await.unwrap();
+    }
 
     let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9)).enriching_with(Arc::new(hub.clone()));
-    assert_eq!(worker.run_once().await.unwrap(), 2);
+    assert_eq!(worker.run_once().await.unwrap(), 4);
     let raw_of = |event_id: &str| {
         let sent = receiver.requests().into_iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap());
         sent.into_iter().find(|b| b["message"]["eventId"] == event_id).unwrap_or_else(|| panic!("{event_id} not sent"))["message"]["raw"].clone()
     };
-    assert_eq!(raw_of(&webhook.event_id), json!({"id": 7, "status": "Shipped", "objectType": "orders"}));
+    let shipped = json!({"id": 7, "status": "Shipped", "objectType": "orders"});
+    assert_eq!(raw_of(&webhook.event_id), shipped);
     assert_eq!(raw_of(&polled.event_id), json!({"id": 7, "status": "Pending", "objectType": "orders"}));
-    assert_eq!(*hub.reads.lock().unwrap(), ["orders/7"], "one read, for the webhook's event only");
+    assert_eq!(raw_of(&deleted.event_id), json!({"scope": "store/order/deleted", "data": {"id": 7}}));
+    assert_eq!(raw_of(&no_id.event_id), thin);
+    assert_eq!(*hub.reads.lock().unwrap(), ["orders/7"], "one read, for the webhook's update only");
+    let kept: Value = serde_json::from_str(&delivery(&s, &webhook.event_id).await.raw).unwrap();
+    assert_eq!(kept, shipped, "the record read is what a redelivery sends");
 }
