@@ -144,11 +144,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: Router, limits: Co
     let mut conn = pin!(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
     let mut closing = false;
     // The watchdog looks when the current state's limit would pass, and at least
-    // every `header_read_timeout`: a head that begins after a look cannot reach its
-    // limit before the next one, and an answer that ends starts an idle limit longer
-    // than that. So neither the socket nor the service ever wakes it; a wake on
-    // every request cost a cross-thread notification each (issue 11: ~45 µs a call).
-    let every = limits.header_read_timeout;
+    // every `every`, the shorter of the two limits: a head that begins after a look
+    // cannot reach its limit before the next look, nor can an idle spell that begins
+    // after it. So neither the socket nor the service ever wakes it; a wake on every
+    // request cost a cross-thread notification each (issue 11: ~45 µs a call).
+    let every = limits.header_read_timeout.min(limits.idle_timeout).max(Duration::from_millis(1));
     let mut watchdog = pin!(tokio::time::sleep(every));
     loop {
         tokio::select! {
