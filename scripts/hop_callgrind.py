@@ -46,6 +46,35 @@ def read_json(p, t=30):
     return None
 
 
+def hop_env():
+    """The environment every hop script runs Switchyard with: a fresh master key,
+    loopback vendors allowed, quiet logs."""
+    return dict(os.environ, SWITCHYARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
+                SWITCHYARD_OUTBOUND_ALLOW="127.0.0.0/8", SWITCHYARD_LOG="warn")
+
+
+def start_bigcommerce(bin_, env, tmp):
+    """`BIN sandbox --json` in `tmp`: (process, the BigCommerce sandbox's JSON, its
+    origin `http://127.0.0.1:PORT`, its port, the store's path, a Basic header)."""
+    p = subprocess.Popen([bin_, "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sb = read_json(p)["bigcommerce"]
+    m = re.match(r"(http://127\.0\.0\.1:(\d+))(/.*)", sb["storeUrl"])
+    basic = "Basic " + base64.b64encode(f"{sb['username']}:{sb['apiToken']}".encode()).decode()
+    return p, sb, m.group(1), int(m.group(2)), m.group(3), basic
+
+
+def nginx_conf(tmp, sim_port, port):
+    """nginx as ../shared/bench/hop_cost.py runs it (a plain keep-alive reverse proxy,
+    one worker), without a master process so that its CPU is one process's."""
+    conf = os.path.join(tmp, "nginx.conf")
+    open(conf, "w").write(f"""worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err warn;
+events {{ worker_connections 1024; }}
+http {{ access_log off; upstream sim {{ server 127.0.0.1:{sim_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://sim; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Host $host; proxy_buffering off; }} }} }}""")
+    return conf
+
+
 def drive(port, path, headers, n):
     """n GETs on one keep-alive connection; every answer must be 200."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -99,24 +128,13 @@ def main():
     a.keep = os.path.abspath(a.keep)
     os.makedirs(a.keep, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hopcg-")
-    env = dict(os.environ, SWITCHYARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
-               SWITCHYARD_OUTBOUND_ALLOW="127.0.0.0/8", SWITCHYARD_LOG="warn")
+    env = hop_env()
     procs = []
     try:
-        p_sim = subprocess.Popen([a.bin, "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p_sim, sb, _, sim_port, store_path, basic = start_bigcommerce(a.bin, env, tmp)
         procs.append(p_sim)
-        sb = read_json(p_sim)["bigcommerce"]
-        m = re.match(r"http://127\.0\.0\.1:(\d+)(/.*)", sb["storeUrl"])
-        sim_port, store_path = int(m.group(1)), m.group(2)
-        basic = "Basic " + base64.b64encode(f"{sb['username']}:{sb['apiToken']}".encode()).decode()
-
         ng_port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        open(conf, "w").write(f"""worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err warn;
-events {{ worker_connections 1024; }}
-http {{ access_log off; upstream sim {{ server 127.0.0.1:{sim_port}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{ng_port}; location / {{ proxy_pass http://sim; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host $host; proxy_buffering off; }} }} }}""")
+        conf = nginx_conf(tmp, sim_port, ng_port)
         ng_out = os.path.join(tmp, "cg.nginx")
         p_ng = subprocess.Popen(["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no", f"--callgrind-out-file={ng_out}", "nginx", "-c", conf, "-p", tmp],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -15,10 +15,10 @@ default of 1,000 requests per keep-alive connection; no master process here, so 
 is one process's), so its figures compare with that script's; the Rust hops run tokio's default two workers on two cores.
 Needs nginx and wrk (apt-get install -y nginx-light wrk). Loopback only.
 """
-import argparse, base64, json, os, re, shutil, signal, subprocess, sys, tempfile, urllib.request
+import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hop_callgrind import free_port, wait_port, read_json  # noqa: E402
+from hop_callgrind import free_port, hop_env, nginx_conf, start_bigcommerce, wait_port  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -50,25 +50,16 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install -y nginx-light wrk")
     tmp = tempfile.mkdtemp(prefix="hopfloor-")
-    env = dict(os.environ, SWITCHYARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
-               SWITCHYARD_OUTBOUND_ALLOW="127.0.0.0/8", SWITCHYARD_LOG="warn")
+    env = hop_env()
     procs = []
     try:
-        p_sim = subprocess.Popen([a.bin, "sandbox", "--json"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p_sim, sb, sim_origin, sim_port, store_path, basic = start_bigcommerce(a.bin, env, tmp)
         procs.append(p_sim)
-        sb = read_json(p_sim)["bigcommerce"]
-        m = re.match(r"(http://127\.0\.0\.1:(\d+))(/.*)", sb["storeUrl"])
-        sim_origin, sim_port, store_path = m.group(1), int(m.group(2)), m.group(3)
-        basic = {"Authorization": "Basic " + base64.b64encode(f"{sb['username']}:{sb['apiToken']}".encode()).decode()}
+        basic = {"Authorization": basic}
 
         hops = {}
         port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        open(conf, "w").write(f"""worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err warn;
-events {{ worker_connections 1024; }}
-http {{ access_log off; upstream sim {{ server 127.0.0.1:{sim_port}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://sim; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host $host; proxy_buffering off; }} }} }}""")
+        conf = nginx_conf(tmp, sim_port, port)
         p = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p); hops["nginx"] = (p, f"http://127.0.0.1:{port}{store_path}/orders/150", basic)
         for stack in ("hyper", "hyper-reqwest", "axum"):
