@@ -475,10 +475,10 @@ async fn a_claim_left_by_a_dead_worker_is_taken_again_when_its_lease_ends() {
     let _ = stop.send(());
 }
 
-/// Hand-written records by `(object, id)`, as the hub would read them.
+/// Hand-written records by `object/id`, as the hub would read them.
 #[derive(Clone, Default)]
 struct Records {
-    records: Arc<Mutex<Vec<(&'static str, &'static str, Value)>>>,
+    records: Arc<std::collections::HashMap<String, Value>>,
     reads: Arc<Mutex<Vec<String>>>,
 }
 
@@ -494,8 +494,9 @@ impl switchyard_events::HubLister for Records {
         object: &'a str,
         id: &'a str,
     ) -> switchyard_events::BoxFuture<'a, Result<Option<Value>, switchyard_events::HubError>> {
-        self.reads.lock().unwrap().push(format!("{object}/{id}"));
-        let found = self.records.lock().unwrap().iter().find(|(o, i, _)| *o == object && *i == id).map(|(_, _, r)| r.clone());
+        let key = format!("{object}/{id}");
+        let found = self.records.get(&key).cloned();
+        self.reads.lock().unwrap().push(key);
         Box::pin(async move { Ok(found) })
     }
 }
@@ -511,8 +512,7 @@ async fn webhook_events_are_enriched_through_the_hub_and_others_are_not() {
     let receiver = Receiver::default();
     let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
     let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
-    let hub = Records::default();
-    hub.records.lock().unwrap().push(("orders", "7", json!({"id": 7, "status": "Shipped"})));
+    let hub = Records { records: Arc::new([("orders/7".to_owned(), json!({"id": 7, "status": "Shipped"}))].into()), ..Default::default() };
     let event = |status: &str, event_type: &str, id: &str, raw: Value| NewEvent {
         event_id: new_event_id(),
         organization_id: instance.organization_id,
