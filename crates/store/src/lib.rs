@@ -243,7 +243,12 @@ impl Store {
 
     pub(crate) async fn begin(&self) -> Result<Tx<'static>> {
         Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            // IMMEDIATE: every transaction here writes, most after reading. A
+            // deferred one that read first cannot take the write lock once another
+            // connection has committed since its read (WAL: SQLITE_BUSY at once,
+            // busy_timeout never consulted), which surfaced as a rare 500 under
+            // concurrent writes. Taking the lock at BEGIN waits the busy_timeout instead.
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }

@@ -175,3 +175,32 @@ on_both! {
         assert_eq!(heard, changes::Change::Transformations(a));
     }
 }
+
+on_both! {
+    /// Transactions that read before they write do not fail when another
+    /// connection commits in between: with SQLite's deferred BEGIN such a
+    /// transaction got SQLITE_BUSY at once (WAL, the busy timeout never consulted),
+    /// seen as a rare 500 on `DELETE .../objects/{name}/definitions` in CI.
+    async fn deletes_that_read_first_survive_concurrent_writes(backend: Backend) {
+        let (_db, s, a, _, b, _) = two_orgs(backend).await;
+        let org = DefinitionScope::Organization;
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    let d = def(&format!("d{i}"), &[("id", "string")]);
+                    s.create_object_definitions(a, org, &[d]).await.unwrap();
+                }
+            })
+        };
+        let mut deletes = 0;
+        while !writer.is_finished() {
+            // A name b never defined: reads the transformations, deletes nothing.
+            let deleted = s.delete_definition_unused(b, None, "nothing").await.expect("a read-then-write transaction beside a writer");
+            assert_eq!(deleted, Ok(false));
+            deletes += 1;
+        }
+        writer.await.unwrap();
+        assert!(deletes > 0);
+    }
+}
