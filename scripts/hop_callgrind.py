@@ -75,6 +75,25 @@ http {{ access_log off; upstream sim {{ server 127.0.0.1:{sim_port}; keepalive 6
     return conf
 
 
+def start_switchyard(bin_, env, tmp, sb, wrap=()):
+    """`BIN init` then `BIN serve` on a fresh SQLite database in `tmp` (the command
+    prefixed by `wrap`, e.g. valgrind), and a BigCommerce instance on the sandbox
+    `sb`: (process, port, the hub caller's headers)."""
+    db = "sqlite://" + os.path.join(tmp, "sy.db")
+    init = subprocess.run([bin_, "init", "--json", "--database", db], env=env, cwd=tmp, capture_output=True, text=True)
+    auth = [json.loads(l) for l in init.stdout.splitlines() if l.startswith("{")][0]["authorization"]
+    port = free_port()
+    p = subprocess.Popen([*wrap, bin_, "serve", "--listen", f"127.0.0.1:{port}", "--database", db], env=env, cwd=tmp,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "serve.log"), "w"))
+    assert wait_port(port), f"serve on port {port} never opened"
+    body = json.dumps({"element": {"key": "bigcommerce"}, "name": "bench", "configuration": {
+        "username": sb["username"], "password": sb["apiToken"], "store.url": sb["storeUrl"]}}).encode()
+    rq = urllib.request.Request(f"http://127.0.0.1:{port}/elements/api-v2/instances", data=body, method="POST",
+                                headers={"Authorization": auth, "Content-Type": "application/json"})
+    tok = json.load(urllib.request.urlopen(rq, timeout=120))["token"]
+    return p, port, {"Authorization": f"{auth}, Element {tok}"}
+
+
 def drive(port, path, headers, n):
     """n GETs on one keep-alive connection; every answer must be 200."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -140,23 +159,12 @@ def main():
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p_ng)
 
-        db = "sqlite://" + os.path.join(tmp, "sy.db")
-        init = subprocess.run([a.bin, "init", "--json", "--database", db], env=env, cwd=tmp, capture_output=True, text=True)
-        auth = [json.loads(l) for l in init.stdout.splitlines() if l.startswith("{")][0]["authorization"]
-        sy_port = free_port()
-        sy_out = os.path.join(tmp, "cg.switchyard")
-        p_sy = subprocess.Popen(["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no", f"--callgrind-out-file={sy_out}", a.bin, "serve",
-                                 "--listen", f"127.0.0.1:{sy_port}", "--database", db],
-                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "serve.log"), "w"))
-        procs.append(p_sy)
-        for port in (sim_port, ng_port, sy_port):
+        for port in (sim_port, ng_port):
             assert wait_port(port), f"port {port} never opened"
-        body = json.dumps({"element": {"key": "bigcommerce"}, "name": "bench", "configuration": {
-            "username": sb["username"], "password": sb["apiToken"], "store.url": sb["storeUrl"]}}).encode()
-        rq = urllib.request.Request(f"http://127.0.0.1:{sy_port}/elements/api-v2/instances", data=body, method="POST",
-                                    headers={"Authorization": auth, "Content-Type": "application/json"})
-        tok = json.load(urllib.request.urlopen(rq, timeout=120))["token"]
-        elem = {"Authorization": f"{auth}, Element {tok}"}
+        sy_out = os.path.join(tmp, "cg.switchyard")
+        p_sy, sy_port, elem = start_switchyard(a.bin, env, tmp, sb, ["valgrind", "--tool=callgrind", "--compress-strings=no",
+                                                                    "--compress-pos=no", f"--callgrind-out-file={sy_out}"])
+        procs.append(p_sy)
         cases = [
             ("orders/{id}", f"{store_path}/orders/150", "/elements/api-v2/hubs/ecommerce/orders/150"),
             ("orders?50", f"{store_path}/orders?page=1&limit=50", "/elements/api-v2/hubs/ecommerce/orders?pageSize=50"),

@@ -15,10 +15,10 @@ default of 1,000 requests per keep-alive connection; no master process here, so 
 is one process's), so its figures compare with that script's; the Rust hops run tokio's default two workers on two cores.
 Needs nginx and wrk (apt-get install -y nginx-light wrk). Loopback only.
 """
-import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, urllib.request
+import argparse, os, re, shutil, signal, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hop_callgrind import free_port, hop_env, nginx_conf, start_bigcommerce, wait_port  # noqa: E402
+from hop_callgrind import free_port, hop_env, nginx_conf, start_bigcommerce, start_switchyard, wait_port  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -68,22 +68,11 @@ def main():
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(p); hops[f"bare {stack}"] = (p, f"http://127.0.0.1:{port}{store_path}/orders/150", basic)
 
-        db = "sqlite://" + os.path.join(tmp, "sy.db")
-        init = subprocess.run([a.bin, "init", "--json", "--database", db], env=env, cwd=tmp, capture_output=True, text=True)
-        auth = [json.loads(l) for l in init.stdout.splitlines() if l.startswith("{")][0]["authorization"]
-        port = free_port()
-        p = subprocess.Popen([a.bin, "serve", "--listen", f"127.0.0.1:{port}", "--database", db], env=env, cwd=tmp,
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "serve.log"), "w"))
-        procs.append(p)
         for _, url, _ in hops.values():
             assert wait_port(int(url.split(":")[2].split("/")[0])), f"{url} never opened"
-        assert wait_port(port)
-        body = json.dumps({"element": {"key": "bigcommerce"}, "name": "floor", "configuration": {
-            "username": sb["username"], "password": sb["apiToken"], "store.url": sb["storeUrl"]}}).encode()
-        rq = urllib.request.Request(f"http://127.0.0.1:{port}/elements/api-v2/instances", data=body, method="POST",
-                                    headers={"Authorization": auth, "Content-Type": "application/json"})
-        tok = json.load(urllib.request.urlopen(rq, timeout=60))["token"]
-        hops["switchyard"] = (p, f"http://127.0.0.1:{port}/elements/api-v2/hubs/ecommerce/orders/150", {"Authorization": f"{auth}, Element {tok}"})
+        p, port, elem = start_switchyard(a.bin, env, tmp, sb)
+        procs.append(p)
+        hops["switchyard"] = (p, f"http://127.0.0.1:{port}/elements/api-v2/hubs/ecommerce/orders/150", elem)
 
         results = {}
         for _ in range(a.rounds):
