@@ -141,7 +141,9 @@ pub struct PollerSettings {
     pub page_size: u32,
     /// Polls running at once; each instance polls at most once at a time.
     pub concurrency: usize,
-    /// Pages read per resource and poll at most (the rest waits for the next poll).
+    /// Pages read per resource and poll at most: a longer listing goes on at the
+    /// next poll where it stopped (kept in the database), and the mark moves only
+    /// once it was read to its end.
     pub max_pages: u32,
 }
 
@@ -337,6 +339,23 @@ fn id_text(v: &Value) -> Option<String> {
 }
 
 // ---- the poller ----
+
+/// Where a listing cut short by [`PollerSettings::max_pages`] goes on; kept with the
+/// mark (`event_poll_marks.resume`) as JSON.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Resume {
+    /// The hub's `nextPage` token of the first page not read.
+    next_page: Option<String>,
+    /// Epoch ms: the window's start the listing was asked with (its query is
+    /// rendered from it again).
+    since: i64,
+    /// Epoch ms: the latest update date read so far, capped at the clock (the next
+    /// mark).
+    latest: i64,
+    /// Epoch ms: when the listing began.
+    started: i64,
+}
 
 /// Polls instances on schedule. Cheap to clone.
 #[derive(Clone)]
@@ -579,11 +598,20 @@ impl Poller {
         let store = &self.inner.ctx.store;
         let settings = &self.inner.settings;
         let now = now_ms();
+        let position = store.poll_position(instance.id, &res.name, now).await?;
         // The mark never passes our clock: a record dated in the future (a vendor
         // clock ahead, or a zone read wrongly) would otherwise hide every change
         // until that time (it stays in the window, and is not announced twice).
-        let high_water = store.poll_mark(instance.id, &res.name, now).await?.min(now);
-        let since = high_water - settings.overlap.as_millis() as i64;
+        let high_water = position.high_water.min(now);
+        // A listing the last poll cut short goes on, with the window it began with.
+        let resumed = position.resume.as_deref().and_then(|text| serde_json::from_str::<Resume>(text).ok());
+        let mut listing = resumed.clone().unwrap_or(Resume {
+            next_page: None,
+            since: high_water - settings.overlap.as_millis() as i64,
+            latest: high_water,
+            started: now,
+        });
+        let since = listing.since;
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
         let mut query = Vec::with_capacity(res.query.len() + 2);
         for (k, v) in &res.query {
@@ -595,47 +623,54 @@ impl Poller {
         let seen: HashSet<String> = store.poll_seen_ids(instance.id, &res.name).await?.into_iter().collect();
 
         let mut candidates = Vec::new();
-        let mut new_high_water = high_water;
-        let mut next: Option<String> = None;
-        let mut truncated = false;
+        let mut unfinished = false;
         for page_number in 1..=settings.max_pages.max(1) {
             let mut q = query.clone();
-            if let Some(token) = next.take() {
+            if let Some(token) = listing.next_page.take() {
                 q.push(("nextPage".to_owned(), token));
             }
-            let page = self
-                .inner
-                .lister
-                .list_page(instance, &res.path, &q)
-                .await
-                .map_err(|source| EventsError::Hub { resource: res.name.clone(), source })?;
+            let page = match self.inner.lister.list_page(instance, &res.path, &q).await {
+                Ok(page) => page,
+                Err(source) => {
+                    // A position the vendor no longer takes (a cursor expired): the next
+                    // poll lists again from the mark; the pairs remembered keep it from
+                    // announcing twice. Vendor trouble (5xx, 429) keeps the position.
+                    if resumed.is_some() && page_number == 1 && (400..500).contains(&source.status) && source.status != 429 {
+                        tracing::warn!(instance = instance.id, resource = %res.name, error = %source, "an unfinished listing cannot go on; the next poll starts it again");
+                        store.commit_poll(instance.id, &res.name, high_water, None, since, &[], now).await?;
+                    }
+                    return Err(EventsError::Hub { resource: res.name.clone(), source });
+                }
+            };
             let mut vendor_records = page.vendor_records.into_iter();
             for record in page.records {
                 let vendor_record = vendor_records.next();
                 if let Some(c) = candidate(instance, res, account, (record, vendor_record), since, now, &seen) {
-                    new_high_water = new_high_water.max(c.updated_at.min(now));
+                    listing.latest = listing.latest.max(c.updated_at.min(now));
                     candidates.push(c);
                 }
             }
             match page.next_page {
                 Some(t) if page_number == settings.max_pages.max(1) => {
-                    tracing::warn!(instance = instance.id, resource = %res.name, "more changes than max_pages; the rest waits for the next poll");
-                    truncated = true;
-                    drop(t);
+                    tracing::info!(instance = instance.id, resource = %res.name, "more changes than max_pages; the next poll goes on from here");
+                    listing.next_page = Some(t);
+                    unfinished = true;
                 }
-                Some(t) => next = Some(t),
+                Some(t) => listing.next_page = Some(t),
                 None => break,
             }
         }
-        if truncated {
-            // Unread pages may hold older dates: keep the mark so the next poll reads them.
-            new_high_water = high_water;
+        if unfinished {
+            // Unread pages may hold older dates: the mark stays until they are read.
+            // (Strings and numbers always serialize; an empty text would only restart
+            // the listing from the mark.)
+            let resume = serde_json::to_string(&listing).unwrap_or_default();
+            return Ok(store.commit_poll(instance.id, &res.name, high_water, Some(&resume), since, &candidates, now).await?);
         }
-        if res.updated.is_none() {
-            // Without dates the mark follows the clock (the url's placeholder filters).
-            new_high_water = new_high_water.max(now);
-        }
-        Ok(store.commit_poll(instance.id, &res.name, new_high_water, since, &candidates, now).await?)
+        // Without dates the mark follows the clock (the url's placeholder filters):
+        // the time the listing began.
+        let mark = if res.updated.is_none() { listing.started.max(high_water) } else { listing.latest };
+        Ok(store.commit_poll(instance.id, &res.name, mark, None, since, &candidates, now).await?)
     }
 
     /// Runs the scheduler until `shutdown` completes. Polls run in their own tasks,
@@ -952,6 +987,41 @@ mod tests {
         assert_eq!(DateTime::parse_from_rfc2822(inner).unwrap(), since);
         let record = serde_json::json!({"id": 5, "date_modified": "Thu, 20 Apr 2017 11:32:05 +0000"});
         assert_eq!(orders.updated.as_ref().unwrap().read(&record, None), Some(since.timestamp_millis() + 5000));
+    }
+
+    /// `idField` is optional, `id` by default (crates/events/README.md).
+    #[test]
+    fn a_resource_without_id_field_reads_its_ids_from_id() {
+        let resources = parse_poller_configuration(r#"{"orders":{"url":"/hubs/ecommerce/orders"}}"#).unwrap();
+        assert_eq!(resources[0].id_field, "id");
+        assert!(resources[0].updated.is_none() && resources[0].created.is_none());
+    }
+
+    /// Numeric dates are epoch seconds below 10^11 (until the year 5138) and epoch
+    /// milliseconds from there (1973-03-03 on), as vendors write one or the other.
+    #[test]
+    fn numeric_dates_are_epoch_seconds_or_milliseconds_by_size() {
+        let field = DateField::new("modified", "yyyy-MM-dd", None).unwrap();
+        let read = |v: Value| field.read(&serde_json::json!({ "modified": v }), None);
+        assert_eq!(read(1_600_000_000.into()), Some(1_600_000_000_000));
+        assert_eq!(read(1_600_000_000_123_i64.into()), Some(1_600_000_000_123));
+        assert_eq!(read(99_999_999_999_i64.into()), Some(99_999_999_999_000));
+        assert_eq!(read(100_000_000_000_i64.into()), Some(100_000_000_000));
+        assert_eq!(read(0.into()), Some(0));
+        assert_eq!(read(1.5.into()), None, "a fraction is not an epoch");
+        assert_eq!(read(Value::Bool(true)), None);
+        assert_eq!(read("2020-01-02".into()), Some(1_577_923_200_000));
+    }
+
+    /// A record's id is a non-empty string or a number; anything else is no id.
+    #[test]
+    fn ids_are_non_empty_strings_or_numbers() {
+        let id = |v: Value| id_text(&v);
+        assert_eq!(id("A-1".into()), Some("A-1".to_owned()));
+        assert_eq!(id(42.into()), Some("42".to_owned()));
+        assert_eq!(id("".into()), None);
+        assert_eq!(id(Value::Null), None);
+        assert_eq!(id(serde_json::json!({"id": 1})), None);
     }
 
     #[test]

@@ -20,6 +20,10 @@ use switchyard_store::{EventQuery, InstanceRow};
 struct Vendor {
     records: Arc<Mutex<Vec<Value>>>,
     wheres: Arc<Mutex<Vec<String>>>,
+    /// Answers every `nextPage` with 400 (a cursor that expired), or a status of
+    /// its own to every list.
+    refuse_pages: Arc<Mutex<bool>>,
+    fail_with: Arc<Mutex<Option<u16>>>,
 }
 
 fn rfc2822(t: DateTime<Utc>) -> String {
@@ -49,8 +53,16 @@ impl HubLister for Vendor {
                 .and_then(|s| s.strip_suffix('\''))
                 .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
                 .ok_or(HubError { status: 400, message: format!("bad where {clause}") })?;
+            if let Some(status) = *self.fail_with.lock().unwrap() {
+                return Err(HubError { status, message: "the vendor failed".into() });
+            }
             let size: usize = get("pageSize").unwrap().parse().unwrap();
-            let offset: usize = get("nextPage").map(|t| t.parse().unwrap()).unwrap_or(0);
+            let bad_token = || HubError { status: 400, message: "bad nextPage".into() };
+            let offset: usize = match get("nextPage") {
+                Some(_) if *self.refuse_pages.lock().unwrap() => return Err(bad_token()),
+                Some(t) => t.parse().map_err(|_| bad_token())?,
+                None => 0,
+            };
             let matching: Vec<Value> = self
                 .records
                 .lock()
@@ -290,4 +302,140 @@ async fn a_configuration_saved_before_the_checks_stops_polling_visibly() {
     assert!(vendor.wheres.lock().unwrap().is_empty(), "nothing was polled");
     let _ = stop.send(());
     running.await.unwrap();
+}
+
+/// Turning events on starts the marks when the scheduler first opens the
+/// configuration, not at the first poll (a random point of the first interval): a
+/// change made in between is announced.
+#[tokio::test]
+async fn changes_from_when_events_were_turned_on_are_announced() {
+    let s = setup().await;
+    let instance = s
+        .instance(&[("event.notification.enabled", "true"), ("event.objects", "orders"), ("event.poller.refresh_interval", "1440")])
+        .await;
+    let vendor = Vendor::default();
+    // No overlap: the first poll looks exactly as far back as the mark.
+    let settings = PollerSettings { tick: Duration::from_millis(10), overlap: Duration::ZERO, ..Default::default() };
+    let p = Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(p.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    until_async(Duration::from_secs(10), "the instance on the schedule", || async {
+        s.ctx.store.poll_turns().await.unwrap().iter().any(|t| t.instance_id == instance.id)
+    })
+    .await;
+    let scheduled = Utc::now();
+    let _ = stop.send(());
+    running.await.unwrap();
+    // A change after events were turned on (BigCommerce dates are whole seconds),
+    // and the first poll after it.
+    let changed = DateTime::from_timestamp(scheduled.timestamp() + 1, 0).unwrap();
+    vendor.put(1, changed, changed);
+    until(Duration::from_secs(5), "the clock past the change", || Utc::now() > changed + chrono::Duration::milliseconds(100)).await;
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+    assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string())]);
+}
+
+/// A poll that stores events wakes the delivery worker: they go out at once, not at
+/// the worker's next look at the database (here a minute away).
+#[tokio::test]
+async fn a_poll_that_stores_events_wakes_the_idle_worker() {
+    use switchyard_engine::outbound::OutboundPolicy;
+    use switchyard_events::{Deliverer, DeliverySettings};
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s
+        .instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url), ("event.objects", "orders")])
+        .await;
+    let slow = DeliverySettings { idle_poll: Duration::from_secs(60), timeout: Duration::from_secs(5), ..Default::default() };
+    let deliverer = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), slow);
+    let vendor = Vendor::default();
+    let p = Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), PollerSettings::default(), Some(deliverer.waker()));
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0, "the first poll starts the mark");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(deliverer.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    for (n, id) in [(1, 1), (2, 2)] {
+        let now = Utc::now();
+        vendor.put(id, now, now);
+        assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+        until(Duration::from_secs(10), "the polled change delivered without waiting for the idle poll", || receiver.count() == n).await;
+        // The worker looks once more after writing the outcome, then idles: let it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = stop.send(());
+}
+
+/// A poller reading at most 2 pages of 3 per poll, with the default overlap.
+fn short_poller(s: &Setup, vendor: &Vendor) -> Poller {
+    let settings = PollerSettings { overlap: Duration::from_secs(60), page_size: 3, max_pages: 2, ..Default::default() };
+    Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None)
+}
+
+/// 14 changes inside the window, listed by id and dated newest first (so unread
+/// pages hold older dates than the pages read): five pages of three.
+fn backlog(vendor: &Vendor) {
+    let start = Utc::now() - chrono::Duration::seconds(40);
+    for id in 1..=14 {
+        let at = start - chrono::Duration::seconds(id);
+        vendor.put(id, at, at);
+    }
+}
+
+fn ids(events: &[(String, String)]) -> Vec<i64> {
+    let mut ids: Vec<i64> = events.iter().map(|(id, _)| id.parse().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+/// More changes than one poll reads (`max_pages`): the next polls go on where the
+/// last stopped, until the listing is read to its end, and every change is
+/// announced once. (Listing again from the top each time re-read the same first
+/// pages for ever: the rest was never announced.)
+#[tokio::test]
+async fn a_backlog_longer_than_one_poll_is_drained_by_the_next_polls() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let vendor = Vendor::default();
+    let p = short_poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0, "the first poll starts the mark");
+    backlog(&vendor);
+    let mut stored = Vec::new();
+    for _ in 0..4 {
+        stored.push(p.poll_instance(&instance).await.unwrap());
+    }
+    assert_eq!(stored, [6, 6, 2, 0], "pages 1-2, 3-4, 5, then nothing new");
+    assert_eq!(ids(&events(&s).await), (1..=14).collect::<Vec<_>>());
+}
+
+/// An unfinished listing survives vendor trouble (a 5xx keeps the position), and one
+/// the vendor no longer takes (a 4xx to its `nextPage`) starts again from the mark:
+/// every change still announced, once.
+#[tokio::test]
+async fn an_unfinished_listing_goes_on_after_vendor_trouble_or_starts_again() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let vendor = Vendor::default();
+    let p = short_poller(&s, &vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    backlog(&vendor);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 6);
+
+    *vendor.fail_with.lock().unwrap() = Some(503);
+    p.poll_instance(&instance).await.unwrap_err();
+    *vendor.fail_with.lock().unwrap() = None;
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 6, "on from page 3");
+
+    *vendor.refuse_pages.lock().unwrap() = true;
+    let err = p.poll_instance(&instance).await.unwrap_err().to_string();
+    assert!(err.contains("400"), "{err}");
+    *vendor.refuse_pages.lock().unwrap() = false;
+    // From the top: pages 1-4 were announced (nothing again), then page 5.
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 2);
+    assert_eq!(ids(&events(&s).await), (1..=14).collect::<Vec<_>>());
 }

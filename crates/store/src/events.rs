@@ -146,6 +146,16 @@ pub struct EventQuery {
     pub limit: i64,
 }
 
+/// Where polling one resource of an instance stands (see [`Store::poll_position`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PollPosition {
+    /// Epoch ms: records updated before it (less the overlap window) were announced.
+    pub high_water: i64,
+    /// The poller's own record of where an unfinished listing goes on (opaque
+    /// here); `None` when the last one was read to its end.
+    pub resume: Option<String>,
+}
+
 /// One polled record that may become an event: emitted only if its
 /// (object id, updated date) pair is new for the instance and resource.
 #[derive(Debug, Clone)]
@@ -692,6 +702,12 @@ impl Store {
     /// The high-water mark of one resource, starting it at `start` when there is none
     /// (events begin when polling begins, not with the vendor's history).
     pub async fn poll_mark(&self, instance_id: i64, resource: &str, start: i64) -> Result<i64> {
+        Ok(self.poll_position(instance_id, resource, start).await?.high_water)
+    }
+
+    /// The high-water mark of one resource (started at `start` when there is none,
+    /// as [`Store::poll_mark`]) and where an unfinished listing goes on.
+    pub async fn poll_position(&self, instance_id: i64, resource: &str, start: i64) -> Result<PollPosition> {
         Ok(on_pool!(self, |p, pg| {
             sqlx::query(
                 "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
@@ -703,7 +719,7 @@ impl Store {
             .bind(now())
             .execute(p)
             .await?;
-            sqlx::query_scalar("SELECT high_water FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
+            sqlx::query_as("SELECT high_water, resume FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
                 .bind(instance_id)
                 .bind(resource)
                 .fetch_one(p)
@@ -724,14 +740,17 @@ impl Store {
 
     /// Ends one poll in one transaction: records each candidate's (object id,
     /// updated date) pair and stores its event only when the pair is new, moves
-    /// the high-water mark forward, and forgets pairs older than `prune_before`.
-    /// Returns the number of events stored. Two pollers racing on the same
-    /// instance therefore emit each change once.
+    /// the high-water mark forward, keeps `resume` (where an unfinished listing
+    /// goes on; `None` once it was read to its end), and forgets pairs older than
+    /// `prune_before`. Returns the number of events stored. Two pollers racing on
+    /// the same instance therefore emit each change once.
+    #[allow(clippy::too_many_arguments)] // one poll's outcome, written together
     pub async fn commit_poll(
         &self,
         instance_id: i64,
         resource: &str,
         high_water: i64,
+        resume: Option<&str>,
         prune_before: i64,
         candidates: &[PollCandidate],
         due_at: i64,
@@ -740,14 +759,16 @@ impl Store {
         on_tx!(&mut tx, |c, pg| {
             let greatest = if pg { "GREATEST" } else { "MAX" };
             sqlx::query(&format!(
-                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
+                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (instance_id, resource) DO UPDATE
-                 SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at"
+                 SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at,
+                     resume = excluded.resume"
             ))
             .bind(instance_id)
             .bind(resource)
             .bind(high_water)
             .bind(now())
+            .bind(resume)
             .execute(&mut *c)
             .await?;
         });

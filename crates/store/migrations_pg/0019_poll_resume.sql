@@ -1,0 +1,3 @@
+-- Where a listing cut short by the poller's page limit goes on (PostgreSQL; see
+-- migrations/0019_poll_resume.sql).
+ALTER TABLE event_poll_marks ADD COLUMN resume TEXT;
