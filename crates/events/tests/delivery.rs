@@ -324,6 +324,34 @@ async fn health_messages_go_out_the_same_way() {
     assert_eq!(body["message"]["raw"]["valid"], false);
 }
 
+/// `INSTANCE_CREATED` (what a Connect session's creator waits for) goes to the
+/// callback URL whether or not events are on; without a callback URL nothing is queued.
+#[tokio::test]
+async fn instance_created_goes_to_the_callback_url_with_events_off() {
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let nowhere = s.instance(&[]).await;
+    let none = switchyard_events::notify_instance_created(&s.ctx, &nowhere, None).await.unwrap();
+    assert!(none.is_none(), "no callback URL: nothing queued");
+    let instance = s.instance(&[("event.notification.callback.url", &url)]).await;
+    assert!(!instance.events_enabled);
+    let id = switchyard_events::notify_instance_created(&s.ctx, &instance, None).await.unwrap().expect("queued");
+    let deliverer = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+    deliverer.run_once().await.unwrap();
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "only the instance with a callback URL is announced");
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["message"]["eventId"], id.as_str());
+    let e = &body["message"]["events"][0];
+    assert_eq!((e["eventType"].as_str(), e["objectType"].as_str()), (Some("INSTANCE_CREATED"), Some("instance")));
+    assert_eq!(e["objectId"], instance.id.to_string());
+    let raw = &body["message"]["raw"];
+    assert_eq!((raw["id"].as_i64(), raw["name"].as_str(), raw["valid"].as_bool()), (Some(instance.id), Some("shop"), Some(true)));
+    assert_eq!(raw["tags"], json!([]));
+    assert_eq!(delivery(&s, &id).await.status, "NOTIFIED");
+}
+
 #[tokio::test]
 async fn finished_events_leave_the_log_after_the_retention_and_pending_ones_stay() {
     use switchyard_events::retention::{prune_once, Retention};

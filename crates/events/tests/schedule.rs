@@ -74,16 +74,22 @@ async fn patch(s: &Setup, instance_id: i64, update: InstanceUpdate, values: &[(&
 async fn a_new_interval_takes_effect_when_told_and_when_swept() {
     let s = setup().await;
     let vendor = Vendor::default();
-    // A day: first due at a random point of the next 24 hours.
-    let told = s.instance(&polling("1440")).await;
+    // A day: first due at a random point of the next 24 hours. The told instance is
+    // not the first (id 1), so telling of another id cannot pass for it.
     let swept = s.instance(&polling("1440")).await;
+    let told = s.instance(&polling("1440")).await;
+    assert_ne!(told.id, 1);
     // Nothing tells this poller of writes: only its sweep finds them.
-    let (_quiet, stop_quiet, quiet_run) = start(&s, &vendor, Duration::from_millis(300));
+    let sweep = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let (_quiet, stop_quiet, quiet_run) = start(&s, &vendor, sweep);
     until_async(Duration::from_secs(20), "both instances on the schedule", || async {
         turn(&s, told.id).await.is_some() && turn(&s, swept.id).await.is_some()
     })
     .await;
     assert_eq!(turn(&s, swept.id).await.unwrap().interval_ms, 86_400_000);
+    // Sweeps come every period, not only in the first.
+    until(Duration::from_secs(5), "two sweep periods gone by", || started.elapsed() > 2 * sweep).await;
     // 0.01 minutes is below the shortest interval honoured: one second.
     patch(&s, swept.id, InstanceUpdate::default(), &[("event.poller.refresh_interval", "0.01")]).await;
     until_async(Duration::from_secs(20), "the sweep to find the new interval", || async {
@@ -107,6 +113,15 @@ async fn a_new_interval_takes_effect_when_told_and_when_swept() {
     })
     .await;
     until(Duration::from_secs(20), "polls of the told instance", || vendor.calls(told.id) >= 2).await;
+
+    // "Anything may have changed" (another node's announcements were missed): every
+    // configuration is opened again at the next tick, not at the sweep.
+    patch(&s, swept.id, InstanceUpdate::default(), &[("event.poller.refresh_interval", "0.05")]).await;
+    told_poller.schedule_waker().changed_all();
+    until_async(Duration::from_secs(20), "the poller to re-time every instance", || async {
+        turn(&s, swept.id).await.is_some_and(|t| t.interval_ms == 3_000)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -134,6 +149,28 @@ async fn a_disabled_or_deleted_instance_is_never_polled_again() {
     until(Duration::from_secs(30), "three more polls of the instance left on", || vendor.calls(stays.id) >= stays_before + 3).await;
     let after: Vec<usize> = [&disabled, &deleted, &events_off].iter().map(|i| vendor.calls(i.id)).collect();
     assert_eq!(after, before, "disabled, deleted, events off: no more polls");
+}
+
+/// A claimed turn opens the configuration: one that turned to vendor webhooks since
+/// the last look is not polled but taken off the schedule, though nothing told of
+/// the change and no sweep came.
+#[tokio::test]
+async fn a_claimed_turn_of_an_instance_turned_to_webhooks_is_not_polled() {
+    let s = setup().await;
+    let vendor = Vendor::default();
+    let instance = s.instance(&polling("0.01")).await;
+    let stays = s.instance(&polling("0.01")).await;
+    let (_p, _stop, _run) = start(&s, &vendor, Duration::from_secs(3600));
+    until(Duration::from_secs(20), "a first poll", || vendor.calls(instance.id) > 0).await;
+    patch(&s, instance.id, InstanceUpdate::default(), &[("event.vendor.type", "webhook")]).await;
+    until_async(Duration::from_secs(20), "its turn forgotten at its next claim", || async { turn(&s, instance.id).await.is_none() }).await;
+    // A poll claimed before the change may still be running: let it end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let polled = vendor.calls(instance.id);
+    // Two intervals on (the instance still polling is the clock), no poll of it.
+    let clock = vendor.calls(stays.id);
+    until(Duration::from_secs(20), "two more polls of the other instance", || vendor.calls(stays.id) >= clock + 2).await;
+    assert_eq!(vendor.calls(instance.id), polled, "webhook events: no polls");
 }
 
 #[tokio::test]

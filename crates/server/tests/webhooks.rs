@@ -344,6 +344,12 @@ async fn hooks_follow_the_configuration_and_go_with_the_instance() {
     let old_destination = first[0]["destination"].as_str().unwrap().to_owned();
     let old_secret = first[0]["headers"][SECRET_HEADER].as_str().unwrap().to_owned();
 
+    // A change that leaves the wanted hooks as they are keeps them (no churn at the vendor).
+    let rename = json!({"name": "renamed"});
+    let (status, body) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(rename)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.vendor_hooks().await, first, "the same hook, untouched");
+
     // Watching more: registered anew, the old hook removed, its address dead.
     let patch = json!({"configuration": {"event.objects": "orders,products"}});
     let (status, body) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(patch)).await;
@@ -561,4 +567,35 @@ async fn the_intake_answers_before_reading_bodies_it_will_not_take() {
     }
     let (_, log) = w.send(reqwest::Method::GET, &format!("/instances/{id}/events"), &w.auth, None).await;
     assert_eq!(log, json!([]), "nothing stored");
+}
+
+/// A node's hold on an instance's hooks lasts five minutes unless given back
+/// (longer than any registration), so another node takes over only from a dead
+/// holder, and only then.
+#[tokio::test]
+async fn a_hold_on_an_instances_hooks_runs_out_after_five_minutes() {
+    let w = world().await;
+    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
+    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let before = chrono::Utc::now().timestamp_millis();
+    let held = switchyard_engine::webhooks::try_hold(&w.state.engine, 42).await.unwrap().expect("nobody holds it");
+    let after = chrono::Utc::now().timestamp_millis();
+    const FIVE_MINUTES: i64 = 5 * 60 * 1000;
+    let take = |at: i64| other_node.take_lease("webhooks:42", at, at + 1000);
+    assert!(!take(before + FIVE_MINUTES - 1).await.unwrap(), "held until five minutes after it was taken");
+    assert!(take(after + FIVE_MINUTES).await.unwrap(), "free from then");
+    // The first holder's drop gives back only its own lease: the other node keeps it.
+    drop(held);
+    assert!(switchyard_engine::webhooks::try_hold(&w.state.engine, 42).await.unwrap().is_none());
+
+    // A hold dropped (its change done) is given back at once, not left to run out.
+    let held = switchyard_engine::webhooks::try_hold(&w.state.engine, 43).await.unwrap().expect("nobody holds it");
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(!other_node.take_lease("webhooks:43", now, now + 1000).await.unwrap(), "held");
+    drop(held);
+    common::until_some(Duration::from_secs(10), "the dropped hold given back", || async {
+        let now = chrono::Utc::now().timestamp_millis();
+        other_node.take_lease("webhooks:43", now, now + 1000).await.unwrap().then_some(())
+    })
+    .await;
 }
