@@ -599,3 +599,84 @@ async fn a_hold_on_an_instances_hooks_runs_out_after_five_minutes() {
     })
     .await;
 }
+
+/// A change of an instance's hooks while another node holds them (registering,
+/// checking) waits for that hold to end, rather than failing at once.
+#[tokio::test]
+async fn a_change_waits_for_another_nodes_brief_hold_on_the_hooks() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
+    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(other_node.take_lease(&format!("webhooks:{id}"), now, now + 1500).await.unwrap());
+    let patch = json!({"configuration": {"event.objects": "orders,products"}});
+    let started = Instant::now();
+    let (status, body) = w.send(reqwest::Method::PATCH, &format!("/instances/{id}"), &w.auth, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(1000), "it waited for the hold: {:?}", started.elapsed());
+    assert_eq!(w.vendor_hooks().await.len(), 2);
+}
+
+/// What the server logs, kept for the test to read.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A hook the vendor cannot remove when its instance goes is logged for the
+/// operator (the instance is deleted all the same); one the vendor no longer has
+/// (404) is what removing wanted, and is not.
+#[tokio::test]
+async fn a_hook_the_vendor_cannot_remove_is_logged_and_one_already_gone_is_not() {
+    // This test's runtime has one thread, so everything the server does logs here.
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let w = world().await;
+    const FAILED: &str = "removing a vendor webhook failed";
+
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let hook = w.vendor_hooks().await[0]["id"].as_i64().unwrap();
+    let r = w
+        .http
+        .delete(format!("{}/stores/{HASH}/v3/hooks/{hook}", w.sim))
+        .header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = w.send(reqwest::Method::DELETE, &format!("/instances/{}", created["id"]), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!logs.text().contains(FAILED), "{}", logs.text());
+
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let faults = json!({"error_rate": 1.0, "error_status": 500});
+    let r = w.http.put(format!("{}/_sim/stores/{HASH}/faults", w.sim)).json(&faults).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = w.send(reqwest::Method::DELETE, &format!("/instances/{}", created["id"]), &w.auth, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = logs.text();
+    let line = text.lines().find(|l| l.contains(FAILED)).unwrap_or_else(|| panic!("no warning in {text}"));
+    assert!(line.contains("WARN") && line.contains("bigcommerce"), "{line}");
+}
