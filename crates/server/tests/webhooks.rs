@@ -680,3 +680,33 @@ async fn a_hook_the_vendor_cannot_remove_is_logged_and_one_already_gone_is_not()
     let line = text.lines().find(|l| l.contains(FAILED)).unwrap_or_else(|| panic!("no warning in {text}"));
     assert!(line.contains("WARN") && line.contains("bigcommerce"), "{line}");
 }
+
+/// The periodic check mends hooks by itself, on one node per period: the node that
+/// checks holds the period, so another cannot take it meanwhile.
+#[tokio::test]
+async fn the_periodic_check_mends_hooks_holding_the_period() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let hook = w.vendor_hooks().await[0]["id"].as_i64().unwrap();
+    let r = w
+        .http
+        .put(format!("{}/stores/{HASH}/v3/hooks/{hook}", w.sim))
+        .header("X-Auth-Token", bigcommerce::DEMO_API_TOKEN)
+        .json(&json!({"is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let period = Duration::from_secs(2);
+    tokio::spawn(switchyard_engine::webhooks::check_hooks(w.state.engine.clone(), period, std::future::pending()));
+    common::until_some(Duration::from_secs(10), "the hook turned back on by the periodic check", || async {
+        (w.vendor_hooks().await[0]["is_active"] == true).then_some(())
+    })
+    .await;
+    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
+    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let taken = other_node.take_lease(switchyard_engine::webhooks::CHECK_LEASE, now, now + 1000).await.unwrap();
+    assert!(!taken, "the period is the checking node's");
+}
