@@ -305,8 +305,9 @@ async fn a_configuration_saved_before_the_checks_stops_polling_visibly() {
 }
 
 /// Turning events on starts the marks when the scheduler first opens the
-/// configuration, not at the first poll (a random point of the first interval): a
-/// change made in between is announced.
+/// configuration, not at the first poll (a random point of the first interval),
+/// and the scheduler's later looks (sweeps) keep them: a change made in between is
+/// announced.
 #[tokio::test]
 async fn changes_from_when_events_were_turned_on_are_announced() {
     let s = setup().await;
@@ -314,8 +315,10 @@ async fn changes_from_when_events_were_turned_on_are_announced() {
         .instance(&[("event.notification.enabled", "true"), ("event.objects", "orders"), ("event.poller.refresh_interval", "1440")])
         .await;
     let vendor = Vendor::default();
-    // No overlap: the first poll looks exactly as far back as the mark.
-    let settings = PollerSettings { tick: Duration::from_millis(10), overlap: Duration::ZERO, ..Default::default() };
+    // No overlap: the first poll looks exactly as far back as the mark. A sweep every
+    // 50 ms; the first poll is due hours away, so only this test polls.
+    let sweep = Duration::from_millis(50);
+    let settings = PollerSettings { tick: Duration::from_millis(10), sweep, overlap: Duration::ZERO, ..Default::default() };
     let p = Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(p.clone().run(async move {
@@ -326,15 +329,15 @@ async fn changes_from_when_events_were_turned_on_are_announced() {
     })
     .await;
     let scheduled = Utc::now();
-    let _ = stop.send(());
-    running.await.unwrap();
     // A change after events were turned on (BigCommerce dates are whole seconds),
-    // and the first poll after it.
+    // then sweeps, then the first poll.
     let changed = DateTime::from_timestamp(scheduled.timestamp() + 1, 0).unwrap();
     vendor.put(1, changed, changed);
-    until(Duration::from_secs(5), "the clock past the change", || Utc::now() > changed + chrono::Duration::milliseconds(100)).await;
+    until(Duration::from_secs(5), "several sweeps after the change", || Utc::now() > changed + chrono::Duration::milliseconds(300)).await;
     assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
     assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string())]);
+    let _ = stop.send(());
+    running.await.unwrap();
 }
 
 /// A poll that stores events wakes the delivery worker: they go out at once, not at

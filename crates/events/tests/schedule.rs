@@ -225,3 +225,20 @@ async fn polls_resume_after_a_restart_at_their_turns() {
         assert_eq!(turn(&s, instance.id).await.unwrap().next_due, at + 12_000);
     }
 }
+
+/// A look opens at most 500 configurations and the next tick goes on with the rest
+/// (due polls are claimed in between), so every instance is on the schedule within
+/// a few ticks however many start at once, not at the next sweep.
+#[tokio::test]
+async fn more_instances_than_one_look_opens_are_all_scheduled_within_ticks() {
+    let s = setup().await;
+    let vendor = Vendor::default();
+    for _ in 0..501 {
+        s.instance(&polling("1440")).await;
+    }
+    let (_p, _stop, _run) = start(&s, &vendor, Duration::from_secs(3600));
+    until_async(Duration::from_secs(30), "all 501 instances on the schedule", || async {
+        s.ctx.store.poll_turns().await.unwrap().len() == 501
+    })
+    .await;
+}

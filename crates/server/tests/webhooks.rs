@@ -681,10 +681,16 @@ async fn a_hook_the_vendor_cannot_remove_is_logged_and_one_already_gone_is_not()
     assert!(line.contains("WARN") && line.contains("bigcommerce"), "{line}");
 }
 
-/// The periodic check mends hooks by itself, on one node per period: the node that
-/// checks holds the period, so another cannot take it meanwhile.
+/// The periodic check mends hooks by itself (and says so, once), on one node per
+/// period: the node that checks holds the period, another takes over only once it
+/// has run out (a dead node's).
 #[tokio::test]
 async fn the_periodic_check_mends_hooks_holding_the_period() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    const MENDED: &str = "vendor webhooks turned back on or registered anew";
     let w = world().await;
     let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
@@ -698,15 +704,22 @@ async fn the_periodic_check_mends_hooks_holding_the_period() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let period = Duration::from_secs(2);
+    let period = Duration::from_secs(1);
     tokio::spawn(switchyard_engine::webhooks::check_hooks(w.state.engine.clone(), period, std::future::pending()));
     common::until_some(Duration::from_secs(10), "the hook turned back on by the periodic check", || async {
         (w.vendor_hooks().await[0]["is_active"] == true).then_some(())
     })
     .await;
+    let mended_at = Instant::now();
     let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
     let other_node = switchyard_store::Store::open(&url).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let taken = other_node.take_lease(switchyard_engine::webhooks::CHECK_LEASE, now, now + 1000).await.unwrap();
-    assert!(!taken, "the period is the checking node's");
+    let take = |at: i64| other_node.take_lease(switchyard_engine::webhooks::CHECK_LEASE, at, at + 1000);
+    assert!(!take(now).await.unwrap(), "the period is the checking node's");
+    // Two more periods with nothing to mend: said once.
+    common::until(Duration::from_secs(5), "two more periods", || mended_at.elapsed() > period * 2 + period / 2).await;
+    assert_eq!(logs.text().matches(MENDED).count(), 1, "{}", logs.text());
+    // Its hold ends with its period (here as if the node had died): another node takes over.
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(take(now + 2 * period.as_millis() as i64 + 100).await.unwrap());
 }
