@@ -242,3 +242,30 @@ async fn more_instances_than_one_look_opens_are_all_scheduled_within_ticks() {
     })
     .await;
 }
+
+/// At its first look at every instance, the scheduler forgets the marks of any that
+/// stopped polling while no poller ran (events turned off meanwhile): turning
+/// events on again then starts from that moment instead of replaying the vendor's
+/// history since the old mark. The marks of those still polling stay.
+#[tokio::test]
+async fn marks_of_instances_that_stopped_polling_meanwhile_are_forgotten_at_start() {
+    let s = setup().await;
+    let vendor = Vendor::default();
+    let stopped = s.instance(&polling("1440")).await;
+    let stays = s.instance(&polling("1440")).await;
+    // Marks from a day ago, as a poller before a restart left them.
+    let day_ago = now_ms() - 86_400_000;
+    for id in [stopped.id, stays.id] {
+        assert_eq!(s.ctx.store.poll_mark(id, "orders", day_ago).await.unwrap(), day_ago);
+    }
+    patch(&s, stopped.id, InstanceUpdate { events_enabled: Some(false), ..Default::default() }, &[("event.notification.enabled", "false")])
+        .await;
+    let (_p, _stop, _run) = start(&s, &vendor, Duration::from_secs(3600));
+    // Reading a mark that is gone starts a new one at the value given.
+    let fresh = now_ms();
+    until_async(Duration::from_secs(10), "the old mark of the instance that stopped forgotten", || async {
+        s.ctx.store.poll_mark(stopped.id, "orders", fresh).await.unwrap() == fresh
+    })
+    .await;
+    assert_eq!(s.ctx.store.poll_mark(stays.id, "orders", fresh).await.unwrap(), day_ago, "kept");
+}
