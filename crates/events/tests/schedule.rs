@@ -171,6 +171,7 @@ async fn a_claimed_turn_of_an_instance_turned_to_webhooks_is_not_polled() {
     let clock = vendor.calls(stays.id);
     until(Duration::from_secs(20), "two more polls of the other instance", || vendor.calls(stays.id) >= clock + 2).await;
     assert_eq!(vendor.calls(instance.id), polled, "webhook events: no polls");
+    assert!(turn(&s, instance.id).await.is_none(), "and not put back on the schedule");
 }
 
 #[tokio::test]
