@@ -90,6 +90,9 @@ async fn a_new_interval_takes_effect_when_told_and_when_swept() {
     assert_eq!(turn(&s, swept.id).await.unwrap().interval_ms, 86_400_000);
     // Sweeps come every period, not only in the first.
     until(Duration::from_secs(5), "two sweep periods gone by", || started.elapsed() > 2 * sweep).await;
+    // The first poll of each is at a random point of its first day, not now (the
+    // chance it falls in this second is 1 in 86,400).
+    assert_eq!((vendor.calls(swept.id), vendor.calls(told.id)), (0, 0), "not polled yet");
     // 0.01 minutes is below the shortest interval honoured: one second.
     patch(&s, swept.id, InstanceUpdate::default(), &[("event.poller.refresh_interval", "0.01")]).await;
     until_async(Duration::from_secs(20), "the sweep to find the new interval", || async {

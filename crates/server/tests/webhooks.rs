@@ -409,6 +409,15 @@ async fn hooks_the_vendor_deactivated_or_lost_are_mended() {
     scopes.sort();
     assert_eq!(scopes, ["store/customer/*", "store/order/*"]);
     assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 0, "mended for good");
+
+    // Vendor trouble while reading a hook (one 500) is not a lost hook: nothing is
+    // registered anew, and the next check finds all well.
+    let faults = json!({"error_rate": 1.0, "error_status": 500, "max_errors": 1});
+    let r = w.http.put(format!("{}/_sim/stores/{HASH}/faults", w.sim)).json(&faults).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 0);
+    assert_eq!(w.vendor_hooks().await, hooks, "the same hooks");
+    assert_eq!(switchyard_engine::webhooks::check_hooks_once(&w.state.engine).await, 0);
 }
 
 #[tokio::test]
