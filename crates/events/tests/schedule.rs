@@ -273,3 +273,57 @@ async fn marks_of_instances_that_stopped_polling_meanwhile_are_forgotten_at_star
     .await;
     assert_eq!(s.ctx.store.poll_mark(stays.id, "orders", fresh).await.unwrap(), day_ago, "kept");
 }
+
+/// A vendor whose first list call waits until the test opens the gate.
+#[derive(Clone)]
+struct Gated {
+    vendor: Vendor,
+    gate: Arc<tokio::sync::Semaphore>,
+    /// The instance whose call is held.
+    held: Arc<Mutex<Option<i64>>>,
+}
+
+impl HubLister for Gated {
+    fn list_page<'a>(&'a self, instance: &'a InstanceRow, path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            let first = {
+                let mut held = self.held.lock().unwrap();
+                held.is_none().then(|| *held = Some(instance.id)).is_some()
+            };
+            if first {
+                let _open = self.gate.acquire().await;
+            }
+            self.vendor.list_page(instance, path, query).await
+        })
+    }
+
+    fn get_record<'a>(&'a self, _org: i64, _instance: i64, _object: &'a str, _id: &'a str) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A claimed poll may wait for a free slot behind a slow vendor: the instance is
+/// read when the slot comes, so one disabled meanwhile is not polled.
+#[tokio::test]
+async fn a_claimed_poll_waiting_for_a_slot_skips_an_instance_disabled_meanwhile() {
+    let s = setup().await;
+    let gated = Gated { vendor: Vendor::default(), gate: Arc::new(tokio::sync::Semaphore::new(0)), held: Arc::default() };
+    let one = s.instance(&polling("0.01")).await;
+    let two = s.instance(&polling("0.01")).await;
+    // One poll at a time, one claim per statement: the first poll is held at the
+    // vendor, the other instance is claimed and waits for the slot.
+    let settings = PollerSettings { tick: Duration::from_millis(20), sweep: Duration::from_secs(3600), concurrency: 1, claim_batch: 1, ..Default::default() };
+    let poller = Poller::new(s.ctx.clone(), Arc::new(gated.clone()), settings, None);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(poller.run(async move {
+        let _ = stopped.await;
+    }));
+    let held = until_some(Duration::from_secs(10), "a poll held at the vendor", || async { *gated.held.lock().unwrap() }).await;
+    let waiting = if held == one.id { two.id } else { one.id };
+    let due = turn(&s, waiting).await.unwrap().next_due;
+    until(Duration::from_secs(10), "the other instance due and claimed", || now_ms() > due + 200).await;
+    assert!(s.ctx.store.set_disabled(s.org, waiting, true).await.unwrap());
+    gated.gate.add_permits(1);
+    until(Duration::from_secs(20), "the held instance polled again", || gated.vendor.calls(held) >= 2).await;
+    assert_eq!(gated.vendor.calls(waiting), 0, "disabled while it waited: not polled");
+}
