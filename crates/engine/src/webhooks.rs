@@ -387,6 +387,7 @@ mod tests {
         assert_eq!(hook_id(br#"{"data":{"id":7}}"#, "/data/id").unwrap(), "7");
         assert_eq!(hook_id(br#"{"data":{"id":"h-1"}}"#, "/data/id").unwrap(), "h-1");
         assert_eq!(hook_id(br#"{"data":{}}"#, "/data/id").unwrap_err().status, StatusCode::BAD_GATEWAY);
+        assert_eq!(hook_id(br#"{"data":{"id":""}}"#, "/data/id").unwrap_err().status, StatusCode::BAD_GATEWAY, "an empty id names no hook");
         assert_eq!(hook_id(b"<html>", "/data/id").unwrap_err().status, StatusCode::BAD_GATEWAY);
     }
 }
