@@ -24,6 +24,8 @@ struct Vendor {
     /// its own to every list.
     refuse_pages: Arc<Mutex<bool>>,
     fail_with: Arc<Mutex<Option<u16>>>,
+    /// Lists every record, whatever the `where` asks.
+    ignores_where: Arc<Mutex<bool>>,
 }
 
 fn rfc2822(t: DateTime<Utc>) -> String {
@@ -68,7 +70,7 @@ impl HubLister for Vendor {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|r| DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap() >= since)
+                .filter(|r| *self.ignores_where.lock().unwrap() || DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap() >= since)
                 .cloned()
                 .collect();
             let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
@@ -441,4 +443,25 @@ async fn an_unfinished_listing_goes_on_after_vendor_trouble_or_starts_again() {
     assert_eq!(p.poll_instance(&instance).await.unwrap(), 0);
     assert_eq!(p.poll_instance(&instance).await.unwrap(), 2);
     assert_eq!(ids(&events(&s).await), (1..=14).collect::<Vec<_>>());
+}
+
+/// The window is checked here too, so a vendor that ignores the filter announces
+/// nothing older than it; a record dated exactly at its start is in it.
+#[tokio::test]
+async fn the_window_holds_when_the_vendor_ignores_the_filter_and_includes_its_start() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let vendor = Vendor::default();
+    *vendor.ignores_where.lock().unwrap() = true;
+    let settings = PollerSettings { overlap: Duration::ZERO, ..Default::default() };
+    let p = Poller::new(s.ctx.clone(), Arc::new(vendor.clone()), settings, None);
+    // A mark on a whole second ten seconds ago (BigCommerce dates are whole seconds).
+    let mark = Utc::now().timestamp() - 10;
+    assert_eq!(s.ctx.store.poll_mark(instance.id, "orders", mark * 1000).await.unwrap(), mark * 1000);
+    let at = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap();
+    vendor.put(1, at(mark), at(mark));
+    vendor.put(2, at(mark - 1), at(mark - 1));
+    vendor.put(3, at(mark - 86_400), at(mark - 86_400));
+    assert_eq!(p.poll_instance(&instance).await.unwrap(), 1);
+    assert_eq!(events(&s).await, [("1".to_string(), "CREATED".to_string())]);
 }
