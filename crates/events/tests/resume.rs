@@ -1,0 +1,309 @@
+//! Review tests of the stored listing position (`event_poll_marks.resume`): what
+//! happens to it when the resource's configuration changes, and when a slow poll
+//! commits after another poll finished the listing.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::{json, Value};
+use switchyard_events::poller::parse_poller_configuration;
+use switchyard_events::{
+    BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings,
+};
+use switchyard_store::{EventQuery, InstanceRow};
+
+/// Orders with a status, listed by id with offset `nextPage` tokens; the `where`
+/// is `min_date_modified='<rfc2822>'`, optionally `AND status_id=<n>`.
+#[derive(Default, Clone)]
+struct Shop {
+    records: Arc<Mutex<Vec<Value>>>,
+    /// While set, the next list call waits until it is notified (then it clears).
+    hold: Arc<Mutex<Option<Arc<tokio::sync::Notify>>>>,
+}
+
+fn rfc2822(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S %z").to_string()
+}
+
+impl Shop {
+    fn put(&self, id: i64, status: i64, modified: DateTime<Utc>) {
+        let mut records = self.records.lock().unwrap();
+        records.retain(|r| r["id"] != id);
+        records.push(json!({"id": id, "status_id": status, "date_created": rfc2822(modified), "date_modified": rfc2822(modified)}));
+        records.sort_by_key(|r| r["id"].as_i64());
+    }
+}
+
+impl HubLister for Shop {
+    fn list_page<'a>(
+        &'a self,
+        _instance: &'a InstanceRow,
+        _path: &'a str,
+        query: &'a [(String, String)],
+    ) -> BoxFutureHub<'a> {
+        Box::pin(async move {
+            let held = self.hold.lock().unwrap().take();
+            if let Some(n) = held {
+                n.notified().await;
+            }
+            let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let clause = get("where").unwrap();
+            let (date, status) = match clause.split_once(" AND status_id=") {
+                Some((d, s)) => (d.to_owned(), Some(s.parse::<i64>().unwrap())),
+                None => (clause.clone(), None),
+            };
+            let since = DateTime::parse_from_rfc2822(
+                date.strip_prefix("min_date_modified='")
+                    .unwrap()
+                    .strip_suffix('\'')
+                    .unwrap(),
+            )
+            .unwrap();
+            let size: usize = get("pageSize").unwrap().parse().unwrap();
+            let offset: usize = get("nextPage").map(|t| t.parse().unwrap()).unwrap_or(0);
+            let matching: Vec<Value> = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| {
+                    DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap()
+                        >= since
+                })
+                .filter(|r| status.is_none_or(|s| r["status_id"].as_i64() == Some(s)))
+                .cloned()
+                .collect();
+            let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
+            let next_page = (offset + size < matching.len()).then(|| (offset + size).to_string());
+            Ok(HubPage {
+                records: page,
+                next_page,
+                vendor_records: Vec::new(),
+            })
+        })
+    }
+
+    fn get_record<'a>(
+        &'a self,
+        _org: i64,
+        _instance: i64,
+        _object: &'a str,
+        _id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, HubError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+fn orders(where_suffix: &str) -> switchyard_events::poller::ResourcePoll {
+    let text = format!(
+        r#"{{"orders":{{"url":"/hubs/ecommerce/orders?where=min_date_modified='${{date:EEE, dd MMM yyyy HH:mm:ss Z}}'{where_suffix}",
+        "idField":"id","datesConfiguration":{{"updatedDateField":"date_modified","updatedDateFormat":"EEE, dd MMM yyyy HH:mm:ss Z",
+        "createdDateField":"date_created","createdDateFormat":"EEE, dd MMM yyyy HH:mm:ss Z"}}}}}}"#
+    );
+    parse_poller_configuration(&text).unwrap().remove(0)
+}
+
+fn short_poller(s: &Setup, shop: &Shop) -> Poller {
+    let settings = PollerSettings {
+        overlap: Duration::from_secs(60),
+        page_size: 3,
+        max_pages: 2,
+        ..Default::default()
+    };
+    Poller::new(s.ctx.clone(), Arc::new(shop.clone()), settings, None)
+}
+
+/// Object id -> how many events announce it.
+async fn announced(s: &Setup) -> HashMap<String, usize> {
+    let q = EventQuery {
+        organization_id: s.org,
+        instance_id: None,
+        before: None,
+        offset: 0,
+        limit: 10_000,
+    };
+    let mut out = HashMap::new();
+    for e in s.ctx.store.events(&q).await.unwrap() {
+        let n: Value = serde_json::from_str(&e.notified_data).unwrap();
+        *out.entry(n[0]["objectId"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+/// A listing of `where ... AND status_id=1` is cut short; the user then widens the
+/// resource to every status. The stored `nextPage` belongs to the old query: going on
+/// with it under the new one skips the new listing's first pages, and once that
+/// listing ends the mark passes them, so those changes are never announced.
+#[tokio::test]
+async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
+    let s = setup().await;
+    let instance = s
+        .instance(&[
+            ("event.notification.enabled", "true"),
+            ("event.objects", "orders"),
+        ])
+        .await;
+    let shop = Shop::default();
+    let p = short_poller(&s, &shop);
+    let now = Utc::now();
+    let ten_min_ago = (now - chrono::Duration::minutes(10)).timestamp() * 1000;
+    s.ctx
+        .store
+        .poll_mark(instance.id, "orders", ten_min_ago)
+        .await
+        .unwrap();
+    // Status 2 orders first by id (changed 9 minutes ago), then 9 of status 1, the
+    // last one changed a second ago.
+    let old = now - chrono::Duration::minutes(9);
+    for id in 1..=6 {
+        shop.put(id, 2, old);
+    }
+    for id in 7..=15 {
+        shop.put(
+            id,
+            1,
+            if id == 15 {
+                now - chrono::Duration::seconds(1)
+            } else {
+                old
+            },
+        );
+    }
+    let narrow = orders(" AND status_id=1");
+    assert_eq!(
+        p.poll_resource(&instance, &narrow, None).await.unwrap(),
+        6,
+        "pages 1-2 of status 1"
+    );
+    assert!(s
+        .ctx
+        .store
+        .poll_position(instance.id, "orders", 0)
+        .await
+        .unwrap()
+        .resume
+        .is_some());
+
+    // The configuration changes: every status.
+    let wide = orders("");
+    for _ in 0..5 {
+        p.poll_resource(&instance, &wide, None).await.unwrap();
+    }
+    let got = announced(&s).await;
+    let missing: Vec<i64> = (1..=15)
+        .filter(|id| !got.contains_key(&id.to_string()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never announced: {missing:?} (announced {got:?})"
+    );
+}
+
+/// Two pollers on one instance (a poll longer than the interval is claimed again by
+/// another node): A reads the position, then waits on the vendor; meanwhile B ends
+/// the listing and polls once more (the pairs of the old window are pruned). A's
+/// late commit writes its stale position back, and the next poll goes on with an
+/// old listing whose pairs are gone: changes announced twice.
+#[tokio::test]
+async fn a_late_poll_does_not_bring_back_a_finished_listing() {
+    let s = setup().await;
+    let instance = s
+        .instance(&[
+            ("event.notification.enabled", "true"),
+            ("event.objects", "orders"),
+        ])
+        .await;
+    let shop = Shop::default();
+    let a = short_poller(&s, &shop);
+    let b = short_poller(&s, &shop);
+    let res = orders("");
+    let now = Utc::now();
+    s.ctx
+        .store
+        .poll_mark(
+            instance.id,
+            "orders",
+            (now - chrono::Duration::minutes(10)).timestamp() * 1000,
+        )
+        .await
+        .unwrap();
+    let old = now - chrono::Duration::minutes(9);
+    for id in 1..=15 {
+        shop.put(
+            id,
+            1,
+            if id == 15 {
+                now - chrono::Duration::seconds(1)
+            } else {
+                old
+            },
+        );
+    }
+    assert_eq!(
+        b.poll_resource(&instance, &res, None).await.unwrap(),
+        6,
+        "pages 1-2"
+    );
+
+    // A starts from page 3 and waits on the vendor.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *shop.hold.lock().unwrap() = Some(gate.clone());
+    let late = {
+        let (a, instance, res) = (a.clone(), instance.clone(), res.clone());
+        tokio::spawn(async move { a.poll_resource(&instance, &res, None).await })
+    };
+    until(Duration::from_secs(5), "A to wait on the vendor", || {
+        shop.hold.lock().unwrap().is_none()
+    })
+    .await;
+
+    assert_eq!(
+        b.poll_resource(&instance, &res, None).await.unwrap(),
+        6,
+        "pages 3-4"
+    );
+    assert_eq!(
+        b.poll_resource(&instance, &res, None).await.unwrap(),
+        3,
+        "page 5: the listing ends"
+    );
+    assert!(s
+        .ctx
+        .store
+        .poll_position(instance.id, "orders", 0)
+        .await
+        .unwrap()
+        .resume
+        .is_none());
+    assert_eq!(
+        b.poll_resource(&instance, &res, None).await.unwrap(),
+        0,
+        "a fresh listing from the new mark"
+    );
+
+    gate.notify_one();
+    let late_stored = late.await.unwrap().unwrap();
+    let position = s
+        .ctx
+        .store
+        .poll_position(instance.id, "orders", 0)
+        .await
+        .unwrap();
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(b.poll_resource(&instance, &res, None).await.unwrap());
+    }
+    let got = announced(&s).await;
+    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        position.resume.is_none() && twice.is_empty(),
+        "the late poll stored {late_stored} and left the position {:?}; later polls stored {later:?}; announced more than once: {twice:?}",
+        position.resume
+    );
+}
