@@ -355,6 +355,18 @@ struct Resume {
     latest: i64,
     /// Epoch ms: when the listing began.
     started: i64,
+    /// What was listed (the hub path, the url's query before its placeholders are
+    /// rendered, the page size): a position is only good for the same listing, so
+    /// one kept from before a change of the configuration or of the page size is
+    /// dropped (the listing starts again from the mark). Empty in positions written
+    /// before it was kept: those start again too.
+    #[serde(default)]
+    listing: String,
+}
+
+/// What a [`Resume`] was taken in (see [`Resume::listing`]).
+fn listing_of(res: &ResourcePoll, page_size: u32) -> String {
+    serde_json::json!([res.path, res.query, page_size]).to_string()
 }
 
 /// Polls instances on schedule. Cheap to clone.
@@ -604,12 +616,21 @@ impl Poller {
         // until that time (it stays in the window, and is not announced twice).
         let high_water = position.high_water.min(now);
         // A listing the last poll cut short goes on, with the window it began with.
-        let resumed = position.resume.as_deref().and_then(|text| serde_json::from_str::<Resume>(text).ok());
+        // Only the same listing goes on: a position taken under another url, query or
+        // page size would skip or repeat pages of this one (and the mark would pass
+        // what it skipped).
+        let this_listing = listing_of(res, settings.page_size);
+        let resumed = position
+            .resume
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Resume>(text).ok())
+            .filter(|r| r.listing == this_listing);
         let mut listing = resumed.clone().unwrap_or(Resume {
             next_page: None,
             since: high_water - settings.overlap.as_millis() as i64,
             latest: high_water,
             started: now,
+            listing: this_listing,
         });
         let since = listing.since;
         let since_time = Utc.timestamp_millis_opt(since).single().unwrap_or_default();
