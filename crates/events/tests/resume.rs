@@ -307,3 +307,41 @@ async fn a_late_poll_does_not_bring_back_a_finished_listing() {
         position.resume
     );
 }
+
+/// Without `datesConfiguration` every unseen id is CREATED and the mark follows the
+/// clock: an unfinished listing keeps the mark, and once it ends the mark is when it
+/// began (not later: changes made while it ran are in the next window).
+#[tokio::test]
+async fn a_dateless_resource_drains_its_backlog_once_and_its_mark_is_when_the_listing_began() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let shop = Shop::default();
+    let p = short_poller(&s, &shop);
+    let text = r#"{"orders":{"url":"/hubs/ecommerce/orders?where=min_date_modified='${date:EEE, dd MMM yyyy HH:mm:ss Z}'"}}"#;
+    let res = parse_poller_configuration(text).unwrap().remove(0);
+    assert!(res.updated.is_none());
+    let now = Utc::now();
+    let mark = (now - chrono::Duration::minutes(10)).timestamp() * 1000;
+    s.ctx.store.poll_mark(instance.id, "orders", mark).await.unwrap();
+    for id in 1..=14 {
+        shop.put(id, 1, now - chrono::Duration::minutes(5));
+    }
+    let began = switchyard_events::now_ms();
+    let mut stored = Vec::new();
+    for _ in 0..2 {
+        stored.push(p.poll_resource(&instance, &res, None).await.unwrap());
+        assert_eq!(s.ctx.store.poll_mark(instance.id, "orders", 0).await.unwrap(), mark, "the mark stays while the listing is unfinished");
+    }
+    // A change while the listing runs (after it began): in the next window.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    shop.put(100, 1, Utc::now());
+    stored.push(p.poll_resource(&instance, &res, None).await.unwrap());
+    let after = s.ctx.store.poll_mark(instance.id, "orders", 0).await.unwrap();
+    assert!(after >= began && after <= began + 1000, "the mark is when the listing began: {after} vs {began}");
+    for _ in 0..3 {
+        stored.push(p.poll_resource(&instance, &res, None).await.unwrap());
+    }
+    let got = announced(&s).await;
+    assert_eq!(got.len(), 15, "{stored:?} {got:?}");
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+}
