@@ -339,3 +339,21 @@ on_both! {
         assert_eq!((claimed, all.len()), (300, 300), "every job claimed exactly once");
     }
 }
+
+/// `migrate-db` carries an unfinished listing's position over with its mark (the
+/// copy takes the target's columns, so the new column comes along).
+#[tokio::test]
+async fn migrate_db_copies_a_listing_position() {
+    let from = TestDb::new(support::Backend::Sqlite).await;
+    let s = &from.store;
+    let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
+    let one = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
+    s.commit_poll(one, "orders", 300, Some(r#"{"nextPage":"p2"}"#), 0, &[], 0).await.unwrap();
+    s.commit_poll(one, "products", 400, None, 0, &[], 0).await.unwrap();
+    let to = TestDb::new(support::Backend::Postgres).await;
+    s.copy_to(&to.store, 100).await.unwrap();
+    let position = to.store.poll_position(one, "orders", 0).await.unwrap();
+    assert_eq!(position, PollPosition { high_water: 300, resume: Some(r#"{"nextPage":"p2"}"#.into()) });
+    let position = to.store.poll_position(one, "products", 0).await.unwrap();
+    assert_eq!(position, PollPosition { high_water: 400, resume: None });
+}
