@@ -358,9 +358,7 @@ struct Resume {
     /// What was listed (the hub path, the url's query before its placeholders are
     /// rendered, the page size): a position is only good for the same listing, so
     /// one kept from before a change of the configuration or of the page size is
-    /// dropped (the listing starts again from the mark). Empty in positions written
-    /// before it was kept: those start again too.
-    #[serde(default)]
+    /// dropped (the listing starts again from the mark).
     listing: String,
 }
 
@@ -658,7 +656,7 @@ impl Poller {
                     // announcing twice. Vendor trouble (5xx, 429) keeps the position.
                     if resumed.is_some() && page_number == 1 && (400..500).contains(&source.status) && source.status != 429 {
                         tracing::warn!(instance = instance.id, resource = %res.name, error = %source, "an unfinished listing cannot go on; the next poll starts it again");
-                        store.commit_poll(instance.id, &res.name, high_water, None, since, &[], now).await?;
+                        store.commit_poll(instance.id, &res.name, high_water, position.resume.as_deref(), None, since, &[], now).await?;
                     }
                     return Err(EventsError::Hub { resource: res.name.clone(), source });
                 }
@@ -686,12 +684,12 @@ impl Poller {
             // (Strings and numbers always serialize; an empty text would only restart
             // the listing from the mark.)
             let resume = serde_json::to_string(&listing).unwrap_or_default();
-            return Ok(store.commit_poll(instance.id, &res.name, high_water, Some(&resume), since, &candidates, now).await?);
+            return Ok(store.commit_poll(instance.id, &res.name, high_water, position.resume.as_deref(), Some(&resume), since, &candidates, now).await?);
         }
         // Without dates the mark follows the clock (the url's placeholder filters):
         // the time the listing began.
         let mark = if res.updated.is_none() { listing.started.max(high_water) } else { listing.latest };
-        Ok(store.commit_poll(instance.id, &res.name, mark, None, since, &candidates, now).await?)
+        Ok(store.commit_poll(instance.id, &res.name, mark, position.resume.as_deref(), None, since, &candidates, now).await?)
     }
 
     /// Runs the scheduler until `shutdown` completes. Polls run in their own tasks,

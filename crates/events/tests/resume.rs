@@ -12,9 +12,7 @@ use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::{json, Value};
 use switchyard_events::poller::parse_poller_configuration;
-use switchyard_events::{
-    BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings,
-};
+use switchyard_events::{BoxFuture, BoxFutureHub, HubError, HubLister, HubPage, Poller, PollerSettings};
 use switchyard_store::{EventQuery, InstanceRow};
 
 /// Orders with a status, listed by id with offset `nextPage` tokens; the `where`
@@ -40,12 +38,7 @@ impl Shop {
 }
 
 impl HubLister for Shop {
-    fn list_page<'a>(
-        &'a self,
-        _instance: &'a InstanceRow,
-        _path: &'a str,
-        query: &'a [(String, String)],
-    ) -> BoxFutureHub<'a> {
+    fn list_page<'a>(&'a self, _instance: &'a InstanceRow, _path: &'a str, query: &'a [(String, String)]) -> BoxFutureHub<'a> {
         Box::pin(async move {
             let held = self.hold.lock().unwrap().take();
             if let Some(n) = held {
@@ -57,13 +50,8 @@ impl HubLister for Shop {
                 Some((d, s)) => (d.to_owned(), Some(s.parse::<i64>().unwrap())),
                 None => (clause.clone(), None),
             };
-            let since = DateTime::parse_from_rfc2822(
-                date.strip_prefix("min_date_modified='")
-                    .unwrap()
-                    .strip_suffix('\'')
-                    .unwrap(),
-            )
-            .unwrap();
+            let since =
+                DateTime::parse_from_rfc2822(date.strip_prefix("min_date_modified='").unwrap().strip_suffix('\'').unwrap()).unwrap();
             let size: usize = get("pageSize").unwrap().parse().unwrap();
             let offset: usize = get("nextPage").map(|t| t.parse().unwrap()).unwrap_or(0);
             let matching: Vec<Value> = self
@@ -71,20 +59,13 @@ impl HubLister for Shop {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|r| {
-                    DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap()
-                        >= since
-                })
+                .filter(|r| DateTime::parse_from_rfc2822(r["date_modified"].as_str().unwrap()).unwrap() >= since)
                 .filter(|r| status.is_none_or(|s| r["status_id"].as_i64() == Some(s)))
                 .cloned()
                 .collect();
             let page: Vec<Value> = matching.iter().skip(offset).take(size).cloned().collect();
             let next_page = (offset + size < matching.len()).then(|| (offset + size).to_string());
-            Ok(HubPage {
-                records: page,
-                next_page,
-                vendor_records: Vec::new(),
-            })
+            Ok(HubPage { records: page, next_page, vendor_records: Vec::new() })
         })
     }
 
@@ -109,29 +90,17 @@ fn orders(where_suffix: &str) -> switchyard_events::poller::ResourcePoll {
 }
 
 fn short_poller(s: &Setup, shop: &Shop) -> Poller {
-    let settings = PollerSettings {
-        overlap: Duration::from_secs(60),
-        page_size: 3,
-        max_pages: 2,
-        ..Default::default()
-    };
+    let settings = PollerSettings { overlap: Duration::from_secs(60), page_size: 3, max_pages: 2, ..Default::default() };
     Poller::new(s.ctx.clone(), Arc::new(shop.clone()), settings, None)
 }
 
 /// Object id -> how many events announce it.
 async fn announced(s: &Setup) -> HashMap<String, usize> {
-    let q = EventQuery {
-        organization_id: s.org,
-        instance_id: None,
-        before: None,
-        offset: 0,
-        limit: 10_000,
-    };
+    let q = EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 10_000 };
     let mut out = HashMap::new();
     for e in s.ctx.store.events(&q).await.unwrap() {
         let n: Value = serde_json::from_str(&e.notified_data).unwrap();
-        *out.entry(n[0]["objectId"].as_str().unwrap().to_owned())
-            .or_insert(0) += 1;
+        *out.entry(n[0]["objectId"].as_str().unwrap().to_owned()).or_insert(0) += 1;
     }
     out
 }
@@ -143,21 +112,12 @@ async fn announced(s: &Setup) -> HashMap<String, usize> {
 #[tokio::test]
 async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
     let s = setup().await;
-    let instance = s
-        .instance(&[
-            ("event.notification.enabled", "true"),
-            ("event.objects", "orders"),
-        ])
-        .await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
     let shop = Shop::default();
     let p = short_poller(&s, &shop);
     let now = Utc::now();
     let ten_min_ago = (now - chrono::Duration::minutes(10)).timestamp() * 1000;
-    s.ctx
-        .store
-        .poll_mark(instance.id, "orders", ten_min_ago)
-        .await
-        .unwrap();
+    s.ctx.store.poll_mark(instance.id, "orders", ten_min_ago).await.unwrap();
     // Status 2 orders first by id (changed 9 minutes ago), then 9 of status 1, the
     // last one changed a second ago.
     let old = now - chrono::Duration::minutes(9);
@@ -165,30 +125,11 @@ async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
         shop.put(id, 2, old);
     }
     for id in 7..=15 {
-        shop.put(
-            id,
-            1,
-            if id == 15 {
-                now - chrono::Duration::seconds(1)
-            } else {
-                old
-            },
-        );
+        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
     }
     let narrow = orders(" AND status_id=1");
-    assert_eq!(
-        p.poll_resource(&instance, &narrow, None).await.unwrap(),
-        6,
-        "pages 1-2 of status 1"
-    );
-    assert!(s
-        .ctx
-        .store
-        .poll_position(instance.id, "orders", 0)
-        .await
-        .unwrap()
-        .resume
-        .is_some());
+    assert_eq!(p.poll_resource(&instance, &narrow, None).await.unwrap(), 6, "pages 1-2 of status 1");
+    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_some());
 
     // The configuration changes: every status.
     let wide = orders("");
@@ -196,13 +137,8 @@ async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
         p.poll_resource(&instance, &wide, None).await.unwrap();
     }
     let got = announced(&s).await;
-    let missing: Vec<i64> = (1..=15)
-        .filter(|id| !got.contains_key(&id.to_string()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "never announced: {missing:?} (announced {got:?})"
-    );
+    let missing: Vec<i64> = (1..=15).filter(|id| !got.contains_key(&id.to_string())).collect();
+    assert!(missing.is_empty(), "never announced: {missing:?} (announced {got:?})");
 }
 
 /// Two pollers on one instance (a poll longer than the interval is claimed again by
@@ -213,43 +149,18 @@ async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
 #[tokio::test]
 async fn a_late_poll_does_not_bring_back_a_finished_listing() {
     let s = setup().await;
-    let instance = s
-        .instance(&[
-            ("event.notification.enabled", "true"),
-            ("event.objects", "orders"),
-        ])
-        .await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
     let shop = Shop::default();
     let a = short_poller(&s, &shop);
     let b = short_poller(&s, &shop);
     let res = orders("");
     let now = Utc::now();
-    s.ctx
-        .store
-        .poll_mark(
-            instance.id,
-            "orders",
-            (now - chrono::Duration::minutes(10)).timestamp() * 1000,
-        )
-        .await
-        .unwrap();
+    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
     let old = now - chrono::Duration::minutes(9);
     for id in 1..=15 {
-        shop.put(
-            id,
-            1,
-            if id == 15 {
-                now - chrono::Duration::seconds(1)
-            } else {
-                old
-            },
-        );
+        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
     }
-    assert_eq!(
-        b.poll_resource(&instance, &res, None).await.unwrap(),
-        6,
-        "pages 1-2"
-    );
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
 
     // A starts from page 3 and waits on the vendor.
     let gate = Arc::new(tokio::sync::Notify::new());
@@ -258,43 +169,16 @@ async fn a_late_poll_does_not_bring_back_a_finished_listing() {
         let (a, instance, res) = (a.clone(), instance.clone(), res.clone());
         tokio::spawn(async move { a.poll_resource(&instance, &res, None).await })
     };
-    until(Duration::from_secs(5), "A to wait on the vendor", || {
-        shop.hold.lock().unwrap().is_none()
-    })
-    .await;
+    until(Duration::from_secs(5), "A to wait on the vendor", || shop.hold.lock().unwrap().is_none()).await;
 
-    assert_eq!(
-        b.poll_resource(&instance, &res, None).await.unwrap(),
-        6,
-        "pages 3-4"
-    );
-    assert_eq!(
-        b.poll_resource(&instance, &res, None).await.unwrap(),
-        3,
-        "page 5: the listing ends"
-    );
-    assert!(s
-        .ctx
-        .store
-        .poll_position(instance.id, "orders", 0)
-        .await
-        .unwrap()
-        .resume
-        .is_none());
-    assert_eq!(
-        b.poll_resource(&instance, &res, None).await.unwrap(),
-        0,
-        "a fresh listing from the new mark"
-    );
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 3, "page 5: the listing ends");
+    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_none());
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 0, "a fresh listing from the new mark");
 
     gate.notify_one();
     let late_stored = late.await.unwrap().unwrap();
-    let position = s
-        .ctx
-        .store
-        .poll_position(instance.id, "orders", 0)
-        .await
-        .unwrap();
+    let position = s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap();
     let mut later = Vec::new();
     for _ in 0..3 {
         later.push(b.poll_resource(&instance, &res, None).await.unwrap());

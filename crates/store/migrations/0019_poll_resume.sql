@@ -4,3 +4,8 @@
 -- last listing was read to its end. The mark (high_water) moves only then, so a
 -- backlog longer than one poll's pages is drained instead of re-read from the top.
 ALTER TABLE event_poll_marks ADD COLUMN resume TEXT;
+
+-- The latest cut below which the (object id, updated date) pairs were forgotten: a
+-- late poll's record dated before it cannot be told apart from one announced, so it
+-- is not announced again (see Store::commit_poll).
+ALTER TABLE event_poll_marks ADD COLUMN pruned_before INTEGER NOT NULL DEFAULT 0;

@@ -743,37 +743,57 @@ impl Store {
     /// the high-water mark forward, keeps `resume` (where an unfinished listing
     /// goes on; `None` once it was read to its end), and forgets pairs older than
     /// `prune_before`. Returns the number of events stored. Two pollers racing on
-    /// the same instance therefore emit each change once.
+    /// the same instance therefore emit each change once:
+    /// - `resume` replaces the stored position only while it is still
+    ///   `resumed_from`, the one the poll began with, so a late poll never writes
+    ///   back a position another has moved past;
+    /// - a candidate dated before pairs were last forgotten (a late poll's, read in
+    ///   a window another poll has since closed) is not stored, as its pair can no
+    ///   longer tell whether it was.
     #[allow(clippy::too_many_arguments)] // one poll's outcome, written together
     pub async fn commit_poll(
         &self,
         instance_id: i64,
         resource: &str,
         high_water: i64,
+        resumed_from: Option<&str>,
         resume: Option<&str>,
         prune_before: i64,
         candidates: &[PollCandidate],
         due_at: i64,
     ) -> Result<usize> {
         let mut tx = self.begin().await?;
+        let pruned_before: i64 = on_tx!(&mut tx, |c, pg| {
+            let lock = if pg { " FOR UPDATE" } else { "" };
+            sqlx::query_scalar(&format!("SELECT pruned_before FROM event_poll_marks WHERE instance_id = $1 AND resource = $2{lock}"))
+                .bind(instance_id)
+                .bind(resource)
+                .fetch_optional(&mut *c)
+                .await?
+                .unwrap_or(0)
+        });
         on_tx!(&mut tx, |c, pg| {
-            let greatest = if pg { "GREATEST" } else { "MAX" };
+            let (greatest, same) = if pg { ("GREATEST", "IS NOT DISTINCT FROM") } else { ("MAX", "IS") };
             sqlx::query(&format!(
-                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume) VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume, pruned_before)
+                 VALUES ($1, $2, $3, $4, $5, $7)
                  ON CONFLICT (instance_id, resource) DO UPDATE
                  SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at,
-                     resume = excluded.resume"
+                     resume = CASE WHEN event_poll_marks.resume {same} $6 THEN excluded.resume ELSE event_poll_marks.resume END,
+                     pruned_before = {greatest}(event_poll_marks.pruned_before, excluded.pruned_before)"
             ))
             .bind(instance_id)
             .bind(resource)
             .bind(high_water)
             .bind(now())
             .bind(resume)
+            .bind(resumed_from)
+            .bind(prune_before)
             .execute(&mut *c)
             .await?;
         });
         let mut stored = 0;
-        for cand in candidates {
+        for cand in candidates.iter().filter(|c| c.updated_at >= pruned_before) {
             let fresh = on_tx!(&mut tx, |c, pg| {
                 sqlx::query(
                     "INSERT INTO event_poll_seen (instance_id, resource, object_id, updated_at) VALUES ($1, $2, $3, $4)
