@@ -577,3 +577,34 @@ async fn webhook_events_are_enriched_through_the_hub_and_others_are_not() {
     let kept: Value = serde_json::from_str(&delivery(&s, &webhook.event_id).await.raw).unwrap();
     assert_eq!(kept, shipped, "the record read is what a redelivery sends");
 }
+
+/// Finished events beyond the per-instance cap go too, and are counted; the pruning
+/// loop prunes at start and every period, on one node per period: the node that
+/// prunes holds the period, another takes over once it has run out (a dead node's).
+#[tokio::test]
+async fn the_pruning_loop_applies_the_caps_holding_its_period() {
+    use switchyard_events::retention::{prune_once, run as pruning, Retention, LEASE};
+    let s = setup().await;
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    queue(&s, &instance, 3).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+    assert_eq!(worker.run_once().await.unwrap(), 3);
+    let count = || async {
+        let q = switchyard_store::EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 100 };
+        s.ctx.store.events(&q).await.unwrap().len()
+    };
+    // A week's retention, but at most two events per instance: the oldest goes.
+    assert_eq!(prune_once(&s.ctx.store, &Retention { per_instance: 2, ..Default::default() }).await.unwrap(), 1);
+    assert_eq!(count().await, 2);
+
+    let every = Duration::from_secs(2);
+    tokio::spawn(pruning(s.ctx.store.clone(), Retention { every, per_instance: 1, ..Default::default() }, std::future::pending()));
+    until_async(Duration::from_secs(10), "the loop to prune down to one", || async { count().await == 1 }).await;
+    let url = format!("sqlite://{}", s._dir.path().join("t.db").display());
+    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let now = now_ms();
+    assert!(!other_node.take_lease(LEASE, now, now + 1000).await.unwrap(), "the period is the pruning node's");
+    assert!(other_node.take_lease(LEASE, now + 2 * every.as_millis() as i64 + 100, now + 10_000_000).await.unwrap(), "and ends with it");
+}
