@@ -732,3 +732,33 @@ async fn the_periodic_check_mends_hooks_holding_the_period() {
     let now = chrono::Utc::now().timestamp_millis();
     assert!(take(now + 2 * period.as_millis() as i64 + 100).await.unwrap());
 }
+
+/// The intake takes a call of exactly its 256 KiB limit (one byte more is a 413),
+/// refuses an empty object id, and a change it does not read back through the hub
+/// (a deletion) goes out with the vendor's own object of the call.
+#[tokio::test]
+async fn the_intake_takes_calls_up_to_its_limit_and_sends_deletions_as_called() {
+    let w = world().await;
+    let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let hook = w.vendor_hooks().await.remove(0);
+    let (destination, secret) = (hook["destination"].as_str().unwrap().to_owned(), hook["headers"][SECRET_HEADER].as_str().unwrap().to_owned());
+    let post = |body: Vec<u8>| {
+        w.http.post(&destination).header(SECRET_HEADER, &secret).header("content-type", "application/json").body(body).send()
+    };
+    const LIMIT: usize = 256 * 1024;
+    let sized = |id: i64, len: usize| {
+        let mut body = json!({"scope": "store/order/deleted", "data": {"type": "order", "id": id}}).to_string().into_bytes();
+        body.resize(len, b' ');
+        body
+    };
+    assert_eq!(post(sized(7, LIMIT + 1)).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let empty_id = json!({"scope": "store/order/deleted", "data": {"type": "order", "id": ""}}).to_string().into_bytes();
+    let r = post(empty_id).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", r.text().await.unwrap());
+    assert_eq!(post(sized(424242, LIMIT)).await.unwrap().status(), StatusCode::OK);
+    let got = w.until_received(1).await;
+    let message = &got[0].1["message"];
+    assert_eq!(message["events"][0]["eventType"], "DELETED", "{message}");
+    assert_eq!(message["raw"], json!({"type": "order", "id": 424242, "objectType": "orders"}), "{message}");
+}
