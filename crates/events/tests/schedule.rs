@@ -237,14 +237,23 @@ async fn polls_resume_after_a_restart_at_their_turns() {
 async fn more_instances_than_one_look_opens_are_all_scheduled_within_ticks() {
     let s = setup().await;
     let vendor = Vendor::default();
+    // Marks from a day ago, as a poller before a restart left them: they stay,
+    // also for the instances the first look leaves for the next tick.
+    let day_ago = now_ms() - 86_400_000;
+    let mut ids = Vec::new();
     for _ in 0..501 {
-        s.instance(&polling("1440")).await;
+        let id = s.instance(&polling("1440")).await.id;
+        s.ctx.store.poll_mark(id, "orders", day_ago).await.unwrap();
+        ids.push(id);
     }
     let (_p, _stop, _run) = start(&s, &vendor, Duration::from_secs(3600));
     until_async(Duration::from_secs(30), "all 501 instances on the schedule", || async {
         s.ctx.store.poll_turns().await.unwrap().len() == 501
     })
     .await;
+    for id in ids {
+        assert_eq!(s.ctx.store.poll_mark(id, "orders", now_ms()).await.unwrap(), day_ago, "instance {id}'s mark kept");
+    }
 }
 
 /// At its first look at every instance, the scheduler forgets the marks of any that
