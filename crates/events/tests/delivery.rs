@@ -352,16 +352,22 @@ async fn instance_created_goes_to_the_callback_url_with_events_off() {
     assert_eq!(delivery(&s, &id).await.status, "NOTIFIED");
 }
 
+/// An instance with `n` events delivered (finished).
+async fn delivered(s: &Setup, n: usize) -> InstanceRow {
+    let receiver = Receiver::default();
+    let url = start_receiver("127.0.0.1:0", receiver).await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
+    queue(s, &instance, n).await;
+    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
+    assert_eq!(worker.run_once().await.unwrap(), n);
+    instance
+}
+
 #[tokio::test]
 async fn finished_events_leave_the_log_after_the_retention_and_pending_ones_stay() {
     use switchyard_events::retention::{prune_once, Retention};
     let s = setup().await;
-    let receiver = Receiver::default();
-    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
-    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
-    queue(&s, &instance, 3).await;
-    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
-    assert_eq!(worker.run_once().await.unwrap(), 3);
+    let instance = delivered(&s, 3).await;
     // Queued for the future: pending, whatever their age.
     let pending = queue(&s, &instance, 2).await;
     for id in &pending {
@@ -585,12 +591,7 @@ async fn webhook_events_are_enriched_through_the_hub_and_others_are_not() {
 async fn the_pruning_loop_applies_the_caps_holding_its_period() {
     use switchyard_events::retention::{prune_once, run as pruning, Retention, LEASE};
     let s = setup().await;
-    let receiver = Receiver::default();
-    let url = start_receiver("127.0.0.1:0", receiver.clone()).await;
-    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.notification.callback.url", &url)]).await;
-    queue(&s, &instance, 3).await;
-    let worker = Deliverer::new(s.ctx.clone(), OutboundPolicy::allow_loopback(), settings(10, 9));
-    assert_eq!(worker.run_once().await.unwrap(), 3);
+    let instance = delivered(&s, 3).await;
     let count = || async {
         let q = switchyard_store::EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 100 };
         s.ctx.store.events(&q).await.unwrap().len()

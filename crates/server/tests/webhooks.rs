@@ -441,11 +441,16 @@ async fn a_new_token_registers_the_hooks_with_it() {
 }
 
 impl World {
+    /// The database as another node opens it (its own pool and node id).
+    async fn other_node(&self) -> switchyard_store::Store {
+        let url = format!("sqlite://{}?mode=rwc", self._dir.path().join("t.db").display());
+        switchyard_store::Store::open(&url).await.unwrap()
+    }
+
     /// Another server on the same database, as a second process would be: its own
     /// pool, intake and group commit. Answers its API base.
     async fn second_server(&self) -> String {
-        let url = format!("sqlite://{}?mode=rwc", self._dir.path().join("t.db").display());
-        let store = switchyard_store::Store::open(&url).await.unwrap();
+        let store = self.other_node().await;
         let state = AppState::new(
             store,
             self.state.engine.vault.clone(),
@@ -584,8 +589,7 @@ async fn the_intake_answers_before_reading_bodies_it_will_not_take() {
 #[tokio::test]
 async fn a_hold_on_an_instances_hooks_runs_out_after_five_minutes() {
     let w = world().await;
-    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
-    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let other_node = w.other_node().await;
     let before = chrono::Utc::now().timestamp_millis();
     let held = switchyard_engine::webhooks::try_hold(&w.state.engine, 42).await.unwrap().expect("nobody holds it");
     let after = chrono::Utc::now().timestamp_millis();
@@ -617,8 +621,7 @@ async fn a_change_waits_for_another_nodes_brief_hold_on_the_hooks() {
     let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_i64().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
-    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let other_node = w.other_node().await;
     let now = chrono::Utc::now().timestamp_millis();
     assert!(other_node.take_lease(&format!("webhooks:{id}"), now, now + 1500).await.unwrap());
     let patch = json!({"configuration": {"event.objects": "orders,products"}});
@@ -645,6 +648,15 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
+    /// What this thread logs from now until the guard drops: on a test's one-thread
+    /// runtime, everything the server does.
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -655,11 +667,7 @@ impl Logs {
 /// (404) is what removing wanted, and is not.
 #[tokio::test]
 async fn a_hook_the_vendor_cannot_remove_is_logged_and_one_already_gone_is_not() {
-    // This test's runtime has one thread, so everything the server does logs here.
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
     let w = world().await;
     const FAILED: &str = "removing a vendor webhook failed";
 
@@ -695,10 +703,7 @@ async fn a_hook_the_vendor_cannot_remove_is_logged_and_one_already_gone_is_not()
 /// has run out (a dead node's).
 #[tokio::test]
 async fn the_periodic_check_mends_hooks_holding_the_period() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
     const MENDED: &str = "vendor webhooks turned back on or registered anew";
     let w = world().await;
     let (status, created) = w.create(w.with_events(json!({"event.objects": "orders"}))).await;
@@ -720,8 +725,7 @@ async fn the_periodic_check_mends_hooks_holding_the_period() {
     })
     .await;
     let mended_at = Instant::now();
-    let url = format!("sqlite://{}?mode=rwc", w._dir.path().join("t.db").display());
-    let other_node = switchyard_store::Store::open(&url).await.unwrap();
+    let other_node = w.other_node().await;
     let now = chrono::Utc::now().timestamp_millis();
     let take = |at: i64| other_node.take_lease(switchyard_engine::webhooks::CHECK_LEASE, at, at + 1000);
     assert!(!take(now).await.unwrap(), "the period is the checking node's");
