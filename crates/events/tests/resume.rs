@@ -229,3 +229,56 @@ async fn a_dateless_resource_drains_its_backlog_once_and_its_mark_is_when_the_li
     assert_eq!(got.len(), 15, "{stored:?} {got:?}");
     assert!(got.values().all(|n| *n == 1), "{got:?}");
 }
+
+/// Review (c5260f7): as `a_late_poll_does_not_bring_back_a_finished_listing`, but A
+/// begins a fresh listing (no stored position) and waits on its first page; B then
+/// cuts the listing short, drains it and polls once more, so the position is empty
+/// again when A commits. The compare-and-set sees "empty" then as "empty" when A
+/// began (ABA) and A's stale position is stored: the next polls read again an old
+/// listing that had ended.
+#[tokio::test]
+async fn a_late_fresh_poll_does_not_bring_back_a_finished_listing() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let shop = Shop::default();
+    let a = short_poller(&s, &shop);
+    let b = short_poller(&s, &shop);
+    let res = orders("");
+    let now = Utc::now();
+    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
+    let old = now - chrono::Duration::minutes(9);
+    for id in 1..=15 {
+        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
+    }
+
+    // A begins a fresh listing and waits on the vendor for its first page.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *shop.hold.lock().unwrap() = Some(gate.clone());
+    let late = {
+        let (a, instance, res) = (a.clone(), instance.clone(), res.clone());
+        tokio::spawn(async move { a.poll_resource(&instance, &res, None).await })
+    };
+    until(Duration::from_secs(5), "A to wait on the vendor", || shop.hold.lock().unwrap().is_none()).await;
+
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 3, "page 5: the listing ends");
+    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_none());
+    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 0, "a fresh listing from the new mark");
+
+    gate.notify_one();
+    let late_stored = late.await.unwrap().unwrap();
+    let position = s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap();
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(b.poll_resource(&instance, &res, None).await.unwrap());
+    }
+    let got = announced(&s).await;
+    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "announced more than once: {twice:?}");
+    assert!(
+        position.resume.is_none(),
+        "the late poll stored {late_stored} and left the position {:?}; later polls stored {later:?}",
+        position.resume
+    );
+}
