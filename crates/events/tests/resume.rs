@@ -282,3 +282,38 @@ async fn a_late_fresh_poll_does_not_bring_back_a_finished_listing() {
         position.resume
     );
 }
+
+/// Review (38c9a58): a listing cut short goes on at the next poll, so its pages are
+/// read over several polls (intervals apart, each longer than the overlap). A record
+/// on a page read by the first poll that changes before the listing ends is not on
+/// the pages still to read (the vendor lists by id), yet the mark moves to the
+/// latest date the whole listing read: past that change by more than the overlap.
+/// The next fresh window starts after it, and the change is never announced.
+/// (Here the overlap is 1 s and the polls are 2 s apart.)
+#[tokio::test]
+async fn a_change_to_a_page_already_read_while_the_listing_goes_on_is_announced() {
+    let s = setup().await;
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let shop = Shop::default();
+    let settings = PollerSettings { overlap: Duration::from_secs(1), page_size: 3, max_pages: 2, ..Default::default() };
+    let p = Poller::new(s.ctx.clone(), Arc::new(shop.clone()), settings, None);
+    let res = orders("");
+    let now = Utc::now();
+    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
+    for id in 1..=15 {
+        shop.put(id, 1, now - chrono::Duration::minutes(9));
+    }
+    let mut stored = vec![p.poll_resource(&instance, &res, None).await.unwrap()]; // ids 1-6
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    shop.put(2, 1, Utc::now()); // order 2 changes after its page was read
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    stored.push(p.poll_resource(&instance, &res, None).await.unwrap()); // ids 7-12
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    shop.put(15, 1, Utc::now()); // and order 15 just before the last page is read
+    stored.push(p.poll_resource(&instance, &res, None).await.unwrap()); // ids 13-15: the end
+    for _ in 0..3 {
+        stored.push(p.poll_resource(&instance, &res, None).await.unwrap());
+    }
+    let got = announced(&s).await;
+    assert_eq!(got.get("2"), Some(&2), "order 2 created, then changed: stored per poll {stored:?}, announced {got:?}");
+}
