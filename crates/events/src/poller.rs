@@ -656,7 +656,7 @@ impl Poller {
                     // announcing twice. Vendor trouble (5xx, 429) keeps the position.
                     if resumed.is_some() && page_number == 1 && (400..500).contains(&source.status) && source.status != 429 {
                         tracing::warn!(instance = instance.id, resource = %res.name, error = %source, "an unfinished listing cannot go on; the next poll starts it again");
-                        store.commit_poll(instance.id, &res.name, high_water, position.resume.as_deref(), None, since, &[], now).await?;
+                        store.commit_poll(instance.id, &res.name, high_water, position.resume_version, None, since, &[], now).await?;
                     }
                     return Err(EventsError::Hub { resource: res.name.clone(), source });
                 }
@@ -684,12 +684,19 @@ impl Poller {
             // (Strings and numbers always serialize; an empty text would only restart
             // the listing from the mark.)
             let resume = serde_json::to_string(&listing).unwrap_or_default();
-            return Ok(store.commit_poll(instance.id, &res.name, high_water, position.resume.as_deref(), Some(&resume), since, &candidates, now).await?);
+            return Ok(store.commit_poll(instance.id, &res.name, high_water, position.resume_version, Some(&resume), since, &candidates, now).await?);
         }
         // Without dates the mark follows the clock (the url's placeholder filters):
-        // the time the listing began.
-        let mark = if res.updated.is_none() { listing.started.max(high_water) } else { listing.latest };
-        Ok(store.commit_poll(instance.id, &res.name, mark, position.resume.as_deref(), None, since, &candidates, now).await?)
+        // the time the listing began. A listing read over several polls moves the
+        // mark no further than when it began either: a record on a page read in an
+        // earlier poll may have changed since, and the next listing, from then less
+        // the overlap, reads it again (the pairs keep the rest from repeating).
+        let mark = match (&res.updated, &resumed) {
+            (None, _) => listing.started.max(high_water),
+            (Some(_), Some(_)) => listing.latest.min(listing.started).max(high_water),
+            (Some(_), None) => listing.latest,
+        };
+        Ok(store.commit_poll(instance.id, &res.name, mark, position.resume_version, None, since, &candidates, now).await?)
     }
 
     /// Runs the scheduler until `shutdown` completes. Polls run in their own tasks,

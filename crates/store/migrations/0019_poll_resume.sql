@@ -9,3 +9,7 @@ ALTER TABLE event_poll_marks ADD COLUMN resume TEXT;
 -- late poll's record dated before it cannot be told apart from one announced, so it
 -- is not announced again (see Store::commit_poll).
 ALTER TABLE event_poll_marks ADD COLUMN pruned_before INTEGER NOT NULL DEFAULT 0;
+
+-- Counts the commits of the mark: a poll's commit replaces resume only when no other
+-- commit came between its read and its write (see Store::commit_poll).
+ALTER TABLE event_poll_marks ADD COLUMN resume_version INTEGER NOT NULL DEFAULT 0;

@@ -154,6 +154,9 @@ pub struct PollPosition {
     /// The poller's own record of where an unfinished listing goes on (opaque
     /// here); `None` when the last one was read to its end.
     pub resume: Option<String>,
+    /// Counts the commits of this mark: a commit that began from another count
+    /// leaves `resume` as it is (see [`Store::commit_poll`]).
+    pub resume_version: i64,
 }
 
 /// One polled record that may become an event: emitted only if its
@@ -719,7 +722,7 @@ impl Store {
             .bind(now())
             .execute(p)
             .await?;
-            sqlx::query_as("SELECT high_water, resume FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
+            sqlx::query_as("SELECT high_water, resume, resume_version FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
                 .bind(instance_id)
                 .bind(resource)
                 .fetch_one(p)
@@ -744,9 +747,11 @@ impl Store {
     /// goes on; `None` once it was read to its end), and forgets pairs older than
     /// `prune_before`. Returns the number of events stored. Two pollers racing on
     /// the same instance therefore emit each change once:
-    /// - `resume` replaces the stored position only while it is still
-    ///   `resumed_from`, the one the poll began with, so a late poll never writes
-    ///   back a position another has moved past;
+    /// - `resume` replaces the stored position only when no other commit came
+    ///   between (`resume_version` still `began_at`, the [`PollPosition`] the poll
+    ///   read), so a late poll never writes back a position another has moved past
+    ///   (comparing the positions themselves would not do: "no position" comes
+    ///   back each time a listing ends);
     /// - a candidate dated before pairs were last forgotten (a late poll's, read in
     ///   a window another poll has since closed) is not stored, as its pair can no
     ///   longer tell whether it was.
@@ -756,7 +761,7 @@ impl Store {
         instance_id: i64,
         resource: &str,
         high_water: i64,
-        resumed_from: Option<&str>,
+        began_at: i64,
         resume: Option<&str>,
         prune_before: i64,
         candidates: &[PollCandidate],
@@ -773,13 +778,14 @@ impl Store {
                 .unwrap_or(0)
         });
         on_tx!(&mut tx, |c, pg| {
-            let (greatest, same) = if pg { ("GREATEST", "IS NOT DISTINCT FROM") } else { ("MAX", "IS") };
+            let greatest = if pg { "GREATEST" } else { "MAX" };
             sqlx::query(&format!(
-                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume, pruned_before)
-                 VALUES ($1, $2, $3, $4, $5, $7)
+                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume, pruned_before, resume_version)
+                 VALUES ($1, $2, $3, $4, $5, $7, 1)
                  ON CONFLICT (instance_id, resource) DO UPDATE
                  SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at,
-                     resume = CASE WHEN event_poll_marks.resume {same} $6 THEN excluded.resume ELSE event_poll_marks.resume END,
+                     resume = CASE WHEN event_poll_marks.resume_version = $6 THEN excluded.resume ELSE event_poll_marks.resume END,
+                     resume_version = event_poll_marks.resume_version + 1,
                      pruned_before = {greatest}(event_poll_marks.pruned_before, excluded.pruned_before)"
             ))
             .bind(instance_id)
@@ -787,7 +793,7 @@ impl Store {
             .bind(high_water)
             .bind(now())
             .bind(resume)
-            .bind(resumed_from)
+            .bind(began_at)
             .bind(prune_before)
             .execute(&mut *c)
             .await?;

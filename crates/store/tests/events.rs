@@ -207,30 +207,38 @@ on_both! {
         assert_eq!(s.poll_mark(one, "orders", 50).await.unwrap(), 50);
         assert_eq!(s.poll_mark(one, "orders", 70).await.unwrap(), 50, "an existing mark stays");
         let cand = |object: &str, updated: i64, id: &str| PollCandidate { object_id: object.into(), updated_at: updated, event: event(org.id, one, id) };
-        assert_eq!(s.commit_poll(one, "orders", 200, None, None, 0, &[cand("o1", 100, "p1"), cand("o2", 150, "p2")], 0).await.unwrap(), 2);
+        assert_eq!(s.commit_poll(one, "orders", 200, 0, None, 0, &[cand("o1", 100, "p1"), cand("o2", 150, "p2")], 0).await.unwrap(), 2);
         // The overlap window reads o2 again (same date: nothing) and a change of o1.
-        assert_eq!(s.commit_poll(one, "orders", 150, None, None, 0, &[cand("o2", 150, "p3"), cand("o1", 160, "p4")], 0).await.unwrap(), 1);
+        assert_eq!(s.commit_poll(one, "orders", 150, 1, None, 0, &[cand("o2", 150, "p3"), cand("o1", 160, "p4")], 0).await.unwrap(), 1);
         assert_eq!(s.poll_mark(one, "orders", 0).await.unwrap(), 200, "the mark never moves back");
         let mut seen = s.poll_seen_ids(one, "orders").await.unwrap();
         seen.sort();
         assert_eq!(seen, ["o1", "o2"]);
-        assert_eq!(s.commit_poll(one, "orders", 300, None, None, 155, &[], 0).await.unwrap(), 0);
+        assert_eq!(s.commit_poll(one, "orders", 300, 2, None, 155, &[], 0).await.unwrap(), 0);
         assert_eq!(s.poll_seen_ids(one, "orders").await.unwrap(), ["o1"], "pairs before the cut are forgotten");
 
         // An unfinished listing: its position is kept beside the mark, until a commit
         // without one (the listing read to its end) clears it.
-        let position = |resume: Option<&str>, high_water: i64| PollPosition { high_water, resume: resume.map(str::to_owned) };
-        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(None, 300));
-        assert_eq!(s.commit_poll(one, "orders", 300, None, Some("page 2"), 155, &[cand("o3", 310, "p5")], 0).await.unwrap(), 1);
-        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(Some("page 2"), 300));
+        // Each commit counts: a late one (begun at an older count) leaves the position.
+        let position = |resume: Option<&str>, high_water: i64, resume_version: i64| PollPosition {
+            high_water,
+            resume: resume.map(str::to_owned),
+            resume_version,
+        };
+        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(None, 300, 3));
+        assert_eq!(s.commit_poll(one, "orders", 300, 3, Some("page 2"), 155, &[cand("o3", 310, "p5")], 0).await.unwrap(), 1);
+        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(Some("page 2"), 300, 4));
         // A late poll that began before "page 2" was stored leaves it.
-        assert_eq!(s.commit_poll(one, "orders", 300, None, Some("page 1"), 155, &[], 0).await.unwrap(), 0);
-        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(Some("page 2"), 300));
-        assert_eq!(s.commit_poll(one, "orders", 320, Some("page 2"), None, 155, &[], 0).await.unwrap(), 0);
-        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(None, 320));
+        assert_eq!(s.commit_poll(one, "orders", 300, 3, Some("page 1"), 155, &[], 0).await.unwrap(), 0);
+        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(Some("page 2"), 300, 5));
+        assert_eq!(s.commit_poll(one, "orders", 320, 5, None, 155, &[], 0).await.unwrap(), 0);
+        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(None, 320, 6));
+        // Also when the position it began from was "none" too (a listing ended between).
+        assert_eq!(s.commit_poll(one, "orders", 320, 3, Some("page 4"), 155, &[], 0).await.unwrap(), 0);
+        assert_eq!(s.poll_position(one, "orders", 0).await.unwrap(), position(None, 320, 7));
         // Pairs were forgotten below 155: a late poll's record dated before that is
         // not announced (again); one dated after is.
-        assert_eq!(s.commit_poll(one, "orders", 320, None, None, 0, &[cand("o4", 154, "p6"), cand("o4", 155, "p7")], 0).await.unwrap(), 1);
+        assert_eq!(s.commit_poll(one, "orders", 320, 7, None, 0, &[cand("o4", 154, "p6"), cand("o4", 155, "p7")], 0).await.unwrap(), 1);
 
         s.poll_mark(two, "orders", 10).await.unwrap();
         s.forget_poll_marks_except(&[two]).await.unwrap();
@@ -354,12 +362,12 @@ async fn migrate_db_copies_a_listing_position() {
     let s = &from.store;
     let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
     let one = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
-    s.commit_poll(one, "orders", 300, None, Some(r#"{"nextPage":"p2"}"#), 0, &[], 0).await.unwrap();
-    s.commit_poll(one, "products", 400, None, None, 0, &[], 0).await.unwrap();
+    s.commit_poll(one, "orders", 300, 0, Some(r#"{"nextPage":"p2"}"#), 0, &[], 0).await.unwrap();
+    s.commit_poll(one, "products", 400, 0, None, 0, &[], 0).await.unwrap();
     let to = TestDb::new(support::Backend::Postgres).await;
     s.copy_to(&to.store, 100).await.unwrap();
     let position = to.store.poll_position(one, "orders", 0).await.unwrap();
-    assert_eq!(position, PollPosition { high_water: 300, resume: Some(r#"{"nextPage":"p2"}"#.into()) });
+    assert_eq!(position, PollPosition { high_water: 300, resume: Some(r#"{"nextPage":"p2"}"#.into()), resume_version: 1 });
     let position = to.store.poll_position(one, "products", 0).await.unwrap();
-    assert_eq!(position, PollPosition { high_water: 400, resume: None });
+    assert_eq!(position, PollPosition { high_water: 400, resume: None, resume_version: 1 });
 }
