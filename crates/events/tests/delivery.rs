@@ -591,7 +591,7 @@ async fn webhook_events_are_enriched_through_the_hub_and_others_are_not() {
 async fn the_pruning_loop_applies_the_caps_holding_its_period() {
     use switchyard_events::retention::{prune_once, run as pruning, Retention, LEASE};
     let s = setup().await;
-    let instance = delivered(&s, 3).await;
+    delivered(&s, 3).await;
     let count = || async {
         let q = switchyard_store::EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 100 };
         s.ctx.store.events(&q).await.unwrap().len()
