@@ -351,7 +351,7 @@ struct Resume {
     /// rendered from it again).
     since: i64,
     /// Epoch ms: the latest update date read so far, capped at the clock (the next
-    /// mark).
+    /// mark, but no later than `started`).
     latest: i64,
     /// Epoch ms: when the listing began.
     started: i64,
