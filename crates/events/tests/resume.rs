@@ -94,6 +94,31 @@ fn short_poller(s: &Setup, shop: &Shop) -> Poller {
     Poller::new(s.ctx.clone(), Arc::new(shop.clone()), settings, None)
 }
 
+/// Starts a poll by `poller` whose first vendor call waits until the returned gate
+/// is notified; answers once it waits.
+async fn held_poll(
+    shop: &Shop,
+    poller: &Poller,
+    instance: &InstanceRow,
+    res: &switchyard_events::poller::ResourcePoll,
+) -> (Arc<tokio::sync::Notify>, tokio::task::JoinHandle<Result<usize, switchyard_events::EventsError>>) {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *shop.hold.lock().unwrap() = Some(gate.clone());
+    let late = {
+        let (poller, instance, res) = (poller.clone(), instance.clone(), res.clone());
+        tokio::spawn(async move { poller.poll_resource(&instance, &res, None).await })
+    };
+    until(Duration::from_secs(5), "the poll to wait on the vendor", || shop.hold.lock().unwrap().is_none()).await;
+    (gate, late)
+}
+
+/// The object ids announced more than once, with how many times.
+async fn announced_twice(s: &Setup) -> Vec<(String, usize)> {
+    let mut twice: Vec<(String, usize)> = announced(s).await.into_iter().filter(|(_, n)| *n > 1).collect();
+    twice.sort();
+    twice
+}
+
 /// Object id -> how many events announce it.
 async fn announced(s: &Setup) -> HashMap<String, usize> {
     let q = EventQuery { organization_id: s.org, instance_id: None, before: None, offset: 0, limit: 10_000 };
@@ -163,13 +188,7 @@ async fn a_late_poll_does_not_bring_back_a_finished_listing() {
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
 
     // A starts from page 3 and waits on the vendor.
-    let gate = Arc::new(tokio::sync::Notify::new());
-    *shop.hold.lock().unwrap() = Some(gate.clone());
-    let late = {
-        let (a, instance, res) = (a.clone(), instance.clone(), res.clone());
-        tokio::spawn(async move { a.poll_resource(&instance, &res, None).await })
-    };
-    until(Duration::from_secs(5), "A to wait on the vendor", || shop.hold.lock().unwrap().is_none()).await;
+    let (gate, late) = held_poll(&shop, &a, &instance, &res).await;
 
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 3, "page 5: the listing ends");
@@ -179,15 +198,14 @@ async fn a_late_poll_does_not_bring_back_a_finished_listing() {
     gate.notify_one();
     let late_stored = late.await.unwrap().unwrap();
     let position = s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap();
-    let mut later = Vec::new();
+    let mut stored_later = Vec::new();
     for _ in 0..3 {
-        later.push(b.poll_resource(&instance, &res, None).await.unwrap());
+        stored_later.push(b.poll_resource(&instance, &res, None).await.unwrap());
     }
-    let got = announced(&s).await;
-    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    let twice = announced_twice(&s).await;
     assert!(
         position.resume.is_none() && twice.is_empty(),
-        "the late poll stored {late_stored} and left the position {:?}; later polls stored {later:?}; announced more than once: {twice:?}",
+        "the late poll stored {late_stored} and left the position {:?}; later polls stored {stored_later:?}; announced more than once: {twice:?}",
         position.resume
     );
 }
@@ -252,13 +270,7 @@ async fn a_late_fresh_poll_does_not_bring_back_a_finished_listing() {
     }
 
     // A begins a fresh listing and waits on the vendor for its first page.
-    let gate = Arc::new(tokio::sync::Notify::new());
-    *shop.hold.lock().unwrap() = Some(gate.clone());
-    let late = {
-        let (a, instance, res) = (a.clone(), instance.clone(), res.clone());
-        tokio::spawn(async move { a.poll_resource(&instance, &res, None).await })
-    };
-    until(Duration::from_secs(5), "A to wait on the vendor", || shop.hold.lock().unwrap().is_none()).await;
+    let (gate, late) = held_poll(&shop, &a, &instance, &res).await;
 
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
@@ -269,16 +281,15 @@ async fn a_late_fresh_poll_does_not_bring_back_a_finished_listing() {
     gate.notify_one();
     let late_stored = late.await.unwrap().unwrap();
     let position = s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap();
-    let mut later = Vec::new();
+    let mut stored_later = Vec::new();
     for _ in 0..3 {
-        later.push(b.poll_resource(&instance, &res, None).await.unwrap());
+        stored_later.push(b.poll_resource(&instance, &res, None).await.unwrap());
     }
-    let got = announced(&s).await;
-    let twice: Vec<(&String, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    let twice = announced_twice(&s).await;
     assert!(twice.is_empty(), "announced more than once: {twice:?}");
     assert!(
         position.resume.is_none(),
-        "the late poll stored {late_stored} and left the position {:?}; later polls stored {later:?}",
+        "the late poll stored {late_stored} and left the position {:?}; later polls stored {stored_later:?}",
         position.resume
     );
 }
