@@ -1,6 +1,7 @@
 -- A listing cut short by the poller's page limit goes on at the next poll where it
 -- stopped: resume holds the poller's position in it (JSON: the hub's next-page
--- token, the window it began with, the latest date read so far), NULL when the
+-- token, the window it began with, what was listed, the latest date read so far,
+-- when it began), NULL when the
 -- last listing was read to its end. The mark (high_water) moves only then, so a
 -- backlog longer than one poll's pages is drained instead of re-read from the top.
 ALTER TABLE event_poll_marks ADD COLUMN resume TEXT;

@@ -748,8 +748,8 @@ impl Store {
     /// `prune_before`. Returns the number of events stored. Two pollers racing on
     /// the same instance therefore emit each change once:
     /// - `resume` replaces the stored position only when no other commit came
-    ///   between (`resume_version` still `began_at`, the [`PollPosition`] the poll
-    ///   read), so a late poll never writes back a position another has moved past
+    ///   between (`began_at` is the `resume_version` of the [`PollPosition`] the
+    ///   poll read), so a late poll never writes back a position another has moved past
     ///   (comparing the positions themselves would not do: "no position" comes
     ///   back each time a listing ends);
     /// - a candidate dated before pairs were last forgotten (a late poll's, read in
