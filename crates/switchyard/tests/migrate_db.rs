@@ -154,7 +154,17 @@ async fn an_installation_moved_to_postgres_answers_the_same() {
 
     let before_instances = get(&http, &format!("{api}/instances"), &auth).await;
     let before_events = get(&http, &format!("{api}/instances/events"), &auth).await;
-    let before_logs = get(&http, &format!("{api}/instances/{}/logs", basic["id"]), &auth).await;
+    // The call log is written in batches by its own task: wait for both calls.
+    let logs_url = format!("{api}/instances/{}/logs", basic["id"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let before_logs = loop {
+        let logs = get(&http, &logs_url, &auth).await;
+        if logs.as_array().is_some_and(|calls| calls.len() >= 2) {
+            break logs;
+        }
+        assert!(std::time::Instant::now() < deadline, "the two vendor calls in the log: {logs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let before_config = get(&http, &format!("{api}/instances/{hooked_id}/configuration"), &auth).await;
     server.stop();
 
