@@ -94,6 +94,37 @@ fn short_poller(s: &Setup, shop: &Shop) -> Poller {
     Poller::new(s.ctx.clone(), Arc::new(shop.clone()), settings, None)
 }
 
+/// Two pollers (2 pages of 3) on one instance whose mark is 10 minutes old, and 15
+/// orders changed since (5 pages): (instance, vendor, A, B, the orders resource).
+async fn two_pollers_on_a_backlog(
+    s: &Setup,
+) -> (InstanceRow, Shop, Poller, Poller, switchyard_events::poller::ResourcePoll) {
+    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
+    let shop = Shop::default();
+    let (a, b) = (short_poller(s, &shop), short_poller(s, &shop));
+    let now = Utc::now();
+    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
+    let old = now - chrono::Duration::minutes(9);
+    for id in 1..=15 {
+        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
+    }
+    (instance, shop, a, b, orders(""))
+}
+
+/// B reads pages 3-5 (the listing ends, no position left), then lists afresh from
+/// the new mark (the old window's pairs are cut).
+async fn read_to_the_end_and_again(
+    s: &Setup,
+    b: &Poller,
+    instance: &InstanceRow,
+    res: &switchyard_events::poller::ResourcePoll,
+) {
+    assert_eq!(b.poll_resource(instance, res, None).await.unwrap(), 6, "pages 3-4");
+    assert_eq!(b.poll_resource(instance, res, None).await.unwrap(), 3, "page 5: the listing ends");
+    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_none());
+    assert_eq!(b.poll_resource(instance, res, None).await.unwrap(), 0, "a fresh listing from the new mark");
+}
+
 /// Starts a poll by `poller` whose first vendor call waits until the returned gate
 /// is notified; answers once it waits.
 async fn held_poll(
@@ -174,26 +205,13 @@ async fn a_stored_position_is_not_carried_over_to_a_changed_configuration() {
 #[tokio::test]
 async fn a_late_poll_does_not_bring_back_a_finished_listing() {
     let s = setup().await;
-    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
-    let shop = Shop::default();
-    let a = short_poller(&s, &shop);
-    let b = short_poller(&s, &shop);
-    let res = orders("");
-    let now = Utc::now();
-    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
-    let old = now - chrono::Duration::minutes(9);
-    for id in 1..=15 {
-        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
-    }
+    let (instance, shop, a, b, res) = two_pollers_on_a_backlog(&s).await;
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
 
     // A starts from page 3 and waits on the vendor.
     let (gate, late) = held_poll(&shop, &a, &instance, &res).await;
 
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 3, "page 5: the listing ends");
-    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_none());
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 0, "a fresh listing from the new mark");
+    read_to_the_end_and_again(&s, &b, &instance, &res).await;
 
     gate.notify_one();
     let late_stored = late.await.unwrap().unwrap();
@@ -257,26 +275,13 @@ async fn a_dateless_resource_drains_its_backlog_once_and_its_mark_is_when_the_li
 #[tokio::test]
 async fn a_late_fresh_poll_does_not_bring_back_a_finished_listing() {
     let s = setup().await;
-    let instance = s.instance(&[("event.notification.enabled", "true"), ("event.objects", "orders")]).await;
-    let shop = Shop::default();
-    let a = short_poller(&s, &shop);
-    let b = short_poller(&s, &shop);
-    let res = orders("");
-    let now = Utc::now();
-    s.ctx.store.poll_mark(instance.id, "orders", (now - chrono::Duration::minutes(10)).timestamp() * 1000).await.unwrap();
-    let old = now - chrono::Duration::minutes(9);
-    for id in 1..=15 {
-        shop.put(id, 1, if id == 15 { now - chrono::Duration::seconds(1) } else { old });
-    }
+    let (instance, shop, a, b, res) = two_pollers_on_a_backlog(&s).await;
 
     // A begins a fresh listing and waits on the vendor for its first page.
     let (gate, late) = held_poll(&shop, &a, &instance, &res).await;
 
     assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 1-2");
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 6, "pages 3-4");
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 3, "page 5: the listing ends");
-    assert!(s.ctx.store.poll_position(instance.id, "orders", 0).await.unwrap().resume.is_none());
-    assert_eq!(b.poll_resource(&instance, &res, None).await.unwrap(), 0, "a fresh listing from the new mark");
+    read_to_the_end_and_again(&s, &b, &instance, &res).await;
 
     gate.notify_one();
     let late_stored = late.await.unwrap().unwrap();
