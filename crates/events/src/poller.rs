@@ -342,7 +342,7 @@ fn id_text(v: &Value) -> Option<String> {
 
 /// Where a listing cut short by [`PollerSettings::max_pages`] goes on; kept with the
 /// mark (`event_poll_marks.resume`) as JSON.
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[derive(Debug, serde::Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Resume {
     /// The hub's `nextPage` token of the first page not read.
@@ -623,7 +623,8 @@ impl Poller {
             .as_deref()
             .and_then(|text| serde_json::from_str::<Resume>(text).ok())
             .filter(|r| r.listing == this_listing);
-        let mut listing = resumed.clone().unwrap_or(Resume {
+        let goes_on = resumed.is_some();
+        let mut listing = resumed.unwrap_or(Resume {
             next_page: None,
             since: high_water - settings.overlap.as_millis() as i64,
             latest: high_water,
@@ -654,7 +655,7 @@ impl Poller {
                     // A position the vendor no longer takes (a cursor expired): the next
                     // poll lists again from the mark; the pairs remembered keep it from
                     // announcing twice. Vendor trouble (5xx, 429) keeps the position.
-                    if resumed.is_some() && page_number == 1 && (400..500).contains(&source.status) && source.status != 429 {
+                    if goes_on && page_number == 1 && (400..500).contains(&source.status) && source.status != 429 {
                         tracing::warn!(instance = instance.id, resource = %res.name, error = %source, "an unfinished listing cannot go on; the next poll starts it again");
                         store.commit_poll(instance.id, &res.name, high_water, position.resume_version, None, since, &[], now).await?;
                     }
@@ -691,10 +692,10 @@ impl Poller {
         // mark no further than when it began either: a record on a page read in an
         // earlier poll may have changed since, and the next listing, from then less
         // the overlap, reads it again (the pairs keep the rest from repeating).
-        let mark = match (&res.updated, &resumed) {
+        let mark = match (&res.updated, goes_on) {
             (None, _) => listing.started.max(high_water),
-            (Some(_), Some(_)) => listing.latest.min(listing.started).max(high_water),
-            (Some(_), None) => listing.latest,
+            (Some(_), true) => listing.latest.min(listing.started).max(high_water),
+            (Some(_), false) => listing.latest,
         };
         Ok(store.commit_poll(instance.id, &res.name, mark, position.resume_version, None, since, &candidates, now).await?)
     }

@@ -768,25 +768,20 @@ impl Store {
         due_at: i64,
     ) -> Result<usize> {
         let mut tx = self.begin().await?;
+        // The cut after this commit: the earlier one or `prune_before`, whichever is
+        // later. Candidates are never older than their own poll's `prune_before`, so
+        // against the new cut only a late poll's older records fall.
         let pruned_before: i64 = on_tx!(&mut tx, |c, pg| {
-            let lock = if pg { " FOR UPDATE" } else { "" };
-            sqlx::query_scalar(&format!("SELECT pruned_before FROM event_poll_marks WHERE instance_id = $1 AND resource = $2{lock}"))
-                .bind(instance_id)
-                .bind(resource)
-                .fetch_optional(&mut *c)
-                .await?
-                .unwrap_or(0)
-        });
-        on_tx!(&mut tx, |c, pg| {
             let greatest = if pg { "GREATEST" } else { "MAX" };
-            sqlx::query(&format!(
+            sqlx::query_scalar(&format!(
                 "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume, pruned_before, resume_version)
                  VALUES ($1, $2, $3, $4, $5, $7, 1)
                  ON CONFLICT (instance_id, resource) DO UPDATE
                  SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at,
                      resume = CASE WHEN event_poll_marks.resume_version = $6 THEN excluded.resume ELSE event_poll_marks.resume END,
                      resume_version = event_poll_marks.resume_version + 1,
-                     pruned_before = {greatest}(event_poll_marks.pruned_before, excluded.pruned_before)"
+                     pruned_before = {greatest}(event_poll_marks.pruned_before, excluded.pruned_before)
+                 RETURNING pruned_before"
             ))
             .bind(instance_id)
             .bind(resource)
@@ -795,8 +790,8 @@ impl Store {
             .bind(resume)
             .bind(began_at)
             .bind(prune_before)
-            .execute(&mut *c)
-            .await?;
+            .fetch_one(&mut *c)
+            .await?
         });
         let mut stored = 0;
         for cand in candidates.iter().filter(|c| c.updated_at >= pruned_before) {
