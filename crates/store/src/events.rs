@@ -755,6 +755,10 @@ impl Store {
     /// - a candidate dated before pairs were last forgotten (a late poll's, read in
     ///   a window another poll has since closed) is not stored, as its pair can no
     ///   longer tell whether it was.
+    ///
+    /// A poll whose mark was forgotten meanwhile (its polling was turned off, see
+    /// [`Store::forget_polls`]) records nothing and returns 0: the mark is made by
+    /// [`Store::poll_position`] only, so turning polling on again starts from then.
     #[allow(clippy::too_many_arguments)] // one poll's outcome, written together
     pub async fn commit_poll(
         &self,
@@ -771,16 +775,17 @@ impl Store {
         // The cut after this commit: the earlier one or `prune_before`, whichever is
         // later. Candidates are never older than their own poll's `prune_before`, so
         // against the new cut only a late poll's older records fall.
-        let pruned_before: i64 = on_tx!(&mut tx, |c, pg| {
+        let pruned_before: Option<i64> = on_tx!(&mut tx, |c, pg| {
             let greatest = if pg { "GREATEST" } else { "MAX" };
+            // Every right-hand side reads the row as it was before this update (both
+            // backends), so the version compared is the one the poll began from.
             sqlx::query_scalar(&format!(
-                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at, resume, pruned_before, resume_version)
-                 VALUES ($1, $2, $3, $4, $5, $7, 1)
-                 ON CONFLICT (instance_id, resource) DO UPDATE
-                 SET high_water = {greatest}(event_poll_marks.high_water, excluded.high_water), polled_at = excluded.polled_at,
-                     resume = CASE WHEN event_poll_marks.resume_version = $6 THEN excluded.resume ELSE event_poll_marks.resume END,
-                     resume_version = event_poll_marks.resume_version + 1,
-                     pruned_before = {greatest}(event_poll_marks.pruned_before, excluded.pruned_before)
+                "UPDATE event_poll_marks
+                 SET high_water = {greatest}(high_water, $3), polled_at = $4,
+                     resume = CASE WHEN resume_version = $6 THEN $5 ELSE resume END,
+                     resume_version = resume_version + 1,
+                     pruned_before = {greatest}(pruned_before, $7)
+                 WHERE instance_id = $1 AND resource = $2
                  RETURNING pruned_before"
             ))
             .bind(instance_id)
@@ -790,9 +795,12 @@ impl Store {
             .bind(resume)
             .bind(began_at)
             .bind(prune_before)
-            .fetch_one(&mut *c)
+            .fetch_optional(&mut *c)
             .await?
         });
+        let Some(pruned_before) = pruned_before else {
+            return Ok(0); // forgotten meanwhile; dropping `tx` rolls back (nothing was written)
+        };
         let mut stored = 0;
         for cand in candidates.iter().filter(|c| c.updated_at >= pruned_before) {
             let fresh = on_tx!(&mut tx, |c, pg| {

@@ -242,6 +242,10 @@ on_both! {
 
         s.poll_mark(two, "orders", 10).await.unwrap();
         s.forget_poll_marks_except(&[two]).await.unwrap();
+        // A poll that was under way when its polling was turned off records nothing,
+        // and does not bring the mark back.
+        assert_eq!(s.commit_poll(one, "orders", 500, 8, Some("page 9"), 0, &[cand("o9", 400, "p9")], 0).await.unwrap(), 0);
+        assert!(s.event(org.id, None, "p9").await.unwrap().is_none(), "a forgotten poll's event is not stored");
         assert_eq!(s.poll_mark(one, "orders", 999).await.unwrap(), 999, "one's mark was forgotten");
         assert_eq!(s.poll_mark(two, "orders", 999).await.unwrap(), 10);
         assert!(s.poll_seen_ids(one, "orders").await.unwrap().is_empty());
@@ -362,6 +366,8 @@ async fn migrate_db_copies_a_listing_position() {
     let s = &from.store;
     let (org, user) = s.create_organization("a", b"oa", "a@x", b"ua").await.unwrap();
     let one = s.create_instance(&new_instance(org.id, user.id, b"t1", true), &[], &NoSeal).await.unwrap();
+    s.poll_mark(one, "orders", 0).await.unwrap();
+    s.poll_mark(one, "products", 0).await.unwrap();
     s.commit_poll(one, "orders", 300, 0, Some(r#"{"nextPage":"p2"}"#), 0, &[], 0).await.unwrap();
     s.commit_poll(one, "products", 400, 0, None, 0, &[], 0).await.unwrap();
     let to = TestDb::new(support::Backend::Postgres).await;
