@@ -304,6 +304,40 @@ async fn single_records_travel_in_envelopes_on_their_item_paths() {
     assert_eq!(vendor_path("GET", "/hubs/ecommerce/orders"), "/orders.json");
 }
 
+/// An element's own keys are checked by their declared type and format before
+/// anything is stored or sent (a COMBO without options takes any value).
+#[tokio::test]
+async fn configuration_values_are_checked_by_type_and_format() {
+    let (_vendor, base) = shop_vendor().await;
+    let p = platform().await;
+    let with = |key: &str, value: &str| json!({"base.url": base, "api.key": KEY, key: value});
+    let (at_limit, over_limit) = ("1".repeat(32), "1".repeat(33)); // TEXTFIELD_32
+    for (key, value, expected) in [
+        ("shop.flag", "yes", "must be true or false"),
+        ("shop.limit", "ten", "must be a number"),
+        ("shop.limit", "inf", "must be a number"),
+        ("shop.limit", over_limit.as_str(), "longer than 32 characters"),
+        ("shop.extras", "{not json", "must be JSON"),
+        ("shop.region", "mars", "must be one of eu, us"),
+    ] {
+        let refused = p.create("shapestore", with(key, value), None).await;
+        assert_eq!(refused.status, reqwest::StatusCode::BAD_REQUEST, "{key}={value}: {}", refused.text);
+        let message = refused.body["message"].as_str().unwrap();
+        assert!(message.contains(key) && message.contains(expected), "{key}={value}: {message}");
+    }
+    for (key, value) in [
+        ("shop.flag", "false"),
+        ("shop.limit", "-12.5"),
+        ("shop.limit", at_limit.as_str()),
+        ("shop.extras", r#"{"a": [1]}"#),
+        ("shop.region", "us"),
+        ("shop.label", "anything at all"),
+    ] {
+        let created = p.create("shapestore", with(key, value), None).await;
+        assert_eq!(created.status, reqwest::StatusCode::OK, "{key}={value}: {}", created.text);
+    }
+}
+
 #[tokio::test]
 async fn a_resource_lives_on_a_second_base_url() {
     let (vendor, base) = shop_vendor().await;
