@@ -121,7 +121,12 @@ impl World {
     /// Creates a BigCommerce instance for `org`; answers its id and the Authorization
     /// with its Element token.
     async fn instance(&self, org: &Org, name: &str) -> (i64, String) {
-        let body = json!({"element": {"key": "bigcommerce"}, "name": name, "configuration": {
+        self.tagged_instance(org, name, &[]).await
+    }
+
+    /// [`World::instance`] with tags.
+    async fn tagged_instance(&self, org: &Org, name: &str, tags: &[&str]) -> (i64, String) {
+        let body = json!({"element": {"key": "bigcommerce"}, "name": name, "tags": tags, "configuration": {
             "username": "sandbox", "password": DEMO_API_TOKEN, "store.url": format!("{}/stores/{STORE}/api/v2", self.sim_base)}});
         let r = self.http.post(format!("{}/instances", self.api)).header("Authorization", &org.auth).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -422,4 +427,50 @@ async fn a_retry_wait_that_would_pass_the_request_budget_is_not_made() {
     assert!(answer.body["providerMessage"].as_str().unwrap().contains("quota"), "{}", answer.body);
     assert_eq!(w.sim.request_count(STORE) - before, 1, "no retry");
     assert!(took < budget, "answered at once, not after waiting: {took:?}");
+}
+
+/// The instance API: an `Element` token names its instance only within its own
+/// organization (the id-less reads answer that instance alone), `tags[]` filters the
+/// list, and an instance shows who made it by name to that user only.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_element_token_names_its_instance_only_in_its_organization() {
+    let w = world(Limits::default()).await;
+    let (a1, a1_auth) = w.instance(&w.a, "a1").await;
+    let (eu, _) = w.tagged_instance(&w.a, "eu", &["eu", "vip"]).await;
+    let (us, _) = w.tagged_instance(&w.a, "us", &["us", "vip"]).await;
+    let ids = |a: Answer| -> Vec<i64> { a.ids() };
+
+    let one = w.get(&a1_auth, "/instances", &[]).await;
+    assert_eq!((one.status, one.body["id"].as_i64()), (StatusCode::OK, Some(a1)), "one object, not a list: {}", one.body);
+    let config = w.get(&a1_auth, "/instances/configuration", &[]).await;
+    assert_eq!(config.status, StatusCode::OK, "{}", config.body);
+    let store_url = config.body.as_array().unwrap().iter().find(|c| c["key"] == "store.url").unwrap();
+    assert_eq!(store_url["propertyValue"], format!("{}/stores/{STORE}/api/v2", w.sim_base));
+    // Presented with another organization's credentials, the token names nothing.
+    let token = a1_auth.rsplit_once("Element ").unwrap().1;
+    let stolen = format!("{}, Element {token}", w.b.auth);
+    for path in ["/instances", "/instances/configuration"] {
+        let a = w.get(&stolen, path, &[]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}: {}", a.body);
+        assert!(!a.body.to_string().contains("store.url"), "{path}: {}", a.body);
+    }
+
+    // Every tag asked for, as `tags[]` (Cloud Elements) or `tags`.
+    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[]).await), [a1, eu, us]);
+    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "eu")]).await), [eu]);
+    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags", "us")]).await), [us]);
+    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "vip")]).await), [eu, us]);
+    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "vip"), ("tags[]", "eu")]).await), [eu]);
+    assert!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "eu"), ("tags[]", "us")]).await).is_empty());
+    assert!(ids(w.get(&w.b.auth, "/instances", &[]).await).is_empty(), "another organization's list");
+
+    // Another user of the organization sees the instance and its maker's id, not
+    // their address.
+    let secret = new_secret();
+    w.store.create_user(w.a.id, "second@localhost", &hash_secret(&secret)).await.unwrap();
+    let second = format!("User {secret}, {}", w.a.auth.split_once(", ").unwrap().1);
+    let maker = w.get(&w.a.auth, &format!("/instances/{a1}"), &[]).await.body["user"].clone();
+    assert_eq!(maker["emailAddress"], "a@localhost", "{maker}");
+    let seen = w.get(&second, &format!("/instances/{a1}"), &[]).await.body["user"].clone();
+    assert_eq!((seen["id"].clone(), seen["emailAddress"].clone()), (maker["id"].clone(), Value::Null), "{seen}");
 }

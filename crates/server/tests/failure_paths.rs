@@ -887,6 +887,10 @@ async fn configuration_values_that_are_null_lists_objects_too_long_or_masks_are_
             assert!(m.len() < 500, "the value is not quoted back: {m}");
         }
     }
+    // providerData belongs to OAuth 2.0 elements; BigCommerce's is a mistake to point out.
+    let body = json!({"element": {"key": "bigcommerce"}, "name": "x", "configuration": good, "providerData": {"code": "c"}});
+    let (m, _) = app.platform(Method::POST, "/instances", Some(body)).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("does not take providerData"), "{m}");
     assert_eq!(app.bc.request_count(HASH), seen, "refused before any vendor call");
     assert_eq!(app.instance_count().await, 0);
 

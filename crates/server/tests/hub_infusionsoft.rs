@@ -520,7 +520,10 @@ async fn bad_inputs_are_400s_with_the_vendors_words_and_nothing_stored() {
     // No code, an empty code, tokens given by hand, missing keys.
     let (m, _) = p.platform(Method::POST, "/instances", Some(json!({"element": {"key": "infusionsoftcrm"}, "name": "x", "configuration": app_config()}))).await.error(StatusCode::BAD_REQUEST);
     assert!(m.contains("providerData.code") && m.contains("oauth/url"), "{m}");
-    p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": ""})))).await.error(StatusCode::BAD_REQUEST);
+    for blank in ["", "  "] {
+        let (m, _) = p.platform(Method::POST, "/instances", Some(create(app_config(), json!({"code": blank})))).await.error(StatusCode::BAD_REQUEST);
+        assert!(m.contains("providerData.code must be the authorization code"), "refused before the exchange: {m}");
+    }
     let mut by_hand = app_config();
     by_hand["oauth.user.token"] = json!("t");
     let (m, _) = p.platform(Method::POST, "/instances", Some(create(by_hand, json!({"code": "c"})))).await.error(StatusCode::BAD_REQUEST);
