@@ -473,4 +473,15 @@ async fn an_element_token_names_its_instance_only_in_its_organization() {
     assert_eq!(maker["emailAddress"], "a@localhost", "{maker}");
     let seen = w.get(&second, &format!("/instances/{a1}"), &[]).await.body["user"].clone();
     assert_eq!((seen["id"].clone(), seen["emailAddress"].clone()), (maker["id"].clone(), Value::Null), "{seen}");
+
+    // A new token replaces the old one at once.
+    let r = w.http.post(format!("{}/instances/{a1}/token", w.api)).header("Authorization", &w.a.auth).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let issued: Value = r.json().await.unwrap();
+    assert_eq!(issued["id"], a1);
+    let fresh = format!("{}, Element {}", w.a.auth, issued["token"].as_str().unwrap());
+    assert_eq!(w.get(&fresh, "/instances", &[]).await.body["id"], a1);
+    assert_eq!(w.get(&a1_auth, "/instances", &[]).await.status, StatusCode::UNAUTHORIZED, "the old token");
+    let r = w.http.post(format!("{}/instances/{a1}/token", w.api)).header("Authorization", &w.b.auth).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "another organization's instance");
 }

@@ -904,7 +904,17 @@ async fn configuration_values_that_are_null_lists_objects_too_long_or_masks_are_
             assert!(m.contains(key) || m.contains("********"), "{method} {key}: {m}");
         }
     }
+    // A blank name, and another element (naming its own is allowed).
+    for method in [Method::PATCH, Method::PUT] {
+        let (m, _) = app.platform(method.clone(), &format!("/instances/{id}"), Some(json!({"name": "  "}))).await.error(StatusCode::BAD_REQUEST);
+        assert!(m.contains("name must not be empty"), "{method}: {m}");
+        let body = json!({"name": "y", "element": {"key": "infusionsoftcrm"}, "configuration": good});
+        let (m, _) = app.platform(method.clone(), &format!("/instances/{id}"), Some(body)).await.error(StatusCode::BAD_REQUEST);
+        assert!(m.contains("cannot change its element"), "{method}: {m}");
+    }
     assert_eq!(app.platform(Method::GET, &format!("/instances/{id}"), None).await.ok(), before);
+    let body = json!({"element": {"key": "bigcommerce"}, "configuration": {"username": good["username"]}});
+    assert_eq!(app.platform(Method::PATCH, &format!("/instances/{id}"), Some(body)).await.ok()["id"], id);
 }
 
 // ---------------------------------------------------------------------------
