@@ -714,6 +714,24 @@ async fn retrieve_takes_fields_as_lists_do() {
     assert!(m.contains("fields") && m.contains("Nope"), "{m}");
 }
 
+/// What the vendor does not see (the name, tags, an `event.*` setting) is stored
+/// without calling it; a key it sees is checked with the tokens in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_calls_the_vendor_only_for_what_it_sees() {
+    let p = start().await;
+    let (created, auth) = p.connect("infusionsoftcrm").await;
+    let path = format!("/instances/{}", created["id"]);
+    let calls = || (p.sim.rpc_count(DEMO_CLIENT_ID), p.sim.token_calls().total);
+    let before = calls();
+    let body = json!({"name": "renamed", "tags": ["x"], "configuration": {"event.poll.refresh_interval": "30"}});
+    assert_eq!(p.platform(Method::PATCH, &path, Some(body)).await.ok()["name"], "renamed");
+    assert_eq!(calls(), before, "no vendor call");
+    let body = json!({"configuration": {"infusionsoft.private.key": "wrong"}});
+    p.platform(Method::PATCH, &path, Some(body)).await.error(StatusCode::BAD_REQUEST);
+    assert_eq!(calls(), (before.0 + 1, before.1), "one check, with the stored access token");
+    assert_eq!(p.hub(&auth, Method::GET, "crm/ping", None).await.status, StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_refused_for_the_apps_credentials_makes_the_instance_invalid_too() {
     let p = start().await;
