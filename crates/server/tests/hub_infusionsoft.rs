@@ -719,12 +719,15 @@ async fn retrieve_takes_fields_as_lists_do() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_calls_the_vendor_only_for_what_it_sees() {
     let p = start().await;
-    let (created, auth) = p.connect("infusionsoftcrm").await;
-    let path = format!("/instances/{}", created["id"]);
+    let (id, auth) = p.connect_with_events("infusionsoftcrm").await;
+    let path = format!("/instances/{id}");
     let calls = || (p.sim.rpc_count(DEMO_CLIENT_ID), p.sim.token_calls().total);
     let before = calls();
     let body = json!({"name": "renamed", "tags": ["x"], "configuration": {"event.poll.refresh_interval": "30"}});
-    assert_eq!(p.platform(Method::PATCH, &path, Some(body)).await.ok()["name"], "renamed");
+    let patched = p.platform(Method::PATCH, &path, Some(body)).await.ok();
+    assert_eq!((patched["name"].as_str(), patched["eventsEnabled"].as_bool()), (Some("renamed"), Some(true)), "{patched}");
+    let body = json!({"configuration": {"event.notification.enabled": "false"}});
+    assert_eq!(p.platform(Method::PATCH, &path, Some(body)).await.ok()["eventsEnabled"], false);
     assert_eq!(calls(), before, "no vendor call");
     let body = json!({"configuration": {"infusionsoft.private.key": "wrong"}});
     p.platform(Method::PATCH, &path, Some(body)).await.error(StatusCode::BAD_REQUEST);
