@@ -524,10 +524,13 @@ impl Poller {
         }
     }
 
+    /// Polls every configured resource, first starting the marks not started yet
+    /// (asked for directly, not by the schedule, which starts them itself).
     async fn poll_all(&self, instance: &InstanceRow) -> Result<usize, EventsError> {
         let ctx = &self.inner.ctx;
         let def = ctx.catalog.get(&instance.element_key).cloned();
         let cfg = EventConfig::load(ctx, def.as_deref(), instance.id).await?;
+        self.start_marks(instance.id, &cfg).await?;
         self.poll_configured(instance, &cfg).await
     }
 
@@ -604,11 +607,16 @@ impl Poller {
 
     /// One poll of one resource; `account` is the zone the vendor writes zoneless
     /// dates in (see [`HubLister::account_zone`]), used where `res` names none.
+    /// A resource whose mark is not started is not polled (0): its polling was turned
+    /// off meanwhile (the marks were forgotten, and must stay so), or it is new in
+    /// the configuration and the schedule starts it when it sees the change.
     pub async fn poll_resource(&self, instance: &InstanceRow, res: &ResourcePoll, account: Option<Zone>) -> Result<usize, EventsError> {
         let store = &self.inner.ctx.store;
         let settings = &self.inner.settings;
         let now = now_ms();
-        let position = store.poll_position(instance.id, &res.name, now).await?;
+        let Some(position) = store.started_poll_position(instance.id, &res.name).await? else {
+            return Ok(0);
+        };
         // The mark never passes our clock: a record dated in the future (a vendor
         // clock ahead, or a zone read wrongly) would otherwise hide every change
         // until that time (it stays in the window, and is not announced twice).

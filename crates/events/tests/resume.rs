@@ -333,3 +333,24 @@ async fn a_change_to_a_page_already_read_while_the_listing_goes_on_is_announced(
     let got = announced(&s).await;
     assert_eq!(got.get("2"), Some(&2), "order 2 created, then changed: stored per poll {stored:?}, announced {got:?}");
 }
+
+/// Polling turned off while a poll is under way (the marks forgotten): that poll
+/// stores nothing, a resource polled after the forget is not polled at all, and no
+/// mark comes back, so turning polling on again starts from then. A poll asked for
+/// directly starts the marks itself.
+#[tokio::test]
+async fn a_poll_under_way_when_polling_is_turned_off_brings_no_mark_back() {
+    let s = setup().await;
+    let (instance, shop, a, _, res) = two_pollers_on_a_backlog(&s).await;
+    let (gate, late) = held_poll(&shop, &a, &instance, &res).await;
+    s.ctx.store.forget_polls(&[instance.id]).await.unwrap();
+    gate.notify_one();
+    assert_eq!(late.await.unwrap().unwrap(), 0, "its commit finds no mark");
+    assert_eq!(a.poll_resource(&instance, &res, None).await.unwrap(), 0, "not started: not polled");
+    assert!(s.ctx.store.started_poll_position(instance.id, "orders").await.unwrap().is_none(), "no mark came back");
+    assert!(announced(&s).await.is_empty(), "{:?}", announced(&s).await);
+
+    a.poll_instance(&instance).await.unwrap();
+    let started = s.ctx.store.started_poll_position(instance.id, "orders").await.unwrap().expect("started by the direct poll");
+    assert!(started.high_water > Utc::now().timestamp_millis() - 60_000, "from now, not from the forgotten mark");
+}

@@ -723,7 +723,7 @@ async fn an_update_calls_the_vendor_only_for_what_it_sees() {
     let path = format!("/instances/{id}");
     let calls = || (p.sim.rpc_count(DEMO_CLIENT_ID), p.sim.token_calls().total);
     let before = calls();
-    let body = json!({"name": "renamed", "tags": ["x"], "configuration": {"event.poll.refresh_interval": "30"}});
+    let body = json!({"name": "renamed", "tags": ["x"], "configuration": {"event.poller.refresh_interval": "30"}});
     let patched = p.platform(Method::PATCH, &path, Some(body)).await.ok();
     assert_eq!((patched["name"].as_str(), patched["eventsEnabled"].as_bool()), (Some("renamed"), Some(true)), "{patched}");
     let body = json!({"configuration": {"event.notification.enabled": "false"}});

@@ -730,6 +730,19 @@ impl Store {
         }))
     }
 
+    /// The position of one resource if its mark was started (by [`Store::poll_mark`]
+    /// or [`Store::poll_position`]); `None` once it was forgotten (see
+    /// [`Store::forget_polls`]).
+    pub async fn started_poll_position(&self, instance_id: i64, resource: &str) -> Result<Option<PollPosition>> {
+        Ok(on_pool!(self, |p, pg| {
+            sqlx::query_as("SELECT high_water, resume, resume_version FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
+                .bind(instance_id)
+                .bind(resource)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
     /// Object ids already seen inside the overlap window of a resource.
     pub async fn poll_seen_ids(&self, instance_id: i64, resource: &str) -> Result<Vec<String>> {
         Ok(on_pool!(self, |p, pg| {
