@@ -479,7 +479,9 @@ impl Poller {
         self.inner.schedule.clone()
     }
 
-    /// Polls every configured resource of one instance now. Returns the events stored.
+    /// Polls every configured resource of one instance now, starting the marks it
+    /// lacks (whatever its event settings: a tool for tests and operators, not the
+    /// schedule's path). Returns the events stored.
     /// One failing resource does not stop the others; the first error is returned
     /// after all were tried. The outcome is recorded on the instance (see
     /// [`Poller::record`]).
@@ -615,6 +617,10 @@ impl Poller {
         let settings = &self.inner.settings;
         let now = now_ms();
         let Some(position) = store.started_poll_position(instance.id, &res.name).await? else {
+            // The next look opens the instance again: it starts the marks if it still
+            // polls (a forget on another node that raced its scheduling here), and
+            // leaves it if not.
+            self.inner.schedule.changed(instance.id);
             return Ok(0);
         };
         // The mark never passes our clock: a record dated in the future (a vendor
