@@ -711,7 +711,7 @@ impl Store {
     /// The high-water mark of one resource (started at `start` when there is none,
     /// as [`Store::poll_mark`]) and where an unfinished listing goes on.
     pub async fn poll_position(&self, instance_id: i64, resource: &str, start: i64) -> Result<PollPosition> {
-        Ok(on_pool!(self, |p, pg| {
+        on_pool!(self, |p, pg| {
             sqlx::query(
                 "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT DO NOTHING",
@@ -722,12 +722,9 @@ impl Store {
             .bind(now())
             .execute(p)
             .await?;
-            sqlx::query_as("SELECT high_water, resume, resume_version FROM event_poll_marks WHERE instance_id = $1 AND resource = $2")
-                .bind(instance_id)
-                .bind(resource)
-                .fetch_one(p)
-                .await?
-        }))
+        });
+        // `None` only if forgotten between the two statements.
+        self.started_poll_position(instance_id, resource).await?.ok_or_else(|| sqlx::Error::RowNotFound.into())
     }
 
     /// The position of one resource if its mark was started (by [`Store::poll_mark`]
