@@ -435,4 +435,14 @@ mod tests {
         let nested = parse_definitions(json!({"ok": {"fields": [{"path": "a", "type": "nope"}]}}).as_object().unwrap(), ORG).unwrap_err();
         assert!(nested.message.starts_with("ok.fields[0].type"), "{}", nested.message);
     }
+
+    #[test]
+    fn what_the_caller_sent_is_quoted_back_cut_at_64_characters() {
+        let unknown = |member: &str| refused(json!({"fields": [{"path": "a", "type": "string", member: 1}]}));
+        assert_eq!(unknown("colour"), "fields[0].colour: unknown member; a field has 'path' and 'type'");
+        let long = "é".repeat(64);
+        assert!(unknown(&long).starts_with(&format!("fields[0].{long}: ")), "64 characters (128 bytes) are quoted whole");
+        let longer = "é".repeat(65);
+        assert!(unknown(&longer).starts_with(&format!("fields[0].{long}…: ")), "the 65th is cut");
+    }
 }
