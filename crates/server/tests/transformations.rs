@@ -520,14 +520,16 @@ async fn bad_transformations_are_refused_and_organizations_keep_to_their_own() {
     assert!(m.contains("not a common resource name"), "{m}");
     let r = p.http.post(format!("{}{at}", p.api)).header("Authorization", &p.auth).header("Content-Type", "application/json").body("{").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(p.platform(Method::PUT, at, Some(bigcommerce_contact())).await.status, StatusCode::NOT_FOUND, "PUT of a missing one");
+    let m = p.platform(Method::PUT, at, Some(bigcommerce_contact())).await.error(StatusCode::NOT_FOUND).0;
+    assert_eq!(m, "The transformation of 'myContact' for element bigcommerce does not exist", "PUT of a missing one");
     assert_eq!(p.platform(Method::GET, at, None).await.status, StatusCode::NOT_FOUND, "nothing was stored");
     assert_eq!(p.platform(Method::GET, "/organizations/elements/bigcommerce/transformations", None).await.ok(), json!({}));
 
     // Stored once; twice is a conflict.
     p.platform(Method::POST, "/organizations/objects/myContact/definitions", Some(my_contact())).await.ok();
     p.platform(Method::POST, at, Some(bigcommerce_contact())).await.ok();
-    assert_eq!(p.platform(Method::POST, at, Some(bigcommerce_contact())).await.status, StatusCode::CONFLICT);
+    let m = p.platform(Method::POST, at, Some(bigcommerce_contact())).await.error(StatusCode::CONFLICT).0;
+    assert_eq!(m, "The transformation of 'myContact' for element bigcommerce exists; PUT replaces it");
     // A definition in use cannot go.
     let m = p.platform(Method::DELETE, "/organizations/objects/myContact/definitions", None).await.error(StatusCode::CONFLICT).0;
     assert!(m.contains("element bigcommerce"), "{m}");
