@@ -493,6 +493,10 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::7f00:1",
+            "64:ff9b:1::808:808", // local-use NAT64 (RFC 8215), whatever it embeds
+            "100::1",
+            "3fff::1",
+            "fec0::1",
             "::127.0.0.1",
         ] {
             assert!(!d.ip_allowed(ip(s)), "{s} must be refused");
