@@ -438,7 +438,6 @@ async fn an_element_token_names_its_instance_only_in_its_organization() {
     let (a1, a1_auth) = w.instance(&w.a, "a1").await;
     let (eu, _) = w.tagged_instance(&w.a, "eu", &["eu", "vip"]).await;
     let (us, _) = w.tagged_instance(&w.a, "us", &["us", "vip"]).await;
-    let ids = |a: Answer| -> Vec<i64> { a.ids() };
 
     let one = w.get(&a1_auth, "/instances", &[]).await;
     assert_eq!((one.status, one.body["id"].as_i64()), (StatusCode::OK, Some(a1)), "one object, not a list: {}", one.body);
@@ -456,13 +455,13 @@ async fn an_element_token_names_its_instance_only_in_its_organization() {
     }
 
     // Every tag asked for, as `tags[]` (Cloud Elements) or `tags`.
-    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[]).await), [a1, eu, us]);
-    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "eu")]).await), [eu]);
-    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags", "us")]).await), [us]);
-    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "vip")]).await), [eu, us]);
-    assert_eq!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "vip"), ("tags[]", "eu")]).await), [eu]);
-    assert!(ids(w.get(&w.a.auth, "/instances", &[("tags[]", "eu"), ("tags[]", "us")]).await).is_empty());
-    assert!(ids(w.get(&w.b.auth, "/instances", &[]).await).is_empty(), "another organization's list");
+    assert_eq!(w.get(&w.a.auth, "/instances", &[]).await.ids(), [a1, eu, us]);
+    assert_eq!(w.get(&w.a.auth, "/instances", &[("tags[]", "eu")]).await.ids(), [eu]);
+    assert_eq!(w.get(&w.a.auth, "/instances", &[("tags", "us")]).await.ids(), [us]);
+    assert_eq!(w.get(&w.a.auth, "/instances", &[("tags[]", "vip")]).await.ids(), [eu, us]);
+    assert_eq!(w.get(&w.a.auth, "/instances", &[("tags[]", "vip"), ("tags[]", "eu")]).await.ids(), [eu]);
+    assert!(w.get(&w.a.auth, "/instances", &[("tags[]", "eu"), ("tags[]", "us")]).await.ids().is_empty());
+    assert!(w.get(&w.b.auth, "/instances", &[]).await.ids().is_empty(), "another organization's list");
 
     // Another user of the organization sees the instance and its maker's id, not
     // their address.
