@@ -412,6 +412,13 @@ mod tests {
         assert!(!p.ip_allowed(ip("10.1.2.4")));
         assert!(p.host_allowed("API.example.com"));
         assert!(!p.host_allowed("example.com"));
+        assert!(!p.is_empty());
+        // Either half alone makes a policy that allows something.
+        assert!(!OutboundPolicy::parse("localhost").unwrap().is_empty());
+        assert!(!OutboundPolicy::parse("10.0.0.0/8").unwrap().is_empty());
+        // Hyphens and underscores are common in internal names (`my-vendor`, `_sandbox`).
+        let p = OutboundPolicy::parse("my-vendor.internal,store_sim.test").unwrap();
+        assert_eq!(p.hosts(), &["my-vendor.internal".to_string(), "store_sim.test".to_string()]);
     }
 
     #[test]

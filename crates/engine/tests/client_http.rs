@@ -315,6 +315,9 @@ async fn redirects_are_followed_up_to_the_limit_and_a_loop_ends_without_naming_t
 #[tokio::test]
 async fn the_default_body_bound_is_16_mib() {
     use switchyard_engine::client::DEFAULT_MAX_BODY;
+    // The figure docs/choices.md gives (an oversized vendor body is a 502), written out
+    // so a changed constant fails here rather than moving both sides of the test.
+    assert_eq!(DEFAULT_MAX_BODY, 16_777_216);
     let app = Router::new()
         .route("/at", get(|| async { vec![b'a'; DEFAULT_MAX_BODY] }))
         .route(
