@@ -526,6 +526,64 @@ async fn a_token_endpoint_answering_5xx_during_a_refresh_is_a_502_that_leaves_th
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_answer_over_64_kib_is_a_502_that_names_the_bound() {
+    let app = start().await;
+    let stub = Stub::start(&app.keap_base).await;
+    let (id, auth) = app.keap_instance(json!({"oauth.token.url": format!("{}/token", stub.base)})).await;
+    // A well-formed token answer padded to one byte over 64 KiB (65,536 bytes, the
+    // engine's bound on a token endpoint's answer).
+    let head = r#"{"access_token":"a","refresh_token":"r","expires_in":3600,"pad":""#;
+    let padded = format!("{head}{}\"}}", "x".repeat(65_537 - head.len() - 2));
+    assert_eq!(padded.len(), 65_537);
+    stub.answer(move |_| Some(json_answer(StatusCode::OK, &padded)));
+
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let a = app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await;
+    let (m, _) = a.error(StatusCode::BAD_GATEWAY);
+    assert!(m.contains("larger than 65536 bytes"), "{m}");
+    assert_eq!(app.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true, "a failure that may pass");
+
+    // The endpoint answers normally again: the refresh goes through.
+    stub.answer(|_| None);
+    assert_eq!(app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.ok().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_instances_refresh_leaves_one_instances_refresh_single() {
+    let app = Arc::new(start().await);
+    let stub = Stub::start(&app.keap_base).await;
+    let token_url = json!({"oauth.token.url": format!("{}/token", stub.base)});
+    let ((_, a), (_, b)) = (app.keap_instance(token_url.clone()).await, app.keap_instance(token_url).await);
+    // Token calls take a second, so each refresh is still running when the next call comes.
+    stub.set_delay(Duration::from_secs(1));
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 2);
+    let (hits, stub) = (stub.hits(), &stub);
+    let wait_for_hits = |n: u64| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stub.hits() < hits + n {
+            assert!(Instant::now() < deadline, "no token call {n}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let call = |auth: String| {
+        let app = app.clone();
+        tokio::spawn(async move { app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await })
+    };
+    // A's refresh is under way; then B's starts (this process's refresh locks are looked
+    // up again); then a second call for A must wait for A's refresh, not start another.
+    let first_a = call(a.clone());
+    wait_for_hits(1).await;
+    let first_b = call(b);
+    wait_for_hits(2).await;
+    let second_a = call(a);
+    for answer in [first_a, first_b, second_a] {
+        assert_eq!(answer.await.unwrap().ok().as_array().unwrap().len(), 1);
+    }
+    assert_eq!(stub.hits() - hits, 2, "one token call per instance");
+    assert_eq!(app.keap.token_calls().refresh_token, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_instance_without_a_stored_access_token_is_401_until_a_new_code() {
     let app = start().await;
     let (id, auth) = app.keap_instance(json!({})).await;
