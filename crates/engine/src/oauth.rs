@@ -210,6 +210,9 @@ pub fn oauth2(def: &ElementDefinition) -> Result<&OAuth2, EngineError> {
 /// cannot be replayed (codes are single-use, refresh tokens rotate), so there is
 /// nothing to retry. Logged in the call log of `instance` when there is one
 /// (method, the URL's path and query names, status, duration: never the form).
+/// `refreshing`: the refresh token the form sends, kept when the answer names none
+/// (RFC 6749 section 6: the server *may* issue a new one); a code exchange passes
+/// `None`, and an answer without a refresh token is then a failure.
 async fn token_call(
     engine: &Engine,
     def: &ElementDefinition,
@@ -217,6 +220,7 @@ async fn token_call(
     mut form: Vec<(&'static str, String)>,
     client_auth: ClientAuth,
     instance: Option<i64>,
+    refreshing: Option<&str>,
 ) -> Result<TokenPair, TokenFailure> {
     let o = oauth2(def).map_err(TokenFailure::Failed)?;
     let rendered = |t: &str| render(t, config).map_err(TokenFailure::Failed);
@@ -257,7 +261,8 @@ async fn token_call(
     let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_owned();
     match response.status {
         200..=299 => {
-            let (access, refresh) = (field("access_token"), field("refresh_token"));
+            let access = field("access_token");
+            let refresh = Some(field("refresh_token")).filter(|r| !r.is_empty()).or_else(|| refreshing.map(str::to_owned)).unwrap_or_default();
             let expires_in = parsed.as_ref().and_then(|v| v.get("expires_in")).and_then(Value::as_i64).unwrap_or(0);
             if access.is_empty() || refresh.is_empty() {
                 return Err(TokenFailure::Failed(EngineError::new(
@@ -290,7 +295,7 @@ pub async fn exchange_code(
     let redirect_uri = render(&o.callback_url, config)?;
     let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri)];
     // As the element declares (default: form fields, as Keap documents for the exchange).
-    token_call(engine, def, config, form, o.exchange_auth, instance).await.map_err(|failure| match failure {
+    token_call(engine, def, config, form, o.exchange_auth, instance, None).await.map_err(|failure| match failure {
         TokenFailure::Refused { error, words } => {
             let mut err = EngineError::new(
                 StatusCode::BAD_REQUEST,
@@ -472,7 +477,7 @@ async fn refresh_holding_lease(
     }
     crash_point("oauth-before-token-call");
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
-    let answer = token_call(engine, def, config, form, o.refresh_auth, Some(instance_id)).await;
+    let answer = token_call(engine, def, config, form, o.refresh_auth, Some(instance_id), Some(&t.refresh)).await;
     // Stopped before the commit releases the lease, so it cannot take it back after.
     drop(renewal);
     match answer {

@@ -45,11 +45,14 @@ impl Seen {
 
 /// Some answer, or `None` to forward the request to the simulator.
 type Answerer = Arc<dyn Fn(&Seen) -> Option<Response> + Send + Sync>;
+/// Changes the body of a forwarded answer (the simulator's words, edited).
+type Rewriter = Arc<dyn Fn(Bytes) -> Bytes + Send + Sync>;
 
 #[derive(Clone)]
 struct Stub {
     base: String,
     answer: Arc<Mutex<Answerer>>,
+    rewrite: Arc<Mutex<Option<Rewriter>>>,
     /// Waited before every answer.
     delay: Arc<Mutex<Duration>>,
     hits: Arc<AtomicU64>,
@@ -63,6 +66,7 @@ impl Stub {
         let stub = Stub {
             base: format!("http://{}", listener.local_addr().unwrap()),
             answer: Arc::new(Mutex::new(answer)),
+            rewrite: Arc::default(),
             delay: Arc::default(),
             hits: Arc::default(),
         };
@@ -89,7 +93,11 @@ impl Stub {
                 }
                 let Ok(r) = out.send().await else { return StatusCode::BAD_GATEWAY.into_response() };
                 let (status, headers) = (r.status(), r.headers().clone());
-                let mut answer = (status, r.bytes().await.unwrap_or_default()).into_response();
+                let mut bytes = r.bytes().await.unwrap_or_default();
+                if let Some(rewrite) = s.rewrite.lock().unwrap().clone() {
+                    bytes = rewrite(bytes);
+                }
+                let mut answer = (status, bytes).into_response();
                 for (name, value) in &headers {
                     if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING && name != header::CONNECTION {
                         answer.headers_mut().insert(name, value.clone());
@@ -105,6 +113,11 @@ impl Stub {
     /// What to answer instead of the simulator (`None`: forward).
     fn answer(&self, f: impl Fn(&Seen) -> Option<Response> + Send + Sync + 'static) {
         *self.answer.lock().unwrap() = Arc::new(f);
+    }
+
+    /// How to edit what the simulator answers before passing it on.
+    fn rewrite(&self, f: impl Fn(Bytes) -> Bytes + Send + Sync + 'static) {
+        *self.rewrite.lock().unwrap() = Some(Arc::new(f));
     }
 
     fn set_delay(&self, d: Duration) {
@@ -581,6 +594,58 @@ async fn another_instances_refresh_leaves_one_instances_refresh_single() {
     }
     assert_eq!(stub.hits() - hits, 2, "one token call per instance");
     assert_eq!(app.keap.token_calls().refresh_token, 2);
+}
+
+/// A token endpoint answer without its `refresh_token`.
+fn without_refresh_token(body: Bytes) -> Bytes {
+    let mut answer: Value = serde_json::from_slice(&body).unwrap();
+    assert!(answer.as_object_mut().unwrap().remove("refresh_token").is_some(), "{answer}");
+    answer.to_string().into()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_one_in_use() {
+    // RFC 6749 section 6: the authorization server *may* issue a new refresh token.
+    let app = start().await;
+    let stub = Stub::start(&app.keap_base).await;
+    let (_, auth) = app.keap_instance(json!({"oauth.token.url": format!("{}/token", stub.base)})).await;
+    stub.rewrite(without_refresh_token);
+    let forms = Arc::new(Mutex::new(Vec::new()));
+    let seen = forms.clone();
+    // The first refresh goes to the vendor; the second is answered 503 here: only its form matters.
+    stub.answer(move |s| {
+        let mut forms = seen.lock().unwrap();
+        forms.push(String::from_utf8_lossy(&s.body).into_owned());
+        (forms.len() > 1).then(|| json_answer(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"temporarily_unavailable"}"#))
+    });
+
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    assert_eq!(app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.ok().as_array().unwrap().len(), 1);
+    assert_eq!(app.keap.token_calls().refresh_token, 1);
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.error(StatusCode::BAD_GATEWAY);
+
+    let forms = forms.lock().unwrap();
+    let refresh_token = |form: &str| {
+        url::form_urlencoded::parse(form.as_bytes()).find(|(k, _)| k == "refresh_token").map(|(_, v)| v.into_owned()).unwrap()
+    };
+    assert_eq!(forms.len(), 2);
+    assert!(!refresh_token(&forms[0]).is_empty());
+    assert_eq!(refresh_token(&forms[1]), refresh_token(&forms[0]), "the refresh token in use is sent again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_exchange_answered_without_a_refresh_token_creates_nothing() {
+    let app = start().await;
+    let stub = Stub::start(&app.keap_base).await;
+    stub.rewrite(without_refresh_token);
+    let body = json!({"element": {"key": "infusionsoftcrm"}, "name": "keap",
+        "configuration": {"oauth.api.key": DEMO_CLIENT_ID, "oauth.api.secret": DEMO_CLIENT_SECRET, "oauth.callback.url": CALLBACK,
+            "infusionsoft.private.key": DEMO_PRIVATE_KEY, "oauth.token.url": format!("{}/token", stub.base)},
+        "providerData": {"code": app.keap_code().await}});
+    let (m, _) = app.platform(Method::POST, "/instances", Some(body)).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("without an access and a refresh token"), "{m}");
+    assert_eq!(app.instance_count().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
