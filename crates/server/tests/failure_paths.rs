@@ -705,6 +705,15 @@ async fn a_refresh_lease_another_server_never_gives_up_is_a_503_without_a_token_
     app.store.release_refresh_lease(id, "another-server").await.unwrap();
     assert_eq!(app.call(Method::GET, "/hubs/crm/ping", &auth, None).await.ok()["result"], "switchyard");
     assert_eq!(app.keap.token_calls().refresh_token, 1);
+
+    // The refresh is over, and so is its lease's renewal: for half a lease (past the
+    // first renewal, due a third of a lease in), another server can take it at any time.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert!(app.store.take_refresh_lease(id, "another-server", 2_000).await.unwrap(), "the lease is free after the refresh");
+        app.store.release_refresh_lease(id, "another-server").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------
