@@ -207,7 +207,7 @@ pub fn oauth2(def: &ElementDefinition) -> Result<&OAuth2, EngineError> {
 
 /// One `POST` to the token endpoint (`oauth.token.url`, through the outbound policy).
 /// Sent once, never through the retrying dispatcher: a grant whose answer is lost
-/// cannot be replayed (codes are single-use, refresh tokens rotate), so there is
+/// cannot be replayed (codes are single-use, refresh tokens may rotate), so there is
 /// nothing to retry. Logged in the call log of `instance` when there is one
 /// (method, the URL's path and query names, status, duration: never the form).
 /// `refreshing`: the refresh token the form sends, kept when the answer names none
@@ -375,12 +375,36 @@ pub(crate) async fn refresh_after_401(
     refresh(engine, def, instance_id, used, true).await
 }
 
-/// Aborts the lease renewal when the refresh ends, however it ends.
-struct Renewal(tokio::task::JoinHandle<()>);
+/// Renews the refresh lease every third of its length while the token call runs.
+struct Renewal {
+    /// Dropping it (here or with the whole `Renewal`) stops the loop at its next wait.
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
 
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Renewal {
+    fn start(store: switchyard_store::Store, instance_id: i64, holder: String, lease: Duration) -> Renewal {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(lease / 3) => {}
+                }
+                if !matches!(store.take_refresh_lease(instance_id, &holder, lease.as_millis() as i64).await, Ok(true)) {
+                    break;
+                }
+            }
+        });
+        Renewal { stop, task }
+    }
+
+    /// Stops renewing and waits for a renewal already sent to the database to end,
+    /// so that it cannot take the lease back after the caller releases it. (Aborting
+    /// the task would not do: a query already sent runs to its end without it.)
+    async fn finish(self) {
+        drop(self.stop);
+        let _ = self.task.await;
     }
 }
 
@@ -456,22 +480,12 @@ async fn refresh_holding_lease(
 ) -> Result<String, EngineError> {
     let rt = &engine.oauth;
     let holder = rt.inner.holder.clone();
-    let renewal = {
-        let (store, holder, lease) = (engine.store.clone(), holder.clone(), rt.inner.lease);
-        Renewal(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                if !matches!(store.take_refresh_lease(instance_id, &holder, lease.as_millis() as i64).await, Ok(true)) {
-                    break;
-                }
-            }
-        }))
-    };
     let o = oauth2(def)?;
+    let renewal = Renewal::start(engine.store.clone(), instance_id, holder.clone(), rt.inner.lease);
     // The vendor kills the old refresh token when it answers; a node that could
     // not seal the new one would lose the connection, so it does not ask.
     if let Err(e) = engine.check_sealing() {
-        drop(renewal);
+        renewal.finish().await;
         engine.store.release_refresh_lease(instance_id, &holder).await?;
         return Err(e);
     }
@@ -479,7 +493,7 @@ async fn refresh_holding_lease(
     let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", t.refresh.clone())];
     let answer = token_call(engine, def, config, form, o.refresh_auth, Some(instance_id), Some(&t.refresh)).await;
     // Stopped before the commit releases the lease, so it cannot take it back after.
-    drop(renewal);
+    renewal.finish().await;
     match answer {
         Ok(pair) => {
             let values: Vec<(String, NewValue)> = pair
@@ -515,10 +529,11 @@ async fn refresh_holding_lease(
             Ok(pair.access)
         }
         Err(TokenFailure::Refused { error, words }) if refused_for_good(&error) => {
-            // Under the lease nobody else should have rotated it; if someone did
-            // anyway (a lease that lapsed mid-call), theirs is the live token.
+            // Under the lease nobody else should have refreshed; if someone did
+            // anyway (a lease that lapsed mid-call), theirs is the live token. A
+            // vendor that does not rotate refresh tokens changes only the access token.
             let now = current(engine, def, instance_id).await?;
-            if let Some(other) = Tokens::of(&now).filter(|n| n.refresh != t.refresh) {
+            if let Some(other) = Tokens::of(&now).filter(|n| n.refresh != t.refresh || n.access != t.access) {
                 engine.store.release_refresh_lease(instance_id, &holder).await?;
                 return Ok(other.access);
             }

@@ -567,8 +567,11 @@ async fn another_instances_refresh_leaves_one_instances_refresh_single() {
     let stub = Stub::start(&app.keap_base).await;
     let token_url = json!({"oauth.token.url": format!("{}/token", stub.base)});
     let ((_, a), (_, b)) = (app.keap_instance(token_url.clone()).await, app.keap_instance(token_url).await);
-    // Token calls take a second, so each refresh is still running when the next call comes.
-    stub.set_delay(Duration::from_secs(1));
+    // Token calls take 3 s, so each refresh is still running when the next call comes
+    // (which needs one vendor round trip to meet its 401). Were the machine slower than
+    // that, the second call for A would find A's new token: the test would pass
+    // without proving anything, never fail wrongly.
+    stub.set_delay(Duration::from_secs(3));
     assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 2);
     let (hits, stub) = (stub.hits(), &stub);
     let wait_for_hits = |n: u64| async move {
@@ -612,7 +615,8 @@ async fn a_refresh_answer_without_a_refresh_token_keeps_the_one_in_use() {
     stub.rewrite(without_refresh_token);
     let forms = Arc::new(Mutex::new(Vec::new()));
     let seen = forms.clone();
-    // The first refresh goes to the vendor; the second is answered 503 here: only its form matters.
+    // The first refresh goes to the vendor; the second is answered 503 here: only its form
+    // matters (the simulator, which rotates as Keap does, killed that token at the first).
     stub.answer(move |s| {
         let mut forms = seen.lock().unwrap();
         forms.push(String::from_utf8_lossy(&s.body).into_owned());
