@@ -194,4 +194,35 @@ mod tests {
         drop(a);
         let _d = limits.acquire(1, far, FOREVER).await.unwrap();
     }
+
+    /// Past `GATES_BEFORE_SWEEP` instances, the next new one sweeps the gates nobody
+    /// needs: an instance with a call in flight keeps its cap, a paused one its pause.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_drops_only_idle_gates() {
+        let limits = InstanceLimits::new(2);
+        let far = Instant::now() + Duration::from_secs(60);
+        let held = limits.acquire(1, far, FOREVER).await.unwrap();
+        limits.pause(2, Duration::from_secs(30));
+        // Time stands still in this test: a pause ending now is over.
+        limits.pause(3, Duration::ZERO);
+        let bound = GATES_BEFORE_SWEEP as i64;
+        for id in 4..=bound {
+            drop(limits.acquire(id, far, FOREVER).await.unwrap());
+        }
+        let count = || lock(&limits.gates).len();
+        assert_eq!(count(), GATES_BEFORE_SWEEP);
+        // A known instance never sweeps; the first new one past the bound does.
+        limits.paused_for(1);
+        assert_eq!(count(), GATES_BEFORE_SWEEP);
+        limits.paused_for(bound + 1);
+        let mut kept: Vec<i64> = lock(&limits.gates).keys().copied().collect();
+        kept.sort_unstable();
+        assert_eq!(kept, [1, 2, bound + 1]);
+        assert_eq!(limits.paused_for(2), Duration::from_secs(30));
+        // Instance 1's cap holds across the sweep: one slot of two is left.
+        let _second = limits.acquire(1, far, FOREVER).await.unwrap();
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert_eq!(limits.acquire(1, soon, FOREVER).await.unwrap_err().paused_for, Duration::ZERO);
+        drop(held);
+    }
 }
