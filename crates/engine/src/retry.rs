@@ -283,8 +283,11 @@ mod tests {
     fn quota_reset_only_when_nothing_is_left() {
         let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "740")]);
         assert_eq!(quota_reset(&h), Some(Duration::from_millis(740)));
-        let h = headers(&[("x-rate-limit-requests-left", "3"), ("x-rate-limit-time-reset-ms", "740")]);
-        assert_eq!(quota_reset(&h), None);
+        // One call left is not used up: it may still be made.
+        for left in ["3", "1"] {
+            let h = headers(&[("x-rate-limit-requests-left", left), ("x-rate-limit-time-reset-ms", "740")]);
+            assert_eq!(quota_reset(&h), None, "{left} left");
+        }
         assert_eq!(quota_reset(&headers(&[("x-rate-limit-requests-left", "0")])), None);
         let h = headers(&[("x-rate-limit-requests-left", "0"), ("x-rate-limit-time-reset-ms", "90000")]);
         assert_eq!(quota_reset(&h), Some(Duration::from_secs(90)), "the truth, not clamped: the pause is real");
