@@ -653,6 +653,34 @@ async fn a_code_exchange_answered_without_a_refresh_token_creates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_call_longer_than_the_lease_keeps_the_lease_renewed() {
+    // This app's lease lasts 2 s; the token endpoint takes 4 s to answer.
+    let app = Arc::new(start().await);
+    let stub = Stub::start(&app.keap_base).await;
+    let (id, auth) = app.keap_instance(json!({"oauth.token.url": format!("{}/token", stub.base)})).await;
+    stub.set_delay(Duration::from_secs(4));
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let hits = stub.hits();
+    let call = {
+        let app = app.clone();
+        tokio::spawn(async move { app.call(Method::GET, "/hubs/crm/ping", &auth, None).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stub.hits() == hits {
+        assert!(Instant::now() < deadline, "no token call");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Until a second before the answer (past a whole lease), another server never gets the lease.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(!app.store.take_refresh_lease(id, "another-server", 2_000).await.unwrap(), "the lease lapsed mid-call");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call.await.unwrap().ok()["result"], "switchyard");
+    assert_eq!(app.keap.token_calls().refresh_token, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_instance_without_a_stored_access_token_is_401_until_a_new_code() {
     let app = start().await;
     let (id, auth) = app.keap_instance(json!({})).await;
