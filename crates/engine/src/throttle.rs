@@ -178,6 +178,11 @@ mod tests {
         limits.pause(4, Duration::from_secs(20));
         drop(limits.acquire(4, far, Duration::from_secs(30)).await.unwrap());
         assert!(Instant::now() >= before + Duration::from_secs(20));
+        // So is one exactly as long as the longest hold, or ending exactly at the deadline.
+        limits.pause(5, Duration::from_secs(30));
+        drop(limits.acquire(5, far, Duration::from_secs(30)).await.unwrap());
+        limits.pause(6, Duration::from_secs(3));
+        drop(limits.acquire(6, Instant::now() + Duration::from_secs(3), FOREVER).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]
