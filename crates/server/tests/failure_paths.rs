@@ -539,6 +539,22 @@ async fn a_token_endpoint_answering_5xx_during_a_refresh_is_a_502_that_leaves_th
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_refused_for_a_reason_that_may_pass_is_a_502_that_leaves_the_instance_valid() {
+    let app = start().await;
+    let stub = Stub::start(&app.keap_base).await;
+    let (id, auth) = app.keap_instance(json!({"oauth.token.url": format!("{}/token", stub.base)})).await;
+    // RFC 6749 5.2: `invalid_request` says the request was malformed, not that the grant is dead.
+    stub.answer(|_| Some(json_answer(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request","error_description":"Try again"}"#)));
+    assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let (m, words) = app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.error(StatusCode::BAD_GATEWAY);
+    assert_eq!(m, "The vendor refused to refresh the tokens (invalid_request)");
+    assert_eq!(words.as_deref(), Some("Try again"));
+    assert_eq!(app.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true);
+    stub.answer(|_| None);
+    assert_eq!(app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.ok().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_answer_over_64_kib_is_a_502_that_names_the_bound() {
     let app = start().await;
     let stub = Stub::start(&app.keap_base).await;
