@@ -157,9 +157,11 @@ mod tests {
         limits.pause(7, Duration::from_secs(20));
         let err = limits.acquire(7, Instant::now() + Duration::from_secs(3), FOREVER).await.unwrap_err();
         assert!(err.paused_for > Duration::from_secs(19));
-        // A shorter pause never replaces a longer one.
+        // A shorter pause never replaces a longer one; a longer one extends it.
         limits.pause(7, Duration::from_secs(1));
         assert!(limits.paused_for(7) > Duration::from_secs(19));
+        limits.pause(7, Duration::from_secs(40));
+        assert_eq!(limits.paused_for(7), Duration::from_secs(40));
     }
 
     /// A pause within the deadline but longer than the longest hold is refused at
