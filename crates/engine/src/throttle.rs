@@ -202,7 +202,7 @@ mod tests {
         let _d = limits.acquire(1, far, FOREVER).await.unwrap();
     }
 
-    /// Past `GATES_BEFORE_SWEEP` instances, the next new one sweeps the gates nobody
+    /// With `GATES_BEFORE_SWEEP` instances known, the next new one sweeps the gates nobody
     /// needs: an instance with a call in flight keeps its cap, a paused one its pause.
     #[tokio::test(start_paused = true)]
     async fn the_sweep_drops_only_idle_gates() {

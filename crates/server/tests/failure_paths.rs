@@ -546,7 +546,9 @@ async fn a_refresh_refused_for_a_reason_that_may_pass_is_a_502_that_leaves_the_i
     // RFC 6749 5.2: `invalid_request` says the request was malformed, not that the grant is dead.
     stub.answer(|_| Some(json_answer(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request","error_description":"Try again"}"#)));
     assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
+    let before = stub.hits();
     let (m, words) = app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await.error(StatusCode::BAD_GATEWAY);
+    assert_eq!(stub.hits() - before, 1, "a refused refresh is not retried");
     assert_eq!(m, "The vendor refused to refresh the tokens (invalid_request)");
     assert_eq!(words.as_deref(), Some("Try again"));
     assert_eq!(app.platform(Method::GET, &format!("/instances/{id}"), None).await.ok()["valid"], true);
@@ -670,11 +672,11 @@ async fn a_code_exchange_answered_without_a_refresh_token_creates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_call_longer_than_the_lease_keeps_the_lease_renewed() {
-    // This app's lease lasts 2 s; the token endpoint takes 4 s to answer.
+    // This app's lease lasts 2 s; the token endpoint takes 5 s to answer.
     let app = Arc::new(start().await);
     let stub = Stub::start(&app.keap_base).await;
     let (id, auth) = app.keap_instance(json!({"oauth.token.url": format!("{}/token", stub.base)})).await;
-    stub.set_delay(Duration::from_secs(4));
+    stub.set_delay(Duration::from_secs(5));
     assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 1);
     let hits = stub.hits();
     let call = {
@@ -686,8 +688,9 @@ async fn a_token_call_longer_than_the_lease_keeps_the_lease_renewed() {
         assert!(Instant::now() < deadline, "no token call");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Until a second before the answer (past a whole lease), another server never gets the lease.
-    let until = Instant::now() + Duration::from_secs(3);
+    // For 3.5 s (past a lease renewed once, 1.5 s before the answer), another server never
+    // gets the lease.
+    let until = Instant::now() + Duration::from_millis(3_500);
     while Instant::now() < until {
         assert!(!app.store.take_refresh_lease(id, "another-server", 2_000).await.unwrap(), "the lease lapsed mid-call");
         tokio::time::sleep(Duration::from_millis(50)).await;
