@@ -127,6 +127,15 @@ impl Stub {
     fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// Waits (10 s at most) until the stand-in has been asked at least `n` times.
+    async fn wait_for_hits(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.hits() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} requests");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 fn json_answer(status: StatusCode, body: &str) -> Response {
@@ -591,14 +600,7 @@ async fn another_instances_refresh_leaves_one_instances_refresh_single() {
     // without proving anything, never fail wrongly.
     stub.set_delay(Duration::from_secs(3));
     assert_eq!(app.keap.expire_access_tokens(DEMO_CLIENT_ID), 2);
-    let (hits, stub) = (stub.hits(), &stub);
-    let wait_for_hits = |n: u64| async move {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while stub.hits() < hits + n {
-            assert!(Instant::now() < deadline, "no token call {n}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
+    let hits = stub.hits();
     let call = |auth: String| {
         let app = app.clone();
         tokio::spawn(async move { app.call(Method::GET, "/hubs/crm/contacts?pageSize=1", &auth, None).await })
@@ -606,9 +608,9 @@ async fn another_instances_refresh_leaves_one_instances_refresh_single() {
     // A's refresh is under way; then B's starts (this process's refresh locks are looked
     // up again); then a second call for A must wait for A's refresh, not start another.
     let first_a = call(a.clone());
-    wait_for_hits(1).await;
+    stub.wait_for_hits(hits + 1).await;
     let first_b = call(b);
-    wait_for_hits(2).await;
+    stub.wait_for_hits(hits + 2).await;
     let second_a = call(a);
     for answer in [first_a, first_b, second_a] {
         assert_eq!(answer.await.unwrap().ok().as_array().unwrap().len(), 1);
@@ -683,11 +685,7 @@ async fn a_token_call_longer_than_the_lease_keeps_the_lease_renewed() {
         let app = app.clone();
         tokio::spawn(async move { app.call(Method::GET, "/hubs/crm/ping", &auth, None).await })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stub.hits() == hits {
-        assert!(Instant::now() < deadline, "no token call");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    stub.wait_for_hits(hits + 1).await;
     // For 3.5 s (past a lease renewed once, 1.5 s before the answer), another server never
     // gets the lease.
     let until = Instant::now() + Duration::from_millis(3_500);
