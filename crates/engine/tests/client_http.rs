@@ -374,3 +374,48 @@ async fn a_followed_redirect_sends_no_referer() {
         assert!(headers.get("referer").is_none(), "{method}: {:?}", headers.get("referer"));
     }
 }
+
+/// A 503 that says when to come back is retried then, not after the backoff alone:
+/// `Retry-After` on a 503 is the vendor asking for a wait (RFC 9110 section 10.2.3),
+/// though 503 is not a "slow down" of the default dialect (only 429 is).
+#[tokio::test]
+async fn a_503_with_retry_after_is_retried_after_that_wait() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    use switchyard_elements::Throttle;
+    use switchyard_engine::{Dispatcher, InstanceLimits, RetryPolicy};
+
+    let hits: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = hits.clone();
+    let app = Router::new().route(
+        "/busy",
+        get(move || {
+            let mut hits = seen.lock().unwrap();
+            hits.push(Instant::now());
+            let status = if hits.len() == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+            async move { (status, [("retry-after", "1")], "") }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // A backoff of at most 1 ms: only the vendor's wait can make the retry late.
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let dispatcher = Dispatcher::new(loopback_client(), retry, InstanceLimits::default());
+    let request = VendorRequest::new(Method::GET, format!("http://{addr}/busy"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let sent = dispatcher.send(Some(1), request, deadline, &Throttle::default()).await;
+
+    assert_eq!(sent.result.unwrap().status, 200);
+    assert_eq!(sent.retries, 1);
+    assert_eq!(sent.retry_after, None, "the answer given is not a slow down");
+    let hits = hits.lock().unwrap();
+    let gap = hits[1] - hits[0];
+    assert!(gap >= Duration::from_secs(1), "retried after {gap:?}, before the 1 s the 503 asked for");
+}
