@@ -432,7 +432,9 @@ fn vendor_request(def: &ElementDefinition, request: &HubRequest, t: &Transformat
         Bytes::from(serde_json::to_vec(&vendor).map_err(EngineError::internal)?)
     };
     let fields = fields.filter(|f| !f.is_empty());
-    Ok((HubRequest { method: request.method.clone(), hub: request.hub.clone(), path, params, body }, fields))
+    // Tokens stay bound to the transformed object: `myOrders` and `orders` are two lists.
+    let page_scope = Some(request.page_scope.clone().unwrap_or_else(|| request.path.clone()));
+    Ok((HubRequest { method: request.method.clone(), hub: request.hub.clone(), path, params, body, page_scope }, fields))
 }
 
 /// The vendor field a common field is filtered or sorted by: its plain vendor

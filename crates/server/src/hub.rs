@@ -72,7 +72,7 @@ pub async fn call(
     let create = method == Method::POST && state.engine.operation(&open, &method, &hub, &path).await? == Operation::Create;
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
-    let request = HubRequest { method, hub, path, params, body };
+    let request = HubRequest { method, hub, path, params, body, page_scope: None };
     if create {
         // Run as its own task under Idempotency-Key, so it owns what it uses.
         let hub_path = format!("/hubs/{}/{}", request.hub, request.path);

@@ -34,6 +34,8 @@ const STUCK: u8 = 1;
 const FOREIGN: u8 = 2;
 /// Its cursors are 3000 characters long.
 const LONG_CURSOR: u8 = 3;
+/// It answers pages of its own size, whatever size was asked for.
+const OWN_SIZE: u8 = 4;
 
 /// One request the vendor received.
 #[derive(Debug, Clone)]
@@ -283,7 +285,7 @@ async fn pipe_deals(State(v): State<Vendor>, Query(q): Query<HashMap<String, Str
     let matching: Vec<u64> = (1..=TOTAL).filter(|i| status.is_none_or(|s| s == stage(*i))).collect();
     let from = if v.mode() == STUCK { 0 } else { start };
     let data: Vec<Value> = matching.iter().skip(from as usize).take(limit as usize).map(|i| json!({"id": i, "title": format!("deal {i}"), "status": stage(*i)})).collect();
-    let more = start + limit < matching.len() as u64;
+    let more = start.saturating_add(limit) < matching.len() as u64;
     let data = if data.is_empty() { Value::Null } else { Value::Array(data) };
     Json(json!({"success": true, "data": data, "additional_data": {"pagination": {"start": start, "limit": limit,
         "more_items_in_collection": more, "total": matching.len()}}}))
@@ -301,8 +303,15 @@ async fn legacy_things(State(v): State<Vendor>, Query(q): Query<HashMap<String, 
         Err(e) => return bad(&e),
     };
     let shown = if v.mode() == STUCK { 1 } else { page };
+    let limit = if v.mode() == OWN_SIZE { 50 } else { limit };
     let things: Vec<Value> = (1..=TOTAL).skip(((shown - 1) * limit) as usize).take(limit as usize).map(|i| json!({"id": i})).collect();
     Json(Value::Array(things)).into_response()
+}
+
+/// `GET /legacy/gadgets/count?kind`: 120 gadgets of every kind, 60 of the default
+/// kind (a count the resource's fixed `kind=all` changes).
+async fn legacy_gadget_count(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    Json(json!({"count": if q.get("kind").is_some_and(|k| k == "all") { TOTAL } else { TOTAL / 2 }}))
 }
 
 /// Every vendor call needs the API key; each is logged.
@@ -339,6 +348,7 @@ async fn start_vendor() -> Vendor {
         .route("/pipe/v1/deals", get(pipe_deals))
         .route("/legacy/ping", ping())
         .route("/legacy/things", get(legacy_things))
+        .route("/legacy/gadgets/count", get(legacy_gadget_count))
         .layer(middleware::from_fn_with_state(vendor.clone(), guard))
         .with_state(vendor.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -534,6 +544,9 @@ async fn counts_in_every_style() {
     let before = hub.vendor.seen().len();
     hub.get("t-page", "/things/count", &[]).await.failed(StatusCode::NOT_FOUND, &["t-page", "/things", "no count"]);
     assert_eq!(hub.vendor.seen().len(), before, "not sent to the vendor as the record 'count'");
+    // The vendor's `{path}/count` gets the resource's fixed query, as its list does.
+    assert_eq!(count(hub.ok("t-page", "/gadgets/count", &[]).await), TOTAL);
+    assert_eq!(hub.vendor.seen().last().map(|s| (s.path.clone(), s.query.clone())), Some(("/legacy/gadgets/count".into(), "kind=all".into())));
 }
 
 /// A CEQL filter reaches the vendor in each style (a query parameter, or a clause of
@@ -672,6 +685,31 @@ async fn paging_that_does_not_advance_is_a_502() {
     hub.get("t-page", "/things", &[("where", "id > 1000")]).await.failed(StatusCode::BAD_GATEWAY, &["t-page", "/things", "same record"]);
     hub.vendor.set(NORMAL);
     assert_eq!(hub.pages("t-page", "/things", &[], 7).await.concat(), one_to(TOTAL));
+}
+
+/// A vendor that answers more records than the page asked for (it does not take the
+/// element's size parameter) cannot be paged by number or offset: the page arithmetic
+/// would skip records (here 15 to 56 at a page size of 7), so it is a 502, not a
+/// silent gap. A page whose end passes what an offset can count is a 400, not an
+/// overflow.
+#[tokio::test]
+async fn pages_past_what_was_asked_or_past_the_offsets_are_refused() {
+    let hub = start().await;
+    hub.vendor.set(OWN_SIZE);
+    for page in ["1", "3"] {
+        let a = hub.get("t-page", "/things", &[("pageSize", "7"), ("page", page)]).await;
+        a.failed(StatusCode::BAD_GATEWAY, &["t-page", "/things", "answered 50 records for a page of 8"]);
+    }
+    // The engine's filter reads pages of the vendor's largest size: 50 is not over it.
+    let a = hub.ok("t-page", "/things", &[("where", "id > 1000")]).await;
+    assert_eq!(a.ids(), Vec::<u64>::new());
+    hub.vendor.set(NORMAL);
+
+    // (page - 1) * 7 fits in 64 bits, the page's end (page * 7) does not.
+    let page = (u64::MAX / 7 + 1).to_string();
+    let before = hub.vendor.seen().len();
+    hub.get("t-offset", "/deals", &[("pageSize", "7"), ("page", &page)]).await.failed(StatusCode::BAD_REQUEST, &["page is too large"]);
+    assert_eq!(hub.vendor.seen().len(), before, "nothing asked of the vendor");
 }
 
 /// A next-page link to another host is not followed (502, nothing sent there), and a

@@ -242,7 +242,8 @@ async fn exercise_my_contact(p: &Platform) {
         let meta = p.call(auth, Method::GET, &format!("/hubs/{hub}/objects/myContact/metadata"), None).await.ok();
         assert_eq!(meta["fields"].as_array().unwrap().len(), 6, "{meta}");
 
-        let vendor_count = p.hub(auth, Method::GET, &format!("{hub}/{}/count", if hub == "crm" { "contacts" } else { "customers" }), None).await.ok();
+        let vendor_object = if hub == "crm" { "contacts" } else { "customers" };
+        let vendor_count = p.hub(auth, Method::GET, &format!("{hub}/{vendor_object}/count"), None).await.ok();
         let count = p.hub(auth, Method::GET, &format!("{hub}/myContact/count"), None).await.ok();
         assert_eq!(count, vendor_count, "{hub}: a count passes as it is");
 
@@ -261,6 +262,22 @@ async fn exercise_my_contact(p: &Platform) {
         assert_eq!(got, made, "{hub}");
         let patched = p.hub(auth, Method::PATCH, &format!("{hub}/myContact/{record}"), Some(json!({"lastName": "King"}))).await.ok();
         assert_eq!((patched["lastName"].as_str(), patched["firstName"].as_str()), (Some("King"), Some("Ada")), "{hub}");
+
+        // A transformed list and the vendor's own are two lists: the token of one does
+        // not continue the other (the vendor's records are not mapped, the mapped ones
+        // are not the vendor's), while each continues its own.
+        let mapped = p.hub(auth, Method::GET, &format!("{hub}/myContact?pageSize=1"), None).await;
+        let mapped_token = mapped.next().unwrap_or_else(|| panic!("{hub}: a page of one of several contacts has a next page"));
+        let raw = p.hub(auth, Method::GET, &format!("{hub}/{vendor_object}?pageSize=1"), None).await;
+        let raw_token = raw.next().unwrap_or_else(|| panic!("{hub}: the vendor's list has a next page"));
+        for (path, token) in [(vendor_object, &mapped_token), ("myContact", &raw_token)] {
+            let q = urlencode(token);
+            let (m, _) = p.hub(auth, Method::GET, &format!("{hub}/{path}?pageSize=1&nextPage={q}"), None).await.error(StatusCode::BAD_REQUEST);
+            assert!(m.contains("belongs to another instance or resource"), "{hub} {path}: {m}");
+        }
+        let q = urlencode(&mapped_token);
+        let second = p.hub(auth, Method::GET, &format!("{hub}/myContact?pageSize=1&nextPage={q}"), None).await.ok();
+        assert_eq!(keys(&second[0]), ["company", "created", "email", "firstName", "id", "lastName"], "{hub}: {second}");
 
         // A filter the vendor can do goes to the vendor (BigCommerce: last_name=...);
         // one it cannot is filtered by the engine; both on common field names.

@@ -23,6 +23,11 @@ pub struct HubRequest {
     pub params: Vec<(String, String)>,
     /// The JSON body of creates and updates (empty otherwise).
     pub body: Bytes,
+    /// What a list's `nextPage` tokens are bound to, when not `path`: a call on a
+    /// transformed object (`myOrders`) is rewritten onto the vendor's object
+    /// (`orders`), and its tokens stay bound to the name the caller used, so a token
+    /// of the one never continues a list of the other.
+    pub page_scope: Option<String>,
 }
 
 /// A hub call's answer.

@@ -296,6 +296,20 @@ impl Lister<'_, '_> {
         }
     }
 
+    /// One vendor page at a page number or an offset, whose arithmetic needs pages of
+    /// at most `limit` records: a vendor that answers more does not take the element's
+    /// size parameter, and following its pages would skip records silently (a 502).
+    async fn fetch_positioned(&self, at: At<'_>, limit: u64) -> Result<VendorPage, EngineError> {
+        let page = self.fetch(at, limit).await?;
+        let n = page.records.len();
+        if n as u64 > limit {
+            return Err(self.vendor_fault(format!(
+                "the vendor answered {n} records for a page of {limit}: it does not take the page size, so its pages cannot be followed"
+            )));
+        }
+        Ok(page)
+    }
+
     /// One vendor page of at most `limit` records at `at`.
     async fn fetch(&self, at: At<'_>, limit: u64) -> Result<VendorPage, EngineError> {
         let vendor = self.vendor;
@@ -397,13 +411,7 @@ impl Lister<'_, '_> {
     /// parameters (a vendor filter of the same name replaces one), the vendor
     /// filters unless they go in a search body, and the position and size.
     fn query(&self, at: At<'_>, limit: u64) -> Vec<(String, String)> {
-        let mut query: Vec<(String, String)> = self
-            .resource
-            .query
-            .iter()
-            .filter(|(k, _)| !self.filters.iter().any(|(f, _)| f == *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut query = fixed_query(self.resource, &self.filters);
         if self.resource.search.is_some() {
             return query;
         }
@@ -553,12 +561,13 @@ struct Collected {
 /// at most the paging's `maxPageSize`) from `page` or the `nextPage` token,
 /// filtered by `where` (the vendor's part sent to the vendor, the rest filtered
 /// here), sorted by `orderBy`, cut to `fields`. `list_path` is the rendered
-/// vendor path of the list call.
+/// vendor path of the list call; `scope` the path below `hub` its tokens are
+/// bound to (with the instance, `where` and `orderBy`).
 pub(super) async fn list(
     vendor: &Vendor<'_>,
     row: &InstanceRow,
     hub: &str,
-    path: &str,
+    scope: &str,
     list_path: &str,
     params: &[(String, String)],
     resource: &Resource,
@@ -578,7 +587,7 @@ pub(super) async fn list(
 
     let paging = def.paging_of(resource);
     let max_page_size = paging.max_page_size();
-    let hub_path = format!("{hub}/{path}");
+    let hub_path = format!("{hub}/{scope}");
     let q = query_hash(where_text, order_text);
     let key = vendor.engine.paging_key.as_slice();
     let token = match get("nextPage").filter(|t| !t.is_empty()) {
@@ -683,6 +692,8 @@ async fn window(lister: &Lister<'_, '_>, token: Option<&PageToken>, fresh: &Page
         Some(t) => t.o.ok_or_else(other_query)?,
         None => (page - 1).checked_mul(size).ok_or_else(too_far)?,
     };
+    // Where the next page starts; also bounds every read below.
+    let next_offset = offset.checked_add(size).ok_or_else(too_far)?;
     let want = size + 1;
     let vendor_size = want.min(lister.paging.max_page_size());
     // (where, how many, how many to skip)
@@ -705,7 +716,7 @@ async fn window(lister: &Lister<'_, '_>, token: Option<&PageToken>, fresh: &Page
     let mut last = token.and_then(|t| t.w.clone());
     let (mut records, mut total) = (Vec::new(), None);
     for (i, (at, limit, skip)) in reads.into_iter().enumerate() {
-        let batch = lister.fetch(at, limit).await?;
+        let batch = lister.fetch_positioned(at, limit).await?;
         let position = match at {
             At::Page(p) => p,
             At::Offset(o) => o,
@@ -721,7 +732,7 @@ async fn window(lister: &Lister<'_, '_>, token: Option<&PageToken>, fresh: &Page
             break;
         }
     }
-    let next = (records.len() as u64 > size).then(|| PageToken { o: Some(offset + size), w: last, ..fresh.clone() });
+    let next = (records.len() as u64 > size).then(|| PageToken { o: Some(next_offset), w: last, ..fresh.clone() });
     records.truncate(size as usize);
     Ok(Collected { records, next, total })
 }
@@ -756,7 +767,7 @@ async fn scan(
             Paging::Offset { .. } => At::Offset(vp.checked_mul(vendor_size).ok_or_else(|| bad_request("page is too large"))?),
             _ => At::Page(vp),
         };
-        let batch = lister.fetch(position, vendor_size).await?;
+        let batch = lister.fetch_positioned(position, vendor_size).await?;
         scanned += 1;
         advanced(lister, &mut last, vp, lister.first_id(&batch.records))?;
         let full = batch.records.len() as u64 == vendor_size;
@@ -869,6 +880,13 @@ async fn sequential(
 /// The vendor's query parameters for a count's `where`: a count can only filter
 /// what the vendor filters exactly (a 400 for the rest), since the engine sees no
 /// records to filter.
+/// The resource's fixed query parameters (`status=any`) that no vendor filter of
+/// the same name replaces: sent with every list and count call of the resource.
+pub(super) fn fixed_query(resource: &Resource, filters: &[(String, String)]) -> Vec<(String, String)> {
+    let replaced = |name: &str| filters.iter().any(|(f, _)| f == name);
+    resource.query.iter().filter(|(k, _)| !replaced(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 pub(super) fn count_filters(vendor: &Vendor<'_>, resource: &Resource, params: &[(String, String)]) -> Result<Vec<(String, String)>, EngineError> {
     let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
     if where_text.trim().is_empty() {
@@ -899,8 +917,7 @@ pub(super) async fn count(
                     def.key, resource.path
                 )));
             }
-            let mut query: Vec<(String, String)> =
-                resource.query.iter().filter(|(k, _)| !lister.filters.iter().any(|(f, _)| f == *k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut query = fixed_query(resource, &lister.filters);
             query.extend(lister.filters.iter().cloned());
             let r = vendor.send(Method::GET, path, &query, None).await?;
             let value = crate::calls::parse_json(&r)?;

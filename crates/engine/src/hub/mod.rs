@@ -104,7 +104,7 @@ impl Engine {
         if !matches!(self.operation(&open, &Method::GET, &hub, &path).await?, Operation::List | Operation::Get) {
             return Err(bad_request(format!("{hub_path} is not a list or a record")));
         }
-        let request = HubRequest { method: Method::GET, hub, path, params: params.to_vec(), body: Bytes::new() };
+        let request = HubRequest { method: Method::GET, hub, path, params: params.to_vec(), body: Bytes::new(), page_scope: None };
         self.execute(&open, &request).await.answer
     }
 
@@ -185,9 +185,10 @@ pub(crate) fn route<'d>(def: &'d ElementDefinition, method: &Method, hub: &str, 
 /// The routed operation through the element's protocol.
 async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, route: &RouteMatch<'_>) -> Result<HubAnswer, EngineError> {
     let (hub, path, params) = (request.hub.as_str(), request.path.as_str(), request.params.as_slice());
+    let scope = request.page_scope.as_deref().unwrap_or(path);
     if vendor.def.protocol == Protocol::XmlRpc {
         return match route.operation {
-            Operation::List => list::list(vendor, row, hub, path, "", params, route.resource).await,
+            Operation::List => list::list(vendor, row, hub, scope, "", params, route.resource).await,
             _ => xmlrpc::operation(vendor, route, params, &request.body).await,
         };
     }
@@ -199,7 +200,7 @@ async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, r
         None => resource_path(route)?,
     };
     match route.operation {
-        Operation::List => list::list(vendor, row, hub, path, &list_path, params, resource).await,
+        Operation::List => list::list(vendor, row, hub, scope, &list_path, params, resource).await,
         Operation::Count if resource.count.is_some() || resource.total_pointer.is_some() => {
             let count_path = resource.count.as_ref().map(|c| render_path(route, &c.path, None)).transpose()?;
             list::count(vendor, &list_path, count_path.as_deref(), params, resource).await
@@ -208,7 +209,9 @@ async fn operate(vendor: &Vendor<'_>, row: &InstanceRow, request: &HubRequest, r
         // orders.v2.oas2.yml `/orders/count`, customers.v2.yml `/customers/count`).
         Operation::Count => {
             let filters = list::count_filters(vendor, resource, params)?;
-            json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &filters, None).await?)
+            let mut query = list::fixed_query(resource, &filters);
+            query.extend(filters);
+            json_passthrough(vendor.send(Method::GET, &format!("{vendor_path}/count"), &query, None).await?)
         }
         Operation::Get => {
             let fields = requested_fields(vendor.def, route.resource, params)?;
