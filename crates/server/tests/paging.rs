@@ -36,6 +36,18 @@ const FOREIGN: u8 = 2;
 const LONG_CURSOR: u8 = 3;
 /// It answers pages of its own size, whatever size was asked for.
 const OWN_SIZE: u8 = 4;
+/// Its next-page links repeat the API key as a query parameter (as links that echo
+/// every parameter of the request do).
+const ECHO_KEY: u8 = 5;
+/// It says more records exist without naming where (`has_more` without a cursor).
+const NO_CURSOR: u8 = 6;
+/// Its `has_more` is a string.
+const MORE_AS_TEXT: u8 = 7;
+/// Its `Link` header does not parse (the URL is not in `<...>`).
+const BAD_LINK: u8 = 8;
+/// Its last page names an empty cursor (as Slack's `next_cursor: ""`), and its
+/// cursors are JSON numbers.
+const EMPTY_CURSOR: u8 = 9;
 
 /// One request the vendor received.
 #[derive(Debug, Clone)]
@@ -134,6 +146,7 @@ async fn shop_items(State(v): State<Vendor>, Query(q): Query<HashMap<String, Str
     if matching.len() as u64 > limit {
         let last = if v.mode() == STUCK { 0 } else { *page.last().unwrap() };
         let link = format!("<http://{}/shop/items.json?limit={limit}&page_info={last}-{status}>; rel=\"next\"", v.host());
+        let link = if v.mode() == BAD_LINK { link.replace(['<', '>'], "") } else { link };
         headers.insert("link", link.parse().unwrap());
     }
     if after > 0 {
@@ -196,7 +209,7 @@ async fn crm_search(State(v): State<Vendor>, Json(body): Json<Value>) -> Respons
 
 /// HubSpot-like list: `GET /crm/v3/objects/companies?limit&after&properties=a,b`; a
 /// record holds only the properties asked for.
-async fn crm_companies(Query(q): Query<HashMap<String, String>>) -> Response {
+async fn crm_companies(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
     let limit = match number(&q, "limit", 10, 1..=100) {
         Ok(n) => n,
         Err(e) => return bad(&e),
@@ -218,7 +231,10 @@ async fn crm_companies(Query(q): Query<HashMap<String, String>>) -> Response {
         .collect();
     let mut answer = json!({"results": results});
     if rest.len() as u64 > limit {
-        answer["paging"] = json!({"next": {"after": (after + limit).to_string()}});
+        let after = after + limit;
+        answer["paging"] = json!({"next": {"after": if v.mode() == EMPTY_CURSOR { json!(after) } else { json!(after.to_string()) }}});
+    } else if v.mode() == EMPTY_CURSOR {
+        answer["paging"] = json!({"next": {"after": ""}});
     }
     Json(answer).into_response()
 }
@@ -226,7 +242,7 @@ async fn crm_companies(Query(q): Query<HashMap<String, String>>) -> Response {
 /// Zendesk-like cursor pagination: `GET /crm/tickets?page[size]&page[after]&status`;
 /// `meta.has_more` says whether more exist, `meta.after_cursor` is given on every page
 /// (also the last; Zendesk Support API docs, cursor pagination).
-async fn crm_tickets(Query(q): Query<HashMap<String, String>>) -> Response {
+async fn crm_tickets(State(v): State<Vendor>, Query(q): Query<HashMap<String, String>>) -> Response {
     let size = match number(&q, "page[size]", 100, 1..=100) {
         Ok(n) => n,
         Err(e) => return bad(&e),
@@ -237,8 +253,13 @@ async fn crm_tickets(Query(q): Query<HashMap<String, String>>) -> Response {
     let page: Vec<u64> = rest.iter().copied().take(size as usize).collect();
     let tickets: Vec<Value> = page.iter().map(|i| json!({"id": i, "subject": format!("ticket {i}"), "status": status_of(*i)})).collect();
     let last = page.last().copied().unwrap_or(after);
-    Json(json!({"tickets": tickets, "meta": {"has_more": rest.len() as u64 > size, "after_cursor": format!("c{last}"), "before_cursor": "c0"}}))
-        .into_response()
+    let mut meta = json!({"has_more": rest.len() as u64 > size, "after_cursor": format!("c{last}"), "before_cursor": "c0"});
+    match v.mode() {
+        NO_CURSOR => drop(meta.as_object_mut().unwrap().remove("after_cursor")),
+        MORE_AS_TEXT => meta["has_more"] = json!("yes"),
+        _ => {}
+    }
+    Json(json!({"tickets": tickets, "meta": meta})).into_response()
 }
 
 /// Zendesk-like offset pagination: `GET /desk/api/v2/users.json?page&per_page&role`
@@ -263,7 +284,10 @@ async fn desk_users(State(v): State<Vendor>, Query(q): Query<HashMap<String, Str
         .take(per_page as usize)
         .map(|i| json!({"id": i, "name": format!("user {i}"), "role": role_of(*i)}))
         .collect();
-    let role_param = role.map(|r| format!("&role={r}")).unwrap_or_default();
+    let mut role_param = role.map(|r| format!("&role={r}")).unwrap_or_default();
+    if v.mode() == ECHO_KEY {
+        role_param.push_str(&format!("&api_key={KEY}"));
+    }
     let next = (page * per_page < matching.len() as u64)
         .then(|| format!("http://{}/desk/api/v2/users.json?page={}&per_page={per_page}{role_param}", v.host(), page + 1));
     Json(json!({"users": users, "next_page": next, "previous_page": null, "count": matching.len()})).into_response()
@@ -710,6 +734,68 @@ async fn pages_past_what_was_asked_or_past_the_offsets_are_refused() {
     let before = hub.vendor.seen().len();
     hub.get("t-offset", "/deals", &[("pageSize", "7"), ("page", &page)]).await.failed(StatusCode::BAD_REQUEST, &["page is too large"]);
     assert_eq!(hub.vendor.seen().len(), before, "nothing asked of the vendor");
+}
+
+/// A paging answer is read as the vendor means it (shapes in each element file):
+/// `has_more: true` without a cursor, a `has_more` that is not a boolean, and a `Link`
+/// header that does not parse are 502s, not the end of the list; an empty cursor ends
+/// the list and a numeric one is a cursor.
+#[tokio::test]
+async fn paging_answers_are_read_as_the_vendor_means_them() {
+    let hub = start().await;
+    hub.vendor.set(NO_CURSOR);
+    hub.get("t-cursor", "/tickets", &[("pageSize", "7")]).await.failed(StatusCode::BAD_GATEWAY, &["t-cursor", "/tickets", "names no next page"]);
+    hub.vendor.set(MORE_AS_TEXT);
+    hub.get("t-cursor", "/tickets", &[("pageSize", "7")]).await.failed(StatusCode::BAD_GATEWAY, &["t-cursor", "/tickets", "not true or false"]);
+    hub.vendor.set(BAD_LINK);
+    hub.get("t-linkheader", "/items", &[("pageSize", "7")]).await.failed(StatusCode::BAD_GATEWAY, &["t-linkheader", "/items", "does not parse"]);
+    hub.vendor.set(EMPTY_CURSOR);
+    for size in [7, 100] {
+        assert_eq!(hub.pages("t-cursor", "/companies", &[], size).await.concat(), one_to(TOTAL), "page size {size}");
+    }
+}
+
+/// A next-page link that repeats the API key (a vendor echoing the request's
+/// parameters): the key is neither kept in the token (signed, not encrypted) nor sent
+/// a second time as a parameter.
+#[tokio::test]
+async fn a_secret_in_a_next_link_stays_out_of_the_token() {
+    use base64::Engine as _;
+    let hub = start().await;
+    hub.vendor.set(ECHO_KEY);
+    let first = hub.ok("t-nexturl", "/users", &[("pageSize", "100")]).await;
+    let token = first.next().expect("a next page");
+    let payload = token.split('.').next().unwrap();
+    let payload = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert!(payload.contains("per_page=100") && !payload.contains(KEY), "{payload}");
+    let before = hub.vendor.seen().len();
+    let second = hub.ok("t-nexturl", "/users", &[("pageSize", "100"), ("nextPage", &token)]).await;
+    assert_eq!(second.ids(), (101..=TOTAL).collect::<Vec<_>>());
+    let sent = &hub.vendor.seen()[before];
+    assert!(sent.query.contains("page=2") && !sent.query.contains(KEY), "{}", sent.query);
+}
+
+/// An engine filter reads at most 20 vendor pages a call on link paging as on page
+/// paging (a filter that matches nothing must not read a whole store in one call),
+/// and its token goes on where the scan stopped. A short page is the last one: no
+/// read past it.
+#[tokio::test]
+async fn scans_stop_at_twenty_vendor_pages_and_short_pages_end_reading() {
+    let hub = start().await;
+    let query = [("pageSize", "5"), ("where", "name LIKE 'zzz%'")];
+    let before = hub.vendor.seen().len();
+    let first = hub.ok("t-linkheader", "/items", &query).await;
+    assert_eq!((first.ids(), hub.vendor.seen().len() - before), (vec![], 20));
+    let token = first.next().expect("a token where the scan stopped");
+    let before = hub.vendor.seen().len();
+    let rest = hub.ok("t-linkheader", "/items", &[query[0], query[1], ("nextPage", &token)]).await;
+    // 120 items at 5 a page: the last 4 pages.
+    assert_eq!((rest.ids(), rest.next(), hub.vendor.seen().len() - before), (vec![], None, 4));
+
+    let before = hub.vendor.seen().len();
+    let won = hub.ok("t-offset", "/deals", &[("pageSize", "60"), ("where", "status = 'won'")]).await;
+    assert_eq!((won.ids().len(), won.next()), (20, None));
+    assert_eq!(hub.vendor.seen().len() - before, 1, "20 of 60: nothing more to read");
 }
 
 /// A next-page link to another host is not followed (502, nothing sent there), and a

@@ -874,12 +874,6 @@ async fn sequential(
     Ok(Collected { records: out, next, total })
 }
 
-/// `GET .../count` of a resource that declares a `count` call or a `totalPointer`:
-/// `{"count": N}`. The vendor's filters of `where` are sent with it; a clause the
-/// engine would have to filter is a 400 (a count cannot be filtered here).
-/// The vendor's query parameters for a count's `where`: a count can only filter
-/// what the vendor filters exactly (a 400 for the rest), since the engine sees no
-/// records to filter.
 /// The resource's fixed query parameters (`status=any`) that no vendor filter of
 /// the same name replaces: sent with every list and count call of the resource.
 pub(super) fn fixed_query(resource: &Resource, filters: &[(String, String)]) -> Vec<(String, String)> {
@@ -887,6 +881,9 @@ pub(super) fn fixed_query(resource: &Resource, filters: &[(String, String)]) -> 
     resource.query.iter().filter(|(k, _)| !replaced(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// The vendor's query parameters for a count's `where`: a count can only filter
+/// what the vendor filters exactly (a 400 for the rest), since the engine sees no
+/// records to filter.
 pub(super) fn count_filters(vendor: &Vendor<'_>, resource: &Resource, params: &[(String, String)]) -> Result<Vec<(String, String)>, EngineError> {
     let where_text = params.iter().find(|(k, _)| k == "where").map(|(_, v)| v.as_str()).unwrap_or("");
     if where_text.trim().is_empty() {
@@ -899,6 +896,9 @@ pub(super) fn count_filters(vendor: &Vendor<'_>, resource: &Resource, params: &[
     Ok(plan.params)
 }
 
+/// `GET .../count` of a resource that declares a `count` call or a `totalPointer`:
+/// `{"count": N}`. The vendor's filters of `where` are sent with it; a clause the
+/// engine would have to filter is a 400 (a count cannot be filtered here).
 pub(super) async fn count(
     vendor: &Vendor<'_>,
     list_path: &str,
