@@ -219,6 +219,10 @@ async fn one_common_resource_over_bigcommerce_customers_and_keap_contacts() {
     let listed = p.platform(Method::GET, "/organizations/elements/bigcommerce/transformations", None).await.ok();
     assert_eq!(keys(&listed), ["myContact"]);
     assert_eq!(listed["myContact"]["fields"].as_array().unwrap().len(), 6);
+    // Each element's level lists and reads its own (Keap's myContact is over contacts).
+    assert_eq!(listed["myContact"]["vendorName"], "customers");
+    let one = p.platform(Method::GET, "/organizations/elements/bigcommerce/transformations/myContact", None).await.ok();
+    assert_eq!((one["vendorName"].as_str(), one["level"].as_str()), (Some("customers"), Some("organization")));
 
     exercise_my_contact(&p).await;
 
@@ -349,6 +353,9 @@ async fn an_instance_transformation_replaces_or_inherits_the_organizations() {
     let id = made["id"].as_i64().unwrap();
     let person = || async { p.hub(auth, Method::GET, &format!("ecommerce/person/{id}"), None).await.ok() };
     assert_eq!(person().await, json!({"id": id, "firstName": "Grace", "lastName": "Hopper"}));
+    // An empty `where` or `orderBy` is no filter and no order, as on the vendor object.
+    let all = p.hub(auth, Method::GET, "ecommerce/person?where=&orderBy=", None).await.ok();
+    assert!(all.as_array().unwrap().iter().any(|r| r["id"] == id), "{all}");
 
     // inherit: the organization's fields, the instance's winning by path.
     let own = json!({"vendorName": "customers", "configuration": [{"type": "inherit"}], "fields": [
@@ -357,7 +364,8 @@ async fn an_instance_transformation_replaces_or_inherits_the_organizations() {
     let saved = p.platform(Method::POST, &format!("/instances/{shop}/transformations/person"), Some(own.clone())).await.ok();
     assert_eq!(saved["level"], "instance");
     assert_eq!(person().await, json!({"id": id, "firstName": "Grace", "lastName": "Navy", "mail": "grace@example.com"}));
-    assert_eq!(keys(&p.platform(Method::GET, &format!("/instances/{shop}/transformations"), None).await.ok()), ["person"]);
+    let listed = p.platform(Method::GET, &format!("/instances/{shop}/transformations"), None).await.ok();
+    assert_eq!((keys(&listed), listed["person"]["level"].as_str()), (vec!["person"], Some("instance")), "only the instance's own");
     // The docs: the element's carry the organization's mapping, the instance's its own.
     let docs = p.platform(Method::GET, "/elements/bigcommerce/docs", None).await.ok();
     let get = &docs["paths"]["/hubs/ecommerce/person/{id}"]["get"];
@@ -393,14 +401,26 @@ async fn an_instance_transformation_replaces_or_inherits_the_organizations() {
     p.platform(Method::DELETE, &format!("/instances/{shop}/transformations/person"), None).await.ok();
     assert_eq!(person().await, json!({"id": id, "firstName": "Grace", "lastName": "Hopper"}));
     p.platform(Method::DELETE, &format!("/instances/{shop}/transformations"), None).await.ok();
+    assert_eq!(p.platform(Method::GET, &format!("/instances/{shop}/transformations"), None).await.ok(), json!({}), "the level's are gone");
+    assert_eq!(keys(&p.platform(Method::GET, "/organizations/elements/bigcommerce/transformations", None).await.ok()), ["buyer", "person"], "not the organization's");
 
-    // A transformation onto a vendor object's own name renames a field of it.
+    // A transformation onto a vendor object's own name renames a field of it; a
+    // vendor type given for a field is kept over the element's (a date read as text).
+    p.hub(auth, Method::POST, "ecommerce/customers/groups", Some(json!({"name": "Renamed Customers Club"}))).await.ok();
     let renamed = json!({"vendorName": "customers", "configuration": [{"type": "passThrough", "properties": {"fromVendor": true, "toVendor": true}}],
-        "fields": [{"path": "surname", "type": "string", "vendorPath": "last_name"}]});
-    p.platform(Method::POST, &format!("/instances/{shop}/transformations/customers"), Some(renamed)).await.ok();
+        "fields": [{"path": "surname", "type": "string", "vendorPath": "last_name"},
+                   {"path": "since", "type": "string", "vendorPath": "date_created", "vendorType": "string"}]});
+    let saved = p.platform(Method::POST, &format!("/instances/{shop}/transformations/customers"), Some(renamed)).await.ok();
+    assert_eq!(saved["fields"][1]["vendorType"], "string", "{saved}");
     let got = p.hub(auth, Method::GET, &format!("ecommerce/customers/{id}"), None).await.ok();
     assert_eq!((got["surname"].as_str(), got["first_name"].as_str(), got["id"].as_i64()), (Some("Hopper"), Some("Grace"), Some(id)), "{got}");
     assert!(got.get("last_name").is_none(), "the mapped vendor field is renamed, not copied: {got}");
+    // Its count is the transformed object's (its `where` names its fields); a literal
+    // resource of the element below that name stays the element's.
+    let counted = p.hub(auth, Method::GET, "ecommerce/customers/count?where=surname%3D%27Hopper%27", None).await.ok();
+    assert_eq!(counted["count"], 1, "{counted}");
+    let groups = p.hub(auth, Method::GET, "ecommerce/customers/groups", None).await.ok();
+    assert!(groups.as_array().unwrap().iter().any(|g| g["name"] == "Renamed Customers Club"), "{groups}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
