@@ -666,3 +666,29 @@ impl Engine {
         Ok(doc)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeSeed;
+    use serde_json::json;
+
+    fn page(needed: &Needed<'_>, text: &str) -> Result<Vec<Value>, String> {
+        Page(needed).deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_page_reads_only_the_members_a_mapping_needs_and_keeps_other_values_whole() {
+        let needed = Needed { keys: Some(vec!["id", "name"]) };
+        let read = page(&needed, r#"[{"id": 1, "name": "a", "notes": {"long": [1, 2]}}, {"na\u006de": "b", "x": null}]"#).unwrap();
+        assert_eq!(read, [json!({"id": 1, "name": "a"}), json!({"name": "b"})]);
+        // Without a list of members (pass-through), every member is read.
+        let all = Needed { keys: None };
+        assert_eq!(page(&all, r#"[{"id": 1, "notes": [true]}]"#).unwrap(), [json!({"id": 1, "notes": [true]})]);
+        // Anything but an object passes as it is, for the mapping to pass it on.
+        let odd = r#"[[1, "x"], "text", true, -3, 18446744073709551615, 2.5, null]"#;
+        assert_eq!(page(&needed, odd).unwrap(), serde_json::from_str::<Vec<Value>>(odd).unwrap());
+        // What it expected is named when a page is not a list.
+        assert!(page(&needed, r#"{"id": 1}"#).unwrap_err().contains("a JSON array of records"));
+    }
+}
