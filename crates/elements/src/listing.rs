@@ -202,7 +202,7 @@ pub(crate) fn validate_paging(paging: &Paging) -> Result<(), String> {
             pointers.push(("nextPointer", next_pointer));
             pointers.extend(has_more_pointer.as_deref().map(|p| ("hasMorePointer", p)));
         }
-        Paging::LinkHeader { .. } => {}
+        Paging::LinkHeader { .. } | Paging::Whole { .. } => {}
     }
     names.extend(paging.size_param().map(|p| ("sizeParam", p)));
     if let Some((name, _)) = names.iter().find(|(_, v)| v.trim().is_empty()) {

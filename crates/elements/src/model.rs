@@ -550,6 +550,11 @@ pub enum Paging {
         size_param: Option<String>,
         max_page_size: u64,
     },
+    /// The vendor does not page the list: one call answers all of it, and the hub
+    /// pages it (BigCommerce's `/order_statuses` takes no parameters,
+    /// orders.v2.oas2.yml). `maxPageSize` bounds the hub's `pageSize` only.
+    #[serde(rename = "none", rename_all = "camelCase")]
+    Whole { max_page_size: u64 },
 }
 
 impl Paging {
@@ -559,7 +564,8 @@ impl Paging {
             | Paging::Offset { max_page_size, .. }
             | Paging::Cursor { max_page_size, .. }
             | Paging::NextUrl { max_page_size, .. }
-            | Paging::LinkHeader { max_page_size, .. } => *max_page_size,
+            | Paging::LinkHeader { max_page_size, .. }
+            | Paging::Whole { max_page_size } => *max_page_size,
         }
     }
 
@@ -571,6 +577,7 @@ impl Paging {
             Paging::Cursor { .. } => "cursor",
             Paging::NextUrl { .. } => "next-url",
             Paging::LinkHeader { .. } => "link-header",
+            Paging::Whole { .. } => "none",
         }
     }
 
@@ -581,13 +588,15 @@ impl Paging {
             Paging::Cursor { size_param, .. } | Paging::NextUrl { size_param, .. } | Paging::LinkHeader { size_param, .. } => {
                 size_param.as_deref()
             }
+            Paging::Whole { .. } => None,
         }
     }
 
     /// Whether a page is reached only from the one before it (cursor, next-url,
-    /// link-header), rather than by its number or first record's index.
+    /// link-header; an unpaged list is its own only page), rather than by its
+    /// number or first record's index.
     pub fn is_sequential(&self) -> bool {
-        matches!(self, Paging::Cursor { .. } | Paging::NextUrl { .. } | Paging::LinkHeader { .. })
+        matches!(self, Paging::Cursor { .. } | Paging::NextUrl { .. } | Paging::LinkHeader { .. } | Paging::Whole { .. })
     }
 }
 

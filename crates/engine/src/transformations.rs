@@ -432,8 +432,9 @@ fn vendor_request(def: &ElementDefinition, request: &HubRequest, t: &Transformat
         Bytes::from(serde_json::to_vec(&vendor).map_err(EngineError::internal)?)
     };
     let fields = fields.filter(|f| !f.is_empty());
-    // Tokens stay bound to the transformed object: `myOrders` and `orders` are two lists.
-    let page_scope = Some(request.page_scope.clone().unwrap_or_else(|| request.path.clone()));
+    // Tokens are bound to the name called and the vendor object it maps: `myOrders`
+    // and `orders` are two lists, and `myOrders` remapped onto another object a third.
+    let page_scope = Some(format!("{}>{path}", request.path));
     Ok((HubRequest { method: request.method.clone(), hub: request.hub.clone(), path, params, body, page_scope }, fields))
 }
 

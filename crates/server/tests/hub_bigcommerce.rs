@@ -223,6 +223,13 @@ async fn every_resource_of_the_table_cycles_through_the_hub() {
     // The read-only ones.
     let statuses = hub.ok("/orders/statuses", &[]).await;
     assert!(statuses.ids().len() >= 10);
+    // BigCommerce answers every status whatever it is asked (the list takes no
+    // parameters, orders.v2.oas2.yml): the hub pages it, at any size.
+    for size in ["1", "4", "250"] {
+        let paged: Vec<u64> = hub.all("/orders/statuses", &[("pageSize", size)]).await.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+        assert_eq!(paged, statuses.ids(), "page size {size}");
+    }
+    assert_eq!(hub.ok("/orders/statuses", &[("pageSize", "4"), ("page", "2")]).await.ids(), statuses.ids()[4..8]);
     assert_eq!(hub.ok("/orders/statuses/2", &[]).await.body["name"], "Shipped");
     assert_eq!(hub.ok(&format!("/orders/{oid}/addresses/{aid}"), &[]).await.body["order_id"], oid);
     // v2 "Update a Shipping Address" (PUT /orders/{order_id}/shipping_addresses/{id}).

@@ -733,6 +733,12 @@ async fn pages_past_what_was_asked_or_past_the_offsets_are_refused() {
     let page = (u64::MAX / 7 + 1).to_string();
     let before = hub.vendor.seen().len();
     hub.get("t-offset", "/deals", &[("pageSize", "7"), ("page", &page)]).await.failed(StatusCode::BAD_REQUEST, &["page is too large"]);
+    // Past what 64 bits count, with the engine's filter and on cursor paging too.
+    let page = (u64::MAX / 7 + 2).to_string();
+    for (element, path, filter) in [("t-offset", "/deals", "title LIKE '%7%'"), ("t-cursor", "/companies", "")] {
+        let a = hub.get(element, path, &[("pageSize", "7"), ("page", &page), ("where", filter)]).await;
+        a.failed(StatusCode::BAD_REQUEST, &["page is too large"]);
+    }
     assert_eq!(hub.vendor.seen().len(), before, "nothing asked of the vendor");
 }
 

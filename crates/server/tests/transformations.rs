@@ -396,6 +396,12 @@ async fn an_instance_transformation_replaces_or_inherits_the_organizations() {
         "fields": [{"path": "lastName", "type": "string", "vendorPath": "last_name"}]}))).await.ok();
     let buyer = p.hub(auth, Method::GET, "ecommerce/buyer?pageSize=1", None).await.ok();
     assert_eq!(keys(&buyer[0]), ["firstName"], "{buyer}");
+    // A token of `buyer` over orders does not continue `buyer` once it maps customers.
+    let token = p.hub(auth, Method::GET, "ecommerce/buyer?pageSize=1", None).await.next().expect("more than one order");
+    p.platform(Method::DELETE, &format!("/instances/{shop}/transformations/buyer"), None).await.ok();
+    let q = urlencode(&token);
+    let (m, _) = p.hub(auth, Method::GET, &format!("ecommerce/buyer?pageSize=1&nextPage={q}"), None).await.error(StatusCode::BAD_REQUEST);
+    assert!(m.contains("belongs to another instance or resource"), "{m}");
 
     // Without inherit the instance's replaces the organization's.
     let mut alone = own.clone();

@@ -711,22 +711,31 @@ impl Store {
     /// The high-water mark of one resource (started at `start` when there is none,
     /// as [`Store::poll_mark`]) and where an unfinished listing goes on.
     pub async fn poll_position(&self, instance_id: i64, resource: &str, start: i64) -> Result<PollPosition> {
-        // One statement: an insert followed by a select could find the mark forgotten
-        // in between (a schedule's forget on another task or node). The update is a
-        // no-op that only makes `RETURNING` answer for a mark that already exists.
-        Ok(on_pool!(self, |p, pg| {
-            sqlx::query_as(
-                "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (instance_id, resource) DO UPDATE SET high_water = event_poll_marks.high_water
-                 RETURNING high_water, resume, resume_version",
-            )
-            .bind(instance_id)
-            .bind(resource)
-            .bind(start)
-            .bind(now())
-            .fetch_one(p)
-            .await?
-        }))
+        // Started here (the insert answers it), else read; no write for a mark that
+        // exists, as at every start of every poller. A forget landing between the two
+        // statements (the schedule's, on another task or node) leaves nothing to read:
+        // then start it again.
+        for _ in 0..8 {
+            let started: Option<PollPosition> = on_pool!(self, |p, pg| {
+                sqlx::query_as(
+                    "INSERT INTO event_poll_marks (instance_id, resource, high_water, polled_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING RETURNING high_water, resume, resume_version",
+                )
+                .bind(instance_id)
+                .bind(resource)
+                .bind(start)
+                .bind(now())
+                .fetch_optional(p)
+                .await?
+            });
+            if let Some(position) = started {
+                return Ok(position);
+            }
+            if let Some(position) = self.started_poll_position(instance_id, resource).await? {
+                return Ok(position);
+            }
+        }
+        Err(sqlx::Error::RowNotFound.into())
     }
 
     /// The position of one resource if its mark was started (by [`Store::poll_mark`]

@@ -25,8 +25,9 @@ pub struct HubRequest {
     pub body: Bytes,
     /// What a list's `nextPage` tokens are bound to, when not `path`: a call on a
     /// transformed object (`myOrders`) is rewritten onto the vendor's object
-    /// (`orders`), and its tokens stay bound to the name the caller used, so a token
-    /// of the one never continues a list of the other.
+    /// (`orders`), and its tokens are bound to both names (`myOrders>orders`), so a
+    /// token of the one never continues a list of the other, nor of the same name
+    /// mapped onto another object since.
     pub page_scope: Option<String>,
 }
 

@@ -284,7 +284,7 @@ impl Lister<'_, '_> {
             Paging::Page { .. } => At::Page(0),
             Paging::Offset { .. } => At::Offset(0),
             Paging::Cursor { .. } => At::Cursor(None),
-            Paging::NextUrl { .. } | Paging::LinkHeader { .. } => At::Url(None),
+            Paging::NextUrl { .. } | Paging::LinkHeader { .. } | Paging::Whole { .. } => At::Url(None),
         }
     }
 
@@ -379,7 +379,7 @@ impl Lister<'_, '_> {
             (_, link) => Ok(link),
         };
         let next = match self.paging {
-            Paging::Page { .. } | Paging::Offset { .. } => None,
+            Paging::Page { .. } | Paging::Offset { .. } | Paging::Whole { .. } => None,
             Paging::Cursor { cursor_pointer, has_more_pointer, .. } => announced(text_at(cursor_pointer)?, more_at(has_more_pointer)?)?,
             Paging::NextUrl { next_pointer, has_more_pointer, .. } => {
                 match announced(text_at(next_pointer)?, more_at(has_more_pointer)?)? {
@@ -750,7 +750,7 @@ async fn scan(
     let size = fresh.s;
     let (mut vp, mut at, mut skip) = match token {
         Some(t) => t.v.ok_or_else(other_query)?,
-        None => (0, 0, (page - 1).saturating_mul(size)),
+        None => (0, 0, skipped_before(page, size)?),
     };
     let vendor_size = lister.paging.max_page_size();
     let mut out = Vec::new();
@@ -783,6 +783,12 @@ async fn scan(
         at = 0;
     }
     Ok(Collected { records: out, next, total: None })
+}
+
+/// How many records come before hub page `page` (from 1) of `size`: a page past
+/// what 64 bits count is a 400, as on `page`/`offset` paging without a filter.
+fn skipped_before(page: u64, size: u64) -> Result<u64, EngineError> {
+    (page - 1).checked_mul(size).ok_or_else(|| bad_request("page is too large"))
 }
 
 /// Moves the records of one vendor page, from index `at` on, that pass `matches`
@@ -833,7 +839,7 @@ async fn sequential(
     let size = fresh.s;
     let (mut position, (mut at, mut skip), mut before) = match token {
         Some(t) => (t.c.clone(), t.k.ok_or_else(other_query)?, t.f.clone()),
-        None => (None, (0, (page - 1).saturating_mul(size)), None),
+        None => (None, (0, skipped_before(page, size)?), None),
     };
     let resume = |c: Option<String>, k: (u64, u64), f: Option<String>| PageToken { c, k: Some(k), f, ..fresh.clone() };
     let mut seen: HashSet<String> = position.iter().cloned().collect();
