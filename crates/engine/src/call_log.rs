@@ -152,3 +152,55 @@ async fn write_loop(store: Store, retention: Retention, mut rx: mpsc::Receiver<E
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+    use switchyard_store::{CallsFrom, NewInstance, Sealer};
+
+    struct NoSeal;
+    impl Sealer for NoSeal {
+        fn seal(&self, _: i64, _: &str, plaintext: &str) -> (Vec<u8>, u32) {
+            (plaintext.as_bytes().to_vec(), 1)
+        }
+    }
+
+    /// At shutdown `serve` flushes the log before the database closes: every call
+    /// recorded before the flush is written when it returns (the writer gathers for
+    /// 20 ms, so without the flush none would be yet).
+    #[tokio::test]
+    async fn a_flush_returns_once_everything_recorded_before_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let (org, user) = store.create_organization("a", b"o", "a@x", b"u").await.unwrap();
+        let new = NewInstance {
+            organization_id: org.id,
+            user_id: user.id,
+            element_key: "bigcommerce".into(),
+            name: "shop".into(),
+            token_hash: b"t".to_vec(),
+            tags: vec![],
+            events_enabled: false,
+            webhook: None,
+        };
+        let instance = store.create_instance(&new, &[], &NoSeal).await.unwrap();
+        let log = CallLog::spawn(store.clone(), Retention::default());
+        for n in 0..3 {
+            log.record(NewCall {
+                instance_id: instance,
+                method: "GET".into(),
+                path: format!("/orders/{n}"),
+                query_names: vec![],
+                status: Some(200),
+                outcome: "answered".into(),
+                duration_ms: 1,
+                retries: 0,
+                at: SystemTime::now(),
+            });
+        }
+        log.flush().await;
+        let calls = store.calls(org.id, instance, CallsFrom::Offset(0), 10).await.unwrap();
+        assert_eq!(calls.len(), 3);
+    }
+}
