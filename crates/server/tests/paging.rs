@@ -568,6 +568,8 @@ async fn counts_in_every_style() {
     let before = hub.vendor.seen().len();
     hub.get("t-page", "/things/count", &[]).await.failed(StatusCode::NOT_FOUND, &["t-page", "/things", "no count"]);
     assert_eq!(hub.vendor.seen().len(), before, "not sent to the vendor as the record 'count'");
+    // Below a record there is no list to count: no such resource (not "no count").
+    hub.get("t-page", "/things/5/count", &[]).await.failed(StatusCode::NOT_FOUND, &["No resource", "/things/5/count"]);
     // The vendor's `{path}/count` gets the resource's fixed query, as its list does.
     assert_eq!(count(hub.ok("t-page", "/gadgets/count", &[]).await), TOTAL);
     assert_eq!(hub.vendor.seen().last().map(|s| (s.path.clone(), s.query.clone())), Some(("/legacy/gadgets/count".into(), "kind=all".into())));
