@@ -153,6 +153,15 @@ async fn a_store_whose_quota_outlasts_the_budget_is_not_hammered_and_others_proc
     let body: Value = r.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("rate limit"), "{body}");
     assert_eq!(app.sim.request_count("abc123"), seen, "a used-up quota is waited for, not hammered");
+    // A write held back the same way never reached the vendor: its Idempotency-Key is
+    // not kept, so the same key tries again (a 429 again, not a replay).
+    for _ in 0..2 {
+        let r = app.post(&slow, "/hubs/ecommerce/products/brands", &json!({"name": "Held"})).header("Idempotency-Key", "k-held").send().await.unwrap();
+        assert_eq!(r.status(), 429);
+        // (A replay would lack Retry-After: the stored answer keeps status and words.)
+        assert!(r.headers().get("idempotent-replayed").is_none() && r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    }
+    assert_eq!(app.sim.request_count("abc123"), seen);
     // The other store's instance is not held up.
     assert_eq!(app.get(&other, "/hubs/ecommerce/orders?pageSize=1").send().await.unwrap().status(), 200);
 }
