@@ -222,7 +222,7 @@ async fn organization_definitions_are_created_read_replaced_and_deleted() {
     assert_eq!(p.a(Method::PUT, path, Some(narrower.clone())).await.ok(), narrower);
     assert_eq!(p.a(Method::GET, path, None).await.ok(), narrower);
     let (m, _) = p.a(Method::PUT, "/organizations/objects/nobody/definitions", Some(contact())).await.error(StatusCode::NOT_FOUND);
-    assert!(m.contains("nobody"), "{m}");
+    assert_eq!(m, "Common resource 'nobody' does not exist");
 
     let deleted = p.a(Method::DELETE, path, None).await;
     assert_eq!((deleted.status, deleted.body), (StatusCode::OK, Value::Null));
@@ -315,6 +315,8 @@ async fn instance_definitions_live_beside_the_organizations() {
     let created = p.a(Method::POST, &one, Some(narrow.clone())).await.ok();
     assert_eq!(created, json!({"fields": narrow["fields"], "level": "instance"}));
     assert_eq!(p.a(Method::GET, &one, None).await.ok(), created);
+    let (m, _) = p.a(Method::GET, &format!("/instances/{id}/objects/nobody/definitions"), None).await.error(StatusCode::NOT_FOUND);
+    assert_eq!(m, format!("Common resource of instance {id} 'nobody' does not exist"));
     assert_eq!(p.a(Method::GET, org_one, None).await.ok()["fields"], contact()["fields"], "the organization's is another");
     let listed = p.a(Method::GET, &format!("/instances/{id}/objects/definitions"), None).await.ok();
     assert_eq!(listed, json!({"myContact": {"fields": narrow["fields"]}, "level": "instance"}));

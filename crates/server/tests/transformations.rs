@@ -467,6 +467,11 @@ async fn nested_indexed_and_filtered_paths_dates_and_pass_through() {
     let vendor_date = chrono::DateTime::parse_from_rfc3339(group["date_created"].as_str().unwrap()).unwrap();
     assert_eq!(chrono::DateTime::parse_from_rfc3339(got["since"].as_str().unwrap()).unwrap(), vendor_date, "{got}");
 
+    // The object's metadata says which mapped fields a write cannot set.
+    let meta = p.call(auth, Method::GET, "/hubs/ecommerce/objects/tier/metadata", None).await.ok();
+    let read_only: Vec<(&str, bool)> = meta["fields"].as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap(), f["vendorReadOnly"].as_bool().unwrap())).collect();
+    assert_eq!(read_only, [("name", false), ("access", false), ("firstRule", false), ("percent", true), ("allMethod", true), ("rules", true), ("since", false)], "{meta}");
+
     // Writes: nested and indexed paths are built; filter and size() paths are read only.
     let made = p
         .hub(auth, Method::PATCH, &format!("ecommerce/tier/{gid}"), Some(json!({"name": "Resellers", "access": "specific", "percent": 9, "rules": 7})))
