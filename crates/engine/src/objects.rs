@@ -384,6 +384,23 @@ mod tests {
 
     const ORG: DefinitionScope = DefinitionScope::Organization;
 
+    #[test]
+    fn names_are_path_segments_of_at_most_100_characters() {
+        for good in ["a", "_x", "my-contact_2", &"n".repeat(MAX_NAME_LEN)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "2a", "-a", "a.b", "a/b", "my contact", &"n".repeat(MAX_NAME_LEN + 1)] {
+            let e = check_name(bad).unwrap_err();
+            assert!(e.message.contains("is not a common resource name"), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn kinds_are_named_in_the_callers_words() {
+        let kinds: Vec<&str> = [json!(null), json!(true), json!(1), json!("a"), json!([]), json!({})].iter().map(kind_of).collect();
+        assert_eq!(kinds, ["null", "a boolean", "a number", "a string", "an array", "an object"]);
+    }
+
     fn refused(body: Value) -> String {
         let e = parse_definition("myContact", &body, ORG).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
