@@ -442,8 +442,10 @@ mod tests {
         assert!(refused(json!({"fields": [{"path": "a", "type": "string", "vendorPath": "x"}]})).contains("unknown member"));
         assert!(refused(json!({"fields": [{"path": "a", "type": "string"}], "level": "account"})).contains("accounts are not supported"));
         assert!(refused(json!({"fields": [{"path": "a", "type": "string"}], "level": "instance"})).contains("path chooses"));
-        let many: Vec<Value> = (0..=MAX_FIELDS).map(|i| json!({"path": format!("f{i}"), "type": "string"})).collect();
-        assert!(refused(json!({"fields": many})).contains("at most"));
+        let mut many: Vec<Value> = (0..MAX_FIELDS).map(|i| json!({"path": format!("f{i}"), "type": "string"})).collect();
+        assert!(parse_definition("myContact", &json!({"fields": many}), ORG).is_ok(), "exactly 500 fields");
+        many.push(json!({"path": "one_more", "type": "string"}));
+        assert!(refused(json!({"fields": many})).contains("fields has 501 entries; at most 500"));
         for name in ["", "1abc", "a b", "a/b", &"x".repeat(MAX_NAME_LEN + 1)] {
             assert!(parse_definition(name, &json!({"fields": [{"path": "a", "type": "string"}]}), ORG).is_err(), "{name}");
         }
