@@ -396,6 +396,36 @@ mod tests {
     }
 
     #[test]
+    fn paths_and_bodies_are_taken_up_to_their_bounds() {
+        let one = |path: &str| json!({"fields": [{"path": path, "type": "string"}]});
+        let at_most = |path: String| {
+            assert!(parse_definition("a", &one(&path), ORG).is_ok(), "{path}");
+            let longer = format!("{path}x");
+            let deeper = format!("{path}.y");
+            (refused(one(&longer)), refused(one(&deeper)))
+        };
+        // 200 characters in 10 segments: at both bounds at once.
+        let path = format!("{}.{}", vec!["s"; 9].join("."), "l".repeat(MAX_PATH_LEN - 18));
+        assert_eq!(path.len(), MAX_PATH_LEN);
+        let (longer, deeper) = at_most(path);
+        assert!(longer.contains("is not a field path") && deeper.contains("is not a field path"), "{longer} {deeper}");
+        assert!(parse_definition("a", &one("a-b.c_d"), ORG).is_ok(), "'-' and '_' in a segment");
+        // A field and a field below it cannot both be values; siblings can.
+        let shape = |paths: &[&str]| check_record_shape(paths, "fields").is_ok();
+        assert!(shape(&["a", "ab", "b.a"]) && !shape(&["a", "a.b"]) && !shape(&["a.b", "a"]) && !shape(&["a", "a"]));
+        // 100 definitions in one call, not 101; a "level" beside them is not one.
+        let mut body: Map<String, Value> = (0..MAX_DEFINITIONS_PER_CALL).map(|i| (format!("o{i}"), one("a"))).collect();
+        body.insert("level".into(), json!("organization"));
+        assert_eq!(parse_definitions(&body, ORG).unwrap().len(), MAX_DEFINITIONS_PER_CALL);
+        body.insert("one_more".into(), one("a"));
+        let e = parse_definitions(&body, ORG).unwrap_err();
+        assert!(e.message.contains("defines 101 common resources; at most 100"), "{}", e.message);
+        // A "level" that is an object is a common resource of that name.
+        let named_level = json!({"level": one("a")});
+        assert_eq!(parse_definitions(named_level.as_object().unwrap(), ORG).unwrap()[0].name, "level");
+    }
+
+    #[test]
     fn kinds_are_named_in_the_callers_words() {
         let kinds: Vec<&str> = [json!(null), json!(true), json!(1), json!("a"), json!([]), json!({})].iter().map(kind_of).collect();
         assert_eq!(kinds, ["null", "a boolean", "a number", "a string", "an array", "an object"]);
