@@ -98,6 +98,9 @@ mod tests {
     fn empty_segments() {
         assert_eq!(decode("orders/", "path", false).unwrap(), ["orders"]);
         assert!(decode("orders//products", "path", false).is_err());
+        // One leading slash is dropped; a path that is only a slash names nothing.
+        assert_eq!(decode("/orders", "path", false).unwrap(), ["orders"]);
+        assert!(decode("/", "path", false).is_err());
         assert_eq!(decode("//time/", "path", true).unwrap(), ["time"]);
     }
 
