@@ -262,8 +262,14 @@ async fn request_id(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        // Headers a handler set on the error stay (a replay's `Idempotent-Replayed`);
+        // the body, and so its type and length, are rendered here.
+        let mut kept = std::mem::take(response.headers_mut());
+        kept.remove(axum::http::header::CONTENT_TYPE);
+        kept.remove(axum::http::header::CONTENT_LENGTH);
         let body = ErrorBody { message: error.message, request_id: id.clone(), provider_message: error.provider_message };
         response = (error.status, Json(body)).into_response();
+        response.headers_mut().extend(kept);
         if let Some(wait) = error.retry_after {
             let seconds = switchyard_engine::calls::retry_after_seconds(wait);
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));

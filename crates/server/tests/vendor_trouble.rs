@@ -287,6 +287,8 @@ async fn idempotency_keys_replay_refuse_mismatches_and_in_flight_repeats() {
     let seen = app.sim.request_count("abc123");
     let r = post("/hubs/ecommerce/products/brands", json!({"name": "Acme"}), "k-2").await.unwrap();
     assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["idempotent-replayed"], "true", "a replayed error says so too");
+    assert!(r.headers().contains_key("elements-request-id"));
     assert!(r.json::<Value>().await.unwrap()["providerMessage"].is_string());
     assert_eq!(app.sim.request_count("abc123"), seen);
 
